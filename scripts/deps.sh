@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages apikeyd needs to build, run and test, when they
+# are missing. Every Makefile target calls it; it is a no-op once all are there.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev zlib1g-dev
+      libpq-dev libcmocka-dev python3-pytest python3-requests python3-jsonschema python3-yaml
+      clang-14 libclang-rt-14-dev clang-format sqlite3 curl)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "deps.sh: missing Debian packages: ${missing[*]}" >&2
+    echo "deps.sh: run as root, or: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null; }

@@ -1,0 +1,92 @@
+/*
+ * cli: shared command-line plumbing.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "store/store.h"
+
+void cli_usage_main(FILE *out)
+{
+    fputs("usage: apikeyd COMMAND [OPTIONS]\n"
+          "\n"
+          "apikeyd creates, lists, rotates and revokes API keys, and verifies them.\n"
+          "\n"
+          "commands:\n"
+          "  serve            serve the HTTP API (apikeyd serve --help)\n"
+          "  account create   create an account and print its primary key once\n"
+          "\n"
+          "  apikeyd --help     this text\n"
+          "  apikeyd --version  the version\n",
+          out);
+}
+
+int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret)
+{
+    char *end;
+    unsigned long v;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *ret = (unsigned)v;
+    return 0;
+}
+
+int cli_env_open(const struct cli_common *c, struct cli_env *env)
+{
+    struct keys_config kc = {.brand = c->brand != NULL ? c->brand : "ml",
+                             .max_keys = c->max_keys != 0 ? c->max_keys : KEYS_DEFAULT_MAX};
+    struct digest_secret secret;
+    char err[512], *secret_path = NULL;
+    int r;
+
+    env->store = NULL;
+    env->keys = NULL;
+    if (keyfmt_brand_check(kc.brand) != 0) {
+        fprintf(stderr, "apikeyd: --brand must be 1 to %d characters of a-z and 0-9\n", KEYFMT_BRAND_MAX);
+        return -1;
+    }
+    if ((r = store_open(c->db, &env->store, err, sizeof(err))) != 0) {
+        fprintf(stderr, "apikeyd: %s\n", err);
+        return -1;
+    }
+    if (c->secret_file == NULL) {
+        size_t n = strlen(c->db) + sizeof(".secret");
+        if ((secret_path = malloc(n)) == NULL)
+            goto fail;
+        snprintf(secret_path, n, "%s.secret", c->db);
+    }
+    if ((r = digest_secret_load(c->secret_file != NULL ? c->secret_file : secret_path, &secret, err, sizeof(err))) != 0) {
+        fprintf(stderr, "apikeyd: %s\n", err);
+        goto fail;
+    }
+    r = keys_new(env->store, &secret, &kc, &env->keys);
+    digest_secret_wipe(&secret);
+    if (r != 0) {
+        fprintf(stderr, "apikeyd: %s\n", ak_strerror(r));
+        goto fail;
+    }
+    free(secret_path);
+    return 0;
+fail:
+    free(secret_path);
+    store_free(env->store);
+    env->store = NULL;
+    return -1;
+}
+
+void cli_env_close(struct cli_env *env)
+{
+    keys_free(env->keys);
+    store_free(env->store);
+    env->keys = NULL;
+    env->store = NULL;
+}

@@ -1,0 +1,49 @@
+/*
+ * cli: what the subcommands share: usage texts, exit codes, and opening the
+ * store, secret and keys service from command-line options.
+ */
+#ifndef APIKEYD_CLI_CLI_H
+#define APIKEYD_CLI_CLI_H
+
+#include <stdio.h>
+
+#include "core/digest.h"
+#include "core/keys.h"
+
+#define EXIT_USAGE 2
+
+struct store;
+
+struct cli_common {
+    const char *db;          /* --db or APIKEYD_DB */
+    const char *secret_file; /* --secret-file, default <db>.secret */
+    const char *brand;       /* --brand, default "ml" */
+    unsigned max_keys;       /* --max-keys */
+};
+
+/* The environment pieces a subcommand works with, opened together. */
+struct cli_env {
+    struct store *store;
+    struct keys *keys;
+};
+
+/* Top-level usage. */
+void cli_usage_main(FILE *out);
+
+/* Parses a decimal unsigned option value in [min, max]. Returns 0 or -1. */
+int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret);
+
+/*
+ * Opens the store (creating and migrating it), the secret and the keys
+ * service. On failure prints one line on stderr and returns -1.
+ */
+int cli_env_open(const struct cli_common *c, struct cli_env *env);
+
+/* Closes what cli_env_open opened. */
+void cli_env_close(struct cli_env *env);
+
+/* Subcommands: each returns the process exit code. */
+int cli_serve(int argc, char **argv);
+int cli_account(int argc, char **argv);
+
+#endif

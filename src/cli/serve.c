@@ -1,0 +1,108 @@
+/*
+ * serve: `apikeyd serve`: load every key into memory and serve the API.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/error.h"
+#include "http/respond.h"
+#include "http/server.h"
+
+static void usage(FILE *out)
+{
+    fputs("usage: apikeyd serve --db PATH --listen HOST:PORT [OPTIONS]\n"
+          "\n"
+          "  --db PATH            SQLite database file, created on first use (env APIKEYD_DB)\n"
+          "  --listen HOST:PORT   address to serve on (env APIKEYD_LISTEN, default 127.0.0.1:8080)\n"
+          "  --threads N          event loops, default: one per core\n"
+          "  --secret-file PATH   HMAC secret, created 0600 on first use (default: <db>.secret)\n"
+          "  --max-keys N         keys per account (default 100)\n"
+          "  --brand NAME         key brand, the \"ml\" of ml_prod_... (default ml)\n"
+          "  --no-access-log      do not write one line per request to stderr\n"
+          "  --help               this text\n",
+          out);
+}
+
+int cli_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'},         {"listen", required_argument, NULL, 'l'},
+        {"threads", required_argument, NULL, 't'},    {"secret-file", required_argument, NULL, 's'},
+        {"max-keys", required_argument, NULL, 'm'},   {"brand", required_argument, NULL, 'b'},
+        {"no-access-log", no_argument, NULL, 'q'},    {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct cli_common c = {.db = getenv("APIKEYD_DB")};
+    struct server_config sc = {.listen = getenv("APIKEYD_LISTEN")};
+    struct cli_env env;
+    char err[512] = "";
+    int opt, r;
+
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            c.db = optarg;
+            break;
+        case 'l':
+            sc.listen = optarg;
+            break;
+        case 't':
+            if (cli_parse_uint(optarg, 1, 256, &sc.threads) != 0) {
+                fprintf(stderr, "apikeyd serve: --threads takes a number from 1 to 256\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 's':
+            c.secret_file = optarg;
+            break;
+        case 'm':
+            if (cli_parse_uint(optarg, 1, 1000000, &c.max_keys) != 0) {
+                fprintf(stderr, "apikeyd serve: --max-keys takes a number from 1 to 1000000\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'b':
+            c.brand = optarg;
+            break;
+        case 'q':
+            respond_set_access_log(0);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "apikeyd serve: unknown option or missing value: %s\n", argv[optind - 1]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "apikeyd serve: unexpected argument: %s\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (c.db == NULL || *c.db == '\0') {
+        fprintf(stderr, "apikeyd serve: --db is required (or set APIKEYD_DB)\n");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (sc.listen == NULL || *sc.listen == '\0')
+        sc.listen = "127.0.0.1:8080";
+    if (cli_env_open(&c, &env) != 0)
+        return 1;
+    if ((r = keys_load(env.keys)) != 0) {
+        fprintf(stderr, "apikeyd: cannot load keys: %s\n", ak_strerror(r));
+        cli_env_close(&env);
+        return 1;
+    }
+    sc.keys = env.keys;
+    r = server_run(&sc, err, sizeof(err));
+    if (err[0] != '\0')
+        fprintf(stderr, "apikeyd: %s\n", err);
+    cli_env_close(&env);
+    return r == 0 ? 0 : 1;
+}

@@ -1,0 +1,77 @@
+/*
+ * catalog: every key in memory, for verification and listing without a
+ * database round trip.
+ *
+ * Indexed by digest (authentication), by id (updates) and by account (lists,
+ * in id order). It is a cache of the store, kept exact by the keys module
+ * after each committed write; it never decides a rule itself. Readers take a
+ * shared lock and copy out what they need; last_used is recorded with an
+ * atomic store and flushed to the store later.
+ */
+#ifndef APIKEYD_CORE_CATALOG_H
+#define APIKEYD_CORE_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/key.h"
+
+struct catalog;
+struct store;
+
+/* Visits one key of a list; `rec` is valid only during the call. */
+typedef void (*catalog_visit_cb)(void *arg, const struct key_rec *rec);
+
+/* Returns a new, empty catalog, or NULL when out of memory. */
+struct catalog *catalog_new(void);
+
+/* Frees the catalog and every entry; accepts NULL. */
+void catalog_free(struct catalog *cat);
+
+/*
+ * Replaces the whole content with the keys in `store`, keeping any newer
+ * last_used already recorded in memory. Returns 0 or the store's error (the
+ * old content stays on failure).
+ */
+int catalog_load(struct catalog *cat, struct store *store);
+
+/* Inserts or replaces (by id) the key `rec`. AK_ERR_COLLISION if its digest index slot is taken by another key. */
+int catalog_put(struct catalog *cat, const struct key_rec *rec);
+
+/* Removes the key `id`, if present. */
+void catalog_remove(struct catalog *cat, int64_t id);
+
+/* Copies the key `id` into `ret`. AK_ERR_NOT_FOUND if absent. */
+int catalog_get(struct catalog *cat, int64_t id, struct key_rec *ret);
+
+/* Whether a key with this digest (or the same index slot) exists. */
+bool catalog_digest_taken(struct catalog *cat, const uint8_t digest[DIGEST_LEN]);
+
+/*
+ * Looks up the key with `digest` (compared in constant time). If it is
+ * active, records `now` as its last use and fills `ret`. Returns 0,
+ * AK_ERR_KEY_UNKNOWN or AK_ERR_KEY_INACTIVE.
+ */
+int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], int64_t now, struct principal *ret);
+
+/* Calls `cb` for each key of `account_id` in id order (only sandbox keys when `sandbox_only`), under the shared lock. */
+void catalog_list(struct catalog *cat, int64_t account_id, bool sandbox_only, catalog_visit_cb cb, void *arg);
+
+/* Number of keys of `account_id`, and the id of its primary key (0 if none) into *ret_primary_id. */
+size_t catalog_account_keys(struct catalog *cat, int64_t account_id, int64_t *ret_primary_id);
+
+/*
+ * Collects the keys whose last_used moved since they were last marked
+ * flushed. On success *ret is a malloc'd array (NULL when *ret_n is 0) that
+ * the caller frees. Returns 0 or AK_ERR_NOMEM.
+ */
+int catalog_collect_uses(struct catalog *cat, struct key_use **ret, size_t *ret_n);
+
+/* Records that the given uses are durable. */
+void catalog_mark_flushed(struct catalog *cat, const struct key_use *uses, size_t n);
+
+/* Number of keys. */
+size_t catalog_size(struct catalog *cat);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * error: descriptions of the error codes in error.h.
+ */
+#include "core/error.h"
+
+const char *ak_strerror(int err)
+{
+    switch (err) {
+    case AK_OK:
+        return "success";
+    case AK_ERR_NOMEM:
+        return "out of memory";
+    case AK_ERR_IO:
+        return "input/output error";
+    case AK_ERR_STORE:
+        return "database error";
+    case AK_ERR_UNAVAILABLE:
+        return "database unavailable";
+    case AK_ERR_NOT_FOUND:
+        return "not found";
+    case AK_ERR_FORBIDDEN:
+        return "forbidden";
+    case AK_ERR_LIMIT:
+        return "key limit reached";
+    case AK_ERR_PRIMARY_PROTECTED:
+        return "the primary key cannot be deleted, deactivated or demoted";
+    case AK_ERR_PRIMARY_INVALID:
+        return "only an active production key can be primary";
+    case AK_ERR_INVALID:
+        return "validation error";
+    case AK_ERR_JSON:
+        return "invalid JSON";
+    case AK_ERR_KEY_FORMAT:
+        return "malformed API key";
+    case AK_ERR_KEY_UNKNOWN:
+        return "unknown API key";
+    case AK_ERR_KEY_INACTIVE:
+        return "inactive API key";
+    case AK_ERR_MISSING_KEY:
+        return "missing API key";
+    case AK_ERR_COLLISION:
+        return "key collision";
+    case AK_ERR_ARG:
+        return "invalid argument";
+    case AK_ERR_SECRET:
+        return "unusable secret file";
+    }
+    return "unknown error";
+}

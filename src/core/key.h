@@ -1,0 +1,44 @@
+/*
+ * key: the record of one API key as every layer sees it. The key itself is
+ * never part of it: only its digest and its display prefix.
+ */
+#ifndef APIKEYD_CORE_KEY_H
+#define APIKEYD_CORE_KEY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/digest.h"
+#include "core/keyfmt.h"
+
+#define KEY_NAME_MAX_CHARS 100
+#define KEY_NAME_MAX_BYTES (KEY_NAME_MAX_CHARS * 4)
+
+struct key_rec {
+    int64_t id;
+    int64_t account_id;
+    char name[KEY_NAME_MAX_BYTES + 1];
+    enum key_type type;
+    char prefix[KEYFMT_PREFIX_LEN + 1];
+    uint8_t digest[DIGEST_LEN];
+    bool active;
+    bool primary;
+    int64_t created_at;
+    int64_t last_used; /* 0: never used */
+};
+
+/* A use of a key (for last_used), as the catalog hands it to the store. */
+struct key_use {
+    int64_t id;
+    int64_t at;
+};
+
+/* Who is calling: the key behind an authenticated request. */
+struct principal {
+    int64_t key_id;
+    int64_t account_id;
+    enum key_type type;
+    char prefix[KEYFMT_PREFIX_LEN + 1];
+};
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * keys: rules and orchestration. A write takes `write_lock`, checks the rules
+ * against the catalog (exact, since every write of this process passes
+ * here), commits to the store (which re-checks the cap and the one-primary
+ * index inside its transaction) and only then updates the catalog.
+ */
+#include "core/keys.h"
+
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/bearer.h"
+#include "core/error.h"
+#include "core/timefmt.h"
+#include "store/store.h"
+
+struct keys {
+    struct store *store;
+    struct catalog *cat;
+    struct digest_secret secret;
+    char brand[KEYFMT_BRAND_MAX + 1];
+    unsigned max_keys;
+    pthread_mutex_t write_lock;
+};
+
+int keys_new(struct store *store, const struct digest_secret *secret, const struct keys_config *cfg, struct keys **ret)
+{
+    struct keys *k;
+
+    if (keyfmt_brand_check(cfg->brand) != 0 || cfg->max_keys == 0)
+        return AK_ERR_ARG;
+    if ((k = calloc(1, sizeof(*k))) == NULL || (k->cat = catalog_new()) == NULL) {
+        free(k);
+        return AK_ERR_NOMEM;
+    }
+    k->store = store;
+    k->secret = *secret;
+    strcpy(k->brand, cfg->brand);
+    k->max_keys = cfg->max_keys;
+    pthread_mutex_init(&k->write_lock, NULL);
+    *ret = k;
+    return 0;
+}
+
+void keys_free(struct keys *k)
+{
+    if (k == NULL)
+        return;
+    catalog_free(k->cat);
+    digest_secret_wipe(&k->secret);
+    pthread_mutex_destroy(&k->write_lock);
+    free(k);
+}
+
+int keys_load(struct keys *k)
+{
+    int r;
+
+    pthread_mutex_lock(&k->write_lock);
+    r = catalog_load(k->cat, k->store);
+    pthread_mutex_unlock(&k->write_lock);
+    return r;
+}
+
+int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, struct principal *ret)
+{
+    uint8_t digest[DIGEST_LEN];
+    enum key_type type;
+    const char *token;
+    size_t tlen;
+    int r;
+
+    if (hdr == NULL)
+        return AK_ERR_MISSING_KEY;
+    if ((r = bearer_parse(hdr, len, &token, &tlen)) != 0)
+        return r;
+    /* The checksum refuses made-up and mistyped keys before any hashing. */
+    if (keyfmt_parse(k->brand, token, tlen, &type) != 0)
+        return AK_ERR_KEY_FORMAT;
+    if ((r = digest_compute(&k->secret, token, tlen, digest)) != 0)
+        return r;
+    r = catalog_authenticate(k->cat, digest, now, ret);
+    OPENSSL_cleanse(digest, sizeof(digest));
+    if (r == 0 && ret->type != type)
+        r = AK_ERR_KEY_UNKNOWN; /* cannot happen short of a forged digest; refuse anyway */
+    return r;
+}
+
+void keys_list(struct keys *k, const struct principal *who, catalog_visit_cb cb, void *arg)
+{
+    catalog_list(k->cat, who->account_id, who->type == KEY_TYPE_SANDBOX, cb, arg);
+}
+
+int keys_target(struct keys *k, const struct principal *who, int64_t id, struct key_rec *ret)
+{
+    struct key_rec *rec = malloc(sizeof(*rec));
+    int r;
+
+    if (rec == NULL)
+        return AK_ERR_NOMEM;
+    if ((r = catalog_get(k->cat, id, rec)) != 0 || rec->account_id != who->account_id) {
+        r = AK_ERR_NOT_FOUND;
+        goto out;
+    }
+    if (who->type == KEY_TYPE_SANDBOX && rec->type != KEY_TYPE_SANDBOX) {
+        r = AK_ERR_FORBIDDEN;
+        goto out;
+    }
+    *ret = *rec;
+out:
+    free(rec);
+    return r;
+}
+
+/* Draws a fresh key whose digest is not in use, filling rec's digest and prefix. */
+static int mint(struct keys *k, enum key_type type, struct key_rec *rec, char *buf, size_t bufsz)
+{
+    int r;
+
+    for (int attempt = 0; attempt < 4; attempt++) {
+        if ((r = keyfmt_generate(k->brand, type, buf, bufsz)) != 0)
+            return r;
+        if ((r = digest_compute(&k->secret, buf, strlen(buf), rec->digest)) != 0)
+            goto fail;
+        if (!catalog_digest_taken(k->cat, rec->digest)) {
+            memcpy(rec->prefix, buf, KEYFMT_PREFIX_LEN);
+            rec->prefix[KEYFMT_PREFIX_LEN] = '\0';
+            return 0;
+        }
+    }
+    r = AK_ERR_COLLISION;
+fail:
+    OPENSSL_cleanse(buf, bufsz);
+    return r;
+}
+
+int keys_create(struct keys *k, const struct principal *who, const struct create_req *req, struct key_rec *ret, char *ret_key,
+                size_t keysz)
+{
+    struct key_rec *rec = calloc(1, sizeof(*rec));
+    int64_t primary;
+    int r;
+
+    if (rec == NULL)
+        return AK_ERR_NOMEM;
+    if (who->type == KEY_TYPE_SANDBOX && req->type != KEY_TYPE_SANDBOX) {
+        free(rec);
+        return AK_ERR_FORBIDDEN;
+    }
+    pthread_mutex_lock(&k->write_lock);
+    if (catalog_account_keys(k->cat, who->account_id, &primary) >= k->max_keys) {
+        r = AK_ERR_LIMIT;
+        goto out;
+    }
+    rec->account_id = who->account_id;
+    strcpy(rec->name, req->name);
+    rec->type = req->type;
+    rec->active = true;
+    rec->primary = false;
+    rec->created_at = timefmt_now();
+    if ((r = mint(k, req->type, rec, ret_key, keysz)) != 0)
+        goto out;
+    if ((r = k->store->ops->key_insert(k->store, rec, k->max_keys)) != 0 || (r = catalog_put(k->cat, rec)) != 0) {
+        OPENSSL_cleanse(ret_key, keysz);
+        goto out;
+    }
+    *ret = *rec;
+out:
+    pthread_mutex_unlock(&k->write_lock);
+    OPENSSL_cleanse(rec->digest, sizeof(rec->digest));
+    free(rec);
+    return r;
+}
+
+int keys_update(struct keys *k, const struct principal *who, int64_t id, const struct patch_req *req, struct key_rec *ret)
+{
+    struct key_rec *rec = malloc(sizeof(*rec)), *old = malloc(sizeof(*old));
+    int64_t primary = 0;
+    int r;
+
+    if (rec == NULL || old == NULL) {
+        r = AK_ERR_NOMEM;
+        goto out_free;
+    }
+    pthread_mutex_lock(&k->write_lock);
+    if ((r = keys_target(k, who, id, rec)) != 0)
+        goto out;
+    if (req->has_name)
+        strcpy(rec->name, req->name);
+    if (req->has_active)
+        rec->active = req->active;
+    if (req->has_primary)
+        rec->primary = req->primary;
+    /* The invariant, judged on the state the change would leave. */
+    catalog_account_keys(k->cat, who->account_id, &primary);
+    if (primary == id && (!rec->primary || !rec->active)) {
+        r = AK_ERR_PRIMARY_PROTECTED;
+        goto out;
+    }
+    if (rec->primary && (!rec->active || rec->type != KEY_TYPE_PRODUCTION)) {
+        r = AK_ERR_PRIMARY_INVALID;
+        goto out;
+    }
+    if ((r = k->store->ops->key_update(k->store, rec, rec->primary && primary != id ? primary : 0)) != 0)
+        goto out;
+    if (rec->primary && primary != 0 && primary != id && catalog_get(k->cat, primary, old) == 0) {
+        old->primary = false;
+        catalog_put(k->cat, old);
+    }
+    if ((r = catalog_put(k->cat, rec)) != 0)
+        goto out;
+    *ret = *rec;
+out:
+    pthread_mutex_unlock(&k->write_lock);
+out_free:
+    free(rec);
+    free(old);
+    return r;
+}
+
+int keys_delete(struct keys *k, const struct principal *who, int64_t id)
+{
+    struct key_rec *rec = malloc(sizeof(*rec));
+    int r;
+
+    if (rec == NULL)
+        return AK_ERR_NOMEM;
+    pthread_mutex_lock(&k->write_lock);
+    if ((r = keys_target(k, who, id, rec)) != 0)
+        goto out;
+    if (rec->primary) {
+        r = AK_ERR_PRIMARY_PROTECTED;
+        goto out;
+    }
+    if ((r = k->store->ops->key_delete(k->store, who->account_id, id)) != 0)
+        goto out;
+    catalog_remove(k->cat, id);
+out:
+    pthread_mutex_unlock(&k->write_lock);
+    free(rec);
+    return r;
+}
+
+int keys_flush_uses(struct keys *k)
+{
+    struct key_use *uses = NULL;
+    size_t n = 0;
+    int r;
+
+    if ((r = catalog_collect_uses(k->cat, &uses, &n)) != 0 || n == 0)
+        return r;
+    if ((r = k->store->ops->last_used_flush(k->store, uses, n)) == 0)
+        catalog_mark_flushed(k->cat, uses, n);
+    free(uses);
+    return r;
+}
+
+int keys_sync(struct keys *k, bool *ret_reloaded)
+{
+    bool changed = false;
+    int r;
+
+    *ret_reloaded = false;
+    if ((r = k->store->ops->poll_changed(k->store, &changed)) != 0 || !changed)
+        return r;
+    if ((r = keys_load(k)) == 0)
+        *ret_reloaded = true;
+    return r;
+}
+
+int keys_account_create(struct keys *k, const char *name, int64_t *ret_account_id, struct key_rec *ret, char *ret_key,
+                        size_t keysz)
+{
+    struct key_rec *rec = calloc(1, sizeof(*rec));
+    int64_t account_id;
+    int r;
+
+    if (rec == NULL)
+        return AK_ERR_NOMEM;
+    strcpy(rec->name, KEYS_PRIMARY_NAME);
+    rec->type = KEY_TYPE_PRODUCTION;
+    rec->active = true;
+    rec->primary = true;
+    rec->created_at = timefmt_now();
+    pthread_mutex_lock(&k->write_lock);
+    for (int attempt = 0; attempt < 4; attempt++) {
+        if ((r = mint(k, KEY_TYPE_PRODUCTION, rec, ret_key, keysz)) != 0)
+            break;
+        r = k->store->ops->account_create(k->store, name, rec->created_at, rec, &account_id);
+        if (r != AK_ERR_COLLISION)
+            break;
+    }
+    if (r == 0 && (r = catalog_put(k->cat, rec)) == 0) {
+        *ret = *rec;
+        *ret_account_id = account_id;
+    } else {
+        OPENSSL_cleanse(ret_key, keysz);
+    }
+    pthread_mutex_unlock(&k->write_lock);
+    free(rec);
+    return r;
+}

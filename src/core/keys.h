@@ -1,0 +1,90 @@
+/*
+ * keys: the account and key rules, over the store (durable truth) and the
+ * catalog (its in-memory image).
+ *
+ * Every rule of the product lives here: who may see and change which key,
+ * the one-primary invariant, the key cap, key creation and verification.
+ * Writes are serialized: store first, then catalog, so the catalog never
+ * shows what the store does not hold. No HTTP, no SQL, no logging; a key in
+ * clear exists only in the caller's buffers and is wiped after hashing.
+ */
+#ifndef APIKEYD_CORE_KEYS_H
+#define APIKEYD_CORE_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/catalog.h"
+#include "core/key.h"
+#include "core/validate.h"
+
+struct store;
+
+#define KEYS_DEFAULT_MAX 100
+#define KEYS_PRIMARY_NAME "Production Key"
+
+struct keys_config {
+    const char *brand; /* key brand, e.g. "ml" */
+    unsigned max_keys; /* per account */
+};
+
+struct keys;
+
+/*
+ * Creates the service over `store` (borrowed; must outlive it) with
+ * `secret` (copied). Loads nothing: call keys_load before serving.
+ */
+int keys_new(struct store *store, const struct digest_secret *secret, const struct keys_config *cfg, struct keys **ret);
+
+/* Frees the service and wipes its copy of the secret; accepts NULL. */
+void keys_free(struct keys *k);
+
+/* Loads (or reloads) the catalog from the store. */
+int keys_load(struct keys *k);
+
+/*
+ * Verifies the Authorization header value `hdr` (`len` bytes; NULL when the
+ * header is absent) and records the use. Returns 0 with *ret filled, or
+ * AK_ERR_MISSING_KEY, AK_ERR_KEY_FORMAT, AK_ERR_KEY_UNKNOWN, AK_ERR_KEY_INACTIVE.
+ */
+int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, struct principal *ret);
+
+/* Visits the keys `who` may see, in id order. */
+void keys_list(struct keys *k, const struct principal *who, catalog_visit_cb cb, void *arg);
+
+/*
+ * Resolves the key `id` for a change by `who`: AK_ERR_NOT_FOUND when it does
+ * not exist or belongs to another account, AK_ERR_FORBIDDEN when a sandbox
+ * key reaches for a production key. Fills *ret on 0.
+ */
+int keys_target(struct keys *k, const struct principal *who, int64_t id, struct key_rec *ret);
+
+/*
+ * Creates a key. On 0, *ret holds the new record and `ret_key` (at least
+ * KEYFMT_MAX_LEN + 1 bytes) the key in clear, which the caller shows once and
+ * wipes. Errors: AK_ERR_FORBIDDEN, AK_ERR_LIMIT, store errors.
+ */
+int keys_create(struct keys *k, const struct principal *who, const struct create_req *req, struct key_rec *ret, char *ret_key,
+                size_t keysz);
+
+/* Applies `req` to key `id`. Errors: those of keys_target, AK_ERR_PRIMARY_*, store errors. */
+int keys_update(struct keys *k, const struct principal *who, int64_t id, const struct patch_req *req, struct key_rec *ret);
+
+/* Deletes key `id`. Errors: those of keys_target, AK_ERR_PRIMARY_PROTECTED, store errors. */
+int keys_delete(struct keys *k, const struct principal *who, int64_t id);
+
+/* Writes pending last_used values to the store. */
+int keys_flush_uses(struct keys *k);
+
+/* Reloads the catalog if another process changed the store. Sets *ret_reloaded. */
+int keys_sync(struct keys *k, bool *ret_reloaded);
+
+/*
+ * Creates an account and its primary production key. On 0: *ret_account_id,
+ * *ret (the key record) and `ret_key` (the key in clear, shown once).
+ */
+int keys_account_create(struct keys *k, const char *name, int64_t *ret_account_id, struct key_rec *ret, char *ret_key,
+                        size_t keysz);
+
+#endif

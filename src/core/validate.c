@@ -1,0 +1,252 @@
+/*
+ * validate: request body checks on top of jansson. jansson guarantees valid
+ * UTF-8 and no NUL inside strings; this file adds the product's rules.
+ */
+#include "core/validate.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+
+int validate_name(const char *s, size_t len, char *msg, size_t msglen)
+{
+    size_t chars = 0, spaces = 0;
+
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)s[i];
+        unsigned cp;
+        size_t n;
+
+        if (c < 0x80) {
+            cp = c;
+            n = 1;
+        } else if ((c & 0xe0) == 0xc0) {
+            cp = c & 0x1fu;
+            n = 2;
+        } else if ((c & 0xf0) == 0xe0) {
+            cp = c & 0x0fu;
+            n = 3;
+        } else if ((c & 0xf8) == 0xf0) {
+            cp = c & 0x07u;
+            n = 4;
+        } else {
+            snprintf(msg, msglen, "name is not valid UTF-8");
+            return AK_ERR_INVALID;
+        }
+        if (i + n > len) {
+            snprintf(msg, msglen, "name is not valid UTF-8");
+            return AK_ERR_INVALID;
+        }
+        for (size_t k = 1; k < n; k++) {
+            unsigned char cc = (unsigned char)s[i + k];
+            if ((cc & 0xc0) != 0x80) {
+                snprintf(msg, msglen, "name is not valid UTF-8");
+                return AK_ERR_INVALID;
+            }
+            cp = cp << 6 | (cc & 0x3fu);
+        }
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
+            snprintf(msg, msglen, "name must not contain control characters");
+            return AK_ERR_INVALID;
+        }
+        if (cp == ' ')
+            spaces++;
+        chars++;
+        i += n;
+    }
+    if (chars == 0 || spaces == chars) {
+        snprintf(msg, msglen, "name must not be empty");
+        return AK_ERR_INVALID;
+    }
+    if (chars > KEY_NAME_MAX_CHARS) {
+        snprintf(msg, msglen, "name must be at most %d characters", KEY_NAME_MAX_CHARS);
+        return AK_ERR_INVALID;
+    }
+    return 0;
+}
+
+int validate_json_depth(const char *body, size_t len, int max)
+{
+    int depth = 0;
+    bool in_string = false;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max)
+                return AK_ERR_JSON;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return 0;
+}
+
+/* Parses `body` into a JSON object. Returns 0 and a new reference, or an error with `msg` set. */
+static int parse_object(const char *body, size_t len, json_t **ret, char *msg, size_t msglen)
+{
+    json_error_t jerr;
+    json_t *root;
+
+    if (len > VALIDATE_BODY_MAX) {
+        snprintf(msg, msglen, "request body is too large");
+        return AK_ERR_INVALID;
+    }
+    if (body == NULL || len == 0) {
+        snprintf(msg, msglen, "request body must be a JSON object");
+        return AK_ERR_JSON;
+    }
+    if (validate_json_depth(body, len, VALIDATE_DEPTH_MAX) != 0) {
+        snprintf(msg, msglen, "request body nests deeper than %d levels", VALIDATE_DEPTH_MAX);
+        return AK_ERR_JSON;
+    }
+    if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+        snprintf(msg, msglen, "request body is not valid JSON (line %d, column %d)", jerr.line, jerr.column);
+        return AK_ERR_JSON;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        snprintf(msg, msglen, "request body must be a JSON object");
+        return AK_ERR_INVALID;
+    }
+    *ret = root;
+    return 0;
+}
+
+static int take_name(json_t *v, char *out, char *msg, size_t msglen)
+{
+    const char *s;
+    size_t len;
+    int r;
+
+    if (!json_is_string(v)) {
+        snprintf(msg, msglen, "name must be a string");
+        return AK_ERR_INVALID;
+    }
+    s = json_string_value(v);
+    len = json_string_length(v);
+    if (len > KEY_NAME_MAX_BYTES) {
+        snprintf(msg, msglen, "name must be at most %d characters", KEY_NAME_MAX_CHARS);
+        return AK_ERR_INVALID;
+    }
+    if ((r = validate_name(s, len, msg, msglen)) != 0)
+        return r;
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return 0;
+}
+
+static int unknown_field(const char *field, const char *allowed, char *msg, size_t msglen)
+{
+    size_t n = strlen(field);
+
+    /* Field names come from the client: echo only a short, printable ASCII one. */
+    for (size_t i = 0; i < n; i++)
+        if (field[i] < 0x20 || field[i] > 0x7e || field[i] == '"' || field[i] == '\\')
+            n = 0;
+    if (n == 0 || n > 40)
+        snprintf(msg, msglen, "unknown or read-only field (allowed: %s)", allowed);
+    else
+        snprintf(msg, msglen, "unknown or read-only field \"%s\" (allowed: %s)", field, allowed);
+    return AK_ERR_INVALID;
+}
+
+int validate_create(const char *body, size_t len, struct create_req *ret, char *msg, size_t msglen)
+{
+    struct create_req req;
+    bool has_name = false, has_type = false;
+    const char *field;
+    json_t *root = NULL, *v;
+    int r;
+
+    if ((r = parse_object(body, len, &root, msg, msglen)) != 0)
+        return r;
+    json_object_foreach(root, field, v)
+    {
+        if (strcmp(field, "name") == 0) {
+            if ((r = take_name(v, req.name, msg, msglen)) != 0)
+                goto out;
+            has_name = true;
+        } else if (strcmp(field, "key_type") == 0) {
+            if (!json_is_string(v) || key_type_parse(json_string_value(v), json_string_length(v), &req.type) != 0) {
+                snprintf(msg, msglen, "key_type must be \"production\" or \"sandbox\"");
+                r = AK_ERR_INVALID;
+                goto out;
+            }
+            has_type = true;
+        } else {
+            r = unknown_field(field, "name, key_type", msg, msglen);
+            goto out;
+        }
+    }
+    if (!has_name) {
+        snprintf(msg, msglen, "name is required");
+        r = AK_ERR_INVALID;
+        goto out;
+    }
+    if (!has_type) {
+        snprintf(msg, msglen, "key_type is required");
+        r = AK_ERR_INVALID;
+        goto out;
+    }
+    *ret = req;
+    r = 0;
+out:
+    json_decref(root);
+    return r;
+}
+
+int validate_patch(const char *body, size_t len, struct patch_req *ret, char *msg, size_t msglen)
+{
+    struct patch_req req = {0};
+    const char *field;
+    json_t *root = NULL, *v;
+    int r;
+
+    if ((r = parse_object(body, len, &root, msg, msglen)) != 0)
+        return r;
+    json_object_foreach(root, field, v)
+    {
+        if (strcmp(field, "name") == 0) {
+            if ((r = take_name(v, req.name, msg, msglen)) != 0)
+                goto out;
+            req.has_name = true;
+        } else if (strcmp(field, "is_active") == 0 || strcmp(field, "is_primary") == 0) {
+            bool active = field[3] == 'a';
+            if (!json_is_boolean(v)) {
+                snprintf(msg, msglen, "%s must be a boolean", field);
+                r = AK_ERR_INVALID;
+                goto out;
+            }
+            if (active) {
+                req.has_active = true;
+                req.active = json_is_true(v);
+            } else {
+                req.has_primary = true;
+                req.primary = json_is_true(v);
+            }
+        } else {
+            r = unknown_field(field, "name, is_active, is_primary", msg, msglen);
+            goto out;
+        }
+    }
+    if (!req.has_name && !req.has_active && !req.has_primary) {
+        snprintf(msg, msglen, "set at least one of name, is_active, is_primary");
+        r = AK_ERR_INVALID;
+        goto out;
+    }
+    *ret = req;
+    r = 0;
+out:
+    json_decref(root);
+    return r;
+}

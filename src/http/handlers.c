@@ -1,0 +1,297 @@
+/*
+ * handlers: one function per route and method. Every refusal is a JSON error
+ * with a stable code; nothing a client sends reaches a 500.
+ */
+#include "http/handlers.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/error.h"
+#include "core/keys.h"
+#include "core/timefmt.h"
+#include "core/validate.h"
+#include "http/respond.h"
+#include "http/router.h"
+
+#define SHOWN_ONCE "Save this key securely. It will not be shown again."
+
+struct api_handler {
+    h2o_handler_t super;
+    struct keys *keys;
+};
+
+static bool method_is(h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+/* Answers an error code from core with the matching status. */
+static void respond_core_error(struct exchange *x, int err)
+{
+    switch (err) {
+    case AK_ERR_NOT_FOUND:
+        respond_error(x, 404, "not_found", "no such API key");
+        return;
+    case AK_ERR_FORBIDDEN:
+        respond_error(x, 403, "forbidden", "a sandbox key can only see and manage sandbox keys");
+        return;
+    case AK_ERR_LIMIT:
+        respond_error(x, 409, "key_limit_reached", "this account has reached its maximum number of API keys");
+        return;
+    case AK_ERR_PRIMARY_PROTECTED:
+        respond_error(x, 409, "primary_key_protected",
+                      "the primary key cannot be deleted, deactivated or demoted; make another key primary first");
+        return;
+    case AK_ERR_PRIMARY_INVALID:
+        respond_error(x, 409, "primary_key_invalid", "only an active production key can be the primary key");
+        return;
+    case AK_ERR_UNAVAILABLE:
+        respond_header(x, "retry-after", "1");
+        respond_error(x, 503, "store_unavailable", "the key store is unavailable; nothing was changed, retry later");
+        return;
+    }
+    respond_error(x, 500, "internal_error", "internal error; nothing was changed");
+}
+
+static void respond_unauthorized(struct exchange *x, int err)
+{
+    respond_header(x, "www-authenticate", err == AK_ERR_MISSING_KEY ? "Bearer realm=\"apikeyd\""
+                                                                    : "Bearer realm=\"apikeyd\", error=\"invalid_token\"");
+    switch (err) {
+    case AK_ERR_MISSING_KEY:
+        respond_error(x, 401, "missing_api_key", "send your API key as: Authorization: Bearer <key>");
+        return;
+    case AK_ERR_KEY_INACTIVE:
+        respond_error(x, 401, "key_inactive", "this API key has been deactivated");
+        return;
+    }
+    respond_error(x, 401, "invalid_api_key", "the API key is not valid");
+}
+
+/* Returns 0 and fills `who`, or answers 401 and returns -1. */
+static int authenticate(struct api_handler *api, struct exchange *x, struct principal *who)
+{
+    h2o_req_t *req = x->req;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    int r;
+
+    if (i < 0)
+        r = keys_authenticate(api->keys, NULL, 0, timefmt_now(), who);
+    else
+        r = keys_authenticate(api->keys, req->headers.entries[i].value.base, req->headers.entries[i].value.len, timefmt_now(),
+                              who);
+    if (r != 0) {
+        respond_unauthorized(x, r);
+        return -1;
+    }
+    memcpy(x->prefix, who->prefix, sizeof(x->prefix));
+    return 0;
+}
+
+static bool is_json_media_type(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    const char *v;
+    size_t len, end;
+
+    if (i < 0)
+        return false;
+    v = req->headers.entries[i].value.base;
+    len = req->headers.entries[i].value.len;
+    for (end = 0; end < len && v[end] != ';'; end++)
+        ;
+    while (end > 0 && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+        end--;
+    return end == 16 && strncasecmp(v, "application/json", 16) == 0;
+}
+
+/* Checks size and media type of the body; answers 413/415 and returns -1 when refused. */
+static int check_body(struct exchange *x)
+{
+    if (x->req->entity.len > VALIDATE_BODY_MAX) {
+        respond_error(x, 413, "payload_too_large", "the request body must be at most 64 KiB");
+        return -1;
+    }
+    if (!is_json_media_type(x->req)) {
+        respond_error(x, 415, "unsupported_media_type", "send the request body as Content-Type: application/json");
+        return -1;
+    }
+    return 0;
+}
+
+static void respond_validation(struct exchange *x, int err, const char *msg)
+{
+    if (err == AK_ERR_JSON)
+        respond_error(x, 400, "invalid_json", msg);
+    else
+        respond_error(x, 422, "validation_error", msg);
+}
+
+static json_t *key_json(const struct key_rec *rec)
+{
+    char created[TIMEFMT_LEN + 1], used[TIMEFMT_LEN + 1];
+
+    if (timefmt_format(rec->created_at, created, sizeof(created)) != 0)
+        strcpy(created, "1970-01-01T00:00:00Z");
+    if (rec->last_used != 0 && timefmt_format(rec->last_used, used, sizeof(used)) != 0)
+        strcpy(used, "1970-01-01T00:00:00Z");
+    return json_pack("{s:I,s:s,s:s,s:s,s:b,s:b,s:s,s:o}", "id", (json_int_t)rec->id, "name", rec->name, "key_type",
+                     key_type_name(rec->type), "key_prefix", rec->prefix, "is_active", rec->active, "is_primary", rec->primary,
+                     "created_at", created, "last_used", rec->last_used != 0 ? json_string(used) : json_null());
+}
+
+static void list_visit(void *arg, const struct key_rec *rec)
+{
+    json_array_append_new(arg, key_json(rec));
+}
+
+static void on_list(struct api_handler *api, struct exchange *x, const struct principal *who)
+{
+    json_t *arr = json_array(), *root;
+
+    keys_list(api->keys, who, list_visit, arr);
+    root = json_pack("{s:o}", "api_keys", arr);
+    respond_json(x, 200, root);
+    json_decref(root);
+}
+
+static void on_create(struct api_handler *api, struct exchange *x, const struct principal *who)
+{
+    char msg[VALIDATE_MSG_MAX], key[KEYFMT_MAX_LEN + 1];
+    struct create_req *req = NULL;
+    struct key_rec *rec = NULL;
+    json_t *body = NULL, *v;
+    int r;
+
+    if (check_body(x) != 0)
+        return;
+    if ((req = malloc(sizeof(*req))) == NULL || (rec = malloc(sizeof(*rec))) == NULL) {
+        respond_core_error(x, AK_ERR_NOMEM);
+        goto out;
+    }
+    if ((r = validate_create(x->req->entity.base, x->req->entity.len, req, msg, sizeof(msg))) != 0) {
+        respond_validation(x, r, msg);
+        goto out;
+    }
+    if ((r = keys_create(api->keys, who, req, rec, key, sizeof(key))) != 0) {
+        respond_core_error(x, r);
+        goto out;
+    }
+    /* Seed order first (id, name, key_type, api_key, message), then the other key fields. */
+    body = json_pack("{s:I,s:s,s:s,s:s,s:s}", "id", (json_int_t)rec->id, "name", rec->name, "key_type", key_type_name(rec->type),
+                     "api_key", key, "message", SHOWN_ONCE);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (body != NULL && (v = key_json(rec)) != NULL) {
+        json_object_update_missing(body, v);
+        json_decref(v);
+    }
+    respond_json_secret(x, 201, body);
+out:
+    if ((v = json_object_get(body, "api_key")) != NULL)
+        OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+    json_decref(body);
+    free(req);
+    free(rec);
+}
+
+static void on_update(struct api_handler *api, struct exchange *x, const struct principal *who, int64_t id)
+{
+    char msg[VALIDATE_MSG_MAX];
+    struct patch_req *req = malloc(sizeof(*req));
+    struct key_rec *rec = malloc(sizeof(*rec));
+    json_t *body;
+    int r;
+
+    if (req == NULL || rec == NULL) {
+        respond_core_error(x, AK_ERR_NOMEM);
+        goto out;
+    }
+    if ((r = keys_target(api->keys, who, id, rec)) != 0) {
+        respond_core_error(x, r);
+        goto out;
+    }
+    if (check_body(x) != 0)
+        goto out;
+    if ((r = validate_patch(x->req->entity.base, x->req->entity.len, req, msg, sizeof(msg))) != 0) {
+        respond_validation(x, r, msg);
+        goto out;
+    }
+    if ((r = keys_update(api->keys, who, id, req, rec)) != 0) {
+        respond_core_error(x, r);
+        goto out;
+    }
+    body = key_json(rec);
+    respond_json(x, 200, body);
+    json_decref(body);
+out:
+    free(req);
+    free(rec);
+}
+
+static void on_delete(struct api_handler *api, struct exchange *x, const struct principal *who, int64_t id)
+{
+    int r;
+
+    if ((r = keys_delete(api->keys, who, id)) != 0) {
+        respond_core_error(x, r);
+        return;
+    }
+    respond_empty(x, 204);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct api_handler *api = (struct api_handler *)self;
+    struct principal who;
+    struct exchange x;
+    struct route rt;
+
+    exchange_init(&x, req);
+    router_match(req->path_normalized.base, req->path_normalized.len, &rt);
+    if (rt.id == ROUTE_NONE) {
+        respond_error(&x, 404, "not_found", "no such resource");
+        return 0;
+    }
+    if (rt.id == ROUTE_HEALTH) {
+        if (!method_is(req, "GET")) {
+            respond_header(&x, "allow", router_allow(rt.id));
+            respond_error(&x, 405, "method_not_allowed", "use GET");
+            return 0;
+        }
+        json_t *ok = json_pack("{s:s}", "status", "ok");
+        respond_json(&x, 200, ok);
+        json_decref(ok);
+        return 0;
+    }
+    bool list = rt.id == ROUTE_KEYS && method_is(req, "GET"), create = rt.id == ROUTE_KEYS && method_is(req, "POST"),
+         update = rt.id == ROUTE_KEY && method_is(req, "PATCH"), del = rt.id == ROUTE_KEY && method_is(req, "DELETE");
+    if (!list && !create && !update && !del) {
+        respond_header(&x, "allow", router_allow(rt.id));
+        respond_error(&x, 405, "method_not_allowed", rt.id == ROUTE_KEYS ? "use GET or POST" : "use PATCH or DELETE");
+        return 0;
+    }
+    if (authenticate(api, &x, &who) != 0)
+        return 0;
+    if (list)
+        on_list(api, &x, &who);
+    else if (create)
+        on_create(api, &x, &who);
+    else if (rt.key_id == 0)
+        respond_core_error(&x, AK_ERR_NOT_FOUND);
+    else if (update)
+        on_update(api, &x, &who, rt.key_id);
+    else
+        on_delete(api, &x, &who, rt.key_id);
+    return 0;
+}
+
+void handlers_register(h2o_pathconf_t *path, struct keys *keys)
+{
+    struct api_handler *api = (struct api_handler *)h2o_create_handler(path, sizeof(*api));
+
+    api->super.on_req = on_req;
+    api->keys = keys;
+}

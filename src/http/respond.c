@@ -1,0 +1,196 @@
+/*
+ * respond: response writing and the access log.
+ */
+#include "http/respond.h"
+
+#include <openssl/crypto.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/timefmt.h"
+
+static int access_log = 1;
+
+void respond_set_access_log(int on)
+{
+    access_log = on;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void exchange_init(struct exchange *x, h2o_req_t *req)
+{
+    x->req = req;
+    x->start_ns = now_ns();
+    x->prefix[0] = '\0';
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    }
+    return "Internal Server Error";
+}
+
+/*
+ * Copies the request path into `out` for the log: no query string, only
+ * printable ASCII, and nothing that looks like a key (a client may paste
+ * one into a URL by mistake).
+ */
+static void log_path(const h2o_req_t *req, char *out, size_t outsz)
+{
+    size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len, n = 0;
+
+    if (len > 256)
+        len = 256;
+    for (size_t i = 0; i < len && n + 1 < outsz; i++) {
+        char c = req->path.base[i];
+        out[n++] = (c > 0x20 && c < 0x7f) ? c : '?';
+    }
+    out[n] = '\0';
+    if (strstr(out, "_prod_") != NULL || strstr(out, "_sand_") != NULL)
+        snprintf(out, outsz, "[path redacted]");
+}
+
+static void log_line(struct exchange *x, int status)
+{
+    char when[TIMEFMT_LEN + 1], path[260], method[16], line[512];
+    double ms = (double)(now_ns() - x->start_ns) / 1e6;
+    size_t mlen = x->req->method.len < sizeof(method) - 1 ? x->req->method.len : sizeof(method) - 1;
+    int n;
+
+    if (!access_log)
+        return;
+    for (size_t i = 0; i < mlen; i++) {
+        char c = x->req->method.base[i];
+        method[i] = (c > 0x20 && c < 0x7f) ? c : '?';
+    }
+    method[mlen] = '\0';
+    if (timefmt_format(timefmt_now(), when, sizeof(when)) != 0)
+        strcpy(when, "-");
+    log_path(x->req, path, sizeof(path));
+    n = snprintf(line, sizeof(line), "%s %s %s %d %s %.3fms\n", when, method, path, status,
+                 x->prefix[0] != '\0' ? x->prefix : "-", ms);
+    if (n > 0) {
+        /* one write(2) per line, so lines from several threads never interleave */
+        ssize_t w = write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+        (void)w;
+    }
+}
+
+static void send_body(struct exchange *x, int status, const char *body, size_t len)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_req_t *req = x->req;
+    h2o_iovec_t buf = h2o_iovec_init(body, len);
+
+    req->res.status = status;
+    req->res.reason = reason(status);
+    if (len != 0 || status != 204) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+        req->res.content_length = len;
+    }
+    log_line(x, status);
+    h2o_start_response(req, &generator);
+    h2o_send(req, &buf, len != 0 ? 1 : 0, H2O_SEND_STATE_FINAL);
+}
+
+struct secret_buf {
+    size_t len;
+    char data[];
+};
+
+/* Runs when the request's pool is released: the body held a key in clear. */
+static void wipe_secret_buf(void *p)
+{
+    struct secret_buf *b = p;
+
+    OPENSSL_cleanse(b->data, b->len);
+}
+
+static void send_json(struct exchange *x, int status, json_t *json, bool secret)
+{
+    size_t len = json != NULL ? json_dumpb(json, NULL, 0, JSON_COMPACT) : 0;
+    char *body = NULL;
+
+    if (len != 0 && secret) {
+        struct secret_buf *b = h2o_mem_alloc_shared(&x->req->pool, sizeof(*b) + len, wipe_secret_buf);
+        b->len = len;
+        body = b->data;
+    } else if (len != 0) {
+        body = h2o_mem_alloc_pool(&x->req->pool, len);
+    }
+    if (body == NULL || json_dumpb(json, body, len, JSON_COMPACT) != len) {
+        static const char FAIL[] = "{\"error\":{\"code\":\"internal_error\",\"message\":\"cannot encode the response\"}}";
+        send_body(x, 500, FAIL, sizeof(FAIL) - 1);
+        return;
+    }
+    send_body(x, status, body, len);
+}
+
+void respond_json(struct exchange *x, int status, json_t *json)
+{
+    send_json(x, status, json, false);
+}
+
+void respond_json_secret(struct exchange *x, int status, json_t *json)
+{
+    send_json(x, status, json, true);
+}
+
+void respond_error(struct exchange *x, int status, const char *code, const char *message)
+{
+    json_t *err = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+
+    if (err == NULL)
+        err = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", "request refused");
+    respond_json(x, status, err);
+    json_decref(err);
+}
+
+void respond_empty(struct exchange *x, int status)
+{
+    send_body(x, status, "", 0);
+}
+
+void respond_header(struct exchange *x, const char *name, const char *value)
+{
+    h2o_add_header_by_str(&x->req->pool, &x->req->res.headers, name, strlen(name), 1, NULL, value, strlen(value));
+}

@@ -1,0 +1,46 @@
+/*
+ * respond: sends apikeyd's answers (JSON bodies, the error envelope, empty
+ * 204s) and writes the one access-log line per request.
+ *
+ * Everything a response needs is allocated from the request's pool. The
+ * access log shows the key's display prefix at most, never a key, never a
+ * query string.
+ */
+#ifndef APIKEYD_HTTP_RESPOND_H
+#define APIKEYD_HTTP_RESPOND_H
+
+#include <h2o.h>
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/keyfmt.h"
+
+/* One request in flight, from its arrival to its log line. */
+struct exchange {
+    h2o_req_t *req;
+    uint64_t start_ns;
+    char prefix[KEYFMT_PREFIX_LEN + 1]; /* the authenticated key's prefix, or "" */
+};
+
+/* Starts an exchange for `req`. */
+void exchange_init(struct exchange *x, h2o_req_t *req);
+
+/* Sends `json` (borrowed) with `status`. Falls back to a 500 envelope if it cannot be serialized. */
+void respond_json(struct exchange *x, int status, json_t *json);
+
+/* Like respond_json, for a body that holds a key in clear: its buffer is wiped when the request ends. */
+void respond_json_secret(struct exchange *x, int status, json_t *json);
+
+/* Sends {"error": {"code", "message"}} with `status`. */
+void respond_error(struct exchange *x, int status, const char *code, const char *message);
+
+/* Sends an empty answer (204). */
+void respond_empty(struct exchange *x, int status);
+
+/* Adds a response header (lower-case name) before a respond_* call; both strings must outlive the request. */
+void respond_header(struct exchange *x, const char *name, const char *value);
+
+/* Turns the access log on or off (on by default). */
+void respond_set_access_log(int on);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * router: maps a request path to one of apikeyd's routes. Pure: no I/O,
+ * no allocation; the path is untrusted and may be any bytes.
+ */
+#ifndef APIKEYD_HTTP_ROUTER_H
+#define APIKEYD_HTTP_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum route_id {
+    ROUTE_NONE = 0, /* no such resource: 404 */
+    ROUTE_HEALTH,   /* /healthz */
+    ROUTE_KEYS,     /* /v1/account/api-keys[/] */
+    ROUTE_KEY,      /* /v1/account/api-keys/{id}[/] */
+};
+
+struct route {
+    enum route_id id;
+    int64_t key_id; /* ROUTE_KEY: the id, or 0 when the segment is not a positive 64-bit integer */
+};
+
+/* Matches `path` (`len` bytes, without the query string). Always succeeds; unknown paths give ROUTE_NONE. */
+void router_match(const char *path, size_t len, struct route *ret);
+
+/* Parses a decimal id in 1..INT64_MAX (digits only). Returns the id, or 0 if it is not one. */
+int64_t router_parse_id(const char *s, size_t len);
+
+/* The methods a route allows, for 405's Allow header. */
+const char *router_allow(enum route_id id);
+
+#endif

@@ -1,0 +1,265 @@
+/*
+ * server: threads, listeners and shutdown. Each worker owns an h2o context
+ * and loop; nothing here is shared between workers but the keys service.
+ */
+#include "http/server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <h2o.h>
+
+#include "core/error.h"
+#include "core/keys.h"
+#include "http/handlers.h"
+
+#define MAX_THREADS 256
+#define MAX_REQUEST_ENTITY (1024 * 1024) /* h2o's hard limit; handlers refuse past 64 KiB with JSON */
+#define DRAIN_MS 5000
+#define FLUSH_INTERVAL_MS 1000
+
+struct worker {
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept;
+    h2o_socket_t *listener;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t stop_receiver;
+    h2o_multithread_message_t stop_msg;
+    int fd;
+    int stopping;
+    pthread_t tid;
+};
+
+struct maintenance {
+    struct keys *keys;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stop;
+    pthread_t tid;
+};
+
+static h2o_globalconf_t config;
+static struct worker *finished_workers;
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    struct worker *w = listener->data;
+    h2o_socket_t *sock;
+
+    if (err != NULL || (sock = h2o_evloop_socket_accept(listener)) == NULL)
+        return;
+    h2o_accept(&w->accept, sock);
+}
+
+static void on_stop(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    struct worker *w = H2O_STRUCT_FROM_MEMBER(struct worker, stop_receiver, receiver);
+
+    while (!h2o_linklist_is_empty(messages))
+        h2o_linklist_unlink(messages->next);
+    if (w->listener != NULL) {
+        h2o_socket_read_stop(w->listener);
+        h2o_socket_close(w->listener); /* closes the fd: no new connections */
+        w->listener = NULL;
+    }
+    w->stopping = 1;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    uint64_t deadline;
+
+    while (!w->stopping)
+        h2o_evloop_run(w->ctx.loop, INT32_MAX);
+    /* Close idle keep-alive connections; let requests in flight finish. */
+    h2o_context_request_shutdown(&w->ctx);
+    deadline = mono_ms() + DRAIN_MS;
+    while (!h2o_linklist_is_empty(&w->ctx.http1._conns) && mono_ms() < deadline)
+        h2o_evloop_run(w->ctx.loop, 10);
+    return NULL;
+}
+
+static void *maintenance_main(void *arg)
+{
+    struct maintenance *m = arg;
+    struct timespec until;
+    bool reloaded;
+
+    pthread_mutex_lock(&m->lock);
+    while (!m->stop) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += FLUSH_INTERVAL_MS / 1000;
+        pthread_cond_timedwait(&m->cond, &m->lock, &until);
+        if (m->stop)
+            break;
+        pthread_mutex_unlock(&m->lock);
+        /* Failures are retried on the next tick: uses stay pending in memory. */
+        keys_flush_uses(m->keys);
+        keys_sync(m->keys, &reloaded);
+        pthread_mutex_lock(&m->lock);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+/* Splits "HOST:PORT" / "[V6]:PORT" and resolves it. */
+static int resolve(const char *listen, struct addrinfo **ret, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':'), *h = listen;
+    size_t hlen;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    int rc;
+
+    if (colon == NULL || colon[1] == '\0') {
+        snprintf(err, errlen, "--listen must be HOST:PORT, got \"%s\"", listen);
+        return AK_ERR_ARG;
+    }
+    hlen = (size_t)(colon - listen);
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen == 0 || hlen >= sizeof(host)) {
+        snprintf(err, errlen, "--listen must be HOST:PORT, got \"%s\"", listen);
+        return AK_ERR_ARG;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    if ((rc = getaddrinfo(host, colon + 1, &hints, ret)) != 0) {
+        snprintf(err, errlen, "cannot resolve --listen %s: %s", listen, gai_strerror(rc));
+        return AK_ERR_ARG;
+    }
+    return 0;
+}
+
+static int open_listener(const struct addrinfo *ai, char *err, size_t errlen, const char *addr)
+{
+    int fd, one = 1;
+
+    if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+        listen(fd, SOMAXCONN) != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int server_run(const struct server_config *cfg, char *err, size_t errlen)
+{
+    struct worker *workers = NULL;
+    struct maintenance maint = {.keys = cfg->keys};
+    struct addrinfo *ai = NULL;
+    h2o_pathconf_t *path;
+    sigset_t sigs;
+    unsigned n = cfg->threads, started = 0;
+    int sig, r;
+
+    if (n == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (unsigned)cores : 1;
+    }
+    if (n > MAX_THREADS)
+        n = MAX_THREADS;
+    /* Signals are taken by sigwait below, never by a worker. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((r = resolve(cfg->listen, &ai, err, errlen)) != 0)
+        return r;
+    if ((workers = calloc(n, sizeof(*workers))) == NULL) {
+        freeaddrinfo(ai);
+        return AK_ERR_NOMEM;
+    }
+    for (unsigned i = 0; i < n; i++)
+        workers[i].fd = -1;
+    for (unsigned i = 0; i < n; i++) {
+        if ((workers[i].fd = open_listener(ai, err, errlen, cfg->listen)) < 0) {
+            r = AK_ERR_IO;
+            goto out;
+        }
+    }
+
+    h2o_config_init(&config);
+    config.server_name = h2o_iovec_init(H2O_STRLIT("apikeyd"));
+    config.max_request_entity_size = MAX_REQUEST_ENTITY;
+    path = h2o_config_register_path(h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535), "/", 0);
+    handlers_register(path, cfg->keys);
+
+    for (unsigned i = 0; i < n; i++) {
+        struct worker *w = &workers[i];
+        h2o_context_init(&w->ctx, h2o_evloop_create(), &config);
+        w->accept.ctx = &w->ctx;
+        w->accept.hosts = config.hosts;
+        w->listener = h2o_evloop_socket_create(w->ctx.loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);
+        w->listener->data = w;
+        h2o_socket_read_start(w->listener, on_accept);
+        w->queue = h2o_multithread_create_queue(w->ctx.loop);
+        h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop);
+    }
+    pthread_mutex_init(&maint.lock, NULL);
+    pthread_cond_init(&maint.cond, NULL);
+    pthread_create(&maint.tid, NULL, maintenance_main, &maint);
+    for (; started < n; started++)
+        h2o_multithread_create_thread(&workers[started].tid, NULL, worker_main, &workers[started]);
+    fprintf(stderr, "apikeyd: listening on %s (%u threads)\n", cfg->listen, n);
+
+    do {
+        if (sigwait(&sigs, &sig) != 0)
+            sig = 0;
+    } while (sig != SIGTERM && sig != SIGINT);
+    fprintf(stderr, "apikeyd: %s received, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+
+    for (unsigned i = 0; i < n; i++)
+        h2o_multithread_send_message(&workers[i].stop_receiver, &workers[i].stop_msg);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(workers[i].tid, NULL);
+    pthread_mutex_lock(&maint.lock);
+    maint.stop = 1;
+    pthread_cond_signal(&maint.cond);
+    pthread_mutex_unlock(&maint.lock);
+    pthread_join(maint.tid, NULL);
+    if ((r = keys_flush_uses(cfg->keys)) != 0)
+        snprintf(err, errlen, "cannot flush last_used at shutdown: %s", ak_strerror(r));
+    /*
+     * The loops are not disposed: h2o keeps timers of its own linked until
+     * the process exits. Keep them reachable so leak checkers stay quiet.
+     */
+    finished_workers = workers;
+    workers = NULL;
+    pthread_cond_destroy(&maint.cond);
+    pthread_mutex_destroy(&maint.lock);
+out:
+    for (unsigned i = started; workers != NULL && i < n; i++)
+        if (workers[i].fd >= 0 && workers[i].listener == NULL)
+            close(workers[i].fd);
+    free(workers);
+    freeaddrinfo(ai);
+    return r;
+}

@@ -1,0 +1,476 @@
+/*
+ * sqlite: the embedded store. One connection in WAL mode with
+ * synchronous=FULL, serialized by a mutex: writes are short transactions and
+ * the hot read path never comes here (it reads the in-memory catalog).
+ * Never stores a key, only its HMAC digest.
+ */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "store/store.h"
+
+/* Each entry moves the schema one version forward; never edit a released one. */
+static const char *const MIGRATIONS[] = {
+    /* 1: accounts and keys */
+    "CREATE TABLE accounts ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE api_keys ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
+    "  name TEXT NOT NULL,"
+    "  key_type TEXT NOT NULL CHECK (key_type IN ('production', 'sandbox')),"
+    "  key_prefix TEXT NOT NULL,"
+    "  digest BLOB NOT NULL UNIQUE CHECK (length(digest) = 32),"
+    "  is_active INTEGER NOT NULL CHECK (is_active IN (0, 1)),"
+    "  is_primary INTEGER NOT NULL CHECK (is_primary IN (0, 1)),"
+    "  created_at INTEGER NOT NULL,"
+    "  last_used INTEGER,"
+    "  CHECK (NOT is_primary OR (is_active AND key_type = 'production')));"
+    "CREATE INDEX api_keys_account ON api_keys(account_id);"
+    "CREATE UNIQUE INDEX api_keys_one_primary ON api_keys(account_id) WHERE is_primary;",
+};
+
+enum {
+    ST_ACCOUNT_INSERT,
+    ST_KEY_COUNT,
+    ST_KEY_INSERT,
+    ST_KEY_DEMOTE,
+    ST_KEY_UPDATE,
+    ST_KEY_DELETE,
+    ST_KEY_LOAD,
+    ST_LAST_USED,
+    ST_DATA_VERSION,
+    ST_COUNT
+};
+
+static const char *const SQL[ST_COUNT] = {
+    [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (name, created_at) VALUES (?1, ?2)",
+    [ST_KEY_COUNT] = "SELECT count(*) FROM api_keys WHERE account_id = ?1",
+    [ST_KEY_INSERT] = "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_KEY_DEMOTE] = "UPDATE api_keys SET is_primary = 0 WHERE id = ?1 AND account_id = ?2",
+    [ST_KEY_UPDATE] = "UPDATE api_keys SET name = ?3, is_active = ?4, is_primary = ?5 WHERE id = ?1 AND account_id = ?2",
+    [ST_KEY_DELETE] = "DELETE FROM api_keys WHERE id = ?1 AND account_id = ?2 AND NOT is_primary",
+    [ST_KEY_LOAD] = "SELECT id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
+                    " coalesce(last_used, 0) FROM api_keys ORDER BY id",
+    [ST_LAST_USED] = "UPDATE api_keys SET last_used = max(coalesce(last_used, 0), ?2) WHERE id = ?1",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
+};
+
+struct sqlite_store {
+    struct store super;
+    pthread_mutex_t lock;
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    int64_t data_version;
+};
+
+/* Maps an SQLite result code to ours: conditions of the disk are "unavailable", not bugs. */
+static int map_rc(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return 0;
+    case SQLITE_NOMEM:
+        return AK_ERR_NOMEM;
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_PERM:
+    case SQLITE_PROTOCOL:
+        return AK_ERR_UNAVAILABLE;
+    case SQLITE_CONSTRAINT:
+        return AK_ERR_COLLISION;
+    }
+    return AK_ERR_STORE;
+}
+
+static int exec(struct sqlite_store *s, const char *sql)
+{
+    return map_rc(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
+}
+
+static sqlite3_stmt *stmt(struct sqlite_store *s, int which)
+{
+    sqlite3_stmt *st = s->st[which];
+
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+/* Runs a statement that returns no rows. */
+static int step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    int r = rc == SQLITE_DONE ? 0 : map_rc(rc);
+
+    sqlite3_reset(st);
+    return r;
+}
+
+static int begin(struct sqlite_store *s)
+{
+    return exec(s, "BEGIN IMMEDIATE");
+}
+
+static int finish(struct sqlite_store *s, int r)
+{
+    if (r == 0 && (r = exec(s, "COMMIT")) == 0)
+        return 0;
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return r;
+}
+
+static int insert_key(struct sqlite_store *s, struct key_rec *rec)
+{
+    sqlite3_stmt *st = stmt(s, ST_KEY_INSERT);
+    int r;
+
+    sqlite3_bind_int64(st, 1, rec->account_id);
+    sqlite3_bind_text(st, 2, rec->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, key_type_name(rec->type), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, rec->prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, rec->digest, DIGEST_LEN, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, rec->active);
+    sqlite3_bind_int(st, 7, rec->primary);
+    sqlite3_bind_int64(st, 8, rec->created_at);
+    if ((r = step_done(st)) == 0)
+        rec->id = sqlite3_last_insert_rowid(s->db);
+    return r;
+}
+
+static int sq_account_create(struct store *base, const char *name, int64_t now, struct key_rec *primary,
+                             int64_t *ret_account_id)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct key_rec rec = *primary;
+    sqlite3_stmt *st;
+    int64_t account_id = 0;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    if ((r = begin(s)) != 0)
+        goto out;
+    st = stmt(s, ST_ACCOUNT_INSERT);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    if ((r = step_done(st)) == 0) {
+        account_id = sqlite3_last_insert_rowid(s->db);
+        rec.account_id = account_id;
+        rec.active = true;
+        rec.primary = true;
+        r = insert_key(s, &rec);
+    }
+    r = finish(s, r);
+out:
+    pthread_mutex_unlock(&s->lock);
+    if (r == 0) {
+        *primary = rec;
+        *ret_account_id = account_id;
+    }
+    return r;
+}
+
+static int sq_key_insert(struct store *base, struct key_rec *rec, unsigned max_keys)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct key_rec copy = *rec;
+    sqlite3_stmt *st;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    if ((r = begin(s)) != 0)
+        goto out;
+    st = stmt(s, ST_KEY_COUNT);
+    sqlite3_bind_int64(st, 1, rec->account_id);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        r = map_rc(sqlite3_errcode(s->db));
+        r = r != 0 ? r : AK_ERR_STORE;
+    } else if (sqlite3_column_int64(st, 0) >= (int64_t)max_keys) {
+        r = AK_ERR_LIMIT;
+    }
+    sqlite3_reset(st);
+    if (r == 0)
+        r = insert_key(s, &copy);
+    r = finish(s, r);
+out:
+    pthread_mutex_unlock(&s->lock);
+    if (r == 0)
+        rec->id = copy.id;
+    return r;
+}
+
+static int sq_key_update(struct store *base, const struct key_rec *rec, int64_t demote_id)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    if ((r = begin(s)) != 0)
+        goto out;
+    if (demote_id != 0) {
+        st = stmt(s, ST_KEY_DEMOTE);
+        sqlite3_bind_int64(st, 1, demote_id);
+        sqlite3_bind_int64(st, 2, rec->account_id);
+        r = step_done(st);
+    }
+    if (r == 0) {
+        st = stmt(s, ST_KEY_UPDATE);
+        sqlite3_bind_int64(st, 1, rec->id);
+        sqlite3_bind_int64(st, 2, rec->account_id);
+        sqlite3_bind_text(st, 3, rec->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, rec->active);
+        sqlite3_bind_int(st, 5, rec->primary);
+        if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
+            r = AK_ERR_NOT_FOUND;
+    }
+    r = finish(s, r);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int sq_key_delete(struct store *base, int64_t account_id, int64_t id)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    if ((r = begin(s)) != 0)
+        goto out;
+    st = stmt(s, ST_KEY_DELETE);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, account_id);
+    if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
+        r = AK_ERR_NOT_FOUND;
+    r = finish(s, r);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int row_to_rec(sqlite3_stmt *st, struct key_rec *rec)
+{
+    const unsigned char *name = sqlite3_column_text(st, 2), *type = sqlite3_column_text(st, 3),
+                        *prefix = sqlite3_column_text(st, 4);
+    int name_len = sqlite3_column_bytes(st, 2), prefix_len = sqlite3_column_bytes(st, 4);
+
+    if (name == NULL || type == NULL || prefix == NULL || name_len > KEY_NAME_MAX_BYTES || prefix_len > KEYFMT_PREFIX_LEN ||
+        sqlite3_column_bytes(st, 5) != DIGEST_LEN ||
+        key_type_parse((const char *)type, (size_t)sqlite3_column_bytes(st, 3), &rec->type) != 0)
+        return AK_ERR_STORE;
+    rec->id = sqlite3_column_int64(st, 0);
+    rec->account_id = sqlite3_column_int64(st, 1);
+    memcpy(rec->name, name, (size_t)name_len);
+    rec->name[name_len] = '\0';
+    memcpy(rec->prefix, prefix, (size_t)prefix_len);
+    rec->prefix[prefix_len] = '\0';
+    memcpy(rec->digest, sqlite3_column_blob(st, 5), DIGEST_LEN);
+    rec->active = sqlite3_column_int(st, 6) != 0;
+    rec->primary = sqlite3_column_int(st, 7) != 0;
+    rec->created_at = sqlite3_column_int64(st, 8);
+    rec->last_used = sqlite3_column_int64(st, 9);
+    return 0;
+}
+
+static int sq_key_load(struct store *base, store_key_cb cb, void *arg)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct key_rec *rec;
+    sqlite3_stmt *st;
+    int rc, r = 0;
+
+    if ((rec = malloc(sizeof(*rec))) == NULL)
+        return AK_ERR_NOMEM;
+    pthread_mutex_lock(&s->lock);
+    /* One read transaction, so that the walk sees one consistent snapshot. */
+    if ((r = exec(s, "BEGIN")) != 0)
+        goto out;
+    st = stmt(s, ST_KEY_LOAD);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((r = row_to_rec(st, rec)) != 0 || (r = cb(arg, rec)) != 0)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
+    sqlite3_reset(st);
+    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+out:
+    pthread_mutex_unlock(&s->lock);
+    free(rec);
+    return r;
+}
+
+static int sq_last_used_flush(struct store *base, const struct key_use *v, size_t n)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int r;
+
+    if (n == 0)
+        return 0;
+    pthread_mutex_lock(&s->lock);
+    if ((r = begin(s)) != 0)
+        goto out;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        sqlite3_stmt *st = stmt(s, ST_LAST_USED);
+        sqlite3_bind_int64(st, 1, v[i].id);
+        sqlite3_bind_int64(st, 2, v[i].at);
+        r = step_done(st);
+    }
+    r = finish(s, r);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int read_data_version(struct sqlite_store *s, int64_t *ret)
+{
+    sqlite3_stmt *st = stmt(s, ST_DATA_VERSION);
+    int rc = sqlite3_step(st), r = 0;
+
+    if (rc == SQLITE_ROW)
+        *ret = sqlite3_column_int64(st, 0);
+    else
+        r = map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
+    sqlite3_reset(st);
+    return r;
+}
+
+static int sq_poll_changed(struct store *base, bool *ret_changed)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int64_t v = 0;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    if ((r = read_data_version(s, &v)) == 0) {
+        *ret_changed = v != s->data_version;
+        s->data_version = v;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static void sq_free(struct store *base)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static const struct store_ops SQLITE_OPS = {
+    .name = "sqlite",
+    .free = sq_free,
+    .account_create = sq_account_create,
+    .key_insert = sq_key_insert,
+    .key_update = sq_key_update,
+    .key_delete = sq_key_delete,
+    .key_load = sq_key_load,
+    .last_used_flush = sq_last_used_flush,
+    .poll_changed = sq_poll_changed,
+};
+
+static int schema_version(struct sqlite_store *s, int *ret)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = sqlite3_exec(s->db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", NULL, NULL, NULL)) !=
+        SQLITE_OK)
+        return map_rc(rc);
+    if ((rc = sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1, &st, NULL)) != SQLITE_OK)
+        return map_rc(rc);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *ret = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : (map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE);
+}
+
+/* Brings the schema to the newest version, one transaction per step. */
+static int migrate(struct sqlite_store *s, char *err, size_t errlen)
+{
+    const int latest = (int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0]));
+    char sql[64];
+    int version = 0, r;
+
+    if ((r = begin(s)) != 0 || (r = schema_version(s, &version)) != 0) {
+        finish(s, r != 0 ? r : AK_ERR_STORE);
+        snprintf(err, errlen, "cannot read schema version: %s", sqlite3_errmsg(s->db));
+        return r != 0 ? r : AK_ERR_STORE;
+    }
+    if (version > latest) {
+        finish(s, AK_ERR_STORE);
+        snprintf(err, errlen, "database schema version %d is newer than this apikeyd (%d)", version, latest);
+        return AK_ERR_STORE;
+    }
+    for (; version < latest && r == 0; version++) {
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_version (version) VALUES (%d)", version + 1);
+        if ((r = exec(s, MIGRATIONS[version])) == 0)
+            r = exec(s, sql);
+    }
+    if (r != 0)
+        snprintf(err, errlen, "cannot migrate schema: %s", sqlite3_errmsg(s->db));
+    return finish(s, r);
+}
+
+int store_sqlite_open(const char *path, struct store **ret, char *err, size_t errlen)
+{
+    struct sqlite_store *s;
+    int rc, r = AK_ERR_STORE;
+
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        return AK_ERR_NOMEM;
+    s->super.ops = &SQLITE_OPS;
+    pthread_mutex_init(&s->lock, NULL);
+    rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", path, s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
+        r = map_rc(rc);
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_extended_result_codes(s->db, 0);
+    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(s->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", path, sqlite3_errmsg(s->db));
+        r = AK_ERR_UNAVAILABLE;
+        goto fail;
+    }
+    if ((r = migrate(s, err, errlen)) != 0)
+        goto fail;
+    for (int i = 0; i < ST_COUNT; i++) {
+        if ((rc = sqlite3_prepare_v3(s->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL)) != SQLITE_OK) {
+            snprintf(err, errlen, "cannot prepare statement: %s", sqlite3_errmsg(s->db));
+            r = map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
+            goto fail;
+        }
+    }
+    if ((r = read_data_version(s, &s->data_version)) != 0) {
+        snprintf(err, errlen, "cannot read database %s: %s", path, sqlite3_errmsg(s->db));
+        goto fail;
+    }
+    *ret = &s->super;
+    return 0;
+fail:
+    sq_free(&s->super);
+    return r;
+}

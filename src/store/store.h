@@ -1,0 +1,73 @@
+/*
+ * store: the durable home of accounts and keys, behind one table of function
+ * pointers that each backend fills in (SQLite now, PostgreSQL next).
+ *
+ * The store never sees HTTP and never sees a key: only records with digests.
+ * Every write is one transaction that either happens whole or not at all,
+ * and is durable when the call returns 0. Stores are safe to call from any
+ * thread. They do not log; errors come back as AK_ERR_* codes.
+ */
+#ifndef APIKEYD_STORE_STORE_H
+#define APIKEYD_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/key.h"
+
+struct store;
+
+/* Called once per key by key_load, in id order. A non-zero return stops the walk and is returned. */
+typedef int (*store_key_cb)(void *arg, const struct key_rec *rec);
+
+struct store_ops {
+    const char *name;
+    /* Closes the backend and frees `s`. */
+    void (*free)(struct store *s);
+    /*
+     * Creates an account named `name` and its primary key from `primary`
+     * (digest, prefix, name, type, created_at set by the caller) in one
+     * transaction. Sets primary->id, primary->account_id and *ret_account_id.
+     */
+    int (*account_create)(struct store *s, const char *name, int64_t now, struct key_rec *primary, int64_t *ret_account_id);
+    /*
+     * Inserts `rec` for rec->account_id unless that account already has
+     * `max_keys` keys (AK_ERR_LIMIT). Sets rec->id. A digest that exists
+     * already gives AK_ERR_COLLISION.
+     */
+    int (*key_insert)(struct store *s, struct key_rec *rec, unsigned max_keys);
+    /*
+     * Writes name, is_active and is_primary of `rec` (matched by id and
+     * account_id). When `demote_id` is non-zero, that key loses is_primary
+     * in the same transaction first. AK_ERR_NOT_FOUND if no such key.
+     */
+    int (*key_update)(struct store *s, const struct key_rec *rec, int64_t demote_id);
+    /* Deletes a key that is not primary. AK_ERR_NOT_FOUND if there is none. */
+    int (*key_delete)(struct store *s, int64_t account_id, int64_t id);
+    /* Calls `cb` for every key. */
+    int (*key_load)(struct store *s, store_key_cb cb, void *arg);
+    /* Raises last_used of each listed key to at least `at` (never lowers it), in one transaction. */
+    int (*last_used_flush)(struct store *s, const struct key_use *v, size_t n);
+    /* Sets *ret_changed when another process changed the data since the last call. */
+    int (*poll_changed)(struct store *s, bool *ret_changed);
+};
+
+struct store {
+    const struct store_ops *ops;
+};
+
+/*
+ * Opens (creating and migrating as needed) the store named by `uri`: a file
+ * path selects SQLite. On failure returns an error and writes one line into
+ * `err`.
+ */
+int store_open(const char *uri, struct store **ret, char *err, size_t errlen);
+
+/* Closes `s`; accepts NULL. */
+void store_free(struct store *s);
+
+/* Backend constructors (store_open picks one). */
+int store_sqlite_open(const char *path, struct store **ret, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,679 @@
+"""Black-box API tests for apikeyd: fixtures and helpers.
+
+The tests start the real binary (`APIKEYD_BIN`, default `<repo>/build/apikeyd`) with its real
+flags on a free port and talk HTTP to it, as a client would. They never look inside the
+process or the database schema. Every response goes through `OpenApi.check`, which validates
+it against `docs/openapi.yaml` by path, method and status, so the document and the server
+cannot drift apart.
+
+The storage backend is chosen in one place, the `backend` fixture (`BACKENDS`); a server is
+built by `server_factory`, so another backend (PostgreSQL) becomes one more entry there and
+the whole suite runs against it as a test matrix.
+
+No test asserts a duration. Waiting for something that the contract says becomes visible
+"within about 1 s" polls with a bounded timeout.
+"""
+
+import calendar
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import string
+import subprocess
+import threading
+import time
+import zlib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+import yaml
+from jsonschema import Draft202012Validator
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC_PATH = REPO / "docs" / "openapi.yaml"
+BIN = Path(os.environ.get("APIKEYD_BIN") or REPO / "build" / "apikeyd")
+
+START_TIMEOUT = 10.0  # until GET /healthz answers 200
+STOP_TIMEOUT = 10.0  # SIGTERM until exit
+HTTP_TIMEOUT = 15.0  # any single request
+CLI_TIMEOUT = 15.0  # any single CLI run
+LAST_USED_TIMEOUT = 1.5  # contract: last_used visible in the list within 1 s
+ACCOUNT_PICKUP_TIMEOUT = 2.0  # contract: new account picked up within about 1 s
+LOG_TIMEOUT = 5.0  # access-log line written after the response
+
+COLLECTION = "/v1/account/api-keys/"
+KEY_FIELDS = ["id", "name", "key_type", "key_prefix", "is_active", "is_primary", "created_at", "last_used"]
+CREATED_MESSAGE = "Save this key securely. It will not be shown again."
+ERROR_CODES = {
+    "invalid_json",
+    "missing_api_key",
+    "invalid_api_key",
+    "key_inactive",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "primary_key_protected",
+    "primary_key_invalid",
+    "key_limit_reached",
+    "payload_too_large",
+    "unsupported_media_type",
+    "validation_error",
+    "store_unavailable",
+}
+
+# --------------------------------------------------------------------------- keys and times
+
+BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+KEY_RE = re.compile(
+    r"^(?P<brand>[A-Za-z0-9]+)_(?P<kind>prod|sand)_(?P<random>[0-9A-Za-z]{32})(?P<check>[0-9A-Za-z]{6})$"
+)
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+KIND = {"production": "prod", "sandbox": "sand"}
+
+
+def base62_6(n):
+    """`n` (0 <= n < 62**6) as 6 base62 digits, big-endian, zero-padded."""
+    assert 0 <= n < 62**6
+    out = ""
+    for _ in range(6):
+        n, d = divmod(n, 62)
+        out = BASE62[d] + out
+    return out
+
+
+def key_checksum(body):
+    """The 6-character checksum of everything before it: CRC32 (zlib) in base62."""
+    return base62_6(zlib.crc32(body.encode("ascii")))
+
+
+def assert_key_format(key, key_type=None, brand="ml"):
+    """Asserts that `key` is a well-formed key with a valid checksum."""
+    m = KEY_RE.match(key)
+    assert m, f"key does not match the format: {key!r}"
+    assert m["brand"] == brand
+    if brand == "ml":
+        assert len(key) == 46
+    if key_type is not None:
+        assert m["kind"] == KIND[key_type]
+    assert m["check"] == key_checksum(key[:-6]), f"bad checksum in {key!r}"
+
+
+def forge_key(kind="prod", brand="ml", random_part=None):
+    """A key with a valid format and checksum that the server never issued."""
+    if random_part is None:
+        random_part = "".join(secrets.choice(BASE62) for _ in range(32))
+    body = f"{brand}_{kind}_{random_part}"
+    return body + key_checksum(body)
+
+
+def parse_time(text):
+    assert TIME_RE.match(text), text
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def wait_until(predicate, timeout, interval=0.05, what="condition"):
+    """Polls `predicate` until it returns something truthy; returns that or fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def strict_json(raw):
+    """Parses JSON, refusing duplicate object keys; dicts keep the server's field order."""
+
+    def pairs(items):
+        obj = {}
+        for k, v in items:
+            assert k not in obj, f"duplicate key {k!r} in response"
+            obj[k] = v
+        return obj
+
+    return json.loads(raw, object_pairs_hook=pairs)
+
+
+def assert_key_field_order(obj):
+    """The key object's fields appear in the contract's order."""
+    present = [k for k in obj if k in KEY_FIELDS]
+    assert present == KEY_FIELDS, f"key fields out of order: {list(obj)}"
+
+
+def _walk_key_objects(body):
+    if isinstance(body, dict):
+        if "key_prefix" in body:
+            yield body
+        for v in body.values():
+            yield from _walk_key_objects(v)
+    elif isinstance(body, list):
+        for v in body:
+            yield from _walk_key_objects(v)
+
+
+# --------------------------------------------------------------------------- OpenAPI validation
+
+
+class OpenApi:
+    """docs/openapi.yaml, used to validate every response by path, method and status."""
+
+    def __init__(self, path):
+        with open(path, encoding="utf-8") as f:
+            self.doc = yaml.safe_load(f)
+        self.routes = []
+        for template, item in self.doc["paths"].items():
+            rx = re.escape(template.rstrip("/"))
+            rx = re.sub(r"\\\{[^}]+\\\}", "[^/]+", rx)
+            self.routes.append((re.compile("^" + rx + "/?$"), template, item))
+        self._validators = {}
+
+    def resolve(self, obj):
+        while isinstance(obj, dict) and "$ref" in obj:
+            ref = obj["$ref"]
+            assert ref.startswith("#/"), ref
+            node = self.doc
+            for part in ref[2:].split("/"):
+                node = node[part.replace("~1", "/").replace("~0", "~")]
+            obj = node
+        return obj
+
+    def validator(self, schema):
+        cached = self._validators.get(id(schema))
+        if cached is None:
+            root = {
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "components": self.doc["components"],
+                "allOf": [schema],
+            }
+            # Keep `schema` referenced so its id() is never reused for another object.
+            cached = self._validators[id(schema)] = (Draft202012Validator(root), schema)
+        return cached[0]
+
+    def schema(self, name):
+        return self.doc["components"]["schemas"][name]
+
+    def validate_schema(self, name, instance):
+        """Validates `instance` against components/schemas/`name`."""
+        self._raise(self.validator(self.schema(name)), instance, name)
+
+    @staticmethod
+    def _raise(validator, instance, what):
+        errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+        if errors:
+            detail = "\n".join(f"  at {list(e.absolute_path)}: {e.message}" for e in errors[:10])
+            pytest.fail(f"response does not match {what}:\n{detail}\nbody: {instance!r}")
+
+    def operation(self, method, url_path):
+        """(template, path item, operation or None) for a request; (None, None, None) if no route."""
+        path = urlsplit(url_path).path
+        for rx, template, item in self.routes:
+            if rx.match(path):
+                return template, item, item.get(method.lower())
+        return None, None, None
+
+    def expected_response(self, method, url_path, status):
+        """The Response Object the document promises for this request and status."""
+        template, item, op = self.operation(method, url_path)
+        where = f"{method} {url_path} -> {status}"
+        if template is None:
+            assert status == 404, f"{where}: unknown path must answer 404"
+            return self.doc["components"]["responses"]["NotFound"], where
+        if op is None:
+            if "x-method-not-allowed" in item:
+                assert status == 405, f"{where}: method not in the document must answer 405"
+                return self.resolve(item["x-method-not-allowed"]), where
+            assert status in (404, 405), f"{where}: undocumented method must answer 404 or 405"
+            key = "NotFound" if status == 404 else "MethodNotAllowedCollection"
+            resp = dict(self.doc["components"]["responses"][key])
+            resp.pop("headers", None)
+            return resp, where
+        responses = op["responses"]
+        assert str(status) in responses, (
+            f"{where}: status {status} is not documented for {method.upper()} {template} "
+            f"(documented: {sorted(responses)})"
+        )
+        return self.resolve(responses[str(status)]), f"{method.upper()} {template} {status}"
+
+    def check(self, method, url_path, response):
+        """Validates status, headers and body of `response`; returns the parsed body or None."""
+        resp, where = self.expected_response(method, url_path, response.status_code)
+        assert response.status_code != 500, "no client input may get a 500"
+        for name, header in (resp.get("headers") or {}).items():
+            header = self.resolve(header)
+            value = response.headers.get(name)
+            if header.get("required"):
+                assert value is not None, f"{where}: missing header {name}"
+            if value is not None and "schema" in header:
+                self._raise(self.validator(header["schema"]), value, f"{where} header {name}")
+        content = resp.get("content")
+        if not content:
+            assert response.content == b"", f"{where}: body must be empty, got {response.content[:200]!r}"
+            return None
+        ctype = response.headers.get("Content-Type", "")
+        assert ctype.split(";")[0].strip().lower() == "application/json", f"{where}: Content-Type {ctype!r}"
+        try:
+            body = strict_json(response.content.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            pytest.fail(f"{where}: body is not JSON ({e}): {response.content[:200]!r}")
+        self._raise(self.validator(content["application/json"]["schema"]), body, where)
+        for obj in _walk_key_objects(body):
+            assert_key_field_order(obj)
+        return body
+
+
+SPEC = OpenApi(SPEC_PATH)
+
+# --------------------------------------------------------------------------- HTTP client
+
+
+class _Default:
+    pass
+
+
+DEFAULT = _Default()
+
+
+class Client:
+    """HTTP client bound to a server (its current port) and a key; validates every response.
+
+    `key=None` sends no Authorization header. `json=` is sent as UTF-8 JSON with
+    `Content-Type: application/json`; `data=` is sent as is, with only the given headers.
+    Each response gets `.body` (parsed JSON or None).
+    """
+
+    def __init__(self, server, key=None):
+        self.server = server
+        self.key = key
+        self.session = requests.Session()
+
+    def with_key(self, key):
+        return Client(self.server, key)
+
+    def request(self, method, path, *, json=DEFAULT, data=None, headers=None, key=DEFAULT):
+        hdrs = {}
+        key = self.key if key is DEFAULT else key
+        if key is not None:
+            hdrs["Authorization"] = f"Bearer {key}"
+        if json is not DEFAULT:
+            data = json_bytes(json)
+            hdrs["Content-Type"] = "application/json"
+        hdrs.update(headers or {})
+        hdrs = {k: v for k, v in hdrs.items() if v is not None}
+        r = self.session.request(
+            method, self.server.base_url + path, data=data, headers=hdrs, timeout=HTTP_TIMEOUT, allow_redirects=False
+        )
+        r.body = SPEC.check(method, path, r)
+        return r
+
+    def get(self, path=COLLECTION, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path=COLLECTION, **kw):
+        return self.request("POST", path, **kw)
+
+    def patch(self, key_id, **kw):
+        return self.request("PATCH", f"{COLLECTION}{key_id}/", **kw)
+
+    def delete(self, key_id, **kw):
+        return self.request("DELETE", f"{COLLECTION}{key_id}/", **kw)
+
+    # Convenience calls that must succeed.
+    def list(self):
+        r = self.get()
+        assert r.status_code == 200, r.text
+        return r.body["api_keys"]
+
+    def create(self, name="Key", key_type="sandbox"):
+        r = self.post(json={"name": name, "key_type": key_type})
+        assert r.status_code == 201, r.text
+        return r.body
+
+    def update(self, key_id, **fields):
+        r = self.patch(key_id, json=fields)
+        assert r.status_code == 200, r.text
+        return r.body
+
+    def remove(self, key_id):
+        r = self.delete(key_id)
+        assert r.status_code == 204, r.text
+
+    def by_id(self):
+        return {k["id"]: k for k in self.list()}
+
+
+def json_bytes(value):
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+
+def snapshot(client):
+    """The account's keys without last_used (which every authenticated request may touch)."""
+    return [{k: v for k, v in key.items() if k != "last_used"} for key in client.list()]
+
+
+def error_code(response):
+    return response.body["error"]["code"]
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, f"expected {status} {code}, got {response.status_code}: {response.text}"
+    assert error_code(response) == code, response.text
+    if status == 401:
+        assert response.headers.get("WWW-Authenticate", "").startswith("Bearer")
+
+
+# --------------------------------------------------------------------------- backends
+
+
+class SqliteBackend:
+    """Embedded SQLite: `--db` is a file path; WAL mode adds -wal and -shm files."""
+
+    name = "sqlite"
+
+    def __init__(self, workdir):
+        self.workdir = Path(workdir)
+
+    def db_arg(self):
+        return str(self.workdir / "apikeyd.db")
+
+    def data_files(self):
+        """Every file the backend keeps data in (for the 'no key in the database' check)."""
+        db = self.db_arg()
+        return [Path(p) for p in (db, db + "-wal", db + "-shm", db + "-journal") if os.path.exists(p)]
+
+    def release(self):
+        pass
+
+
+# The test matrix: add a PostgreSQL backend class here (db_arg() returning a DSN of a fresh
+# database, data_files() dumping it, release() dropping it).
+BACKENDS = {"sqlite": SqliteBackend}
+
+
+@pytest.fixture(scope="session", params=sorted(BACKENDS))
+def backend(request):
+    """The backend class for this run of the matrix."""
+    return BACKENDS[request.param]
+
+
+@pytest.fixture(scope="session")
+def apikeyd_bin():
+    if not (BIN.is_file() and os.access(BIN, os.X_OK)):
+        pytest.fail(f"apikeyd binary not found at {BIN} (build it with `make`, or set APIKEYD_BIN)")
+    return BIN
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def run_cli(*args, env=None, umask=None, timeout=CLI_TIMEOUT):
+    """Runs the binary with `args`; returns CompletedProcess with text stdout/stderr."""
+    full_env = dict(os.environ)
+    full_env.pop("APIKEYD_DB", None)
+    full_env.pop("APIKEYD_LISTEN", None)
+    full_env.update(env or {})
+    preexec = (lambda: os.umask(umask)) if umask is not None else None
+    return subprocess.run(
+        [str(BIN), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        preexec_fn=preexec,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Account:
+    """An account made by `apikeyd account create`: its JSON output, primary key, client."""
+
+    def __init__(self, server, info):
+        self.server = server
+        self.info = info
+        self.id = info["account_id"]
+        self.name = info["account_name"]
+        self.key = info["api_key"]
+        self.primary_id = info["id"]
+        self.client = Client(server, self.key)
+
+
+class Server:
+    """One apikeyd data directory and (at most) one running `apikeyd serve` on it.
+
+    `start`/`stop`/`restart` keep the database, secret file and stderr log; every start picks
+    a new free port. `stop` sends a signal and asserts exit status 0.
+    """
+
+    def __init__(self, backend_cls, workdir, extra_args=(), brand=None, secret_file=None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.backend = backend_cls(self.workdir)
+        self.db = self.backend.db_arg()
+        self.extra_args = [str(a) for a in extra_args]
+        self.brand = brand
+        self.secret_file = secret_file
+        self.log_path = self.workdir / "stderr.log"
+        self.stdout_path = self.workdir / "stdout.log"
+        self.proc = None
+        self.port = None
+        self.accounts = []
+
+    # -- CLI
+    def common_args(self):
+        args = []
+        if self.secret_file is not None:
+            args += ["--secret-file", str(self.secret_file)]
+        if self.brand is not None:
+            args += ["--brand", self.brand]
+        return args
+
+    def create_account(self, name=None):
+        name = name or f"account-{len(self.accounts) + 1}"
+        p = run_cli("account", "create", "--db", self.db, "--name", name, *self.common_args())
+        assert p.returncode == 0, f"account create failed ({p.returncode}): {p.stderr}"
+        info = strict_json(p.stdout)
+        assert isinstance(info, dict), p.stdout
+        account = Account(self, info)
+        self.accounts.append(account)
+        return account
+
+    @property
+    def account(self):
+        return self.accounts[0]
+
+    @property
+    def client(self):
+        return self.account.client
+
+    # -- server process
+    @property
+    def base_url(self):
+        assert self.port is not None, "server is not running"
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, extra_args=None, use_env=False):
+        assert self.proc is None, "already running"
+        args = self.extra_args if extra_args is None else [str(a) for a in extra_args]
+        for attempt in range(3):
+            self.port = free_port()
+            listen = f"127.0.0.1:{self.port}"
+            env = dict(os.environ)
+            env.pop("APIKEYD_DB", None)
+            env.pop("APIKEYD_LISTEN", None)
+            if use_env:
+                env.update(APIKEYD_DB=self.db, APIKEYD_LISTEN=listen)
+                argv = [str(BIN), "serve", *self.common_args(), *args]
+            else:
+                argv = [str(BIN), "serve", "--db", self.db, "--listen", listen, *self.common_args(), *args]
+            with open(self.log_path, "ab") as err, open(self.stdout_path, "ab") as out:
+                self.proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+            if self._wait_ready():
+                return self
+            # Exited before becoming ready: maybe the port was taken in between; try another.
+            self.proc = None
+        pytest.fail(f"apikeyd serve did not start; stderr:\n{self.log_text()[-2000:]}")
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        url = f"http://127.0.0.1:{self.port}/healthz"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                r = requests.get(url, timeout=1)
+            except requests.ConnectionError:
+                time.sleep(0.02)
+                continue
+            if r.status_code == 200:
+                SPEC.check("GET", "/healthz", r)
+                return True
+            time.sleep(0.02)
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        pytest.fail(f"GET /healthz did not answer 200 within {START_TIMEOUT} s; stderr:\n{self.log_text()[-2000:]}")
+
+    @property
+    def running(self):
+        return self.proc is not None
+
+    def stop(self, sig=signal.SIGTERM):
+        """Sends `sig`, waits, asserts exit status 0."""
+        assert self.proc is not None, "not running"
+        proc, self.proc = self.proc, None
+        proc.send_signal(sig)
+        try:
+            rc = proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"apikeyd did not exit within {STOP_TIMEOUT} s of {sig.name}")
+        assert rc == 0, f"apikeyd exited with {rc} after {sig.name}; stderr tail:\n{self.log_text()[-2000:]}"
+        return rc
+
+    def restart(self, extra_args=None):
+        self.stop()
+        return self.start(extra_args)
+
+    def close(self):
+        """Teardown: stop if running (asserting exit 0), release the backend."""
+        try:
+            if self.proc is not None:
+                self.stop()
+        finally:
+            self.backend.release()
+
+    # -- files
+    def log_bytes(self):
+        try:
+            return self.log_path.read_bytes()
+        except FileNotFoundError:
+            return b""
+
+    def log_text(self):
+        return self.log_bytes().decode("utf-8", "replace")
+
+    def data_files(self):
+        return self.backend.data_files()
+
+
+class ServerFactory:
+    """Builds servers in numbered subdirectories of `root`; closes them all at teardown."""
+
+    def __init__(self, backend_cls, root):
+        self.backend_cls = backend_cls
+        self.root = Path(root)
+        self.servers = []
+
+    def __call__(self, *extra_args, accounts=("acme",), start=True, brand=None, secret_file=None):
+        server = Server(
+            self.backend_cls,
+            self.root / f"server{len(self.servers)}",
+            extra_args=extra_args,
+            brand=brand,
+            secret_file=secret_file,
+        )
+        self.servers.append(server)
+        for name in accounts:
+            server.create_account(name)
+        if start:
+            server.start()
+        return server
+
+    def close_all(self):
+        failures = []
+        for server in self.servers:
+            try:
+                server.close()
+            except BaseException as e:  # collect every failure, report the first
+                failures.append(e)
+        if failures:
+            raise failures[0]
+
+
+@pytest.fixture
+def server_factory(backend, apikeyd_bin, tmp_path):
+    """`server_factory(*extra_args, accounts=(...), start=True)` -> started Server."""
+    factory = ServerFactory(backend, tmp_path)
+    yield factory
+    factory.close_all()
+
+
+@pytest.fixture
+def server(server_factory):
+    """A fresh server with one account, `acme`, whose primary key is `server.client`'s key."""
+    return server_factory()
+
+
+@pytest.fixture(scope="module")
+def shared_server(backend, apikeyd_bin, tmp_path_factory):
+    """One server per module for tests whose requests are all refused (they change nothing)."""
+    factory = ServerFactory(backend, tmp_path_factory.mktemp("shared"))
+    server = factory()
+    yield server
+    factory.close_all()
+
+
+@pytest.fixture
+def client(server):
+    return server.client
+
+
+def parallel(fn, items, workers):
+    """Runs fn(item) on `workers` threads; returns the results in item order, re-raising errors."""
+    results = [None] * len(items)
+    errors = []
+    barrier = threading.Barrier(min(workers, len(items)))
+    lock = threading.Lock()
+    chunks = [list(range(i, len(items), workers)) for i in range(min(workers, len(items)))]
+
+    def run(indexes):
+        try:
+            barrier.wait(timeout=30)
+            for i in indexes:
+                results[i] = fn(items[i])
+        except BaseException as e:
+            with lock:
+                errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+

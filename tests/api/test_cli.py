@@ -1,0 +1,179 @@
+"""The command line: help, version, usage errors, `account create`, secret file, `serve` flags."""
+
+import os
+import re
+import signal
+import stat
+
+import pytest
+
+from conftest import (
+    KEY_FIELDS,
+    SPEC,
+    Client,
+    assert_error,
+    assert_key_field_order,
+    assert_key_format,
+    free_port,
+    parse_time,
+    run_cli,
+    strict_json,
+)
+
+pytestmark = pytest.mark.usefixtures("apikeyd_bin")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["serve", "--help"], ["account", "--help"], ["account", "create", "--help"]])
+def test_help_exits_0_with_usage_on_stdout(args):
+    p = run_cli(*args)
+    assert p.returncode == 0, p.stderr
+    assert "usage" in p.stdout.lower(), p.stdout
+
+
+def test_version():
+    p = run_cli("--version")
+    assert p.returncode == 0, p.stderr
+    assert re.fullmatch(r"apikeyd \d+\.\d+\.\d+\n?", p.stdout), p.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--bogus"],
+        ["frobnicate"],
+        ["serve", "--db", "{db}", "--listen", "{listen}", "--bogus"],
+        ["serve", "--listen", "{listen}", "--db"],
+        ["serve", "--db", "{db}", "--listen"],
+        ["serve", "--db", "{db}", "--listen", "{listen}", "--max-keys"],
+        ["account", "create", "--db", "{db}", "--name", "x", "--bogus"],
+        ["account", "create", "--db", "{db}", "--name"],
+        ["account", "frobnicate"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_usage_error_exits_2_with_usage_on_stderr(args, tmp_path):
+    db = str(tmp_path / "x.db")
+    listen = f"127.0.0.1:{free_port()}"
+    p = run_cli(*[a.format(db=db, listen=listen) for a in args])
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert "usage" in p.stderr.lower(), p.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["account", "create", "--db", "/nonexistent/dir/x.db", "--name", "x"],
+        ["serve", "--db", "/nonexistent/dir/x.db", "--listen", "{listen}"],
+    ],
+    ids=["account create", "serve"],
+)
+def test_unopenable_database_exits_1_with_one_line(args):
+    listen = f"127.0.0.1:{free_port()}"
+    p = run_cli(*[a.format(listen=listen) for a in args])
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), repr(p.stderr)
+    assert p.stdout == ""
+
+
+def test_account_create_prints_the_account_and_its_primary_key(tmp_path):
+    db = tmp_path / "a.db"
+    p = run_cli("account", "create", "--db", db, "--name", "Acme Inc")
+    assert p.returncode == 0, p.stderr
+    info = strict_json(p.stdout)
+    assert list(info) == ["account_id", "account_name"] + KEY_FIELDS + ["api_key"]
+    assert_key_field_order(info)
+    assert isinstance(info["account_id"], int) and info["account_id"] >= 1
+    assert info["account_name"] == "Acme Inc"
+    key = {k: info[k] for k in KEY_FIELDS}
+    SPEC.validate_schema("ApiKey", key)
+    assert info["name"] == "Production Key"
+    assert info["key_type"] == "production"
+    assert info["is_active"] is True and info["is_primary"] is True
+    assert info["last_used"] is None
+    parse_time(info["created_at"])
+    assert_key_format(info["api_key"], "production")
+    assert info["key_prefix"] == info["api_key"][:12]
+    assert info["api_key"] not in p.stderr
+    # One JSON object, nothing else on stdout.
+    assert p.stdout.strip().count("\n") == 0 or strict_json(p.stdout) == info
+
+
+def test_account_create_twice_gives_distinct_accounts_and_keys(tmp_path):
+    db = tmp_path / "a.db"
+    a = strict_json(run_cli("account", "create", "--db", db, "--name", "one").stdout)
+    b = strict_json(run_cli("account", "create", "--db", db, "--name", "two").stdout)
+    assert a["account_id"] != b["account_id"]
+    assert a["id"] != b["id"]
+    assert a["api_key"] != b["api_key"]
+    assert a["api_key"][12:] != b["api_key"][12:]
+
+
+def test_secret_file_default_is_db_dot_secret_mode_0600(tmp_path):
+    db = tmp_path / "a.db"
+    p = run_cli("account", "create", "--db", db, "--name", "x", umask=0)
+    assert p.returncode == 0, p.stderr
+    secret = tmp_path / "a.db.secret"
+    assert secret.is_file()
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert secret.stat().st_size > 0
+    key = strict_json(p.stdout)["api_key"]
+    assert key.encode() not in secret.read_bytes()
+
+
+def test_secret_file_flag(tmp_path, server_factory):
+    secret = tmp_path / "custom.secret"
+    server = server_factory(secret_file=secret)
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert not os.path.exists(server.db + ".secret")
+    assert server.client.get().status_code == 200
+
+
+def test_keys_depend_on_the_secret(server_factory, tmp_path):
+    """A server with another secret does not recognise the keys (only HMACs are stored)."""
+    server = server_factory(secret_file=tmp_path / "one.secret", start=False)
+    server.secret_file = tmp_path / "two.secret"
+    server.start()
+    assert_error(server.client.get(), 401, "invalid_api_key")
+
+
+def test_brand_flag(server_factory):
+    server = server_factory(brand="xy")
+    info = server.account.info
+    assert_key_format(info["api_key"], "production", brand="xy")
+    assert info["key_prefix"] == info["api_key"][:12]
+    created = server.client.create("Branded", "sandbox")
+    assert_key_format(created["api_key"], "sandbox", brand="xy")
+    assert created["key_prefix"] == created["api_key"][:12]
+    assert Client(server, created["api_key"]).get().status_code == 200
+
+
+def test_serve_logs_startup_line(server):
+    assert f"apikeyd: listening on 127.0.0.1:{server.port}\n" in server.log_text()
+
+
+def test_serve_reads_db_and_listen_from_environment(server_factory):
+    server = server_factory(start=False)
+    server.start(use_env=True)
+    assert f"apikeyd: listening on 127.0.0.1:{server.port}" in server.log_text()
+    assert server.client.get().status_code == 200
+
+
+def test_serve_with_threads_flag(server_factory):
+    server = server_factory("--threads", "3")
+    assert server.client.get().status_code == 200
+
+
+def test_healthz_needs_no_key(server):
+    r = Client(server).get("/healthz")
+    assert r.status_code == 200 and r.body == {"status": "ok"}
+    r = Client(server).get("/healthz/")
+    assert r.status_code == 200 and r.body == {"status": "ok"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_exits_0(server, sig):
+    server.client.get()
+    server.stop(sig)  # asserts exit status 0
+    server.start()
+    assert server.client.get().status_code == 200

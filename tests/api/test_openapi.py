@@ -1,0 +1,220 @@
+"""docs/openapi.yaml itself: well-formed, complete, and consistent with the contract and seed.
+
+These tests need no server; they make sure the document the other tests validate against
+says what contract.md says.
+"""
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from conftest import CREATED_MESSAGE, ERROR_CODES, KEY_FIELDS, SPEC, assert_key_format
+
+DOC = SPEC.doc
+SCHEMAS = DOC["components"]["schemas"]
+
+# The seed's list response, verbatim.
+SEED_LIST = {
+    "api_keys": [
+        {
+            "id": 1,
+            "name": "Production Key",
+            "key_type": "production",
+            "key_prefix": "ml_prod_abc1",
+            "is_active": True,
+            "is_primary": True,
+            "created_at": "2024-01-15T10:00:00Z",
+            "last_used": "2025-01-15T14:30:00Z",
+        },
+        {
+            "id": 2,
+            "name": "Development Key",
+            "key_type": "sandbox",
+            "key_prefix": "ml_sand_xyz7",
+            "is_active": True,
+            "is_primary": False,
+            "created_at": "2024-02-01T09:00:00Z",
+            "last_used": "2025-01-14T11:20:00Z",
+        },
+    ]
+}
+
+OPERATIONS = {
+    ("/v1/account/api-keys/", "get"): {"200", "401", "503"},
+    ("/v1/account/api-keys/", "post"): {"201", "400", "401", "403", "409", "413", "415", "422", "503"},
+    ("/v1/account/api-keys/{id}/", "patch"): {"200", "400", "401", "403", "404", "409", "413", "415", "422", "503"},
+    ("/v1/account/api-keys/{id}/", "delete"): {"204", "401", "403", "404", "409", "503"},
+    ("/healthz", "get"): {"200"},
+}
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def iter_refs(node, path="#"):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "$ref" and isinstance(v, str):
+                yield path, v
+            else:
+                yield from iter_refs(v, f"{path}/{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from iter_refs(v, f"{path}/{i}")
+
+
+def test_openapi_version_and_info():
+    assert str(DOC["openapi"]).startswith("3.1.")
+    assert DOC["info"]["title"] and DOC["info"]["version"]
+
+
+def test_every_ref_resolves():
+    refs = list(iter_refs(DOC))
+    assert refs
+    for where, ref in refs:
+        try:
+            SPEC.resolve({"$ref": ref})
+        except (KeyError, AssertionError):
+            pytest.fail(f"{where}: unresolvable $ref {ref}")
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_component_schema_is_valid_2020_12(name):
+    Draft202012Validator.check_schema(SCHEMAS[name])
+
+
+def test_exactly_the_contract_operations():
+    found = {
+        (path, method)
+        for path, item in DOC["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+    assert found == set(OPERATIONS)
+
+
+@pytest.mark.parametrize("path,method", sorted(OPERATIONS))
+def test_operation_lists_every_status_with_schema(path, method):
+    op = DOC["paths"][path][method]
+    assert set(op["responses"]) == OPERATIONS[(path, method)]
+    assert op.get("operationId")
+    for status, resp in op["responses"].items():
+        resp = SPEC.resolve(resp)
+        assert resp.get("description")
+        if status == "204":
+            assert "content" not in resp
+            continue
+        schema = resp["content"]["application/json"]["schema"]
+        Draft202012Validator.check_schema(schema)
+        if status.startswith(("4", "5")):
+            assert "$ref" in str(schema) and "Error" in str(schema)
+
+
+def test_security_bearer_everywhere_but_healthz():
+    scheme = DOC["components"]["securitySchemes"]["bearerAuth"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    assert DOC["security"] == [{"bearerAuth": []}]
+    assert DOC["paths"]["/healthz"]["get"]["security"] == []
+    for (path, method) in OPERATIONS:
+        if path != "/healthz":
+            assert "security" not in DOC["paths"][path][method]
+            assert "401" in DOC["paths"][path][method]["responses"]
+
+
+def test_401_documents_www_authenticate_and_405_documents_allow():
+    unauthorized = DOC["components"]["responses"]["Unauthorized"]
+    assert SPEC.resolve(unauthorized["headers"]["WWW-Authenticate"])["required"] is True
+    for path, allow in [("/v1/account/api-keys/", "GET, POST"), ("/v1/account/api-keys/{id}/", "PATCH, DELETE")]:
+        resp = SPEC.resolve(DOC["paths"][path]["x-method-not-allowed"])
+        assert resp["headers"]["Allow"]["schema"]["const"] == allow
+
+
+def test_api_key_schema_has_exactly_the_seed_fields():
+    s = SCHEMAS["ApiKey"]
+    assert list(s["properties"]) == KEY_FIELDS
+    assert s["required"] == KEY_FIELDS
+    assert s["additionalProperties"] is False
+    assert s["properties"]["last_used"]["type"] == ["string", "null"]
+    for field in ("created_at", "last_used"):
+        pattern = SPEC.resolve(s["properties"][field])["pattern"]
+        assert pattern == r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
+
+
+def test_created_api_key_schema():
+    s = SCHEMAS["CreatedApiKey"]
+    assert list(s["properties"]) == KEY_FIELDS + ["api_key", "message"]
+    assert set(s["required"]) == set(KEY_FIELDS + ["api_key", "message"])
+    assert s["additionalProperties"] is False
+    assert s["properties"]["message"]["const"] == CREATED_MESSAGE
+
+
+def test_request_schemas():
+    create = SCHEMAS["CreateRequest"]
+    assert set(create["properties"]) == {"name", "key_type"} == set(create["required"])
+    assert create["additionalProperties"] is False
+    update = SCHEMAS["UpdateRequest"]
+    assert set(update["properties"]) == {"name", "is_active", "is_primary"}
+    assert update["additionalProperties"] is False and update["minProperties"] == 1
+
+
+def test_error_codes_are_the_contract_codes():
+    code = SCHEMAS["Error"]["properties"]["error"]["properties"]["code"]
+    assert set(code["enum"]) == ERROR_CODES
+    assert SCHEMAS["Error"]["properties"]["error"]["required"] == ["code", "message"]
+
+
+def test_seed_list_example_validates():
+    SPEC.validate_schema("ApiKeyList", SEED_LIST)
+
+
+@pytest.mark.parametrize(
+    "name,instance",
+    [
+        ("ApiKey", dict(SEED_LIST["api_keys"][0], extra=1)),
+        ("ApiKey", {k: v for k, v in SEED_LIST["api_keys"][0].items() if k != "last_used"}),
+        ("ApiKey", dict(SEED_LIST["api_keys"][0], created_at="2024-01-15T10:00:00+00:00")),
+        ("ApiKey", dict(SEED_LIST["api_keys"][0], last_used="2024-01-15 10:00:00")),
+        ("ApiKey", dict(SEED_LIST["api_keys"][0], key_type="staging")),
+        ("ApiKey", dict(SEED_LIST["api_keys"][0], api_key="ml_prod_x")),
+        ("Error", {"error": {"code": "teapot", "message": "x"}}),
+        ("Error", {"error": {"code": "not_found"}}),
+        ("CreatedApiKey", dict(SEED_LIST["api_keys"][0], api_key="ml_prod_full_key_shown_once_here", message="x")),
+        ("Health", {"status": "starting"}),
+    ],
+)
+def test_schemas_reject_wrong_instances(name, instance):
+    errors = list(SPEC.validator(SCHEMAS[name]).iter_errors(instance))
+    assert errors, f"{name} accepted {instance!r}"
+
+
+def test_last_used_may_be_null():
+    SPEC.validate_schema("ApiKey", dict(SEED_LIST["api_keys"][1], last_used=None))
+
+
+def iter_examples(node, path="#"):
+    """(where, schema, value) for every example next to a schema in the document."""
+    if isinstance(node, dict):
+        if "schema" in node and "examples" in node and isinstance(node["examples"], dict):
+            for name, ex in node["examples"].items():
+                yield f"{path}/examples/{name}", node["schema"], SPEC.resolve(ex)["value"]
+        if "examples" in node and isinstance(node["examples"], list) and ("type" in node or "$ref" in node or "const" in node):
+            for i, ex in enumerate(node["examples"]):
+                yield f"{path}/examples/{i}", node, ex
+        for k, v in node.items():
+            yield from iter_examples(v, f"{path}/{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from iter_examples(v, f"{path}/{i}")
+
+
+def test_every_example_validates_against_its_schema():
+    examples = list(iter_examples(DOC))
+    assert len(examples) > 10
+    for where, schema, value in examples:
+        errors = list(SPEC.validator(schema).iter_errors(value))
+        assert not errors, f"{where}: {errors[0].message}"
+
+
+def test_example_keys_are_well_formed():
+    created = SCHEMAS["CreatedApiKey"]["examples"][0]
+    assert_key_format(created["api_key"], created["key_type"])
+    assert created["key_prefix"] == created["api_key"][:12]
+    for ex in SCHEMAS["FullKey"]["examples"]:
+        assert_key_format(ex)
