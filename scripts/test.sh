@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# `make test`: everything CI checks, in order, on a fresh machine:
+#   1. the release build (warnings as errors when WERROR=1) and its unit tests (CTest + cmocka)
+#   2. the black-box API suite (pytest) against build/apikeyd
+#   3. the same unit tests and API suite against an ASan+UBSan build
+# Exits non-zero on the first failure; the last line sums up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=/usr/bin/python3
+JOBS=$(nproc)
+FLAGS=()
+[ "${WERROR:-0}" = 1 ] && FLAGS+=(-DAPIKEYD_WERROR=ON)
+
+passed=0
+failed=0
+tally() { # tally LOGFILE: adds pytest's / ctest's counts
+    local p f
+    p=$(grep -Eo '[0-9]+ passed' "$1" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+    f=$(grep -Eo '[0-9]+ failed' "$1" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+    passed=$((passed + p)); failed=$((failed + f))
+}
+ctest_tally() {
+    local line total fails
+    line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$1" | tail -1)
+    total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
+    fails=$(sed -E 's/.* ([0-9]+) tests failed.*/\1/' <<<"$line")
+    passed=$((passed + total - fails)); failed=$((failed + fails))
+}
+finish() {
+    local rc=$?
+    echo "make test: $passed passed, $failed failed"
+    [ $rc -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ] || exit 1
+}
+trap finish EXIT
+LOGS=$(mktemp -d)
+
+run_suite() { # run_suite BUILD_DIR LABEL [cmake flags...]
+    local dir=$1 label=$2; shift 2
+    echo "== $label: build ($dir)"
+    cmake -S . -B "$dir" "$@" >/dev/null
+    cmake --build "$dir" -j "$JOBS" >"$LOGS/build-$label.log" 2>&1 || { cat "$LOGS/build-$label.log"; return 1; }
+    echo "== $label: unit tests"
+    (cd "$dir" && ctest --output-on-failure -j "$JOBS") | tee "$LOGS/ctest-$label.log"
+    ctest_tally "$LOGS/ctest-$label.log"
+    echo "== $label: API tests"
+    set +e
+    APIKEYD_BIN="$PWD/$dir/apikeyd" $PY -m pytest -q -p no:cacheprovider tests/api 2>&1 | tee "$LOGS/pytest-$label.log"
+    local rc=${PIPESTATUS[0]}
+    set -e
+    tally "$LOGS/pytest-$label.log"
+    [ "$rc" -eq 5 ] && { echo "make test: pytest ran no tests" >&2; return 1; }
+    return "$rc"
+}
+
+bash scripts/deps.sh
+run_suite build release "${FLAGS[@]}"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_suite build-asan asan -DAPIKEYD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug "${FLAGS[@]}"
+rm -rf "$LOGS"
