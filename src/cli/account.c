@@ -37,9 +37,9 @@ static int print_account(int64_t account_id, const char *account_name, const str
     if (timefmt_format(rec->created_at, created, sizeof(created)) != 0)
         return -1;
     o = json_pack("{s:I,s:s,s:I,s:s,s:s,s:s,s:b,s:b,s:s,s:n,s:s}", "account_id", (json_int_t)account_id, "account_name",
-                  account_name, "id", (json_int_t)rec->id, "name", rec->name, "key_type", key_type_name(rec->type),
-                  "key_prefix", rec->prefix, "is_active", rec->active, "is_primary", rec->primary, "created_at", created,
-                  "last_used", "api_key", key);
+                  account_name, "id", (json_int_t)rec->id, "name", rec->name, "key_type", key_type_name(rec->type), "key_prefix",
+                  rec->prefix, "is_active", rec->active, "is_primary", rec->primary, "created_at", created, "last_used", "api_key",
+                  key);
     if (o == NULL || (text = json_dumps(o, JSON_INDENT(2))) == NULL) {
         json_decref(o);
         return -1;
@@ -57,9 +57,12 @@ static int print_account(int64_t account_id, const char *account_name, const str
 static int account_create(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},    {"name", required_argument, NULL, 'n'},
-        {"secret-file", required_argument, NULL, 's'}, {"brand", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"db", required_argument, NULL, 'd'},
+        {"name", required_argument, NULL, 'n'},
+        {"secret-file", required_argument, NULL, 's'},
+        {"brand", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct cli_common c = {.db = getenv("APIKEYD_DB")};
     const char *name = NULL;

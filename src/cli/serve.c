@@ -28,10 +28,14 @@ static void usage(FILE *out)
 int cli_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},         {"listen", required_argument, NULL, 'l'},
-        {"threads", required_argument, NULL, 't'},    {"secret-file", required_argument, NULL, 's'},
-        {"max-keys", required_argument, NULL, 'm'},   {"brand", required_argument, NULL, 'b'},
-        {"no-access-log", no_argument, NULL, 'q'},    {"help", no_argument, NULL, 'h'},
+        {"db", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"threads", required_argument, NULL, 't'},
+        {"secret-file", required_argument, NULL, 's'},
+        {"max-keys", required_argument, NULL, 'm'},
+        {"brand", required_argument, NULL, 'b'},
+        {"no-access-log", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct cli_common c = {.db = getenv("APIKEYD_DB")};

@@ -10,24 +10,24 @@
 
 enum ak_err {
     AK_OK = 0,
-    AK_ERR_NOMEM = -1,              /* allocation failed */
-    AK_ERR_IO = -2,                 /* file system error */
-    AK_ERR_STORE = -3,              /* the database failed (not the client's fault) */
-    AK_ERR_UNAVAILABLE = -4,        /* the database is unreachable, full or read-only */
-    AK_ERR_NOT_FOUND = -5,          /* no such key (or not visible to the caller) */
-    AK_ERR_FORBIDDEN = -6,          /* a sandbox key reaching for production */
-    AK_ERR_LIMIT = -7,              /* the account has its maximum number of keys */
-    AK_ERR_PRIMARY_PROTECTED = -8,  /* the change would leave the account without a primary */
-    AK_ERR_PRIMARY_INVALID = -9,    /* only an active production key may be primary */
-    AK_ERR_INVALID = -10,           /* the request body breaks a validation rule */
-    AK_ERR_JSON = -11,              /* the request body is not acceptable JSON */
-    AK_ERR_KEY_FORMAT = -12,        /* not a well-formed key, or its checksum is wrong */
-    AK_ERR_KEY_UNKNOWN = -13,       /* well-formed but no such key */
-    AK_ERR_KEY_INACTIVE = -14,      /* a known key that was deactivated */
-    AK_ERR_MISSING_KEY = -15,       /* no credentials presented */
-    AK_ERR_COLLISION = -16,         /* a fresh key collided with an existing one; retry */
-    AK_ERR_ARG = -17,               /* a bad argument from the caller (programming or configuration error) */
-    AK_ERR_SECRET = -18,            /* the secret file is unusable */
+    AK_ERR_NOMEM = -1,             /* allocation failed */
+    AK_ERR_IO = -2,                /* file system error */
+    AK_ERR_STORE = -3,             /* the database failed (not the client's fault) */
+    AK_ERR_UNAVAILABLE = -4,       /* the database is unreachable, full or read-only */
+    AK_ERR_NOT_FOUND = -5,         /* no such key (or not visible to the caller) */
+    AK_ERR_FORBIDDEN = -6,         /* a sandbox key reaching for production */
+    AK_ERR_LIMIT = -7,             /* the account has its maximum number of keys */
+    AK_ERR_PRIMARY_PROTECTED = -8, /* the change would leave the account without a primary */
+    AK_ERR_PRIMARY_INVALID = -9,   /* only an active production key may be primary */
+    AK_ERR_INVALID = -10,          /* the request body breaks a validation rule */
+    AK_ERR_JSON = -11,             /* the request body is not acceptable JSON */
+    AK_ERR_KEY_FORMAT = -12,       /* not a well-formed key, or its checksum is wrong */
+    AK_ERR_KEY_UNKNOWN = -13,      /* well-formed but no such key */
+    AK_ERR_KEY_INACTIVE = -14,     /* a known key that was deactivated */
+    AK_ERR_MISSING_KEY = -15,      /* no credentials presented */
+    AK_ERR_COLLISION = -16,        /* a fresh key collided with an existing one; retry */
+    AK_ERR_ARG = -17,              /* a bad argument from the caller (programming or configuration error) */
+    AK_ERR_SECRET = -18,           /* the secret file is unusable */
 };
 
 /* Returns a static, human-readable description of `err`. Never NULL. */

@@ -270,8 +270,7 @@ int keys_sync(struct keys *k, bool *ret_reloaded)
     return r;
 }
 
-int keys_account_create(struct keys *k, const char *name, int64_t *ret_account_id, struct key_rec *ret, char *ret_key,
-                        size_t keysz)
+int keys_account_create(struct keys *k, const char *name, int64_t *ret_account_id, struct key_rec *ret, char *ret_key, size_t keysz)
 {
     struct key_rec *rec = calloc(1, sizeof(*rec));
     int64_t account_id;

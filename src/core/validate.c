@@ -109,7 +109,7 @@ static int parse_object(const char *body, size_t len, json_t **ret, char *msg, s
         snprintf(msg, msglen, "request body nests deeper than %d levels", VALIDATE_DEPTH_MAX);
         return AK_ERR_JSON;
     }
-    if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+    if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr)) == NULL) {
         snprintf(msg, msglen, "request body is not valid JSON (line %d, column %d)", jerr.line, jerr.column);
         return AK_ERR_JSON;
     }

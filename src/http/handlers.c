@@ -58,8 +58,8 @@ static void respond_core_error(struct exchange *x, int err)
 
 static void respond_unauthorized(struct exchange *x, int err)
 {
-    respond_header(x, "www-authenticate", err == AK_ERR_MISSING_KEY ? "Bearer realm=\"apikeyd\""
-                                                                    : "Bearer realm=\"apikeyd\", error=\"invalid_token\"");
+    respond_header(x, "www-authenticate",
+                   err == AK_ERR_MISSING_KEY ? "Bearer realm=\"apikeyd\"" : "Bearer realm=\"apikeyd\", error=\"invalid_token\"");
     switch (err) {
     case AK_ERR_MISSING_KEY:
         respond_error(x, 401, "missing_api_key", "send your API key as: Authorization: Bearer <key>");
@@ -81,8 +81,7 @@ static int authenticate(struct api_handler *api, struct exchange *x, struct prin
     if (i < 0)
         r = keys_authenticate(api->keys, NULL, 0, timefmt_now(), who);
     else
-        r = keys_authenticate(api->keys, req->headers.entries[i].value.base, req->headers.entries[i].value.len, timefmt_now(),
-                              who);
+        r = keys_authenticate(api->keys, req->headers.entries[i].value.base, req->headers.entries[i].value.len, timefmt_now(), who);
     if (r != 0) {
         respond_unauthorized(x, r);
         return -1;

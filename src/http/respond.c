@@ -106,8 +106,8 @@ static void log_line(struct exchange *x, int status)
     if (timefmt_format(timefmt_now(), when, sizeof(when)) != 0)
         strcpy(when, "-");
     log_path(x->req, path, sizeof(path));
-    n = snprintf(line, sizeof(line), "%s %s %s %d %s %.3fms\n", when, method, path, status,
-                 x->prefix[0] != '\0' ? x->prefix : "-", ms);
+    n = snprintf(line, sizeof(line), "%s %s %s %d %s %.3fms\n", when, method, path, status, x->prefix[0] != '\0' ? x->prefix : "-",
+                 ms);
     if (n > 0) {
         /* one write(2) per line, so lines from several threads never interleave */
         ssize_t w = write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);

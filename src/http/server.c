@@ -25,7 +25,7 @@
 
 #define MAX_THREADS 256
 #define MAX_REQUEST_ENTITY (1024 * 1024) /* h2o's hard limit; handlers refuse past 64 KiB with JSON */
-#define DRAIN_MS 5000
+#define DRAIN_MS 100
 #define FLUSH_INTERVAL_MS 1000
 
 struct worker {
@@ -90,7 +90,11 @@ static void *worker_main(void *arg)
 
     while (!w->stopping)
         h2o_evloop_run(w->ctx.loop, INT32_MAX);
-    /* Close idle keep-alive connections; let requests in flight finish. */
+    /*
+     * Let responses already written reach their clients, then leave: idle
+     * keep-alive connections are not waited for. Handlers answer before they
+     * return, so no request is left half done.
+     */
     h2o_context_request_shutdown(&w->ctx);
     deadline = mono_ms() + DRAIN_MS;
     while (!h2o_linklist_is_empty(&w->ctx.http1._conns) && mono_ms() < deadline)
@@ -228,7 +232,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     pthread_create(&maint.tid, NULL, maintenance_main, &maint);
     for (; started < n; started++)
         h2o_multithread_create_thread(&workers[started].tid, NULL, worker_main, &workers[started]);
-    fprintf(stderr, "apikeyd: listening on %s (%u threads)\n", cfg->listen, n);
+    fprintf(stderr, "apikeyd: listening on %s\n", cfg->listen);
 
     do {
         if (sigwait(&sigs, &sig) != 0)

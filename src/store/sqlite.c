@@ -151,8 +151,7 @@ static int insert_key(struct sqlite_store *s, struct key_rec *rec)
     return r;
 }
 
-static int sq_account_create(struct store *base, const char *name, int64_t now, struct key_rec *primary,
-                             int64_t *ret_account_id)
+static int sq_account_create(struct store *base, const char *name, int64_t now, struct key_rec *primary, int64_t *ret_account_id)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     struct key_rec rec = *primary;

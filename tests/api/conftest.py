@@ -25,6 +25,7 @@ import string
 import subprocess
 import threading
 import time
+import weakref
 import zlib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -226,14 +227,9 @@ class OpenApi:
             assert status == 404, f"{where}: unknown path must answer 404"
             return self.doc["components"]["responses"]["NotFound"], where
         if op is None:
-            if "x-method-not-allowed" in item:
-                assert status == 405, f"{where}: method not in the document must answer 405"
-                return self.resolve(item["x-method-not-allowed"]), where
-            assert status in (404, 405), f"{where}: undocumented method must answer 404 or 405"
-            key = "NotFound" if status == 404 else "MethodNotAllowedCollection"
-            resp = dict(self.doc["components"]["responses"][key])
-            resp.pop("headers", None)
-            return resp, where
+            assert "x-method-not-allowed" in item, f"{template}: no x-method-not-allowed response"
+            assert status == 405, f"{where}: a method the document does not list must answer 405"
+            return self.resolve(item["x-method-not-allowed"]), where
         responses = op["responses"]
         assert str(status) in responses, (
             f"{where}: status {status} is not documented for {method.upper()} {template} "
@@ -292,9 +288,7 @@ class Client:
         self.server = server
         self.key = key
         self.session = requests.Session()
-
-    def with_key(self, key):
-        return Client(self.server, key)
+        server.clients.add(self)
 
     def request(self, method, path, *, json=DEFAULT, data=None, headers=None, key=DEFAULT):
         hdrs = {}
@@ -469,6 +463,7 @@ class Server:
         self.proc = None
         self.port = None
         self.accounts = []
+        self.clients = weakref.WeakSet()
 
     # -- CLI
     def common_args(self):
@@ -545,13 +540,13 @@ class Server:
         self.proc = None
         pytest.fail(f"GET /healthz did not answer 200 within {START_TIMEOUT} s; stderr:\n{self.log_text()[-2000:]}")
 
-    @property
-    def running(self):
-        return self.proc is not None
-
     def stop(self, sig=signal.SIGTERM):
         """Sends `sig`, waits, asserts exit status 0."""
         assert self.proc is not None, "not running"
+        # Close our idle keep-alive connections first: shutdown waits for in-flight
+        # requests, and these tests are about the server, not about idle clients.
+        for client in list(self.clients):
+            client.session.close()
         proc, self.proc = self.proc, None
         proc.send_signal(sig)
         try:
@@ -562,6 +557,13 @@ class Server:
             pytest.fail(f"apikeyd did not exit within {STOP_TIMEOUT} s of {sig.name}")
         assert rc == 0, f"apikeyd exited with {rc} after {sig.name}; stderr tail:\n{self.log_text()[-2000:]}"
         return rc
+
+    def kill(self):
+        """SIGKILL: no shutdown work at all (for durability tests)."""
+        assert self.proc is not None, "not running"
+        proc, self.proc = self.proc, None
+        proc.kill()
+        proc.wait()
 
     def restart(self, extra_args=None):
         self.stop()

@@ -121,7 +121,11 @@ def test_security_bearer_everywhere_but_healthz():
 def test_401_documents_www_authenticate_and_405_documents_allow():
     unauthorized = DOC["components"]["responses"]["Unauthorized"]
     assert SPEC.resolve(unauthorized["headers"]["WWW-Authenticate"])["required"] is True
-    for path, allow in [("/v1/account/api-keys/", "GET, POST"), ("/v1/account/api-keys/{id}/", "PATCH, DELETE")]:
+    for path, allow in [
+        ("/v1/account/api-keys/", "GET, POST"),
+        ("/v1/account/api-keys/{id}/", "PATCH, DELETE"),
+        ("/healthz", "GET"),
+    ]:
         resp = SPEC.resolve(DOC["paths"][path]["x-method-not-allowed"])
         assert resp["headers"]["Allow"]["schema"]["const"] == allow
 

@@ -68,6 +68,8 @@ def test_unknown_path_404_without_auth(shared_server, method, path):
         ("POST", COLLECTION + "1", "PATCH, DELETE"),
         ("PUT", COLLECTION + "1/", "PATCH, DELETE"),
         ("GET", COLLECTION + "abc/", "PATCH, DELETE"),
+        ("POST", "/healthz", "GET"),
+        ("DELETE", "/healthz", "GET"),
     ],
 )
 def test_other_methods_405_with_allow_before_auth(shared_server, method, path, allow):
