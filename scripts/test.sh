@@ -22,6 +22,7 @@ tally() { # tally LOGFILE: adds pytest's / ctest's counts
 ctest_tally() {
     local line total fails
     line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$1" | tail -1)
+    [ -n "$line" ] || { failed=$((failed + 1)); return; }
     total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
     fails=$(sed -E 's/.* ([0-9]+) tests failed.*/\1/' <<<"$line")
     passed=$((passed + total - fails)); failed=$((failed + fails))
@@ -40,15 +41,17 @@ run_suite() { # run_suite BUILD_DIR LABEL [cmake flags...]
     cmake -S . -B "$dir" "$@" >/dev/null
     cmake --build "$dir" -j "$JOBS" >"$LOGS/build-$label.log" 2>&1 || { cat "$LOGS/build-$label.log"; return 1; }
     echo "== $label: unit tests"
-    (cd "$dir" && ctest --output-on-failure -j "$JOBS") | tee "$LOGS/ctest-$label.log"
+    set +e
+    (cd "$dir" && ctest --output-on-failure -j "$JOBS") 2>&1 | tee "$LOGS/ctest-$label.log"
+    local crc=${PIPESTATUS[0]}
     ctest_tally "$LOGS/ctest-$label.log"
     echo "== $label: API tests"
-    set +e
     APIKEYD_BIN="$PWD/$dir/apikeyd" $PY -m pytest -q -p no:cacheprovider tests/api 2>&1 | tee "$LOGS/pytest-$label.log"
     local rc=${PIPESTATUS[0]}
     set -e
     tally "$LOGS/pytest-$label.log"
     [ "$rc" -eq 5 ] && { echo "make test: pytest ran no tests" >&2; return 1; }
+    [ "$crc" -eq 0 ] || return "$crc"
     return "$rc"
 }
 
