@@ -66,7 +66,7 @@ out:
 
 int digest_secret_load(const char *path, struct digest_secret *ret, char *err, size_t errlen)
 {
-    char text[DIGEST_SECRET_LEN * 2 + 2];
+    char text[DIGEST_SECRET_LEN * 2 + 16];
     struct digest_secret s;
     struct stat st;
     ssize_t n;
@@ -89,7 +89,8 @@ int digest_secret_load(const char *path, struct digest_secret *ret, char *err, s
         goto out;
     }
     n = read(fd, text, sizeof(text));
-    if (n < DIGEST_SECRET_LEN * 2 || (n == (ssize_t)sizeof(text) && text[sizeof(text) - 1] != '\n')) {
+    /* exactly 64 hex characters, optionally followed by one newline */
+    if (!(n == DIGEST_SECRET_LEN * 2 || (n == DIGEST_SECRET_LEN * 2 + 1 && text[DIGEST_SECRET_LEN * 2] == '\n'))) {
         snprintf(err, errlen, "secret file %s must hold %d hex characters", path, DIGEST_SECRET_LEN * 2);
         goto out;
     }

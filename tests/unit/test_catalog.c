@@ -1,0 +1,673 @@
+/*
+ * Unit tests for core/catalog, filled directly (catalog_put) and from a real
+ * SQLite store on a temporary file: put/get/remove, digest collisions, list
+ * order and the sandbox filter, authentication (unknown, inactive, ok, and
+ * last_used that never goes backward), the collect_uses / mark_flushed
+ * cycle, per-account counts and primary, and catalog_load (replaces the
+ * content, keeps newer in-memory last_used, keeps the old content when the
+ * store fails).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/catalog.h"
+#include "core/digest.h"
+#include "core/error.h"
+#include "store/store.h"
+
+struct fixture {
+    char dir[64];
+    char db[128];
+    struct store *store;
+    struct catalog *cat;
+};
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    char err[256] = "";
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_catalog.XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->db, sizeof(f->db), "%s/keys.db", f->dir);
+    if (store_open(f->db, &f->store, err, sizeof(err)) != 0) {
+        fprintf(stderr, "store_open: %s\n", err);
+        return -1;
+    }
+    if ((f->cat = catalog_new()) == NULL)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    int r;
+
+    catalog_free(f->cat);
+    store_free(f->store);
+    r = nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return r;
+}
+
+/* A digest that depends only on `seed` (HMAC under a fixed secret). */
+static void make_digest(int seed, uint8_t out[DIGEST_LEN])
+{
+    struct digest_secret s;
+    char text[32];
+
+    memset(&s, 0x11, sizeof(s));
+    snprintf(text, sizeof(text), "seed-%d", seed);
+    assert_int_equal(digest_compute(&s, text, strlen(text), out), 0);
+}
+
+static struct key_rec make_rec(int64_t id, int64_t account, enum key_type type, bool active, bool primary, const char *name)
+{
+    struct key_rec r;
+
+    memset(&r, 0, sizeof(r));
+    r.id = id;
+    r.account_id = account;
+    snprintf(r.name, sizeof(r.name), "%s", name);
+    r.type = type;
+    snprintf(r.prefix, sizeof(r.prefix), "ml_%s_%04u", type == KEY_TYPE_SANDBOX ? "sand" : "prod", (unsigned)id % 10000u);
+    make_digest((int)id, r.digest);
+    r.active = active;
+    r.primary = primary;
+    r.created_at = 1705312800 + id;
+    r.last_used = 0;
+    return r;
+}
+
+static void assert_rec_equal(const struct key_rec *a, const struct key_rec *b)
+{
+    assert_int_equal(a->id, b->id);
+    assert_int_equal(a->account_id, b->account_id);
+    assert_string_equal(a->name, b->name);
+    assert_int_equal(a->type, b->type);
+    assert_string_equal(a->prefix, b->prefix);
+    assert_memory_equal(a->digest, b->digest, DIGEST_LEN);
+    assert_int_equal(a->active, b->active);
+    assert_int_equal(a->primary, b->primary);
+    assert_int_equal(a->created_at, b->created_at);
+    assert_int_equal(a->last_used, b->last_used);
+}
+
+struct seen {
+    size_t n;
+    struct key_rec recs[16];
+};
+
+static void visit(void *arg, const struct key_rec *rec)
+{
+    struct seen *s = arg;
+
+    assert_true(s->n < 16);
+    s->recs[s->n++] = *rec;
+}
+
+static struct seen *list(struct catalog *cat, int64_t account, bool sandbox_only)
+{
+    static struct seen s;
+
+    memset(&s, 0, sizeof(s));
+    catalog_list(cat, account, sandbox_only, visit, &s);
+    return &s;
+}
+
+/* Creates an account with a primary production key in the store; returns the key's record. */
+static struct key_rec store_account(struct store *st, const char *name, int seed)
+{
+    struct key_rec rec = make_rec(0, 0, KEY_TYPE_PRODUCTION, true, true, "Production Key");
+    int64_t account = 0;
+
+    make_digest(seed, rec.digest);
+    assert_int_equal(st->ops->account_create(st, name, rec.created_at, &rec, &account), 0);
+    assert_true(account > 0);
+    assert_int_equal(rec.account_id, account);
+    assert_true(rec.id > 0);
+    return rec;
+}
+
+static struct key_rec store_key(struct store *st, int64_t account, enum key_type type, const char *name, int seed)
+{
+    struct key_rec rec = make_rec(0, account, type, true, false, name);
+
+    make_digest(seed, rec.digest);
+    assert_int_equal(st->ops->key_insert(st, &rec, 100), 0);
+    assert_true(rec.id > 0);
+    return rec;
+}
+
+static void test_new_is_empty(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec r;
+    struct principal p;
+    uint8_t d[DIGEST_LEN];
+    int64_t primary = -1;
+
+    make_digest(1, d);
+    assert_int_equal(catalog_size(f->cat), 0);
+    assert_int_equal(catalog_get(f->cat, 1, &r), AK_ERR_NOT_FOUND);
+    assert_false(catalog_digest_taken(f->cat, d));
+    assert_int_equal(catalog_authenticate(f->cat, d, 100, &p), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(catalog_account_keys(f->cat, 1, &primary), 0);
+    assert_int_equal(primary, 0);
+    assert_int_equal(list(f->cat, 1, false)->n, 0);
+    catalog_free(NULL);
+}
+
+static void test_put_get_remove(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec a = make_rec(1, 7, KEY_TYPE_PRODUCTION, true, true, "Production Key");
+    struct key_rec b = make_rec(2, 7, KEY_TYPE_SANDBOX, true, false, "Dev \xc3\xa9");
+    struct key_rec got;
+
+    a.last_used = 1705400000;
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_put(f->cat, &b), 0);
+    assert_int_equal(catalog_size(f->cat), 2);
+    memset(&got, 0, sizeof(got));
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_rec_equal(&got, &a);
+    assert_int_equal(catalog_get(f->cat, 2, &got), 0);
+    assert_rec_equal(&got, &b);
+    assert_true(catalog_digest_taken(f->cat, a.digest));
+    assert_true(catalog_digest_taken(f->cat, b.digest));
+
+    catalog_remove(f->cat, 2);
+    assert_int_equal(catalog_size(f->cat), 1);
+    assert_int_equal(catalog_get(f->cat, 2, &got), AK_ERR_NOT_FOUND);
+    assert_false(catalog_digest_taken(f->cat, b.digest));
+    assert_int_equal(list(f->cat, 7, false)->n, 1);
+    catalog_remove(f->cat, 2);  /* absent: no-op */
+    catalog_remove(f->cat, 99); /* never there */
+    assert_int_equal(catalog_size(f->cat), 1);
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_rec_equal(&got, &a);
+
+    /* The removed key can come back. */
+    assert_int_equal(catalog_put(f->cat, &b), 0);
+    assert_int_equal(catalog_get(f->cat, 2, &got), 0);
+    assert_rec_equal(&got, &b);
+}
+
+static void test_put_replaces_by_id(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec a = make_rec(3, 1, KEY_TYPE_PRODUCTION, true, false, "old name");
+    struct key_rec got;
+    struct seen *s;
+
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    snprintf(a.name, sizeof(a.name), "a much longer new name than before");
+    a.active = false;
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_size(f->cat), 1);
+    assert_int_equal(catalog_get(f->cat, 3, &got), 0);
+    assert_string_equal(got.name, "a much longer new name than before");
+    assert_false(got.active);
+    a.active = true;
+    a.primary = true;
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_get(f->cat, 3, &got), 0);
+    assert_true(got.active);
+    assert_true(got.primary);
+    s = list(f->cat, 1, false);
+    assert_int_equal(s->n, 1);
+    assert_string_equal(s->recs[0].name, "a much longer new name than before");
+    assert_true(s->recs[0].primary);
+}
+
+static void test_put_digest_collision(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec a = make_rec(1, 1, KEY_TYPE_PRODUCTION, true, true, "a");
+    struct key_rec b = make_rec(2, 1, KEY_TYPE_PRODUCTION, true, false, "b");
+    struct key_rec got;
+
+    memcpy(b.digest, a.digest, DIGEST_LEN);
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_put(f->cat, &b), AK_ERR_COLLISION);
+    assert_int_equal(catalog_size(f->cat), 1);
+    assert_int_equal(catalog_get(f->cat, 2, &got), AK_ERR_NOT_FOUND);
+    assert_int_equal(list(f->cat, 1, false)->n, 1);
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_string_equal(got.name, "a");
+}
+
+static void test_list_order_and_filter(void **state)
+{
+    struct fixture *f = *state;
+    static const int64_t ids[] = {5, 2, 9, 3, 7};
+    static const enum key_type types[] = {KEY_TYPE_SANDBOX, KEY_TYPE_PRODUCTION, KEY_TYPE_SANDBOX, KEY_TYPE_SANDBOX,
+                                          KEY_TYPE_PRODUCTION};
+    struct key_rec other = make_rec(4, 2, KEY_TYPE_SANDBOX, true, false, "other account");
+    struct seen *s;
+
+    for (size_t i = 0; i < 5; i++) {
+        struct key_rec r = make_rec(ids[i], 1, types[i], true, ids[i] == 2, "k");
+        snprintf(r.name, sizeof(r.name), "key %lld", (long long)ids[i]);
+        assert_int_equal(catalog_put(f->cat, &r), 0);
+    }
+    assert_int_equal(catalog_put(f->cat, &other), 0);
+
+    s = list(f->cat, 1, false);
+    assert_int_equal(s->n, 5);
+    assert_int_equal(s->recs[0].id, 2);
+    assert_int_equal(s->recs[1].id, 3);
+    assert_int_equal(s->recs[2].id, 5);
+    assert_int_equal(s->recs[3].id, 7);
+    assert_int_equal(s->recs[4].id, 9);
+    assert_string_equal(s->recs[2].name, "key 5");
+    for (size_t i = 0; i < s->n; i++)
+        assert_int_equal(s->recs[i].account_id, 1);
+
+    s = list(f->cat, 1, true);
+    assert_int_equal(s->n, 3);
+    assert_int_equal(s->recs[0].id, 3);
+    assert_int_equal(s->recs[1].id, 5);
+    assert_int_equal(s->recs[2].id, 9);
+    for (size_t i = 0; i < s->n; i++)
+        assert_int_equal(s->recs[i].type, KEY_TYPE_SANDBOX);
+
+    s = list(f->cat, 2, false);
+    assert_int_equal(s->n, 1);
+    assert_int_equal(s->recs[0].id, 4);
+    assert_int_equal(list(f->cat, 3, false)->n, 0);
+    assert_int_equal(list(f->cat, 0, false)->n, 0);
+
+    /* Removing from the middle keeps the order. */
+    catalog_remove(f->cat, 5);
+    s = list(f->cat, 1, false);
+    assert_int_equal(s->n, 4);
+    assert_int_equal(s->recs[0].id, 2);
+    assert_int_equal(s->recs[1].id, 3);
+    assert_int_equal(s->recs[2].id, 7);
+    assert_int_equal(s->recs[3].id, 9);
+}
+
+static void test_authenticate(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec a = make_rec(1, 7, KEY_TYPE_PRODUCTION, true, true, "a");
+    struct key_rec b = make_rec(2, 7, KEY_TYPE_SANDBOX, false, false, "b");
+    struct key_rec c = make_rec(3, 8, KEY_TYPE_SANDBOX, true, false, "c");
+    struct principal p;
+    struct key_rec got;
+    uint8_t unknown[DIGEST_LEN], near[DIGEST_LEN];
+
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_put(f->cat, &b), 0);
+    assert_int_equal(catalog_put(f->cat, &c), 0);
+
+    make_digest(1000, unknown);
+    memset(&p, 0x5a, sizeof(p));
+    assert_int_equal(catalog_authenticate(f->cat, unknown, 100, &p), AK_ERR_KEY_UNKNOWN);
+    /* Same first bytes, different last byte: still unknown (the whole digest is compared). */
+    memcpy(near, a.digest, DIGEST_LEN);
+    near[DIGEST_LEN - 1] ^= 1;
+    assert_int_equal(catalog_authenticate(f->cat, near, 100, &p), AK_ERR_KEY_UNKNOWN);
+    memcpy(near, a.digest, DIGEST_LEN);
+    near[8] ^= 0x80;
+    assert_int_equal(catalog_authenticate(f->cat, near, 100, &p), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_int_equal(got.last_used, 0);
+
+    /* Inactive: refused, and not recorded as a use. */
+    assert_int_equal(catalog_authenticate(f->cat, b.digest, 100, &p), AK_ERR_KEY_INACTIVE);
+    assert_int_equal(catalog_get(f->cat, 2, &got), 0);
+    assert_int_equal(got.last_used, 0);
+
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 1000, &p), 0);
+    assert_int_equal(p.key_id, 1);
+    assert_int_equal(p.account_id, 7);
+    assert_int_equal(p.type, KEY_TYPE_PRODUCTION);
+    assert_string_equal(p.prefix, a.prefix);
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_int_equal(got.last_used, 1000);
+    assert_int_equal(list(f->cat, 7, false)->recs[0].last_used, 1000);
+
+    assert_int_equal(catalog_authenticate(f->cat, c.digest, 500, &p), 0);
+    assert_int_equal(p.key_id, 3);
+    assert_int_equal(p.account_id, 8);
+    assert_int_equal(p.type, KEY_TYPE_SANDBOX);
+    assert_string_equal(p.prefix, c.prefix);
+
+    /* last_used never goes backward. */
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 900, &p), 0);
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_int_equal(got.last_used, 1000);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 1000, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 1001, &p), 0);
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_int_equal(got.last_used, 1001);
+    /* Nor below a value that came with the record. */
+    c.last_used = 5000;
+    c.id = 4;
+    make_digest(4, c.digest);
+    assert_int_equal(catalog_put(f->cat, &c), 0);
+    assert_int_equal(catalog_authenticate(f->cat, c.digest, 4000, &p), 0);
+    assert_int_equal(catalog_get(f->cat, 4, &got), 0);
+    assert_int_equal(got.last_used, 5000);
+
+    /* A reactivated key authenticates again; a removed one is unknown. */
+    b.active = true;
+    assert_int_equal(catalog_put(f->cat, &b), 0);
+    assert_int_equal(catalog_authenticate(f->cat, b.digest, 2000, &p), 0);
+    assert_int_equal(p.key_id, 2);
+    catalog_remove(f->cat, 2);
+    assert_int_equal(catalog_authenticate(f->cat, b.digest, 2000, &p), AK_ERR_KEY_UNKNOWN);
+}
+
+static int cmp_use(const void *x, const void *y)
+{
+    const struct key_use *a = x, *b = y;
+
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static void test_collect_and_mark_flushed(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec a = make_rec(1, 1, KEY_TYPE_PRODUCTION, true, true, "a");
+    struct key_rec b = make_rec(2, 1, KEY_TYPE_SANDBOX, true, false, "b");
+    struct key_use *uses = (struct key_use *)&uses;
+    struct principal p;
+    size_t n = 99;
+
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_put(f->cat, &b), 0);
+    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(n, 0);
+    free(uses);
+
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 100, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, b.digest, 200, &p), 0);
+    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(n, 2);
+    assert_non_null(uses);
+    qsort(uses, n, sizeof(*uses), cmp_use);
+    assert_int_equal(uses[0].id, 1);
+    assert_int_equal(uses[0].at, 100);
+    assert_int_equal(uses[1].id, 2);
+    assert_int_equal(uses[1].at, 200);
+
+    /* Not marked yet: collected again. */
+    {
+        struct key_use *again = NULL;
+        size_t m = 0;
+        assert_int_equal(catalog_collect_uses(f->cat, &again, &m), 0);
+        assert_int_equal(m, 2);
+        free(again);
+    }
+    catalog_mark_flushed(f->cat, uses, n);
+    free(uses);
+    uses = NULL;
+    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(n, 0);
+    free(uses);
+
+    /* The same second again is no news; a later one is. */
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 100, &p), 0);
+    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(n, 0);
+    free(uses);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 150, &p), 0);
+    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(uses[0].id, 1);
+    assert_int_equal(uses[0].at, 150);
+
+    /* A use newer than what was flushed stays pending. */
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 160, &p), 0);
+    catalog_mark_flushed(f->cat, uses, n); /* marks 150 */
+    free(uses);
+    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(uses[0].at, 160);
+    /* Marking an older value does not undo a newer mark; marking unknown ids is harmless. */
+    {
+        struct key_use old[2] = {{1, 160}, {99, 5}};
+        catalog_mark_flushed(f->cat, old, 2);
+        old[0].at = 120;
+        catalog_mark_flushed(f->cat, old, 1);
+    }
+    free(uses);
+    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(n, 0);
+    free(uses);
+}
+
+static void test_account_keys(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec a = make_rec(1, 1, KEY_TYPE_PRODUCTION, true, true, "a");
+    struct key_rec b = make_rec(2, 1, KEY_TYPE_SANDBOX, false, false, "b");
+    struct key_rec c = make_rec(3, 1, KEY_TYPE_PRODUCTION, true, false, "c");
+    struct key_rec d = make_rec(4, 2, KEY_TYPE_PRODUCTION, true, true, "d");
+    int64_t primary = -1;
+
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_put(f->cat, &b), 0);
+    assert_int_equal(catalog_put(f->cat, &c), 0);
+    assert_int_equal(catalog_put(f->cat, &d), 0);
+    assert_int_equal(catalog_account_keys(f->cat, 1, &primary), 3); /* inactive keys count */
+    assert_int_equal(primary, 1);
+    assert_int_equal(catalog_account_keys(f->cat, 2, &primary), 1);
+    assert_int_equal(primary, 4);
+    primary = -1;
+    assert_int_equal(catalog_account_keys(f->cat, 3, &primary), 0);
+    assert_int_equal(primary, 0);
+    /* The primary moves. */
+    a.primary = false;
+    c.primary = true;
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_put(f->cat, &c), 0);
+    assert_int_equal(catalog_account_keys(f->cat, 1, &primary), 3);
+    assert_int_equal(primary, 3);
+    catalog_remove(f->cat, 3);
+    assert_int_equal(catalog_account_keys(f->cat, 1, &primary), 2);
+    assert_int_equal(primary, 0);
+    catalog_remove(f->cat, 1);
+    catalog_remove(f->cat, 2);
+    assert_int_equal(catalog_account_keys(f->cat, 1, &primary), 0);
+    assert_int_equal(primary, 0);
+    assert_int_equal(list(f->cat, 1, false)->n, 0);
+    assert_int_equal(catalog_account_keys(f->cat, 2, &primary), 1);
+    /* An account emptied of keys can get keys again. */
+    assert_int_equal(catalog_put(f->cat, &c), 0);
+    assert_int_equal(catalog_account_keys(f->cat, 1, &primary), 1);
+    assert_int_equal(primary, 3);
+    assert_int_equal(list(f->cat, 1, false)->n, 1);
+}
+
+static void test_load_from_store(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec p1 = store_account(f->store, "acme", 1);
+    struct key_rec k2 = store_key(f->store, p1.account_id, KEY_TYPE_SANDBOX, "Dev", 2);
+    struct key_rec p3 = store_account(f->store, "other", 3);
+    struct key_rec k4 = store_key(f->store, p1.account_id, KEY_TYPE_PRODUCTION, "CI \xe5\x90\x8d", 4);
+    struct key_rec got;
+    struct principal pr;
+    int64_t primary;
+    struct seen *s;
+
+    assert_int_equal(catalog_load(f->cat, f->store), 0);
+    assert_int_equal(catalog_size(f->cat), 4);
+    assert_int_equal(catalog_get(f->cat, p1.id, &got), 0);
+    assert_rec_equal(&got, &p1);
+    assert_int_equal(catalog_get(f->cat, k2.id, &got), 0);
+    assert_rec_equal(&got, &k2);
+    assert_int_equal(catalog_get(f->cat, k4.id, &got), 0);
+    assert_rec_equal(&got, &k4);
+    assert_int_equal(catalog_get(f->cat, p3.id, &got), 0);
+    assert_rec_equal(&got, &p3);
+
+    s = list(f->cat, p1.account_id, false);
+    assert_int_equal(s->n, 3);
+    assert_int_equal(s->recs[0].id, p1.id);
+    assert_int_equal(s->recs[1].id, k2.id);
+    assert_int_equal(s->recs[2].id, k4.id);
+    s = list(f->cat, p1.account_id, true);
+    assert_int_equal(s->n, 1);
+    assert_int_equal(s->recs[0].id, k2.id);
+    assert_int_equal(catalog_account_keys(f->cat, p1.account_id, &primary), 3);
+    assert_int_equal(primary, p1.id);
+    assert_int_equal(catalog_account_keys(f->cat, p3.account_id, &primary), 1);
+    assert_int_equal(primary, p3.id);
+    assert_int_equal(catalog_authenticate(f->cat, k4.digest, 10, &pr), 0);
+    assert_int_equal(pr.key_id, k4.id);
+    assert_int_equal(pr.account_id, p1.account_id);
+}
+
+static void test_load_replaces_content(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec p1 = store_account(f->store, "acme", 1);
+    struct key_rec k2 = store_key(f->store, p1.account_id, KEY_TYPE_SANDBOX, "Dev", 2);
+    struct key_rec stray = make_rec(999, p1.account_id, KEY_TYPE_SANDBOX, true, false, "stray");
+    struct key_rec got;
+    struct principal pr;
+
+    make_digest(999, stray.digest);
+    assert_int_equal(catalog_put(f->cat, &stray), 0);
+    /* An in-memory name that the store does not hold is replaced too. */
+    got = p1;
+    snprintf(got.name, sizeof(got.name), "not in the store");
+    assert_int_equal(catalog_put(f->cat, &got), 0);
+
+    assert_int_equal(catalog_load(f->cat, f->store), 0);
+    assert_int_equal(catalog_size(f->cat), 2);
+    assert_int_equal(catalog_get(f->cat, 999, &got), AK_ERR_NOT_FOUND);
+    assert_false(catalog_digest_taken(f->cat, stray.digest));
+    assert_int_equal(catalog_authenticate(f->cat, stray.digest, 10, &pr), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(catalog_get(f->cat, p1.id, &got), 0);
+    assert_string_equal(got.name, "Production Key");
+    assert_int_equal(list(f->cat, p1.account_id, false)->n, 2);
+
+    /* A key deleted in the store disappears on the next load. */
+    assert_int_equal(f->store->ops->key_delete(f->store, p1.account_id, k2.id), 0);
+    assert_int_equal(catalog_load(f->cat, f->store), 0);
+    assert_int_equal(catalog_size(f->cat), 1);
+    assert_int_equal(catalog_get(f->cat, k2.id, &got), AK_ERR_NOT_FOUND);
+    assert_int_equal(catalog_authenticate(f->cat, k2.digest, 10, &pr), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(list(f->cat, p1.account_id, false)->n, 1);
+}
+
+static void test_load_keeps_newer_last_used(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec p1 = store_account(f->store, "acme", 1);
+    struct key_rec k2 = store_key(f->store, p1.account_id, KEY_TYPE_SANDBOX, "Dev", 2);
+    struct key_use *uses = NULL;
+    struct key_use flush = {k2.id, 3000};
+    struct principal pr;
+    struct key_rec got;
+    size_t n = 0;
+
+    assert_int_equal(catalog_load(f->cat, f->store), 0);
+    assert_int_equal(catalog_authenticate(f->cat, p1.digest, 2000, &pr), 0);
+    assert_int_equal(catalog_authenticate(f->cat, k2.digest, 2000, &pr), 0);
+    /* The store has seen neither use; k2 gets a newer one in the store. */
+    assert_int_equal(f->store->ops->last_used_flush(f->store, &flush, 1), 0);
+    assert_int_equal(catalog_load(f->cat, f->store), 0);
+    assert_int_equal(catalog_get(f->cat, p1.id, &got), 0);
+    assert_int_equal(got.last_used, 2000); /* memory newer: kept */
+    assert_int_equal(catalog_get(f->cat, k2.id, &got), 0);
+    assert_int_equal(got.last_used, 3000); /* store newer: taken */
+    /* The kept use is still pending for the store; k2's is already there. */
+    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(uses[0].id, p1.id);
+    assert_int_equal(uses[0].at, 2000);
+    catalog_mark_flushed(f->cat, uses, n);
+    free(uses);
+    uses = NULL;
+    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(n, 0);
+    free(uses);
+    /* And last_used does not go backward through a load either. */
+    assert_int_equal(catalog_authenticate(f->cat, k2.digest, 2500, &pr), 0);
+    assert_int_equal(catalog_get(f->cat, k2.id, &got), 0);
+    assert_int_equal(got.last_used, 3000);
+}
+
+/* A store whose key_load hands over one key and then fails. */
+struct failing_store {
+    struct store super;
+    struct key_rec rec;
+};
+
+static int failing_load(struct store *s, store_key_cb cb, void *arg)
+{
+    struct failing_store *fs = (struct failing_store *)s;
+    int r = cb(arg, &fs->rec);
+
+    return r != 0 ? r : AK_ERR_STORE;
+}
+
+static const struct store_ops FAILING_OPS = {.name = "failing", .key_load = failing_load};
+
+static void test_load_failure_keeps_content(void **state)
+{
+    struct fixture *f = *state;
+    struct failing_store fs = {.super = {.ops = &FAILING_OPS}};
+    struct key_rec a = make_rec(1, 1, KEY_TYPE_PRODUCTION, true, true, "a");
+    struct key_rec got;
+
+    fs.rec = make_rec(50, 5, KEY_TYPE_PRODUCTION, true, true, "from the failing store");
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_load(f->cat, &fs.super), AK_ERR_STORE);
+    assert_int_equal(catalog_size(f->cat), 1);
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_rec_equal(&got, &a);
+    assert_int_equal(catalog_get(f->cat, 50, &got), AK_ERR_NOT_FOUND);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_new_is_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_get_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_replaces_by_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_digest_collision, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_order_and_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authenticate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_collect_and_mark_flushed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_from_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_replaces_content, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_keeps_newer_last_used, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_failure_keeps_content, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,113 @@
+/*
+ * Unit tests for core/timefmt: known instants in UTC (epoch, the seed's
+ * example, a leap day, the last second of year 9999), independence from the
+ * local time zone, refusals (small buffer, negative, past 9999) and the
+ * clock.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "core/timefmt.h"
+
+static void expect_time(int64_t t, const char *want)
+{
+    char buf[TIMEFMT_LEN + 8];
+
+    memset(buf, '#', sizeof(buf));
+    assert_int_equal(timefmt_format(t, buf, TIMEFMT_LEN + 1), 0);
+    assert_string_equal(buf, want);
+    assert_int_equal(strlen(buf), TIMEFMT_LEN);
+}
+
+static void test_known_values(void **state)
+{
+    (void)state;
+    expect_time(0, "1970-01-01T00:00:00Z");
+    expect_time(1, "1970-01-01T00:00:01Z");
+    expect_time(1705312800, "2024-01-15T10:00:00Z");
+    expect_time(1736951400, "2025-01-15T14:30:00Z");
+    expect_time(951782400, "2000-02-29T00:00:00Z");
+    expect_time(1709251199, "2024-02-29T23:59:59Z");
+    expect_time(1735689599, "2024-12-31T23:59:59Z");
+    expect_time(2147483647, "2038-01-19T03:14:07Z");
+    expect_time(2147483648, "2038-01-19T03:14:08Z");
+    expect_time(253402300799, "9999-12-31T23:59:59Z");
+}
+
+static void test_ignores_local_time_zone(void **state)
+{
+    char *old = getenv("TZ") != NULL ? strdup(getenv("TZ")) : NULL;
+
+    (void)state;
+    setenv("TZ", "EST5EDT", 1); /* POSIX rules: no tzdata needed */
+    tzset();
+    expect_time(1705312800, "2024-01-15T10:00:00Z");
+    setenv("TZ", "IST-5:30", 1);
+    tzset();
+    expect_time(0, "1970-01-01T00:00:00Z");
+    if (old != NULL) {
+        setenv("TZ", old, 1);
+        free(old);
+    } else {
+        unsetenv("TZ");
+    }
+    tzset();
+}
+
+static void test_small_buffer_refused(void **state)
+{
+    char buf[TIMEFMT_LEN + 1];
+
+    (void)state;
+    assert_int_equal(timefmt_format(0, buf, TIMEFMT_LEN), AK_ERR_ARG);
+    assert_int_equal(timefmt_format(0, buf, 1), AK_ERR_ARG);
+    assert_int_equal(timefmt_format(0, buf, 0), AK_ERR_ARG);
+    assert_int_equal(timefmt_format(0, buf, sizeof(buf)), 0);
+}
+
+static void test_out_of_range_refused(void **state)
+{
+    char buf[64];
+
+    (void)state;
+    assert_int_equal(timefmt_format(-1, buf, sizeof(buf)), AK_ERR_ARG);
+    assert_int_equal(timefmt_format(-86400, buf, sizeof(buf)), AK_ERR_ARG);
+    assert_int_equal(timefmt_format(INT64_MIN, buf, sizeof(buf)), AK_ERR_ARG);
+    /* Year 10000 would not fit the fixed format. */
+    assert_int_equal(timefmt_format(253402300800, buf, sizeof(buf)), AK_ERR_ARG);
+    assert_int_equal(timefmt_format(INT64_MAX, buf, sizeof(buf)), AK_ERR_ARG);
+}
+
+static void test_now(void **state)
+{
+    time_t before = time(NULL);
+    int64_t now = timefmt_now();
+    time_t after = time(NULL);
+    char buf[TIMEFMT_LEN + 1];
+
+    (void)state;
+    assert_true(now >= (int64_t)before && now <= (int64_t)after);
+    assert_int_equal(timefmt_format(now, buf, sizeof(buf)), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_known_values),
+        cmocka_unit_test(test_ignores_local_time_zone),
+        cmocka_unit_test(test_small_buffer_refused),
+        cmocka_unit_test(test_out_of_range_refused),
+        cmocka_unit_test(test_now),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,782 @@
+/*
+ * Unit tests for core/validate: every body rule of docs/contract.md for
+ * POST (validate_create) and PATCH (validate_patch), key names
+ * (validate_name: emptiness, 100 code points, control characters) and the
+ * nesting pre-check (validate_json_depth). Refusals must carry a message;
+ * AK_ERR_JSON is "not acceptable JSON" (400), AK_ERR_INVALID a rule (422).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/validate.h"
+
+/* Calls validate_create on `len` bytes; on failure checks the message and that `ret` is untouched. */
+static int create_n(const char *body, size_t len, struct create_req *ret)
+{
+    struct create_req before;
+    char msg[VALIDATE_MSG_MAX];
+    int r;
+
+    memset(ret, 0x5a, sizeof(*ret));
+    before = *ret;
+    memset(msg, 0, sizeof(msg));
+    r = validate_create(body, len, ret, msg, sizeof(msg));
+    if (r != 0) {
+        if (msg[0] == '\0')
+            fail_msg("no message for refused create body %.80s", body != NULL ? body : "(null)");
+        assert_memory_equal(ret, &before, sizeof(before));
+    }
+    return r;
+}
+
+static int create(const char *body, struct create_req *ret)
+{
+    return create_n(body, strlen(body), ret);
+}
+
+static int patch_n(const char *body, size_t len, struct patch_req *ret)
+{
+    struct patch_req before;
+    char msg[VALIDATE_MSG_MAX];
+    int r;
+
+    memset(ret, 0x5a, sizeof(*ret));
+    before = *ret;
+    memset(msg, 0, sizeof(msg));
+    r = validate_patch(body, len, ret, msg, sizeof(msg));
+    if (r != 0) {
+        if (msg[0] == '\0')
+            fail_msg("no message for refused patch body %.80s", body != NULL ? body : "(null)");
+        assert_memory_equal(ret, &before, sizeof(before));
+    }
+    return r;
+}
+
+static int patch(const char *body, struct patch_req *ret)
+{
+    return patch_n(body, strlen(body), ret);
+}
+
+static int name(const char *s, size_t len)
+{
+    char msg[VALIDATE_MSG_MAX] = "";
+    int r = validate_name(s, len, msg, sizeof(msg));
+
+    if (r != 0 && msg[0] == '\0')
+        fail_msg("no message for refused name");
+    return r;
+}
+
+/* Returns a malloc'd string of `n` copies of `s`. */
+static char *repeat(const char *s, size_t n)
+{
+    size_t len = strlen(s);
+    char *out = malloc(len * n + 1);
+
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++)
+        memcpy(out + i * len, s, len);
+    out[len * n] = '\0';
+    return out;
+}
+
+/* A create body with the given name text (already JSON-escaped) and key type. */
+static char *create_body(const char *name_json, const char *type)
+{
+    size_t n = strlen(name_json) + strlen(type) + 64;
+    char *b = malloc(n);
+
+    assert_non_null(b);
+    snprintf(b, n, "{\"name\":\"%s\",\"key_type\":\"%s\"}", name_json, type);
+    return b;
+}
+
+static void expect_create(const char *body, int want)
+{
+    struct create_req req;
+    int r = create(body, &req);
+
+    if (r != want)
+        fail_msg("create body %.120s: got %d (%s), want %d (%s)", body, r, ak_strerror(r), want, ak_strerror(want));
+}
+
+static void expect_patch(const char *body, int want)
+{
+    struct patch_req req;
+    int r = patch(body, &req);
+
+    if (r != want)
+        fail_msg("patch body %.120s: got %d (%s), want %d (%s)", body, r, ak_strerror(r), want, ak_strerror(want));
+}
+
+/* ------------------------------------------------------------------ create */
+
+static void test_create_valid(void **state)
+{
+    struct create_req req;
+
+    (void)state;
+    assert_int_equal(create("{\"name\":\"CI/CD Pipeline\",\"key_type\":\"production\"}", &req), 0);
+    assert_string_equal(req.name, "CI/CD Pipeline");
+    assert_int_equal(req.type, KEY_TYPE_PRODUCTION);
+    assert_int_equal(create("{\"name\":\"Staging Environment\",\"key_type\":\"sandbox\"}", &req), 0);
+    assert_string_equal(req.name, "Staging Environment");
+    assert_int_equal(req.type, KEY_TYPE_SANDBOX);
+    /* Any field order, any whitespace. */
+    assert_int_equal(create(" \n\t{ \"key_type\" : \"sandbox\" ,\r\n \"name\" : \"x\" } \n", &req), 0);
+    assert_string_equal(req.name, "x");
+    assert_int_equal(req.type, KEY_TYPE_SANDBOX);
+    /* Escapes are decoded. */
+    assert_int_equal(create("{\"name\":\"a\\\"b\\\\c\\u00e9\\/\",\"key_type\":\"sandbox\"}", &req), 0);
+    assert_string_equal(req.name, "a\"b\\c\xc3\xa9/");
+    /* Leading and inner spaces and a no-break space are fine. */
+    assert_int_equal(create("{\"name\":\" x\",\"key_type\":\"sandbox\"}", &req), 0);
+    assert_string_equal(req.name, " x");
+    assert_int_equal(create("{\"name\":\"a\\u00a0b\",\"key_type\":\"sandbox\"}", &req), 0);
+    assert_string_equal(req.name, "a\xc2\xa0"
+                                  "b");
+}
+
+static void test_create_name_length(void **state)
+{
+    static const struct {
+        const char *unit; /* one character, as JSON text */
+        const char *utf8; /* the same character, decoded */
+    } chars[] = {
+        {"x", "x"},
+        {"\xc3\xa9", "\xc3\xa9"},                 /* é, 2 bytes */
+        {"\\u00e9", "\xc3\xa9"},                  /* é, escaped */
+        {"\xe5\x90\x8d", "\xe5\x90\x8d"},         /* 名, 3 bytes */
+        {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"}, /* 😀, 4 bytes */
+        {"\\ud83d\\ude00", "\xf0\x9f\x98\x80"},   /* 😀 as a surrogate pair */
+    };
+    struct create_req req;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(chars) / sizeof(chars[0]); i++) {
+        char *n100 = repeat(chars[i].unit, 100), *n101 = repeat(chars[i].unit, 101);
+        char *b100 = create_body(n100, "sandbox"), *b101 = create_body(n101, "sandbox");
+        char *want = repeat(chars[i].utf8, 100);
+
+        if (create(b100, &req) != 0)
+            fail_msg("100 characters of %s refused", chars[i].unit);
+        assert_string_equal(req.name, want);
+        expect_create(b101, AK_ERR_INVALID);
+        free(n100);
+        free(n101);
+        free(b100);
+        free(b101);
+        free(want);
+    }
+}
+
+static void test_create_name_refused(void **state)
+{
+    static const char *const names[] = {
+        "",
+        " ",
+        "     ",
+        "\\u0020\\u0020",
+        "\\u0001",
+        "a\\u0001b",
+        "\\t",
+        "a\\tb",
+        "a\\nb",
+        "a\\rb",
+        "a\\u001fb",
+        "abc\\u0007",
+        "a\\u007fb",
+        "\\u007f",
+        "a\\u0080b",
+        "a\\u0085b",
+        "\\u0085",
+        "a\\u009fb",
+        "a\xc2\x85"
+        "b",    /* U+0085 raw */
+        "\x7f", /* U+007F raw */
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char *b = create_body(names[i], "sandbox");
+        expect_create(b, AK_ERR_INVALID);
+        free(b);
+    }
+}
+
+/*
+ * "\u0000" is valid JSON (RFC 8259). In a name it is a control character and
+ * in key_type an unknown type: both are rule violations (422), not malformed
+ * JSON (400). contract.md lists U+0000 among the refused control characters.
+ */
+static void test_escaped_nul_is_invalid(void **state)
+{
+    (void)state;
+    expect_create("{\"name\":\"a\\u0000b\",\"key_type\":\"sandbox\"}", AK_ERR_INVALID);
+    expect_create("{\"name\":\"\\u0000\",\"key_type\":\"sandbox\"}", AK_ERR_INVALID);
+    expect_create("{\"name\":\"a\",\"key_type\":\"sandbox\\u0000\"}", AK_ERR_INVALID);
+    expect_patch("{\"name\":\"\\u0000\"}", AK_ERR_INVALID);
+    expect_patch("{\"name\":\"a\\u0000\",\"is_active\":true}", AK_ERR_INVALID);
+}
+
+static void test_create_missing_fields(void **state)
+{
+    (void)state;
+    expect_create("{\"key_type\":\"sandbox\"}", AK_ERR_INVALID);
+    expect_create("{\"name\":\"a\"}", AK_ERR_INVALID);
+    expect_create("{}", AK_ERR_INVALID);
+}
+
+static void test_create_wrong_types(void **state)
+{
+    static const char *const bodies[] = {
+        "{\"name\":1,\"key_type\":\"sandbox\"}",
+        "{\"name\":1.5,\"key_type\":\"sandbox\"}",
+        "{\"name\":null,\"key_type\":\"sandbox\"}",
+        "{\"name\":true,\"key_type\":\"sandbox\"}",
+        "{\"name\":[\"a\"],\"key_type\":\"sandbox\"}",
+        "{\"name\":{\"a\":1},\"key_type\":\"sandbox\"}",
+        "{\"name\":\"a\",\"key_type\":1}",
+        "{\"name\":\"a\",\"key_type\":null}",
+        "{\"name\":\"a\",\"key_type\":true}",
+        "{\"name\":\"a\",\"key_type\":[\"sandbox\"]}",
+        "{\"name\":\"a\",\"key_type\":{\"sandbox\":1}}",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+        expect_create(bodies[i], AK_ERR_INVALID);
+}
+
+static void test_create_key_type_unknown(void **state)
+{
+    static const char *const types[] = {"staging", "Production", "SANDBOX", "prod", "sand", "", " sandbox", "sandbox "};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        char *b = create_body("a", types[i]);
+        expect_create(b, AK_ERR_INVALID);
+        free(b);
+    }
+}
+
+static void test_create_unknown_and_read_only_fields(void **state)
+{
+    static const char *const fields[] = {"\"id\":1",
+                                         "\"key_prefix\":\"ml_prod_abcd\"",
+                                         "\"created_at\":\"2024-01-15T10:00:00Z\"",
+                                         "\"last_used\":null",
+                                         "\"api_key\":\"ml_prod_x\"",
+                                         "\"is_active\":true",
+                                         "\"is_primary\":false",
+                                         "\"is_primary\":true",
+                                         "\"foo\":1",
+                                         "\"Name\":\"a\"",
+                                         "\"\":1",
+                                         "\"account_id\":1",
+                                         "\"message\":\"x\""};
+    char body[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        snprintf(body, sizeof(body), "{\"name\":\"a\",\"key_type\":\"sandbox\",%s}", fields[i]);
+        expect_create(body, AK_ERR_INVALID);
+        snprintf(body, sizeof(body), "{%s,\"name\":\"a\",\"key_type\":\"sandbox\"}", fields[i]);
+        expect_create(body, AK_ERR_INVALID);
+    }
+}
+
+static void test_create_array_is_invalid(void **state)
+{
+    (void)state;
+    expect_create("[]", AK_ERR_INVALID);
+    expect_create("[{\"name\":\"a\",\"key_type\":\"sandbox\"}]", AK_ERR_INVALID);
+    expect_create(" [ 1 , 2 ] ", AK_ERR_INVALID);
+}
+
+/*
+ * A scalar is a complete JSON text (RFC 8259) that is not an object:
+ * contract.md says "body not a JSON object" is 422, like an array.
+ */
+static void test_scalar_body_is_invalid(void **state)
+{
+    static const char *const bodies[] = {"\"name\"", "1", "-2.5", "null", "true", "false", " \"a\" "};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        expect_create(bodies[i], AK_ERR_INVALID);
+        expect_patch(bodies[i], AK_ERR_INVALID);
+    }
+}
+
+static void test_create_malformed_json(void **state)
+{
+    static const char *const bodies[] = {
+        "{",
+        "}",
+        "{\"name\":",
+        "{\"name\":\"a\",\"key_type\":\"sandbox\"",
+        "{\"name\":\"a\",\"key_type\":\"sandbox\"} x",
+        "{\"name\":\"a\",\"key_type\":\"sandbox\"}{}",
+        "{\"name\":\"a\",\"key_type\":\"sandbox\",}",
+        "{'name':'a','key_type':'sandbox'}",
+        "{name:\"a\",key_type:\"sandbox\"}",
+        "name=a&key_type=sandbox",
+        "{\"name\":\"a\x01"
+        "b\",\"key_type\":\"sandbox\"}", /* raw control character in a string */
+        "{\"name\":\"a\nb\",\"key_type\":\"sandbox\"}",
+        "{\"name\":\"\\x41\",\"key_type\":\"sandbox\"}",
+        "{\"name\":\"\\ud800\",\"key_type\":\"sandbox\"}",      /* lone surrogate escape */
+        "{\"name\":\"\xff\",\"key_type\":\"sandbox\"}",         /* invalid UTF-8 */
+        "{\"name\":\"\xc0\xaf\",\"key_type\":\"sandbox\"}",     /* overlong */
+        "{\"name\":\"\xed\xa0\x80\",\"key_type\":\"sandbox\"}", /* UTF-8 surrogate */
+        "{\"name\":\"\xe2\x82\",\"key_type\":\"sandbox\"}",     /* truncated sequence */
+        "{\"name\":\"caf\xe9\",\"key_type\":\"sandbox\"}",      /* latin-1 */
+        "{\"name\":\"a\",\"key_type\":\"sandbox\",\"x\":NaN}",
+        "{\"name\":\"a\",\"key_type\":\"sandbox\",\"x\":01}",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+        expect_create(bodies[i], AK_ERR_JSON);
+}
+
+static void test_create_empty_body(void **state)
+{
+    struct create_req req;
+
+    (void)state;
+    assert_int_equal(create_n("", 0, &req), AK_ERR_JSON);
+    assert_int_equal(create_n(NULL, 0, &req), AK_ERR_JSON);
+    assert_int_equal(create_n("   ", 3, &req), AK_ERR_JSON);
+}
+
+static void test_create_duplicate_keys(void **state)
+{
+    (void)state;
+    expect_create("{\"name\":\"a\",\"name\":\"b\",\"key_type\":\"sandbox\"}", AK_ERR_JSON);
+    expect_create("{\"name\":\"a\",\"key_type\":\"sandbox\",\"key_type\":\"sandbox\"}", AK_ERR_JSON);
+    expect_create("{\"name\":\"a\",\"name\":\"a\",\"key_type\":\"sandbox\"}", AK_ERR_JSON);
+}
+
+static void test_create_only_len_bytes(void **state)
+{
+    const char *body = "{\"name\":\"a\",\"key_type\":\"sandbox\"}garbage";
+    struct create_req req;
+
+    (void)state;
+    assert_int_equal(create_n(body, strlen(body) - 7, &req), 0);
+    assert_string_equal(req.name, "a");
+}
+
+/* Pads a valid create body with spaces to exactly `size` bytes. */
+static char *padded(size_t size)
+{
+    const char *core = "{\"name\":\"padded\",\"key_type\":\"sandbox\"";
+    char *b = malloc(size + 1);
+
+    assert_non_null(b);
+    memset(b, ' ', size);
+    memcpy(b, core, strlen(core));
+    b[size - 1] = '}';
+    b[size] = '\0';
+    return b;
+}
+
+static void test_create_body_size(void **state)
+{
+    struct create_req req;
+    char *at = padded(VALIDATE_BODY_MAX), *over = padded(VALIDATE_BODY_MAX + 1);
+
+    (void)state;
+    assert_int_equal(VALIDATE_BODY_MAX, 64 * 1024);
+    assert_int_equal(create_n(at, VALIDATE_BODY_MAX, &req), 0);
+    assert_string_equal(req.name, "padded");
+    assert_int_not_equal(create_n(over, VALIDATE_BODY_MAX + 1, &req), 0);
+    free(at);
+    free(over);
+}
+
+/* A create body whose extra field "x" nests `extra` arrays: total depth extra + 1. */
+static char *nested_create(int extra)
+{
+    const char *head = "{\"name\":\"a\",\"key_type\":\"sandbox\",\"x\":";
+    size_t hl = strlen(head), n = (size_t)extra;
+    char *b = malloc(hl + 2 * n + 2);
+
+    assert_non_null(b);
+    memcpy(b, head, hl);
+    memset(b + hl, '[', n);
+    memset(b + hl + n, ']', n);
+    b[hl + 2 * n] = '}';
+    b[hl + 2 * n + 1] = '\0';
+    return b;
+}
+
+static void test_create_depth(void **state)
+{
+    char *ok = nested_create(VALIDATE_DEPTH_MAX - 1), *deep = nested_create(VALIDATE_DEPTH_MAX);
+    char *unclosed = repeat("[", 60000), *objects = malloc(200 * 5 + 2 + 200);
+
+    (void)state;
+    assert_int_equal(VALIDATE_DEPTH_MAX, 32);
+    /* Depth 32 parses, then fails only on the unknown field. */
+    expect_create(ok, AK_ERR_INVALID);
+    expect_create(deep, AK_ERR_JSON);
+    expect_create(unclosed, AK_ERR_JSON);
+    assert_non_null(objects);
+    objects[0] = '\0';
+    for (int i = 0; i < 200; i++)
+        strcat(objects, "{\"a\":");
+    strcat(objects, "1");
+    for (int i = 0; i < 200; i++)
+        strcat(objects, "}");
+    expect_create(objects, AK_ERR_JSON);
+    free(ok);
+    free(deep);
+    free(unclosed);
+    free(objects);
+}
+
+/* ------------------------------------------------------------------- patch */
+
+static void test_patch_valid(void **state)
+{
+    struct patch_req req;
+
+    (void)state;
+    assert_int_equal(patch("{\"name\":\"Updated Key Name\"}", &req), 0);
+    assert_true(req.has_name);
+    assert_false(req.has_active);
+    assert_false(req.has_primary);
+    assert_string_equal(req.name, "Updated Key Name");
+
+    assert_int_equal(patch("{\"is_active\":false}", &req), 0);
+    assert_false(req.has_name);
+    assert_true(req.has_active);
+    assert_false(req.has_primary);
+    assert_false(req.active);
+
+    assert_int_equal(patch("{\"is_active\":true}", &req), 0);
+    assert_true(req.has_active);
+    assert_true(req.active);
+
+    assert_int_equal(patch("{\"is_primary\":true}", &req), 0);
+    assert_false(req.has_name);
+    assert_false(req.has_active);
+    assert_true(req.has_primary);
+    assert_true(req.primary);
+
+    assert_int_equal(patch("{\"is_primary\":false}", &req), 0);
+    assert_true(req.has_primary);
+    assert_false(req.primary);
+
+    assert_int_equal(patch("{\"is_primary\":true,\"name\":\"n\",\"is_active\":false}", &req), 0);
+    assert_true(req.has_name);
+    assert_true(req.has_active);
+    assert_true(req.has_primary);
+    assert_string_equal(req.name, "n");
+    assert_false(req.active);
+    assert_true(req.primary);
+}
+
+static void test_patch_name_rules(void **state)
+{
+    char *n100 = repeat("\xc3\xa9", 100), *n101 = repeat("\xc3\xa9", 101);
+    char *x101 = repeat("x", 101);
+    char body[1024];
+    struct patch_req req;
+
+    (void)state;
+    snprintf(body, sizeof(body), "{\"name\":\"%s\"}", n100);
+    assert_int_equal(patch(body, &req), 0);
+    assert_string_equal(req.name, n100);
+    snprintf(body, sizeof(body), "{\"name\":\"%s\"}", n101);
+    expect_patch(body, AK_ERR_INVALID);
+    snprintf(body, sizeof(body), "{\"name\":\"%s\"}", x101);
+    expect_patch(body, AK_ERR_INVALID);
+    expect_patch("{\"name\":\"\"}", AK_ERR_INVALID);
+    expect_patch("{\"name\":\"   \"}", AK_ERR_INVALID);
+    expect_patch("{\"name\":\"\\u0001\"}", AK_ERR_INVALID);
+    expect_patch("{\"name\":\"a\\u007f\"}", AK_ERR_INVALID);
+    expect_patch("{\"name\":\"a\\u0085\"}", AK_ERR_INVALID);
+    expect_patch("{\"name\":\"\\u009f\"}", AK_ERR_INVALID);
+    expect_patch("{\"name\":\"a\\nb\"}", AK_ERR_INVALID);
+    free(n100);
+    free(n101);
+    free(x101);
+}
+
+static void test_patch_wrong_types(void **state)
+{
+    static const char *const bodies[] = {
+        "{\"name\":5}",
+        "{\"name\":null}",
+        "{\"name\":false}",
+        "{\"name\":[]}",
+        "{\"is_active\":\"false\"}",
+        "{\"is_active\":0}",
+        "{\"is_active\":1}",
+        "{\"is_active\":null}",
+        "{\"is_active\":[]}",
+        "{\"is_primary\":\"true\"}",
+        "{\"is_primary\":1}",
+        "{\"is_primary\":null}",
+        "{\"is_primary\":{}}",
+        "{\"name\":\"ok\",\"is_active\":\"true\"}",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+        expect_patch(bodies[i], AK_ERR_INVALID);
+}
+
+static void test_patch_unknown_and_read_only_fields(void **state)
+{
+    static const char *const bodies[] = {
+        "{\"key_type\":\"sandbox\"}",
+        "{\"name\":\"a\",\"key_type\":\"production\"}",
+        "{\"id\":1}",
+        "{\"name\":\"a\",\"id\":1}",
+        "{\"key_prefix\":\"ml_prod_abcd\"}",
+        "{\"created_at\":\"2024-01-15T10:00:00Z\",\"name\":\"a\"}",
+        "{\"last_used\":null,\"is_active\":true}",
+        "{\"api_key\":\"x\",\"is_primary\":true}",
+        "{\"foo\":1}",
+        "{\"isActive\":true}",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+        expect_patch(bodies[i], AK_ERR_INVALID);
+}
+
+static void test_patch_empty_object_and_non_objects(void **state)
+{
+    struct patch_req req;
+
+    (void)state;
+    expect_patch("{}", AK_ERR_INVALID);
+    expect_patch(" { } ", AK_ERR_INVALID);
+    expect_patch("[]", AK_ERR_INVALID);
+    expect_patch("[{\"name\":\"a\"}]", AK_ERR_INVALID);
+    assert_int_equal(patch_n("", 0, &req), AK_ERR_JSON);
+}
+
+static void test_patch_json_errors(void **state)
+{
+    (void)state;
+    expect_patch("{\"name\":\"a\",\"name\":\"b\"}", AK_ERR_JSON);
+    expect_patch("{\"is_active\":true,\"is_active\":true}", AK_ERR_JSON);
+    expect_patch("{\"is_active\":tru}", AK_ERR_JSON);
+    expect_patch("{\"is_active\":True}", AK_ERR_JSON);
+    expect_patch("{\"name\":\"a\"", AK_ERR_JSON);
+    expect_patch("{\"name\":\"\xff\"}", AK_ERR_JSON);
+}
+
+static void test_patch_body_size_and_depth(void **state)
+{
+    struct patch_req req;
+    char *big = malloc(VALIDATE_BODY_MAX + 2);
+    char deep[128];
+
+    (void)state;
+    assert_non_null(big);
+    memset(big, ' ', VALIDATE_BODY_MAX + 1);
+    memcpy(big, "{\"is_active\":true", 17);
+    big[VALIDATE_BODY_MAX] = '}';
+    big[VALIDATE_BODY_MAX + 1] = '\0';
+    assert_int_not_equal(patch_n(big, VALIDATE_BODY_MAX + 1, &req), 0);
+    big[VALIDATE_BODY_MAX - 1] = '}';
+    assert_int_equal(patch_n(big, VALIDATE_BODY_MAX, &req), 0);
+    assert_true(req.has_active);
+    free(big);
+
+    /* {"x": 32 more levels} = 33 */
+    snprintf(deep, sizeof(deep), "{\"x\":%.32s%.32s}", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+             "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+    expect_patch(deep, AK_ERR_JSON);
+    snprintf(deep, sizeof(deep), "{\"x\":%.31s%.31s}", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+             "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+    expect_patch(deep, AK_ERR_INVALID);
+}
+
+/* -------------------------------------------------------------------- name */
+
+static void test_name_direct(void **state)
+{
+    char *e100 = repeat("\xc3\xa9", 100), *e101 = repeat("\xc3\xa9", 101);
+    char *emoji100 = repeat("\xf0\x9f\x98\x80", 100), *x100 = repeat("x", 100), *x101 = repeat("x", 101);
+    char *sp100 = repeat(" ", 100);
+
+    (void)state;
+    assert_int_equal(name("abc", 3), 0);
+    assert_int_equal(name("a", 1), 0);
+    assert_int_equal(name(" a ", 3), 0);
+    assert_int_equal(name(x100, 100), 0);
+    assert_int_equal(name(x101, 101), AK_ERR_INVALID);
+    assert_int_equal(name(e100, 200), 0);
+    assert_int_equal(name(e101, 202), AK_ERR_INVALID);
+    assert_int_equal(name(emoji100, 400), 0);
+    assert_int_equal(name("", 0), AK_ERR_INVALID);
+    assert_int_equal(name(" ", 1), AK_ERR_INVALID);
+    assert_int_equal(name(sp100, 100), AK_ERR_INVALID);
+    /* Every C0 control, DEL and every C1 control, alone and inside a name. */
+    for (unsigned cp = 0; cp <= 0x9f; cp++) {
+        char buf[8];
+        size_t n;
+
+        if (cp >= 0x20 && cp < 0x7f)
+            continue;
+        buf[0] = 'a';
+        if (cp < 0x80) {
+            buf[1] = (char)cp;
+            n = 2;
+        } else {
+            buf[1] = (char)(0xc0 | (cp >> 6));
+            buf[2] = (char)(0x80 | (cp & 0x3f));
+            n = 3;
+        }
+        buf[n] = 'b';
+        if (name(buf, n + 1) != AK_ERR_INVALID)
+            fail_msg("control character U+%04X accepted inside a name", cp);
+        if (name(buf + 1, n - 1) != AK_ERR_INVALID)
+            fail_msg("control character U+%04X accepted as a name", cp);
+    }
+    /* The first printable characters after the C1 block are fine. */
+    assert_int_equal(name("\xc2\xa0", 2), 0);
+    assert_int_equal(name("a\xc2\xa1", 3), 0);
+    assert_int_equal(name("~", 1), 0);
+    /* Only `len` bytes count. */
+    assert_int_equal(name("abc\x01", 3), 0);
+    assert_int_equal(name(x101, 100), 0);
+    free(e100);
+    free(e101);
+    free(emoji100);
+    free(x100);
+    free(x101);
+    free(sp100);
+}
+
+/* -------------------------------------------------------------------- depth */
+
+static char *nest(const char *open, const char *close, int depth)
+{
+    size_t ol = strlen(open), cl = strlen(close), n = (size_t)depth;
+    char *b = malloc(n * (ol + cl) + 2);
+    size_t p = 0;
+
+    assert_non_null(b);
+    for (size_t i = 0; i < n; i++, p += ol)
+        memcpy(b + p, open, ol);
+    b[p++] = '1';
+    for (size_t i = 0; i < n; i++, p += cl)
+        memcpy(b + p, close, cl);
+    b[p] = '\0';
+    return b;
+}
+
+static void test_json_depth(void **state)
+{
+    char *a32 = nest("[", "]", 32), *a33 = nest("[", "]", 33);
+    char *o32 = nest("{\"a\":", "}", 32), *o33 = nest("{\"a\":", "}", 33);
+    char *m33 = nest("[{\"a\":", "}]", 17); /* 34 levels, mixed */
+
+    (void)state;
+    assert_int_equal(validate_json_depth(a32, strlen(a32), 32), 0);
+    assert_int_equal(validate_json_depth(a33, strlen(a33), 32), AK_ERR_JSON);
+    assert_int_equal(validate_json_depth(o32, strlen(o32), 32), 0);
+    assert_int_equal(validate_json_depth(o33, strlen(o33), 32), AK_ERR_JSON);
+    assert_int_equal(validate_json_depth(m33, strlen(m33), 32), AK_ERR_JSON);
+    assert_int_equal(validate_json_depth(a33, strlen(a33), 33), 0);
+    /* Siblings do not add up. */
+    assert_int_equal(validate_json_depth("[[],[],[],[]]", 13, 2), 0);
+    assert_int_equal(validate_json_depth("[[[]]]", 6, 2), AK_ERR_JSON);
+    /* Only `len` bytes count. */
+    assert_int_equal(validate_json_depth(a33, 32, 32), 0);
+    assert_int_equal(validate_json_depth("", 0, 32), 0);
+    free(a32);
+    free(a33);
+    free(o32);
+    free(o33);
+    free(m33);
+}
+
+static void test_json_depth_strings(void **state)
+{
+    char *brackets = repeat("[{", 100), *name50 = repeat("[{", 50);
+    char body[512];
+
+    (void)state;
+    /* Brackets inside strings, as values and as keys, do not count. */
+    snprintf(body, sizeof(body), "{\"a\":\"%s\"}", brackets);
+    assert_int_equal(validate_json_depth(body, strlen(body), 32), 0);
+    snprintf(body, sizeof(body), "{\"%s\":1}", brackets);
+    assert_int_equal(validate_json_depth(body, strlen(body), 32), 0);
+    /* An escaped quote does not end the string. */
+    snprintf(body, sizeof(body), "{\"a\":\"\\\"%s\"}", brackets);
+    assert_int_equal(validate_json_depth(body, strlen(body), 32), 0);
+    snprintf(body, sizeof(body), "{\"a\":\"x\\\\\\\"%s\"}", brackets);
+    assert_int_equal(validate_json_depth(body, strlen(body), 32), 0);
+    /* An escaped backslash does end it: what follows counts again. */
+    snprintf(body, sizeof(body), "[\"\\\\\",%.32s1%.32s]", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+             "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+    assert_int_equal(validate_json_depth(body, strlen(body), 32), AK_ERR_JSON);
+    snprintf(body, sizeof(body), "[\"\\\\\",%.31s1%.31s]", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+             "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+    assert_int_equal(validate_json_depth(body, strlen(body), 32), 0);
+    /* Through validate_create: a name full of brackets is a fine name. */
+    {
+        struct create_req req;
+        char *b = create_body(name50, "sandbox");
+        size_t len = strlen(b);
+        assert_int_equal(create_n(b, len, &req), 0);
+        assert_string_equal(req.name, name50);
+        free(b);
+    }
+    free(brackets);
+    free(name50);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_valid),
+        cmocka_unit_test(test_create_name_length),
+        cmocka_unit_test(test_create_name_refused),
+        cmocka_unit_test(test_escaped_nul_is_invalid),
+        cmocka_unit_test(test_create_missing_fields),
+        cmocka_unit_test(test_create_wrong_types),
+        cmocka_unit_test(test_create_key_type_unknown),
+        cmocka_unit_test(test_create_unknown_and_read_only_fields),
+        cmocka_unit_test(test_create_array_is_invalid),
+        cmocka_unit_test(test_scalar_body_is_invalid),
+        cmocka_unit_test(test_create_malformed_json),
+        cmocka_unit_test(test_create_empty_body),
+        cmocka_unit_test(test_create_duplicate_keys),
+        cmocka_unit_test(test_create_only_len_bytes),
+        cmocka_unit_test(test_create_body_size),
+        cmocka_unit_test(test_create_depth),
+        cmocka_unit_test(test_patch_valid),
+        cmocka_unit_test(test_patch_name_rules),
+        cmocka_unit_test(test_patch_wrong_types),
+        cmocka_unit_test(test_patch_unknown_and_read_only_fields),
+        cmocka_unit_test(test_patch_empty_object_and_non_objects),
+        cmocka_unit_test(test_patch_json_errors),
+        cmocka_unit_test(test_patch_body_size_and_depth),
+        cmocka_unit_test(test_name_direct),
+        cmocka_unit_test(test_json_depth),
+        cmocka_unit_test(test_json_depth_strings),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
