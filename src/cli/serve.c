@@ -20,6 +20,8 @@ static void usage(FILE *out)
           "  --secret-file PATH   HMAC secret, created 0600 on first use (default: <db>.secret)\n"
           "  --max-keys N         keys per account (default 100)\n"
           "  --brand NAME         key brand, the \"ml\" of ml_prod_... (default ml)\n"
+          "  --verify-token TOKEN require this token in X-Verify-Token on /v1/auth/verify\n"
+          "                       (env APIKEYD_VERIFY_TOKEN)\n"
           "  --no-access-log      do not write one line per request to stderr\n"
           "  --help               this text\n",
           out);
@@ -28,18 +30,14 @@ static void usage(FILE *out)
 int cli_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"listen", required_argument, NULL, 'l'},
-        {"threads", required_argument, NULL, 't'},
-        {"secret-file", required_argument, NULL, 's'},
-        {"max-keys", required_argument, NULL, 'm'},
-        {"brand", required_argument, NULL, 'b'},
-        {"no-access-log", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"db", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
+        {"threads", required_argument, NULL, 't'},  {"secret-file", required_argument, NULL, 's'},
+        {"max-keys", required_argument, NULL, 'm'}, {"brand", required_argument, NULL, 'b'},
+        {"no-access-log", no_argument, NULL, 'q'},  {"verify-token", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     struct cli_common c = {.db = getenv("APIKEYD_DB")};
-    struct server_config sc = {.listen = getenv("APIKEYD_LISTEN")};
+    struct server_config sc = {.listen = getenv("APIKEYD_LISTEN"), .verify_token = getenv("APIKEYD_VERIFY_TOKEN")};
     struct cli_env env;
     char err[512] = "";
     int opt, r;
@@ -75,6 +73,9 @@ int cli_serve(int argc, char **argv)
         case 'q':
             respond_set_access_log(0);
             break;
+        case 'v':
+            sc.verify_token = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -94,6 +95,8 @@ int cli_serve(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
+    if (sc.verify_token != NULL && *sc.verify_token == '\0')
+        sc.verify_token = NULL;
     if (sc.listen == NULL || *sc.listen == '\0')
         sc.listen = "127.0.0.1:8080";
     if (cli_env_open(&c, &env) != 0)

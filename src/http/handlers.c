@@ -21,6 +21,8 @@
 struct api_handler {
     h2o_handler_t super;
     struct keys *keys;
+    const char *verify_token;
+    size_t verify_token_len;
 };
 
 static bool method_is(h2o_req_t *req, const char *m)
@@ -241,6 +243,49 @@ static void on_delete(struct api_handler *api, struct exchange *x, const struct 
     respond_empty(x, 204);
 }
 
+/* A decimal rendering of `v` that lives as long as the request. */
+static const char *pool_i64(h2o_mem_pool_t *pool, int64_t v)
+{
+    char *buf = h2o_mem_alloc_pool(pool, 24);
+
+    snprintf(buf, 24, "%lld", (long long)v);
+    return buf;
+}
+
+/* Whether the gateway presented the verify token (constant time in the token's content). */
+static bool verify_token_ok(struct api_handler *api, h2o_req_t *req)
+{
+    ssize_t i;
+
+    if (api->verify_token == NULL)
+        return true;
+    i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-verify-token"), -1);
+    return i >= 0 && req->headers.entries[i].value.len == api->verify_token_len &&
+           CRYPTO_memcmp(req->headers.entries[i].value.base, api->verify_token, api->verify_token_len) == 0;
+}
+
+/*
+ * Forward authentication for gateways (nginx auth_request, Traefik
+ * forwardAuth, Envoy ext_authz): 204 with the key's identity in headers, or
+ * the same 401 the API gives. Any method, any path below /v1/auth/verify.
+ */
+static void on_verify(struct api_handler *api, struct exchange *x)
+{
+    struct principal who;
+
+    if (!verify_token_ok(api, x->req)) {
+        respond_error(x, 403, "invalid_verify_token", "this endpoint requires the gateway's X-Verify-Token");
+        return;
+    }
+    if (authenticate(api, x, &who) != 0)
+        return;
+    respond_header(x, "x-account-id", pool_i64(&x->req->pool, who.account_id));
+    respond_header(x, "x-key-id", pool_i64(&x->req->pool, who.key_id));
+    respond_header(x, "x-key-type", key_type_name(who.type));
+    respond_header(x, "x-key-prefix", h2o_strdup(&x->req->pool, who.prefix, SIZE_MAX).base);
+    respond_empty(x, 204);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct api_handler *api = (struct api_handler *)self;
@@ -252,6 +297,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     router_match(req->path_normalized.base, req->path_normalized.len, &rt);
     if (rt.id == ROUTE_NONE) {
         respond_error(&x, 404, "not_found", "no such resource");
+        return 0;
+    }
+    if (rt.id == ROUTE_VERIFY) {
+        on_verify(api, &x);
         return 0;
     }
     if (rt.id == ROUTE_HEALTH) {
@@ -287,10 +336,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-void handlers_register(h2o_pathconf_t *path, struct keys *keys)
+void handlers_register(h2o_pathconf_t *path, const struct handlers_config *cfg)
 {
     struct api_handler *api = (struct api_handler *)h2o_create_handler(path, sizeof(*api));
 
     api->super.on_req = on_req;
-    api->keys = keys;
+    api->keys = cfg->keys;
+    api->verify_token = cfg->verify_token;
+    api->verify_token_len = cfg->verify_token != NULL ? strlen(cfg->verify_token) : 0;
 }

@@ -10,7 +10,12 @@
 
 struct keys;
 
-/* Registers apikeyd's handler on `path`; `keys` must outlive the server. */
-void handlers_register(h2o_pathconf_t *path, struct keys *keys);
+struct handlers_config {
+    struct keys *keys;        /* must outlive the server */
+    const char *verify_token; /* when non-NULL, /v1/auth/verify requires it in X-Verify-Token */
+};
+
+/* Registers apikeyd's handler on `path`. */
+void handlers_register(h2o_pathconf_t *path, const struct handlers_config *cfg);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #define KEYS_PATH "/v1/account/api-keys"
+#define VERIFY_PATH "/v1/auth/verify"
 
 int64_t router_parse_id(const char *s, size_t len)
 {
@@ -42,6 +43,9 @@ void router_match(const char *path, size_t len, struct route *ret)
         return;
     if (is(path, len, "/healthz")) {
         ret->id = ROUTE_HEALTH;
+    } else if (len >= sizeof(VERIFY_PATH) - 1 && memcmp(path, VERIFY_PATH, sizeof(VERIFY_PATH) - 1) == 0 &&
+               (len == sizeof(VERIFY_PATH) - 1 || path[sizeof(VERIFY_PATH) - 1] == '/')) {
+        ret->id = ROUTE_VERIFY;
     } else if (is(path, len, KEYS_PATH)) {
         ret->id = ROUTE_KEYS;
     } else if (len > base + 1 && memcmp(path, KEYS_PATH "/", base + 1) == 0) {
@@ -65,6 +69,8 @@ const char *router_allow(enum route_id id)
         return "GET, POST";
     case ROUTE_KEY:
         return "PATCH, DELETE";
+    case ROUTE_VERIFY:
+        return "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
     case ROUTE_NONE:
         break;
     }

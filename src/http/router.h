@@ -14,6 +14,7 @@ enum route_id {
     ROUTE_HEALTH,   /* /healthz */
     ROUTE_KEYS,     /* /v1/account/api-keys[/] */
     ROUTE_KEY,      /* /v1/account/api-keys/{id}[/] */
+    ROUTE_VERIFY,   /* /v1/auth/verify, and anything below it (Envoy appends the original path) */
 };
 
 struct route {

@@ -214,7 +214,8 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     config.server_name = h2o_iovec_init(H2O_STRLIT("apikeyd"));
     config.max_request_entity_size = MAX_REQUEST_ENTITY;
     path = h2o_config_register_path(h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535), "/", 0);
-    handlers_register(path, cfg->keys);
+    struct handlers_config hc = {.keys = cfg->keys, .verify_token = cfg->verify_token};
+    handlers_register(path, &hc);
 
     for (unsigned i = 0; i < n; i++) {
         struct worker *w = &workers[i];

@@ -11,9 +11,10 @@
 struct keys;
 
 struct server_config {
-    const char *listen; /* "HOST:PORT", IPv6 as "[::1]:PORT" */
-    unsigned threads;   /* event loops; 0: one per core */
-    struct keys *keys;  /* borrowed */
+    const char *listen;       /* "HOST:PORT", IPv6 as "[::1]:PORT" */
+    unsigned threads;         /* event loops; 0: one per core */
+    struct keys *keys;        /* borrowed */
+    const char *verify_token; /* optional shared secret for /v1/auth/verify */
 };
 
 /*
