@@ -1,52 +1,86 @@
 /*
- * catalog: the in-memory key index. All maps point at the same entries; an
- * entry is freed only under the exclusive lock, and readers never keep a
- * pointer past their shared lock, so no entry is used after it is freed.
+ * catalog: the in-memory key index, read without locks.
+ *
+ * Layout: a world holds three pointer tables (open addressing, linear
+ * probing, tombstones for deletion so that concurrent probes never miss a
+ * live item): keys by digest, keys by id, accounts by id. An account points
+ * to an immutable, id-ordered array of its keys. Entries are immutable
+ * versions; only their usage record (last_used) is written by readers, and
+ * it is shared by all versions of a key.
+ *
+ * Writers (serialized by `wlock`) build new versions, publish them with
+ * release stores and retire what they replaced through ebr; readers bracket
+ * every access with ebr_enter/ebr_exit.
  */
 #include "core/catalog.h"
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ebr.h"
 #include "core/error.h"
-#include "core/u64map.h"
 #include "store/store.h"
+
+struct usage {
+    _Atomic int64_t last_used; /* written by readers on every authenticated request (when the second changes) */
+    _Atomic int64_t flushed;   /* the value known to be in the store */
+};
 
 struct entry {
     int64_t id;
     int64_t account_id;
+    int64_t created_at;
+    struct usage *usage;
     uint8_t digest[DIGEST_LEN];
     char prefix[KEYFMT_PREFIX_LEN + 1];
-    enum key_type type;
+    uint8_t type;
     bool active;
     bool primary;
-    int64_t created_at;
-    _Atomic int64_t last_used;
-    int64_t flushed; /* last_used value known to be in the store; touched under the exclusive lock or by the flusher */
-    char *name;
+    uint16_t name_json_len;
+    char name_json[]; /* NUL-terminated */
+};
+
+struct keylist {
+    size_t n;
+    struct entry *e[]; /* by id */
 };
 
 struct account {
     int64_t id;
-    size_t n, cap;
-    struct entry **keys; /* sorted by id */
+    _Atomic(struct keylist *) keys;
 };
 
-struct maps {
-    struct u64map by_digest; /* first 8 digest bytes -> entry */
-    struct u64map by_id;     /* id -> entry */
-    struct u64map accounts;  /* account id -> account */
+typedef uint64_t (*ptable_key_fn)(const void *item);
+
+struct ptable {
+    size_t mask;
+    size_t live; /* items */
+    size_t used; /* items and tombstones */
+    _Atomic(void *) slot[];
+};
+
+struct world {
+    _Atomic(struct ptable *) by_digest;
+    _Atomic(struct ptable *) by_id;
+    _Atomic(struct ptable *) accounts;
 };
 
 struct catalog {
-    pthread_rwlock_t lock;
-    struct maps m;
+    struct ebr ebr;
+    _Atomic(struct world *) world;
+    pthread_mutex_t wlock;
 };
 
-static uint64_t digest_slot(const uint8_t d[DIGEST_LEN])
+static char tomb_marker;
+#define TOMB ((void *)&tomb_marker)
+
+/* ---- keys of the three tables ---- */
+
+static uint64_t digest_key(const uint8_t d[DIGEST_LEN])
 {
     uint64_t v;
 
@@ -54,151 +88,376 @@ static uint64_t digest_slot(const uint8_t d[DIGEST_LEN])
     return v;
 }
 
-static void entry_free(struct entry *e)
+static uint64_t entry_digest_key(const void *item)
 {
-    if (e != NULL) {
-        free(e->name);
-        free(e);
+    return digest_key(((const struct entry *)item)->digest);
+}
+
+static uint64_t entry_id_key(const void *item)
+{
+    return (uint64_t)((const struct entry *)item)->id;
+}
+
+static uint64_t account_key(const void *item)
+{
+    return (uint64_t)((const struct account *)item)->id;
+}
+
+/* Retires `p` through `ebr`, or frees it at once when there is no reader to wait for (ebr == NULL: a private world). */
+static void retire(struct ebr *ebr, void *p, void (*fn)(void *))
+{
+    if (p == NULL)
+        return;
+    if (ebr == NULL)
+        fn(p);
+    else
+        ebr_retire(ebr, p, fn); /* on failure the object leaks: never freed under a reader */
+}
+
+/* ---- pointer tables ---- */
+
+static size_t home(uint64_t key, size_t mask)
+{
+    key ^= key >> 30;
+    key *= 0xbf58476d1ce4e5b9ULL;
+    key ^= key >> 27;
+    key *= 0x94d049bb133111ebULL;
+    key ^= key >> 31;
+    return (size_t)key & mask;
+}
+
+static struct ptable *ptable_new(size_t cap)
+{
+    struct ptable *t = calloc(1, sizeof(*t) + cap * sizeof(t->slot[0]));
+
+    if (t != NULL)
+        t->mask = cap - 1;
+    return t;
+}
+
+/* Reader-safe lookup. */
+static void *ptable_find(const struct ptable *t, uint64_t key, ptable_key_fn kf)
+{
+    if (t == NULL)
+        return NULL;
+    for (size_t i = home(key, t->mask);; i = (i + 1) & t->mask) {
+        void *p = atomic_load_explicit(&((struct ptable *)t)->slot[i], memory_order_acquire);
+        if (p == NULL)
+            return NULL;
+        if (p != TOMB && kf(p) == key)
+            return p;
     }
 }
 
-static void maps_init(struct maps *m)
+/* Inserts into a table known to have room and not to hold `key`. */
+static void ptable_place(struct ptable *t, uint64_t key, void *item)
 {
-    u64map_init(&m->by_digest);
-    u64map_init(&m->by_id);
-    u64map_init(&m->accounts);
+    size_t i = home(key, t->mask);
+    void *p;
+
+    while ((p = atomic_load_explicit(&t->slot[i], memory_order_relaxed)) != NULL && p != TOMB)
+        i = (i + 1) & t->mask;
+    if (p == NULL)
+        t->used++;
+    t->live++;
+    atomic_store_explicit(&t->slot[i], item, memory_order_release);
 }
 
-static void maps_release(struct maps *m)
+/* Replaces the table behind `tp` with one of room for `want` items; the old one is retired. */
+static int ptable_grow(struct ebr *ebr, _Atomic(struct ptable *) *tp, size_t want, ptable_key_fn kf)
 {
-    for (size_t i = 0; i < m->by_id.cap; i++)
-        if (m->by_id.vals[i] != NULL)
-            entry_free(m->by_id.vals[i]);
-    for (size_t i = 0; i < m->accounts.cap; i++) {
-        struct account *a = m->accounts.vals[i];
-        if (a != NULL) {
-            free(a->keys);
-            free(a);
+    struct ptable *old = atomic_load_explicit(tp, memory_order_relaxed), *t;
+    size_t cap = 16;
+
+    while (cap / 2 < want)
+        cap *= 2;
+    if ((t = ptable_new(cap)) == NULL)
+        return AK_ERR_NOMEM;
+    for (size_t i = 0; old != NULL && i <= old->mask; i++) {
+        void *p = atomic_load_explicit(&old->slot[i], memory_order_relaxed);
+        if (p != NULL && p != TOMB)
+            ptable_place(t, kf(p), p);
+    }
+    atomic_store_explicit(tp, t, memory_order_release);
+    retire(ebr, old, free);
+    return 0;
+}
+
+/* Writer: stores `item` under `key`, replacing an item with the same key. */
+static int ptable_set(struct ebr *ebr, _Atomic(struct ptable *) *tp, uint64_t key, void *item, ptable_key_fn kf)
+{
+    struct ptable *t = atomic_load_explicit(tp, memory_order_relaxed);
+    int r;
+
+    if (t != NULL) {
+        for (size_t i = home(key, t->mask);; i = (i + 1) & t->mask) {
+            void *p = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
+            if (p == NULL)
+                break;
+            if (p != TOMB && kf(p) == key) {
+                atomic_store_explicit(&t->slot[i], item, memory_order_release);
+                return 0;
+            }
         }
     }
-    u64map_release(&m->by_digest);
-    u64map_release(&m->by_id);
-    u64map_release(&m->accounts);
+    if (t == NULL || (t->used + 1) * 2 > t->mask + 1) {
+        if ((r = ptable_grow(ebr, tp, (t != NULL ? t->live : 0) + 1, kf)) != 0)
+            return r;
+        t = atomic_load_explicit(tp, memory_order_relaxed);
+    }
+    ptable_place(t, key, item);
+    return 0;
 }
 
-static void fill_entry(struct entry *e, const struct key_rec *rec)
+/* Writer: removes `key`, leaving a tombstone so that concurrent probes continue past it. */
+static void *ptable_del(_Atomic(struct ptable *) *tp, uint64_t key, ptable_key_fn kf)
 {
+    struct ptable *t = atomic_load_explicit(tp, memory_order_relaxed);
+
+    if (t == NULL)
+        return NULL;
+    for (size_t i = home(key, t->mask);; i = (i + 1) & t->mask) {
+        void *p = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
+        if (p == NULL)
+            return NULL;
+        if (p != TOMB && kf(p) == key) {
+            atomic_store_explicit(&t->slot[i], TOMB, memory_order_release);
+            t->live--;
+            return p;
+        }
+    }
+}
+
+/* ---- names ---- */
+
+/* Encodes `name` as a JSON string literal with jansson (or verbatim in quotes when nothing needs escaping). */
+static char *encode_name(const char *name, size_t *ret_len)
+{
+    size_t n = strlen(name);
+    bool plain = true;
+    json_t *s;
+    char *out;
+
+    for (size_t i = 0; i < n && plain; i++)
+        plain = name[i] != '"' && name[i] != '\\' && (unsigned char)name[i] >= 0x20;
+    if (plain) {
+        if ((out = malloc(n + 3)) == NULL)
+            return NULL;
+        out[0] = '"';
+        memcpy(out + 1, name, n);
+        out[n + 1] = '"';
+        out[n + 2] = '\0';
+        *ret_len = n + 2;
+        return out;
+    }
+    if ((s = json_stringn(name, n)) == NULL)
+        return NULL;
+    out = json_dumps(s, JSON_ENCODE_ANY | JSON_COMPACT);
+    json_decref(s);
+    if (out != NULL)
+        *ret_len = strlen(out);
+    return out;
+}
+
+/* Decodes a name literal into `out` (KEY_NAME_MAX_BYTES + 1 bytes). */
+static void decode_name(const struct entry *e, char *out)
+{
+    json_t *s;
+
+    if (memchr(e->name_json, '\\', e->name_json_len) == NULL) {
+        memcpy(out, e->name_json + 1, e->name_json_len - 2u);
+        out[e->name_json_len - 2u] = '\0';
+        return;
+    }
+    s = json_loadb(e->name_json, e->name_json_len, JSON_DECODE_ANY, NULL);
+    if (json_is_string(s) && json_string_length(s) <= KEY_NAME_MAX_BYTES)
+        memcpy(out, json_string_value(s), json_string_length(s) + 1);
+    else
+        out[0] = '\0';
+    json_decref(s);
+}
+
+/* ---- entries and lists ---- */
+
+static struct entry *entry_new(const struct key_rec *rec, struct usage *usage)
+{
+    size_t jlen;
+    char *json = encode_name(rec->name, &jlen);
+    struct entry *e;
+
+    if (json == NULL || jlen > UINT16_MAX || (e = malloc(sizeof(*e) + jlen + 1)) == NULL) {
+        free(json);
+        return NULL;
+    }
     e->id = rec->id;
     e->account_id = rec->account_id;
+    e->created_at = rec->created_at;
+    e->usage = usage;
     memcpy(e->digest, rec->digest, DIGEST_LEN);
     memcpy(e->prefix, rec->prefix, sizeof(e->prefix));
-    e->type = rec->type;
+    e->prefix[KEYFMT_PREFIX_LEN] = '\0';
+    e->type = (uint8_t)rec->type;
     e->active = rec->active;
     e->primary = rec->primary;
-    e->created_at = rec->created_at;
+    e->name_json_len = (uint16_t)jlen;
+    memcpy(e->name_json, json, jlen + 1);
+    free(json);
+    return e;
+}
+
+/* Frees one version of a key (its usage lives on in the next version). */
+static void entry_free_version(void *p)
+{
+    free(p);
+}
+
+/* Frees a key for good: the version and its usage record. */
+static void entry_free_key(void *p)
+{
+    struct entry *e = p;
+
+    if (e != NULL)
+        free(e->usage);
+    free(e);
+}
+
+static void entry_view(const struct entry *e, struct key_view *v)
+{
+    v->id = e->id;
+    v->type = (enum key_type)e->type;
+    v->active = e->active;
+    v->primary = e->primary;
+    v->created_at = e->created_at;
+    v->last_used = atomic_load_explicit(&e->usage->last_used, memory_order_relaxed);
+    v->prefix = e->prefix;
+    v->name_json = e->name_json;
+    v->name_json_len = e->name_json_len;
 }
 
 static void entry_to_rec(const struct entry *e, struct key_rec *rec)
 {
-    size_t n = strlen(e->name);
-
     rec->id = e->id;
     rec->account_id = e->account_id;
-    memcpy(rec->name, e->name, n + 1);
-    rec->type = e->type;
+    decode_name(e, rec->name);
+    rec->type = (enum key_type)e->type;
     memcpy(rec->prefix, e->prefix, sizeof(rec->prefix));
     memcpy(rec->digest, e->digest, DIGEST_LEN);
     rec->active = e->active;
     rec->primary = e->primary;
     rec->created_at = e->created_at;
-    rec->last_used = atomic_load_explicit(&((struct entry *)e)->last_used, memory_order_relaxed);
+    rec->last_used = atomic_load_explicit(&e->usage->last_used, memory_order_relaxed);
 }
 
-static int account_add(struct maps *m, struct entry *e)
+/* A copy of `old` (may be NULL) with `drop` removed and/or `add` put in id order (either may be NULL). */
+static struct keylist *keylist_edit(const struct keylist *old, const struct entry *drop, struct entry *add)
 {
-    struct account *a = u64map_get(&m->accounts, (uint64_t)e->account_id);
-    size_t pos;
+    size_t n = old != NULL ? old->n : 0, k = 0;
+    struct keylist *l = malloc(sizeof(*l) + (n + 1) * sizeof(l->e[0]));
+
+    if (l == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct entry *e = old->e[i];
+        if (drop != NULL && e->id == drop->id)
+            continue;
+        if (add != NULL && add->id < e->id) {
+            l->e[k++] = add;
+            add = NULL;
+        }
+        l->e[k++] = e;
+    }
+    if (add != NULL)
+        l->e[k++] = add;
+    l->n = k;
+    return l;
+}
+
+/* ---- worlds ---- */
+
+static void world_free(void *p)
+{
+    struct world *w = p;
+    struct ptable *t;
+
+    if (w == NULL)
+        return;
+    if ((t = atomic_load(&w->by_id)) != NULL)
+        for (size_t i = 0; i <= t->mask; i++) {
+            void *e = atomic_load(&t->slot[i]);
+            if (e != NULL && e != TOMB)
+                entry_free_key(e);
+        }
+    if ((t = atomic_load(&w->accounts)) != NULL)
+        for (size_t i = 0; i <= t->mask; i++) {
+            struct account *a = atomic_load(&t->slot[i]);
+            if (a != NULL && a != TOMB) {
+                free(atomic_load(&a->keys));
+                free(a);
+            }
+        }
+    free(atomic_load(&w->by_digest));
+    free(atomic_load(&w->by_id));
+    free(atomic_load(&w->accounts));
+    free(w);
+}
+
+static struct world *world_new(void)
+{
+    struct world *w = calloc(1, sizeof(*w));
+
+    if (w != NULL) {
+        atomic_init(&w->by_digest, NULL);
+        atomic_init(&w->by_id, NULL);
+        atomic_init(&w->accounts, NULL);
+    }
+    return w;
+}
+
+/* Writer: adds a brand-new key `e` to `w`. */
+static int world_insert(struct ebr *ebr, struct world *w, struct entry *e)
+{
+    struct account *a = ptable_find(atomic_load_explicit(&w->accounts, memory_order_relaxed), (uint64_t)e->account_id, account_key);
+    struct keylist *old, *l;
+    int r;
 
     if (a == NULL) {
-        if ((a = calloc(1, sizeof(*a))) == NULL)
+        if ((a = malloc(sizeof(*a))) == NULL)
             return AK_ERR_NOMEM;
         a->id = e->account_id;
-        if (u64map_put(&m->accounts, (uint64_t)a->id, a) != 0) {
+        atomic_init(&a->keys, NULL);
+        if ((r = ptable_set(ebr, &w->accounts, (uint64_t)a->id, a, account_key)) != 0) {
             free(a);
-            return AK_ERR_NOMEM;
+            return r;
         }
     }
-    if (a->n == a->cap) {
-        size_t cap = a->cap != 0 ? a->cap * 2 : 4;
-        struct entry **keys = realloc(a->keys, cap * sizeof(*keys));
-        if (keys == NULL)
-            return AK_ERR_NOMEM;
-        a->keys = keys;
-        a->cap = cap;
+    old = atomic_load_explicit(&a->keys, memory_order_relaxed);
+    if ((l = keylist_edit(old, NULL, e)) == NULL)
+        return AK_ERR_NOMEM;
+    if ((r = ptable_set(ebr, &w->by_id, (uint64_t)e->id, e, entry_id_key)) != 0 ||
+        (r = ptable_set(ebr, &w->by_digest, digest_key(e->digest), e, entry_digest_key)) != 0) {
+        ptable_del(&w->by_id, (uint64_t)e->id, entry_id_key);
+        free(l);
+        return r;
     }
-    /* ids grow, so this is nearly always an append */
-    for (pos = a->n; pos > 0 && a->keys[pos - 1]->id > e->id; pos--)
-        ;
-    memmove(a->keys + pos + 1, a->keys + pos, (a->n - pos) * sizeof(*a->keys));
-    a->keys[pos] = e;
-    a->n++;
+    atomic_store_explicit(&a->keys, l, memory_order_release);
+    retire(ebr, old, free);
     return 0;
 }
 
-static void account_drop(struct maps *m, const struct entry *e)
-{
-    struct account *a = u64map_get(&m->accounts, (uint64_t)e->account_id);
-
-    if (a == NULL)
-        return;
-    for (size_t i = 0; i < a->n; i++) {
-        if (a->keys[i] == e) {
-            memmove(a->keys + i, a->keys + i + 1, (a->n - i - 1) * sizeof(*a->keys));
-            a->n--;
-            break;
-        }
-    }
-    if (a->n == 0) {
-        u64map_del(&m->accounts, (uint64_t)a->id);
-        free(a->keys);
-        free(a);
-    }
-}
-
-/* Adds a new entry built from `rec` to `m`. */
-static int maps_insert(struct maps *m, const struct key_rec *rec, int64_t last_used, int64_t flushed)
-{
-    struct entry *e;
-    int r = AK_ERR_NOMEM;
-
-    if (u64map_get(&m->by_digest, digest_slot(rec->digest)) != NULL)
-        return AK_ERR_COLLISION;
-    if ((e = calloc(1, sizeof(*e))) == NULL || (e->name = strdup(rec->name)) == NULL)
-        goto fail;
-    fill_entry(e, rec);
-    atomic_init(&e->last_used, last_used);
-    e->flushed = flushed;
-    if (u64map_put(&m->by_id, (uint64_t)e->id, e) != 0)
-        goto fail;
-    if (u64map_put(&m->by_digest, digest_slot(e->digest), e) != 0 || account_add(m, e) != 0) {
-        u64map_del(&m->by_id, (uint64_t)e->id);
-        u64map_del(&m->by_digest, digest_slot(e->digest));
-        goto fail;
-    }
-    return 0;
-fail:
-    entry_free(e);
-    return r;
-}
+/* ---- the catalog ---- */
 
 struct catalog *catalog_new(void)
 {
     struct catalog *cat = calloc(1, sizeof(*cat));
+    struct world *w = world_new();
 
-    if (cat == NULL)
+    if (cat == NULL || w == NULL || ebr_init(&cat->ebr) != 0) {
+        free(cat);
+        free(w);
         return NULL;
-    pthread_rwlock_init(&cat->lock, NULL);
-    maps_init(&cat->m);
+    }
+    atomic_init(&cat->world, w);
+    pthread_mutex_init(&cat->wlock, NULL);
     return cat;
 }
 
@@ -206,100 +465,172 @@ void catalog_free(struct catalog *cat)
 {
     if (cat == NULL)
         return;
-    maps_release(&cat->m);
-    pthread_rwlock_destroy(&cat->lock);
+    ebr_release(&cat->ebr);
+    world_free(atomic_load(&cat->world));
+    pthread_mutex_destroy(&cat->wlock);
     free(cat);
 }
 
 static int load_one(void *arg, const struct key_rec *rec)
 {
-    return maps_insert(arg, rec, rec->last_used, rec->last_used);
+    struct world *w = arg;
+    struct usage *u = malloc(sizeof(*u));
+    struct entry *e;
+    int r;
+
+    if (u == NULL)
+        return AK_ERR_NOMEM;
+    atomic_init(&u->last_used, rec->last_used);
+    atomic_init(&u->flushed, rec->last_used);
+    if ((e = entry_new(rec, u)) == NULL) {
+        free(u);
+        return AK_ERR_NOMEM;
+    }
+    if (ptable_find(atomic_load_explicit(&w->by_digest, memory_order_relaxed), digest_key(e->digest), entry_digest_key) != NULL) {
+        entry_free_key(e);
+        return AK_ERR_COLLISION;
+    }
+    if ((r = world_insert(NULL, w, e)) != 0)
+        entry_free_key(e);
+    return r;
 }
 
 int catalog_load(struct catalog *cat, struct store *store)
 {
-    struct maps fresh, old;
+    struct world *fresh, *old;
+    struct ptable *t;
     int r;
 
-    maps_init(&fresh);
-    if ((r = store->ops->key_load(store, load_one, &fresh)) != 0) {
-        maps_release(&fresh);
+    /* Built privately (nothing can read it yet), then published in one store. */
+    if ((fresh = world_new()) == NULL)
+        return AK_ERR_NOMEM;
+    pthread_mutex_lock(&cat->wlock);
+    if ((r = store->ops->key_load(store, load_one, fresh)) != 0) {
+        pthread_mutex_unlock(&cat->wlock);
+        world_free(fresh);
         return r;
     }
-    pthread_rwlock_wrlock(&cat->lock);
     /* Keep uses recorded in memory that the store has not seen yet. */
-    for (size_t i = 0; i < fresh.by_id.cap; i++) {
-        struct entry *e = fresh.by_id.vals[i], *o;
-        if (e == NULL || (o = u64map_get(&cat->m.by_id, (uint64_t)e->id)) == NULL)
-            continue;
-        int64_t mine = atomic_load(&o->last_used), theirs = atomic_load(&e->last_used);
-        if (mine > theirs) {
-            atomic_store(&e->last_used, mine);
-            e->flushed = o->flushed < theirs ? theirs : o->flushed;
+    old = atomic_load_explicit(&cat->world, memory_order_relaxed);
+    if ((t = atomic_load_explicit(&fresh->by_id, memory_order_relaxed)) != NULL) {
+        struct ptable *ot = atomic_load_explicit(&old->by_id, memory_order_relaxed);
+        for (size_t i = 0; i <= t->mask; i++) {
+            struct entry *e = atomic_load_explicit(&t->slot[i], memory_order_relaxed), *o;
+            if (e == NULL || e == TOMB || (o = ptable_find(ot, (uint64_t)e->id, entry_id_key)) == NULL)
+                continue;
+            int64_t mine = atomic_load(&o->usage->last_used);
+            if (mine > atomic_load(&e->usage->last_used))
+                atomic_store(&e->usage->last_used, mine);
         }
     }
-    old = cat->m;
-    cat->m = fresh;
-    pthread_rwlock_unlock(&cat->lock);
-    maps_release(&old);
-    return 0;
+    atomic_store_explicit(&cat->world, fresh, memory_order_release);
+    retire(&cat->ebr, old, world_free);
+    ebr_reclaim(&cat->ebr);
+    pthread_mutex_unlock(&cat->wlock);
+    return r;
 }
 
 int catalog_put(struct catalog *cat, const struct key_rec *rec)
 {
-    struct entry *e;
-    char *name = NULL;
+    struct world *w;
+    struct entry *old, *e = NULL;
+    struct account *a;
+    struct keylist *ol, *l;
+    struct usage *u = NULL;
     int r = 0;
 
-    pthread_rwlock_wrlock(&cat->lock);
-    e = u64map_get(&cat->m.by_id, (uint64_t)rec->id);
-    if (e == NULL) {
-        r = maps_insert(&cat->m, rec, rec->last_used, rec->last_used);
-        goto out;
-    }
-    if (memcmp(e->digest, rec->digest, DIGEST_LEN) != 0 || e->account_id != rec->account_id) {
-        r = AK_ERR_ARG; /* a key's digest and account never change */
-        goto out;
-    }
-    if (strcmp(e->name, rec->name) != 0) {
-        if ((name = strdup(rec->name)) == NULL) {
+    pthread_mutex_lock(&cat->wlock);
+    w = atomic_load_explicit(&cat->world, memory_order_relaxed);
+    old = ptable_find(atomic_load_explicit(&w->by_id, memory_order_relaxed), (uint64_t)rec->id, entry_id_key);
+    if (old == NULL) {
+        if (ptable_find(atomic_load_explicit(&w->by_digest, memory_order_relaxed), digest_key(rec->digest), entry_digest_key) !=
+            NULL) {
+            r = AK_ERR_COLLISION;
+            goto out;
+        }
+        if ((u = malloc(sizeof(*u))) == NULL || (e = entry_new(rec, u)) == NULL) {
+            free(u);
             r = AK_ERR_NOMEM;
             goto out;
         }
-        free(e->name);
-        e->name = name;
+        atomic_init(&u->last_used, rec->last_used);
+        atomic_init(&u->flushed, rec->last_used);
+        if ((r = world_insert(&cat->ebr, w, e)) != 0)
+            entry_free_key(e);
+        goto out;
     }
-    e->active = rec->active;
-    e->primary = rec->primary;
+    if (memcmp(old->digest, rec->digest, DIGEST_LEN) != 0 || old->account_id != rec->account_id) {
+        r = AK_ERR_ARG; /* a key's digest and account never change */
+        goto out;
+    }
+    /* A new version sharing the usage record; published in all three places, then the old one retired. */
+    if ((e = entry_new(rec, old->usage)) == NULL) {
+        r = AK_ERR_NOMEM;
+        goto out;
+    }
+    e->created_at = old->created_at;
+    a = ptable_find(atomic_load_explicit(&w->accounts, memory_order_relaxed), (uint64_t)e->account_id, account_key);
+    ol = a != NULL ? atomic_load_explicit(&a->keys, memory_order_relaxed) : NULL;
+    if (a == NULL || (l = keylist_edit(ol, old, e)) == NULL) {
+        free(e);
+        r = AK_ERR_NOMEM;
+        goto out;
+    }
+    ptable_set(&cat->ebr, &w->by_id, (uint64_t)e->id, e, entry_id_key); /* replaces: cannot fail */
+    ptable_set(&cat->ebr, &w->by_digest, digest_key(e->digest), e, entry_digest_key);
+    atomic_store_explicit(&a->keys, l, memory_order_release);
+    retire(&cat->ebr, ol, free);
+    retire(&cat->ebr, old, entry_free_version);
 out:
-    pthread_rwlock_unlock(&cat->lock);
+    ebr_reclaim(&cat->ebr);
+    pthread_mutex_unlock(&cat->wlock);
     return r;
 }
 
 void catalog_remove(struct catalog *cat, int64_t id)
 {
+    struct world *w;
     struct entry *e;
+    struct account *a;
+    struct keylist *ol, *l;
 
-    pthread_rwlock_wrlock(&cat->lock);
-    if ((e = u64map_del(&cat->m.by_id, (uint64_t)id)) != NULL) {
-        u64map_del(&cat->m.by_digest, digest_slot(e->digest));
-        account_drop(&cat->m, e);
-        entry_free(e);
+    pthread_mutex_lock(&cat->wlock);
+    w = atomic_load_explicit(&cat->world, memory_order_relaxed);
+    e = ptable_find(atomic_load_explicit(&w->by_id, memory_order_relaxed), (uint64_t)id, entry_id_key);
+    if (e == NULL)
+        goto out;
+    a = ptable_find(atomic_load_explicit(&w->accounts, memory_order_relaxed), (uint64_t)e->account_id, account_key);
+    ol = a != NULL ? atomic_load_explicit(&a->keys, memory_order_relaxed) : NULL;
+    if (a != NULL && (l = keylist_edit(ol, e, NULL)) == NULL)
+        goto out; /* out of memory: the key stays, the store still has it deleted; a reload will fix it */
+    ptable_del(&w->by_id, (uint64_t)id, entry_id_key);
+    ptable_del(&w->by_digest, digest_key(e->digest), entry_digest_key);
+    if (a != NULL) {
+        atomic_store_explicit(&a->keys, l, memory_order_release);
+        retire(&cat->ebr, ol, free);
     }
-    pthread_rwlock_unlock(&cat->lock);
+    retire(&cat->ebr, e, entry_free_key);
+out:
+    ebr_reclaim(&cat->ebr);
+    pthread_mutex_unlock(&cat->wlock);
 }
+
+/* Readers: the current world's table behind `which`. */
+#define TABLE(cat, which)                                                                                                          \
+    atomic_load_explicit(&atomic_load_explicit(&(cat)->world, memory_order_acquire)->which, memory_order_acquire)
 
 int catalog_get(struct catalog *cat, int64_t id, struct key_rec *ret)
 {
     struct entry *e;
     int r = AK_ERR_NOT_FOUND;
 
-    pthread_rwlock_rdlock(&cat->lock);
-    if ((e = u64map_get(&cat->m.by_id, (uint64_t)id)) != NULL) {
+    if (ebr_enter(&cat->ebr) != 0)
+        return AK_ERR_NOMEM;
+    if ((e = ptable_find(TABLE(cat, by_id), (uint64_t)id, entry_id_key)) != NULL) {
         entry_to_rec(e, ret);
         r = 0;
     }
-    pthread_rwlock_unlock(&cat->lock);
+    ebr_exit(&cat->ebr);
     return r;
 }
 
@@ -307,9 +638,10 @@ bool catalog_digest_taken(struct catalog *cat, const uint8_t digest[DIGEST_LEN])
 {
     bool taken;
 
-    pthread_rwlock_rdlock(&cat->lock);
-    taken = u64map_get(&cat->m.by_digest, digest_slot(digest)) != NULL;
-    pthread_rwlock_unlock(&cat->lock);
+    if (ebr_enter(&cat->ebr) != 0)
+        return true;
+    taken = ptable_find(TABLE(cat, by_digest), digest_key(digest), entry_digest_key) != NULL;
+    ebr_exit(&cat->ebr);
     return taken;
 }
 
@@ -318,61 +650,90 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
     struct entry *e;
     int r = AK_ERR_KEY_UNKNOWN;
 
-    pthread_rwlock_rdlock(&cat->lock);
-    e = u64map_get(&cat->m.by_digest, digest_slot(digest));
+    if (ebr_enter(&cat->ebr) != 0)
+        return AK_ERR_NOMEM;
+    e = ptable_find(TABLE(cat, by_digest), digest_key(digest), entry_digest_key);
     if (e == NULL || CRYPTO_memcmp(e->digest, digest, DIGEST_LEN) != 0)
         goto out;
     if (!e->active) {
         r = AK_ERR_KEY_INACTIVE;
         goto out;
     }
-    /* Write only when the second changes, so that busy keys do not bounce a cache line. */
-    if (atomic_load_explicit(&e->last_used, memory_order_relaxed) < now)
-        atomic_store_explicit(&e->last_used, now, memory_order_relaxed);
+    /* Write only when the second changes, so that a busy key does not bounce a cache line between cores. */
+    if (atomic_load_explicit(&e->usage->last_used, memory_order_relaxed) < now)
+        atomic_store_explicit(&e->usage->last_used, now, memory_order_relaxed);
     ret->key_id = e->id;
     ret->account_id = e->account_id;
-    ret->type = e->type;
+    ret->type = (enum key_type)e->type;
     memcpy(ret->prefix, e->prefix, sizeof(ret->prefix));
     r = 0;
 out:
-    pthread_rwlock_unlock(&cat->lock);
+    ebr_exit(&cat->ebr);
     return r;
+}
+
+void catalog_list_views(struct catalog *cat, int64_t account_id, bool sandbox_only, catalog_view_cb cb, void *arg)
+{
+    struct account *a;
+    struct keylist *l;
+    struct key_view v;
+
+    if (ebr_enter(&cat->ebr) != 0)
+        return;
+    if ((a = ptable_find(TABLE(cat, accounts), (uint64_t)account_id, account_key)) != NULL &&
+        (l = atomic_load_explicit(&a->keys, memory_order_acquire)) != NULL) {
+        for (size_t i = 0; i < l->n; i++) {
+            if (sandbox_only && l->e[i]->type != KEY_TYPE_SANDBOX)
+                continue;
+            entry_view(l->e[i], &v);
+            cb(arg, &v);
+        }
+    }
+    ebr_exit(&cat->ebr);
 }
 
 void catalog_list(struct catalog *cat, int64_t account_id, bool sandbox_only, catalog_visit_cb cb, void *arg)
 {
     struct key_rec *rec = malloc(sizeof(*rec));
     struct account *a;
+    struct keylist *l;
 
     if (rec == NULL)
         return;
-    pthread_rwlock_rdlock(&cat->lock);
-    if ((a = u64map_get(&cat->m.accounts, (uint64_t)account_id)) != NULL) {
-        for (size_t i = 0; i < a->n; i++) {
-            if (sandbox_only && a->keys[i]->type != KEY_TYPE_SANDBOX)
+    if (ebr_enter(&cat->ebr) != 0) {
+        free(rec);
+        return;
+    }
+    if ((a = ptable_find(TABLE(cat, accounts), (uint64_t)account_id, account_key)) != NULL &&
+        (l = atomic_load_explicit(&a->keys, memory_order_acquire)) != NULL) {
+        for (size_t i = 0; i < l->n; i++) {
+            if (sandbox_only && l->e[i]->type != KEY_TYPE_SANDBOX)
                 continue;
-            entry_to_rec(a->keys[i], rec);
+            entry_to_rec(l->e[i], rec);
             cb(arg, rec);
         }
     }
-    pthread_rwlock_unlock(&cat->lock);
+    ebr_exit(&cat->ebr);
     free(rec);
 }
 
 size_t catalog_account_keys(struct catalog *cat, int64_t account_id, int64_t *ret_primary_id)
 {
     struct account *a;
+    struct keylist *l;
     int64_t primary = 0;
     size_t n = 0;
 
-    pthread_rwlock_rdlock(&cat->lock);
-    if ((a = u64map_get(&cat->m.accounts, (uint64_t)account_id)) != NULL) {
-        n = a->n;
-        for (size_t i = 0; i < a->n; i++)
-            if (a->keys[i]->primary)
-                primary = a->keys[i]->id;
+    if (ebr_enter(&cat->ebr) == 0) {
+        if ((a = ptable_find(TABLE(cat, accounts), (uint64_t)account_id, account_key)) != NULL &&
+            (l = atomic_load_explicit(&a->keys, memory_order_acquire)) != NULL) {
+            n = l->n;
+            for (size_t i = 0; i < l->n; i++)
+                if (l->e[i]->primary)
+                    primary = l->e[i]->id;
+        }
+        ebr_exit(&cat->ebr);
     }
-    pthread_rwlock_unlock(&cat->lock);
     *ret_primary_id = primary;
     return n;
 }
@@ -380,14 +741,19 @@ size_t catalog_account_keys(struct catalog *cat, int64_t account_id, int64_t *re
 int catalog_collect_uses(struct catalog *cat, struct key_use **ret, size_t *ret_n)
 {
     struct key_use *v = NULL, *nv;
+    struct ptable *t;
     size_t n = 0, cap = 0;
     int r = 0;
 
-    pthread_rwlock_rdlock(&cat->lock);
-    for (size_t i = 0; i < cat->m.by_id.cap; i++) {
-        struct entry *e = cat->m.by_id.vals[i];
+    if (ebr_enter(&cat->ebr) != 0)
+        return AK_ERR_NOMEM;
+    t = TABLE(cat, by_id);
+    for (size_t i = 0; t != NULL && i <= t->mask; i++) {
+        struct entry *e = atomic_load_explicit(&t->slot[i], memory_order_acquire);
         int64_t at;
-        if (e == NULL || (at = atomic_load_explicit(&e->last_used, memory_order_relaxed)) <= e->flushed)
+        if (e == NULL || e == TOMB ||
+            (at = atomic_load_explicit(&e->usage->last_used, memory_order_relaxed)) <=
+                atomic_load_explicit(&e->usage->flushed, memory_order_relaxed))
             continue;
         if (n == cap) {
             cap = cap != 0 ? cap * 2 : 64;
@@ -401,7 +767,7 @@ int catalog_collect_uses(struct catalog *cat, struct key_use **ret, size_t *ret_
         v[n].at = at;
         n++;
     }
-    pthread_rwlock_unlock(&cat->lock);
+    ebr_exit(&cat->ebr);
     if (r != 0) {
         free(v);
         return r;
@@ -413,21 +779,32 @@ int catalog_collect_uses(struct catalog *cat, struct key_use **ret, size_t *ret_
 
 void catalog_mark_flushed(struct catalog *cat, const struct key_use *uses, size_t n)
 {
-    pthread_rwlock_wrlock(&cat->lock);
+    struct ptable *t;
+
+    if (ebr_enter(&cat->ebr) != 0)
+        return;
+    t = TABLE(cat, by_id);
     for (size_t i = 0; i < n; i++) {
-        struct entry *e = u64map_get(&cat->m.by_id, (uint64_t)uses[i].id);
-        if (e != NULL && e->flushed < uses[i].at)
-            e->flushed = uses[i].at;
+        struct entry *e = ptable_find(t, (uint64_t)uses[i].id, entry_id_key);
+        int64_t cur;
+        if (e == NULL)
+            continue;
+        cur = atomic_load(&e->usage->flushed);
+        while (cur < uses[i].at && !atomic_compare_exchange_weak(&e->usage->flushed, &cur, uses[i].at))
+            ;
     }
-    pthread_rwlock_unlock(&cat->lock);
+    ebr_exit(&cat->ebr);
 }
 
 size_t catalog_size(struct catalog *cat)
 {
-    size_t n;
+    size_t n = 0;
+    struct ptable *t;
 
-    pthread_rwlock_rdlock(&cat->lock);
-    n = cat->m.by_id.len;
-    pthread_rwlock_unlock(&cat->lock);
+    if (ebr_enter(&cat->ebr) != 0)
+        return 0;
+    if ((t = TABLE(cat, by_id)) != NULL)
+        n = t->live;
+    ebr_exit(&cat->ebr);
     return n;
 }

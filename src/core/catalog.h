@@ -4,9 +4,13 @@
  *
  * Indexed by digest (authentication), by id (updates) and by account (lists,
  * in id order). It is a cache of the store, kept exact by the keys module
- * after each committed write; it never decides a rule itself. Readers take a
- * shared lock and copy out what they need; last_used is recorded with an
- * atomic store and flushed to the store later.
+ * after each committed write; it never decides a rule itself.
+ *
+ * Readers take no lock and write nothing shared but a key's last_used: every
+ * published object is immutable, writers publish new versions with atomic
+ * pointer stores and retire old ones through epoch-based reclamation (ebr.h).
+ * Writers are serialized internally. A key's name is kept JSON-encoded (by
+ * jansson, at write time), so that lists are served by copying bytes.
  */
 #ifndef APIKEYD_CORE_CATALOG_H
 #define APIKEYD_CORE_CATALOG_H
@@ -22,6 +26,21 @@ struct store;
 
 /* Visits one key of a list; `rec` is valid only during the call. */
 typedef void (*catalog_visit_cb)(void *arg, const struct key_rec *rec);
+
+/* What a list shows of a key, without copies; valid only during the visit. */
+struct key_view {
+    int64_t id;
+    enum key_type type;
+    bool active;
+    bool primary;
+    int64_t created_at;
+    int64_t last_used;     /* 0: never */
+    const char *prefix;    /* NUL-terminated */
+    const char *name_json; /* the name as a JSON string literal, quotes included */
+    size_t name_json_len;
+};
+
+typedef void (*catalog_view_cb)(void *arg, const struct key_view *view);
 
 /* Returns a new, empty catalog, or NULL when out of memory. */
 struct catalog *catalog_new(void);
@@ -55,8 +74,11 @@ bool catalog_digest_taken(struct catalog *cat, const uint8_t digest[DIGEST_LEN])
  */
 int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], int64_t now, struct principal *ret);
 
-/* Calls `cb` for each key of `account_id` in id order (only sandbox keys when `sandbox_only`), under the shared lock. */
+/* Calls `cb` for each key of `account_id` in id order (only sandbox keys when `sandbox_only`), with a decoded copy. */
 void catalog_list(struct catalog *cat, int64_t account_id, bool sandbox_only, catalog_visit_cb cb, void *arg);
+
+/* The same, lock-free and copy-free: the hot path of GET /v1/account/api-keys. `cb` must not call into the catalog. */
+void catalog_list_views(struct catalog *cat, int64_t account_id, bool sandbox_only, catalog_view_cb cb, void *arg);
 
 /* Number of keys of `account_id`, and the id of its primary key (0 if none) into *ret_primary_id. */
 size_t catalog_account_keys(struct catalog *cat, int64_t account_id, int64_t *ret_primary_id);
