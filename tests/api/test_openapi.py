@@ -44,7 +44,10 @@ OPERATIONS = {
     ("/v1/account/api-keys/{id}/", "patch"): {"200", "400", "401", "403", "404", "409", "413", "415", "422", "503"},
     ("/v1/account/api-keys/{id}/", "delete"): {"204", "401", "403", "404", "409", "503"},
     ("/healthz", "get"): {"200"},
+    ("/v1/auth/verify/", "get"): {"204", "401", "403"},
+    ("/v1/auth/verify/{path}", "get"): {"204", "401", "403"},
 }
+VERIFY_PATHS = ["/v1/auth/verify/", "/v1/auth/verify/{path}"]
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -113,9 +116,16 @@ def test_security_bearer_everywhere_but_healthz():
     assert DOC["security"] == [{"bearerAuth": []}]
     assert DOC["paths"]["/healthz"]["get"]["security"] == []
     for (path, method) in OPERATIONS:
-        if path != "/healthz":
+        if path == "/healthz":
+            continue
+        if path in VERIFY_PATHS:
+            # The gateway's X-Verify-Token comes on top of the key when --verify-token is set.
+            assert DOC["paths"][path][method]["security"] == [{"bearerAuth": [], "verifyToken": []}, {"bearerAuth": []}]
+        else:
             assert "security" not in DOC["paths"][path][method]
-            assert "401" in DOC["paths"][path][method]["responses"]
+        assert "401" in DOC["paths"][path][method]["responses"]
+    token = DOC["components"]["securitySchemes"]["verifyToken"]
+    assert token == {**token, "type": "apiKey", "in": "header", "name": "X-Verify-Token"}
 
 
 def test_401_documents_www_authenticate_and_405_documents_allow():
@@ -222,3 +232,72 @@ def test_example_keys_are_well_formed():
     assert created["key_prefix"] == created["api_key"][:12]
     for ex in SCHEMAS["FullKey"]["examples"]:
         assert_key_format(ex)
+
+
+# --------------------------------------------------------------------------- /v1/auth/verify
+
+
+@pytest.mark.parametrize("path", VERIFY_PATHS)
+def test_verify_answers_every_method_and_never_405(path):
+    item = DOC["paths"][path]
+    assert item["x-any-method"] == "get"
+    assert "x-method-not-allowed" not in item
+    responses = item["get"]["responses"]
+    assert SPEC.resolve(responses["204"]) is DOC["components"]["responses"]["Verified"]
+    assert SPEC.resolve(responses["401"]) is DOC["components"]["responses"]["Unauthorized"]
+    assert SPEC.resolve(responses["403"]) is DOC["components"]["responses"]["InvalidVerifyToken"]
+
+
+def test_verified_response_documents_the_identity_headers():
+    verified = DOC["components"]["responses"]["Verified"]
+    assert "content" not in verified
+    headers = {name: SPEC.resolve(h) for name, h in verified["headers"].items()}
+    assert list(headers) == ["X-Account-Id", "X-Key-Id", "X-Key-Type", "X-Key-Prefix"]
+    assert all(h["required"] is True for h in headers.values())
+    for name, good, bad in [
+        ("X-Account-Id", ["1", "9223372036854775807"], ["0", "01", "-1", "x", ""]),
+        ("X-Key-Id", ["42"], ["0", "4 2"]),
+        ("X-Key-Type", ["production", "sandbox"], ["staging", ""]),
+        ("X-Key-Prefix", ["ml_prod_abc1", "ml_sand_xyz7"], ["ml_prod_abc", "ml_prod_abc1X"]),
+    ]:
+        validator = SPEC.validator(headers[name]["schema"])
+        for value in good:
+            assert not list(validator.iter_errors(value)), (name, value)
+        for value in bad:
+            assert list(validator.iter_errors(value)), (name, value)
+
+
+def test_invalid_verify_token_response():
+    resp = DOC["components"]["responses"]["InvalidVerifyToken"]
+    validator = SPEC.validator(resp["content"]["application/json"]["schema"])
+    assert not list(validator.iter_errors({"error": {"code": "invalid_verify_token", "message": "m"}}))
+    assert list(validator.iter_errors({"error": {"code": "forbidden", "message": "m"}}))
+
+
+@pytest.mark.parametrize(
+    "method,url,template",
+    [
+        ("GET", "/v1/auth/verify", "/v1/auth/verify/"),
+        ("HEAD", "/v1/auth/verify/", "/v1/auth/verify/"),
+        ("POST", "/v1/auth/verify?x=1", "/v1/auth/verify/"),
+        ("PUT", "/v1/auth/verify/orders", "/v1/auth/verify/{path}"),
+        ("DELETE", "/v1/auth/verify/orders/42/items/", "/v1/auth/verify/{path}"),
+        ("PROPFIND", "/v1/auth/verify/a/b?c=d", "/v1/auth/verify/{path}"),
+    ],
+)
+def test_wrapper_maps_any_method_and_any_suffix_to_verify(method, url, template):
+    found, _, op = SPEC.operation(method, url)
+    assert found == template
+    assert op is DOC["paths"][template]["get"]
+
+
+@pytest.mark.parametrize("url", ["/v1/auth/verifyx", "/v1/auth", "/v1/auth/verif"])
+def test_wrapper_does_not_stretch_verify(url):
+    assert SPEC.operation("GET", url) == (None, None, None)
+
+
+def test_wrapper_keeps_405_for_other_paths():
+    template, item, op = SPEC.operation("PUT", "/v1/account/api-keys/")
+    assert template == "/v1/account/api-keys/" and op is None and "x-method-not-allowed" in item
+    template, _, op = SPEC.operation("GET", "/v1/account/api-keys/1/2/")
+    assert template is None and op is None

@@ -99,6 +99,33 @@ static void test_now(void **state)
     assert_int_equal(timefmt_format(now, buf, sizeof(buf)), 0);
 }
 
+/* The hand-rolled civil-date arithmetic must agree with gmtime_r + strftime everywhere. */
+static void test_agrees_with_gmtime(void **state)
+{
+    char mine[TIMEFMT_LEN + 1], libc[TIMEFMT_LEN + 1];
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+
+    (void)state;
+    for (int i = 0; i < 400000; i++) {
+        int64_t t;
+        struct tm tm;
+        time_t tt;
+        if (i < 200000) {
+            t = (int64_t)i * 1260013; /* strides across centuries, leap days and day boundaries */
+        } else {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t = (int64_t)(x % 253402300800ULL);
+        }
+        tt = (time_t)t;
+        assert_non_null(gmtime_r(&tt, &tm));
+        assert_int_equal(strftime(libc, sizeof(libc), "%Y-%m-%dT%H:%M:%SZ", &tm), TIMEFMT_LEN);
+        assert_int_equal(timefmt_format(t, mine, sizeof(mine)), 0);
+        assert_string_equal(mine, libc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -107,6 +134,7 @@ int main(void)
         cmocka_unit_test(test_small_buffer_refused),
         cmocka_unit_test(test_out_of_range_refused),
         cmocka_unit_test(test_now),
+        cmocka_unit_test(test_agrees_with_gmtime),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
