@@ -6,11 +6,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -116,12 +119,66 @@ void digest_secret_wipe(struct digest_secret *secret)
     OPENSSL_cleanse(secret, sizeof(*secret));
 }
 
+/*
+ * Each thread keeps one HMAC context keyed with the secret it last used:
+ * re-initializing it with a NULL key reuses the precomputed pads, so a
+ * digest costs two SHA-256 compressions and no allocation.
+ */
+struct hmac_cache {
+    unsigned char key[DIGEST_SECRET_LEN];
+    EVP_MAC_CTX *ctx;
+};
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static EVP_MAC *hmac;
+
+static void cache_free(void *p)
+{
+    struct hmac_cache *c = p;
+
+    EVP_MAC_CTX_free(c->ctx);
+    OPENSSL_cleanse(c->key, sizeof(c->key));
+    free(c);
+}
+
+static void cache_setup(void)
+{
+    pthread_key_create(&cache_key, cache_free);
+    hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+static EVP_MAC_CTX *thread_ctx(const struct digest_secret *secret)
+{
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_construct_end()};
+    struct hmac_cache *c;
+
+    pthread_once(&cache_once, cache_setup);
+    if (hmac == NULL)
+        return NULL;
+    if ((c = pthread_getspecific(cache_key)) == NULL) {
+        if ((c = calloc(1, sizeof(*c))) == NULL)
+            return NULL;
+        if ((c->ctx = EVP_MAC_CTX_new(hmac)) == NULL || pthread_setspecific(cache_key, c) != 0) {
+            cache_free(c);
+            return NULL;
+        }
+    } else if (CRYPTO_memcmp(c->key, secret->bytes, DIGEST_SECRET_LEN) == 0) {
+        return EVP_MAC_init(c->ctx, NULL, 0, NULL) == 1 ? c->ctx : NULL;
+    }
+    if (EVP_MAC_init(c->ctx, secret->bytes, DIGEST_SECRET_LEN, params) != 1)
+        return NULL;
+    memcpy(c->key, secret->bytes, DIGEST_SECRET_LEN);
+    return c->ctx;
+}
+
 int digest_compute(const struct digest_secret *secret, const char *key, size_t len, uint8_t out[DIGEST_LEN])
 {
-    unsigned int outlen = DIGEST_LEN;
+    EVP_MAC_CTX *ctx = thread_ctx(secret);
+    size_t outlen = 0;
 
-    if (HMAC(EVP_sha256(), secret->bytes, DIGEST_SECRET_LEN, (const unsigned char *)key, len, out, &outlen) == NULL ||
-        outlen != DIGEST_LEN)
+    if (ctx == NULL || EVP_MAC_update(ctx, (const unsigned char *)key, len) != 1 ||
+        EVP_MAC_final(ctx, out, &outlen, DIGEST_LEN) != 1 || outlen != DIGEST_LEN)
         return AK_ERR_IO;
     return 0;
 }

@@ -93,6 +93,11 @@ void keys_list(struct keys *k, const struct principal *who, catalog_visit_cb cb,
     catalog_list(k->cat, who->account_id, who->type == KEY_TYPE_SANDBOX, cb, arg);
 }
 
+void keys_list_views(struct keys *k, const struct principal *who, catalog_view_cb cb, void *arg)
+{
+    catalog_list_views(k->cat, who->account_id, who->type == KEY_TYPE_SANDBOX, cb, arg);
+}
+
 int keys_target(struct keys *k, const struct principal *who, int64_t id, struct key_rec *ret)
 {
     struct key_rec *rec = malloc(sizeof(*rec));

@@ -53,6 +53,9 @@ int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, 
 /* Visits the keys `who` may see, in id order. */
 void keys_list(struct keys *k, const struct principal *who, catalog_visit_cb cb, void *arg);
 
+/* The same as views, without locks or copies (see catalog_list_views). */
+void keys_list_views(struct keys *k, const struct principal *who, catalog_view_cb cb, void *arg);
+
 /*
  * Resolves the key `id` for a change by `who`: AK_ERR_NOT_FOUND when it does
  * not exist or belongs to another account, AK_ERR_FORBIDDEN when a sandbox

@@ -13,6 +13,7 @@
 #include "core/keys.h"
 #include "core/timefmt.h"
 #include "core/validate.h"
+#include "http/render.h"
 #include "http/respond.h"
 #include "http/router.h"
 
@@ -131,41 +132,60 @@ static void respond_validation(struct exchange *x, int err, const char *msg)
         respond_error(x, 422, "validation_error", msg);
 }
 
-static json_t *key_json(const struct key_rec *rec)
+/* Renders a record that is not in the catalog's encoded form (the result of a write). */
+static void render_rec(struct render_buf *b, const struct key_rec *rec, const char *extra, size_t extra_len)
 {
-    char created[TIMEFMT_LEN + 1], used[TIMEFMT_LEN + 1];
+    json_t *name = json_string(rec->name);
+    char *name_json = name != NULL ? json_dumps(name, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    struct key_view v = {.id = rec->id,
+                         .type = rec->type,
+                         .active = rec->active,
+                         .primary = rec->primary,
+                         .created_at = rec->created_at,
+                         .last_used = rec->last_used,
+                         .prefix = rec->prefix,
+                         .name_json = name_json != NULL ? name_json : "\"\"",
+                         .name_json_len = name_json != NULL ? strlen(name_json) : 2};
 
-    if (timefmt_format(rec->created_at, created, sizeof(created)) != 0)
-        strcpy(created, "1970-01-01T00:00:00Z");
-    if (rec->last_used != 0 && timefmt_format(rec->last_used, used, sizeof(used)) != 0)
-        strcpy(used, "1970-01-01T00:00:00Z");
-    return json_pack("{s:I,s:s,s:s,s:s,s:b,s:b,s:s,s:o}", "id", (json_int_t)rec->id, "name", rec->name, "key_type",
-                     key_type_name(rec->type), "key_prefix", rec->prefix, "is_active", rec->active, "is_primary", rec->primary,
-                     "created_at", created, "last_used", rec->last_used != 0 ? json_string(used) : json_null());
+    render_key(b, &v, extra, extra_len);
+    free(name_json);
+    json_decref(name);
 }
 
-static void list_visit(void *arg, const struct key_rec *rec)
+struct list_ctx {
+    struct render_buf *buf;
+    bool first;
+};
+
+static void list_visit(void *arg, const struct key_view *v)
 {
-    json_array_append_new(arg, key_json(rec));
+    struct list_ctx *lc = arg;
+
+    if (!lc->first)
+        render_raw(lc->buf, ",", 1);
+    lc->first = false;
+    render_key(lc->buf, v, NULL, 0);
 }
 
 static void on_list(struct api_handler *api, struct exchange *x, const struct principal *who)
 {
-    json_t *arr = json_array(), *root;
+    struct render_buf b;
+    struct list_ctx lc = {.buf = &b, .first = true};
 
-    keys_list(api->keys, who, list_visit, arr);
-    root = json_pack("{s:o}", "api_keys", arr);
-    respond_json(x, 200, root);
-    json_decref(root);
+    render_init(&b, &x->req->pool, 1024);
+    render_raw(&b, "{\"api_keys\":[", 13);
+    keys_list_views(api->keys, who, list_visit, &lc);
+    render_raw(&b, "]}", 2);
+    respond_body(x, 200, b.p, b.len);
 }
 
 static void on_create(struct api_handler *api, struct exchange *x, const struct principal *who)
 {
-    char msg[VALIDATE_MSG_MAX], key[KEYFMT_MAX_LEN + 1];
+    char msg[VALIDATE_MSG_MAX], key[KEYFMT_MAX_LEN + 1], extra[KEYFMT_MAX_LEN + 128];
     struct create_req *req = NULL;
     struct key_rec *rec = NULL;
-    json_t *body = NULL, *v;
-    int r;
+    struct render_buf b;
+    int r, n;
 
     if (check_body(x) != 0)
         return;
@@ -181,19 +201,15 @@ static void on_create(struct api_handler *api, struct exchange *x, const struct 
         respond_core_error(x, r);
         goto out;
     }
-    /* Seed order first (id, name, key_type, api_key, message), then the other key fields. */
-    body = json_pack("{s:I,s:s,s:s,s:s,s:s}", "id", (json_int_t)rec->id, "name", rec->name, "key_type", key_type_name(rec->type),
-                     "api_key", key, "message", SHOWN_ONCE);
+    /* Seed order first (id, name, key_type, api_key, message), then the other key fields. The key is base62. */
+    n = snprintf(extra, sizeof(extra), ",\"api_key\":\"%s\",\"message\":\"%s\"", key, SHOWN_ONCE);
+    render_init(&b, &x->req->pool, 512);
+    render_rec(&b, rec, extra, (size_t)n);
+    respond_body_secret(x, 201, b.p, b.len);
+    OPENSSL_cleanse(b.p, b.len);
+    OPENSSL_cleanse(extra, sizeof(extra));
     OPENSSL_cleanse(key, sizeof(key));
-    if (body != NULL && (v = key_json(rec)) != NULL) {
-        json_object_update_missing(body, v);
-        json_decref(v);
-    }
-    respond_json_secret(x, 201, body);
 out:
-    if ((v = json_object_get(body, "api_key")) != NULL)
-        OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
-    json_decref(body);
     free(req);
     free(rec);
 }
@@ -203,7 +219,7 @@ static void on_update(struct api_handler *api, struct exchange *x, const struct 
     char msg[VALIDATE_MSG_MAX];
     struct patch_req *req = malloc(sizeof(*req));
     struct key_rec *rec = malloc(sizeof(*rec));
-    json_t *body;
+    struct render_buf b;
     int r;
 
     if (req == NULL || rec == NULL) {
@@ -224,9 +240,9 @@ static void on_update(struct api_handler *api, struct exchange *x, const struct 
         respond_core_error(x, r);
         goto out;
     }
-    body = key_json(rec);
-    respond_json(x, 200, body);
-    json_decref(body);
+    render_init(&b, &x->req->pool, 512);
+    render_rec(&b, rec, NULL, 0);
+    respond_body(x, 200, b.p, b.len);
 out:
     free(req);
     free(rec);
@@ -294,6 +310,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     struct route rt;
 
     exchange_init(&x, req);
+    if (router_is_verify(req->path.base, req->path.len)) {
+        on_verify(api, &x);
+        return 0;
+    }
     router_match(req->path_normalized.base, req->path_normalized.len, &rt);
     if (rt.id == ROUTE_NONE) {
         respond_error(&x, 404, "not_found", "no such resource");

@@ -14,6 +14,30 @@
 
 static int access_log = 1;
 
+/*
+ * Each event-loop thread buffers its log lines and writes them with one
+ * write(2) per loop iteration (respond_log_flush), or when the buffer fills:
+ * whole lines only, so lines of different threads never interleave.
+ */
+#define LOG_BUF 16384
+static _Thread_local struct {
+    size_t len;
+    char buf[LOG_BUF];
+} logbuf;
+
+void respond_log_flush(void)
+{
+    size_t off = 0;
+
+    while (off < logbuf.len) {
+        ssize_t w = write(STDERR_FILENO, logbuf.buf + off, logbuf.len - off);
+        if (w <= 0)
+            break; /* stderr is gone: drop the lines rather than block the loop */
+        off += (size_t)w;
+    }
+    logbuf.len = 0;
+}
+
 void respond_set_access_log(int on)
 {
     access_log = on;
@@ -108,11 +132,14 @@ static void log_line(struct exchange *x, int status)
     log_path(x->req, path, sizeof(path));
     n = snprintf(line, sizeof(line), "%s %s %s %d %s %.3fms\n", when, method, path, status, x->prefix[0] != '\0' ? x->prefix : "-",
                  ms);
-    if (n > 0) {
-        /* one write(2) per line, so lines from several threads never interleave */
-        ssize_t w = write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-        (void)w;
-    }
+    if (n <= 0)
+        return;
+    if ((size_t)n >= sizeof(line))
+        n = (int)sizeof(line) - 1;
+    if (logbuf.len + (size_t)n > LOG_BUF)
+        respond_log_flush();
+    memcpy(logbuf.buf + logbuf.len, line, (size_t)n);
+    logbuf.len += (size_t)n;
 }
 
 static void send_body(struct exchange *x, int status, const char *body, size_t len)
@@ -129,6 +156,9 @@ static void send_body(struct exchange *x, int status, const char *body, size_t l
     }
     log_line(x, status);
     h2o_start_response(req, &generator);
+    /* A HEAD answer carries the headers of the GET answer, Content-Length included, and no body. */
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
+        len = 0;
     h2o_send(req, &buf, len != 0 ? 1 : 0, H2O_SEND_STATE_FINAL);
 }
 
@@ -145,18 +175,11 @@ static void wipe_secret_buf(void *p)
     OPENSSL_cleanse(b->data, b->len);
 }
 
-static void send_json(struct exchange *x, int status, json_t *json, bool secret)
+void respond_json(struct exchange *x, int status, json_t *json)
 {
     size_t len = json != NULL ? json_dumpb(json, NULL, 0, JSON_COMPACT) : 0;
-    char *body = NULL;
+    char *body = len != 0 ? h2o_mem_alloc_pool(&x->req->pool, len) : NULL;
 
-    if (len != 0 && secret) {
-        struct secret_buf *b = h2o_mem_alloc_shared(&x->req->pool, sizeof(*b) + len, wipe_secret_buf);
-        b->len = len;
-        body = b->data;
-    } else if (len != 0) {
-        body = h2o_mem_alloc_pool(&x->req->pool, len);
-    }
     if (body == NULL || json_dumpb(json, body, len, JSON_COMPACT) != len) {
         static const char FAIL[] = "{\"error\":{\"code\":\"internal_error\",\"message\":\"cannot encode the response\"}}";
         send_body(x, 500, FAIL, sizeof(FAIL) - 1);
@@ -165,14 +188,18 @@ static void send_json(struct exchange *x, int status, json_t *json, bool secret)
     send_body(x, status, body, len);
 }
 
-void respond_json(struct exchange *x, int status, json_t *json)
+void respond_body(struct exchange *x, int status, const char *body, size_t len)
 {
-    send_json(x, status, json, false);
+    send_body(x, status, body, len);
 }
 
-void respond_json_secret(struct exchange *x, int status, json_t *json)
+void respond_body_secret(struct exchange *x, int status, const char *body, size_t len)
 {
-    send_json(x, status, json, true);
+    struct secret_buf *b = h2o_mem_alloc_shared(&x->req->pool, sizeof(*b) + len, wipe_secret_buf);
+
+    b->len = len;
+    memcpy(b->data, body, len);
+    send_body(x, status, b->data, len);
 }
 
 void respond_error(struct exchange *x, int status, const char *code, const char *message)

@@ -28,8 +28,11 @@ void exchange_init(struct exchange *x, h2o_req_t *req);
 /* Sends `json` (borrowed) with `status`. Falls back to a 500 envelope if it cannot be serialized. */
 void respond_json(struct exchange *x, int status, json_t *json);
 
-/* Like respond_json, for a body that holds a key in clear: its buffer is wiped when the request ends. */
-void respond_json_secret(struct exchange *x, int status, json_t *json);
+/* Sends `len` bytes of JSON from `body`, which must live as long as the request (its pool). */
+void respond_body(struct exchange *x, int status, const char *body, size_t len);
+
+/* Like respond_body, for a body that holds a key in clear: it is copied to a buffer wiped when the request ends. */
+void respond_body_secret(struct exchange *x, int status, const char *body, size_t len);
 
 /* Sends {"error": {"code", "message"}} with `status`. */
 void respond_error(struct exchange *x, int status, const char *code, const char *message);
@@ -39,6 +42,9 @@ void respond_empty(struct exchange *x, int status);
 
 /* Adds a response header (lower-case name) before a respond_* call; both strings must outlive the request. */
 void respond_header(struct exchange *x, const char *name, const char *value);
+
+/* Writes the calling thread's buffered access-log lines to stderr. Event loops call it after each iteration. */
+void respond_log_flush(void);
 
 /* Turns the access log on or off (on by default). */
 void respond_set_access_log(int on);

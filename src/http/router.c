@@ -60,6 +60,13 @@ void router_match(const char *path, size_t len, struct route *ret)
     }
 }
 
+bool router_is_verify(const char *raw, size_t len)
+{
+    const size_t n = sizeof(VERIFY_PATH) - 1;
+
+    return raw != NULL && len >= n && memcmp(raw, VERIFY_PATH, n) == 0 && (len == n || raw[n] == '/' || raw[n] == '?');
+}
+
 const char *router_allow(enum route_id id)
 {
     switch (id) {

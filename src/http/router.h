@@ -25,6 +25,14 @@ struct route {
 /* Matches `path` (`len` bytes, without the query string). Always succeeds; unknown paths give ROUTE_NONE. */
 void router_match(const char *path, size_t len, struct route *ret);
 
+/*
+ * Whether the raw request path (as sent, query included) is the verify
+ * endpoint or below it. Checked before normalization: a gateway that appends
+ * the client's path must not let "/v1/auth/verify/../../healthz" become a
+ * different route that answers 2xx without a key.
+ */
+bool router_is_verify(const char *raw, size_t len);
+
 /* Parses a decimal id in 1..INT64_MAX (digits only). Returns the id, or 0 if it is not one. */
 int64_t router_parse_id(const char *s, size_t len);
 

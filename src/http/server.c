@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "core/keys.h"
 #include "http/handlers.h"
+#include "http/respond.h"
 
 #define MAX_THREADS 256
 #define MAX_REQUEST_ENTITY (1024 * 1024) /* h2o's hard limit; handlers refuse past 64 KiB with JSON */
@@ -88,8 +89,10 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     uint64_t deadline;
 
-    while (!w->stopping)
+    while (!w->stopping) {
         h2o_evloop_run(w->ctx.loop, INT32_MAX);
+        respond_log_flush();
+    }
     /*
      * Let responses already written reach their clients, then leave: idle
      * keep-alive connections are not waited for. Handlers answer before they
@@ -97,8 +100,11 @@ static void *worker_main(void *arg)
      */
     h2o_context_request_shutdown(&w->ctx);
     deadline = mono_ms() + DRAIN_MS;
-    while (!h2o_linklist_is_empty(&w->ctx.http1._conns) && mono_ms() < deadline)
+    while (!h2o_linklist_is_empty(&w->ctx.http1._conns) && mono_ms() < deadline) {
         h2o_evloop_run(w->ctx.loop, 10);
+        respond_log_flush();
+    }
+    respond_log_flush();
     return NULL;
 }
 

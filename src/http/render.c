@@ -1,0 +1,100 @@
+/*
+ * render: see render.h. The hot path of the list endpoint: no heap
+ * allocation, no JSON tree, a handful of memcpys per key.
+ */
+#include "http/render.h"
+
+#include <string.h>
+
+#include "core/timefmt.h"
+
+#define LIT(b, s) render_raw((b), (s), sizeof(s) - 1)
+
+void render_init(struct render_buf *b, h2o_mem_pool_t *pool, size_t hint)
+{
+    b->pool = pool;
+    b->cap = hint < 256 ? 256 : hint;
+    b->p = h2o_mem_alloc_pool(pool, b->cap);
+    b->len = 0;
+}
+
+static void reserve(struct render_buf *b, size_t n)
+{
+    char *p;
+    size_t cap = b->cap;
+
+    if (b->len + n <= b->cap)
+        return;
+    while (cap < b->len + n)
+        cap *= 2;
+    p = h2o_mem_alloc_pool(b->pool, cap);
+    memcpy(p, b->p, b->len);
+    b->p = p;
+    b->cap = cap;
+}
+
+void render_raw(struct render_buf *b, const char *s, size_t n)
+{
+    reserve(b, n);
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void render_i64(struct render_buf *b, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        tmp[sizeof(tmp) - ++n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        tmp[sizeof(tmp) - ++n] = '-';
+    render_raw(b, tmp + sizeof(tmp) - n, n);
+}
+
+static void render_time(struct render_buf *b, int64_t t)
+{
+    char s[TIMEFMT_LEN + 1];
+
+    if (timefmt_format(t, s, sizeof(s)) != 0)
+        memcpy(s, "1970-01-01T00:00:00Z", TIMEFMT_LEN + 1);
+    reserve(b, TIMEFMT_LEN + 2);
+    b->p[b->len++] = '"';
+    memcpy(b->p + b->len, s, TIMEFMT_LEN);
+    b->len += TIMEFMT_LEN;
+    b->p[b->len++] = '"';
+}
+
+void render_key(struct render_buf *b, const struct key_view *v, const char *extra, size_t extra_len)
+{
+    LIT(b, "{\"id\":");
+    render_i64(b, v->id);
+    LIT(b, ",\"name\":");
+    render_raw(b, v->name_json, v->name_json_len);
+    if (v->type == KEY_TYPE_SANDBOX)
+        LIT(b, ",\"key_type\":\"sandbox\"");
+    else
+        LIT(b, ",\"key_type\":\"production\"");
+    if (extra != NULL)
+        render_raw(b, extra, extra_len);
+    LIT(b, ",\"key_prefix\":\"");
+    render_raw(b, v->prefix, strlen(v->prefix));
+    if (v->active)
+        LIT(b, "\",\"is_active\":true");
+    else
+        LIT(b, "\",\"is_active\":false");
+    if (v->primary)
+        LIT(b, ",\"is_primary\":true,\"created_at\":");
+    else
+        LIT(b, ",\"is_primary\":false,\"created_at\":");
+    render_time(b, v->created_at);
+    LIT(b, ",\"last_used\":");
+    if (v->last_used != 0)
+        render_time(b, v->last_used);
+    else
+        LIT(b, "null");
+    LIT(b, "}");
+}

@@ -1,0 +1,34 @@
+/*
+ * render: key objects as JSON, written straight into the request's memory
+ * pool from catalog views. Strings are never escaped here: names arrive
+ * already encoded by jansson (key_view.name_json) and every other string is
+ * a fixed ASCII token, a timestamp or a key prefix (base62 and '_').
+ */
+#ifndef APIKEYD_HTTP_RENDER_H
+#define APIKEYD_HTTP_RENDER_H
+
+#include <h2o.h>
+
+#include "core/catalog.h"
+
+/* A growing buffer in a request pool: growing allocates a new pool block, never a heap block. */
+struct render_buf {
+    h2o_mem_pool_t *pool;
+    char *p;
+    size_t len, cap;
+};
+
+/* Starts an empty buffer with `hint` bytes of room. */
+void render_init(struct render_buf *b, h2o_mem_pool_t *pool, size_t hint);
+
+/* Appends `n` bytes. */
+void render_raw(struct render_buf *b, const char *s, size_t n);
+
+/*
+ * Appends one key object: id, name, key_type, then `extra` (raw JSON members
+ * with a leading comma, or NULL), then key_prefix, is_active, is_primary,
+ * created_at, last_used.
+ */
+void render_key(struct render_buf *b, const struct key_view *v, const char *extra, size_t extra_len);
+
+#endif
