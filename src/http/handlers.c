@@ -16,12 +16,15 @@
 #include "http/render.h"
 #include "http/respond.h"
 #include "http/router.h"
+#include "http/worker.h"
+#include "http/writer.h"
 
 #define SHOWN_ONCE "Save this key securely. It will not be shown again."
 
 struct api_handler {
     h2o_handler_t super;
     struct keys *keys;
+    struct writer *writer;
     const char *verify_token;
     size_t verify_token_len;
 };
@@ -179,84 +182,197 @@ static void on_list(struct api_handler *api, struct exchange *x, const struct pr
     respond_body(x, 200, b.p, b.len);
 }
 
-static void on_create(struct api_handler *api, struct exchange *x, const struct principal *who)
-{
-    char msg[VALIDATE_MSG_MAX], key[KEYFMT_MAX_LEN + 1], extra[KEYFMT_MAX_LEN + 128];
-    struct create_req *req = NULL;
-    struct key_rec *rec = NULL;
-    struct render_buf b;
-    int r, n;
+/*
+ * A write in flight. It is malloc'd (it outlives the handler call) and
+ * owned by the loop that made it; the request may go away meanwhile (the
+ * client hung up), which `ref`, a cell in the request's pool, reports.
+ */
+enum job_op { OP_CREATE, OP_UPDATE, OP_DELETE };
 
-    if (check_body(x) != 0)
-        return;
-    if ((req = malloc(sizeof(*req))) == NULL || (rec = malloc(sizeof(*rec))) == NULL) {
-        respond_core_error(x, AK_ERR_NOMEM);
-        goto out;
+struct job_ref {
+    struct key_job *job;
+};
+
+struct key_job {
+    struct writer_job super;
+    struct api_handler *api;
+    struct worker *worker;
+    struct job_ref *ref;
+    struct exchange x; /* x.req is NULL once the request is gone */
+    enum job_op op;
+    struct principal who;
+    int64_t id;
+    union {
+        struct create_req create;
+        struct patch_req patch;
+    } in;
+    int r;
+    struct key_rec rec;
+    char key[KEYFMT_MAX_LEN + 1];
+};
+
+static void job_ref_dispose(void *p)
+{
+    struct job_ref *ref = p;
+
+    if (ref->job != NULL)
+        ref->job->x.req = NULL;
+}
+
+/* On the writer thread. */
+static void job_run(struct writer_job *wj)
+{
+    struct key_job *job = (struct key_job *)wj;
+
+    switch (job->op) {
+    case OP_CREATE:
+        job->r = keys_create(job->api->keys, &job->who, &job->in.create, &job->rec, job->key, sizeof(job->key));
+        break;
+    case OP_UPDATE:
+        job->r = keys_update(job->api->keys, &job->who, job->id, &job->in.patch, &job->rec);
+        break;
+    case OP_DELETE:
+        job->r = keys_delete(job->api->keys, &job->who, job->id);
+        break;
     }
-    if ((r = validate_create(x->req->entity.base, x->req->entity.len, req, msg, sizeof(msg))) != 0) {
-        respond_validation(x, r, msg);
-        goto out;
-    }
-    if ((r = keys_create(api->keys, who, req, rec, key, sizeof(key))) != 0) {
-        respond_core_error(x, r);
-        goto out;
-    }
+}
+
+static void answer_create(struct key_job *job)
+{
+    char extra[KEYFMT_MAX_LEN + 128];
+    struct exchange *x = &job->x;
+    struct render_buf b;
+    int n;
+
     /* Seed order first (id, name, key_type, api_key, message), then the other key fields. The key is base62. */
-    n = snprintf(extra, sizeof(extra), ",\"api_key\":\"%s\",\"message\":\"%s\"", key, SHOWN_ONCE);
+    n = snprintf(extra, sizeof(extra), ",\"api_key\":\"%s\",\"message\":\"%s\"", job->key, SHOWN_ONCE);
     render_init(&b, &x->req->pool, 512);
-    render_rec(&b, rec, extra, (size_t)n);
+    render_rec(&b, &job->rec, extra, (size_t)n);
     respond_body_secret(x, 201, b.p, b.len);
     OPENSSL_cleanse(b.p, b.len);
     OPENSSL_cleanse(extra, sizeof(extra));
-    OPENSSL_cleanse(key, sizeof(key));
-out:
-    free(req);
-    free(rec);
+}
+
+/* Back on the loop that submitted the job. */
+static void job_done(struct writer_job *wj)
+{
+    struct key_job *job = (struct key_job *)wj;
+    struct exchange *x = &job->x;
+    struct render_buf b;
+
+    job->worker->inflight--;
+    if (x->req != NULL) {
+        job->ref->job = NULL;
+        if (job->r != 0) {
+            respond_core_error(x, job->r);
+        } else if (job->op == OP_CREATE) {
+            answer_create(job);
+        } else if (job->op == OP_UPDATE) {
+            render_init(&b, &x->req->pool, 512);
+            render_rec(&b, &job->rec, NULL, 0);
+            respond_body(x, 200, b.p, b.len);
+        } else {
+            respond_empty(x, 204);
+        }
+    }
+    OPENSSL_cleanse(job->key, sizeof(job->key));
+    free(job);
+}
+
+static struct key_job *job_new(struct api_handler *api, struct exchange *x, const struct principal *who, enum job_op op)
+{
+    struct key_job *job = calloc(1, sizeof(*job));
+
+    if (job == NULL)
+        return NULL;
+    job->api = api;
+    job->worker = worker_of(x->req->conn->ctx);
+    job->x = *x;
+    job->op = op;
+    job->who = *who;
+    job->super.run = job_run;
+    job->super.done = job_done;
+    job->super.reply_to = &job->worker->reply_receiver;
+    return job;
+}
+
+static void job_submit(struct key_job *job)
+{
+    job->ref = h2o_mem_alloc_shared(&job->x.req->pool, sizeof(*job->ref), job_ref_dispose);
+    job->ref->job = job;
+    job->worker->inflight++;
+    writer_submit(job->api->writer, &job->super);
+}
+
+static void on_create(struct api_handler *api, struct exchange *x, const struct principal *who)
+{
+    char msg[VALIDATE_MSG_MAX];
+    struct key_job *job;
+    int r;
+
+    if (check_body(x) != 0)
+        return;
+    if ((job = job_new(api, x, who, OP_CREATE)) == NULL) {
+        respond_core_error(x, AK_ERR_NOMEM);
+        return;
+    }
+    if ((r = validate_create(x->req->entity.base, x->req->entity.len, &job->in.create, msg, sizeof(msg))) != 0) {
+        respond_validation(x, r, msg);
+        free(job);
+        return;
+    }
+    /* Refuse before queueing what needs no database to refuse. */
+    if (who->type == KEY_TYPE_SANDBOX && job->in.create.type != KEY_TYPE_SANDBOX) {
+        respond_core_error(x, AK_ERR_FORBIDDEN);
+        free(job);
+        return;
+    }
+    job_submit(job);
 }
 
 static void on_update(struct api_handler *api, struct exchange *x, const struct principal *who, int64_t id)
 {
     char msg[VALIDATE_MSG_MAX];
-    struct patch_req *req = malloc(sizeof(*req));
-    struct key_rec *rec = malloc(sizeof(*rec));
-    struct render_buf b;
+    struct key_job *job;
     int r;
 
-    if (req == NULL || rec == NULL) {
+    if ((job = job_new(api, x, who, OP_UPDATE)) == NULL) {
         respond_core_error(x, AK_ERR_NOMEM);
-        goto out;
+        return;
     }
-    if ((r = keys_target(api->keys, who, id, rec)) != 0) {
+    job->id = id;
+    if ((r = keys_target(api->keys, who, id, &job->rec)) != 0) {
         respond_core_error(x, r);
-        goto out;
+        goto fail;
     }
     if (check_body(x) != 0)
-        goto out;
-    if ((r = validate_patch(x->req->entity.base, x->req->entity.len, req, msg, sizeof(msg))) != 0) {
+        goto fail;
+    if ((r = validate_patch(x->req->entity.base, x->req->entity.len, &job->in.patch, msg, sizeof(msg))) != 0) {
         respond_validation(x, r, msg);
-        goto out;
+        goto fail;
     }
-    if ((r = keys_update(api->keys, who, id, req, rec)) != 0) {
-        respond_core_error(x, r);
-        goto out;
-    }
-    render_init(&b, &x->req->pool, 512);
-    render_rec(&b, rec, NULL, 0);
-    respond_body(x, 200, b.p, b.len);
-out:
-    free(req);
-    free(rec);
+    job_submit(job);
+    return;
+fail:
+    free(job);
 }
 
 static void on_delete(struct api_handler *api, struct exchange *x, const struct principal *who, int64_t id)
 {
+    struct key_job *job;
     int r;
 
-    if ((r = keys_delete(api->keys, who, id)) != 0) {
-        respond_core_error(x, r);
+    if ((job = job_new(api, x, who, OP_DELETE)) == NULL) {
+        respond_core_error(x, AK_ERR_NOMEM);
         return;
     }
-    respond_empty(x, 204);
+    job->id = id;
+    if ((r = keys_target(api->keys, who, id, &job->rec)) != 0) {
+        respond_core_error(x, r);
+        free(job);
+        return;
+    }
+    job_submit(job);
 }
 
 /* A decimal rendering of `v` that lives as long as the request. */
@@ -362,6 +478,7 @@ void handlers_register(h2o_pathconf_t *path, const struct handlers_config *cfg)
 
     api->super.on_req = on_req;
     api->keys = cfg->keys;
+    api->writer = cfg->writer;
     api->verify_token = cfg->verify_token;
     api->verify_token_len = cfg->verify_token != NULL ? strlen(cfg->verify_token) : 0;
 }

@@ -9,10 +9,12 @@
 #include <h2o.h>
 
 struct keys;
+struct writer;
 
 struct handlers_config {
     struct keys *keys;        /* must outlive the server */
     const char *verify_token; /* when non-NULL, /v1/auth/verify requires it in X-Verify-Token */
+    struct writer *writer;    /* runs creates, updates and deletes off the event loops */
 };
 
 /* Registers apikeyd's handler on `path`. */

@@ -23,23 +23,14 @@
 #include "core/keys.h"
 #include "http/handlers.h"
 #include "http/respond.h"
+#include "http/worker.h"
+#include "http/writer.h"
 
 #define MAX_THREADS 256
 #define MAX_REQUEST_ENTITY (1024 * 1024) /* h2o's hard limit; handlers refuse past 64 KiB with JSON */
 #define DRAIN_MS 100
+#define WRITE_DRAIN_MS 30000
 #define FLUSH_INTERVAL_MS 1000
-
-struct worker {
-    h2o_context_t ctx;
-    h2o_accept_ctx_t accept;
-    h2o_socket_t *listener;
-    h2o_multithread_queue_t *queue;
-    h2o_multithread_receiver_t stop_receiver;
-    h2o_multithread_message_t stop_msg;
-    int fd;
-    int stopping;
-    pthread_t tid;
-};
 
 struct maintenance {
     struct keys *keys;
@@ -94,11 +85,16 @@ static void *worker_main(void *arg)
         respond_log_flush();
     }
     /*
-     * Let responses already written reach their clients, then leave: idle
-     * keep-alive connections are not waited for. Handlers answer before they
-     * return, so no request is left half done.
+     * Finish the writes in flight (the writer keeps running until every loop
+     * is done) and let answers already written reach their clients, then
+     * leave: idle keep-alive connections are not waited for.
      */
     h2o_context_request_shutdown(&w->ctx);
+    deadline = mono_ms() + WRITE_DRAIN_MS;
+    while (w->inflight > 0 && mono_ms() < deadline) {
+        h2o_evloop_run(w->ctx.loop, 10);
+        respond_log_flush();
+    }
     deadline = mono_ms() + DRAIN_MS;
     while (!h2o_linklist_is_empty(&w->ctx.http1._conns) && mono_ms() < deadline) {
         h2o_evloop_run(w->ctx.loop, 10);
@@ -182,6 +178,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
 {
     struct worker *workers = NULL;
     struct maintenance maint = {.keys = cfg->keys};
+    struct writer *writer = NULL;
     struct addrinfo *ai = NULL;
     h2o_pathconf_t *path;
     sigset_t sigs;
@@ -220,7 +217,12 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     config.server_name = h2o_iovec_init(H2O_STRLIT("apikeyd"));
     config.max_request_entity_size = MAX_REQUEST_ENTITY;
     path = h2o_config_register_path(h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535), "/", 0);
-    struct handlers_config hc = {.keys = cfg->keys, .verify_token = cfg->verify_token};
+    if ((writer = writer_start()) == NULL) {
+        snprintf(err, errlen, "cannot start the writer thread");
+        r = AK_ERR_NOMEM;
+        goto out;
+    }
+    struct handlers_config hc = {.keys = cfg->keys, .verify_token = cfg->verify_token, .writer = writer};
     handlers_register(path, &hc);
 
     for (unsigned i = 0; i < n; i++) {
@@ -233,6 +235,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         h2o_socket_read_start(w->listener, on_accept);
         w->queue = h2o_multithread_create_queue(w->ctx.loop);
         h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop);
+        h2o_multithread_register_receiver(w->queue, &w->reply_receiver, writer_on_replies);
     }
     pthread_mutex_init(&maint.lock, NULL);
     pthread_cond_init(&maint.cond, NULL);
@@ -251,6 +254,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         h2o_multithread_send_message(&workers[i].stop_receiver, &workers[i].stop_msg);
     for (unsigned i = 0; i < n; i++)
         pthread_join(workers[i].tid, NULL);
+    writer_stop(writer);
     pthread_mutex_lock(&maint.lock);
     maint.stop = 1;
     pthread_cond_signal(&maint.cond);

@@ -1,0 +1,412 @@
+"""A real nginx (Debian's nginx-light, `/usr/sbin/nginx`) with `auth_request` in front of a
+small upstream, apikeyd checking every request through `/v1/auth/verify`.
+
+The nginx configuration is docs/nginx-auth-request.conf, the one the README shows, with only
+its @PLACEHOLDERS@ replaced (ports and the verify token): the documented config is the tested
+config. nginx runs unprivileged-port, single-process and in the foreground (`-g 'daemon off;
+master_process off;'`), with its pid file, logs and temporary files in its own directory
+(`-p`), and is stopped at teardown whatever happens.
+
+Set NGINX_BIN to use another nginx binary.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import (
+    HTTP_TIMEOUT,
+    LAST_USED_TIMEOUT,
+    REPO,
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    Client,
+    ServerFactory,
+    assert_error,
+    forge_key,
+    free_port,
+    wait_until,
+)
+
+NGINX = Path(os.environ.get("NGINX_BIN") or "/usr/sbin/nginx")
+CONFIG_TEMPLATE = REPO / "docs" / "nginx-auth-request.conf"
+README = REPO / "README.md"
+TOKEN = "gw-test-0d9b1f6c3a5e7d2b4f6a8c0e1d3b5f7a"
+PLACEHOLDER_RE = re.compile(r"@[A-Z_]+@")
+IDENTITY = {"account_id": "X-Account-Id", "key_id": "X-Key-Id", "key_type": "X-Key-Type", "key_prefix": "X-Key-Prefix"}
+
+
+def render_config(gateway_port, apikeyd_port, upstream_port, token):
+    """docs/nginx-auth-request.conf with every placeholder replaced, and nothing else changed."""
+    text = CONFIG_TEMPLATE.read_text(encoding="utf-8")
+    values = {
+        "@GATEWAY_PORT@": gateway_port,
+        "@APIKEYD_PORT@": apikeyd_port,
+        "@UPSTREAM_PORT@": upstream_port,
+        "@VERIFY_TOKEN@": token,
+    }
+    assert set(PLACEHOLDER_RE.findall(text)) == set(values), "placeholders in the documented config changed"
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, str(value))
+    return text
+
+
+# --------------------------------------------------------------------------- the upstream
+
+
+class Upstream:
+    """The API behind the gateway: answers every request 200 with a JSON echo of what nginx
+    passed on (method, URI, the identity headers, whether a key or token leaked through)."""
+
+    def __init__(self):
+        self.seen = []
+        self.lock = threading.Lock()
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def handle_any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                echo = {
+                    "method": self.command,
+                    "uri": self.path,
+                    **{field: self.headers.get(name) for field, name in IDENTITY.items()},
+                    "authorization": self.headers.get("Authorization"),
+                    "verify_token": self.headers.get("X-Verify-Token"),
+                    "body": body.decode("utf-8", "replace"),
+                }
+                with upstream.lock:
+                    upstream.seen.append(echo)
+                out = json.dumps(echo).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(out)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = handle_any
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name="upstream", daemon=True)
+        self.thread.start()
+
+    def count(self):
+        with self.lock:
+            return len(self.seen)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(STOP_TIMEOUT)
+
+
+# --------------------------------------------------------------------------- nginx
+
+
+class Nginx:
+    """nginx in `workdir` (its -p prefix) with the rendered documented config."""
+
+    ERROR_LEVELS = re.compile(r"\[(error|crit|alert|emerg)\]")
+
+    def __init__(self, workdir):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.workdir / "nginx.conf"
+        self.error_log = self.workdir / "error.log"
+        self.output = self.workdir / "nginx.out"
+        self.proc = None
+        self.port = None
+        self.config = None
+
+    def start(self, apikeyd_port, upstream_port, token):
+        for _ in range(3):
+            self.port = free_port()
+            self.config = render_config(self.port, apikeyd_port, upstream_port, token)
+            self.config_path.write_text(self.config, encoding="utf-8")
+            argv = [str(NGINX), "-p", f"{self.workdir}/", "-c", str(self.config_path), "-g", "daemon off; master_process off;"]
+            with open(self.output, "ab") as out:
+                self.proc = subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+            if self._wait_ready():
+                return self
+            self.proc = None
+            if "Address already in use" not in self.log_text():
+                break  # not a lost race for the port: no point in retrying
+        pytest.fail(f"nginx did not start:\n{self.log_text()[-3000:]}")
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        return False
+
+    def stop(self):
+        """Graceful (SIGQUIT), then SIGKILL if it takes too long. Safe to call twice."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def log_text(self):
+        text = ""
+        for path in (self.output, self.error_log):
+            if path.exists():
+                text += path.read_text(encoding="utf-8", errors="replace")
+        return text
+
+    def error_lines(self):
+        return [line for line in self.log_text().splitlines() if self.ERROR_LEVELS.search(line)]
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+
+class Gateway:
+    """apikeyd (--verify-token) + upstream + nginx, and a client session talking to nginx."""
+
+    def __init__(self, server, upstream, nginx):
+        self.server = server
+        self.upstream = upstream
+        self.nginx = nginx
+        self.session = requests.Session()
+
+    def request(self, method, path="/orders/42", key=None, headers=None, **kw):
+        """A request to nginx; a 200 is parsed into `.echo` (what the upstream saw)."""
+        hdrs = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        hdrs.update(headers or {})
+        before = self.upstream.count()
+        r = self.session.request(method, self.nginx.url + path, headers=hdrs, timeout=HTTP_TIMEOUT, allow_redirects=False, **kw)
+        r.reached_upstream = self.upstream.count() > before
+        r.echo = None
+        if r.status_code == 200:
+            r.echo = r.json() if method != "HEAD" else self.upstream.seen[-1]
+        return r
+
+    def get(self, path="/orders/42", **kw):
+        return self.request("GET", path, **kw)
+
+
+def require_nginx():
+    if not (NGINX.is_file() and os.access(NGINX, os.X_OK)):
+        pytest.fail(f"nginx not found at {NGINX}: install Debian's nginx-light (scripts/deps.sh), or set NGINX_BIN")
+
+
+@pytest.fixture(scope="module")
+def gateway(backend, apikeyd_bin, tmp_path_factory):
+    require_nginx()
+    root = tmp_path_factory.mktemp("gateway")
+    factory = ServerFactory(backend, root / "apikeyd")
+    upstream = nginx = None
+    try:
+        server = factory("--verify-token", TOKEN, accounts=("acme", "globex"))
+        upstream = Upstream()
+        nginx = Nginx(root / "nginx").start(server.port, upstream.port, TOKEN)
+        gw = Gateway(server, upstream, nginx)
+        yield gw
+        gw.session.close()
+    finally:
+        try:
+            if nginx is not None:
+                nginx.stop()
+        finally:
+            try:
+                if upstream is not None:
+                    upstream.close()
+            finally:
+                factory.close_all()
+
+
+@pytest.fixture(autouse=True)
+def no_nginx_errors(request):
+    """After each test that used the gateway: nothing at [error] or worse in nginx's logs
+    (an upstream that answers garbage, a refused connection to apikeyd, ...)."""
+    if "gateway" not in request.fixturenames:
+        yield
+        return
+    nginx = request.getfixturevalue("gateway").nginx
+    before = len(nginx.error_lines())
+    yield
+    new = nginx.error_lines()[before:]
+    assert not new, "nginx logged errors:\n" + "\n".join(new)
+
+
+def assert_reached(r, account, key_id, key_type, key):
+    assert r.status_code == 200, f"expected 200 from the upstream, got {r.status_code}: {r.text[:300]}"
+    assert r.reached_upstream
+    assert r.echo["account_id"] == str(account.id)
+    assert r.echo["key_id"] == str(key_id)
+    assert r.echo["key_type"] == key_type
+    assert r.echo["key_prefix"] == key[:12]
+    # The config strips the key and the gateway token before the upstream.
+    assert r.echo["authorization"] is None
+    assert r.echo["verify_token"] is None
+
+
+def assert_refused(r):
+    assert r.status_code == 401, f"expected 401, got {r.status_code}: {r.text[:300]}"
+    assert r.headers.get("WWW-Authenticate", "").startswith("Bearer"), r.headers
+    assert not r.reached_upstream, "a refused request reached the upstream"
+
+
+# --------------------------------------------------------------------------- the config itself
+
+
+def test_running_config_is_the_documented_one(gateway):
+    nginx = gateway.nginx
+    assert nginx.config_path.read_text(encoding="utf-8") == render_config(
+        nginx.port, gateway.server.port, gateway.upstream.port, TOKEN
+    )
+    template = CONFIG_TEMPLATE.read_text(encoding="utf-8")
+    for line in [
+        "auth_request /_apikeyd_verify;",
+        "location = /_apikeyd_verify {",
+        "internal;",
+        "proxy_pass http://apikeyd/v1/auth/verify;",
+        "proxy_pass_request_body off;",
+        'proxy_set_header Content-Length "";',
+        'proxy_set_header X-Verify-Token "@VERIFY_TOKEN@";',
+        "auth_request_set $apikeyd_account_id $upstream_http_x_account_id;",
+        "auth_request_set $apikeyd_key_id $upstream_http_x_key_id;",
+        "auth_request_set $apikeyd_key_type $upstream_http_x_key_type;",
+        "auth_request_set $apikeyd_key_prefix $upstream_http_x_key_prefix;",
+        "proxy_set_header X-Account-Id $apikeyd_account_id;",
+        "proxy_set_header X-Key-Id $apikeyd_key_id;",
+        "proxy_set_header X-Key-Type $apikeyd_key_type;",
+        "proxy_set_header X-Key-Prefix $apikeyd_key_prefix;",
+    ]:
+        assert re.search(r"^\s*" + re.escape(line) + r"\s*(#.*)?$", template, re.M), f"missing: {line}"
+
+
+def test_readme_shows_exactly_the_tested_config():
+    readme = README.read_text(encoding="utf-8")
+    blocks = re.findall(r"^```nginx\n(.*?)^```$", readme, re.S | re.M)
+    blocks = [b for b in blocks if "auth_request" in b]
+    assert len(blocks) == 1, "the README must show the nginx auth_request configuration once, in a ```nginx block"
+    assert blocks[0] == CONFIG_TEMPLATE.read_text(encoding="utf-8"), (
+        "the README's nginx block differs from docs/nginx-auth-request.conf (the tested config)"
+    )
+
+
+# --------------------------------------------------------------------------- through nginx
+
+
+def test_valid_keys_reach_the_upstream_with_their_identity(gateway):
+    acme, globex = gateway.server.accounts
+    r = gateway.get("/orders/42?page=2", key=acme.key)
+    assert_reached(r, acme, acme.primary_id, "production", acme.key)
+    assert r.echo["method"] == "GET" and r.echo["uri"] == "/orders/42?page=2"
+    r = gateway.get("/", key=globex.key)
+    assert_reached(r, globex, globex.primary_id, "production", globex.key)
+    sandbox = globex.client.create("Globex sandbox", "sandbox")
+    r = gateway.get("/v1/things", key=sandbox["api_key"])
+    assert_reached(r, globex, sandbox["id"], "sandbox", sandbox["api_key"])
+
+
+def test_client_cannot_forge_the_identity_headers(gateway):
+    acme, globex = gateway.server.accounts
+    sandbox = acme.client.create("Acme sandbox", "sandbox")
+    forged = {"X-Account-Id": str(globex.id), "X-Key-Id": str(globex.primary_id), "X-Key-Type": "production",
+              "X-Key-Prefix": globex.key[:12], "X-Verify-Token": "client-chosen"}
+    r = gateway.get(key=sandbox["api_key"], headers=forged)
+    assert_reached(r, acme, sandbox["id"], "sandbox", sandbox["api_key"])
+    assert_refused(gateway.get(headers=forged))
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer ", "Bearer garbage", "Basic dXNlcjpwYXNz", "Bearer {forged}", "Bearer {bad_checksum}", "{key}"],
+)
+def test_missing_and_invalid_keys_get_401(gateway, authorization):
+    key = gateway.server.account.key
+    headers = {}
+    if authorization is not None:
+        bad_checksum = key[:-1] + ("A" if key[-1] != "A" else "B")
+        headers["Authorization"] = authorization.format(key=key, forged=forge_key(), bad_checksum=bad_checksum)
+    assert_refused(gateway.get(headers=headers))
+
+
+def test_deactivated_key_refused_on_the_very_next_request(gateway):
+    admin = gateway.server.account.client
+    created = admin.create("Partner integration", "production")
+    acme = gateway.server.account
+    assert_reached(gateway.get(key=created["api_key"]), acme, created["id"], "production", created["api_key"])
+    admin.update(created["id"], is_active=False)
+    assert_refused(gateway.get(key=created["api_key"]))
+    assert_refused(gateway.request("POST", "/orders", key=created["api_key"], json={"n": 1}))
+    admin.update(created["id"], is_active=True)
+    assert_reached(gateway.get(key=created["api_key"]), acme, created["id"], "production", created["api_key"])
+    admin.remove(created["id"])
+    assert_refused(gateway.get(key=created["api_key"]))
+
+
+def test_deleted_key_refused(gateway):
+    admin = gateway.server.account.client
+    created = admin.create("Short-lived", "sandbox")
+    assert gateway.get(key=created["api_key"]).status_code == 200
+    admin.remove(created["id"])
+    assert_refused(gateway.get(key=created["api_key"]))
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+def test_other_methods_and_bodies(gateway, method):
+    acme = gateway.server.account
+    body = json.dumps({"order": 42, "note": "x" * 5000}) if method in ("POST", "PUT", "PATCH") else None
+    headers = {"Content-Type": "application/json"} if body else {}
+    r = gateway.request(method, "/orders/42", key=acme.key, data=body, headers=headers)
+    assert_reached(r, acme, acme.primary_id, "production", acme.key)
+    assert r.echo["method"] == method
+    if body:
+        assert r.echo["body"] == body  # the upstream gets the body; apikeyd never does
+    r = gateway.request(method, "/orders/42", key=forge_key(), data=body, headers=headers)
+    assert_refused(r)
+    r = gateway.request(method, "/orders/42", data=body, headers=headers)
+    assert_refused(r)
+
+
+def test_verification_subrequest_is_internal(gateway):
+    r = gateway.get("/_apikeyd_verify", key=gateway.server.account.key)
+    assert r.status_code == 404 and not r.reached_upstream
+
+
+def test_apikeyd_behind_the_gateway_requires_its_token(gateway):
+    """The gateway works only because nginx sends the right X-Verify-Token."""
+    server, key = gateway.server, gateway.server.account.key
+    r = Client(server, key).get("/v1/auth/verify")
+    assert_error(r, 403, "invalid_verify_token")
+    r = Client(server, key).get("/v1/auth/verify", headers={"X-Verify-Token": TOKEN})
+    assert r.status_code == 204
+
+
+def test_use_through_the_gateway_sets_last_used(gateway):
+    admin = gateway.server.account.client
+    created = admin.create("Metered", "sandbox")
+    assert gateway.get(key=created["api_key"]).status_code == 200
+    wait_until(lambda: admin.by_id()[created["id"]]["last_used"], LAST_USED_TIMEOUT, what="last_used in the list")
