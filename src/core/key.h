@@ -25,6 +25,7 @@ struct key_rec {
     bool primary;
     int64_t created_at;
     int64_t last_used; /* 0: never used */
+    int64_t version;   /* store's change counter for this row (0 where the store keeps none) */
 };
 
 /* A use of a key (for last_used), as the catalog hands it to the store. */

@@ -179,49 +179,66 @@ out:
     return r;
 }
 
+/*
+ * The update rules, run by the store inside its transaction on the current
+ * row: the PATCH applied to it must leave the account with exactly one
+ * primary key, active and production.
+ */
+static int apply_patch(void *arg, const struct key_rec *cur, int64_t primary_id, struct key_rec *next)
+{
+    const struct patch_req *req = arg;
+
+    *next = *cur;
+    if (req->has_name)
+        strcpy(next->name, req->name);
+    if (req->has_active)
+        next->active = req->active;
+    if (req->has_primary)
+        next->primary = req->primary;
+    if (primary_id == cur->id && (!next->primary || !next->active))
+        return AK_ERR_PRIMARY_PROTECTED;
+    if (next->primary && (!next->active || next->type != KEY_TYPE_PRODUCTION))
+        return AK_ERR_PRIMARY_INVALID;
+    return 0;
+}
+
+static int check_delete(void *arg, const struct key_rec *cur)
+{
+    (void)arg;
+    return cur->primary ? AK_ERR_PRIMARY_PROTECTED : 0;
+}
+
 int keys_update(struct keys *k, const struct principal *who, int64_t id, const struct patch_req *req, struct key_rec *ret)
 {
-    struct key_rec *rec = malloc(sizeof(*rec)), *old = malloc(sizeof(*old));
-    int64_t primary = 0;
+    struct key_rec *rec = malloc(sizeof(*rec)), *demoted = malloc(sizeof(*demoted));
+    int64_t last_used;
     int r;
 
-    if (rec == NULL || old == NULL) {
+    if (rec == NULL || demoted == NULL) {
         r = AK_ERR_NOMEM;
         goto out_free;
     }
     pthread_mutex_lock(&k->write_lock);
+    /* Who may touch the key never changes with its state: the catalog knows it exactly. */
     if ((r = keys_target(k, who, id, rec)) != 0)
         goto out;
-    if (req->has_name)
-        strcpy(rec->name, req->name);
-    if (req->has_active)
-        rec->active = req->active;
-    if (req->has_primary)
-        rec->primary = req->primary;
-    /* The invariant, judged on the state the change would leave. */
-    catalog_account_keys(k->cat, who->account_id, &primary);
-    if (primary == id && (!rec->primary || !rec->active)) {
-        r = AK_ERR_PRIMARY_PROTECTED;
+    last_used = rec->last_used; /* memory is ahead of the store by up to a flush interval */
+    if ((r = k->store->ops->key_update(k->store, who->account_id, id, apply_patch, (void *)req, rec, demoted)) != 0) {
+        if (r == AK_ERR_NOT_FOUND)
+            catalog_remove(k->cat, id); /* deleted elsewhere */
         goto out;
     }
-    if (rec->primary && (!rec->active || rec->type != KEY_TYPE_PRODUCTION)) {
-        r = AK_ERR_PRIMARY_INVALID;
-        goto out;
-    }
-    if ((r = k->store->ops->key_update(k->store, rec, rec->primary && primary != id ? primary : 0)) != 0)
-        goto out;
-    if (rec->primary && primary != 0 && primary != id && catalog_get(k->cat, primary, old) == 0) {
-        old->primary = false;
-        catalog_put(k->cat, old);
-    }
-    if ((r = catalog_put(k->cat, rec)) != 0)
-        goto out;
+    if (demoted->id != 0)
+        catalog_put(k->cat, demoted);
+    catalog_put(k->cat, rec);
+    if (rec->last_used < last_used)
+        rec->last_used = last_used;
     *ret = *rec;
 out:
     pthread_mutex_unlock(&k->write_lock);
 out_free:
     free(rec);
-    free(old);
+    free(demoted);
     return r;
 }
 
@@ -235,13 +252,8 @@ int keys_delete(struct keys *k, const struct principal *who, int64_t id)
     pthread_mutex_lock(&k->write_lock);
     if ((r = keys_target(k, who, id, rec)) != 0)
         goto out;
-    if (rec->primary) {
-        r = AK_ERR_PRIMARY_PROTECTED;
-        goto out;
-    }
-    if ((r = k->store->ops->key_delete(k->store, who->account_id, id)) != 0)
-        goto out;
-    catalog_remove(k->cat, id);
+    if ((r = k->store->ops->key_delete(k->store, who->account_id, id, check_delete, NULL)) == 0 || r == AK_ERR_NOT_FOUND)
+        catalog_remove(k->cat, id);
 out:
     pthread_mutex_unlock(&k->write_lock);
     free(rec);

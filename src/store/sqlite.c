@@ -40,8 +40,9 @@ enum {
     ST_ACCOUNT_INSERT,
     ST_KEY_COUNT,
     ST_KEY_INSERT,
-    ST_KEY_DEMOTE,
     ST_KEY_UPDATE,
+    ST_KEY_GET,
+    ST_KEY_PRIMARY,
     ST_KEY_DELETE,
     ST_KEY_LOAD,
     ST_LAST_USED,
@@ -54,9 +55,11 @@ static const char *const SQL[ST_COUNT] = {
     [ST_KEY_COUNT] = "SELECT count(*) FROM api_keys WHERE account_id = ?1",
     [ST_KEY_INSERT] = "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [ST_KEY_DEMOTE] = "UPDATE api_keys SET is_primary = 0 WHERE id = ?1 AND account_id = ?2",
+    [ST_KEY_GET] = "SELECT id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
+                   " coalesce(last_used, 0) FROM api_keys WHERE id = ?1",
+    [ST_KEY_PRIMARY] = "SELECT id FROM api_keys WHERE account_id = ?1 AND is_primary",
     [ST_KEY_UPDATE] = "UPDATE api_keys SET name = ?3, is_active = ?4, is_primary = ?5 WHERE id = ?1 AND account_id = ?2",
-    [ST_KEY_DELETE] = "DELETE FROM api_keys WHERE id = ?1 AND account_id = ?2 AND NOT is_primary",
+    [ST_KEY_DELETE] = "DELETE FROM api_keys WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_LOAD] = "SELECT id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
                     " coalesce(last_used, 0) FROM api_keys ORDER BY id",
     [ST_LAST_USED] = "UPDATE api_keys SET last_used = max(coalesce(last_used, 0), ?2) WHERE id = ?1",
@@ -211,57 +214,6 @@ out:
     return r;
 }
 
-static int sq_key_update(struct store *base, const struct key_rec *rec, int64_t demote_id)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st;
-    int r;
-
-    pthread_mutex_lock(&s->lock);
-    if ((r = begin(s)) != 0)
-        goto out;
-    if (demote_id != 0) {
-        st = stmt(s, ST_KEY_DEMOTE);
-        sqlite3_bind_int64(st, 1, demote_id);
-        sqlite3_bind_int64(st, 2, rec->account_id);
-        r = step_done(st);
-    }
-    if (r == 0) {
-        st = stmt(s, ST_KEY_UPDATE);
-        sqlite3_bind_int64(st, 1, rec->id);
-        sqlite3_bind_int64(st, 2, rec->account_id);
-        sqlite3_bind_text(st, 3, rec->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 4, rec->active);
-        sqlite3_bind_int(st, 5, rec->primary);
-        if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
-            r = AK_ERR_NOT_FOUND;
-    }
-    r = finish(s, r);
-out:
-    pthread_mutex_unlock(&s->lock);
-    return r;
-}
-
-static int sq_key_delete(struct store *base, int64_t account_id, int64_t id)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st;
-    int r;
-
-    pthread_mutex_lock(&s->lock);
-    if ((r = begin(s)) != 0)
-        goto out;
-    st = stmt(s, ST_KEY_DELETE);
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, account_id);
-    if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
-        r = AK_ERR_NOT_FOUND;
-    r = finish(s, r);
-out:
-    pthread_mutex_unlock(&s->lock);
-    return r;
-}
-
 static int row_to_rec(sqlite3_stmt *st, struct key_rec *rec)
 {
     const unsigned char *name = sqlite3_column_text(st, 2), *type = sqlite3_column_text(st, 3),
@@ -283,7 +235,143 @@ static int row_to_rec(sqlite3_stmt *st, struct key_rec *rec)
     rec->primary = sqlite3_column_int(st, 7) != 0;
     rec->created_at = sqlite3_column_int64(st, 8);
     rec->last_used = sqlite3_column_int64(st, 9);
+    rec->version = 0;
     return 0;
+}
+
+/* Reads key `id` (of `account_id` when non-zero) inside the current transaction. */
+static int read_key(struct sqlite_store *s, int64_t account_id, int64_t id, struct key_rec *ret)
+{
+    sqlite3_stmt *st = stmt(s, ST_KEY_GET);
+    int rc, r;
+
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        r = row_to_rec(st, ret);
+    else if (rc == SQLITE_DONE)
+        r = AK_ERR_NOT_FOUND;
+    else
+        r = map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
+    sqlite3_reset(st);
+    if (r == 0 && account_id != 0 && ret->account_id != account_id)
+        r = AK_ERR_NOT_FOUND;
+    return r;
+}
+
+static int read_primary(struct sqlite_store *s, int64_t account_id, int64_t *ret)
+{
+    sqlite3_stmt *st = stmt(s, ST_KEY_PRIMARY);
+    int rc, r = 0;
+
+    sqlite3_bind_int64(st, 1, account_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *ret = sqlite3_column_int64(st, 0);
+    else if (rc == SQLITE_DONE)
+        *ret = 0;
+    else
+        r = map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
+    sqlite3_reset(st);
+    return r;
+}
+
+static int write_flags(struct sqlite_store *s, const struct key_rec *rec)
+{
+    sqlite3_stmt *st = stmt(s, ST_KEY_UPDATE);
+    int r;
+
+    sqlite3_bind_int64(st, 1, rec->id);
+    sqlite3_bind_int64(st, 2, rec->account_id);
+    sqlite3_bind_text(st, 3, rec->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, rec->active);
+    sqlite3_bind_int(st, 5, rec->primary);
+    if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
+        r = AK_ERR_NOT_FOUND;
+    return r;
+}
+
+static int sq_key_update(struct store *base, int64_t account_id, int64_t id, store_update_fn fn, void *arg, struct key_rec *ret,
+                         struct key_rec *ret_demoted)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct key_rec *cur = malloc(sizeof(*cur)), *next = malloc(sizeof(*next)), *old = malloc(sizeof(*old));
+    int64_t primary = 0;
+    bool demote = false;
+    int r;
+
+    if (cur == NULL || next == NULL || old == NULL) {
+        r = AK_ERR_NOMEM;
+        goto out_free;
+    }
+    pthread_mutex_lock(&s->lock);
+    /* BEGIN IMMEDIATE takes the database's write lock: the rules see the state they change. */
+    if ((r = begin(s)) != 0)
+        goto out;
+    if ((r = read_key(s, account_id, id, cur)) == 0 && (r = read_primary(s, account_id, &primary)) == 0 &&
+        (r = fn(arg, cur, primary, next)) == 0) {
+        next->id = cur->id;
+        next->account_id = cur->account_id;
+        demote = next->primary && primary != 0 && primary != id;
+        if (demote && (r = read_key(s, account_id, primary, old)) == 0) {
+            old->primary = false;
+            r = write_flags(s, old);
+        }
+        if (r == 0)
+            r = write_flags(s, next);
+    }
+    r = finish(s, r);
+out:
+    pthread_mutex_unlock(&s->lock);
+    if (r == 0) {
+        *ret = *next;
+        if (demote)
+            *ret_demoted = *old;
+        else
+            ret_demoted->id = 0;
+    }
+out_free:
+    free(cur);
+    free(next);
+    free(old);
+    return r;
+}
+
+static int sq_key_delete(struct store *base, int64_t account_id, int64_t id, store_delete_fn fn, void *arg)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct key_rec *cur = malloc(sizeof(*cur));
+    sqlite3_stmt *st;
+    int r;
+
+    if (cur == NULL)
+        return AK_ERR_NOMEM;
+    pthread_mutex_lock(&s->lock);
+    if ((r = begin(s)) != 0)
+        goto out;
+    if ((r = read_key(s, account_id, id, cur)) == 0 && (r = fn(arg, cur)) == 0) {
+        st = stmt(s, ST_KEY_DELETE);
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, account_id);
+        if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
+            r = AK_ERR_NOT_FOUND;
+    }
+    r = finish(s, r);
+out:
+    pthread_mutex_unlock(&s->lock);
+    free(cur);
+    return r;
+}
+
+static int sq_key_get(struct store *base, int64_t id, struct key_rec *ret)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    r = read_key(s, 0, id, ret);
+    pthread_mutex_unlock(&s->lock);
+    return r;
 }
 
 static int sq_key_load(struct store *base, store_key_cb cb, void *arg)
@@ -382,6 +470,7 @@ static const struct store_ops SQLITE_OPS = {
     .key_insert = sq_key_insert,
     .key_update = sq_key_update,
     .key_delete = sq_key_delete,
+    .key_get = sq_key_get,
     .key_load = sq_key_load,
     .last_used_flush = sq_last_used_flush,
     .poll_changed = sq_poll_changed,

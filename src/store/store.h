@@ -21,6 +21,17 @@ struct store;
 /* Called once per key by key_load, in id order. A non-zero return stops the walk and is returned. */
 typedef int (*store_key_cb)(void *arg, const struct key_rec *rec);
 
+/*
+ * The rules, handed in by core and run inside the write transaction on the
+ * store's current state (another instance may have changed it): `cur` is the
+ * key's row, `primary_id` the account's primary key (0 if none). Fills
+ * `next` with the row to write, or returns an AK_ERR_* that rolls back.
+ */
+typedef int (*store_update_fn)(void *arg, const struct key_rec *cur, int64_t primary_id, struct key_rec *next);
+
+/* The same for a delete: a non-zero return refuses it. */
+typedef int (*store_delete_fn)(void *arg, const struct key_rec *cur);
+
 struct store_ops {
     const char *name;
     /* Closes the backend and frees `s`. */
@@ -38,13 +49,19 @@ struct store_ops {
      */
     int (*key_insert)(struct store *s, struct key_rec *rec, unsigned max_keys);
     /*
-     * Writes name, is_active and is_primary of `rec` (matched by id and
-     * account_id). When `demote_id` is non-zero, that key loses is_primary
-     * in the same transaction first. AK_ERR_NOT_FOUND if no such key.
+     * Updates key `id` of `account_id` in one transaction that holds the
+     * account's write lock: reads the row and the primary, asks `fn` for the
+     * new row, demotes the old primary if the key becomes primary, writes.
+     * On 0, *ret is the key's new row and *ret_demoted the old primary's new
+     * row (ret_demoted->id is 0 when no key was demoted). AK_ERR_NOT_FOUND if
+     * the key does not exist; `fn`'s error as is.
      */
-    int (*key_update)(struct store *s, const struct key_rec *rec, int64_t demote_id);
-    /* Deletes a key that is not primary. AK_ERR_NOT_FOUND if there is none. */
-    int (*key_delete)(struct store *s, int64_t account_id, int64_t id);
+    int (*key_update)(struct store *s, int64_t account_id, int64_t id, store_update_fn fn, void *arg, struct key_rec *ret,
+                      struct key_rec *ret_demoted);
+    /* Deletes key `id` of `account_id` if `fn` agrees. AK_ERR_NOT_FOUND if there is none. */
+    int (*key_delete)(struct store *s, int64_t account_id, int64_t id, store_delete_fn fn, void *arg);
+    /* Reads key `id`. AK_ERR_NOT_FOUND if there is none. */
+    int (*key_get)(struct store *s, int64_t id, struct key_rec *ret);
     /* Calls `cb` for every key. */
     int (*key_load)(struct store *s, store_key_cb cb, void *arg);
     /* Raises last_used of each listed key to at least `at` (never lowers it), in one transaction. */

@@ -162,6 +162,13 @@ static struct key_rec store_key(struct store *st, int64_t account, enum key_type
     return rec;
 }
 
+static int allow_delete(void *arg, const struct key_rec *cur)
+{
+    (void)arg;
+    (void)cur;
+    return 0;
+}
+
 static void test_new_is_empty(void **state)
 {
     struct fixture *f = *state;
@@ -574,7 +581,7 @@ static void test_load_replaces_content(void **state)
     assert_int_equal(list(f->cat, p1.account_id, false)->n, 2);
 
     /* A key deleted in the store disappears on the next load. */
-    assert_int_equal(f->store->ops->key_delete(f->store, p1.account_id, k2.id), 0);
+    assert_int_equal(f->store->ops->key_delete(f->store, p1.account_id, k2.id, allow_delete, NULL), 0);
     assert_int_equal(catalog_load(f->cat, f->store), 0);
     assert_int_equal(catalog_size(f->cat), 1);
     assert_int_equal(catalog_get(f->cat, k2.id, &got), AK_ERR_NOT_FOUND);
