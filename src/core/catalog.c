@@ -34,6 +34,7 @@ struct entry {
     int64_t id;
     int64_t account_id;
     int64_t created_at;
+    int64_t version;
     struct usage *usage;
     uint8_t digest[DIGEST_LEN];
     char prefix[KEYFMT_PREFIX_LEN + 1];
@@ -73,6 +74,9 @@ struct catalog {
     struct ebr ebr;
     _Atomic(struct world *) world;
     pthread_mutex_t wlock;
+    /* ids of deleted keys, sorted: ids are never reused, so a late event about one is ignored */
+    int64_t *gone;
+    size_t ngone, capgone;
 };
 
 static char tomb_marker;
@@ -292,6 +296,7 @@ static struct entry *entry_new(const struct key_rec *rec, struct usage *usage)
     e->id = rec->id;
     e->account_id = rec->account_id;
     e->created_at = rec->created_at;
+    e->version = rec->version;
     e->usage = usage;
     memcpy(e->digest, rec->digest, DIGEST_LEN);
     memcpy(e->prefix, rec->prefix, sizeof(e->prefix));
@@ -346,6 +351,7 @@ static void entry_to_rec(const struct entry *e, struct key_rec *rec)
     rec->primary = e->primary;
     rec->created_at = e->created_at;
     rec->last_used = atomic_load_explicit(&e->usage->last_used, memory_order_relaxed);
+    rec->version = e->version;
 }
 
 /* A copy of `old` (may be NULL) with `drop` removed and/or `add` put in id order (either may be NULL). */
@@ -461,10 +467,46 @@ struct catalog *catalog_new(void)
     return cat;
 }
 
+/* Writer: whether key `id` was deleted (binary search), and where it would go. */
+static bool gone_find(const struct catalog *cat, int64_t id, size_t *ret_pos)
+{
+    size_t lo = 0, hi = cat->ngone;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cat->gone[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *ret_pos = lo;
+    return lo < cat->ngone && cat->gone[lo] == id;
+}
+
+static void gone_add(struct catalog *cat, int64_t id)
+{
+    size_t pos;
+
+    if (gone_find(cat, id, &pos))
+        return;
+    if (cat->ngone == cat->capgone) {
+        size_t cap = cat->capgone != 0 ? cat->capgone * 2 : 64;
+        int64_t *g = realloc(cat->gone, cap * sizeof(*g));
+        if (g == NULL)
+            return; /* the id is forgotten: a late event could show the key until the next reload */
+        cat->gone = g;
+        cat->capgone = cap;
+    }
+    memmove(cat->gone + pos + 1, cat->gone + pos, (cat->ngone - pos) * sizeof(*cat->gone));
+    cat->gone[pos] = id;
+    cat->ngone++;
+}
+
 void catalog_free(struct catalog *cat)
 {
     if (cat == NULL)
         return;
+    free(cat->gone);
     ebr_release(&cat->ebr);
     world_free(atomic_load(&cat->world));
     pthread_mutex_destroy(&cat->wlock);
@@ -537,11 +579,15 @@ int catalog_put(struct catalog *cat, const struct key_rec *rec)
     struct account *a;
     struct keylist *ol, *l;
     struct usage *u = NULL;
+    size_t pos;
     int r = 0;
 
     pthread_mutex_lock(&cat->wlock);
     w = atomic_load_explicit(&cat->world, memory_order_relaxed);
     old = ptable_find(atomic_load_explicit(&w->by_id, memory_order_relaxed), (uint64_t)rec->id, entry_id_key);
+    /* Changes may arrive out of order (another instance's event after our own write): keep the newest. */
+    if ((old == NULL && gone_find(cat, rec->id, &pos)) || (old != NULL && rec->version != 0 && rec->version < old->version))
+        goto out;
     if (old == NULL) {
         if (ptable_find(atomic_load_explicit(&w->by_digest, memory_order_relaxed), digest_key(rec->digest), entry_digest_key) !=
             NULL) {
@@ -611,6 +657,7 @@ void catalog_remove(struct catalog *cat, int64_t id)
     }
     retire(&cat->ebr, e, entry_free_key);
 out:
+    gone_add(cat, id);
     ebr_reclaim(&cat->ebr);
     pthread_mutex_unlock(&cat->wlock);
 }

@@ -55,10 +55,16 @@ void catalog_free(struct catalog *cat);
  */
 int catalog_load(struct catalog *cat, struct store *store);
 
-/* Inserts or replaces (by id) the key `rec`. AK_ERR_COLLISION if its digest index slot is taken by another key. */
+/*
+ * Inserts or replaces (by id) the key `rec`. Ignores, returning 0, a record
+ * older than the one held (both versions non-zero and rec's lower) and a key
+ * that was removed (ids are never reused): changes from other instances may
+ * arrive after newer local ones. AK_ERR_COLLISION if its digest index slot is
+ * taken by another key.
+ */
 int catalog_put(struct catalog *cat, const struct key_rec *rec);
 
-/* Removes the key `id`, if present. */
+/* Removes the key `id`, if present, and remembers that it is gone. */
 void catalog_remove(struct catalog *cat, int64_t id);
 
 /* Copies the key `id` into `ret`. AK_ERR_NOT_FOUND if absent. */

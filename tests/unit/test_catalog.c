@@ -188,6 +188,37 @@ static void test_new_is_empty(void **state)
     catalog_free(NULL);
 }
 
+/* Changes from other instances may arrive late: an older version never replaces a newer one. */
+static void test_put_keeps_newest_version(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec a = make_rec(1, 7, KEY_TYPE_PRODUCTION, true, false, "v5");
+    struct key_rec got;
+
+    a.version = 5;
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    strcpy(a.name, "v3");
+    a.version = 3;
+    a.active = false;
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_string_equal(got.name, "v5");
+    assert_true(got.active);
+    assert_int_equal(got.version, 5);
+    strcpy(a.name, "v9");
+    a.version = 9;
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_string_equal(got.name, "v9");
+    assert_false(got.active);
+    /* Version 0 (a store without versions) always applies. */
+    strcpy(a.name, "v0");
+    a.version = 0;
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_string_equal(got.name, "v0");
+}
+
 static void test_put_get_remove(void **state)
 {
     struct fixture *f = *state;
@@ -218,10 +249,10 @@ static void test_put_get_remove(void **state)
     assert_int_equal(catalog_get(f->cat, 1, &got), 0);
     assert_rec_equal(&got, &a);
 
-    /* The removed key can come back. */
+    /* A removed key never comes back: ids are never reused, so a late change about it is stale. */
     assert_int_equal(catalog_put(f->cat, &b), 0);
-    assert_int_equal(catalog_get(f->cat, 2, &got), 0);
-    assert_rec_equal(&got, &b);
+    assert_int_equal(catalog_get(f->cat, 2, &got), AK_ERR_NOT_FOUND);
+    assert_false(catalog_digest_taken(f->cat, b.digest));
 }
 
 static void test_put_replaces_by_id(void **state)
@@ -508,10 +539,11 @@ static void test_account_keys(void **state)
     assert_int_equal(primary, 0);
     assert_int_equal(list(f->cat, 1, false)->n, 0);
     assert_int_equal(catalog_account_keys(f->cat, 2, &primary), 1);
-    /* An account emptied of keys can get keys again. */
+    /* An account emptied of keys can get keys again (under a new id). */
+    c.id = 33;
     assert_int_equal(catalog_put(f->cat, &c), 0);
     assert_int_equal(catalog_account_keys(f->cat, 1, &primary), 1);
-    assert_int_equal(primary, 3);
+    assert_int_equal(primary, 33);
     assert_int_equal(list(f->cat, 1, false)->n, 1);
 }
 
@@ -664,6 +696,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_is_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_get_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_keeps_newest_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_replaces_by_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_digest_collision, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_order_and_filter, setup, teardown),
