@@ -54,6 +54,10 @@ int cli_env_open(const struct cli_common *c, struct cli_env *env)
         fprintf(stderr, "apikeyd: --brand must be 1 to %d characters of a-z and 0-9\n", KEYFMT_BRAND_MAX);
         return -1;
     }
+    if (c->db != NULL && store_is_postgres(c->db) && c->secret_file == NULL) {
+        fprintf(stderr, "apikeyd: --secret-file is required with PostgreSQL: every instance must use the same secret\n");
+        return -1;
+    }
     if ((r = store_open(c->db, &env->store, err, sizeof(err))) != 0) {
         fprintf(stderr, "apikeyd: %s\n", err);
         return -1;

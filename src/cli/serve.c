@@ -101,7 +101,8 @@ int cli_serve(int argc, char **argv)
         sc.listen = "127.0.0.1:8080";
     if (cli_env_open(&c, &env) != 0)
         return 1;
-    if ((r = keys_load(env.keys)) != 0) {
+    /* A shared store is followed (LISTEN) before it is loaded, so that no change in between is missed. */
+    if ((r = keys_watched(env.keys) ? keys_watch(env.keys, 30000) : keys_load(env.keys)) != 0) {
         fprintf(stderr, "apikeyd: cannot load keys: %s\n", ak_strerror(r));
         cli_env_close(&env);
         return 1;

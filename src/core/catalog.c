@@ -824,6 +824,31 @@ int catalog_collect_uses(struct catalog *cat, struct key_use **ret, size_t *ret_
     return 0;
 }
 
+static void raise_to(_Atomic int64_t *v, int64_t at)
+{
+    int64_t cur = atomic_load(v);
+
+    while (cur < at && !atomic_compare_exchange_weak(v, &cur, at))
+        ;
+}
+
+void catalog_note_uses(struct catalog *cat, const struct key_use *uses, size_t n)
+{
+    struct ptable *t;
+
+    if (ebr_enter(&cat->ebr) != 0)
+        return;
+    t = TABLE(cat, by_id);
+    for (size_t i = 0; i < n; i++) {
+        struct entry *e = ptable_find(t, (uint64_t)uses[i].id, entry_id_key);
+        if (e != NULL) {
+            raise_to(&e->usage->last_used, uses[i].at);
+            raise_to(&e->usage->flushed, uses[i].at);
+        }
+    }
+    ebr_exit(&cat->ebr);
+}
+
 void catalog_mark_flushed(struct catalog *cat, const struct key_use *uses, size_t n)
 {
     struct ptable *t;
@@ -833,12 +858,8 @@ void catalog_mark_flushed(struct catalog *cat, const struct key_use *uses, size_
     t = TABLE(cat, by_id);
     for (size_t i = 0; i < n; i++) {
         struct entry *e = ptable_find(t, (uint64_t)uses[i].id, entry_id_key);
-        int64_t cur;
-        if (e == NULL)
-            continue;
-        cur = atomic_load(&e->usage->flushed);
-        while (cur < uses[i].at && !atomic_compare_exchange_weak(&e->usage->flushed, &cur, uses[i].at))
-            ;
+        if (e != NULL)
+            raise_to(&e->usage->flushed, uses[i].at);
     }
     ebr_exit(&cat->ebr);
 }

@@ -96,6 +96,9 @@ size_t catalog_account_keys(struct catalog *cat, int64_t account_id, int64_t *re
  */
 int catalog_collect_uses(struct catalog *cat, struct key_use **ret, size_t *ret_n);
 
+/* Records uses made elsewhere and already durable: raises last_used and the flushed mark (never lowers them). */
+void catalog_note_uses(struct catalog *cat, const struct key_use *uses, size_t n);
+
 /* Records that the given uses are durable. */
 void catalog_mark_flushed(struct catalog *cat, const struct key_use *uses, size_t n);
 

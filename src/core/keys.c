@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/bearer.h"
 #include "core/error.h"
@@ -23,6 +24,10 @@ struct keys {
     char brand[KEYFMT_BRAND_MAX + 1];
     unsigned max_keys;
     pthread_mutex_t write_lock;
+    /* the first full load after keys_watch */
+    pthread_mutex_t watch_lock;
+    pthread_cond_t watch_cond;
+    bool watch_loaded;
 };
 
 int keys_new(struct store *store, const struct digest_secret *secret, const struct keys_config *cfg, struct keys **ret)
@@ -40,6 +45,8 @@ int keys_new(struct store *store, const struct digest_secret *secret, const stru
     strcpy(k->brand, cfg->brand);
     k->max_keys = cfg->max_keys;
     pthread_mutex_init(&k->write_lock, NULL);
+    pthread_mutex_init(&k->watch_lock, NULL);
+    pthread_cond_init(&k->watch_cond, NULL);
     *ret = k;
     return 0;
 }
@@ -51,6 +58,8 @@ void keys_free(struct keys *k)
     catalog_free(k->cat);
     digest_secret_wipe(&k->secret);
     pthread_mutex_destroy(&k->write_lock);
+    pthread_mutex_destroy(&k->watch_lock);
+    pthread_cond_destroy(&k->watch_cond);
     free(k);
 }
 
@@ -271,6 +280,73 @@ int keys_flush_uses(struct keys *k)
     if ((r = k->store->ops->last_used_flush(k->store, uses, n)) == 0)
         catalog_mark_flushed(k->cat, uses, n);
     free(uses);
+    return r;
+}
+
+static void watch_changed(void *arg, int64_t id, const struct key_rec *rec)
+{
+    struct keys *k = arg;
+
+    if (rec != NULL)
+        catalog_put(k->cat, rec);
+    else
+        catalog_remove(k->cat, id);
+}
+
+static void watch_used(void *arg, const struct key_use *uses, size_t n)
+{
+    struct keys *k = arg;
+
+    catalog_note_uses(k->cat, uses, n);
+}
+
+static void watch_resync(void *arg)
+{
+    struct keys *k = arg;
+
+    /* On failure the watcher reconnects and asks again; meanwhile the catalog keeps answering. */
+    if (keys_load(k) == 0) {
+        pthread_mutex_lock(&k->watch_lock);
+        k->watch_loaded = true;
+        pthread_cond_broadcast(&k->watch_cond);
+        pthread_mutex_unlock(&k->watch_lock);
+    }
+}
+
+static const struct store_watch_ops WATCH_OPS = {
+    .changed = watch_changed,
+    .used = watch_used,
+    .resync = watch_resync,
+};
+
+bool keys_watched(const struct keys *k)
+{
+    return k->store->ops->watch != NULL;
+}
+
+int keys_watch(struct keys *k, int timeout_ms)
+{
+    struct timespec until;
+    int r = 0;
+
+    if (!keys_watched(k))
+        return 0;
+    if ((r = k->store->ops->watch(k->store, &WATCH_OPS, k)) != 0)
+        return r;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&k->watch_lock);
+    while (!k->watch_loaded && r == 0)
+        if (pthread_cond_timedwait(&k->watch_cond, &k->watch_lock, &until) != 0)
+            r = AK_ERR_UNAVAILABLE;
+    if (k->watch_loaded)
+        r = 0;
+    pthread_mutex_unlock(&k->watch_lock);
     return r;
 }
 

@@ -80,6 +80,17 @@ int keys_delete(struct keys *k, const struct principal *who, int64_t id);
 /* Writes pending last_used values to the store. */
 int keys_flush_uses(struct keys *k);
 
+/*
+ * For a store shared by several instances (one with watch): starts
+ * following other instances' changes and waits, up to `timeout_ms`, for the
+ * first full load that follows. Returns 0 (also when the store has no
+ * watch: keys_sync polls it instead), or AK_ERR_UNAVAILABLE on timeout.
+ */
+int keys_watch(struct keys *k, int timeout_ms);
+
+/* Whether the store reports other instances' changes (keys_watch) rather than being polled (keys_sync). */
+bool keys_watched(const struct keys *k);
+
 /* Reloads the catalog if another process changed the store. Sets *ret_reloaded. */
 int keys_sync(struct keys *k, bool *ret_reloaded);
 

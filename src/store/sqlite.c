@@ -474,6 +474,7 @@ static const struct store_ops SQLITE_OPS = {
     .key_load = sq_key_load,
     .last_used_flush = sq_last_used_flush,
     .poll_changed = sq_poll_changed,
+    .watch = NULL, /* one instance per file: other processes' writes are found by poll_changed */
 };
 
 static int schema_version(struct sqlite_store *s, int *ret)

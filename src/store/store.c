@@ -14,11 +14,14 @@ int store_open(const char *uri, struct store **ret, char *err, size_t errlen)
         snprintf(err, errlen, "no database given (--db or APIKEYD_DB)");
         return AK_ERR_ARG;
     }
-    if (strncmp(uri, "postgresql://", 13) == 0 || strncmp(uri, "postgres://", 11) == 0) {
-        snprintf(err, errlen, "PostgreSQL is not supported by this build yet: %s", "use a file path for SQLite");
-        return AK_ERR_ARG;
-    }
+    if (store_is_postgres(uri))
+        return store_postgres_open(uri, ret, err, errlen);
     return store_sqlite_open(uri, ret, err, errlen);
+}
+
+bool store_is_postgres(const char *uri)
+{
+    return strncmp(uri, "postgresql://", 13) == 0 || strncmp(uri, "postgres://", 11) == 0;
 }
 
 void store_free(struct store *s)

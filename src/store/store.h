@@ -32,6 +32,19 @@ typedef int (*store_update_fn)(void *arg, const struct key_rec *cur, int64_t pri
 /* The same for a delete: a non-zero return refuses it. */
 typedef int (*store_delete_fn)(void *arg, const struct key_rec *cur);
 
+/*
+ * What a store that several instances share reports about changes made by
+ * other processes, from a thread of its own.
+ */
+struct store_watch_ops {
+    /* Key `id` changed: `rec` is its current row, or NULL when it was deleted. */
+    void (*changed)(void *arg, int64_t id, const struct key_rec *rec);
+    /* Keys were used elsewhere (the values are already in the store). */
+    void (*used)(void *arg, const struct key_use *uses, size_t n);
+    /* The stream of changes (re)started: everything must be reloaded, as changes may have been missed. */
+    void (*resync)(void *arg);
+};
+
 struct store_ops {
     const char *name;
     /* Closes the backend and frees `s`. */
@@ -68,6 +81,13 @@ struct store_ops {
     int (*last_used_flush)(struct store *s, const struct key_use *v, size_t n);
     /* Sets *ret_changed when another process changed the data since the last call. */
     int (*poll_changed)(struct store *s, bool *ret_changed);
+    /*
+     * Optional (NULL where changes cannot come from elsewhere but through
+     * poll_changed): starts reporting other processes' changes to `ops`
+     * until the store is freed. Reconnects by itself; calls resync after
+     * every (re)connection.
+     */
+    int (*watch)(struct store *s, const struct store_watch_ops *ops, void *arg);
 };
 
 struct store {
@@ -84,7 +104,11 @@ int store_open(const char *uri, struct store **ret, char *err, size_t errlen);
 /* Closes `s`; accepts NULL. */
 void store_free(struct store *s);
 
+/* Whether `uri` names a PostgreSQL database (postgresql:// or postgres://). */
+bool store_is_postgres(const char *uri);
+
 /* Backend constructors (store_open picks one). */
 int store_sqlite_open(const char *path, struct store **ret, char *err, size_t errlen);
+int store_postgres_open(const char *uri, struct store **ret, char *err, size_t errlen);
 
 #endif

@@ -1,0 +1,756 @@
+/*
+ * postgres: the shared store, for several apikeyd instances on one
+ * PostgreSQL database.
+ *
+ * One connection carries the writes (serialized by a mutex; the callers are
+ * the writer and maintenance threads, never an event loop). Every write
+ * transaction first locks its account's row, so that rules, the key cap and
+ * the primary move see and change one consistent state across instances,
+ * and announces what it changed with NOTIFY in the same transaction. A
+ * second connection, on a thread of its own, LISTENs and reports other
+ * instances' changes to the watcher; it reconnects by itself and asks for a
+ * full resync after every connection. Never stores a key, only its digest;
+ * never logs.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "store/store.h"
+
+#define CHANNEL "apikeyd"
+#define NOTIFY_MAX 7000 /* PostgreSQL's payload limit is 8000 bytes */
+#define RECONNECT_MS 200
+
+/* Each entry moves the schema one version forward; never edit a released one. */
+static const char *const MIGRATIONS[] = {
+    /* 1: accounts and keys */
+    "CREATE SEQUENCE apikeyd_version;"
+    "CREATE TABLE accounts ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL);"
+    "CREATE TABLE api_keys ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  account_id BIGINT NOT NULL REFERENCES accounts(id),"
+    "  name TEXT NOT NULL,"
+    "  key_type TEXT NOT NULL CHECK (key_type IN ('production', 'sandbox')),"
+    "  key_prefix TEXT NOT NULL,"
+    "  digest BYTEA NOT NULL UNIQUE CHECK (length(digest) = 32),"
+    "  is_active BOOLEAN NOT NULL,"
+    "  is_primary BOOLEAN NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  last_used BIGINT,"
+    "  version BIGINT NOT NULL DEFAULT nextval('apikeyd_version'),"
+    "  CHECK (NOT is_primary OR (is_active AND key_type = 'production')));"
+    "CREATE INDEX api_keys_account ON api_keys(account_id);"
+    /* exactly one primary per account is enforced by the schema, not only by code */
+    "CREATE UNIQUE INDEX api_keys_one_primary ON api_keys(account_id) WHERE is_primary;",
+};
+
+#define KEY_COLUMNS                                                                                                                \
+    "id, account_id, name, key_type, key_prefix, encode(digest, 'hex'), is_active, is_primary, created_at,"                        \
+    " coalesce(last_used, 0), version"
+
+struct pg_store {
+    struct store super;
+    char *uri;
+    pthread_mutex_t lock; /* the write connection */
+    PGconn *conn;
+    _Atomic int writer_pid; /* backend pid of `conn`, to skip our own notifications */
+    /* the watcher */
+    const struct store_watch_ops *watch_ops;
+    void *watch_arg;
+    pthread_t watch_tid;
+    bool watching;
+    _Atomic int stop;
+};
+
+static PGconn *connect_db(const char *uri)
+{
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {uri, "3", "apikeyd", NULL};
+
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+/* Maps a failed result to our codes: a connection or resource problem is "unavailable", not a bug. */
+static int map_result(PGconn *conn, const PGresult *res)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (PQstatus(conn) != CONNECTION_OK || state == NULL)
+        return AK_ERR_UNAVAILABLE;
+    if (strcmp(state, "23505") == 0 || strcmp(state, "23514") == 0)
+        return AK_ERR_COLLISION; /* unique or check violation */
+    if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 || strncmp(state, "57", 2) == 0 ||
+        strcmp(state, "25006") == 0 || strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
+        return AK_ERR_UNAVAILABLE; /* connection, resources, shutdown, read-only, conflicts */
+    return AK_ERR_STORE;
+}
+
+/* Runs a statement; on success *ret holds the result (caller PQclear()s it) if ret is non-NULL. */
+static int exec(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **ret)
+{
+    /* Without parameters, the simple protocol: it also runs a migration's several statements. */
+    PGresult *res = n == 0 ? PQexec(conn, sql) : PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    int r;
+
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (ret != NULL)
+            *ret = res;
+        else
+            PQclear(res);
+        return 0;
+    }
+    r = map_result(conn, res);
+    PQclear(res);
+    return r;
+}
+
+/* Makes sure the write connection is up (reconnecting if it dropped). Called with the lock held. */
+static int ensure_conn(struct pg_store *s)
+{
+    if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
+        return 0;
+    if (s->conn != NULL)
+        PQfinish(s->conn);
+    s->conn = connect_db(s->uri);
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        return AK_ERR_UNAVAILABLE;
+    atomic_store(&s->writer_pid, PQbackendPID(s->conn));
+    return 0;
+}
+
+static int begin(struct pg_store *s)
+{
+    int r;
+
+    if ((r = ensure_conn(s)) != 0)
+        return r;
+    return exec(s->conn, "BEGIN", 0, NULL, NULL);
+}
+
+static int finish(struct pg_store *s, int r)
+{
+    if (r == 0 && (r = exec(s->conn, "COMMIT", 0, NULL, NULL)) == 0)
+        return 0;
+    if (PQstatus(s->conn) == CONNECTION_OK)
+        exec(s->conn, "ROLLBACK", 0, NULL, NULL);
+    return r;
+}
+
+static void fmt_i64(char *buf, size_t n, int64_t v)
+{
+    snprintf(buf, n, "%" PRId64, v);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Reads one row of KEY_COLUMNS. */
+static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
+{
+    const char *name = PQgetvalue(res, row, 2), *type = PQgetvalue(res, row, 3), *prefix = PQgetvalue(res, row, 4),
+               *hex = PQgetvalue(res, row, 5);
+    size_t name_len = (size_t)PQgetlength(res, row, 2), prefix_len = (size_t)PQgetlength(res, row, 4);
+
+    if (name_len > KEY_NAME_MAX_BYTES || prefix_len > KEYFMT_PREFIX_LEN || PQgetlength(res, row, 5) != DIGEST_LEN * 2 ||
+        key_type_parse(type, (size_t)PQgetlength(res, row, 3), &rec->type) != 0)
+        return AK_ERR_STORE;
+    for (size_t i = 0; i < DIGEST_LEN; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return AK_ERR_STORE;
+        rec->digest[i] = (uint8_t)(hi << 4 | lo);
+    }
+    rec->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    rec->account_id = strtoll(PQgetvalue(res, row, 1), NULL, 10);
+    memcpy(rec->name, name, name_len);
+    rec->name[name_len] = '\0';
+    memcpy(rec->prefix, prefix, prefix_len);
+    rec->prefix[prefix_len] = '\0';
+    rec->active = PQgetvalue(res, row, 6)[0] == 't';
+    rec->primary = PQgetvalue(res, row, 7)[0] == 't';
+    rec->created_at = strtoll(PQgetvalue(res, row, 8), NULL, 10);
+    rec->last_used = strtoll(PQgetvalue(res, row, 9), NULL, 10);
+    rec->version = strtoll(PQgetvalue(res, row, 10), NULL, 10);
+    return 0;
+}
+
+static int notify_key(PGconn *conn, int64_t id)
+{
+    char payload[32];
+    const char *p[] = {payload};
+
+    snprintf(payload, sizeof(payload), "k %" PRId64, id);
+    return exec(conn, "SELECT pg_notify('" CHANNEL "', $1)", 1, p, NULL);
+}
+
+/* Locks the account's row for the rest of the transaction. AK_ERR_NOT_FOUND if there is no such account. */
+static int lock_account(PGconn *conn, int64_t account_id)
+{
+    char a[24];
+    const char *p[] = {a};
+    PGresult *res;
+    int r;
+
+    fmt_i64(a, sizeof(a), account_id);
+    if ((r = exec(conn, "SELECT id FROM accounts WHERE id = $1 FOR UPDATE", 1, p, &res)) != 0)
+        return r;
+    r = PQntuples(res) == 1 ? 0 : AK_ERR_NOT_FOUND;
+    PQclear(res);
+    return r;
+}
+
+static int insert_key(PGconn *conn, struct key_rec *rec)
+{
+    char account[24], created[24], digest[2 + DIGEST_LEN * 2 + 1];
+    const char *p[] = {
+        account, rec->name, key_type_name(rec->type), rec->prefix, digest, rec->active ? "t" : "f", rec->primary ? "t" : "f",
+        created};
+    static const char HEX[] = "0123456789abcdef";
+    PGresult *res;
+    int r;
+
+    fmt_i64(account, sizeof(account), rec->account_id);
+    fmt_i64(created, sizeof(created), rec->created_at);
+    digest[0] = '\\';
+    digest[1] = 'x';
+    for (size_t i = 0; i < DIGEST_LEN; i++) {
+        digest[2 + 2 * i] = HEX[rec->digest[i] >> 4];
+        digest[3 + 2 * i] = HEX[rec->digest[i] & 15];
+    }
+    digest[sizeof(digest) - 1] = '\0';
+    if ((r = exec(conn,
+                  "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at)"
+                  " VALUES ($1, $2, $3, $4, $5::bytea, $6, $7, $8) RETURNING id, version",
+                  8, p, &res)) != 0)
+        return r;
+    rec->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    rec->version = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    PQclear(res);
+    return notify_key(conn, rec->id);
+}
+
+static int pg_account_create(struct store *base, const char *name, int64_t now, struct key_rec *primary, int64_t *ret_account_id)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    struct key_rec rec = *primary;
+    char created[24];
+    const char *p[] = {name, created};
+    PGresult *res;
+    int64_t account_id = 0;
+    int r;
+
+    fmt_i64(created, sizeof(created), now);
+    pthread_mutex_lock(&s->lock);
+    if ((r = begin(s)) != 0)
+        goto out;
+    if ((r = exec(s->conn, "INSERT INTO accounts (name, created_at) VALUES ($1, $2) RETURNING id", 2, p, &res)) == 0) {
+        account_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+        rec.account_id = account_id;
+        rec.active = true;
+        rec.primary = true;
+        r = insert_key(s->conn, &rec);
+    }
+    r = finish(s, r);
+out:
+    pthread_mutex_unlock(&s->lock);
+    if (r == 0) {
+        *primary = rec;
+        *ret_account_id = account_id;
+    }
+    return r;
+}
+
+static int pg_key_insert(struct store *base, struct key_rec *rec, unsigned max_keys)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    struct key_rec copy = *rec;
+    char a[24];
+    const char *p[] = {a};
+    PGresult *res;
+    int r;
+
+    fmt_i64(a, sizeof(a), rec->account_id);
+    pthread_mutex_lock(&s->lock);
+    if ((r = begin(s)) != 0)
+        goto out;
+    /* The account lock makes count-then-insert safe against every other instance. */
+    if ((r = lock_account(s->conn, rec->account_id)) == 0 &&
+        (r = exec(s->conn, "SELECT count(*) FROM api_keys WHERE account_id = $1", 1, p, &res)) == 0) {
+        if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) >= (long long)max_keys)
+            r = AK_ERR_LIMIT;
+        PQclear(res);
+        if (r == 0)
+            r = insert_key(s->conn, &copy);
+    }
+    r = finish(s, r);
+out:
+    pthread_mutex_unlock(&s->lock);
+    if (r == 0) {
+        rec->id = copy.id;
+        rec->version = copy.version;
+    }
+    return r;
+}
+
+/* Reads key `id` (of `account_id` when non-zero). */
+static int read_key(PGconn *conn, int64_t account_id, int64_t id, struct key_rec *ret)
+{
+    char i[24];
+    const char *p[] = {i};
+    PGresult *res;
+    int r;
+
+    fmt_i64(i, sizeof(i), id);
+    if ((r = exec(conn, "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = $1", 1, p, &res)) != 0)
+        return r;
+    r = PQntuples(res) == 1 ? row_to_rec(res, 0, ret) : AK_ERR_NOT_FOUND;
+    PQclear(res);
+    if (r == 0 && account_id != 0 && ret->account_id != account_id)
+        r = AK_ERR_NOT_FOUND;
+    return r;
+}
+
+static int read_primary(PGconn *conn, int64_t account_id, int64_t *ret)
+{
+    char a[24];
+    const char *p[] = {a};
+    PGresult *res;
+    int r;
+
+    fmt_i64(a, sizeof(a), account_id);
+    if ((r = exec(conn, "SELECT id FROM api_keys WHERE account_id = $1 AND is_primary", 1, p, &res)) != 0)
+        return r;
+    *ret = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    return 0;
+}
+
+static int write_flags(PGconn *conn, struct key_rec *rec)
+{
+    char i[24], a[24];
+    const char *p[] = {i, a, rec->name, rec->active ? "t" : "f", rec->primary ? "t" : "f"};
+    PGresult *res;
+    int r;
+
+    fmt_i64(i, sizeof(i), rec->id);
+    fmt_i64(a, sizeof(a), rec->account_id);
+    if ((r = exec(conn,
+                  "UPDATE api_keys SET name = $3, is_active = $4, is_primary = $5, version = nextval('apikeyd_version')"
+                  " WHERE id = $1 AND account_id = $2 RETURNING version",
+                  5, p, &res)) != 0)
+        return r;
+    if (PQntuples(res) == 1)
+        rec->version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    else
+        r = AK_ERR_NOT_FOUND;
+    PQclear(res);
+    return r != 0 ? r : notify_key(conn, rec->id);
+}
+
+static int pg_key_update(struct store *base, int64_t account_id, int64_t id, store_update_fn fn, void *arg, struct key_rec *ret,
+                         struct key_rec *ret_demoted)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    struct key_rec *cur = malloc(sizeof(*cur)), *next = malloc(sizeof(*next)), *old = malloc(sizeof(*old));
+    int64_t primary = 0;
+    bool demote = false;
+    int r;
+
+    if (cur == NULL || next == NULL || old == NULL) {
+        r = AK_ERR_NOMEM;
+        goto out_free;
+    }
+    pthread_mutex_lock(&s->lock);
+    if ((r = begin(s)) != 0)
+        goto out;
+    if ((r = lock_account(s->conn, account_id)) == 0 && (r = read_key(s->conn, account_id, id, cur)) == 0 &&
+        (r = read_primary(s->conn, account_id, &primary)) == 0 && (r = fn(arg, cur, primary, next)) == 0) {
+        next->id = cur->id;
+        next->account_id = cur->account_id;
+        demote = next->primary && primary != 0 && primary != id;
+        if (demote && (r = read_key(s->conn, account_id, primary, old)) == 0) {
+            old->primary = false;
+            r = write_flags(s->conn, old);
+        }
+        if (r == 0)
+            r = write_flags(s->conn, next);
+    }
+    r = finish(s, r);
+out:
+    pthread_mutex_unlock(&s->lock);
+    if (r == 0) {
+        *ret = *next;
+        if (demote)
+            *ret_demoted = *old;
+        else
+            ret_demoted->id = 0;
+    }
+out_free:
+    free(cur);
+    free(next);
+    free(old);
+    return r;
+}
+
+static int pg_key_delete(struct store *base, int64_t account_id, int64_t id, store_delete_fn fn, void *arg)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    struct key_rec *cur = malloc(sizeof(*cur));
+    char i[24], a[24];
+    const char *p[] = {i, a};
+    PGresult *res;
+    int r;
+
+    if (cur == NULL)
+        return AK_ERR_NOMEM;
+    fmt_i64(i, sizeof(i), id);
+    fmt_i64(a, sizeof(a), account_id);
+    pthread_mutex_lock(&s->lock);
+    if ((r = begin(s)) != 0)
+        goto out;
+    if ((r = lock_account(s->conn, account_id)) == 0 && (r = read_key(s->conn, account_id, id, cur)) == 0 &&
+        (r = fn(arg, cur)) == 0 &&
+        (r = exec(s->conn, "DELETE FROM api_keys WHERE id = $1 AND account_id = $2 RETURNING id", 2, p, &res)) == 0) {
+        r = PQntuples(res) == 1 ? notify_key(s->conn, id) : AK_ERR_NOT_FOUND;
+        PQclear(res);
+    }
+    r = finish(s, r);
+out:
+    pthread_mutex_unlock(&s->lock);
+    free(cur);
+    return r;
+}
+
+static int pg_key_get(struct store *base, int64_t id, struct key_rec *ret)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    if ((r = ensure_conn(s)) == 0)
+        r = read_key(s->conn, 0, id, ret);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+/* Streams every key to `cb` in single-row mode, so that a million keys never sit in one result. */
+static int load_keys(PGconn *conn, store_key_cb cb, void *arg)
+{
+    struct key_rec *rec = malloc(sizeof(*rec));
+    PGresult *res;
+    int r = 0, failed = 0;
+
+    if (rec == NULL)
+        return AK_ERR_NOMEM;
+    if (!PQsendQueryParams(conn, "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY id", 0, NULL, NULL, NULL, NULL, 0) ||
+        !PQsetSingleRowMode(conn)) {
+        free(rec);
+        return AK_ERR_UNAVAILABLE;
+    }
+    while ((res = PQgetResult(conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE && r == 0) {
+            if ((r = row_to_rec(res, 0, rec)) == 0)
+                r = cb(arg, rec);
+        } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !failed) {
+            failed = 1;
+            r = map_result(conn, res);
+        }
+        PQclear(res); /* drain every result, even after a failure, so the connection stays usable */
+    }
+    free(rec);
+    return r;
+}
+
+static int pg_key_load(struct store *base, store_key_cb cb, void *arg)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    if ((r = ensure_conn(s)) == 0)
+        r = load_keys(s->conn, cb, arg);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+/* Appends "id:at" pairs to `buf`, comma-separated. */
+static int pg_last_used_flush(struct store *base, const struct key_use *v, size_t n)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    char *ids = NULL, *ats = NULL, *note = NULL;
+    size_t il = 0, al = 0, nl = 0, cap = n * 24 + 4;
+    const char *p[2];
+    int r;
+
+    if (n == 0)
+        return 0;
+    if ((ids = malloc(cap)) == NULL || (ats = malloc(cap)) == NULL || (note = malloc(NOTIFY_MAX + 64)) == NULL) {
+        r = AK_ERR_NOMEM;
+        goto out_free;
+    }
+    ids[il++] = '{';
+    ats[al++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        il += (size_t)snprintf(ids + il, cap - il, "%s%" PRId64, i != 0 ? "," : "", v[i].id);
+        al += (size_t)snprintf(ats + al, cap - al, "%s%" PRId64, i != 0 ? "," : "", v[i].at);
+    }
+    snprintf(ids + il, cap - il, "}");
+    snprintf(ats + al, cap - al, "}");
+    p[0] = ids;
+    p[1] = ats;
+    pthread_mutex_lock(&s->lock);
+    if ((r = begin(s)) != 0)
+        goto out;
+    /* A maximum: uses flushed by other instances never move last_used backwards. */
+    r = exec(s->conn,
+             "UPDATE api_keys k SET last_used = GREATEST(coalesce(k.last_used, 0), u.at)"
+             " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id",
+             2, p, NULL);
+    /* Tell the other instances, in payloads under PostgreSQL's size limit: "u id:at,id:at,...". */
+    for (size_t i = 0; i < n && r == 0;) {
+        nl = (size_t)snprintf(note, NOTIFY_MAX + 64, "u ");
+        for (; i < n && nl < NOTIFY_MAX; i++)
+            nl += (size_t)snprintf(note + nl, NOTIFY_MAX + 64 - nl, "%s%" PRId64 ":%" PRId64, nl > 2 ? "," : "", v[i].id, v[i].at);
+        const char *np[] = {note};
+        r = exec(s->conn, "SELECT pg_notify('" CHANNEL "', $1)", 1, np, NULL);
+    }
+    r = finish(s, r);
+out:
+    pthread_mutex_unlock(&s->lock);
+out_free:
+    free(ids);
+    free(ats);
+    free(note);
+    return r;
+}
+
+static int pg_poll_changed(struct store *base, bool *ret_changed)
+{
+    (void)base;
+    *ret_changed = false; /* changes arrive through watch */
+    return 0;
+}
+
+/* ---- the watcher ---- */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void handle_notification(struct pg_store *s, PGconn *conn, const PGnotify *n, struct key_rec *rec)
+{
+    const char *p = n->extra;
+
+    if (n->be_pid == atomic_load(&s->writer_pid))
+        return; /* our own write: already applied */
+    if (p[0] == 'k' && p[1] == ' ') {
+        int64_t id = strtoll(p + 2, NULL, 10);
+        int r = read_key(conn, 0, id, rec);
+        if (r == 0)
+            s->watch_ops->changed(s->watch_arg, id, rec);
+        else if (r == AK_ERR_NOT_FOUND)
+            s->watch_ops->changed(s->watch_arg, id, NULL);
+    } else if (p[0] == 'u' && p[1] == ' ') {
+        struct key_use uses[64];
+        size_t k = 0;
+        char *end;
+        for (p += 2; *p != '\0';) {
+            uses[k].id = strtoll(p, &end, 10);
+            if (*end != ':')
+                break;
+            uses[k].at = strtoll(end + 1, &end, 10);
+            if (++k == sizeof(uses) / sizeof(uses[0])) {
+                s->watch_ops->used(s->watch_arg, uses, k);
+                k = 0;
+            }
+            p = *end == ',' ? end + 1 : end;
+        }
+        if (k != 0)
+            s->watch_ops->used(s->watch_arg, uses, k);
+    }
+}
+
+static void *watch_main(void *arg)
+{
+    struct pg_store *s = arg;
+    struct key_rec *rec = malloc(sizeof(*rec));
+    PGconn *conn = NULL;
+
+    while (rec != NULL && !atomic_load(&s->stop)) {
+        PGresult *res;
+        conn = connect_db(s->uri);
+        if (PQstatus(conn) != CONNECTION_OK) {
+            PQfinish(conn);
+            conn = NULL;
+            sleep_ms(RECONNECT_MS);
+            continue;
+        }
+        res = PQexec(conn, "LISTEN " CHANNEL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            PQclear(res);
+            PQfinish(conn);
+            conn = NULL;
+            sleep_ms(RECONNECT_MS);
+            continue;
+        }
+        PQclear(res);
+        /* Listening first, then reloading: nothing committed in between is missed. */
+        s->watch_ops->resync(s->watch_arg);
+        while (!atomic_load(&s->stop)) {
+            struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+            PGnotify *n;
+            if (pfd.fd < 0 || (poll(&pfd, 1, 100) < 0 && errno != EINTR))
+                break;
+            if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK)
+                break;
+            while ((n = PQnotifies(conn)) != NULL) {
+                handle_notification(s, conn, n, rec);
+                PQfreemem(n);
+            }
+            if (PQstatus(conn) != CONNECTION_OK)
+                break;
+        }
+        PQfinish(conn);
+        conn = NULL;
+        if (!atomic_load(&s->stop))
+            sleep_ms(RECONNECT_MS);
+    }
+    free(rec);
+    return NULL;
+}
+
+static int pg_watch(struct store *base, const struct store_watch_ops *ops, void *arg)
+{
+    struct pg_store *s = (struct pg_store *)base;
+
+    if (s->watching)
+        return AK_ERR_ARG;
+    s->watch_ops = ops;
+    s->watch_arg = arg;
+    if (pthread_create(&s->watch_tid, NULL, watch_main, s) != 0)
+        return AK_ERR_NOMEM;
+    s->watching = true;
+    return 0;
+}
+
+static void pg_free(struct store *base)
+{
+    struct pg_store *s = (struct pg_store *)base;
+
+    if (s->watching) {
+        atomic_store(&s->stop, 1);
+        pthread_join(s->watch_tid, NULL);
+    }
+    if (s->conn != NULL)
+        PQfinish(s->conn);
+    pthread_mutex_destroy(&s->lock);
+    free(s->uri);
+    free(s);
+}
+
+static const struct store_ops POSTGRES_OPS = {
+    .name = "postgresql",
+    .free = pg_free,
+    .account_create = pg_account_create,
+    .key_insert = pg_key_insert,
+    .key_update = pg_key_update,
+    .key_delete = pg_key_delete,
+    .key_get = pg_key_get,
+    .key_load = pg_key_load,
+    .last_used_flush = pg_last_used_flush,
+    .poll_changed = pg_poll_changed,
+    .watch = pg_watch,
+};
+
+/* Brings the schema to the newest version; an advisory lock keeps instances starting together from racing. */
+static int migrate(struct pg_store *s, char *err, size_t errlen)
+{
+    const int latest = (int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0]));
+    char sql[80];
+    PGresult *res = NULL;
+    int version = 0, r;
+
+    if ((r = begin(s)) != 0 || (r = exec(s->conn, "SELECT pg_advisory_xact_lock(7370616269)", 0, NULL, NULL)) != 0 ||
+        (r = exec(s->conn, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", 0, NULL, NULL)) != 0 ||
+        (r = exec(s->conn, "SELECT coalesce(max(version), 0) FROM schema_version", 0, NULL, &res)) != 0) {
+        snprintf(err, errlen, "cannot read schema version: %s", PQerrorMessage(s->conn));
+        return finish(s, r != 0 ? r : AK_ERR_STORE);
+    }
+    version = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (version > latest) {
+        snprintf(err, errlen, "database schema version %d is newer than this apikeyd (%d)", version, latest);
+        return finish(s, AK_ERR_STORE);
+    }
+    for (; version < latest && r == 0; version++) {
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_version (version) VALUES (%d)", version + 1);
+        if ((r = exec(s->conn, MIGRATIONS[version], 0, NULL, NULL)) == 0)
+            r = exec(s->conn, sql, 0, NULL, NULL);
+    }
+    if (r != 0)
+        snprintf(err, errlen, "cannot migrate schema: %s", PQerrorMessage(s->conn));
+    return finish(s, r);
+}
+
+/* Removes newlines from libpq's messages so that every error is one line. */
+static void one_line(char *msg)
+{
+    for (char *p = msg; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = p[1] != '\0' ? ' ' : '\0';
+}
+
+int store_postgres_open(const char *uri, struct store **ret, char *err, size_t errlen)
+{
+    struct pg_store *s;
+    int r;
+
+    if ((s = calloc(1, sizeof(*s))) == NULL || (s->uri = strdup(uri)) == NULL) {
+        free(s);
+        return AK_ERR_NOMEM;
+    }
+    s->super.ops = &POSTGRES_OPS;
+    pthread_mutex_init(&s->lock, NULL);
+    atomic_init(&s->stop, 0);
+    s->conn = connect_db(uri);
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        /* never echo the URI: it may hold a password */
+        snprintf(err, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(s->conn));
+        one_line(err);
+        pg_free(&s->super);
+        return AK_ERR_UNAVAILABLE;
+    }
+    atomic_store(&s->writer_pid, PQbackendPID(s->conn));
+    if ((r = migrate(s, err, errlen)) != 0) {
+        one_line(err);
+        pg_free(&s->super);
+        return r;
+    }
+    *ret = &s->super;
+    return 0;
+}
