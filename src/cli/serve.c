@@ -22,6 +22,14 @@ static void usage(FILE *out)
           "  --brand NAME         key brand, the \"ml\" of ml_prod_... (default ml)\n"
           "  --verify-token TOKEN require this token in X-Verify-Token on /v1/auth/verify\n"
           "                       (env APIKEYD_VERIFY_TOKEN)\n"
+          "  --tls-cert PATH      PEM certificate chain: serve HTTPS (with --tls-key)\n"
+          "  --tls-key PATH       PEM private key for --tls-cert\n"
+          "  --header-timeout S   seconds for a request's headers and body to arrive (default 10)\n"
+          "  --idle-timeout S     seconds an idle keep-alive connection stays open (default 60;\n"
+          "                       h2o 2.2 applies the shorter of the two timeouts to both)\n"
+          "  --max-connections N  open connections at most; past it new ones are closed (default 10000)\n"
+          "  --auth-failures N    invalid keys allowed per client address a minute before 429 (default 100, 0: off)\n"
+          "  --client-ip-header H take the client address for --auth-failures from header H (behind a gateway)\n"
           "  --no-access-log      do not write one line per request to stderr\n"
           "  --help               this text\n",
           out);
@@ -30,14 +38,31 @@ static void usage(FILE *out)
 int cli_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},       {"listen", required_argument, NULL, 'l'},
-        {"threads", required_argument, NULL, 't'},  {"secret-file", required_argument, NULL, 's'},
-        {"max-keys", required_argument, NULL, 'm'}, {"brand", required_argument, NULL, 'b'},
-        {"no-access-log", no_argument, NULL, 'q'},  {"verify-token", required_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"db", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"threads", required_argument, NULL, 't'},
+        {"secret-file", required_argument, NULL, 's'},
+        {"max-keys", required_argument, NULL, 'm'},
+        {"brand", required_argument, NULL, 'b'},
+        {"no-access-log", no_argument, NULL, 'q'},
+        {"verify-token", required_argument, NULL, 'v'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"header-timeout", required_argument, NULL, 'H'},
+        {"idle-timeout", required_argument, NULL, 'I'},
+        {"max-connections", required_argument, NULL, 'M'},
+        {"auth-failures", required_argument, NULL, 'F'},
+        {"client-ip-header", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct cli_common c = {.db = getenv("APIKEYD_DB")};
-    struct server_config sc = {.listen = getenv("APIKEYD_LISTEN"), .verify_token = getenv("APIKEYD_VERIFY_TOKEN")};
+    struct server_config sc = {.listen = getenv("APIKEYD_LISTEN"),
+                               .verify_token = getenv("APIKEYD_VERIFY_TOKEN"),
+                               .header_timeout_s = 10,
+                               .idle_timeout_s = 60,
+                               .max_connections = 10000,
+                               .auth_failures = 100};
     struct cli_env env;
     char err[512] = "";
     int opt, r;
@@ -76,6 +101,35 @@ int cli_serve(int argc, char **argv)
         case 'v':
             sc.verify_token = optarg;
             break;
+        case 'C':
+            sc.tls_cert = optarg;
+            break;
+        case 'K':
+            sc.tls_key = optarg;
+            break;
+        case 'H':
+        case 'I':
+            if (cli_parse_uint(optarg, 1, 3600, opt == 'H' ? &sc.header_timeout_s : &sc.idle_timeout_s) != 0) {
+                fprintf(stderr, "apikeyd serve: --%s takes seconds from 1 to 3600\n",
+                        opt == 'H' ? "header-timeout" : "idle-timeout");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'M':
+            if (cli_parse_uint(optarg, 1, 1000000, &sc.max_connections) != 0) {
+                fprintf(stderr, "apikeyd serve: --max-connections takes a number from 1 to 1000000\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'F':
+            if (cli_parse_uint(optarg, 0, 1000000, &sc.auth_failures) != 0) {
+                fprintf(stderr, "apikeyd serve: --auth-failures takes a number from 0 to 1000000\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'P':
+            sc.client_ip_header = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -93,6 +147,10 @@ int cli_serve(int argc, char **argv)
     if (c.db == NULL || *c.db == '\0') {
         fprintf(stderr, "apikeyd serve: --db is required (or set APIKEYD_DB)\n");
         usage(stderr);
+        return EXIT_USAGE;
+    }
+    if ((sc.tls_cert == NULL) != (sc.tls_key == NULL)) {
+        fprintf(stderr, "apikeyd serve: --tls-cert and --tls-key go together\n");
         return EXIT_USAGE;
     }
     if (sc.verify_token != NULL && *sc.verify_token == '\0')

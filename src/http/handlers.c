@@ -4,15 +4,20 @@
  */
 #include "http/handlers.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "core/error.h"
 #include "core/keys.h"
+#include "core/throttle.h"
 #include "core/timefmt.h"
 #include "core/validate.h"
+#include "http/framing.h"
 #include "http/render.h"
 #include "http/respond.h"
 #include "http/router.h"
@@ -25,6 +30,10 @@ struct api_handler {
     h2o_handler_t super;
     struct keys *keys;
     struct writer *writer;
+    struct throttle *throttle;
+    const char *client_ip_header;
+    size_t client_ip_header_len;
+    size_t max_header_bytes;
     const char *verify_token;
     size_t verify_token_len;
 };
@@ -77,19 +86,75 @@ static void respond_unauthorized(struct exchange *x, int err)
     respond_error(x, 401, "invalid_api_key", "the API key is not valid");
 }
 
-/* Returns 0 and fills `who`, or answers 401 and returns -1. */
+/*
+ * The client's address for throttling: the peer, or the value of the
+ * configured header when apikeyd runs behind a gateway that sets it.
+ */
+static size_t client_addr(struct api_handler *api, h2o_req_t *req, uint8_t out[THROTTLE_ADDR_MAX])
+{
+    struct sockaddr_storage ss;
+
+    if (api->client_ip_header != NULL) {
+        ssize_t i = h2o_find_header_by_str(&req->headers, api->client_ip_header, api->client_ip_header_len, -1);
+        if (i >= 0) {
+            size_t len = req->headers.entries[i].value.len;
+            if (len > THROTTLE_ADDR_MAX)
+                len = THROTTLE_ADDR_MAX;
+            memcpy(out, req->headers.entries[i].value.base, len);
+            return len;
+        }
+    }
+    if (req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) == 0)
+        return 0;
+    if (ss.ss_family == AF_INET) {
+        memcpy(out, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        return 4;
+    }
+    if (ss.ss_family == AF_INET6) {
+        memcpy(out, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
+}
+
+/* Answers 429 when the client has failed too often; returns whether it did. */
+static bool throttled(struct api_handler *api, struct exchange *x, int err)
+{
+    uint8_t addr[THROTTLE_ADDR_MAX];
+    unsigned wait;
+    size_t len;
+    char *after;
+
+    /* Only guesses count: a missing key is no attempt, an inactive key is a real one. */
+    if (api->throttle == NULL || (err != AK_ERR_KEY_UNKNOWN && err != AK_ERR_KEY_FORMAT))
+        return false;
+    len = client_addr(api, x->req, addr);
+    if ((wait = throttle_fail(api->throttle, addr, len, timefmt_now())) == 0)
+        return false;
+    after = h2o_mem_alloc_pool(&x->req->pool, 16);
+    snprintf(after, 16, "%u", wait);
+    respond_header(x, "retry-after", after);
+    respond_error(x, 429, "too_many_failed_attempts", "too many invalid API keys from this address; retry later");
+    return true;
+}
+
+/* Returns 0 and fills `who`, or answers 401 (or 429) and returns -1. The key is wiped from the request once read. */
 static int authenticate(struct api_handler *api, struct exchange *x, struct principal *who)
 {
     h2o_req_t *req = x->req;
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     int r;
 
-    if (i < 0)
+    if (i < 0) {
         r = keys_authenticate(api->keys, NULL, 0, timefmt_now(), who);
-    else
-        r = keys_authenticate(api->keys, req->headers.entries[i].value.base, req->headers.entries[i].value.len, timefmt_now(), who);
+    } else {
+        h2o_iovec_t *v = &req->headers.entries[i].value;
+        r = keys_authenticate(api->keys, v->base, v->len, timefmt_now(), who);
+        OPENSSL_cleanse(v->base, v->len);
+    }
     if (r != 0) {
-        respond_unauthorized(x, r);
+        if (!throttled(api, x, r))
+            respond_unauthorized(x, r);
         return -1;
     }
     memcpy(x->prefix, who->prefix, sizeof(x->prefix));
@@ -418,6 +483,34 @@ static void on_verify(struct api_handler *api, struct exchange *x)
     respond_empty(x, 204);
 }
 
+/*
+ * Requests that a proxy in front could read differently than we do (request
+ * smuggling) or that are too large: refused, and the connection closed.
+ */
+static bool refuse_malformed(struct api_handler *api, struct exchange *x)
+{
+    h2o_req_t *req = x->req;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    size_t total = 0;
+
+    for (size_t i = 0; i < req->headers.size; i++)
+        total += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (total > api->max_header_bytes) {
+        req->http1_is_persistent = 0;
+        respond_error(x, 431, "headers_too_large", "the request headers are too large");
+        return true;
+    }
+    /* The raw header block still starts the connection's input buffer while its request is handled. */
+    if (sock != NULL && sock->input != NULL && sock->input->size >= req->input.method.len &&
+        memcmp(sock->input->bytes, req->input.method.base, req->input.method.len) == 0 &&
+        !framing_ok(sock->input->bytes, sock->input->size)) {
+        req->http1_is_persistent = 0;
+        respond_error(x, 400, "bad_request", "a request may carry one Content-Length, or Transfer-Encoding, not both");
+        return true;
+    }
+    return false;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct api_handler *api = (struct api_handler *)self;
@@ -426,6 +519,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     struct route rt;
 
     exchange_init(&x, req);
+    if (refuse_malformed(api, &x))
+        return 0;
     if (router_is_verify(req->path.base, req->path.len)) {
         on_verify(api, &x);
         return 0;
@@ -479,6 +574,10 @@ void handlers_register(h2o_pathconf_t *path, const struct handlers_config *cfg)
     api->super.on_req = on_req;
     api->keys = cfg->keys;
     api->writer = cfg->writer;
+    api->throttle = cfg->throttle;
+    api->client_ip_header = cfg->client_ip_header;
+    api->client_ip_header_len = cfg->client_ip_header != NULL ? strlen(cfg->client_ip_header) : 0;
+    api->max_header_bytes = cfg->max_header_bytes;
     api->verify_token = cfg->verify_token;
     api->verify_token_len = cfg->verify_token != NULL ? strlen(cfg->verify_token) : 0;
 }

@@ -9,12 +9,16 @@
 #include <h2o.h>
 
 struct keys;
+struct throttle;
 struct writer;
 
 struct handlers_config {
-    struct keys *keys;        /* must outlive the server */
-    const char *verify_token; /* when non-NULL, /v1/auth/verify requires it in X-Verify-Token */
-    struct writer *writer;    /* runs creates, updates and deletes off the event loops */
+    struct keys *keys;            /* must outlive the server */
+    const char *verify_token;     /* when non-NULL, /v1/auth/verify requires it in X-Verify-Token */
+    struct writer *writer;        /* runs creates, updates and deletes off the event loops */
+    struct throttle *throttle;    /* failed authentications per client address; NULL: no throttling */
+    const char *client_ip_header; /* trust this request header for the client address (behind a gateway); NULL: the peer */
+    size_t max_header_bytes;      /* request headers larger than this in total get 431 */
 };
 
 /* Registers apikeyd's handler on `path`. */

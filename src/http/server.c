@@ -5,14 +5,17 @@
 #include "http/server.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +24,7 @@
 
 #include "core/error.h"
 #include "core/keys.h"
+#include "core/throttle.h"
 #include "http/handlers.h"
 #include "http/respond.h"
 #include "http/worker.h"
@@ -29,6 +33,7 @@
 #define MAX_THREADS 256
 #define MAX_REQUEST_ENTITY (1024 * 1024) /* h2o's hard limit; handlers refuse past 64 KiB with JSON */
 #define DRAIN_MS 100
+#define MAX_HEADER_BYTES (32 * 1024)
 #define WRITE_DRAIN_MS 30000
 #define FLUSH_INTERVAL_MS 1000
 
@@ -42,6 +47,14 @@ struct maintenance {
 
 static h2o_globalconf_t config;
 static struct worker *finished_workers;
+static _Atomic unsigned connections; /* open client connections, all workers */
+static unsigned max_connections;
+
+static void on_socket_close(void *data)
+{
+    (void)data;
+    atomic_fetch_sub(&connections, 1);
+}
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
@@ -50,6 +63,14 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 
     if (err != NULL || (sock = h2o_evloop_socket_accept(listener)) == NULL)
         return;
+    /* Past the limit a connection is refused at once, not left waiting in a queue. */
+    if (atomic_fetch_add(&connections, 1) >= max_connections) {
+        atomic_fetch_sub(&connections, 1);
+        h2o_socket_close(sock);
+        return;
+    }
+    sock->on_close.cb = on_socket_close;
+    sock->on_close.data = NULL;
     h2o_accept(&w->accept, sock);
 }
 
@@ -174,11 +195,49 @@ static int open_listener(const struct addrinfo *ai, char *err, size_t errlen, co
     return fd;
 }
 
+/* A TLS context for h2o's OpenSSL: TLS 1.2 and newer, HTTP/1.1. */
+static SSL_CTX *tls_context(const char *cert, const char *key, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    if (ctx == NULL) {
+        snprintf(err, errlen, "cannot create a TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        snprintf(err, errlen, "cannot load TLS certificate %s", cert);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(err, errlen, "cannot load TLS key %s, or it does not match the certificate", key);
+        goto fail;
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* Lets the process hold as many sockets as the hard limit allows. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int server_run(const struct server_config *cfg, char *err, size_t errlen)
 {
     struct worker *workers = NULL;
     struct maintenance maint = {.keys = cfg->keys};
     struct writer *writer = NULL;
+    struct throttle *throttle = NULL;
+    SSL_CTX *ssl_ctx = NULL;
     struct addrinfo *ai = NULL;
     h2o_pathconf_t *path;
     sigset_t sigs;
@@ -198,8 +257,14 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    raise_fd_limit();
+    max_connections = cfg->max_connections != 0 ? cfg->max_connections : UINT_MAX;
     if ((r = resolve(cfg->listen, &ai, err, errlen)) != 0)
         return r;
+    if (cfg->tls_cert != NULL && (ssl_ctx = tls_context(cfg->tls_cert, cfg->tls_key, err, errlen)) == NULL) {
+        freeaddrinfo(ai);
+        return AK_ERR_ARG;
+    }
     if ((workers = calloc(n, sizeof(*workers))) == NULL) {
         freeaddrinfo(ai);
         return AK_ERR_NOMEM;
@@ -216,13 +281,29 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     h2o_config_init(&config);
     config.server_name = h2o_iovec_init(H2O_STRLIT("apikeyd"));
     config.max_request_entity_size = MAX_REQUEST_ENTITY;
+    /*
+     * h2o 2.2 times HTTP/1.1 with one timer: the wait for a request's headers
+     * and body, and the idle wait between keep-alive requests. It gets the
+     * shorter of the two limits.
+     */
+    config.http1.req_timeout =
+        1000u * (uint64_t)(cfg->idle_timeout_s < cfg->header_timeout_s ? cfg->idle_timeout_s : cfg->header_timeout_s);
     path = h2o_config_register_path(h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535), "/", 0);
     if ((writer = writer_start()) == NULL) {
         snprintf(err, errlen, "cannot start the writer thread");
         r = AK_ERR_NOMEM;
         goto out;
     }
-    struct handlers_config hc = {.keys = cfg->keys, .verify_token = cfg->verify_token, .writer = writer};
+    if (cfg->auth_failures != 0 && (throttle = throttle_new(cfg->auth_failures, 65536)) == NULL) {
+        r = AK_ERR_NOMEM;
+        goto out;
+    }
+    struct handlers_config hc = {.keys = cfg->keys,
+                                 .verify_token = cfg->verify_token,
+                                 .writer = writer,
+                                 .throttle = throttle,
+                                 .client_ip_header = cfg->client_ip_header,
+                                 .max_header_bytes = MAX_HEADER_BYTES};
     handlers_register(path, &hc);
 
     for (unsigned i = 0; i < n; i++) {
@@ -230,6 +311,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         h2o_context_init(&w->ctx, h2o_evloop_create(), &config);
         w->accept.ctx = &w->ctx;
         w->accept.hosts = config.hosts;
+        w->accept.ssl_ctx = ssl_ctx;
         w->listener = h2o_evloop_socket_create(w->ctx.loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);
         w->listener->data = w;
         h2o_socket_read_start(w->listener, on_accept);
@@ -276,5 +358,10 @@ out:
             close(workers[i].fd);
     free(workers);
     freeaddrinfo(ai);
+    if (finished_workers == NULL) {
+        /* never served: nothing can still use these */
+        throttle_free(throttle);
+        SSL_CTX_free(ssl_ctx);
+    }
     return r;
 }
