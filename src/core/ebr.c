@@ -7,12 +7,14 @@
 #include "core/ebr.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "core/error.h"
 
 struct ebr_slot {
     _Alignas(64) _Atomic uint64_t epoch; /* 0: not reading */
+    const void *owner;                   /* the owning thread's token (never reused while the thread lives) */
     struct ebr_slot *next;
 };
 
@@ -24,6 +26,7 @@ static _Thread_local struct {
     struct ebr_slot *slot;
 } cache[SLOT_CACHE];
 static _Thread_local unsigned cache_next;
+static _Thread_local char thread_token; /* its address identifies this thread */
 static _Atomic uint64_t next_id = 1;
 
 int ebr_init(struct ebr *e)
@@ -56,20 +59,27 @@ void ebr_release(struct ebr *e)
             cache[i].id = 0;
 }
 
-static struct ebr_slot *my_slot(struct ebr *e)
+/* This thread's slot in `e`: from the cache, else from e's list, else a new one. NULL only when out of memory. */
+static struct ebr_slot *my_slot(struct ebr *e, bool create)
 {
     struct ebr_slot *s;
 
     for (unsigned i = 0; i < SLOT_CACHE; i++)
         if (cache[i].id == e->id)
             return cache[i].slot;
-    /* First use on this thread: add a slot (lock-free push). */
-    if ((s = aligned_alloc(64, sizeof(*s))) == NULL)
-        return NULL;
-    atomic_init(&s->epoch, 0);
-    s->next = atomic_load(&e->slots);
-    while (!atomic_compare_exchange_weak(&e->slots, &s->next, s))
-        ;
+    /* Evicted from the cache, or first use: threads keep one slot per instance for life. */
+    for (s = atomic_load(&e->slots); s != NULL; s = s->next)
+        if (s->owner == &thread_token)
+            break;
+    if (s == NULL) {
+        if (!create || (s = aligned_alloc(64, sizeof(*s))) == NULL)
+            return NULL;
+        atomic_init(&s->epoch, 0);
+        s->owner = &thread_token;
+        s->next = atomic_load(&e->slots);
+        while (!atomic_compare_exchange_weak(&e->slots, &s->next, s))
+            ;
+    }
     cache[cache_next].id = e->id;
     cache[cache_next].slot = s;
     cache_next = (cache_next + 1) % SLOT_CACHE;
@@ -78,7 +88,7 @@ static struct ebr_slot *my_slot(struct ebr *e)
 
 int ebr_enter(struct ebr *e)
 {
-    struct ebr_slot *s = my_slot(e);
+    struct ebr_slot *s = my_slot(e, true);
 
     if (s == NULL)
         return AK_ERR_NOMEM;
@@ -89,12 +99,10 @@ int ebr_enter(struct ebr *e)
 
 void ebr_exit(struct ebr *e)
 {
-    for (unsigned i = 0; i < SLOT_CACHE; i++) {
-        if (cache[i].id == e->id) {
-            atomic_store_explicit(&cache[i].slot->epoch, 0, memory_order_release);
-            return;
-        }
-    }
+    struct ebr_slot *s = my_slot(e, false);
+
+    if (s != NULL)
+        atomic_store_explicit(&s->epoch, 0, memory_order_release);
 }
 
 int ebr_retire(struct ebr *e, void *ptr, void (*free_fn)(void *))
