@@ -6,7 +6,7 @@ ifeq ($(WERROR),1)
 CMAKE_FLAGS += -DAPIKEYD_WERROR=ON
 endif
 
-.PHONY: all deps run test unit api asan bench fuzz format clean
+.PHONY: all deps run test bench fuzz crashtest format clean
 
 all: deps
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
@@ -26,6 +26,9 @@ bench: all
 
 fuzz: deps
 	@bash fuzz/run.sh
+
+crashtest: all
+	@/usr/bin/python3 tests/crash/crashtest.py --kills $${KILLS:-100}
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -2,7 +2,8 @@
 # `make test`: everything CI checks, in order, on a fresh machine:
 #   1. the release build (warnings as errors when WERROR=1) and its unit tests (CTest + cmocka)
 #   2. the black-box API suite (pytest) against build/apikeyd
-#   3. the same unit tests and API suite against an ASan+UBSan build
+#   3. the unit tests under valgrind (no error, no leak)
+#   4. the same unit tests and API suite against an ASan+UBSan build
 # Exits non-zero on the first failure; the last line sums up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,8 +56,25 @@ run_suite() { # run_suite BUILD_DIR LABEL [cmake flags...]
     return "$rc"
 }
 
+valgrind_units() { # valgrind_units BUILD_DIR
+    local n=0 bad=0 t
+    echo "== valgrind: unit tests"
+    for t in "$1"/test_*; do
+        [ -x "$t" ] || continue
+        if valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=1 "$t" >"$LOGS/vg.out" 2>&1; then
+            echo "valgrind: $(basename "$t") ok"
+        else
+            echo "valgrind: $(basename "$t") FAILED"; cat "$LOGS/vg.out"; bad=$((bad + 1))
+        fi
+        n=$((n + 1))
+    done
+    passed=$((passed + n - bad)); failed=$((failed + bad))
+    [ "$bad" -eq 0 ]
+}
+
 bash scripts/deps.sh
 run_suite build release "${FLAGS[@]}"
+valgrind_units build
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
