@@ -138,6 +138,26 @@ static bool throttled(struct api_handler *api, struct exchange *x, int err)
     return true;
 }
 
+/*
+ * For a request with a body, h2o copies the headers into the request's pool;
+ * the bytes as received stay in the connection's input buffer. Wipe the
+ * header value there too (for other requests `value` points into that buffer
+ * already).
+ */
+static void wipe_raw_copy(h2o_req_t *req, const char *value, size_t len)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    char *raw, *hit;
+
+    if (sock == NULL || sock->input == NULL || len == 0)
+        return;
+    raw = sock->input->bytes;
+    if (value >= raw && value < raw + sock->input->size)
+        return;
+    if ((hit = memmem(raw, sock->input->size, value, len)) != NULL)
+        OPENSSL_cleanse(hit, len);
+}
+
 /* Returns 0 and fills `who`, or answers 401 (or 429) and returns -1. The key is wiped from the request once read. */
 static int authenticate(struct api_handler *api, struct exchange *x, struct principal *who)
 {
@@ -150,6 +170,7 @@ static int authenticate(struct api_handler *api, struct exchange *x, struct prin
     } else {
         h2o_iovec_t *v = &req->headers.entries[i].value;
         r = keys_authenticate(api->keys, v->base, v->len, timefmt_now(), who);
+        wipe_raw_copy(req, v->base, v->len);
         OPENSSL_cleanse(v->base, v->len);
     }
     if (r != 0) {
