@@ -46,6 +46,10 @@ run_suite() { # run_suite BUILD_DIR LABEL [cmake flags...]
     (cd "$dir" && ctest --output-on-failure -j "$JOBS") 2>&1 | tee "$LOGS/ctest-$label.log"
     local crc=${PIPESTATUS[0]}
     ctest_tally "$LOGS/ctest-$label.log"
+    echo "== $label: fuzz corpus replay"
+    bash fuzz/replay.sh "$dir" 2>&1 | tee "$LOGS/fuzz-$label.log"
+    local frc=${PIPESTATUS[0]}
+    tally "$LOGS/fuzz-$label.log"
     echo "== $label: API tests"
     APIKEYD_BIN="$PWD/$dir/apikeyd" $PY -m pytest -q -p no:cacheprovider tests/api 2>&1 | tee "$LOGS/pytest-$label.log"
     local rc=${PIPESTATUS[0]}
@@ -53,6 +57,7 @@ run_suite() { # run_suite BUILD_DIR LABEL [cmake flags...]
     tally "$LOGS/pytest-$label.log"
     [ "$rc" -eq 5 ] && { echo "make test: pytest ran no tests" >&2; return 1; }
     [ "$crc" -eq 0 ] || return "$crc"
+    [ "$frc" -eq 0 ] || return "$frc"
     return "$rc"
 }
 

@@ -59,7 +59,7 @@ typedef uint64_t (*ptable_key_fn)(const void *item);
 
 struct ptable {
     size_t mask;
-    size_t live; /* items */
+    _Atomic size_t live; /* items; written by the writer, read by catalog_size */
     size_t used; /* items and tombstones */
     _Atomic(void *) slot[];
 };
@@ -80,6 +80,7 @@ struct catalog {
 };
 
 static char tomb_marker;
+#define GONE_MAX (1u << 20) /* deleted ids remembered */
 #define TOMB ((void *)&tomb_marker)
 
 /* ---- keys of the three tables ---- */
@@ -489,6 +490,13 @@ static void gone_add(struct catalog *cat, int64_t id)
 
     if (gone_find(cat, id, &pos))
         return;
+    if (cat->ngone == GONE_MAX) {
+        /* Bounded: forget the oldest half (lowest ids: the longest gone, whose late events are long past). */
+        memmove(cat->gone, cat->gone + GONE_MAX / 2, (GONE_MAX - GONE_MAX / 2) * sizeof(*cat->gone));
+        cat->ngone -= GONE_MAX / 2;
+        if (!gone_find(cat, id, &pos) && pos == 0 && cat->ngone != 0 && id < cat->gone[0])
+            return; /* older than everything kept */
+    }
     if (cat->ngone == cat->capgone) {
         size_t cap = cat->capgone != 0 ? cat->capgone * 2 : 64;
         int64_t *g = realloc(cat->gone, cap * sizeof(*g));

@@ -10,6 +10,13 @@
 
 #include "core/error.h"
 
+/* Unicode White_Space outside the control ranges (which are refused anyway). */
+static bool is_space(unsigned cp)
+{
+    return cp == 0x20 || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 ||
+           cp == 0x202f || cp == 0x205f || cp == 0x3000;
+}
+
 int validate_name(const char *s, size_t len, char *msg, size_t msglen)
 {
     size_t chars = 0, spaces = 0;
@@ -47,11 +54,17 @@ int validate_name(const char *s, size_t len, char *msg, size_t msglen)
             }
             cp = cp << 6 | (cc & 0x3fu);
         }
+        /* The shape is not enough: no overlong forms, surrogates, or code points past U+10FFFF. */
+        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff)) {
+            snprintf(msg, msglen, "name is not valid UTF-8");
+            return AK_ERR_INVALID;
+        }
         if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
             snprintf(msg, msglen, "name must not contain control characters");
             return AK_ERR_INVALID;
         }
-        if (cp == ' ')
+        if (is_space(cp))
             spaces++;
         chars++;
         i += n;

@@ -27,8 +27,8 @@ struct patch_req {
 
 /*
  * Returns 0 if `s` (`len` bytes of valid UTF-8) is an acceptable key name:
- * 1 to KEY_NAME_MAX_CHARS code points, not only spaces, no control
- * characters. Otherwise AK_ERR_INVALID with a reason in `msg`.
+ * strict UTF-8, 1 to KEY_NAME_MAX_CHARS code points, not only white space
+ * (Unicode's), no control characters. Otherwise AK_ERR_INVALID with a reason in `msg`.
  */
 int validate_name(const char *s, size_t len, char *msg, size_t msglen);
 

@@ -12,7 +12,8 @@ int64_t router_parse_id(const char *s, size_t len)
 {
     int64_t v = 0;
 
-    if (len == 0 || len > 19)
+    /* Canonical decimal only: one spelling per key ("01" is not key 1). */
+    if (len == 0 || len > 19 || s[0] == '0')
         return 0;
     for (size_t i = 0; i < len; i++) {
         int d;

@@ -33,7 +33,7 @@ void router_match(const char *path, size_t len, struct route *ret);
  */
 bool router_is_verify(const char *raw, size_t len);
 
-/* Parses a decimal id in 1..INT64_MAX (digits only). Returns the id, or 0 if it is not one. */
+/* Parses a canonical decimal id in 1..INT64_MAX (digits only, no leading zero). Returns the id, or 0 if it is not one. */
 int64_t router_parse_id(const char *s, size_t len);
 
 /* The methods a route allows, for 405's Allow header. */

@@ -652,8 +652,9 @@ static void test_name_direct(void **state)
         if (name(buf + 1, n - 1) != AK_ERR_INVALID)
             fail_msg("control character U+%04X accepted as a name", cp);
     }
-    /* The first printable characters after the C1 block are fine. */
-    assert_int_equal(name("\xc2\xa0", 2), 0);
+    /* The first printable characters after the C1 block are fine; a no-break space alone is white space only. */
+    assert_int_equal(name("\xc2\xa0", 2), AK_ERR_INVALID);
+    assert_int_equal(name("a\xc2\xa0", 3), 0);
     assert_int_equal(name("a\xc2\xa1", 3), 0);
     assert_int_equal(name("~", 1), 0);
     /* Only `len` bytes count. */

@@ -1,0 +1,483 @@
+/*
+ * Unit tests for http/render: one key object byte for byte (a fixed case),
+ * then many generated views (ids 1 and INT64_MAX, both types, every flag,
+ * times from 0 to 9999-12-31 and last_used 0 = null, names with quotes,
+ * backslashes, unicode, emoji, 100 characters, encoded by jansson as the
+ * catalog does) whose output must parse as exactly the documented members
+ * in order and equal jansson's own compact serialization of the same object;
+ * `extra` members land right after key_type; and render_buf growth across
+ * pool blocks (many keys into one buffer from a small hint equal the
+ * concatenation of each rendered alone).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <h2o.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http/render.h"
+
+#define TIME_MAX 253402300799 /* 9999-12-31T23:59:59Z */
+
+static uint64_t next_rand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static size_t pick(uint64_t *s, size_t n)
+{
+    return (size_t)(next_rand(s) % n);
+}
+
+/* The reference timestamp, from the C library. */
+static void ref_time(int64_t t, char out[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    assert_non_null(gmtime_r(&tt, &tm));
+    assert_int_equal(strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm), 20);
+}
+
+/* A view and what it points to. */
+struct sample {
+    struct key_view v;
+    char name[512]; /* UTF-8, what the name_json literal decodes to */
+    char prefix[KEYFMT_PREFIX_LEN + 1];
+    char *name_json; /* from jansson, as the catalog keeps it */
+    const char *extra;
+};
+
+static void sample_set_name(struct sample *s, const char *name)
+{
+    json_t *j = json_string(name);
+
+    assert_non_null(j);
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    free(s->name_json);
+    s->name_json = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+    json_decref(j);
+    assert_non_null(s->name_json);
+    s->v.name_json = s->name_json;
+    s->v.name_json_len = strlen(s->name_json);
+}
+
+static void sample_release(struct sample *s)
+{
+    free(s->name_json);
+    s->name_json = NULL;
+}
+
+/* Characters a name may hold: one code point each, printable, no control characters. */
+static const char *const name_chars[] = {
+    "a",
+    "Z",
+    "7",
+    " ",
+    "\"",
+    "\\",
+    "/",
+    "'",
+    "<",
+    "&",
+    "{",
+    "}",
+    ":",
+    ",",
+    "\xc3\xa9",         /* é */
+    "\xc3\x9f",         /* ß */
+    "\xe4\xb8\xad",     /* 中 */
+    "\xe2\x82\xac",     /* € */
+    "\xe2\x80\xa8",     /* U+2028 LINE SEPARATOR (not a control character) */
+    "\xef\xbb\xbf",     /* U+FEFF */
+    "\xf0\x9f\x94\x91", /* 🔑 */
+    "\xf0\x9f\x98\x80", /* 😀 */
+    "\xf0\x9f\x8f\xb3", /* 🏳 */
+    "\xe2\x80\x8d",     /* ZWJ */
+    "\xf0\x90\x80\x80", /* U+10000 */
+    "\xf4\x8f\xbf\xbd", /* U+10FFFD */
+};
+
+#define NCHARS (sizeof(name_chars) / sizeof(name_chars[0]))
+
+/* A name of `n` code points drawn from name_chars. */
+static void random_name(uint64_t *rng, size_t n, char *out, size_t outsz)
+{
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        const char *c = name_chars[pick(rng, NCHARS)];
+        size_t cl = strlen(c);
+        assert_true(len + cl < outsz);
+        memcpy(out + len, c, cl + 1);
+        len += cl;
+    }
+}
+
+static int64_t random_time(uint64_t *rng, bool allow_zero)
+{
+    switch (pick(rng, 6)) {
+    case 0:
+        return allow_zero ? 0 : 1;
+    case 1:
+        return 1;
+    case 2:
+        return TIME_MAX;
+    case 3:
+        return 1705312800; /* 2024-01-15T10:00:00Z */
+    default:
+        return (int64_t)(next_rand(rng) % (uint64_t)(TIME_MAX + 1));
+    }
+}
+
+static void random_sample(uint64_t *rng, struct sample *s)
+{
+    static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char *const extras[] = {
+        NULL,
+        ",\"api_key\":\"ml_prod_Ab3dEf6hIj9lMn2pQr5tUv8xYz1B4d7G0a1b2c\",\"message\":\"Store this key securely. It will not "
+        "be shown again.\"",
+        ",\"n\":-1",
+    };
+    char name[512];
+    size_t n;
+
+    memset(&s->v, 0, sizeof(s->v));
+    switch (pick(rng, 4)) {
+    case 0:
+        s->v.id = 1;
+        break;
+    case 1:
+        s->v.id = INT64_MAX;
+        break;
+    default:
+        s->v.id = (int64_t)((next_rand(rng) >> 1) >> pick(rng, 63));
+        if (s->v.id == 0)
+            s->v.id = 1;
+    }
+    s->v.type = pick(rng, 2) == 0 ? KEY_TYPE_PRODUCTION : KEY_TYPE_SANDBOX;
+    s->v.active = pick(rng, 2) == 0;
+    s->v.primary = pick(rng, 2) == 0;
+    s->v.created_at = random_time(rng, false);
+    s->v.last_used = pick(rng, 3) == 0 ? 0 : random_time(rng, true);
+    snprintf(s->prefix, sizeof(s->prefix), "ml_%s_", s->v.type == KEY_TYPE_SANDBOX ? "sand" : "prod");
+    for (size_t i = 8; i < KEYFMT_PREFIX_LEN; i++)
+        s->prefix[i] = b62[pick(rng, sizeof(b62) - 1)];
+    s->prefix[KEYFMT_PREFIX_LEN] = '\0';
+    s->v.prefix = s->prefix;
+    n = pick(rng, 3) == 0 ? KEY_NAME_MAX_CHARS : 1 + pick(rng, KEY_NAME_MAX_CHARS);
+    random_name(rng, n, name, sizeof(name));
+    sample_set_name(s, name);
+    s->extra = extras[pick(rng, sizeof(extras) / sizeof(extras[0]))];
+}
+
+/* The same object built with jansson, member by member in the documented order, then serialized compactly. */
+static char *reference(const struct sample *s)
+{
+    json_t *o = json_object(), *extra = NULL;
+    char t[32];
+    char *out;
+
+    assert_non_null(o);
+    assert_int_equal(json_object_set_new(o, "id", json_integer(s->v.id)), 0);
+    assert_int_equal(json_object_set_new(o, "name", json_string(s->name)), 0);
+    assert_int_equal(json_object_set_new(o, "key_type", json_string(s->v.type == KEY_TYPE_SANDBOX ? "sandbox" : "production")), 0);
+    if (s->extra != NULL) {
+        /* "{" + ",a:..,b:.." without its leading comma + "}" */
+        char *wrapped = malloc(strlen(s->extra) + 2);
+        const char *k;
+        json_t *val;
+
+        assert_non_null(wrapped);
+        snprintf(wrapped, strlen(s->extra) + 2, "{%s}", s->extra + 1);
+        assert_non_null(extra = json_loads(wrapped, 0, NULL));
+        free(wrapped);
+        json_object_foreach(extra, k, val)
+        {
+            assert_int_equal(json_object_set(o, k, val), 0);
+        }
+        json_decref(extra);
+    }
+    assert_int_equal(json_object_set_new(o, "key_prefix", json_string(s->v.prefix)), 0);
+    assert_int_equal(json_object_set_new(o, "is_active", json_boolean(s->v.active)), 0);
+    assert_int_equal(json_object_set_new(o, "is_primary", json_boolean(s->v.primary)), 0);
+    ref_time(s->v.created_at, t);
+    assert_int_equal(json_object_set_new(o, "created_at", json_string(t)), 0);
+    if (s->v.last_used != 0) {
+        ref_time(s->v.last_used, t);
+        assert_int_equal(json_object_set_new(o, "last_used", json_string(t)), 0);
+    } else {
+        assert_int_equal(json_object_set_new(o, "last_used", json_null()), 0);
+    }
+    out = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    assert_non_null(out);
+    return out;
+}
+
+/* Parses `out` and checks each member, in order, against the sample. */
+static void check_parsed(const struct sample *s, const char *out, size_t len)
+{
+    static const char *const before[] = {"id", "name", "key_type"};
+    static const char *const after[] = {"key_prefix", "is_active", "is_primary", "created_at", "last_used"};
+    json_error_t err;
+    json_t *o = json_loadb(out, len, JSON_REJECT_DUPLICATES, &err), *extra = NULL;
+    const char *want[16];
+    size_t nwant = 0, i = 0;
+    char t[32];
+    void *it;
+
+    if (o == NULL)
+        fail_msg("render_key output does not parse (%s at %d): %.*s", err.text, err.position, (int)len, out);
+    assert_true(json_is_object(o));
+    for (size_t k = 0; k < 3; k++)
+        want[nwant++] = before[k];
+    if (s->extra != NULL) {
+        char wrapped[256];
+        const char *k;
+        json_t *val;
+
+        snprintf(wrapped, sizeof(wrapped), "{%s}", s->extra + 1);
+        assert_non_null(extra = json_loads(wrapped, 0, NULL));
+        json_object_foreach(extra, k, val)
+        {
+            assert_true(nwant < 16);
+            want[nwant++] = k;
+            assert_true(json_equal(json_object_get(o, k), val));
+        }
+    }
+    for (size_t k = 0; k < 5; k++)
+        want[nwant++] = after[k];
+    assert_int_equal(json_object_size(o), nwant);
+    for (it = json_object_iter(o); it != NULL; it = json_object_iter_next(o, it), i++)
+        assert_string_equal(json_object_iter_key(it), want[i]);
+    assert_int_equal(i, nwant);
+
+    assert_true(json_is_integer(json_object_get(o, "id")));
+    assert_int_equal(json_integer_value(json_object_get(o, "id")), s->v.id);
+    assert_true(json_is_string(json_object_get(o, "name")));
+    assert_int_equal(json_string_length(json_object_get(o, "name")), strlen(s->name));
+    assert_string_equal(json_string_value(json_object_get(o, "name")), s->name);
+    assert_string_equal(json_string_value(json_object_get(o, "key_type")),
+                        s->v.type == KEY_TYPE_SANDBOX ? "sandbox" : "production");
+    assert_string_equal(json_string_value(json_object_get(o, "key_prefix")), s->v.prefix);
+    assert_true(json_is_boolean(json_object_get(o, "is_active")));
+    assert_int_equal(json_is_true(json_object_get(o, "is_active")), s->v.active);
+    assert_true(json_is_boolean(json_object_get(o, "is_primary")));
+    assert_int_equal(json_is_true(json_object_get(o, "is_primary")), s->v.primary);
+    ref_time(s->v.created_at, t);
+    assert_string_equal(json_string_value(json_object_get(o, "created_at")), t);
+    if (s->v.last_used == 0) {
+        assert_true(json_is_null(json_object_get(o, "last_used")));
+    } else {
+        ref_time(s->v.last_used, t);
+        assert_string_equal(json_string_value(json_object_get(o, "last_used")), t);
+    }
+    json_decref(extra);
+    json_decref(o);
+}
+
+static void render_one(h2o_mem_pool_t *pool, const struct sample *s, size_t hint, struct render_buf *b)
+{
+    render_init(b, pool, hint);
+    render_key(b, &s->v, s->extra, s->extra != NULL ? strlen(s->extra) : 0);
+    assert_true(b->len <= b->cap);
+}
+
+static void assert_same(const char *got, size_t got_len, const char *want, size_t want_len)
+{
+    if (got_len != want_len || memcmp(got, want, want_len) != 0)
+        fail_msg("rendered:\n%.*s\nwant:\n%.*s", (int)got_len, got, (int)want_len, want);
+}
+
+/* The documented shape, written out by hand. */
+static void test_fixed_key(void **state)
+{
+    static const char want[] = "{\"id\":1,\"name\":\"Production \\\"Key\\\" \\\\ \xc3\xa9\xf0\x9f\x94\x91\","
+                               "\"key_type\":\"production\",\"key_prefix\":\"ml_prod_a1B2\",\"is_active\":true,"
+                               "\"is_primary\":true,\"created_at\":\"2024-01-15T10:00:00Z\",\"last_used\":null}";
+    static const char want_extra[] = "{\"id\":9223372036854775807,\"name\":\"x\",\"key_type\":\"sandbox\","
+                                     "\"api_key\":\"k\",\"message\":\"m\",\"key_prefix\":\"ml_sand_Zz09\",\"is_active\":false,"
+                                     "\"is_primary\":false,\"created_at\":\"1970-01-01T00:00:01Z\","
+                                     "\"last_used\":\"9999-12-31T23:59:59Z\"}";
+    struct sample s = {0};
+    struct render_buf b;
+    h2o_mem_pool_t pool;
+
+    (void)state;
+    h2o_mem_init_pool(&pool);
+    s.v = (struct key_view){.id = 1, .type = KEY_TYPE_PRODUCTION, .active = true, .primary = true, .created_at = 1705312800};
+    snprintf(s.prefix, sizeof(s.prefix), "ml_prod_a1B2");
+    s.v.prefix = s.prefix;
+    sample_set_name(&s, "Production \"Key\" \\ \xc3\xa9\xf0\x9f\x94\x91");
+    render_one(&pool, &s, 0, &b);
+    assert_same(b.p, b.len, want, sizeof(want) - 1);
+
+    s.v = (struct key_view){.id = INT64_MAX, .type = KEY_TYPE_SANDBOX, .created_at = 1, .last_used = TIME_MAX};
+    snprintf(s.prefix, sizeof(s.prefix), "ml_sand_Zz09");
+    s.v.prefix = s.prefix;
+    sample_set_name(&s, "x");
+    s.extra = ",\"api_key\":\"k\",\"message\":\"m\"";
+    render_one(&pool, &s, 0, &b);
+    assert_same(b.p, b.len, want_extra, sizeof(want_extra) - 1);
+    check_parsed(&s, b.p, b.len);
+    sample_release(&s);
+    h2o_mem_clear_pool(&pool);
+}
+
+/* Many generated views: parsed member by member, and byte for byte against jansson. */
+static void test_generated_keys(void **state)
+{
+    uint64_t rng = 20240115;
+    h2o_mem_pool_t pool;
+    struct sample s = {0};
+
+    (void)state;
+    h2o_mem_init_pool(&pool);
+    for (int i = 0; i < 3000; i++) {
+        struct render_buf b;
+        char *want;
+
+        random_sample(&rng, &s);
+        render_one(&pool, &s, pick(&rng, 2) == 0 ? 0 : 4096, &b);
+        check_parsed(&s, b.p, b.len);
+        want = reference(&s);
+        assert_same(b.p, b.len, want, strlen(want));
+        free(want);
+        if (i % 100 == 99)
+            h2o_mem_clear_pool(&pool);
+    }
+    sample_release(&s);
+    h2o_mem_clear_pool(&pool);
+}
+
+/* The longest names, all of the widest characters, with every character escaped or not. */
+static void test_long_names(void **state)
+{
+    static const char *const fill[] = {"\xf0\x9f\x94\x91", "\"", "\\", "\xe4\xb8\xad", "a"};
+    h2o_mem_pool_t pool;
+    struct sample s = {0};
+
+    (void)state;
+    h2o_mem_init_pool(&pool);
+    for (size_t f = 0; f < sizeof(fill) / sizeof(fill[0]); f++) {
+        char name[KEY_NAME_MAX_BYTES + 1] = "";
+        struct render_buf b;
+        char *want;
+
+        for (size_t i = 0; i < KEY_NAME_MAX_CHARS; i++)
+            strcat(name, fill[f]);
+        s.v = (struct key_view){.id = (int64_t)f + 1, .type = KEY_TYPE_SANDBOX, .created_at = 1705312800, .last_used = 1705312801};
+        snprintf(s.prefix, sizeof(s.prefix), "ml_sand_0000");
+        s.v.prefix = s.prefix;
+        s.extra = NULL;
+        sample_set_name(&s, name);
+        render_one(&pool, &s, 0, &b);
+        check_parsed(&s, b.p, b.len);
+        want = reference(&s);
+        assert_same(b.p, b.len, want, strlen(want));
+        free(want);
+    }
+    sample_release(&s);
+    h2o_mem_clear_pool(&pool);
+}
+
+/*
+ * A list: many keys into one buffer that starts small, so that it moves to
+ * new pool blocks many times, must equal the keys rendered one by one and
+ * joined.
+ */
+static void test_buffer_growth(void **state)
+{
+    enum { N = 600 };
+    uint64_t rng = 7;
+    h2o_mem_pool_t pool;
+    struct sample s = {0};
+    struct render_buf list, one;
+    char *joined = NULL, *big;
+    size_t jlen = 0, moves = 0;
+    const char *last_p;
+
+    (void)state;
+    h2o_mem_init_pool(&pool);
+    render_init(&list, &pool, 1);
+    assert_non_null(list.p);
+    assert_int_equal(list.len, 0);
+    last_p = list.p;
+    render_raw(&list, "{\"api_keys\":[", 13);
+    for (int i = 0; i < N; i++) {
+        random_sample(&rng, &s);
+        if (i != 0)
+            render_raw(&list, ",", 1);
+        render_key(&list, &s.v, s.extra, s.extra != NULL ? strlen(s.extra) : 0);
+        assert_true(list.len <= list.cap);
+        if (list.p != last_p) {
+            moves++;
+            last_p = list.p;
+        }
+        render_one(&pool, &s, 1 << 16, &one);
+        joined = realloc(joined, jlen + one.len + 2);
+        assert_non_null(joined);
+        if (i != 0)
+            joined[jlen++] = ',';
+        memcpy(joined + jlen, one.p, one.len);
+        jlen += one.len;
+    }
+    render_raw(&list, "]}", 2);
+    assert_true(moves >= 5);
+    assert_int_equal(list.len, 13 + jlen + 2);
+    assert_memory_equal(list.p, "{\"api_keys\":[", 13);
+    assert_same(list.p + 13, list.len - 15, joined, jlen);
+    assert_memory_equal(list.p + list.len - 2, "]}", 2);
+    {
+        json_t *doc = json_loadb(list.p, list.len, 0, NULL);
+        assert_non_null(doc);
+        assert_int_equal(json_array_size(json_object_get(doc, "api_keys")), N);
+        json_decref(doc);
+    }
+
+    /* One append far larger than the room left (several doublings at once). */
+    big = malloc(300000);
+    assert_non_null(big);
+    for (size_t i = 0; i < 300000; i++)
+        big[i] = (char)('a' + i % 26);
+    render_init(&one, &pool, 0);
+    render_raw(&one, "[", 1);
+    render_raw(&one, big, 300000);
+    render_raw(&one, "]", 1);
+    assert_int_equal(one.len, 300002);
+    assert_true(one.cap >= one.len);
+    assert_int_equal(one.p[0], '[');
+    assert_memory_equal(one.p + 1, big, 300000);
+    assert_int_equal(one.p[300001], ']');
+
+    free(big);
+    free(joined);
+    sample_release(&s);
+    h2o_mem_clear_pool(&pool);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fixed_key),
+        cmocka_unit_test(test_generated_keys),
+        cmocka_unit_test(test_long_names),
+        cmocka_unit_test(test_buffer_growth),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
