@@ -89,8 +89,9 @@ fail:
 
 void cli_env_close(struct cli_env *env)
 {
-    keys_free(env->keys);
+    /* The store first: it stops its watcher thread, which calls into the keys service. */
     store_free(env->store);
+    keys_free(env->keys);
     env->keys = NULL;
     env->store = NULL;
 }

@@ -60,7 +60,7 @@ typedef uint64_t (*ptable_key_fn)(const void *item);
 struct ptable {
     size_t mask;
     _Atomic size_t live; /* items; written by the writer, read by catalog_size */
-    size_t used; /* items and tombstones */
+    size_t used;         /* items and tombstones */
     _Atomic(void *) slot[];
 };
 
@@ -580,65 +580,116 @@ int catalog_load(struct catalog *cat, struct store *store)
     return r;
 }
 
-int catalog_put(struct catalog *cat, const struct key_rec *rec)
+/* Writer: adds a key the catalog does not hold yet. */
+static int put_new(struct catalog *cat, struct world *w, const struct key_rec *rec)
 {
-    struct world *w;
-    struct entry *old, *e = NULL;
-    struct account *a;
-    struct keylist *ol, *l;
-    struct usage *u = NULL;
-    size_t pos;
-    int r = 0;
+    struct usage *u;
+    struct entry *e;
+    int r;
 
+    if (ptable_find(atomic_load_explicit(&w->by_digest, memory_order_relaxed), digest_key(rec->digest), entry_digest_key) != NULL)
+        return AK_ERR_COLLISION;
+    if ((u = malloc(sizeof(*u))) == NULL)
+        return AK_ERR_NOMEM;
+    if ((e = entry_new(rec, u)) == NULL) {
+        free(u);
+        return AK_ERR_NOMEM;
+    }
+    atomic_init(&u->last_used, rec->last_used);
+    atomic_init(&u->flushed, rec->last_used);
+    if ((r = world_insert(&cat->ebr, w, e)) != 0)
+        entry_free_key(e);
+    return r;
+}
+
+int catalog_put_many(struct catalog *cat, const struct key_rec *recs, size_t n)
+{
+    struct entry **olds = calloc(n, sizeof(*olds)), **news = calloc(n, sizeof(*news));
+    struct world *w;
+    size_t pos;
+    int r = 0, r2;
+
+    if (olds == NULL || news == NULL) {
+        free(olds);
+        free(news);
+        return AK_ERR_NOMEM;
+    }
     pthread_mutex_lock(&cat->wlock);
     w = atomic_load_explicit(&cat->world, memory_order_relaxed);
-    old = ptable_find(atomic_load_explicit(&w->by_id, memory_order_relaxed), (uint64_t)rec->id, entry_id_key);
-    /* Changes may arrive out of order (another instance's event after our own write): keep the newest. */
-    if ((old == NULL && gone_find(cat, rec->id, &pos)) || (old != NULL && rec->version != 0 && rec->version < old->version))
-        goto out;
-    if (old == NULL) {
-        if (ptable_find(atomic_load_explicit(&w->by_digest, memory_order_relaxed), digest_key(rec->digest), entry_digest_key) !=
-            NULL) {
-            r = AK_ERR_COLLISION;
-            goto out;
+    for (size_t i = 0; i < n; i++) {
+        const struct key_rec *rec = &recs[i];
+        struct entry *old = ptable_find(atomic_load_explicit(&w->by_id, memory_order_relaxed), (uint64_t)rec->id, entry_id_key);
+        if (old == NULL) {
+            /* A removed id never comes back: a late change about it is stale. */
+            if (!gone_find(cat, rec->id, &pos) && (r2 = put_new(cat, w, rec)) != 0 && r == 0)
+                r = r2;
+            continue;
         }
-        if ((u = malloc(sizeof(*u))) == NULL || (e = entry_new(rec, u)) == NULL) {
-            free(u);
+        /* Changes may arrive out of order (another instance's event after our own write): keep the newest. */
+        if (rec->version != 0 && rec->version < old->version)
+            continue;
+        if (memcmp(old->digest, rec->digest, DIGEST_LEN) != 0 || old->account_id != rec->account_id) {
+            r = AK_ERR_ARG; /* a key's digest and account never change */
+            continue;
+        }
+        if ((news[i] = entry_new(rec, old->usage)) == NULL) {
             r = AK_ERR_NOMEM;
-            goto out;
+            continue;
         }
-        atomic_init(&u->last_used, rec->last_used);
-        atomic_init(&u->flushed, rec->last_used);
-        if ((r = world_insert(&cat->ebr, w, e)) != 0)
-            entry_free_key(e);
-        goto out;
+        news[i]->created_at = old->created_at;
+        olds[i] = old;
     }
-    if (memcmp(old->digest, rec->digest, DIGEST_LEN) != 0 || old->account_id != rec->account_id) {
-        r = AK_ERR_ARG; /* a key's digest and account never change */
-        goto out;
+    /*
+     * New versions of one account's keys are published with one store of the
+     * account's list, so that no reader sees half a change (say, the old
+     * primary demoted but the new one not yet promoted).
+     */
+    for (size_t i = 0; i < n; i++) {
+        struct account *a;
+        struct keylist *ol, *l;
+        int64_t account;
+        if (news[i] == NULL)
+            continue;
+        account = news[i]->account_id;
+        a = ptable_find(atomic_load_explicit(&w->accounts, memory_order_relaxed), (uint64_t)account, account_key);
+        ol = a != NULL ? atomic_load_explicit(&a->keys, memory_order_relaxed) : NULL;
+        if (a == NULL || (l = keylist_edit(ol, NULL, NULL)) == NULL) {
+            for (size_t j = i; j < n; j++)
+                if (news[j] != NULL && news[j]->account_id == account) {
+                    free(news[j]);
+                    news[j] = NULL;
+                }
+            r = AK_ERR_NOMEM;
+            continue;
+        }
+        for (size_t j = i; j < n; j++) {
+            if (news[j] == NULL || news[j]->account_id != account)
+                continue;
+            for (size_t k = 0; k < l->n; k++)
+                if (l->e[k] == olds[j])
+                    l->e[k] = news[j];
+            ptable_set(&cat->ebr, &w->by_id, (uint64_t)news[j]->id, news[j], entry_id_key); /* replaces: cannot fail */
+            ptable_set(&cat->ebr, &w->by_digest, digest_key(news[j]->digest), news[j], entry_digest_key);
+        }
+        atomic_store_explicit(&a->keys, l, memory_order_release);
+        retire(&cat->ebr, ol, free);
+        for (size_t j = i; j < n; j++) {
+            if (news[j] == NULL || news[j]->account_id != account)
+                continue;
+            retire(&cat->ebr, olds[j], entry_free_version);
+            news[j] = NULL;
+        }
     }
-    /* A new version sharing the usage record; published in all three places, then the old one retired. */
-    if ((e = entry_new(rec, old->usage)) == NULL) {
-        r = AK_ERR_NOMEM;
-        goto out;
-    }
-    e->created_at = old->created_at;
-    a = ptable_find(atomic_load_explicit(&w->accounts, memory_order_relaxed), (uint64_t)e->account_id, account_key);
-    ol = a != NULL ? atomic_load_explicit(&a->keys, memory_order_relaxed) : NULL;
-    if (a == NULL || (l = keylist_edit(ol, old, e)) == NULL) {
-        free(e);
-        r = AK_ERR_NOMEM;
-        goto out;
-    }
-    ptable_set(&cat->ebr, &w->by_id, (uint64_t)e->id, e, entry_id_key); /* replaces: cannot fail */
-    ptable_set(&cat->ebr, &w->by_digest, digest_key(e->digest), e, entry_digest_key);
-    atomic_store_explicit(&a->keys, l, memory_order_release);
-    retire(&cat->ebr, ol, free);
-    retire(&cat->ebr, old, entry_free_version);
-out:
     ebr_reclaim(&cat->ebr);
     pthread_mutex_unlock(&cat->wlock);
+    free(olds);
+    free(news);
     return r;
+}
+
+int catalog_put(struct catalog *cat, const struct key_rec *rec)
+{
+    return catalog_put_many(cat, rec, 1);
 }
 
 void catalog_remove(struct catalog *cat, int64_t id)

@@ -64,6 +64,13 @@ int catalog_load(struct catalog *cat, struct store *store);
  */
 int catalog_put(struct catalog *cat, const struct key_rec *rec);
 
+/*
+ * catalog_put for several keys at once: the new versions of one account's
+ * keys become visible to lists together (a primary move is never seen half
+ * done). Returns the first error; the other records are still applied.
+ */
+int catalog_put_many(struct catalog *cat, const struct key_rec *recs, size_t n);
+
 /* Removes the key `id`, if present, and remembers that it is gone. */
 void catalog_remove(struct catalog *cat, int64_t id);
 

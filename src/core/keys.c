@@ -237,9 +237,14 @@ int keys_update(struct keys *k, const struct principal *who, int64_t id, const s
             catalog_remove(k->cat, id); /* deleted elsewhere */
         goto out;
     }
-    if (demoted->id != 0)
-        catalog_put(k->cat, demoted);
-    catalog_put(k->cat, rec);
+    if (demoted->id != 0) {
+        struct key_rec both[2];
+        both[0] = *demoted;
+        both[1] = *rec;
+        catalog_put_many(k->cat, both, 2);
+    } else {
+        catalog_put(k->cat, rec);
+    }
     if (rec->last_used < last_used)
         rec->last_used = last_used;
     *ret = *rec;
@@ -283,14 +288,14 @@ int keys_flush_uses(struct keys *k)
     return r;
 }
 
-static void watch_changed(void *arg, int64_t id, const struct key_rec *rec)
+static void watch_changed(void *arg, const struct key_rec *recs, size_t n, const int64_t *gone, size_t ngone)
 {
     struct keys *k = arg;
 
-    if (rec != NULL)
-        catalog_put(k->cat, rec);
-    else
-        catalog_remove(k->cat, id);
+    if (n != 0)
+        catalog_put_many(k->cat, recs, n);
+    for (size_t i = 0; i < ngone; i++)
+        catalog_remove(k->cat, gone[i]);
 }
 
 static void watch_used(void *arg, const struct key_use *uses, size_t n)

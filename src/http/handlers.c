@@ -596,8 +596,11 @@ void handlers_register(h2o_pathconf_t *path, const struct handlers_config *cfg)
     api->keys = cfg->keys;
     api->writer = cfg->writer;
     api->throttle = cfg->throttle;
-    api->client_ip_header = cfg->client_ip_header;
+    /* h2o keeps header names in lower case. */
+    api->client_ip_header = cfg->client_ip_header != NULL ? h2o_strdup(NULL, cfg->client_ip_header, SIZE_MAX).base : NULL;
     api->client_ip_header_len = cfg->client_ip_header != NULL ? strlen(cfg->client_ip_header) : 0;
+    if (api->client_ip_header != NULL)
+        h2o_strtolower((char *)api->client_ip_header, api->client_ip_header_len);
     api->max_header_bytes = cfg->max_header_bytes;
     api->verify_token = cfg->verify_token;
     api->verify_token_len = cfg->verify_token != NULL ? strlen(cfg->verify_token) : 0;

@@ -288,6 +288,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
      */
     config.http1.req_timeout =
         1000u * (uint64_t)(cfg->idle_timeout_s < cfg->header_timeout_s ? cfg->idle_timeout_s : cfg->header_timeout_s);
+    config.handshake_timeout = config.http1.req_timeout; /* a TLS handshake is part of getting the request */
     path = h2o_config_register_path(h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535), "/", 0);
     if ((writer = writer_start()) == NULL) {
         snprintf(err, errlen, "cannot start the writer thread");

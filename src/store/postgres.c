@@ -74,12 +74,22 @@ struct pg_store {
     _Atomic int stop;
 };
 
+/* The store never logs: the server's notices (e.g. "relation already exists") are dropped. */
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static PGconn *connect_db(const char *uri)
 {
     const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
     const char *vals[] = {uri, "3", "apikeyd", NULL};
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
 
-    return PQconnectdbParams(keys, vals, 1);
+    if (conn != NULL)
+        PQsetNoticeProcessor(conn, ignore_notice, NULL);
+    return conn;
 }
 
 /* Maps a failed result to our codes: a connection or resource problem is "unavailable", not a bug. */
@@ -193,12 +203,18 @@ static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
     return 0;
 }
 
-static int notify_key(PGconn *conn, int64_t id)
+#define NOTIFY_KEYS_MAX 2 /* a transaction changes one key, or two for a primary move */
+
+/* Announces, in the current transaction, the keys it changed: "k ID [ID]". */
+static int notify_keys(PGconn *conn, int64_t id, int64_t other)
 {
-    char payload[32];
+    char payload[64];
     const char *p[] = {payload};
 
-    snprintf(payload, sizeof(payload), "k %" PRId64, id);
+    if (other != 0)
+        snprintf(payload, sizeof(payload), "k %" PRId64 " %" PRId64, id, other);
+    else
+        snprintf(payload, sizeof(payload), "k %" PRId64, id);
     return exec(conn, "SELECT pg_notify('" CHANNEL "', $1)", 1, p, NULL);
 }
 
@@ -245,7 +261,7 @@ static int insert_key(PGconn *conn, struct key_rec *rec)
     rec->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     rec->version = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     PQclear(res);
-    return notify_key(conn, rec->id);
+    return notify_keys(conn, rec->id, 0);
 }
 
 static int pg_account_create(struct store *base, const char *name, int64_t now, struct key_rec *primary, int64_t *ret_account_id)
@@ -364,7 +380,7 @@ static int write_flags(PGconn *conn, struct key_rec *rec)
     else
         r = AK_ERR_NOT_FOUND;
     PQclear(res);
-    return r != 0 ? r : notify_key(conn, rec->id);
+    return r;
 }
 
 static int pg_key_update(struct store *base, int64_t account_id, int64_t id, store_update_fn fn, void *arg, struct key_rec *ret,
@@ -394,6 +410,8 @@ static int pg_key_update(struct store *base, int64_t account_id, int64_t id, sto
         }
         if (r == 0)
             r = write_flags(s->conn, next);
+        if (r == 0)
+            r = notify_keys(s->conn, next->id, demote ? old->id : 0);
     }
     r = finish(s, r);
 out:
@@ -431,7 +449,7 @@ static int pg_key_delete(struct store *base, int64_t account_id, int64_t id, sto
     if ((r = lock_account(s->conn, account_id)) == 0 && (r = read_key(s->conn, account_id, id, cur)) == 0 &&
         (r = fn(arg, cur)) == 0 &&
         (r = exec(s->conn, "DELETE FROM api_keys WHERE id = $1 AND account_id = $2 RETURNING id", 2, p, &res)) == 0) {
-        r = PQntuples(res) == 1 ? notify_key(s->conn, id) : AK_ERR_NOT_FOUND;
+        r = PQntuples(res) == 1 ? notify_keys(s->conn, id, 0) : AK_ERR_NOT_FOUND;
         PQclear(res);
     }
     r = finish(s, r);
@@ -562,19 +580,56 @@ static void sleep_ms(long ms)
         ;
 }
 
-static void handle_notification(struct pg_store *s, PGconn *conn, const PGnotify *n, struct key_rec *rec)
+/* Reads the keys `ids` in one statement (one snapshot): present rows into `recs`, missing ids into `gone`. */
+static void read_changed(struct pg_store *s, PGconn *conn, const int64_t *ids, size_t n, struct key_rec *recs)
+{
+    char list[NOTIFY_KEYS_MAX * 24 + 4];
+    const char *p[] = {list};
+    int64_t gone[NOTIFY_KEYS_MAX];
+    size_t len = 0, nrecs = 0, ngone = 0;
+    PGresult *res;
+
+    len += (size_t)snprintf(list + len, sizeof(list) - len, "{");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%" PRId64, i != 0 ? "," : "", ids[i]);
+    snprintf(list + len, sizeof(list) - len, "}");
+    if (exec(conn, "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ANY($1::bigint[])", 1, p, &res) != 0)
+        return; /* the connection is failing: the reconnect's resync will catch up */
+    for (size_t i = 0; i < n; i++) {
+        bool found = false;
+        for (int row = 0; row < PQntuples(res) && !found; row++) {
+            if (strtoll(PQgetvalue(res, row, 0), NULL, 10) == ids[i] && row_to_rec(res, row, &recs[nrecs]) == 0) {
+                nrecs++;
+                found = true;
+            }
+        }
+        if (!found)
+            gone[ngone++] = ids[i];
+    }
+    PQclear(res);
+    s->watch_ops->changed(s->watch_arg, recs, nrecs, gone, ngone);
+}
+
+static void handle_notification(struct pg_store *s, PGconn *conn, const PGnotify *n, struct key_rec *recs)
 {
     const char *p = n->extra;
 
     if (n->be_pid == atomic_load(&s->writer_pid))
         return; /* our own write: already applied */
     if (p[0] == 'k' && p[1] == ' ') {
-        int64_t id = strtoll(p + 2, NULL, 10);
-        int r = read_key(conn, 0, id, rec);
-        if (r == 0)
-            s->watch_ops->changed(s->watch_arg, id, rec);
-        else if (r == AK_ERR_NOT_FOUND)
-            s->watch_ops->changed(s->watch_arg, id, NULL);
+        int64_t ids[NOTIFY_KEYS_MAX];
+        size_t k = 0;
+        char *end;
+        for (p += 2; *p != '\0' && k < NOTIFY_KEYS_MAX; p = end) {
+            ids[k] = strtoll(p, &end, 10);
+            if (end == p || ids[k] <= 0)
+                break;
+            k++;
+            while (*end == ' ')
+                end++;
+        }
+        if (k != 0)
+            read_changed(s, conn, ids, k, recs);
     } else if (p[0] == 'u' && p[1] == ' ') {
         struct key_use uses[64];
         size_t k = 0;
@@ -598,7 +653,7 @@ static void handle_notification(struct pg_store *s, PGconn *conn, const PGnotify
 static void *watch_main(void *arg)
 {
     struct pg_store *s = arg;
-    struct key_rec *rec = malloc(sizeof(*rec));
+    struct key_rec *rec = malloc(NOTIFY_KEYS_MAX * sizeof(*rec));
     PGconn *conn = NULL;
 
     while (rec != NULL && !atomic_load(&s->stop)) {

@@ -37,8 +37,12 @@ typedef int (*store_delete_fn)(void *arg, const struct key_rec *cur);
  * other processes, from a thread of its own.
  */
 struct store_watch_ops {
-    /* Key `id` changed: `rec` is its current row, or NULL when it was deleted. */
-    void (*changed)(void *arg, int64_t id, const struct key_rec *rec);
+    /*
+     * One transaction elsewhere changed keys: `recs` are the current rows of
+     * those that exist, `gone` the ids of those deleted. Rows of one
+     * transaction arrive together, so that they can be applied together.
+     */
+    void (*changed)(void *arg, const struct key_rec *recs, size_t n, const int64_t *gone, size_t ngone);
     /* Keys were used elsewhere (the values are already in the store). */
     void (*used)(void *arg, const struct key_use *uses, size_t n);
     /* The stream of changes (re)started: everything must be reloaded, as changes may have been missed. */
