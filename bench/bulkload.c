@@ -99,10 +99,14 @@ static int parse_count(const char *s, unsigned long max, unsigned long *ret)
 static int parse_options(int argc, char **argv, struct options *o)
 {
     static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},          {"accounts", required_argument, NULL, 'a'},
-        {"keys-per-account", required_argument, NULL, 'k'}, {"out", required_argument, NULL, 'o'},
-        {"secret-file", required_argument, NULL, 's'}, {"brand", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0},
+        {"db", required_argument, NULL, 'd'},
+        {"accounts", required_argument, NULL, 'a'},
+        {"keys-per-account", required_argument, NULL, 'k'},
+        {"out", required_argument, NULL, 'o'},
+        {"secret-file", required_argument, NULL, 's'},
+        {"brand", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int opt;
 

@@ -1,0 +1,554 @@
+#!/usr/bin/env bash
+# bench/run.sh: `make bench`. A benchmark with fixed options that prints
+# figures (like sqlite's speedtest1); it asserts nothing and never fails on a
+# slow result. It measures, on loopback only, with wrk:
+#
+#   [a] compare.sh (../shared/bench) on GET /v1/account/api-keys/ and on
+#       GET /v1/auth/verify, for an account with two keys; the list again with
+#       the access log on (stderr to a file);
+#   [b] p50 / p99 latency at 64 connections (wrk --latency -t2 -c64) for list,
+#       verify, and the nginx and limit references; for context, the same with
+#       one core each (taskset: wrk -t1 on CPU 0, one server thread on CPU 1);
+#   [c] 1,000,000 keys in 10,000 accounts (bench/bulkload): apikeyd start-up
+#       time (exec to /healthz 200), VmRSS after start-up and after the run,
+#       and verify throughput with keys drawn at random (bench/random_keys.lua)
+#       against limit.c in the same rounds;
+#   [d] list and verify throughput while one connection creates keys as fast
+#       as it can (bench/create_keys.lua), against the same without it;
+#   [e] throughput against connections (1..256) for apikeyd verify and list,
+#       nginx and limit, plotted to docs/benchmarks.png with gnuplot.
+#
+# Then a summary table against the targets of issue 3. Results also go to
+# build/bench/results.txt (key=value), build/bench/summary.md,
+# build/bench/sweep.dat and every wrk output to build/bench/wrk/.
+# Anything that looked wrong (non-2xx answers, socket errors, a server that
+# died or logged errors) is listed at the end and in build/bench/issues.txt.
+#
+# Takes about 6 to 7 minutes on a 2-core machine, where wrk and the server
+# share the cores (as in compare.sh). Installs wrk, nginx-light, gnuplot-nox
+# and libh2o-evloop-dev when missing and run as root. Debugging aid only:
+# BENCH_SECTIONS="a b" runs a subset (the summary then has gaps);
+# BENCH_KEEP=1 keeps the temporary directory.
+set -euo pipefail
+export LC_ALL=C
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SHARED=${APIKEYD_SHARED_BENCH:-$ROOT/../shared/bench}
+OUT=$ROOT/build/bench
+APIKEYD=$ROOT/build/apikeyd
+BULKLOAD=$ROOT/build/bulkload
+SECTIONS=${BENCH_SECTIONS:-a b c d e}
+
+# Fixed options.
+CMP_SECS=4 CMP_ROUNDS=3 # compare.sh's own defaults
+LAT_SECS=5
+BIG_ACCOUNTS=10000 BIG_KEYS_PER_ACCOUNT=100 STARTS=3
+RAND_SECS=6 RAND_ROUNDS=3
+WR_SECS=4 WR_ROUNDS=3 WR_MAX_KEYS=1000000
+SWEEP_SECS=3 SWEEP_CONNS="1 2 4 8 16 32 64 128 256"
+
+T_BEGIN=$EPOCHREALTIME
+say() { printf '%s\n' "$*"; }
+hdr() { printf '\n== %s\n' "$*"; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
+
+# --- tools -------------------------------------------------------------------
+apt_install() {
+    [ "$(id -u)" = 0 ] || return 1
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "$@" >/dev/null 2>&1 && return 0
+    apt-get update -qq >/dev/null 2>&1 || true
+    apt-get install -y -qq "$@" >/dev/null 2>&1
+}
+need() { # need COMMAND PACKAGE... (the first package that installs wins)
+    local cmd=$1 p
+    shift
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    for p in "$@"; do apt_install "$p" && command -v "$cmd" >/dev/null 2>&1 && return 0; done
+    return 1
+}
+need wrk wrk || die "needs wrk (apt-get install wrk)"
+need nginx nginx-light || die "needs nginx (apt-get install nginx-light)"
+need curl curl || die "needs curl"
+need python3 python3 || die "needs python3"
+[ -f /usr/include/h2o.h ] || apt_install libh2o-evloop-dev || die "needs libh2o-evloop-dev"
+HAVE_GNUPLOT=1
+need gnuplot gnuplot-nox gnuplot || { HAVE_GNUPLOT=0; say "bench: gnuplot missing (apt-get install gnuplot-nox): no plot"; }
+{ [ -f "$SHARED/compare.sh" ] && [ -f "$SHARED/limit.c" ]; } || die "no compare.sh / limit.c in $SHARED (set APIKEYD_SHARED_BENCH)"
+PY=$(python3 -c 'import sys; print(sys.executable)') # not the pyenv shim: start-up polling must be quick
+
+# --- build: the project's default (release) build in build/ -------------------
+make --no-print-directory all >/dev/null || die "build failed (make)"
+[ -x "$BULKLOAD" ] || cmake --build build --target bulkload >/dev/null || die "cannot build bulkload"
+grep -q '^APIKEYD_SANITIZE:BOOL=ON' build/CMakeCache.txt && die "build/ is a sanitizer build; benchmark a release build"
+BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' build/CMakeCache.txt)
+BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
+
+# --- workspace and cleanup ---------------------------------------------------
+WORK=$(mktemp -d /tmp/apikeyd-bench.XXXXXX)
+chmod 755 "$WORK"
+rm -rf "$OUT"
+mkdir -p "$OUT/wrk"
+: >"$OUT/results.txt"
+: >"$OUT/issues.txt"
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then say "bench: kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+issue() { printf '%s\n' "$*" | tee -a "$OUT/issues.txt" >&2; }
+declare -A R=()
+res() { R[$1]=$2; printf '%s=%s\n' "$1" "$2" >>"$OUT/results.txt"; }
+med() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END{if (NR) print a[int((NR+1)/2)]}'; }
+div() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a/b }'; }
+json_get() { "$PY" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+# wrkrun LABEL WRK-ARGS...: runs wrk (behind $WRK_WRAP if set), keeps its output in build/bench/wrk/LABEL.txt,
+# prints Requests/sec. Non-2xx answers and socket errors are reported as issues.
+wrkrun() {
+    local label=$1 f
+    shift
+    f="$OUT/wrk/$label.txt"
+    # shellcheck disable=SC2086 # WRK_WRAP: an optional prefix such as "taskset -c 0"
+    if ! ${WRK_WRAP:-} wrk "$@" >"$f" 2>&1; then issue "wrk failed ($label): $(tail -1 "$f")"; fi
+    if grep -qE 'Non-2xx|Socket errors' "$f"; then
+        issue "$label: $(grep -E 'Non-2xx|Socket errors' "$f" | tr -s ' ' | paste -sd ';') of $(awk '/requests in/{print $1}' "$f") requests"
+    fi
+    awk '/Requests\/sec/{printf "%.0f\n", $2}' "$f"
+}
+# lat_ms FILE PCT: a percentile of wrk --latency output, in milliseconds.
+lat_ms() {
+    awk -v p="$2%" '$1 == p { v = $2
+        if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) }
+        else if (v ~ /m$/) { sub(/m$/, "", v); v *= 60000 } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
+        printf "%.3f", v }' "$1"
+}
+
+# --- servers -----------------------------------------------------------------
+cat >"$WORK/ready.py" <<'PY'
+# ready.py PORT PID TIMEOUT: polls GET /healthz every 2 ms until 200; prints the
+# wall-clock time it answered (epoch seconds). Exits 1 if the server dies first.
+import os, socket, sys, time
+port, pid, deadline = int(sys.argv[1]), int(sys.argv[2]), time.time() + float(sys.argv[3])
+while time.time() < deadline:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            if s.recv(32).startswith(b"HTTP/1.1 200"):
+                print("%.6f" % time.time())
+                sys.exit(0)
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(1)
+    time.sleep(0.002)
+sys.exit(1)
+PY
+
+# start_apikeyd DB LOG ARGS...: serves DB on a fresh port; sets SRV_PID, SRV_PORT,
+# SRV_LOG and SRV_STARTUP (seconds from exec to the first /healthz 200).
+start_apikeyd() {
+    local db=$1 log=$2 t0 t1
+    shift 2
+    SRV_PORT=$(port)
+    SRV_LOG=$log
+    t0=$EPOCHREALTIME
+    # shellcheck disable=SC2086 # SRV_WRAP: an optional prefix such as "taskset -c 1" (it execs, same pid)
+    ${SRV_WRAP:-} "$APIKEYD" serve --db "$db" --listen "127.0.0.1:$SRV_PORT" "$@" 2>>"$log" &
+    SRV_PID=$!
+    SRV_DEAD=0
+    PIDS+=("$SRV_PID")
+    t1=$("$PY" "$WORK/ready.py" "$SRV_PORT" "$SRV_PID" 120) || die "apikeyd did not start: $(tail -3 "$log")"
+    SRV_STARTUP=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b - a}')
+}
+# alive LABEL: 0 while the server runs; reports its death once as an issue (the
+# run goes on: each section starts its own server).
+alive() {
+    kill -0 "$SRV_PID" 2>/dev/null && return 0
+    [ "$SRV_DEAD" = 1 ] && return 1
+    local rc=0 why=""
+    SRV_DEAD=1
+    wait "$SRV_PID" || rc=$?
+    grep -qE 'SIG(TERM|INT) received' "$SRV_LOG" && why=" -- a signal from outside this script (another process on the machine?)"
+    [ "$rc" -gt 128 ] && why=" -- killed by signal $((rc - 128))$(kill -l $((rc - 128)) 2>/dev/null | sed 's/^/ SIG/')"
+    issue "apikeyd died during $1 (exit status $rc$why): $(grep -vE '^[0-9]{4}-' "$SRV_LOG" | tail -3 | paste -sd '|')"
+    return 1
+}
+# What a server says on stderr when all is well (without its access log).
+EXPECTED_LOG='^apikeyd: (listening on |SIGTERM received, shutting down$)'
+# stop_apikeyd LABEL: SIGTERM, wait; sets SRV_STOP (seconds). Unexpected log lines become issues.
+stop_apikeyd() {
+    local rc=0 t0=$EPOCHREALTIME
+    SRV_STOP=-
+    alive "$1" || return 0
+    kill -TERM "$SRV_PID"
+    wait "$SRV_PID" || rc=$?
+    SRV_STOP=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.3f", b - a}')
+    [ "$rc" = 0 ] || issue "apikeyd ($1) exited with status $rc on SIGTERM: $(tail -3 "$SRV_LOG" | paste -sd '|')"
+    if [ "${2:-}" != access-log ] && grep -qvE "$EXPECTED_LOG" "$SRV_LOG"; then
+        issue "apikeyd ($1) logged: $(grep -vE "$EXPECTED_LOG" "$SRV_LOG" | sort | uniq -c | sort -rn | head -5 | paste -sd '|')"
+    fi
+}
+rss_mb() { awk '/^VmRSS:/{printf "%.1f", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo -; }
+
+# References for [b], [c] and [e]: limit.c and nginx, configured as compare.sh does.
+REFS_UP=0
+start_refs() {
+    [ "$REFS_UP" = 1 ] && return 0
+    cc -O2 -o "$WORK/limit" "$SHARED/limit.c" -lh2o-evloop -lpthread -lssl -lcrypto
+    LP=$(port)
+    "$WORK/limit" "$LP" 2 "$KEY" &
+    PIDS+=($!)
+    NP=$(port)
+    mkdir -p "$WORK/html/list"
+    sed -n '/^static const char BODY/,/;$/p' "$SHARED/limit.c" | grep -o '"[^;]*"' |
+        "$PY" -c 'import sys,ast; print("".join(ast.literal_eval(l) for l in sys.stdin.read().split("\n") if l.strip()),end="")' \
+            >"$WORK/html/list/index.json"
+    cat >"$WORK/nginx.conf" <<NGX
+worker_processes 2;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  map_hash_bucket_size 256;
+  map \$http_authorization \$authok { "Bearer $KEY" 1; default 0; }
+  server {
+    listen 127.0.0.1:$NP reuseport;
+    root $WORK/html;
+    default_type application/json;
+    location /list/ { if (\$authok = 0) { return 401; } index index.json; }
+  }
+}
+NGX
+    nginx -c "$WORK/nginx.conf"
+    LIMIT_URL="http://127.0.0.1:$LP/"
+    NGINX_URL="http://127.0.0.1:$NP/list/"
+    sleep 0.3
+    local u
+    for u in "$LIMIT_URL" "$NGINX_URL"; do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" "$u")" = 200 ] || die "reference $u not answering"
+    done
+    REFS_UP=1
+}
+
+# --- machine -----------------------------------------------------------------
+hdr "machine"
+CPU=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
+MEM=$(free -h | awk '/^Mem:/{print $2}')
+say "cpu: $CPU; nproc: $(nproc); memory: $MEM; kernel: $(uname -r)"
+say "apikeyd: $("$APIKEYD" --version) build/ ($BUILD_TYPE); wrk $(wrk -v 2>&1 | awk 'NR==1{print $2}'); $(nginx -v 2>&1 | sed 's/.*: //')"
+# busy_pct: how busy the CPUs are (percent, all cores) over one second.
+busy_pct() {
+    local u1 n1 s1 i1 w1 q1 o1 u2 n2 s2 i2 w2 q2 o2
+    read -r _ u1 n1 s1 i1 w1 q1 o1 _ </proc/stat
+    sleep 1
+    read -r _ u2 n2 s2 i2 w2 q2 o2 _ </proc/stat
+    echo $(((u2 + n2 + s2 + q2 + o2 - u1 - n1 - s1 - q1 - o1) * 100 / (u2 + n2 + s2 + i2 + w2 + q2 + o2 - u1 - n1 - s1 - i1 - w1 - q1 - o1 + 1)))
+}
+BUSY=$(busy_pct)
+say "CPU busy with other work before the run: $BUSY%$([ "$BUSY" -gt 10 ] && echo " -- expect noisy figures")"
+res machine_cpu "\"$CPU\""
+res machine_nproc "$(nproc)"
+res machine_mem "$MEM"
+res build_type "$BUILD_TYPE"
+res cpu_busy_before_pct "$BUSY"
+res git_commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- src 2>/dev/null || echo +dirty-src)"
+
+# --- the small database: an account with two keys, and a writer account -------
+SMALL=$WORK/small.db
+KEY=$("$APIKEYD" account create --db "$SMALL" --name bench | json_get api_key)
+WRITER_KEY=$("$APIKEYD" account create --db "$SMALL" --name writer | json_get api_key)
+start_apikeyd "$SMALL" "$WORK/setup.log" --no-access-log
+code=$(curl -s -o "$WORK/second.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $KEY" \
+    -H 'Content-Type: application/json' -d '{"name":"Development Key","key_type":"sandbox"}' \
+    "http://127.0.0.1:$SRV_PORT/v1/account/api-keys/")
+[ "$code" = 201 ] || die "creating the second key answered $code: $(cat "$WORK/second.json")"
+stop_apikeyd setup
+LIST_PATH=/v1/account/api-keys/
+VERIFY_PATH=/v1/auth/verify
+
+# --- [a] compare.sh ----------------------------------------------------------
+ratio_of() { sed -n 's/.*ratio_vs_nginx=\([0-9.]*\) ratio_vs_limit=\([0-9.]*\).*/\1 \2/p' "$1" | tail -1; }
+compare() { # compare LABEL URL: runs compare.sh, prints its table, records ratios
+    local label=$1 url=$2 f="$OUT/compare-$1.txt" r
+    if ! bash "$SHARED/compare.sh" "$url" "$KEY" "$CMP_SECS" "$CMP_ROUNDS" >"$f" 2>&1; then issue "compare.sh $label failed: $(tail -2 "$f" | paste -sd '|')"; fi
+    sed 's/^/  /' "$f"
+    if grep -qE 'unable to connect|errors from|non-2xx' "$f"; then
+        issue "compare.sh $label: $(grep -E 'unable to connect|errors from|non-2xx' "$f" | sort | uniq -c | paste -sd '|') (its medians may rest on fewer rounds)"
+    fi
+    r=$(ratio_of "$f")
+    res "${label}_vs_nginx" "${r% *}"
+    res "${label}_vs_limit" "${r#* }"
+}
+if want a; then
+    hdr "[a] compare.sh (${CMP_ROUNDS} rounds of ${CMP_SECS} s, wrk -t2 -c64), account with two keys, --no-access-log"
+    start_apikeyd "$SMALL" "$WORK/a.log" --no-access-log
+    say "GET $LIST_PATH"
+    compare list "http://127.0.0.1:$SRV_PORT$LIST_PATH"
+    say "GET $VERIFY_PATH"
+    compare verify "http://127.0.0.1:$SRV_PORT$VERIFY_PATH"
+    stop_apikeyd a
+    say "GET $LIST_PATH with the access log on (stderr to a file)"
+    start_apikeyd "$SMALL" "$WORK/access.log"
+    compare list_log "http://127.0.0.1:$SRV_PORT$LIST_PATH"
+    stop_apikeyd a-access-log access-log
+    res access_log_lines "$(wc -l <"$WORK/access.log")"
+    res access_log_mb "$(du -m "$WORK/access.log" | cut -f1)"
+    say "  access log: ${R[access_log_lines]} lines, ${R[access_log_mb]} MB; sample: $(sed -n 5p "$WORK/access.log")"
+    # Every line is the start-up/shutdown message, ready.py's /healthz, or a 200 for the list.
+    bad=$(grep -vE "$EXPECTED_LOG" "$WORK/access.log" | grep -v ' GET /healthz 200 ' | grep -cv "^[0-9TZ:-]* GET $LIST_PATH 200 ml_prod_" || true)
+    [ "$bad" = 0 ] || issue "access log: $bad unexpected lines: $(grep -vE "$EXPECTED_LOG" "$WORK/access.log" | grep -v ' GET /healthz 200 ' | grep -v " GET $LIST_PATH 200 " | sort | uniq -c | sort -rn | head -3 | paste -sd '|')"
+    say "a: list ratio_vs_nginx=${R[list_vs_nginx]} ratio_vs_limit=${R[list_vs_limit]}"
+    say "a: verify ratio_vs_nginx=${R[verify_vs_nginx]} ratio_vs_limit=${R[verify_vs_limit]}"
+    say "a: list+access-log ratio_vs_nginx=${R[list_log_vs_nginx]} ratio_vs_limit=${R[list_log_vs_limit]}"
+fi
+
+# --- [b] latency at 64 connections -------------------------------------------
+if want b; then
+    hdr "[b] latency: wrk --latency -t2 -c64 -d${LAT_SECS}s"
+    start_refs
+    start_apikeyd "$SMALL" "$WORK/b.log" --no-access-log
+    printf '%-10s %12s %10s %10s\n' who req/s p50_ms p99_ms
+    for who in list verify nginx limit; do
+        case $who in
+        list) url="http://127.0.0.1:$SRV_PORT$LIST_PATH" ;;
+        verify) url="http://127.0.0.1:$SRV_PORT$VERIFY_PATH" ;;
+        nginx) url=$NGINX_URL ;;
+        limit) url=$LIMIT_URL ;;
+        esac
+        rps=$(wrkrun "b-latency-$who" --latency -t2 -c64 -d"${LAT_SECS}s" -H "Authorization: Bearer $KEY" "$url")
+        f="$OUT/wrk/b-latency-$who.txt"
+        res "lat_${who}_rps" "$rps"
+        res "lat_${who}_p50_ms" "$(lat_ms "$f" 50)"
+        res "lat_${who}_p99_ms" "$(lat_ms "$f" 99)"
+        printf '%-10s %12s %10s %10s\n' "$who" "$rps" "${R[lat_${who}_p50_ms]}" "${R[lat_${who}_p99_ms]}"
+    done
+    stop_apikeyd b
+    # Context: the same with one core each, so that wrk does not preempt the
+    # server (on 2 cores with wrk -t2 and 2 server threads, the tail is mostly
+    # time-slicing). Not a target, a way to read the one above.
+    if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+        say "context, one core each: server (--threads 1, limit with 1 thread) on CPU 1, wrk -t1 -c64 on CPU 0"
+        SRV_WRAP="taskset -c 1" start_apikeyd "$SMALL" "$WORK/b1.log" --no-access-log --threads 1
+        L1P=$(port)
+        taskset -c 1 "$WORK/limit" "$L1P" 1 "$KEY" &
+        L1PID=$!
+        PIDS+=("$L1PID")
+        sleep 0.3
+        for who in list verify limit; do
+            case $who in
+            list) url="http://127.0.0.1:$SRV_PORT$LIST_PATH" ;;
+            verify) url="http://127.0.0.1:$SRV_PORT$VERIFY_PATH" ;;
+            limit) url="http://127.0.0.1:$L1P/" ;;
+            esac
+            rps=$(WRK_WRAP="taskset -c 0" wrkrun "b-latency-1core-$who" --latency -t1 -c64 -d"${LAT_SECS}s" -H "Authorization: Bearer $KEY" "$url")
+            f="$OUT/wrk/b-latency-1core-$who.txt"
+            res "lat1_${who}_rps" "$rps"
+            res "lat1_${who}_p50_ms" "$(lat_ms "$f" 50)"
+            res "lat1_${who}_p99_ms" "$(lat_ms "$f" 99)"
+            printf '%-10s %12s %10s %10s\n' "$who" "$rps" "${R[lat1_${who}_p50_ms]}" "${R[lat1_${who}_p99_ms]}"
+        done
+        kill "$L1PID" 2>/dev/null || true
+        wait "$L1PID" 2>/dev/null || true
+        stop_apikeyd b-1core
+    fi
+    say "b: p99_ms list=${R[lat_list_p99_ms]} verify=${R[lat_verify_p99_ms]} nginx=${R[lat_nginx_p99_ms]} limit=${R[lat_limit_p99_ms]}"
+fi
+
+# --- [c] a million keys --------------------------------------------------------
+if want c; then
+    NKEYS=$((BIG_ACCOUNTS * BIG_KEYS_PER_ACCOUNT))
+    hdr "[c] $NKEYS keys in $BIG_ACCOUNTS accounts"
+    start_refs
+    BIG=$WORK/big.db
+    t0=$EPOCHREALTIME
+    "$BULKLOAD" --db "$BIG" --accounts "$BIG_ACCOUNTS" --keys-per-account "$BIG_KEYS_PER_ACCOUNT" --out "$WORK/keys.txt" | sed 's/^/  /'
+    res bulkload_s "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b - a}')"
+    res bulkload_db_mb "$(du -m "$BIG" | cut -f1)"
+    starts=""
+    for i in $(seq "$STARTS"); do
+        start_apikeyd "$BIG" "$WORK/c.log" --no-access-log
+        starts+="$SRV_STARTUP "
+        [ "$i" = "$STARTS" ] || stop_apikeyd c-start
+    done
+    res startup_s "$(echo "$starts" | med)"
+    res startup_runs "\"${starts% }\""
+    res rss_start_mb "$(rss_mb "$SRV_PID")"
+    say "start-up (exec to /healthz 200): ${R[startup_s]} s median of: ${starts% }; VmRSS after start-up: ${R[rss_start_mb]} MB"
+    # Sanity: the first, a middle and the last key verify.
+    for n in 1 $((NKEYS / 2)) "$NKEYS"; do
+        k=$(sed -n "${n}p" "$WORK/keys.txt")
+        code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $k" "http://127.0.0.1:$SRV_PORT$VERIFY_PATH")
+        [ "$code" = 204 ] || issue "key $n of the bulk load answered $code on verify"
+    done
+    echo "$KEY" >"$WORK/limit-key.txt"
+    rr="" rf="" rl=""
+    for r in $(seq "$RAND_ROUNDS"); do
+        rr+="$(KEYS_FILE="$WORK/keys.txt" KEYS_SHARDS=2 wrkrun "c-random-$r" -t2 -c64 -d"${RAND_SECS}s" -s "$ROOT/bench/random_keys.lua" "http://127.0.0.1:$SRV_PORT$VERIFY_PATH") "
+        k=$(sed -n 1p "$WORK/keys.txt")
+        rf+="$(wrkrun "c-onekey-$r" -t2 -c64 -d"${RAND_SECS}s" -H "Authorization: Bearer $k" "http://127.0.0.1:$SRV_PORT$VERIFY_PATH") "
+        rl+="$(KEYS_FILE="$WORK/limit-key.txt" KEYS_SHARDS=1 wrkrun "c-limit-$r" -t2 -c64 -d"${RAND_SECS}s" -s "$ROOT/bench/random_keys.lua" "$LIMIT_URL") "
+        alive c || break
+    done
+    res rss_after_mb "$(rss_mb "$SRV_PID")"
+    res random_verify_rps "$(echo "$rr" | med)"
+    res onekey_verify_rps "$(echo "$rf" | med)"
+    res random_limit_rps "$(echo "$rl" | med)"
+    res random_vs_limit "$(div "${R[random_verify_rps]}" "${R[random_limit_rps]}")"
+    stop_apikeyd c
+    res shutdown_s "$SRV_STOP"
+    printf '%-28s %12s   runs\n' who 'req/s(med)'
+    printf '%-28s %12s   %s\n' "verify, random of $NKEYS" "${R[random_verify_rps]}" "$rr" \
+        "verify, one key (context)" "${R[onekey_verify_rps]}" "$rf" "limit (same Lua script)" "${R[random_limit_rps]}" "$rl"
+    say "VmRSS after the random-key runs: ${R[rss_after_mb]} MB; SIGTERM to exit: ${R[shutdown_s]} s"
+    say "c: startup_s=${R[startup_s]} rss_start_mb=${R[rss_start_mb]} rss_after_mb=${R[rss_after_mb]} random_vs_limit=${R[random_vs_limit]}"
+fi
+
+# --- [d] reads while a writer creates keys -------------------------------------
+if want d; then
+    hdr "[d] reads (wrk -t2 -c64) with and without a writer (wrk -t1 -c1 POST, another account), ${WR_ROUNDS} rounds of ${WR_SECS} s"
+    start_apikeyd "$SMALL" "$WORK/d.log" --no-access-log --max-keys "$WR_MAX_KEYS"
+    declare -A W=([list_without]="" [list_with]="" [verify_without]="" [verify_with]="")
+    wrates=""
+    created=0
+    for r in $(seq "$WR_ROUNDS"); do
+        for ep in list verify; do
+            [ $ep = list ] && url="http://127.0.0.1:$SRV_PORT$LIST_PATH" || url="http://127.0.0.1:$SRV_PORT$VERIFY_PATH"
+            W[${ep}_without]+="$(wrkrun "d-$ep-without-$r" -t2 -c64 -d"${WR_SECS}s" -H "Authorization: Bearer $KEY" "$url") "
+            wrkrun "d-$ep-writer-$r" -t1 -c1 -d"$((WR_SECS + 1))s" -s "$ROOT/bench/create_keys.lua" \
+                -H "Authorization: Bearer $WRITER_KEY" "http://127.0.0.1:$SRV_PORT$LIST_PATH" >"$WORK/writer.rps" &
+            wpid=$!
+            sleep 0.5
+            W[${ep}_with]+="$(wrkrun "d-$ep-with-$r" -t2 -c64 -d"${WR_SECS}s" -H "Authorization: Bearer $KEY" "$url") "
+            wait "$wpid" || true
+            wrates+="$(cat "$WORK/writer.rps") "
+            f="$OUT/wrk/d-$ep-writer-$r.txt"
+            n=$(awk '/requests in/{print $1}' "$f")
+            bad=$(awk '/Non-2xx/{print $NF}' "$f")
+            created=$((created + ${n:-0} - ${bad:-0}))
+            alive d || break 2
+        done
+    done
+    # The writer account must now hold its primary key and every key created.
+    have=$(curl -s -H "Authorization: Bearer $WRITER_KEY" "http://127.0.0.1:$SRV_PORT$LIST_PATH" | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["api_keys"]))' 2>/dev/null || echo 0)
+    drift=$((have - 1 - created))
+    [ "${drift#-}" -le $((2 * WR_ROUNDS)) ] || issue "writer: wrk counted $created keys created (2xx), the list shows $((have - 1))"
+    stop_apikeyd d
+    for k in list_without list_with verify_without verify_with; do res "wr_${k}_rps" "$(echo "${W[$k]}" | med)"; done
+    res wr_writer_rps "$(echo "$wrates" | med)"
+    res wr_keys_created "$created"
+    res writer_list_ratio "$(div "${R[wr_list_with_rps]}" "${R[wr_list_without_rps]}")"
+    res writer_verify_ratio "$(div "${R[wr_verify_with_rps]}" "${R[wr_verify_without_rps]}")"
+    printf '%-22s %12s   runs\n' who 'req/s(med)'
+    for k in list_without list_with verify_without verify_with; do printf '%-22s %12s   %s\n' "$k" "${R[wr_${k}_rps]}" "${W[$k]}"; done
+    say "writer: ${R[wr_writer_rps]} keys/s (median), $created keys created in all; the list shows $((have - 1))"
+    say "d: writer_list_ratio=${R[writer_list_ratio]} writer_verify_ratio=${R[writer_verify_ratio]}"
+fi
+
+# --- [e] throughput against connections ----------------------------------------
+if want e; then
+    hdr "[e] throughput against connections (wrk -d${SWEEP_SECS}s, -t2, -t1 at 1 connection)"
+    start_refs
+    start_apikeyd "$SMALL" "$WORK/e.log" --no-access-log
+    DAT=$OUT/sweep.dat
+    printf '# connections apikeyd_verify apikeyd_list nginx limit (requests/s; wrk -d%ss on loopback)\n' "$SWEEP_SECS" >"$DAT"
+    printf '%6s %14s %14s %10s %10s\n' conns apikeyd_verify apikeyd_list nginx limit
+    for c in $SWEEP_CONNS; do
+        t=2
+        [ "$c" -lt 2 ] && t=1
+        row="$c"
+        for who in verify list nginx limit; do
+            case $who in
+            verify) url="http://127.0.0.1:$SRV_PORT$VERIFY_PATH" ;;
+            list) url="http://127.0.0.1:$SRV_PORT$LIST_PATH" ;;
+            nginx) url=$NGINX_URL ;;
+            limit) url=$LIMIT_URL ;;
+            esac
+            row+=" $(wrkrun "e-c$c-$who" -t$t -c"$c" -d"${SWEEP_SECS}s" -H "Authorization: Bearer $KEY" "$url")"
+        done
+        echo "$row" >>"$DAT"
+        # shellcheck disable=SC2086
+        printf '%6s %14s %14s %10s %10s\n' $row
+        alive e || break
+    done
+    stop_apikeyd e
+    if [ "$HAVE_GNUPLOT" = 1 ]; then
+        term="png size 960,600"
+        gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1 && term="pngcairo size 960,600 font 'sans,11'"
+        if ! gnuplot <<GP; then issue "gnuplot failed"; fi
+set terminal $term
+set output '$ROOT/docs/benchmarks.png'
+set title "Throughput against connections: wrk on loopback, ${SWEEP_SECS} s per point, 2-core machine ($(date -u +%F))"
+set xlabel 'keep-alive connections (wrk -t2; -t1 at 1)'
+set ylabel 'requests/s'
+set logscale x 2
+set xrange [0.8:320]
+set yrange [0:*]
+set format y '%.0s%c'
+set grid
+set key below
+plot '$DAT' using 1:5 with linespoints lw 2 pt 7 title 'limit.c (bare libh2o, fixed key)', \
+     '' using 1:2 with linespoints lw 2 pt 5 title 'apikeyd GET /v1/auth/verify', \
+     '' using 1:3 with linespoints lw 2 pt 9 title 'apikeyd GET /v1/account/api-keys/', \
+     '' using 1:4 with linespoints lw 2 pt 13 title 'nginx (static list behind a map)'
+GP
+        say "plot: docs/benchmarks.png ($term), data: $DAT"
+    fi
+fi
+
+# --- summary -------------------------------------------------------------------
+v() { echo "${R[$1]:--}"; }
+check() { # check VALUE OP LIMIT -> yes/no/-
+    awk -v x="$1" -v op="$2" -v l="$3" 'BEGIN{ if (x == "-" || x == "") { print "-"; exit }
+        ok = (op == ">=") ? (x + 0 >= l + 0) : (x + 0 < l + 0); print ok ? "yes" : "NO" }'
+}
+SUM=$OUT/summary.md
+{
+    echo "| measure | value | target | met |"
+    echo "| --- | ---: | --- | :-: |"
+    row() { echo "| $1 | $2 | $3 $4 | $(check "$2" "$3" "$4") |"; }
+    row "[a] list / nginx (compare.sh)" "$(v list_vs_nginx)" ">=" 2.0
+    row "[a] list / limit (compare.sh)" "$(v list_vs_limit)" ">=" 0.75
+    row "[a] verify / limit (compare.sh)" "$(v verify_vs_limit)" ">=" 0.8
+    echo "| [a] verify / nginx (compare.sh) | $(v verify_vs_nginx) | | |"
+    echo "| [a] list / nginx, access log on | $(v list_log_vs_nginx) | | |"
+    echo "| [a] list / limit, access log on | $(v list_log_vs_limit) | | |"
+    row "[b] list p99 at 64 conns, ms" "$(v lat_list_p99_ms)" "<" 2
+    row "[b] verify p99 at 64 conns, ms" "$(v lat_verify_p99_ms)" "<" 2
+    echo "| [b] list / verify p50, ms | $(v lat_list_p50_ms) / $(v lat_verify_p50_ms) | | |"
+    echo "| [b] nginx / limit p99, ms | $(v lat_nginx_p99_ms) / $(v lat_limit_p99_ms) | | |"
+    echo "| [b] one core each: list / verify / limit p99, ms | $(v lat1_list_p99_ms) / $(v lat1_verify_p99_ms) / $(v lat1_limit_p99_ms) | | |"
+    row "[c] 1M keys: start-up, s" "$(v startup_s)" "<" 3
+    row "[c] 1M keys: VmRSS after start-up, MB" "$(v rss_start_mb)" "<" 300
+    row "[c] 1M keys: VmRSS after random run, MB" "$(v rss_after_mb)" "<" 300
+    row "[c] 1M keys: random verify / limit" "$(v random_vs_limit)" ">=" 0.7
+    echo "| [c] bulk load of 1M keys, s | $(v bulkload_s) | | |"
+    row "[d] list with writer / without" "$(v writer_list_ratio)" ">=" 0.8
+    row "[d] verify with writer / without" "$(v writer_verify_ratio)" ">=" 0.8
+    echo "| [d] writer, keys created/s | $(v wr_writer_rps) | | |"
+} >"$SUM"
+hdr "summary (also $SUM; key=value in $OUT/results.txt)"
+cat "$SUM"
+BUSY_AFTER=$(busy_pct)
+res cpu_busy_after_pct "$BUSY_AFTER"
+say "CPU busy with other work: $BUSY% before the run, $BUSY_AFTER% after it"
+res elapsed_s "$(awk -v a="$T_BEGIN" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.0f", b - a}')"
+if [ -s "$OUT/issues.txt" ]; then
+    hdr "issues seen ($(wc -l <"$OUT/issues.txt"), also in $OUT/issues.txt)"
+    cat "$OUT/issues.txt"
+else
+    say ""
+    say "no errors seen: every answer 2xx, no socket errors, servers exited cleanly"
+fi
+say "bench: done in ${R[elapsed_s]} s"
