@@ -46,6 +46,7 @@ struct maintenance {
 };
 
 static h2o_globalconf_t config;
+static pthread_barrier_t ready; /* the workers and server_run, once every loop is set up */
 static struct worker *finished_workers;
 static _Atomic unsigned connections; /* open client connections, all workers */
 static unsigned max_connections;
@@ -96,10 +97,31 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/*
+ * h2o 2.2 keeps per-thread state (buffer pools) that a loop's sockets use:
+ * a loop, its context, listener and queue are created on the thread that
+ * runs them, never on another.
+ */
+static void worker_setup(struct worker *w)
+{
+    h2o_context_init(&w->ctx, h2o_evloop_create(), &config);
+    w->accept.ctx = &w->ctx;
+    w->accept.hosts = config.hosts;
+    w->listener = h2o_evloop_socket_create(w->ctx.loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+    w->queue = h2o_multithread_create_queue(w->ctx.loop);
+    h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop);
+    h2o_multithread_register_receiver(w->queue, &w->reply_receiver, writer_on_replies);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     uint64_t deadline;
+
+    worker_setup(w);
+    pthread_barrier_wait(&ready);
 
     while (!w->stopping) {
         h2o_evloop_run(w->ctx.loop, INT32_MAX);
@@ -307,24 +329,16 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
                                  .max_header_bytes = MAX_HEADER_BYTES};
     handlers_register(path, &hc);
 
-    for (unsigned i = 0; i < n; i++) {
-        struct worker *w = &workers[i];
-        h2o_context_init(&w->ctx, h2o_evloop_create(), &config);
-        w->accept.ctx = &w->ctx;
-        w->accept.hosts = config.hosts;
-        w->accept.ssl_ctx = ssl_ctx;
-        w->listener = h2o_evloop_socket_create(w->ctx.loop, w->fd, H2O_SOCKET_FLAG_DONT_READ);
-        w->listener->data = w;
-        h2o_socket_read_start(w->listener, on_accept);
-        w->queue = h2o_multithread_create_queue(w->ctx.loop);
-        h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop);
-        h2o_multithread_register_receiver(w->queue, &w->reply_receiver, writer_on_replies);
-    }
+    for (unsigned i = 0; i < n; i++)
+        workers[i].accept.ssl_ctx = ssl_ctx;
+    pthread_barrier_init(&ready, NULL, n + 1);
     pthread_mutex_init(&maint.lock, NULL);
     pthread_cond_init(&maint.cond, NULL);
     pthread_create(&maint.tid, NULL, maintenance_main, &maint);
     for (; started < n; started++)
         h2o_multithread_create_thread(&workers[started].tid, NULL, worker_main, &workers[started]);
+    pthread_barrier_wait(&ready); /* every loop is listening and can receive the stop message */
+    pthread_barrier_destroy(&ready);
     fprintf(stderr, "apikeyd: listening on %s\n", cfg->listen);
 
     do {
