@@ -217,6 +217,62 @@ static int check_delete(void *arg, const struct key_rec *cur)
     return cur->primary ? AK_ERR_PRIMARY_PROTECTED : 0;
 }
 
+struct primaries {
+    struct key_rec *v;
+    size_t n, cap;
+    int64_t skip1, skip2;
+    int64_t before; /* the version of the promotion: only older states are stale */
+};
+
+static void collect_primary(void *arg, const struct key_rec *rec)
+{
+    struct primaries *p = arg;
+    struct key_rec *nv;
+
+    if (!rec->primary || rec->id == p->skip1 || rec->id == p->skip2 || rec->version == 0 || rec->version >= p->before)
+        return;
+    if (p->n == p->cap) {
+        size_t cap = p->cap != 0 ? p->cap * 2 : 2;
+        if ((nv = realloc(p->v, cap * sizeof(*nv))) == NULL)
+            return;
+        p->v = nv;
+        p->cap = cap;
+    }
+    p->v[p->n] = *rec;
+    p->v[p->n].primary = false;
+    p->n++;
+}
+
+/*
+ * Puts an update's rows in the catalog in one step. When the key became
+ * primary, the store's transaction saw the account's true state, so any
+ * other key the catalog still shows as primary with an older version is
+ * stale (another instance's earlier move whose event has not arrived yet):
+ * it is shown as demoted in the same step, keeping its version so that the
+ * real event still applies. (Stores without versions have one instance.)
+ */
+static void apply_update(struct keys *k, const struct key_rec *rec, const struct key_rec *demoted)
+{
+    struct primaries p = {.skip1 = rec->id, .skip2 = demoted->id, .before = rec->version};
+
+    if (rec->primary && rec->version != 0)
+        catalog_list(k->cat, rec->account_id, false, collect_primary, &p);
+    if (p.n + 2 > p.cap) {
+        struct key_rec *nv = realloc(p.v, (p.n + 2) * sizeof(*nv));
+        if (nv == NULL) {
+            free(p.v);
+            catalog_put(k->cat, rec); /* out of memory: the event stream will finish the job */
+            return;
+        }
+        p.v = nv;
+    }
+    if (demoted->id != 0)
+        p.v[p.n++] = *demoted;
+    p.v[p.n++] = *rec;
+    catalog_put_many(k->cat, p.v, p.n);
+    free(p.v);
+}
+
 int keys_update(struct keys *k, const struct principal *who, int64_t id, const struct patch_req *req, struct key_rec *ret)
 {
     struct key_rec *rec = malloc(sizeof(*rec)), *demoted = malloc(sizeof(*demoted));
@@ -237,14 +293,7 @@ int keys_update(struct keys *k, const struct principal *who, int64_t id, const s
             catalog_remove(k->cat, id); /* deleted elsewhere */
         goto out;
     }
-    if (demoted->id != 0) {
-        struct key_rec both[2];
-        both[0] = *demoted;
-        both[1] = *rec;
-        catalog_put_many(k->cat, both, 2);
-    } else {
-        catalog_put(k->cat, rec);
-    }
+    apply_update(k, rec, demoted);
     if (rec->last_used < last_used)
         rec->last_used = last_used;
     *ret = *rec;
@@ -305,17 +354,19 @@ static void watch_used(void *arg, const struct key_use *uses, size_t n)
     catalog_note_uses(k->cat, uses, n);
 }
 
-static void watch_resync(void *arg)
+static int watch_resync(void *arg)
 {
     struct keys *k = arg;
+    int r;
 
-    /* On failure the watcher reconnects and asks again; meanwhile the catalog keeps answering. */
-    if (keys_load(k) == 0) {
+    /* On failure the watcher asks again; meanwhile the catalog keeps answering. */
+    if ((r = keys_load(k)) == 0) {
         pthread_mutex_lock(&k->watch_lock);
         k->watch_loaded = true;
         pthread_cond_broadcast(&k->watch_cond);
         pthread_mutex_unlock(&k->watch_lock);
     }
+    return r;
 }
 
 static const struct store_watch_ops WATCH_OPS = {

@@ -674,8 +674,14 @@ static void *watch_main(void *arg)
             continue;
         }
         PQclear(res);
-        /* Listening first, then reloading: nothing committed in between is missed. */
-        s->watch_ops->resync(s->watch_arg);
+        /*
+         * Listening first, then reloading: nothing committed in between is
+         * missed. The reload goes through the write connection, which may
+         * only now find out that the server it knew is gone: retry until it
+         * succeeds (notifications queue up on this connection meanwhile).
+         */
+        while (!atomic_load(&s->stop) && s->watch_ops->resync(s->watch_arg) != 0)
+            sleep_ms(RECONNECT_MS);
         while (!atomic_load(&s->stop)) {
             struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
             PGnotify *n;

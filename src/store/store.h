@@ -45,8 +45,11 @@ struct store_watch_ops {
     void (*changed)(void *arg, const struct key_rec *recs, size_t n, const int64_t *gone, size_t ngone);
     /* Keys were used elsewhere (the values are already in the store). */
     void (*used)(void *arg, const struct key_use *uses, size_t n);
-    /* The stream of changes (re)started: everything must be reloaded, as changes may have been missed. */
-    void (*resync)(void *arg);
+    /*
+     * The stream of changes (re)started: everything must be reloaded, as
+     * changes may have been missed. Returns 0, or an error to be asked again.
+     */
+    int (*resync)(void *arg);
 };
 
 struct store_ops {

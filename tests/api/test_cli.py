@@ -4,19 +4,23 @@ import os
 import re
 import signal
 import stat
+from pathlib import Path
 
 import pytest
 
 from conftest import (
     KEY_FIELDS,
     SPEC,
+    Account,
     Client,
     assert_error,
     assert_key_field_order,
     assert_key_format,
     free_port,
     parse_time,
+    postgres_only,
     run_cli,
+    sqlite_only,
     strict_json,
 )
 
@@ -61,25 +65,29 @@ def test_usage_error_exits_2_with_usage_on_stderr(args, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args",
-    [
-        ["account", "create", "--db", "/nonexistent/dir/x.db", "--name", "x"],
-        ["serve", "--db", "/nonexistent/dir/x.db", "--listen", "{listen}"],
-    ],
+    "command",
+    [["account", "create", "--name", "x"], ["serve", "--listen", "{listen}"]],
     ids=["account create", "serve"],
 )
-def test_unopenable_database_exits_1_with_one_line(args):
-    listen = f"127.0.0.1:{free_port()}"
-    p = run_cli(*[a.format(listen=listen) for a in args])
-    assert p.returncode == 1, (p.returncode, p.stderr)
-    lines = p.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].strip(), repr(p.stderr)
-    assert p.stdout == ""
+def test_unopenable_database_exits_1_with_one_line(command, backend, tmp_path):
+    """SQLite: a file in a directory that does not exist. PostgreSQL: a database that does
+    not exist, and a socket directory with no server in it."""
+    b = backend(tmp_path / "backend")
+    try:
+        for db, extra in b.unopenable_dbs():
+            listen = f"127.0.0.1:{free_port()}"
+            p = run_cli(*[a.format(listen=listen) for a in command], "--db", db, *extra)
+            assert p.returncode == 1, (db, p.returncode, p.stderr)
+            lines = p.stderr.splitlines()
+            assert len(lines) == 1 and lines[0].strip(), (db, p.stderr)
+            assert p.stdout == ""
+    finally:
+        b.release()
 
 
-def test_account_create_prints_the_account_and_its_primary_key(tmp_path):
-    db = tmp_path / "a.db"
-    p = run_cli("account", "create", "--db", db, "--name", "Acme Inc")
+def test_account_create_prints_the_account_and_its_primary_key(server_factory):
+    server = server_factory(accounts=(), start=False)
+    p = run_cli("account", "create", "--db", server.db, "--name", "Acme Inc", *server.common_args())
     assert p.returncode == 0, p.stderr
     info = strict_json(p.stdout)
     assert list(info) == ["account_id", "account_name"] + KEY_FIELDS + ["api_key"]
@@ -97,28 +105,57 @@ def test_account_create_prints_the_account_and_its_primary_key(tmp_path):
     assert info["key_prefix"] == info["api_key"][:12]
     assert info["api_key"] not in p.stderr
     # strict_json (json.loads) already refused anything but one JSON value on stdout.
+    # And the account is there for a server on that database.
+    server.accounts.append(Account(server, info))
+    server.start()
+    assert [k["id"] for k in server.client.list()] == [info["id"]]
 
 
-def test_account_create_twice_gives_distinct_accounts_and_keys(tmp_path):
-    db = tmp_path / "a.db"
-    a = strict_json(run_cli("account", "create", "--db", db, "--name", "one").stdout)
-    b = strict_json(run_cli("account", "create", "--db", db, "--name", "two").stdout)
+def test_account_create_twice_gives_distinct_accounts_and_keys(server_factory):
+    server = server_factory(accounts=(), start=False)
+    runs = [run_cli("account", "create", "--db", server.db, "--name", n, *server.common_args()) for n in ("one", "two")]
+    for p in runs:
+        assert p.returncode == 0, p.stderr
+        # Nothing but the JSON: no library chatter either (e.g. a PostgreSQL NOTICE about the
+        # schema that the first run created).
+        assert p.stderr == "", p.stderr
+    a, b = (strict_json(p.stdout) for p in runs)
     assert a["account_id"] != b["account_id"]
     assert a["id"] != b["id"]
     assert a["api_key"] != b["api_key"]
     assert a["api_key"][12:] != b["api_key"][12:]
 
 
-def test_secret_file_default_is_db_dot_secret_mode_0600(tmp_path):
-    db = tmp_path / "a.db"
+# SQLite only: the default secret file sits next to the database file. PostgreSQL has no
+# default (every instance must share one secret): test_postgres_requires_a_secret_file.
+@sqlite_only
+def test_secret_file_default_is_db_dot_secret_mode_0600(backend, tmp_path):
+    db = backend(tmp_path).db_arg()
     p = run_cli("account", "create", "--db", db, "--name", "x", umask=0)
     assert p.returncode == 0, p.stderr
-    secret = tmp_path / "a.db.secret"
+    secret = Path(db + ".secret")
     assert secret.is_file()
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert secret.stat().st_size > 0
     key = strict_json(p.stdout)["api_key"]
     assert key.encode() not in secret.read_bytes()
+
+
+# PostgreSQL only: the counterpart of the SQLite default secret file above.
+@postgres_only
+@pytest.mark.parametrize(
+    "command", [["account", "create", "--name", "x"], ["serve", "--listen", "{listen}"]], ids=["account create", "serve"]
+)
+def test_postgres_requires_a_secret_file(command, server_factory):
+    """Without --secret-file: exit 1, one line naming the flag, and the database untouched."""
+    server = server_factory(accounts=(), start=False)
+    listen = f"127.0.0.1:{free_port()}"
+    p = run_cli(*[a.format(listen=listen) for a in command], "--db", server.db)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and "--secret-file" in lines[0], repr(p.stderr)
+    assert p.stdout == ""
+    assert server.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
 
 
 def test_secret_file_flag(tmp_path, server_factory):
@@ -150,6 +187,21 @@ def test_brand_flag(server_factory):
 
 def test_serve_logs_startup_line(server):
     assert f"apikeyd: listening on 127.0.0.1:{server.port}\n" in server.log_text()
+
+
+ACCESS_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [A-Z]+ \S+ \d{3} \S+ \d+(\.\d+)?ms$")
+
+
+def test_serve_stderr_holds_only_its_own_lines(server):
+    """`apikeyd: ...` lines and access-log lines, nothing else (no library chatter such as a
+    PostgreSQL NOTICE), also when starting again on an existing database."""
+    server.client.get()
+    server.restart()
+    server.client.get()
+    server.stop()
+    for line in server.log_text().splitlines():
+        assert line.startswith("apikeyd: ") or ACCESS_LINE.match(line), f"unexpected line on stderr: {line!r}"
+    server.start()
 
 
 def test_serve_reads_db_and_listen_from_environment(server_factory):
