@@ -834,13 +834,14 @@ size_t catalog_account_keys(struct catalog *cat, int64_t account_id, int64_t *re
         if ((a = ptable_find(TABLE(cat, accounts), (uint64_t)account_id, account_key)) != NULL &&
             (l = atomic_load_explicit(&a->keys, memory_order_acquire)) != NULL) {
             n = l->n;
-            for (size_t i = 0; i < l->n; i++)
+            for (size_t i = 0; ret_primary_id != NULL && i < l->n; i++)
                 if (l->e[i]->primary)
                     primary = l->e[i]->id;
         }
         ebr_exit(&cat->ebr);
     }
-    *ret_primary_id = primary;
+    if (ret_primary_id != NULL)
+        *ret_primary_id = primary;
     return n;
 }
 

@@ -93,7 +93,7 @@ void catalog_list(struct catalog *cat, int64_t account_id, bool sandbox_only, ca
 /* The same, lock-free and copy-free: the hot path of GET /v1/account/api-keys. `cb` must not call into the catalog. */
 void catalog_list_views(struct catalog *cat, int64_t account_id, bool sandbox_only, catalog_view_cb cb, void *arg);
 
-/* Number of keys of `account_id`, and the id of its primary key (0 if none) into *ret_primary_id. */
+/* Number of keys of `account_id`, and (when ret_primary_id is non-NULL) the id of its primary key, 0 if none. */
 size_t catalog_account_keys(struct catalog *cat, int64_t account_id, int64_t *ret_primary_id);
 
 /*

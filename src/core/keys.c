@@ -154,7 +154,6 @@ int keys_create(struct keys *k, const struct principal *who, const struct create
                 size_t keysz)
 {
     struct key_rec *rec = calloc(1, sizeof(*rec));
-    int64_t primary;
     int r;
 
     if (rec == NULL)
@@ -164,7 +163,7 @@ int keys_create(struct keys *k, const struct principal *who, const struct create
         return AK_ERR_FORBIDDEN;
     }
     pthread_mutex_lock(&k->write_lock);
-    if (catalog_account_keys(k->cat, who->account_id, &primary) >= k->max_keys) {
+    if (catalog_account_keys(k->cat, who->account_id, NULL) >= k->max_keys) {
         r = AK_ERR_LIMIT;
         goto out;
     }

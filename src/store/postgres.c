@@ -54,6 +54,9 @@ static const char *const MIGRATIONS[] = {
     "CREATE INDEX api_keys_account ON api_keys(account_id);"
     /* exactly one primary per account is enforced by the schema, not only by code */
     "CREATE UNIQUE INDEX api_keys_one_primary ON api_keys(account_id) WHERE is_primary;",
+    /* 2: a key count per account, so that the cap costs one row, not a scan of the account's keys */
+    "ALTER TABLE accounts ADD COLUMN key_count BIGINT NOT NULL DEFAULT 0;"
+    "UPDATE accounts SET key_count = (SELECT count(*) FROM api_keys WHERE account_id = accounts.id);",
 };
 
 #define KEY_COLUMNS                                                                                                                \
@@ -278,7 +281,8 @@ static int pg_account_create(struct store *base, const char *name, int64_t now, 
     pthread_mutex_lock(&s->lock);
     if ((r = begin(s)) != 0)
         goto out;
-    if ((r = exec(s->conn, "INSERT INTO accounts (name, created_at) VALUES ($1, $2) RETURNING id", 2, p, &res)) == 0) {
+    if ((r = exec(s->conn, "INSERT INTO accounts (name, created_at, key_count) VALUES ($1, $2, 1) RETURNING id", 2, p, &res)) ==
+        0) {
         account_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         PQclear(res);
         rec.account_id = account_id;
@@ -300,19 +304,20 @@ static int pg_key_insert(struct store *base, struct key_rec *rec, unsigned max_k
 {
     struct pg_store *s = (struct pg_store *)base;
     struct key_rec copy = *rec;
-    char a[24];
-    const char *p[] = {a};
+    char a[24], m[24];
+    const char *p[] = {a, m};
     PGresult *res;
     int r;
 
     fmt_i64(a, sizeof(a), rec->account_id);
+    fmt_i64(m, sizeof(m), (int64_t)max_keys);
     pthread_mutex_lock(&s->lock);
     if ((r = begin(s)) != 0)
         goto out;
-    /* The account lock makes count-then-insert safe against every other instance. */
-    if ((r = lock_account(s->conn, rec->account_id)) == 0 &&
-        (r = exec(s->conn, "SELECT count(*) FROM api_keys WHERE account_id = $1", 1, p, &res)) == 0) {
-        if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) >= (long long)max_keys)
+    /* Taking a place under the cap locks the account's row: safe against every other instance. */
+    if ((r = exec(s->conn, "UPDATE accounts SET key_count = key_count + 1 WHERE id = $1 AND key_count < $2 RETURNING id", 2, p,
+                  &res)) == 0) {
+        if (PQntuples(res) != 1)
             r = AK_ERR_LIMIT;
         PQclear(res);
         if (r == 0)
@@ -451,6 +456,8 @@ static int pg_key_delete(struct store *base, int64_t account_id, int64_t id, sto
         (r = exec(s->conn, "DELETE FROM api_keys WHERE id = $1 AND account_id = $2 RETURNING id", 2, p, &res)) == 0) {
         r = PQntuples(res) == 1 ? notify_keys(s->conn, id, 0) : AK_ERR_NOT_FOUND;
         PQclear(res);
+        if (r == 0)
+            r = exec(s->conn, "UPDATE accounts SET key_count = key_count - 1 WHERE id = $1", 1, p + 1, NULL);
     }
     r = finish(s, r);
 out:

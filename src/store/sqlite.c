@@ -34,11 +34,15 @@ static const char *const MIGRATIONS[] = {
     "  CHECK (NOT is_primary OR (is_active AND key_type = 'production')));"
     "CREATE INDEX api_keys_account ON api_keys(account_id);"
     "CREATE UNIQUE INDEX api_keys_one_primary ON api_keys(account_id) WHERE is_primary;",
+    /* 2: a key count per account, so that the cap costs one row, not a scan of the account's keys */
+    "ALTER TABLE accounts ADD COLUMN key_count INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE accounts SET key_count = (SELECT count(*) FROM api_keys WHERE account_id = accounts.id);",
 };
 
 enum {
     ST_ACCOUNT_INSERT,
     ST_KEY_COUNT,
+    ST_KEY_UNCOUNT,
     ST_KEY_INSERT,
     ST_KEY_UPDATE,
     ST_KEY_GET,
@@ -51,8 +55,8 @@ enum {
 };
 
 static const char *const SQL[ST_COUNT] = {
-    [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (name, created_at) VALUES (?1, ?2)",
-    [ST_KEY_COUNT] = "SELECT count(*) FROM api_keys WHERE account_id = ?1",
+    [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (name, created_at, key_count) VALUES (?1, ?2, 1)",
+    [ST_KEY_COUNT] = "UPDATE accounts SET key_count = key_count + 1 WHERE id = ?1 AND key_count < ?2",
     [ST_KEY_INSERT] = "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_KEY_GET] = "SELECT id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
@@ -60,6 +64,7 @@ static const char *const SQL[ST_COUNT] = {
     [ST_KEY_PRIMARY] = "SELECT id FROM api_keys WHERE account_id = ?1 AND is_primary",
     [ST_KEY_UPDATE] = "UPDATE api_keys SET name = ?3, is_active = ?4, is_primary = ?5 WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_DELETE] = "DELETE FROM api_keys WHERE id = ?1 AND account_id = ?2",
+    [ST_KEY_UNCOUNT] = "UPDATE accounts SET key_count = key_count - 1 WHERE id = ?1",
     [ST_KEY_LOAD] = "SELECT id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
                     " coalesce(last_used, 0) FROM api_keys ORDER BY id",
     [ST_LAST_USED] = "UPDATE api_keys SET last_used = max(coalesce(last_used, 0), ?2) WHERE id = ?1",
@@ -195,15 +200,12 @@ static int sq_key_insert(struct store *base, struct key_rec *rec, unsigned max_k
     pthread_mutex_lock(&s->lock);
     if ((r = begin(s)) != 0)
         goto out;
+    /* Take a place under the cap; no row changed means the account is full. */
     st = stmt(s, ST_KEY_COUNT);
     sqlite3_bind_int64(st, 1, rec->account_id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        r = map_rc(sqlite3_errcode(s->db));
-        r = r != 0 ? r : AK_ERR_STORE;
-    } else if (sqlite3_column_int64(st, 0) >= (int64_t)max_keys) {
+    sqlite3_bind_int64(st, 2, (int64_t)max_keys);
+    if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
         r = AK_ERR_LIMIT;
-    }
-    sqlite3_reset(st);
     if (r == 0)
         r = insert_key(s, &copy);
     r = finish(s, r);
@@ -355,6 +357,11 @@ static int sq_key_delete(struct store *base, int64_t account_id, int64_t id, sto
         sqlite3_bind_int64(st, 2, account_id);
         if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
             r = AK_ERR_NOT_FOUND;
+        if (r == 0) {
+            st = stmt(s, ST_KEY_UNCOUNT);
+            sqlite3_bind_int64(st, 1, account_id);
+            r = step_done(st);
+        }
     }
     r = finish(s, r);
 out:
