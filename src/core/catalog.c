@@ -892,7 +892,8 @@ static void raise_to(_Atomic int64_t *v, int64_t at)
         ;
 }
 
-void catalog_note_uses(struct catalog *cat, const struct key_use *uses, size_t n)
+/* Raises the flushed mark of each listed key, and its last_used too when `used` (a use made elsewhere). */
+static void raise_uses(struct catalog *cat, const struct key_use *uses, size_t n, bool used)
 {
     struct ptable *t;
 
@@ -901,27 +902,23 @@ void catalog_note_uses(struct catalog *cat, const struct key_use *uses, size_t n
     t = TABLE(cat, by_id);
     for (size_t i = 0; i < n; i++) {
         struct entry *e = ptable_find(t, (uint64_t)uses[i].id, entry_id_key);
-        if (e != NULL) {
+        if (e == NULL)
+            continue;
+        if (used)
             raise_to(&e->usage->last_used, uses[i].at);
-            raise_to(&e->usage->flushed, uses[i].at);
-        }
+        raise_to(&e->usage->flushed, uses[i].at);
     }
     ebr_exit(&cat->ebr);
 }
 
+void catalog_note_uses(struct catalog *cat, const struct key_use *uses, size_t n)
+{
+    raise_uses(cat, uses, n, true);
+}
+
 void catalog_mark_flushed(struct catalog *cat, const struct key_use *uses, size_t n)
 {
-    struct ptable *t;
-
-    if (ebr_enter(&cat->ebr) != 0)
-        return;
-    t = TABLE(cat, by_id);
-    for (size_t i = 0; i < n; i++) {
-        struct entry *e = ptable_find(t, (uint64_t)uses[i].id, entry_id_key);
-        if (e != NULL)
-            raise_to(&e->usage->flushed, uses[i].at);
-    }
-    ebr_exit(&cat->ebr);
+    raise_uses(cat, uses, n, false);
 }
 
 size_t catalog_size(struct catalog *cat)
