@@ -521,8 +521,12 @@ static bool refuse_malformed(struct api_handler *api, struct exchange *x)
         respond_error(x, 431, "headers_too_large", "the request headers are too large");
         return true;
     }
-    /* The raw header block still starts the connection's input buffer while its request is handled. */
-    if (sock != NULL && sock->input != NULL && sock->input->size >= req->input.method.len &&
+    /*
+     * Only a request that h2o read a body for carried Content-Length or
+     * Transfer-Encoding: the GETs of the hot path skip the scan. The raw header
+     * block still starts the connection's input buffer while its request is handled.
+     */
+    if (req->entity.base != NULL && sock != NULL && sock->input != NULL && sock->input->size >= req->input.method.len &&
         memcmp(sock->input->bytes, req->input.method.base, req->input.method.len) == 0 &&
         !framing_ok(sock->input->bytes, sock->input->size)) {
         req->http1_is_persistent = 0;
