@@ -9,8 +9,10 @@ cannot drift apart.
 The storage backend is chosen in one place, the `backend` fixture (`BACKENDS`); a server is
 built by `server_factory`, so every test that uses a server runs once per backend: SQLite
 (a file in the test's directory) and PostgreSQL (a fresh database per server in a throwaway
-cluster, `pg_cluster`: initdb'd as `postgres` into a temporary directory, unix socket only,
-removed at the end of the session). If PostgreSQL cannot start, every PostgreSQL test fails
+cluster, `pg_cluster`: initdb'd as `postgres` into a temporary directory, on a unix socket in
+that directory and on 127.0.0.1 (both on one free port, trust authentication), removed at the
+end of the session). Servers use the unix socket; `PgCluster.tcp_uri` is for tests that put
+something (tests/api/tcpproxy.py) between apikeyd and PostgreSQL. If PostgreSQL cannot start, every PostgreSQL test fails
 with a message saying so; none is skipped. A test that only makes sense for one backend says
 so with `sqlite_only` / `postgres_only` (and a comment giving the reason).
 
@@ -433,7 +435,7 @@ class SqliteBackend:
 
 PG_BINDIR = Path(os.environ.get("APIKEYD_PG_BINDIR") or "/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"
-PG_PORT = 5432  # names the unix socket only (`.s.PGSQL.5432` in the cluster's directory); no TCP
+PG_PORT = 5432  # libpq's default port: a URI on any other port says `port=`
 PG_TIMEOUT = 60.0  # initdb, pg_ctl start/stop
 PSQL_TIMEOUT = 30.0
 # The message of every PostgreSQL test when the throwaway cluster cannot start; such a test is
@@ -454,9 +456,12 @@ def write_secret(path):
 
 
 class PgCluster:
-    """A throwaway PostgreSQL cluster in its own temporary directory, reachable only through a
-    unix socket in that directory. initdb and the server run as the `postgres` user (through
-    runuser when the tests run as root). `destroy()` stops it and removes the directory."""
+    """A throwaway PostgreSQL cluster in its own temporary directory, reachable through a unix
+    socket in that directory and on 127.0.0.1, both on `home_port` (a free port chosen at
+    construction, so that clusters of concurrent sessions never collide; PostgreSQL has one
+    port for both). Trust authentication on both. initdb and the server run as the `postgres`
+    user (through runuser when the tests run as root). `destroy()` stops it and removes the
+    directory."""
 
     def __init__(self, label="pg", prefetch=0):
         self.root = Path(tempfile.mkdtemp(prefix=f"apikeyd-{label}-", dir="/tmp"))
@@ -469,7 +474,8 @@ class PgCluster:
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
         self.sockdir = self.root
-        self.port = PG_PORT
+        self.home_port = free_port()
+        self.port = self.home_port
         self.running = False
         self._names = itertools.count(1)
         self._destroyed = False
@@ -520,19 +526,39 @@ class PgCluster:
         )
         return self
 
-    def start(self, port=PG_PORT):
-        """Starts the server with its socket `.s.PGSQL.<port>` in the cluster's directory."""
-        opts = (
-            f"-c listen_addresses='' -k {self.sockdir} -p {port}"
-            " -c fsync=off -c full_page_writes=off -c max_connections=200"
-        )
-        self._run_pg(
-            [PG_BINDIR / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", int(PG_TIMEOUT), "-o", opts, "start"],
-            f"pg_ctl start (port {port})",
-        )
-        self.port = port
-        self.running = True
-        return self
+    def start(self, port=None):
+        """Starts the server on `port` (default `home_port`): its socket `.s.PGSQL.<port>` in the
+        cluster's directory, and 127.0.0.1:<port>. When the home port was taken meanwhile by
+        someone else, another free one becomes the home port (a few attempts)."""
+        for attempt in range(3):
+            use = self.home_port if port is None else port
+            opts = (
+                f"-c listen_addresses=127.0.0.1 -k {self.sockdir} -p {use}"
+                " -c fsync=off -c full_page_writes=off -c max_connections=200"
+            )
+            try:
+                self._run_pg(
+                    [PG_BINDIR / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", int(PG_TIMEOUT), "-o", opts,
+                     "start"],  # fmt: skip
+                    f"pg_ctl start (port {use})",
+                )
+            except PgUnavailable:
+                if port is not None or attempt == 2 or not self._port_taken(use):
+                    raise
+                self.home_port = free_port()
+                continue
+            self.port = use
+            self.running = True
+            return self
+
+    @staticmethod
+    def _port_taken(port):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return True
+        return False
 
     def stop(self, mode="fast"):
         self._run_pg([PG_BINDIR / "pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", int(PG_TIMEOUT), "stop"], "pg_ctl stop")
@@ -563,10 +589,15 @@ class PgCluster:
 
     # -- clients
     def uri(self, dbname, port=None):
-        """`postgresql://postgres@/DBNAME?host=SOCKETDIR` (plus `&port=` for a non-default socket)."""
+        """`postgresql://postgres@/DBNAME?host=SOCKETDIR&port=PORT` (the unix socket)."""
         port = self.port if port is None else port
         suffix = "" if port == PG_PORT else f"&port={port}"
         return f"postgresql://{PG_USER}@/{dbname}?host={self.sockdir}{suffix}"
+
+    def tcp_uri(self, dbname, port=None, host="127.0.0.1"):
+        """`postgresql://postgres@127.0.0.1:PORT/DBNAME` (TCP; `port` may be a proxy's)."""
+        port = self.port if port is None else port
+        return f"postgresql://{PG_USER}@{host}:{port}/{dbname}"
 
     def psql_argv(self, dbname="postgres", port=None):
         port = self.port if port is None else port
@@ -696,6 +727,11 @@ class PostgresBackend:
 
     def db_arg(self):
         return self.cluster.uri(self.dbname)
+
+    def tcp_db_arg(self, port=None):
+        """This database over TCP: `postgresql://postgres@127.0.0.1:PORT/DB`; `port` defaults to
+        the cluster's own (pass a tests/api/tcpproxy.py proxy's port to go through it)."""
+        return self.cluster.tcp_uri(self.dbname, port)
 
     def default_secret_file(self):
         return self.secret_file

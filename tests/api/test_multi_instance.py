@@ -25,11 +25,11 @@ import pytest
 
 from conftest import (
     ACCOUNT_PICKUP_TIMEOUT,
-    PG_PORT,
     Client,
     PostgresBackend,
     ServerFactory,
     assert_error,
+    free_port,
     parse_time,
     run_cli,
     snapshot,
@@ -605,7 +605,7 @@ def test_postgres_restart_under_traffic(fault_cluster, fault_factory, mode, caps
         refused_writes()
 
         # PostgreSQL back, on a socket A and B do not use: C changes keys there.
-        hidden_port = PG_PORT + 1
+        hidden_port = free_port()
         fault_cluster.start(port=hidden_port)
         c = fault_factory(share=a, start=False)
         c.db = fault_cluster.uri(a.backend.dbname, port=hidden_port)
@@ -621,7 +621,7 @@ def test_postgres_restart_under_traffic(fault_cluster, fault_factory, mode, caps
 
         # PostgreSQL back where A and B expect it.
         t_up = time.monotonic()
-        fault_cluster.start(port=PG_PORT)
+        fault_cluster.start()
 
         def resynced(server):
             def check():
