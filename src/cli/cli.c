@@ -43,7 +43,8 @@ int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret)
 int cli_env_open(const struct cli_common *c, struct cli_env *env)
 {
     struct keys_config kc = {.brand = c->brand != NULL ? c->brand : "ml",
-                             .max_keys = c->max_keys != 0 ? c->max_keys : KEYS_DEFAULT_MAX};
+                             .max_keys = c->max_keys != 0 ? c->max_keys : KEYS_DEFAULT_MAX,
+                             .max_staleness_s = c->max_staleness_s};
     struct digest_secret secret;
     char err[512], *secret_path = NULL;
     int r;

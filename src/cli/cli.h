@@ -15,10 +15,11 @@
 struct store;
 
 struct cli_common {
-    const char *db;          /* --db or APIKEYD_DB */
-    const char *secret_file; /* --secret-file, default <db>.secret */
-    const char *brand;       /* --brand, default "ml" */
-    unsigned max_keys;       /* --max-keys */
+    const char *db;           /* --db or APIKEYD_DB */
+    const char *secret_file;  /* --secret-file, default <db>.secret */
+    const char *brand;        /* --brand, default "ml" */
+    unsigned max_keys;        /* --max-keys */
+    unsigned max_staleness_s; /* --max-staleness (serve, PostgreSQL) */
 };
 
 /* The environment pieces a subcommand works with, opened together. */

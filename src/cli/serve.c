@@ -19,6 +19,8 @@ static void usage(FILE *out)
           "  --threads N          event loops, default: one per core\n"
           "  --secret-file PATH   HMAC secret, created 0600 on first use (default: <db>.secret)\n"
           "  --max-keys N         keys per account (default 100)\n"
+          "  --max-staleness S    PostgreSQL: refuse to verify keys (503) when the database has not been\n"
+          "                       heard from for S seconds (default 10; 0: keep verifying, fail open)\n"
           "  --brand NAME         key brand, the \"ml\" of ml_prod_... (default ml)\n"
           "  --verify-token TOKEN require this token in X-Verify-Token on /v1/auth/verify\n"
           "                       (env APIKEYD_VERIFY_TOKEN)\n"
@@ -53,10 +55,11 @@ int cli_serve(int argc, char **argv)
         {"max-connections", required_argument, NULL, 'M'},
         {"auth-failures", required_argument, NULL, 'F'},
         {"client-ip-header", required_argument, NULL, 'P'},
+        {"max-staleness", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct cli_common c = {.db = getenv("APIKEYD_DB")};
+    struct cli_common c = {.db = getenv("APIKEYD_DB"), .max_staleness_s = 10};
     struct server_config sc = {.listen = getenv("APIKEYD_LISTEN"),
                                .verify_token = getenv("APIKEYD_VERIFY_TOKEN"),
                                .header_timeout_s = 10,
@@ -129,6 +132,12 @@ int cli_serve(int argc, char **argv)
             break;
         case 'P':
             sc.client_ip_header = optarg;
+            break;
+        case 'S':
+            if (cli_parse_uint(optarg, 0, 3600, &c.max_staleness_s) != 0) {
+                fprintf(stderr, "apikeyd serve: --max-staleness takes seconds from 0 to 3600\n");
+                return EXIT_USAGE;
+            }
             break;
         case 'h':
             usage(stdout);

@@ -28,6 +28,7 @@
 struct usage {
     _Atomic int64_t last_used; /* written by readers on every authenticated request (when the second changes) */
     _Atomic int64_t flushed;   /* the value known to be in the store */
+    _Atomic unsigned refs;     /* worlds holding the key: a reload adopts the record, so no use is lost */
 };
 
 struct entry {
@@ -80,6 +81,41 @@ struct catalog {
 };
 
 static char tomb_marker;
+
+/* ---- allocation, with a fault hook for tests ---- */
+
+static _Atomic long fault_countdown = -1;
+
+void catalog_fault_inject(long after)
+{
+    atomic_store(&fault_countdown, after);
+}
+
+/* Whether this allocation is the one catalog_fault_inject asked to fail. */
+static bool fault_hit(void)
+{
+    long n = atomic_load_explicit(&fault_countdown, memory_order_relaxed);
+
+    while (n >= 0 && !atomic_compare_exchange_weak(&fault_countdown, &n, n - 1))
+        ;
+    return n == 0;
+}
+
+static void *cat_malloc(size_t n)
+{
+    return fault_hit() ? NULL : malloc(n);
+}
+
+static void *cat_calloc(size_t n, size_t size)
+{
+    return fault_hit() ? NULL : calloc(n, size);
+}
+
+static void *cat_realloc(void *p, size_t n)
+{
+    return fault_hit() ? NULL : realloc(p, n);
+}
+
 #define GONE_MAX (1u << 20) /* deleted ids remembered */
 #define TOMB ((void *)&tomb_marker)
 
@@ -133,7 +169,7 @@ static size_t home(uint64_t key, size_t mask)
 
 static struct ptable *ptable_new(size_t cap)
 {
-    struct ptable *t = calloc(1, sizeof(*t) + cap * sizeof(t->slot[0]));
+    struct ptable *t = cat_calloc(1, sizeof(*t) + cap * sizeof(t->slot[0]));
 
     if (t != NULL)
         t->mask = cap - 1;
@@ -290,7 +326,7 @@ static struct entry *entry_new(const struct key_rec *rec, struct usage *usage)
     char *json = encode_name(rec->name, &jlen);
     struct entry *e;
 
-    if (json == NULL || jlen > UINT16_MAX || (e = malloc(sizeof(*e) + jlen + 1)) == NULL) {
+    if (json == NULL || jlen > UINT16_MAX || (e = cat_malloc(sizeof(*e) + jlen + 1)) == NULL) {
         free(json);
         return NULL;
     }
@@ -317,14 +353,27 @@ static void entry_free_version(void *p)
     free(p);
 }
 
-/* Frees a key for good: the version and its usage record. */
+/* Frees a key for good in one world: the version, and its usage record unless another world holds it. */
 static void entry_free_key(void *p)
 {
     struct entry *e = p;
 
-    if (e != NULL)
+    if (e != NULL && atomic_fetch_sub(&e->usage->refs, 1) == 1)
         free(e->usage);
     free(e);
+}
+
+/* A usage record for a key first seen, held by one world. */
+static struct usage *usage_new(int64_t last_used)
+{
+    struct usage *u = cat_malloc(sizeof(*u));
+
+    if (u != NULL) {
+        atomic_init(&u->last_used, last_used);
+        atomic_init(&u->flushed, last_used);
+        atomic_init(&u->refs, 1);
+    }
+    return u;
 }
 
 static void entry_view(const struct entry *e, struct key_view *v)
@@ -359,7 +408,7 @@ static void entry_to_rec(const struct entry *e, struct key_rec *rec)
 static struct keylist *keylist_edit(const struct keylist *old, const struct entry *drop, struct entry *add)
 {
     size_t n = old != NULL ? old->n : 0, k = 0;
-    struct keylist *l = malloc(sizeof(*l) + (n + 1) * sizeof(l->e[0]));
+    struct keylist *l = cat_malloc(sizeof(*l) + (n + 1) * sizeof(l->e[0]));
 
     if (l == NULL)
         return NULL;
@@ -410,7 +459,7 @@ static void world_free(void *p)
 
 static struct world *world_new(void)
 {
-    struct world *w = calloc(1, sizeof(*w));
+    struct world *w = cat_calloc(1, sizeof(*w));
 
     if (w != NULL) {
         atomic_init(&w->by_digest, NULL);
@@ -420,7 +469,11 @@ static struct world *world_new(void)
     return w;
 }
 
-/* Writer: adds a brand-new key `e` to `w`. */
+/*
+ * Writer: adds a brand-new key `e` to `w`, which takes `e` in every case:
+ * on failure `e` is freed, through ebr when a reader may have found it
+ * (it was published in the id table before the digest table failed to grow).
+ */
 static int world_insert(struct ebr *ebr, struct world *w, struct entry *e)
 {
     struct account *a = ptable_find(atomic_load_explicit(&w->accounts, memory_order_relaxed), (uint64_t)e->account_id, account_key);
@@ -428,22 +481,33 @@ static int world_insert(struct ebr *ebr, struct world *w, struct entry *e)
     int r;
 
     if (a == NULL) {
-        if ((a = malloc(sizeof(*a))) == NULL)
+        if ((a = cat_malloc(sizeof(*a))) == NULL) {
+            entry_free_key(e);
             return AK_ERR_NOMEM;
+        }
         a->id = e->account_id;
         atomic_init(&a->keys, NULL);
         if ((r = ptable_set(ebr, &w->accounts, (uint64_t)a->id, a, account_key)) != 0) {
             free(a);
+            entry_free_key(e);
             return r;
         }
     }
     old = atomic_load_explicit(&a->keys, memory_order_relaxed);
-    if ((l = keylist_edit(old, NULL, e)) == NULL)
+    if ((l = keylist_edit(old, NULL, e)) == NULL) {
+        entry_free_key(e);
         return AK_ERR_NOMEM;
-    if ((r = ptable_set(ebr, &w->by_id, (uint64_t)e->id, e, entry_id_key)) != 0 ||
-        (r = ptable_set(ebr, &w->by_digest, digest_key(e->digest), e, entry_digest_key)) != 0) {
+    }
+    if ((r = ptable_set(ebr, &w->by_id, (uint64_t)e->id, e, entry_id_key)) != 0) {
+        free(l);
+        entry_free_key(e);
+        return r;
+    }
+    if ((r = ptable_set(ebr, &w->by_digest, digest_key(e->digest), e, entry_digest_key)) != 0) {
+        /* Published by id already: a reader may hold it. */
         ptable_del(&w->by_id, (uint64_t)e->id, entry_id_key);
         free(l);
+        retire(ebr, e, entry_free_key);
         return r;
     }
     atomic_store_explicit(&a->keys, l, memory_order_release);
@@ -484,30 +548,31 @@ static bool gone_find(const struct catalog *cat, int64_t id, size_t *ret_pos)
     return lo < cat->ngone && cat->gone[lo] == id;
 }
 
-static void gone_add(struct catalog *cat, int64_t id)
+static int gone_add(struct catalog *cat, int64_t id)
 {
     size_t pos;
 
     if (gone_find(cat, id, &pos))
-        return;
+        return 0;
     if (cat->ngone == GONE_MAX) {
         /* Bounded: forget the oldest half (lowest ids: the longest gone, whose late events are long past). */
         memmove(cat->gone, cat->gone + GONE_MAX / 2, (GONE_MAX - GONE_MAX / 2) * sizeof(*cat->gone));
         cat->ngone -= GONE_MAX / 2;
         if (!gone_find(cat, id, &pos) && pos == 0 && cat->ngone != 0 && id < cat->gone[0])
-            return; /* older than everything kept */
+            return 0; /* older than everything kept */
     }
     if (cat->ngone == cat->capgone) {
         size_t cap = cat->capgone != 0 ? cat->capgone * 2 : 64;
-        int64_t *g = realloc(cat->gone, cap * sizeof(*g));
+        int64_t *g = cat_realloc(cat->gone, cap * sizeof(*g));
         if (g == NULL)
-            return; /* the id is forgotten: a late event could show the key until the next reload */
+            return AK_ERR_NOMEM;
         cat->gone = g;
         cat->capgone = cap;
     }
     memmove(cat->gone + pos + 1, cat->gone + pos, (cat->ngone - pos) * sizeof(*cat->gone));
     cat->gone[pos] = id;
     cat->ngone++;
+    return 0;
 }
 
 void catalog_free(struct catalog *cat)
@@ -521,59 +586,68 @@ void catalog_free(struct catalog *cat)
     free(cat);
 }
 
+static void raise_to(_Atomic int64_t *v, int64_t at)
+{
+    int64_t cur = atomic_load(v);
+
+    while (cur < at && !atomic_compare_exchange_weak(v, &cur, at))
+        ;
+}
+
+struct load_ctx {
+    struct world *fresh; /* being built, private */
+    struct world *old;   /* the published one (its writer holds wlock) */
+};
+
+/*
+ * Adds one key from the store to the fresh world. A key the old world holds
+ * keeps its usage record (adopted, not copied): a use recorded on the old
+ * version while the load runs, or by a reader still in the old world after
+ * it is replaced, lands in the record the fresh world serves and flushes.
+ */
 static int load_one(void *arg, const struct key_rec *rec)
 {
-    struct world *w = arg;
-    struct usage *u = malloc(sizeof(*u));
+    struct load_ctx *lc = arg;
+    struct entry *o = ptable_find(atomic_load_explicit(&lc->old->by_id, memory_order_relaxed), (uint64_t)rec->id, entry_id_key);
+    struct usage *u;
     struct entry *e;
-    int r;
 
-    if (u == NULL)
-        return AK_ERR_NOMEM;
-    atomic_init(&u->last_used, rec->last_used);
-    atomic_init(&u->flushed, rec->last_used);
-    if ((e = entry_new(rec, u)) == NULL) {
-        free(u);
-        return AK_ERR_NOMEM;
-    }
-    if (ptable_find(atomic_load_explicit(&w->by_digest, memory_order_relaxed), digest_key(e->digest), entry_digest_key) != NULL) {
-        entry_free_key(e);
+    if (ptable_find(atomic_load_explicit(&lc->fresh->by_digest, memory_order_relaxed), digest_key(rec->digest), entry_digest_key) !=
+        NULL)
         return AK_ERR_COLLISION;
+    if (o != NULL && memcmp(o->digest, rec->digest, DIGEST_LEN) == 0) {
+        u = o->usage;
+        atomic_fetch_add(&u->refs, 1);
+        raise_to(&u->last_used, rec->last_used);
+        raise_to(&u->flushed, rec->last_used);
+    } else if ((u = usage_new(rec->last_used)) == NULL) {
+        return AK_ERR_NOMEM;
     }
-    if ((r = world_insert(NULL, w, e)) != 0)
-        entry_free_key(e);
-    return r;
+    if ((e = entry_new(rec, u)) == NULL) {
+        if (atomic_fetch_sub(&u->refs, 1) == 1)
+            free(u);
+        return AK_ERR_NOMEM;
+    }
+    return world_insert(NULL, lc->fresh, e);
 }
 
 int catalog_load(struct catalog *cat, struct store *store)
 {
-    struct world *fresh, *old;
-    struct ptable *t;
+    struct load_ctx lc;
+    struct world *old;
     int r;
 
     /* Built privately (nothing can read it yet), then published in one store. */
-    if ((fresh = world_new()) == NULL)
+    if ((lc.fresh = world_new()) == NULL)
         return AK_ERR_NOMEM;
     pthread_mutex_lock(&cat->wlock);
-    if ((r = store->ops->key_load(store, load_one, fresh)) != 0) {
+    old = lc.old = atomic_load_explicit(&cat->world, memory_order_relaxed);
+    if ((r = store->ops->key_load(store, load_one, &lc)) != 0) {
         pthread_mutex_unlock(&cat->wlock);
-        world_free(fresh);
+        world_free(lc.fresh);
         return r;
     }
-    /* Keep uses recorded in memory that the store has not seen yet. */
-    old = atomic_load_explicit(&cat->world, memory_order_relaxed);
-    if ((t = atomic_load_explicit(&fresh->by_id, memory_order_relaxed)) != NULL) {
-        struct ptable *ot = atomic_load_explicit(&old->by_id, memory_order_relaxed);
-        for (size_t i = 0; i <= t->mask; i++) {
-            struct entry *e = atomic_load_explicit(&t->slot[i], memory_order_relaxed), *o;
-            if (e == NULL || e == TOMB || (o = ptable_find(ot, (uint64_t)e->id, entry_id_key)) == NULL)
-                continue;
-            int64_t mine = atomic_load(&o->usage->last_used);
-            if (mine > atomic_load(&e->usage->last_used))
-                atomic_store(&e->usage->last_used, mine);
-        }
-    }
-    atomic_store_explicit(&cat->world, fresh, memory_order_release);
+    atomic_store_explicit(&cat->world, lc.fresh, memory_order_release);
     retire(&cat->ebr, old, world_free);
     ebr_reclaim(&cat->ebr);
     pthread_mutex_unlock(&cat->wlock);
@@ -585,40 +659,75 @@ static int put_new(struct catalog *cat, struct world *w, const struct key_rec *r
 {
     struct usage *u;
     struct entry *e;
-    int r;
 
     if (ptable_find(atomic_load_explicit(&w->by_digest, memory_order_relaxed), digest_key(rec->digest), entry_digest_key) != NULL)
         return AK_ERR_COLLISION;
-    if ((u = malloc(sizeof(*u))) == NULL)
+    if ((u = usage_new(rec->last_used)) == NULL)
         return AK_ERR_NOMEM;
     if ((e = entry_new(rec, u)) == NULL) {
         free(u);
         return AK_ERR_NOMEM;
     }
-    atomic_init(&u->last_used, rec->last_used);
-    atomic_init(&u->flushed, rec->last_used);
-    if ((r = world_insert(&cat->ebr, w, e)) != 0)
-        entry_free_key(e);
-    return r;
+    return world_insert(&cat->ebr, w, e);
+}
+
+static int cmp_rec_ptr(const void *a, const void *b)
+{
+    const struct key_rec *x = *(const struct key_rec *const *)a, *y = *(const struct key_rec *const *)b;
+
+    if (x->id != y->id)
+        return (x->id > y->id) - (x->id < y->id);
+    if (x->version != y->version)
+        return (x->version > y->version) - (x->version < y->version);
+    return (x > y) - (x < y); /* the later record of equal versions wins */
+}
+
+/*
+ * Marks in `skip` every record of `recs` that another record of the same id
+ * supersedes (a higher version, or the same version later in the batch), so
+ * that each id is applied once: applying one twice would retire one old
+ * version twice.
+ */
+static int mark_repeats(const struct key_rec *recs, size_t n, bool *skip)
+{
+    const struct key_rec **order;
+
+    if (n < 2)
+        return 0;
+    if ((order = cat_malloc(n * sizeof(*order))) == NULL)
+        return AK_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        order[i] = &recs[i];
+    qsort(order, n, sizeof(*order), cmp_rec_ptr);
+    for (size_t i = 0; i + 1 < n; i++)
+        if (order[i]->id == order[i + 1]->id)
+            skip[order[i] - recs] = true;
+    free(order);
+    return 0;
 }
 
 int catalog_put_many(struct catalog *cat, const struct key_rec *recs, size_t n)
 {
-    struct entry **olds = calloc(n, sizeof(*olds)), **news = calloc(n, sizeof(*news));
+    struct entry **olds = cat_calloc(n, sizeof(*olds)), **news = cat_calloc(n, sizeof(*news));
+    bool *skip = cat_calloc(n, sizeof(*skip));
     struct world *w;
     size_t pos;
     int r = 0, r2;
 
-    if (olds == NULL || news == NULL) {
+    if (olds == NULL || news == NULL || skip == NULL || mark_repeats(recs, n, skip) != 0) {
         free(olds);
         free(news);
+        free(skip);
         return AK_ERR_NOMEM;
     }
     pthread_mutex_lock(&cat->wlock);
     w = atomic_load_explicit(&cat->world, memory_order_relaxed);
     for (size_t i = 0; i < n; i++) {
         const struct key_rec *rec = &recs[i];
-        struct entry *old = ptable_find(atomic_load_explicit(&w->by_id, memory_order_relaxed), (uint64_t)rec->id, entry_id_key);
+        struct entry *old;
+        if (skip[i])
+            continue;
+        old = ptable_find(atomic_load_explicit(&w->by_id, memory_order_relaxed), (uint64_t)rec->id, entry_id_key);
         if (old == NULL) {
             /* A removed id never comes back: a late change about it is stale. */
             if (!gone_find(cat, rec->id, &pos) && (r2 = put_new(cat, w, rec)) != 0 && r == 0)
@@ -684,6 +793,7 @@ int catalog_put_many(struct catalog *cat, const struct key_rec *recs, size_t n)
     pthread_mutex_unlock(&cat->wlock);
     free(olds);
     free(news);
+    free(skip);
     return r;
 }
 
@@ -692,22 +802,33 @@ int catalog_put(struct catalog *cat, const struct key_rec *rec)
     return catalog_put_many(cat, rec, 1);
 }
 
-void catalog_remove(struct catalog *cat, int64_t id)
+int catalog_remove(struct catalog *cat, int64_t id)
 {
     struct world *w;
     struct entry *e;
     struct account *a;
-    struct keylist *ol, *l;
+    struct keylist *ol, *l = NULL;
+    int r = 0;
 
     pthread_mutex_lock(&cat->wlock);
     w = atomic_load_explicit(&cat->world, memory_order_relaxed);
     e = ptable_find(atomic_load_explicit(&w->by_id, memory_order_relaxed), (uint64_t)id, entry_id_key);
+    /*
+     * Only a key that was here is remembered as gone: an id named by a
+     * stranger (a future id, say) must never stop that key from showing up.
+     */
     if (e == NULL)
         goto out;
     a = ptable_find(atomic_load_explicit(&w->accounts, memory_order_relaxed), (uint64_t)e->account_id, account_key);
     ol = a != NULL ? atomic_load_explicit(&a->keys, memory_order_relaxed) : NULL;
-    if (a != NULL && (l = keylist_edit(ol, e, NULL)) == NULL)
-        goto out; /* out of memory: the key stays, the store still has it deleted; a reload will fix it */
+    if (a != NULL && (l = keylist_edit(ol, e, NULL)) == NULL) {
+        r = AK_ERR_NOMEM; /* the key stays: the caller must reload */
+        goto out;
+    }
+    if ((r = gone_add(cat, id)) != 0) {
+        free(l);
+        goto out;
+    }
     ptable_del(&w->by_id, (uint64_t)id, entry_id_key);
     ptable_del(&w->by_digest, digest_key(e->digest), entry_digest_key);
     if (a != NULL) {
@@ -716,9 +837,9 @@ void catalog_remove(struct catalog *cat, int64_t id)
     }
     retire(&cat->ebr, e, entry_free_key);
 out:
-    gone_add(cat, id);
     ebr_reclaim(&cat->ebr);
     pthread_mutex_unlock(&cat->wlock);
+    return r;
 }
 
 /* Readers: the current world's table behind `which`. */
@@ -882,14 +1003,6 @@ int catalog_collect_uses(struct catalog *cat, struct key_use **ret, size_t *ret_
     *ret = v;
     *ret_n = n;
     return 0;
-}
-
-static void raise_to(_Atomic int64_t *v, int64_t at)
-{
-    int64_t cur = atomic_load(v);
-
-    while (cur < at && !atomic_compare_exchange_weak(v, &cur, at))
-        ;
 }
 
 /* Raises the flushed mark of each listed key, and its last_used too when `used` (a use made elsewhere). */

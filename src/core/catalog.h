@@ -67,12 +67,20 @@ int catalog_put(struct catalog *cat, const struct key_rec *rec);
 /*
  * catalog_put for several keys at once: the new versions of one account's
  * keys become visible to lists together (a primary move is never seen half
- * done). Returns the first error; the other records are still applied.
+ * done). Records repeating an id are merged: the highest version (or the
+ * last of equal ones) is applied, once. Returns the first error; the other
+ * records are still applied. On AK_ERR_NOMEM the catalog may lack a change:
+ * the caller reloads it.
  */
 int catalog_put_many(struct catalog *cat, const struct key_rec *recs, size_t n);
 
-/* Removes the key `id`, if present, and remembers that it is gone. */
-void catalog_remove(struct catalog *cat, int64_t id);
+/*
+ * Removes the key `id`, if present, and remembers that it is gone (so that
+ * a late change about it is ignored). An id the catalog does not hold is
+ * not remembered. Returns 0, or AK_ERR_NOMEM when the key could not be
+ * removed (the caller reloads the catalog).
+ */
+int catalog_remove(struct catalog *cat, int64_t id);
 
 /* Copies the key `id` into `ret`. AK_ERR_NOT_FOUND if absent. */
 int catalog_get(struct catalog *cat, int64_t id, struct key_rec *ret);
@@ -111,5 +119,12 @@ void catalog_mark_flushed(struct catalog *cat, const struct key_use *uses, size_
 
 /* Number of keys. */
 size_t catalog_size(struct catalog *cat);
+
+/*
+ * For tests only (failure injection, as sqlite's fault simulator): the
+ * catalog's allocation number `after` from now on (0: the next) fails,
+ * once; -1 turns it off. Process-wide.
+ */
+void catalog_fault_inject(long after);
 
 #endif

@@ -44,6 +44,10 @@ const char *ak_strerror(int err)
         return "invalid argument";
     case AK_ERR_SECRET:
         return "unusable secret file";
+    case AK_ERR_OUTCOME_UNKNOWN:
+        return "the database did not confirm whether the change was applied";
+    case AK_ERR_STALE:
+        return "the key store has not been heard from for too long";
     }
     return "unknown error";
 }

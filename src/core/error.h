@@ -28,6 +28,8 @@ enum ak_err {
     AK_ERR_COLLISION = -16,        /* a fresh key collided with an existing one; retry */
     AK_ERR_ARG = -17,              /* a bad argument from the caller (programming or configuration error) */
     AK_ERR_SECRET = -18,           /* the secret file is unusable */
+    AK_ERR_OUTCOME_UNKNOWN = -19,  /* a write may or may not have been applied (the store did not confirm either way) */
+    AK_ERR_STALE = -20,            /* the in-memory keys may be stale: the shared store has been silent too long */
 };
 
 /* Returns a static, human-readable description of `err`. Never NULL. */

@@ -8,6 +8,7 @@
 
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,9 @@ struct keys {
     struct digest_secret secret;
     char brand[KEYFMT_BRAND_MAX + 1];
     unsigned max_keys;
+    int64_t max_staleness_ms;  /* 0: never refuse */
+    _Atomic int64_t heard_ms;  /* monotonic time the shared store was last heard from */
+    _Atomic int reload_wanted; /* a write left the catalog behind the store */
     pthread_mutex_t write_lock;
     /* the first full load after keys_watch */
     pthread_mutex_t watch_lock;
@@ -44,6 +48,9 @@ int keys_new(struct store *store, const struct digest_secret *secret, const stru
     k->secret = *secret;
     strcpy(k->brand, cfg->brand);
     k->max_keys = cfg->max_keys;
+    k->max_staleness_ms = (int64_t)cfg->max_staleness_s * 1000;
+    atomic_init(&k->heard_ms, 0);
+    atomic_init(&k->reload_wanted, 0);
     pthread_mutex_init(&k->write_lock, NULL);
     pthread_mutex_init(&k->watch_lock, NULL);
     pthread_cond_init(&k->watch_cond, NULL);
@@ -63,14 +70,53 @@ void keys_free(struct keys *k)
     free(k);
 }
 
+/* A coarse monotonic clock in ms: a few ns on the hot path. */
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reloads the catalog; the caller holds write_lock. */
+static int reload_locked(struct keys *k)
+{
+    int r;
+
+    atomic_store(&k->reload_wanted, 0);
+    if ((r = catalog_load(k->cat, k->store)) != 0)
+        atomic_store(&k->reload_wanted, 1);
+    return r;
+}
+
 int keys_load(struct keys *k)
 {
     int r;
 
     pthread_mutex_lock(&k->write_lock);
-    r = catalog_load(k->cat, k->store);
+    r = reload_locked(k);
     pthread_mutex_unlock(&k->write_lock);
     return r;
+}
+
+/*
+ * After a write: `r` is the store's answer, `cr` the catalog's. A store
+ * that could not tell whether it committed, or a catalog that could not
+ * take a committed change, leaves the catalog behind: reload it now, and
+ * if that fails too, answer that the outcome is not known (never success
+ * for a change this instance does not serve) and reload on the next tick.
+ */
+static int settle(struct keys *k, int r, int cr)
+{
+    if (r == AK_ERR_OUTCOME_UNKNOWN) {
+        if (reload_locked(k) != 0)
+            atomic_store(&k->reload_wanted, 1);
+        return r;
+    }
+    if (r != 0 || cr == 0)
+        return r;
+    return reload_locked(k) == 0 ? 0 : AK_ERR_OUTCOME_UNKNOWN;
 }
 
 int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, struct principal *ret)
@@ -88,6 +134,10 @@ int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, 
     /* The checksum refuses made-up and mistyped keys before any hashing. */
     if (keyfmt_parse(k->brand, token, tlen, &type) != 0)
         return AK_ERR_KEY_FORMAT;
+    /* Fail closed: a shared store silent for too long may have revoked keys this catalog still shows. */
+    if (k->max_staleness_ms > 0 && k->store->ops->watch != NULL &&
+        mono_ms() - atomic_load_explicit(&k->heard_ms, memory_order_relaxed) > k->max_staleness_ms)
+        return AK_ERR_STALE;
     if ((r = digest_compute(&k->secret, token, tlen, digest)) != 0)
         return r;
     r = catalog_authenticate(k->cat, digest, now, ret);
@@ -175,7 +225,8 @@ int keys_create(struct keys *k, const struct principal *who, const struct create
     rec->created_at = timefmt_now();
     if ((r = mint(k, req->type, rec, ret_key, keysz)) != 0)
         goto out;
-    if ((r = k->store->ops->key_insert(k->store, rec, k->max_keys)) != 0 || (r = catalog_put(k->cat, rec)) != 0) {
+    r = k->store->ops->key_insert(k->store, rec, k->max_keys);
+    if ((r = settle(k, r, r == 0 ? catalog_put(k->cat, rec) : 0)) != 0) {
         OPENSSL_cleanse(ret_key, keysz);
         goto out;
     }
@@ -250,9 +301,10 @@ static void collect_primary(void *arg, const struct key_rec *rec)
  * it is shown as demoted in the same step, keeping its version so that the
  * real event still applies. (Stores without versions have one instance.)
  */
-static void apply_update(struct keys *k, const struct key_rec *rec, const struct key_rec *demoted)
+static int apply_update(struct keys *k, const struct key_rec *rec, const struct key_rec *demoted)
 {
     struct primaries p = {.skip1 = rec->id, .skip2 = demoted->id, .before = rec->version};
+    int r;
 
     if (rec->primary && rec->version != 0)
         catalog_list(k->cat, rec->account_id, false, collect_primary, &p);
@@ -260,16 +312,16 @@ static void apply_update(struct keys *k, const struct key_rec *rec, const struct
         struct key_rec *nv = realloc(p.v, (p.n + 2) * sizeof(*nv));
         if (nv == NULL) {
             free(p.v);
-            catalog_put(k->cat, rec); /* out of memory: the event stream will finish the job */
-            return;
+            return AK_ERR_NOMEM;
         }
         p.v = nv;
     }
     if (demoted->id != 0)
         p.v[p.n++] = *demoted;
     p.v[p.n++] = *rec;
-    catalog_put_many(k->cat, p.v, p.n);
+    r = catalog_put_many(k->cat, p.v, p.n);
     free(p.v);
+    return r;
 }
 
 int keys_update(struct keys *k, const struct principal *who, int64_t id, const struct patch_req *req, struct key_rec *ret)
@@ -288,11 +340,13 @@ int keys_update(struct keys *k, const struct principal *who, int64_t id, const s
         goto out;
     last_used = rec->last_used; /* memory is ahead of the store by up to a flush interval */
     if ((r = k->store->ops->key_update(k->store, who->account_id, id, apply_patch, (void *)req, rec, demoted)) != 0) {
-        if (r == AK_ERR_NOT_FOUND)
-            catalog_remove(k->cat, id); /* deleted elsewhere */
+        if (r == AK_ERR_NOT_FOUND && catalog_remove(k->cat, id) != 0) /* deleted elsewhere */
+            atomic_store(&k->reload_wanted, 1);
+        r = settle(k, r, 0);
         goto out;
     }
-    apply_update(k, rec, demoted);
+    if ((r = settle(k, 0, apply_update(k, rec, demoted))) != 0)
+        goto out;
     if (rec->last_used < last_used)
         rec->last_used = last_used;
     *ret = *rec;
@@ -314,8 +368,13 @@ int keys_delete(struct keys *k, const struct principal *who, int64_t id)
     pthread_mutex_lock(&k->write_lock);
     if ((r = keys_target(k, who, id, rec)) != 0)
         goto out;
-    if ((r = k->store->ops->key_delete(k->store, who->account_id, id, check_delete, NULL)) == 0 || r == AK_ERR_NOT_FOUND)
-        catalog_remove(k->cat, id);
+    r = k->store->ops->key_delete(k->store, who->account_id, id, check_delete, NULL);
+    if (r == 0 || r == AK_ERR_NOT_FOUND) {
+        int cr = catalog_remove(k->cat, id);
+        r = r == 0 ? settle(k, 0, cr) : (cr != 0 ? (atomic_store(&k->reload_wanted, 1), r) : r);
+    } else {
+        r = settle(k, r, 0);
+    }
 out:
     pthread_mutex_unlock(&k->write_lock);
     free(rec);
@@ -336,21 +395,46 @@ int keys_flush_uses(struct keys *k)
     return r;
 }
 
+/* A change from elsewhere that the catalog could not take (out of memory) is caught up by a reload. */
 static void watch_changed(void *arg, const struct key_rec *recs, size_t n, const int64_t *gone, size_t ngone)
 {
     struct keys *k = arg;
+    int r = 0;
 
     if (n != 0)
-        catalog_put_many(k->cat, recs, n);
+        r = catalog_put_many(k->cat, recs, n);
     for (size_t i = 0; i < ngone; i++)
-        catalog_remove(k->cat, gone[i]);
+        if (catalog_remove(k->cat, gone[i]) != 0)
+            r = AK_ERR_NOMEM;
+    if (r != 0 && r != AK_ERR_ARG && r != AK_ERR_COLLISION)
+        atomic_store(&k->reload_wanted, 1);
 }
 
+#define CLOCK_SKEW_S 5 /* how far ahead of ours another instance's clock may be */
+
+/* Uses read back from the store; a time further in the future than clock skew explains is not believed. */
 static void watch_used(void *arg, const struct key_use *uses, size_t n)
 {
     struct keys *k = arg;
+    struct key_use ok[64];
+    int64_t limit = timefmt_now() + CLOCK_SKEW_S;
+    size_t m = 0;
 
-    catalog_note_uses(k->cat, uses, n);
+    for (size_t i = 0; i < n; i++) {
+        if (uses[i].at > 0 && uses[i].at <= limit)
+            ok[m++] = uses[i];
+        if (m == sizeof(ok) / sizeof(ok[0]) || (i + 1 == n && m != 0)) {
+            catalog_note_uses(k->cat, ok, m);
+            m = 0;
+        }
+    }
+}
+
+static void watch_heard(void *arg)
+{
+    struct keys *k = arg;
+
+    atomic_store_explicit(&k->heard_ms, mono_ms(), memory_order_relaxed);
 }
 
 static int watch_resync(void *arg)
@@ -358,8 +442,9 @@ static int watch_resync(void *arg)
     struct keys *k = arg;
     int r;
 
-    /* On failure the watcher asks again; meanwhile the catalog keeps answering. */
+    /* On failure the watcher asks again; meanwhile the catalog keeps answering (until it is too stale). */
     if ((r = keys_load(k)) == 0) {
+        watch_heard(k);
         pthread_mutex_lock(&k->watch_lock);
         k->watch_loaded = true;
         pthread_cond_broadcast(&k->watch_cond);
@@ -372,6 +457,7 @@ static const struct store_watch_ops WATCH_OPS = {
     .changed = watch_changed,
     .used = watch_used,
     .resync = watch_resync,
+    .heard = watch_heard,
 };
 
 bool keys_watched(const struct keys *k)
@@ -411,8 +497,10 @@ int keys_sync(struct keys *k, bool *ret_reloaded)
     int r;
 
     *ret_reloaded = false;
-    if ((r = k->store->ops->poll_changed(k->store, &changed)) != 0 || !changed)
+    if ((r = k->store->ops->poll_changed(k->store, &changed)) != 0)
         return r;
+    if (!changed && !atomic_load(&k->reload_wanted))
+        return 0;
     if ((r = keys_load(k)) == 0)
         *ret_reloaded = true;
     return r;
@@ -439,7 +527,7 @@ int keys_account_create(struct keys *k, const char *name, int64_t *ret_account_i
         if (r != AK_ERR_COLLISION)
             break;
     }
-    if (r == 0 && (r = catalog_put(k->cat, rec)) == 0) {
+    if ((r = settle(k, r, r == 0 ? catalog_put(k->cat, rec) : 0)) == 0) {
         *ret = *rec;
         *ret_account_id = account_id;
     } else {

@@ -25,8 +25,9 @@ struct store;
 #define KEYS_PRIMARY_NAME "Production Key"
 
 struct keys_config {
-    const char *brand; /* key brand, e.g. "ml" */
-    unsigned max_keys; /* per account */
+    const char *brand;        /* key brand, e.g. "ml" */
+    unsigned max_keys;        /* per account */
+    unsigned max_staleness_s; /* shared stores: refuse verification (AK_ERR_STALE) after this long without news; 0: never */
 };
 
 struct keys;
@@ -46,7 +47,10 @@ int keys_load(struct keys *k);
 /*
  * Verifies the Authorization header value `hdr` (`len` bytes; NULL when the
  * header is absent) and records the use. Returns 0 with *ret filled, or
- * AK_ERR_MISSING_KEY, AK_ERR_KEY_FORMAT, AK_ERR_KEY_UNKNOWN, AK_ERR_KEY_INACTIVE.
+ * AK_ERR_MISSING_KEY, AK_ERR_KEY_FORMAT, AK_ERR_KEY_UNKNOWN, AK_ERR_KEY_INACTIVE,
+ * or AK_ERR_STALE when the store is shared and has not been heard from for
+ * longer than max_staleness_s (fail closed: a key revoked elsewhere meanwhile
+ * must not keep working).
  */
 int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, struct principal *ret);
 
@@ -71,7 +75,14 @@ int keys_target(struct keys *k, const struct principal *who, int64_t id, struct 
 int keys_create(struct keys *k, const struct principal *who, const struct create_req *req, struct key_rec *ret, char *ret_key,
                 size_t keysz);
 
-/* Applies `req` to key `id`. Errors: those of keys_target, AK_ERR_PRIMARY_*, store errors. */
+/*
+ * Applies `req` to key `id`. Errors: those of keys_target, AK_ERR_PRIMARY_*,
+ * store errors. Writes (here, keys_create and keys_delete) answer
+ * AK_ERR_UNAVAILABLE only when nothing was changed, and
+ * AK_ERR_OUTCOME_UNKNOWN when the store could not tell, or committed a
+ * change this instance cannot serve yet: the catalog is then reloaded (at
+ * once, or by keys_sync as soon as the store answers).
+ */
 int keys_update(struct keys *k, const struct principal *who, int64_t id, const struct patch_req *req, struct key_rec *ret);
 
 /* Deletes key `id`. Errors: those of keys_target, AK_ERR_PRIMARY_PROTECTED, store errors. */
@@ -91,7 +102,7 @@ int keys_watch(struct keys *k, int timeout_ms);
 /* Whether the store reports other instances' changes (keys_watch) rather than being polled (keys_sync). */
 bool keys_watched(const struct keys *k);
 
-/* Reloads the catalog if another process changed the store. Sets *ret_reloaded. */
+/* Reloads the catalog if another process changed the store, or if a write left it behind. Sets *ret_reloaded. */
 int keys_sync(struct keys *k, bool *ret_reloaded);
 
 /*

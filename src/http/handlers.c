@@ -67,12 +67,24 @@ static void respond_core_error(struct exchange *x, int err)
         respond_header(x, "retry-after", "1");
         respond_error(x, 503, "store_unavailable", "the key store is unavailable; nothing was changed, retry later");
         return;
+    case AK_ERR_OUTCOME_UNKNOWN:
+        respond_header(x, "retry-after", "1");
+        respond_error(x, 503, "outcome_unknown",
+                      "the key store did not confirm whether the change was applied; read the key before retrying");
+        return;
     }
     respond_error(x, 500, "internal_error", "internal error; nothing was changed");
 }
 
 static void respond_unauthorized(struct exchange *x, int err)
 {
+    if (err == AK_ERR_STALE) {
+        /* Fail closed: keys revoked elsewhere while the store was silent must not pass. */
+        respond_header(x, "retry-after", "1");
+        respond_error(x, 503, "store_unavailable",
+                      "the key store has not been reachable for too long; keys cannot be verified, retry later");
+        return;
+    }
     respond_header(x, "www-authenticate",
                    err == AK_ERR_MISSING_KEY ? "Bearer realm=\"apikeyd\"" : "Bearer realm=\"apikeyd\", error=\"invalid_token\"");
     switch (err) {

@@ -21,14 +21,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "core/error.h"
+#include "store/notify.h"
 #include "store/store.h"
 
 #define CHANNEL "apikeyd"
-#define NOTIFY_MAX 7000 /* PostgreSQL's payload limit is 8000 bytes */
+#define NOTIFY_MAX 7000 /* bytes of one payload we send; PostgreSQL's limit is 8000 */
 #define RECONNECT_MS 200
+/*
+ * Time bounds, so that a silent network (no FIN, no RST) never holds a
+ * thread: a statement that gets no answer for STATEMENT_MS fails and its
+ * connection is closed; the watcher sends a heartbeat every HEARTBEAT_MS and
+ * declares the link dead when one goes DEAD_MS unanswered. The kernel's
+ * keepalive and TCP_USER_TIMEOUT (see connect_db) catch dead peers on
+ * connections that are idle or have unacknowledged data.
+ */
+#define STATEMENT_MS 5000
+#define MIGRATION_MS (10 * 60 * 1000)
+#define HEARTBEAT_MS 1000
+#define DEAD_MS 3000
+#define SETTLE_MS 5000 /* how long an ambiguous commit's old backend may take to end */
 
 /* Each entry moves the schema one version forward; never edit a released one. */
 static const char *const MIGRATIONS[] = {
@@ -68,6 +83,7 @@ struct pg_store {
     char *uri;
     pthread_mutex_t lock; /* the write connection */
     PGconn *conn;
+    int commit_pid;         /* backend of a COMMIT whose answer was lost (under lock) */
     _Atomic int writer_pid; /* backend pid of `conn`, to skip our own notifications */
     /* the watcher */
     const struct store_watch_ops *watch_ops;
@@ -84,10 +100,18 @@ static void ignore_notice(void *arg, const char *message)
     (void)message;
 }
 
+/*
+ * Our defaults come first, so that the URI can override them. Keepalives
+ * probe an idle connection after 5 s, every 2 s, twice; TCP_USER_TIMEOUT
+ * drops one whose sent data goes unacknowledged for 10 s. A backend left
+ * idle inside a transaction (its apikeyd partitioned away) ends after 15 s,
+ * releasing the account locks other instances wait for.
+ */
 static PGconn *connect_db(const char *uri)
 {
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {uri, "3", "apikeyd", NULL};
+    const char *keys[] = {"connect_timeout",  "application_name", "keepalives", "keepalives_idle", "keepalives_interval",
+                          "keepalives_count", "tcp_user_timeout", "options",    "dbname",          NULL};
+    const char *vals[] = {"3", "apikeyd", "1", "5", "2", "2", "10000", "-c idle_in_transaction_session_timeout=15000", uri, NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
 
     if (conn != NULL)
@@ -110,24 +134,70 @@ static int map_result(PGconn *conn, const PGresult *res)
     return AK_ERR_STORE;
 }
 
-/* Runs a statement; on success *ret holds the result (caller PQclear()s it) if ret is non-NULL. */
+/*
+ * Waits until a result of `conn` can be read without blocking, for at most
+ * `ms` without any byte arriving. On time-out the socket is shut down, so
+ * that libpq sees the connection as broken and it is replaced.
+ */
+static int wait_result(PGconn *conn, int ms)
+{
+    while (PQisBusy(conn)) {
+        struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+        int n;
+        if (pfd.fd < 0)
+            return AK_ERR_UNAVAILABLE;
+        if ((n = poll(&pfd, 1, ms)) < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            shutdown(pfd.fd, SHUT_RDWR);
+            PQconsumeInput(conn);
+            return AK_ERR_UNAVAILABLE;
+        }
+        if (!PQconsumeInput(conn))
+            return AK_ERR_UNAVAILABLE;
+    }
+    return 0;
+}
+
+/*
+ * Runs a statement, waiting at most `ms` for each answer; on success *ret
+ * holds the last result (caller PQclear()s it) if ret is non-NULL.
+ */
+static int exec_ms(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **ret, int ms)
+{
+    PGresult *res, *last = NULL;
+    int r = 0;
+
+    /* Without parameters, the simple protocol: it also runs a migration's several statements. */
+    if (!(n == 0 ? PQsendQuery(conn, sql) : PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0)))
+        return map_result(conn, NULL);
+    for (;;) {
+        if (r == 0 && wait_result(conn, ms) != 0)
+            r = AK_ERR_UNAVAILABLE;
+        if ((res = PQgetResult(conn)) == NULL)
+            break;
+        ExecStatusType st = PQresultStatus(res);
+        if (r == 0 && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
+            PQclear(last);
+            last = res;
+            continue;
+        }
+        if (r == 0)
+            r = map_result(conn, res);
+        PQclear(res);
+    }
+    if (r == 0 && last == NULL)
+        r = AK_ERR_STORE;
+    if (r == 0 && ret != NULL)
+        *ret = last;
+    else
+        PQclear(last);
+    return r;
+}
+
 static int exec(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **ret)
 {
-    /* Without parameters, the simple protocol: it also runs a migration's several statements. */
-    PGresult *res = n == 0 ? PQexec(conn, sql) : PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    int r;
-
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        if (ret != NULL)
-            *ret = res;
-        else
-            PQclear(res);
-        return 0;
-    }
-    r = map_result(conn, res);
-    PQclear(res);
-    return r;
+    return exec_ms(conn, sql, n, params, ret, STATEMENT_MS);
 }
 
 /* Makes sure the write connection is up (reconnecting if it dropped). Called with the lock held. */
@@ -153,13 +223,70 @@ static int begin(struct pg_store *s)
     return exec(s->conn, "BEGIN", 0, NULL, NULL);
 }
 
+/*
+ * Commits (r == 0) or rolls back. A COMMIT whose answer is lost with the
+ * connection may have committed: that gives AK_ERR_OUTCOME_UNKNOWN, with the
+ * backend noted in commit_pid for confirm().
+ */
 static int finish(struct pg_store *s, int r)
 {
+    int pid = PQbackendPID(s->conn);
+
     if (r == 0 && (r = exec(s->conn, "COMMIT", 0, NULL, NULL)) == 0)
         return 0;
-    if (PQstatus(s->conn) == CONNECTION_OK)
+    if (PQstatus(s->conn) == CONNECTION_OK) {
         exec(s->conn, "ROLLBACK", 0, NULL, NULL);
+        return r;
+    }
+    if (r == AK_ERR_UNAVAILABLE && pid != 0) {
+        s->commit_pid = pid;
+        return AK_ERR_OUTCOME_UNKNOWN;
+    }
     return r;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Reads what a transaction wrote, to tell whether it committed: 0 if it did, AK_ERR_NOT_FOUND if not, else unknown. */
+typedef int (*check_fn)(PGconn *conn, void *arg);
+
+/*
+ * After a lost COMMIT answer (finish gave AK_ERR_OUTCOME_UNKNOWN): on a new
+ * connection, ends the old backend and waits until it is gone, so that its
+ * transaction is settled one way for good, then asks `check`. Returns 0
+ * (committed), AK_ERR_UNAVAILABLE (known not committed: nothing changed) or
+ * AK_ERR_OUTCOME_UNKNOWN. Called with the lock held.
+ */
+static int confirm(struct pg_store *s, check_fn check, void *arg)
+{
+    char pid[16];
+    const char *p[] = {pid};
+    PGresult *res;
+    int r, alive = 1;
+
+    snprintf(pid, sizeof(pid), "%d", s->commit_pid);
+    if (ensure_conn(s) != 0)
+        return AK_ERR_OUTCOME_UNKNOWN;
+    /* Ending it rolls back a transaction still open; a commit under way completes first. Needs no privilege for our own role. */
+    exec(s->conn, "SELECT pg_terminate_backend($1)", 1, p, NULL);
+    for (int waited = 0; alive && waited <= SETTLE_MS; waited += 50) {
+        if (exec(s->conn, "SELECT 1 FROM pg_stat_activity WHERE pid = $1", 1, p, &res) != 0)
+            return AK_ERR_OUTCOME_UNKNOWN;
+        alive = PQntuples(res) > 0;
+        PQclear(res);
+        if (alive)
+            sleep_ms(50);
+    }
+    if (alive)
+        return AK_ERR_OUTCOME_UNKNOWN;
+    r = check(s->conn, arg);
+    return r == 0 ? 0 : r == AK_ERR_NOT_FOUND ? AK_ERR_UNAVAILABLE : AK_ERR_OUTCOME_UNKNOWN;
 }
 
 static void fmt_i64(char *buf, size_t n, int64_t v)
@@ -206,8 +333,6 @@ static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
     return 0;
 }
 
-#define NOTIFY_KEYS_MAX 2 /* a transaction changes one key, or two for a primary move */
-
 /* Announces, in the current transaction, the keys it changed: "k ID [ID]". */
 static int notify_keys(PGconn *conn, int64_t id, int64_t other)
 {
@@ -237,25 +362,57 @@ static int lock_account(PGconn *conn, int64_t account_id)
     return r;
 }
 
+#define DIGEST_PARAM_LEN (2 + DIGEST_LEN * 2 + 1)
+
+/* A digest as a bytea parameter: "\\x" and hex. */
+static void digest_param(const uint8_t d[DIGEST_LEN], char out[DIGEST_PARAM_LEN])
+{
+    static const char HEX[] = "0123456789abcdef";
+
+    out[0] = '\\';
+    out[1] = 'x';
+    for (size_t i = 0; i < DIGEST_LEN; i++) {
+        out[2 + 2 * i] = HEX[d[i] >> 4];
+        out[3 + 2 * i] = HEX[d[i] & 15];
+    }
+    out[DIGEST_PARAM_LEN - 1] = '\0';
+}
+
+/* confirm()'s check for an insert: the row with rec's digest exists (ids and version copied into rec), or not. */
+static int check_inserted(PGconn *conn, void *arg)
+{
+    struct key_rec *rec = arg;
+    char digest[DIGEST_PARAM_LEN];
+    const char *p[] = {digest};
+    PGresult *res;
+    int r;
+
+    digest_param(rec->digest, digest);
+    if ((r = exec(conn, "SELECT id, account_id, version FROM api_keys WHERE digest = $1::bytea", 1, p, &res)) != 0)
+        return r;
+    if (PQntuples(res) == 1) {
+        rec->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        rec->account_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        rec->version = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    } else {
+        r = AK_ERR_NOT_FOUND;
+    }
+    PQclear(res);
+    return r;
+}
+
 static int insert_key(PGconn *conn, struct key_rec *rec)
 {
-    char account[24], created[24], digest[2 + DIGEST_LEN * 2 + 1];
+    char account[24], created[24], digest[DIGEST_PARAM_LEN];
     const char *p[] = {
         account, rec->name, key_type_name(rec->type), rec->prefix, digest, rec->active ? "t" : "f", rec->primary ? "t" : "f",
         created};
-    static const char HEX[] = "0123456789abcdef";
     PGresult *res;
     int r;
 
     fmt_i64(account, sizeof(account), rec->account_id);
     fmt_i64(created, sizeof(created), rec->created_at);
-    digest[0] = '\\';
-    digest[1] = 'x';
-    for (size_t i = 0; i < DIGEST_LEN; i++) {
-        digest[2 + 2 * i] = HEX[rec->digest[i] >> 4];
-        digest[3 + 2 * i] = HEX[rec->digest[i] & 15];
-    }
-    digest[sizeof(digest) - 1] = '\0';
+    digest_param(rec->digest, digest);
     if ((r = exec(conn,
                   "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at)"
                   " VALUES ($1, $2, $3, $4, $5::bytea, $6, $7, $8) RETURNING id, version",
@@ -290,7 +447,8 @@ static int pg_account_create(struct store *base, const char *name, int64_t now, 
         rec.primary = true;
         r = insert_key(s->conn, &rec);
     }
-    r = finish(s, r);
+    if ((r = finish(s, r)) == AK_ERR_OUTCOME_UNKNOWN && (r = confirm(s, check_inserted, &rec)) == 0)
+        account_id = rec.account_id;
 out:
     pthread_mutex_unlock(&s->lock);
     if (r == 0) {
@@ -323,7 +481,8 @@ static int pg_key_insert(struct store *base, struct key_rec *rec, unsigned max_k
         if (r == 0)
             r = insert_key(s->conn, &copy);
     }
-    r = finish(s, r);
+    if ((r = finish(s, r)) == AK_ERR_OUTCOME_UNKNOWN)
+        r = confirm(s, check_inserted, &copy);
 out:
     pthread_mutex_unlock(&s->lock);
     if (r == 0) {
@@ -388,6 +547,35 @@ static int write_flags(PGconn *conn, struct key_rec *rec)
     return r;
 }
 
+struct written {
+    int64_t id;
+    int64_t version; /* what the transaction wrote; 0 for a delete */
+};
+
+/* confirm()'s check for an update: the row carries the version the transaction wrote (versions only grow). */
+static int check_updated(PGconn *conn, void *arg)
+{
+    const struct written *w = arg;
+    struct key_rec rec;
+    int r;
+
+    if ((r = read_key(conn, 0, w->id, &rec)) != 0)
+        return r == AK_ERR_NOT_FOUND ? AK_ERR_STORE : r; /* deleted since: cannot tell */
+    if (rec.version == w->version)
+        return 0;
+    return rec.version < w->version ? AK_ERR_NOT_FOUND : AK_ERR_STORE; /* newer: changed again since, cannot tell */
+}
+
+/* confirm()'s check for a delete: the row is gone (by this transaction or another: either way it is deleted). */
+static int check_deleted(PGconn *conn, void *arg)
+{
+    const struct written *w = arg;
+    struct key_rec rec;
+    int r = read_key(conn, 0, w->id, &rec);
+
+    return r == AK_ERR_NOT_FOUND ? 0 : r == 0 ? AK_ERR_NOT_FOUND : r;
+}
+
 static int pg_key_update(struct store *base, int64_t account_id, int64_t id, store_update_fn fn, void *arg, struct key_rec *ret,
                          struct key_rec *ret_demoted)
 {
@@ -418,7 +606,10 @@ static int pg_key_update(struct store *base, int64_t account_id, int64_t id, sto
         if (r == 0)
             r = notify_keys(s->conn, next->id, demote ? old->id : 0);
     }
-    r = finish(s, r);
+    if ((r = finish(s, r)) == AK_ERR_OUTCOME_UNKNOWN) {
+        struct written w = {.id = next->id, .version = next->version};
+        r = confirm(s, check_updated, &w);
+    }
 out:
     pthread_mutex_unlock(&s->lock);
     if (r == 0) {
@@ -459,7 +650,10 @@ static int pg_key_delete(struct store *base, int64_t account_id, int64_t id, sto
         if (r == 0)
             r = exec(s->conn, "UPDATE accounts SET key_count = key_count - 1 WHERE id = $1", 1, p + 1, NULL);
     }
-    r = finish(s, r);
+    if ((r = finish(s, r)) == AK_ERR_OUTCOME_UNKNOWN) {
+        struct written w = {.id = id};
+        r = confirm(s, check_deleted, &w);
+    }
 out:
     pthread_mutex_unlock(&s->lock);
     free(cur);
@@ -492,7 +686,14 @@ static int load_keys(PGconn *conn, store_key_cb cb, void *arg)
         free(rec);
         return AK_ERR_UNAVAILABLE;
     }
-    while ((res = PQgetResult(conn)) != NULL) {
+    for (;;) {
+        /* A silent server fails the load (within STATEMENT_MS of the last row) instead of holding the thread. */
+        if (!failed && wait_result(conn, STATEMENT_MS) != 0) {
+            failed = 1;
+            r = AK_ERR_UNAVAILABLE;
+        }
+        if ((res = PQgetResult(conn)) == NULL)
+            break;
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_SINGLE_TUPLE && r == 0) {
             if ((r = row_to_rec(res, 0, rec)) == 0)
@@ -552,15 +753,22 @@ static int pg_last_used_flush(struct store *base, const struct key_use *v, size_
              "UPDATE api_keys k SET last_used = GREATEST(coalesce(k.last_used, 0), u.at)"
              " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id",
              2, p, NULL);
-    /* Tell the other instances, in payloads under PostgreSQL's size limit: "u id:at,id:at,...". */
+    /*
+     * Tell the other instances which keys to re-read, in payloads within
+     * notify.h's bounds: "u id,id,...". The values stay in the table: a
+     * payload is never believed, so it does not carry them.
+     */
     for (size_t i = 0; i < n && r == 0;) {
+        size_t k = 0;
         nl = (size_t)snprintf(note, NOTIFY_MAX + 64, "u ");
-        for (; i < n && nl < NOTIFY_MAX; i++)
-            nl += (size_t)snprintf(note + nl, NOTIFY_MAX + 64 - nl, "%s%" PRId64 ":%" PRId64, nl > 2 ? "," : "", v[i].id, v[i].at);
+        for (; i < n && nl < NOTIFY_MAX && k < NOTIFY_IDS_MAX; i++, k++)
+            nl += (size_t)snprintf(note + nl, NOTIFY_MAX + 64 - nl, "%s%" PRId64, k != 0 ? "," : "", v[i].id);
         const char *np[] = {note};
         r = exec(s->conn, "SELECT pg_notify('" CHANNEL "', $1)", 1, np, NULL);
     }
-    r = finish(s, r);
+    /* A lost COMMIT answer needs no confirmation here: raising last_used again is harmless, so the uses stay pending. */
+    if ((r = finish(s, r)) == AK_ERR_OUTCOME_UNKNOWN)
+        r = AK_ERR_UNAVAILABLE;
 out:
     pthread_mutex_unlock(&s->lock);
 out_free:
@@ -579,136 +787,214 @@ static int pg_poll_changed(struct store *base, bool *ret_changed)
 
 /* ---- the watcher ---- */
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+/*
+ * What the watcher gathers from the notifications it has read and not yet
+ * acted on: the ids of keys to re-read, and of keys whose last_used to
+ * re-read. The payloads decide nothing else.
+ */
+struct watch_state {
+    struct notify_msg msg; /* parse scratch */
+    int64_t keys[NOTIFY_IDS_MAX];
+    size_t nkeys;
+    int64_t uses[NOTIFY_IDS_MAX];
+    size_t nuses;
+    struct key_rec recs[NOTIFY_IDS_MAX];
+    int64_t gone[NOTIFY_IDS_MAX];
+    struct key_use usev[NOTIFY_IDS_MAX];
+    char list[NOTIFY_IDS_MAX * 21 + 3]; /* "{id,id,...}" */
+};
 
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads the keys `ids` in one statement (one snapshot): present rows into `recs`, missing ids into `gone`. */
-static void read_changed(struct pg_store *s, PGconn *conn, const int64_t *ids, size_t n, struct key_rec *recs)
+/* Writes `ids` as a PostgreSQL array literal into ws->list. */
+static void id_list(struct watch_state *ws, const int64_t *ids, size_t n)
 {
-    char list[NOTIFY_KEYS_MAX * 24 + 4];
-    const char *p[] = {list};
-    int64_t gone[NOTIFY_KEYS_MAX];
-    size_t len = 0, nrecs = 0, ngone = 0;
-    PGresult *res;
+    size_t len = 0, cap = sizeof(ws->list);
 
-    len += (size_t)snprintf(list + len, sizeof(list) - len, "{");
+    len += (size_t)snprintf(ws->list + len, cap - len, "{");
     for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%" PRId64, i != 0 ? "," : "", ids[i]);
-    snprintf(list + len, sizeof(list) - len, "}");
-    if (exec(conn, "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ANY($1::bigint[])", 1, p, &res) != 0)
-        return; /* the connection is failing: the reconnect's resync will catch up */
-    for (size_t i = 0; i < n; i++) {
-        bool found = false;
-        for (int row = 0; row < PQntuples(res) && !found; row++) {
-            if (strtoll(PQgetvalue(res, row, 0), NULL, 10) == ids[i] && row_to_rec(res, row, &recs[nrecs]) == 0) {
-                nrecs++;
-                found = true;
-            }
-        }
-        if (!found)
-            gone[ngone++] = ids[i];
+        len += (size_t)snprintf(ws->list + len, cap - len, "%s%" PRId64, i != 0 ? "," : "", ids[i]);
+    snprintf(ws->list + len, cap - len, "}");
+}
+
+/* Whether `id` is in the ascending `ids`. */
+static bool has_id(const int64_t *ids, size_t n, int64_t id)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && ids[lo] == id;
+}
+
+/*
+ * Re-reads the keys gathered, in one statement (one snapshot, so that the
+ * two rows of a primary move are applied together), and reports the rows
+ * that exist and the ids that do not. Returns non-zero when the connection
+ * failed (the reconnect's resync catches up).
+ */
+static int flush_keys(struct pg_store *s, PGconn *conn, struct watch_state *ws)
+{
+    const char *p[] = {ws->list};
+    size_t n = notify_ids_unique(ws->keys, ws->nkeys), nrecs = 0, ngone = 0;
+    PGresult *res;
+    int r;
+
+    ws->nkeys = 0;
+    if (n == 0)
+        return 0;
+    id_list(ws, ws->keys, n);
+    if ((r = exec(conn, "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ANY($1::bigint[]) ORDER BY id", 1, p, &res)) != 0)
+        return r;
+    for (int row = 0; row < PQntuples(res) && nrecs < NOTIFY_IDS_MAX; row++)
+        if (row_to_rec(res, row, &ws->recs[nrecs]) == 0 && has_id(ws->keys, n, ws->recs[nrecs].id))
+            nrecs++;
+    PQclear(res);
+    /* Both lists ascending: the ids with no row are gone. */
+    for (size_t i = 0, j = 0; i < n; i++) {
+        while (j < nrecs && ws->recs[j].id < ws->keys[i])
+            j++;
+        if (j == nrecs || ws->recs[j].id != ws->keys[i])
+            ws->gone[ngone++] = ws->keys[i];
+    }
+    s->watch_ops->changed(s->watch_arg, ws->recs, nrecs, ws->gone, ngone);
+    return 0;
+}
+
+/* Re-reads last_used of the keys gathered and reports it (the catalog only ever raises it, within clock skew). */
+static int flush_uses(struct pg_store *s, PGconn *conn, struct watch_state *ws)
+{
+    const char *p[] = {ws->list};
+    size_t n = notify_ids_unique(ws->uses, ws->nuses), m = 0;
+    PGresult *res;
+    int r;
+
+    ws->nuses = 0;
+    if (n == 0)
+        return 0;
+    id_list(ws, ws->uses, n);
+    if ((r = exec(conn, "SELECT id, last_used FROM api_keys WHERE id = ANY($1::bigint[]) AND last_used IS NOT NULL", 1, p, &res)) !=
+        0)
+        return r;
+    for (int row = 0; row < PQntuples(res) && m < NOTIFY_IDS_MAX; row++) {
+        ws->usev[m].id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+        ws->usev[m].at = strtoll(PQgetvalue(res, row, 1), NULL, 10);
+        m++;
     }
     PQclear(res);
-    s->watch_ops->changed(s->watch_arg, recs, nrecs, gone, ngone);
+    if (m != 0)
+        s->watch_ops->used(s->watch_arg, ws->usev, m);
+    return 0;
 }
 
-static void handle_notification(struct pg_store *s, PGconn *conn, const PGnotify *n, struct key_rec *recs)
+/*
+ * Takes one notification: strangers may send anything on the channel, so a
+ * payload that is not exactly one of ours is dropped, and one that is only
+ * adds ids to re-read. A batch that would overflow is flushed first, so the
+ * ids of one payload are always read together.
+ */
+static int take_notification(struct pg_store *s, PGconn *conn, struct watch_state *ws, const PGnotify *n)
 {
-    const char *p = n->extra;
+    int r = 0;
 
     if (n->be_pid == atomic_load(&s->writer_pid))
-        return; /* our own write: already applied */
-    if (p[0] == 'k' && p[1] == ' ') {
-        int64_t ids[NOTIFY_KEYS_MAX];
-        size_t k = 0;
-        char *end;
-        for (p += 2; *p != '\0' && k < NOTIFY_KEYS_MAX; p = end) {
-            ids[k] = strtoll(p, &end, 10);
-            if (end == p || ids[k] <= 0)
-                break;
-            k++;
-            while (*end == ' ')
-                end++;
+        return 0; /* our own write: already applied */
+    if (notify_parse(n->extra, strnlen(n->extra, NOTIFY_PAYLOAD_MAX + 1), &ws->msg) != 0)
+        return 0;
+    if (ws->msg.kind == NOTIFY_KEYS) {
+        if (ws->nkeys + ws->msg.n > NOTIFY_IDS_MAX)
+            r = flush_keys(s, conn, ws);
+        memcpy(ws->keys + ws->nkeys, ws->msg.ids, ws->msg.n * sizeof(ws->keys[0]));
+        ws->nkeys += ws->msg.n;
+    } else {
+        if (ws->nuses + ws->msg.n > NOTIFY_IDS_MAX)
+            r = flush_uses(s, conn, ws);
+        memcpy(ws->uses + ws->nuses, ws->msg.ids, ws->msg.n * sizeof(ws->uses[0]));
+        ws->nuses += ws->msg.n;
+    }
+    return r;
+}
+
+/*
+ * Follows the channel on `conn` until the link fails or the store stops.
+ * Every HEARTBEAT_MS a query goes out and must be answered within DEAD_MS,
+ * else the link is dead, even one that never closes (a silent partition).
+ * Its answer proves that every notification sent before it has arrived;
+ * once those are applied, the store is reported as heard.
+ */
+static void follow(struct pg_store *s, PGconn *conn, struct watch_state *ws)
+{
+    int64_t last_beat = 0;
+
+    while (!atomic_load(&s->stop)) {
+        struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+        bool beat = false;
+        PGnotify *n;
+        if (pfd.fd < 0 || (poll(&pfd, 1, 100) < 0 && errno != EINTR))
+            return;
+        if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK)
+            return;
+        if (mono_ms() - last_beat >= HEARTBEAT_MS) {
+            if (exec_ms(conn, "SELECT 1", 0, NULL, NULL, DEAD_MS) != 0)
+                return;
+            last_beat = mono_ms();
+            beat = true;
         }
-        if (k != 0)
-            read_changed(s, conn, ids, k, recs);
-    } else if (p[0] == 'u' && p[1] == ' ') {
-        struct key_use uses[64];
-        size_t k = 0;
-        char *end;
-        for (p += 2; *p != '\0';) {
-            uses[k].id = strtoll(p, &end, 10);
-            if (*end != ':')
-                break;
-            uses[k].at = strtoll(end + 1, &end, 10);
-            if (++k == sizeof(uses) / sizeof(uses[0])) {
-                s->watch_ops->used(s->watch_arg, uses, k);
-                k = 0;
-            }
-            p = *end == ',' ? end + 1 : end;
+        while ((n = PQnotifies(conn)) != NULL) {
+            int r = take_notification(s, conn, ws, n);
+            PQfreemem(n);
+            if (r != 0)
+                return;
         }
-        if (k != 0)
-            s->watch_ops->used(s->watch_arg, uses, k);
+        if ((ws->nkeys != 0 && flush_keys(s, conn, ws) != 0) || (ws->nuses != 0 && flush_uses(s, conn, ws) != 0))
+            return;
+        if (beat)
+            s->watch_ops->heard(s->watch_arg);
     }
 }
 
 static void *watch_main(void *arg)
 {
     struct pg_store *s = arg;
-    struct key_rec *rec = malloc(NOTIFY_KEYS_MAX * sizeof(*rec));
+    struct watch_state *ws = calloc(1, sizeof(*ws));
     PGconn *conn = NULL;
 
-    while (rec != NULL && !atomic_load(&s->stop)) {
-        PGresult *res;
+    while (ws != NULL && !atomic_load(&s->stop)) {
         conn = connect_db(s->uri);
-        if (PQstatus(conn) != CONNECTION_OK) {
+        if (PQstatus(conn) != CONNECTION_OK || exec(conn, "LISTEN " CHANNEL, 0, NULL, NULL) != 0) {
             PQfinish(conn);
             conn = NULL;
             sleep_ms(RECONNECT_MS);
             continue;
         }
-        res = PQexec(conn, "LISTEN " CHANNEL);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            PQclear(res);
-            PQfinish(conn);
-            conn = NULL;
-            sleep_ms(RECONNECT_MS);
-            continue;
-        }
-        PQclear(res);
         /*
          * Listening first, then reloading: nothing committed in between is
          * missed. The reload goes through the write connection, which may
          * only now find out that the server it knew is gone: retry until it
          * succeeds (notifications queue up on this connection meanwhile).
+         * Whatever was gathered before is covered by the reload.
          */
+        ws->nkeys = ws->nuses = 0;
         while (!atomic_load(&s->stop) && s->watch_ops->resync(s->watch_arg) != 0)
             sleep_ms(RECONNECT_MS);
-        while (!atomic_load(&s->stop)) {
-            struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
-            PGnotify *n;
-            if (pfd.fd < 0 || (poll(&pfd, 1, 100) < 0 && errno != EINTR))
-                break;
-            if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK)
-                break;
-            while ((n = PQnotifies(conn)) != NULL) {
-                handle_notification(s, conn, n, rec);
-                PQfreemem(n);
-            }
-            if (PQstatus(conn) != CONNECTION_OK)
-                break;
-        }
+        follow(s, conn, ws);
         PQfinish(conn);
         conn = NULL;
         if (!atomic_load(&s->stop))
             sleep_ms(RECONNECT_MS);
     }
-    free(rec);
+    free(ws);
     return NULL;
 }
 
@@ -777,7 +1063,7 @@ static int migrate(struct pg_store *s, char *err, size_t errlen)
     }
     for (; version < latest && r == 0; version++) {
         snprintf(sql, sizeof(sql), "INSERT INTO schema_version (version) VALUES (%d)", version + 1);
-        if ((r = exec(s->conn, MIGRATIONS[version], 0, NULL, NULL)) == 0)
+        if ((r = exec_ms(s->conn, MIGRATIONS[version], 0, NULL, NULL, MIGRATION_MS)) == 0)
             r = exec(s->conn, sql, 0, NULL, NULL);
     }
     if (r != 0)

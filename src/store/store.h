@@ -50,6 +50,12 @@ struct store_watch_ops {
      * changes may have been missed. Returns 0, or an error to be asked again.
      */
     int (*resync)(void *arg);
+    /*
+     * The store's change stream answered (a heartbeat, a notification, a
+     * resync): changes made elsewhere up to now are known. Called at least
+     * once a second while the link is alive.
+     */
+    void (*heard)(void *arg);
 };
 
 struct store_ops {
