@@ -78,6 +78,7 @@ ERROR_CODES = {
     "unsupported_media_type",
     "validation_error",
     "store_unavailable",
+    "outcome_unknown",  # PostgreSQL: a write whose COMMIT answer was lost (503)
     "invalid_verify_token",
     "bad_request",  # hardening (contract): framing refused
     "headers_too_large",

@@ -44,8 +44,8 @@ OPERATIONS = {
     ("/v1/account/api-keys/{id}/", "patch"): {"200", "400", "401", "403", "404", "409", "413", "415", "422", "429", "503"},
     ("/v1/account/api-keys/{id}/", "delete"): {"204", "401", "403", "404", "409", "429", "503"},
     ("/healthz", "get"): {"200"},
-    ("/v1/auth/verify/", "get"): {"204", "401", "403", "429"},
-    ("/v1/auth/verify/{path}", "get"): {"204", "401", "403", "429"},
+    ("/v1/auth/verify/", "get"): {"204", "401", "403", "429", "503"},  # 503: PostgreSQL, --max-staleness
+    ("/v1/auth/verify/{path}", "get"): {"204", "401", "403", "429", "503"},
 }
 VERIFY_PATHS = ["/v1/auth/verify/", "/v1/auth/verify/{path}"]
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
