@@ -285,7 +285,7 @@ def test_commit_answer_lost_after_commit(proxy, pg_factory, how):
         r = timed_request(a, "PATCH", f"/v1/account/api-keys/{victim['id']}/", a.account.key, {"is_active": False})
     else:
         r = timed_request(a, "DELETE", f"/v1/account/api-keys/{victim['id']}/", a.account.key)
-    assert proxy.triggered.is_set(), "the proxy never saw the write's COMMIT"
+    assert proxy.triggered.is_set(), f"the proxy never saw the write's COMMIT (answer: {r.status_code} {r.text})"
     # PostgreSQL committed.
     assert db_row(a, victim["id"]) == ("f" if how == "deactivate" else "")
     # So the client hears the real outcome, not "nothing was changed".
@@ -314,7 +314,7 @@ def test_commit_unanswerable_is_outcome_unknown_then_converges(proxy, pg_factory
         r = timed_request(a, "PATCH", f"/v1/account/api-keys/{victim['id']}/", a.account.key, {"is_active": False})
     else:
         r = timed_request(a, "DELETE", f"/v1/account/api-keys/{victim['id']}/", a.account.key)
-    assert proxy.triggered.is_set(), "the proxy never saw the write's COMMIT"
+    assert proxy.triggered.is_set(), f"the proxy never saw the write's COMMIT (answer: {r.status_code} {r.text})"
     committed = db_row(a, victim["id"]) == ("f" if how == "deactivate" else "")
     assert committed, "PostgreSQL received the COMMIT but did not commit: the test's premise failed"
     code = "key_inactive" if how == "deactivate" else "invalid_api_key"
