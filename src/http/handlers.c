@@ -536,6 +536,24 @@ static bool refuse_malformed(struct api_handler *api, struct exchange *x)
     return false;
 }
 
+/*
+ * HTTP/1.1 keeps the connection unless the client says "close". h2o 2.2 keeps
+ * it only when a Connection header is absent or names keep-alive, so an h2c
+ * upgrade offer (`Connection: Upgrade, HTTP2-Settings`), which is refused,
+ * would cost the client its connection.
+ */
+static void keep_alive_unless_close(h2o_req_t *req)
+{
+    ssize_t i;
+
+    if (req->version < 0x101 || req->http1_is_persistent || req->conn->ctx->shutdown_requested)
+        return;
+    if ((i = h2o_find_header(&req->headers, H2O_TOKEN_CONNECTION, -1)) < 0)
+        return;
+    if (!h2o_contains_token(req->headers.entries[i].value.base, req->headers.entries[i].value.len, H2O_STRLIT("close"), ','))
+        req->http1_is_persistent = 1;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct api_handler *api = (struct api_handler *)self;
@@ -544,6 +562,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     struct route rt;
 
     exchange_init(&x, req);
+    keep_alive_unless_close(req);
     if (refuse_malformed(api, &x))
         return 0;
     if (router_is_verify(req->path.base, req->path.len)) {
