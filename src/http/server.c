@@ -227,7 +227,8 @@ static SSL_CTX *tls_context(const char *cert, const char *key, char *err, size_t
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    /* CLEANSE_PLAINTEXT: OpenSSL wipes its copy of what it decrypted (the Authorization header among it). */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CLEANSE_PLAINTEXT);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         snprintf(err, errlen, "cannot load TLS certificate %s", cert);
         goto fail;
