@@ -3,6 +3,7 @@
  */
 #include "http/respond.h"
 
+#include <ctype.h>
 #include <openssl/crypto.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -105,13 +106,11 @@ static const char *reason(int status)
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    unsigned char u = (unsigned char)c;
+
+    if (!isxdigit(u))
+        return -1;
+    return isdigit(u) ? u - '0' : tolower(u) - 'a' + 10;
 }
 
 /* One round of percent-decoding (either case of hex digits; '+' is a plus in a path). Returns the new length. */
