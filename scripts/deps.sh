@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev zlib1g-dev
       libpq-dev libcmocka-dev python3-pytest python3-requests python3-jsonschema python3-yaml
       clang-14 libclang-rt-14-dev clang-format sqlite3 curl nginx-light wrk valgrind postgresql
-      systemd e2fsprogs gnuplot-nox)
+      systemd e2fsprogs gnuplot-nox gdb)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -369,11 +369,12 @@ int keys_delete(struct keys *k, const struct principal *who, int64_t id)
     if ((r = keys_target(k, who, id, rec)) != 0)
         goto out;
     r = k->store->ops->key_delete(k->store, who->account_id, id, check_delete, NULL);
-    if (r == 0 || r == AK_ERR_NOT_FOUND) {
-        int cr = catalog_remove(k->cat, id);
-        r = r == 0 ? settle(k, 0, cr) : (cr != 0 ? (atomic_store(&k->reload_wanted, 1), r) : r);
+    if (r == AK_ERR_NOT_FOUND) {
+        /* deleted elsewhere: not our change to answer for, but the catalog must follow */
+        if (catalog_remove(k->cat, id) != 0)
+            atomic_store(&k->reload_wanted, 1);
     } else {
-        r = settle(k, r, 0);
+        r = settle(k, r, r == 0 ? catalog_remove(k->cat, id) : 0);
     }
 out:
     pthread_mutex_unlock(&k->write_lock);

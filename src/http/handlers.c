@@ -150,27 +150,53 @@ static bool throttled(struct api_handler *api, struct exchange *x, int err)
     return true;
 }
 
-/*
- * For a request with a body, h2o copies the headers into the request's pool;
- * the bytes as received stay in the connection's input buffer. Wipe the
- * header value there too (for other requests `value` points into that buffer
- * already).
- */
-static void wipe_raw_copy(h2o_req_t *req, const char *value, size_t len)
+static h2o_socket_t *socket_of(h2o_req_t *req)
 {
-    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
-    char *raw, *hit;
-
-    if (sock == NULL || sock->input == NULL || len == 0)
-        return;
-    raw = sock->input->bytes;
-    if (value >= raw && value < raw + sock->input->size)
-        return;
-    if ((hit = memmem(raw, sock->input->size, value, len)) != NULL)
-        OPENSSL_cleanse(hit, len);
+    return req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
 }
 
-/* Returns 0 and fills `who`, or answers 401 (or 429) and returns -1. The key is wiped from the request once read. */
+/*
+ * Wipes every Authorization value of the request: runs from the request
+ * pool's dispose list, once h2o is done with the request. h2o 2.2 (HTTP/1.1,
+ * lib/http1.c) disposes the request (h2o_dispose_request: loggers, then
+ * h2o_mem_clear_pool, which calls dispose functions before it frees a
+ * chunk) before it consumes the request's bytes from the connection's input
+ * buffer (on_send_complete: init_request, then h2o_buffer_consume) or closes
+ * the socket (close_connection). So here the header entries, their values
+ * (in the pool, or in the input buffer) and the raw request still exist,
+ * and nothing reads them any more. A request with a body has its header
+ * values copied to the pool; the raw header block, which ends where the body
+ * starts, holds the original. No socket (it was handed over, as an h2c
+ * upgrade would): touch nothing but the pool.
+ */
+static void wipe_authorization(void *p)
+{
+    h2o_req_t *req = *(h2o_req_t **)p;
+    h2o_socket_t *sock = socket_of(req);
+    const char *in = sock != NULL && sock->input != NULL ? sock->input->bytes : NULL;
+    size_t in_len = in != NULL ? sock->input->size : 0, head_len = 0;
+
+    if (in != NULL && req->entity.base != NULL && req->entity.base >= in && req->entity.base <= in + in_len)
+        head_len = (size_t)(req->entity.base - in);
+    for (size_t i = 0; i < req->headers.size; i++) {
+        h2o_iovec_t *v = &req->headers.entries[i].value;
+        bool in_buffer = in != NULL && v->base >= in && v->base < in + in_len;
+        char *hit;
+
+        if (req->headers.entries[i].name != &H2O_TOKEN_AUTHORIZATION->buf || v->len == 0)
+            continue;
+        if (in_buffer) {
+            OPENSSL_cleanse(v->base, v->len);
+            continue;
+        }
+        if (head_len != 0 && (hit = memmem(in, head_len, v->base, v->len)) != NULL)
+            OPENSSL_cleanse(hit, v->len);
+        if (sock != NULL)
+            OPENSSL_cleanse(v->base, v->len); /* the pool copy */
+    }
+}
+
+/* Returns 0 and fills `who`, or answers 401 (or 429) and returns -1. The key is wiped when the request ends. */
 static int authenticate(struct api_handler *api, struct exchange *x, struct principal *who)
 {
     h2o_req_t *req = x->req;
@@ -181,9 +207,10 @@ static int authenticate(struct api_handler *api, struct exchange *x, struct prin
         r = keys_authenticate(api->keys, NULL, 0, timefmt_now(), who);
     } else {
         h2o_iovec_t *v = &req->headers.entries[i].value;
+        h2o_req_t **cell = h2o_mem_alloc_shared(&req->pool, sizeof(*cell), wipe_authorization);
+
+        *cell = req;
         r = keys_authenticate(api->keys, v->base, v->len, timefmt_now(), who);
-        wipe_raw_copy(req, v->base, v->len);
-        OPENSSL_cleanse(v->base, v->len);
     }
     if (r != 0) {
         if (!throttled(api, x, r))
@@ -233,8 +260,11 @@ static void respond_validation(struct exchange *x, int err, const char *msg)
         respond_error(x, 422, "validation_error", msg);
 }
 
-/* Renders a record that is not in the catalog's encoded form (the result of a write). */
-static void render_rec(struct render_buf *b, const struct key_rec *rec, const char *extra, size_t extra_len)
+/*
+ * Renders a record that is not in the catalog's encoded form (the result of a
+ * write) into a new buffer in `pool`, sized so that it never grows.
+ */
+static void render_rec(struct render_buf *b, h2o_mem_pool_t *pool, const struct key_rec *rec, const char *extra, size_t extra_len)
 {
     json_t *name = json_string(rec->name);
     char *name_json = name != NULL ? json_dumps(name, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
@@ -248,6 +278,7 @@ static void render_rec(struct render_buf *b, const struct key_rec *rec, const ch
                          .name_json = name_json != NULL ? name_json : "\"\"",
                          .name_json_len = name_json != NULL ? strlen(name_json) : 2};
 
+    render_init(b, pool, render_key_max(&v, extra_len));
     render_key(b, &v, extra, extra_len);
     free(name_json);
     json_decref(name);
@@ -344,8 +375,7 @@ static void answer_create(struct key_job *job)
 
     /* Seed order first (id, name, key_type, api_key, message), then the other key fields. The key is base62. */
     n = snprintf(extra, sizeof(extra), ",\"api_key\":\"%s\",\"message\":\"%s\"", job->key, SHOWN_ONCE);
-    render_init(&b, &x->req->pool, 512);
-    render_rec(&b, &job->rec, extra, (size_t)n);
+    render_rec(&b, &x->req->pool, &job->rec, extra, (size_t)n);
     respond_body_secret(x, 201, b.p, b.len);
     OPENSSL_cleanse(b.p, b.len);
     OPENSSL_cleanse(extra, sizeof(extra));
@@ -366,8 +396,7 @@ static void job_done(struct writer_job *wj)
         } else if (job->op == OP_CREATE) {
             answer_create(job);
         } else if (job->op == OP_UPDATE) {
-            render_init(&b, &x->req->pool, 512);
-            render_rec(&b, &job->rec, NULL, 0);
+            render_rec(&b, &x->req->pool, &job->rec, NULL, 0);
             respond_body(x, 200, b.p, b.len);
         } else {
             respond_empty(x, 204);
@@ -523,7 +552,7 @@ static void on_verify(struct api_handler *api, struct exchange *x)
 static bool refuse_malformed(struct api_handler *api, struct exchange *x)
 {
     h2o_req_t *req = x->req;
-    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    h2o_socket_t *sock = socket_of(req);
     size_t total = 0;
 
     for (size_t i = 0; i < req->headers.size; i++)
@@ -548,6 +577,24 @@ static bool refuse_malformed(struct api_handler *api, struct exchange *x)
     return false;
 }
 
+/*
+ * HTTP/1.1 keeps the connection unless the client says "close". h2o 2.2 keeps
+ * it only when a Connection header is absent or names keep-alive, so an h2c
+ * upgrade offer (`Connection: Upgrade, HTTP2-Settings`), which is refused,
+ * would cost the client its connection.
+ */
+static void keep_alive_unless_close(h2o_req_t *req)
+{
+    ssize_t i;
+
+    if (req->version < 0x101 || req->http1_is_persistent || req->conn->ctx->shutdown_requested)
+        return;
+    if ((i = h2o_find_header(&req->headers, H2O_TOKEN_CONNECTION, -1)) < 0)
+        return;
+    if (!h2o_contains_token(req->headers.entries[i].value.base, req->headers.entries[i].value.len, H2O_STRLIT("close"), ','))
+        req->http1_is_persistent = 1;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct api_handler *api = (struct api_handler *)self;
@@ -556,6 +603,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     struct route rt;
 
     exchange_init(&x, req);
+    keep_alive_unless_close(req);
     if (refuse_malformed(api, &x))
         return 0;
     if (router_is_verify(req->path.base, req->path.len)) {

@@ -68,6 +68,15 @@ static void render_time(struct render_buf *b, int64_t t)
     b->p[b->len++] = '"';
 }
 
+size_t render_key_max(const struct key_view *v, size_t extra_len)
+{
+    /* The longer of each pair of alternatives in render_key, and the widest number and times. */
+    return sizeof("{\"id\":") - 1 + sizeof("-9223372036854775808") - 1 + sizeof(",\"name\":") - 1 + v->name_json_len +
+           sizeof(",\"key_type\":\"production\"") - 1 + extra_len + sizeof(",\"key_prefix\":\"") - 1 + strlen(v->prefix) +
+           sizeof("\",\"is_active\":false") - 1 + sizeof(",\"is_primary\":false,\"created_at\":") - 1 + TIMEFMT_LEN + 2 +
+           sizeof(",\"last_used\":") - 1 + TIMEFMT_LEN + 2 + sizeof("}") - 1;
+}
+
 void render_key(struct render_buf *b, const struct key_view *v, const char *extra, size_t extra_len)
 {
     LIT(b, "{\"id\":");

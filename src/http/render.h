@@ -31,4 +31,11 @@ void render_raw(struct render_buf *b, const char *s, size_t n);
  */
 void render_key(struct render_buf *b, const struct key_view *v, const char *extra, size_t extra_len);
 
+/*
+ * The most bytes render_key appends for `v` with `extra_len` bytes of extra
+ * members. A buffer started with this much room never grows: growing leaves
+ * the old copy behind in the pool, which matters when `extra` holds a secret.
+ */
+size_t render_key_max(const struct key_view *v, size_t extra_len);
+
 #endif

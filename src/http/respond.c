@@ -3,10 +3,12 @@
  */
 #include "http/respond.h"
 
+#include <ctype.h>
 #include <openssl/crypto.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,24 +97,115 @@ static const char *reason(int status)
     return "Internal Server Error";
 }
 
-/*
- * Copies the request path into `out` for the log: no query string, only
- * printable ASCII, and nothing that looks like a key (a client may paste
- * one into a URL by mistake).
- */
-static void log_path(const h2o_req_t *req, char *out, size_t outsz)
-{
-    size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len, n = 0;
+/* Longest path the key check decodes; a longer one is redacted unread (no route of this API is that long). */
+#define SCAN_MAX 2048
+/* A key's random part is 32 base62 characters: a run this long is taken for one. */
+#define BASE62_RUN 32
+#define DECODE_ROUNDS 8
+#define VERIFY_PREFIX "/v1/auth/verify/"
 
-    if (len > 256)
-        len = 256;
-    for (size_t i = 0; i < len && n + 1 < outsz; i++) {
-        char c = req->path.base[i];
+static int hexval(char c)
+{
+    unsigned char u = (unsigned char)c;
+
+    if (!isxdigit(u))
+        return -1;
+    return isdigit(u) ? u - '0' : tolower(u) - 'a' + 10;
+}
+
+/* One round of percent-decoding (either case of hex digits; '+' is a plus in a path). Returns the new length. */
+static size_t percent_decode(const char *in, size_t len, char *out)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        if (in[i] == '%' && i + 2 < len && (hi = hexval(in[i + 1])) >= 0 && (lo = hexval(in[i + 2])) >= 0) {
+            out[n++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[n++] = in[i];
+        }
+    }
+    return n;
+}
+
+static bool is_b62(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+/*
+ * Whether `s` holds _prod_ or _sand_ (any case), or a run of base62 as long
+ * as a key's random part that is not all hex digits (hex identifiers such as
+ * UUIDs stay readable; a random part is all hex once in 10^14).
+ */
+static bool looks_like_key(const char *s, size_t len)
+{
+    size_t run = 0;
+    bool beyond_hex = false;
+
+    for (size_t i = 0; i < len; i++) {
+        if (i + 6 <= len && s[i] == '_' && s[i + 5] == '_' &&
+            (strncasecmp(s + i + 1, "prod", 4) == 0 || strncasecmp(s + i + 1, "sand", 4) == 0))
+            return true;
+        if (!is_b62(s[i])) {
+            run = 0;
+            beyond_hex = false;
+            continue;
+        }
+        run++;
+        beyond_hex = beyond_hex || hexval(s[i]) < 0;
+        if (run >= BASE62_RUN && beyond_hex)
+            return true;
+    }
+    return false;
+}
+
+bool respond_path_has_key(const char *path, size_t len)
+{
+    char buf[2][SCAN_MAX];
+    const char *cur = path;
+
+    if (len > SCAN_MAX)
+        return true;
+    /* Decode until nothing changes, as a gateway that decodes twice would: %255F is %5F is _. */
+    for (int round = 0; round <= DECODE_ROUNDS; round++) {
+        size_t n;
+
+        if (looks_like_key(cur, len))
+            return true;
+        if (memchr(cur, '%', len) == NULL || (n = percent_decode(cur, len, buf[round % 2])) == len)
+            return false;
+        cur = buf[round % 2];
+        len = n;
+    }
+    return true; /* still encoded after that many rounds: nobody sends that in good faith */
+}
+
+void respond_log_path(const char *path, size_t len, char *out, size_t outsz)
+{
+    size_t n = 0, shown = len > 256 ? 256 : len;
+
+    if (outsz == 0)
+        return;
+    if (respond_path_has_key(path, len)) {
+        /* Keep the route when the raw path names it: the verify endpoint takes any path below it. */
+        bool verify = len >= sizeof(VERIFY_PREFIX) - 1 && memcmp(path, VERIFY_PREFIX, sizeof(VERIFY_PREFIX) - 1) == 0;
+        snprintf(out, outsz, "%s[redacted]", verify ? VERIFY_PREFIX : "");
+        return;
+    }
+    for (size_t i = 0; i < shown && n + 1 < outsz; i++) {
+        char c = path[i];
         out[n++] = (c > 0x20 && c < 0x7f) ? c : '?';
     }
     out[n] = '\0';
-    if (strstr(out, "_prod_") != NULL || strstr(out, "_sand_") != NULL)
-        snprintf(out, outsz, "[path redacted]");
+}
+
+/* The request path for the log: no query string (it may hold anything). */
+static void log_path(const h2o_req_t *req, char *out, size_t outsz)
+{
+    respond_log_path(req->path.base, req->query_at != SIZE_MAX ? req->query_at : req->path.len, out, outsz);
 }
 
 static void log_line(struct exchange *x, int status)

@@ -11,6 +11,7 @@
 
 #include <h2o.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/keyfmt.h"
@@ -21,6 +22,23 @@ struct exchange {
     uint64_t start_ns;
     char prefix[KEYFMT_PREFIX_LEN + 1]; /* the authenticated key's prefix, or "" */
 };
+
+/*
+ * Whether the request path `path` (`len` bytes, no query string) may hold an
+ * API key: after percent-decoding it (either case of hex digits, repeated
+ * until nothing changes, as a gateway that decodes twice would), it contains
+ * "_prod_" or "_sand_" in any case, or a run of 32 base62 characters (a
+ * key's random part). Paths longer than 2 KiB count as holding one.
+ */
+bool respond_path_has_key(const char *path, size_t len);
+
+/*
+ * Writes the form of `path` the access log shows into `out` (NUL-terminated,
+ * cut to `outsz`): at most 256 bytes, non-printable bytes as '?', or, when
+ * respond_path_has_key says so, "[redacted]" ("/v1/auth/verify/[redacted]"
+ * below the verify route).
+ */
+void respond_log_path(const char *path, size_t len, char *out, size_t outsz);
 
 /* Starts an exchange for `req`. */
 void exchange_init(struct exchange *x, h2o_req_t *req);

@@ -1,5 +1,6 @@
 """Durability, restarts, accounts, secrets at rest and the access log."""
 
+import http.client
 import os
 import re
 import signal
@@ -9,10 +10,12 @@ import uuid
 from conftest import (
     ACCOUNT_PICKUP_TIMEOUT,
     COLLECTION,
+    HTTP_TIMEOUT,
     LAST_USED_TIMEOUT,
     LOG_TIMEOUT,
     Client,
     assert_error,
+    forge_key,
     parse_time,
     run_cli,
     snapshot,
@@ -267,3 +270,60 @@ def test_access_log_one_line_per_request(server):
         parse_time(m["time"])
     text = server.log_text()
     assert "hunter2" not in text and "x=1" not in text
+
+
+def encode_all(text, upper=True):
+    return "".join(("%%%02X" if upper else "%%%02x") % b for b in text.encode())
+
+
+def raw_get(server, path, key=None):
+    """A GET with `path` sent byte for byte (requests would decode %5F back to _)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=HTTP_TIMEOUT)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {key}"} if key else {})
+        r = conn.getresponse()
+        r.read()
+        return r.status
+    finally:
+        conn.close()
+
+
+def test_access_log_redacts_keys_in_paths_however_encoded(server):
+    """A key pasted into a path below /v1/auth/verify (or anywhere), in clear or percent-encoded
+    (either case, every byte, twice), real or forged, never reaches the access log."""
+    real, forged = server.account.key, forge_key("sand")
+    end_marker = f"/end-{uuid.uuid4().hex}"
+    sent = []
+    for key in (real, forged):
+        brand, kind, rest = key.split("_", 2)
+        forms = [
+            key,
+            f"{brand}%5F{kind}%5F{rest}",
+            f"{brand}%5f{kind}%5f{rest}",
+            encode_all(key),
+            encode_all(key, upper=False),
+            encode_all(encode_all(key)),
+            f"{brand}%255F{kind}%255F{rest}",
+            f"x/{rest[:32]}",
+        ]
+        for form in forms:
+            for path in (f"/v1/auth/verify/{form}", f"/v1/auth/verify/a/{form}/b", f"{COLLECTION}{form}/"):
+                status = raw_get(server, path, key=real if path.startswith("/v1/auth") else None)
+                assert status in (204, 401, 404, 405), (path, status)
+                sent.append((key, form, path))
+        assert raw_get(server, encode_all(f"/v1/auth/verify/{key}")) == 404
+    raw_get(server, end_marker)
+
+    def logged():
+        text = server.log_text()
+        return text if end_marker in text else None
+
+    text = wait_until(logged, LOG_TIMEOUT, what="the access log line of the last request")
+    for key, form, path in sent:
+        rest = key.split("_", 2)[2]
+        for secret in (key, rest[:32], form, path):
+            assert secret not in text, f"{secret!r} (sent as {path!r}) is in the access log"
+    lines = [m for m in map(LOG_RE.match, text.splitlines()) if m]
+    redacted = [m["path"] for m in lines if "redacted" in m["path"]]
+    assert len(redacted) == len(sent) + 2, redacted
+    assert set(redacted) == {"/v1/auth/verify/[redacted]", "[redacted]"}

@@ -15,6 +15,9 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -691,6 +694,178 @@ static void test_load_failure_keeps_content(void **state)
     assert_int_equal(catalog_get(f->cat, 50, &got), AK_ERR_NOT_FOUND);
 }
 
+/* Issue 8: a batch naming one id twice (a hostile NOTIFY did it) was applied twice and retired one version twice. */
+static void test_put_many_merges_repeated_ids(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec a = make_rec(1, 7, KEY_TYPE_PRODUCTION, true, false, "v10"), batch[4], got;
+
+    a.version = 10;
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    for (int i = 0; i < 4; i++)
+        batch[i] = a;
+    batch[0].version = 11;
+    snprintf(batch[0].name, sizeof(batch[0].name), "v11");
+    batch[1].version = 12;
+    snprintf(batch[1].name, sizeof(batch[1].name), "v12");
+    batch[2].version = 11;
+    snprintf(batch[2].name, sizeof(batch[2].name), "v11 again");
+    batch[3].version = 12;
+    snprintf(batch[3].name, sizeof(batch[3].name), "v12 later");
+    assert_int_equal(catalog_put_many(f->cat, batch, 4), 0);
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_string_equal(got.name, "v12 later"); /* the newest, the later of equals */
+    assert_int_equal(list(f->cat, 7, false)->n, 1);
+    assert_int_equal(catalog_size(f->cat), 1);
+    /* A new key named twice in one batch is added once. */
+    struct key_rec b = make_rec(2, 7, KEY_TYPE_SANDBOX, true, false, "b");
+    batch[0] = b;
+    batch[1] = b;
+    assert_int_equal(catalog_put_many(f->cat, batch, 2), 0);
+    assert_int_equal(list(f->cat, 7, false)->n, 2);
+    assert_int_equal(catalog_size(f->cat), 2);
+}
+
+/* Issue 8: removing an id the catalog never held (a stranger's future id) must not hide that key when it is created. */
+static void test_remove_unknown_is_not_remembered(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec c = make_rec(99, 7, KEY_TYPE_SANDBOX, true, false, "c"), got;
+
+    assert_int_equal(catalog_remove(f->cat, 99), 0);
+    assert_int_equal(catalog_put(f->cat, &c), 0);
+    assert_int_equal(catalog_get(f->cat, 99, &got), 0);
+    assert_true(catalog_digest_taken(f->cat, c.digest));
+}
+
+struct hammer {
+    struct catalog *cat;
+    _Atomic int stop;
+    _Atomic int64_t last_now; /* the last use recorded */
+    uint8_t digest[DIGEST_LEN];
+    int64_t ids[64];
+    size_t nids;
+};
+
+/* A reader: looks keys up and uses one, all the time, while the writer fails allocations or reloads. */
+static void *hammer_main(void *arg)
+{
+    struct hammer *h = arg;
+    struct key_rec *rec = malloc(sizeof(*rec));
+    struct principal p;
+    int64_t now = 1000;
+
+    while (rec != NULL && !atomic_load(&h->stop)) {
+        for (size_t i = 0; i < h->nids; i++)
+            catalog_get(h->cat, h->ids[i], rec);
+        if (catalog_authenticate(h->cat, h->digest, ++now, &p) == 0)
+            atomic_store(&h->last_now, now);
+    }
+    free(rec);
+    return NULL;
+}
+
+/* Consistency after any failure: a key is either wholly there (by id, digest and list) or wholly absent. */
+static void assert_whole_or_absent(struct catalog *cat, const struct key_rec *rec)
+{
+    struct key_rec got;
+    bool by_id = catalog_get(cat, rec->id, &got) == 0, by_digest = catalog_digest_taken(cat, rec->digest);
+
+    assert_int_equal(by_id, by_digest);
+}
+
+/*
+ * Issue 8: every allocation of put, put_many, remove and load fails in turn
+ * (catalog_fault_inject), with a reader running: each call answers 0 or
+ * AK_ERR_NOMEM, leaves every key whole or absent, frees nothing a reader
+ * may hold (ASan) and leaks nothing (valgrind).
+ */
+static void test_allocation_failures(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec p1 = store_account(f->store, "acme", 1), k2 = store_key(f->store, p1.account_id, KEY_TYPE_SANDBOX, "Dev", 2);
+    struct hammer h = {.cat = f->cat};
+    pthread_t tid;
+    int failures = 0;
+
+    assert_int_equal(catalog_load(f->cat, f->store), 0);
+    memcpy(h.digest, p1.digest, DIGEST_LEN);
+    h.ids[h.nids++] = p1.id;
+    h.ids[h.nids++] = k2.id;
+    for (int64_t id = 1000; id < 1040; id++)
+        h.ids[h.nids++] = id;
+    atomic_init(&h.stop, 0);
+    atomic_init(&h.last_now, 0);
+    assert_int_equal(pthread_create(&tid, NULL, hammer_main, &h), 0);
+    for (long after = 0; after < 40; after++) {
+        struct key_rec n = make_rec(1000 + after, p1.account_id, KEY_TYPE_SANDBOX, true, false, "new \xe5\x90\x8d \"q\"");
+        struct key_rec upd[2];
+        int r;
+
+        catalog_fault_inject(after);
+        r = catalog_put(f->cat, &n);
+        catalog_fault_inject(-1);
+        assert_true(r == 0 || r == AK_ERR_NOMEM);
+        failures += r != 0;
+        assert_whole_or_absent(f->cat, &n);
+
+        upd[0] = k2;
+        upd[1] = n;
+        snprintf(upd[0].name, sizeof(upd[0].name), "renamed %ld", after);
+        catalog_fault_inject(after);
+        r = catalog_put_many(f->cat, upd, 2);
+        catalog_fault_inject(-1);
+        assert_true(r == 0 || r == AK_ERR_NOMEM);
+        assert_whole_or_absent(f->cat, &k2);
+        assert_whole_or_absent(f->cat, &n);
+
+        catalog_fault_inject(after);
+        r = catalog_remove(f->cat, n.id);
+        catalog_fault_inject(-1);
+        assert_true(r == 0 || r == AK_ERR_NOMEM);
+        assert_whole_or_absent(f->cat, &n);
+
+        catalog_fault_inject(after);
+        r = catalog_load(f->cat, f->store);
+        catalog_fault_inject(-1);
+        assert_true(r == 0 || r == AK_ERR_NOMEM);
+        assert_whole_or_absent(f->cat, &p1);
+        assert_whole_or_absent(f->cat, &k2);
+    }
+    atomic_store(&h.stop, 1);
+    pthread_join(tid, NULL);
+    assert_true(failures > 0); /* the hook did fail allocations */
+    /* After all that, a reload restores exactly the store's content. */
+    assert_int_equal(catalog_load(f->cat, f->store), 0);
+    assert_int_equal(catalog_size(f->cat), 2);
+}
+
+/*
+ * Issue 8: uses recorded while the catalog reloads (by readers still in the
+ * replaced world) are kept: the reloaded key shares their usage record.
+ */
+static void test_load_keeps_uses_during_reload(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec p1 = store_account(f->store, "acme", 1), got;
+    struct hammer h = {.cat = f->cat};
+    pthread_t tid;
+
+    assert_int_equal(catalog_load(f->cat, f->store), 0);
+    memcpy(h.digest, p1.digest, DIGEST_LEN);
+    for (int round = 0; round < 50; round++) {
+        atomic_init(&h.stop, 0);
+        atomic_init(&h.last_now, 0);
+        assert_int_equal(pthread_create(&tid, NULL, hammer_main, &h), 0);
+        for (int i = 0; i < 4 + round % 5; i++)
+            assert_int_equal(catalog_load(f->cat, f->store), 0);
+        atomic_store(&h.stop, 1);
+        pthread_join(tid, NULL);
+        assert_int_equal(catalog_get(f->cat, p1.id, &got), 0);
+        assert_true(got.last_used >= atomic_load(&h.last_now));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -707,6 +882,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_replaces_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_keeps_newer_last_used, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_failure_keeps_content, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_many_merges_repeated_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_unknown_is_not_remembered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_keeps_uses_during_reload, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

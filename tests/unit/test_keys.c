@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "core/catalog.h"
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/keyfmt.h"
@@ -847,10 +849,271 @@ static void test_sync_second_handle(void **state)
     store_free(s2);
 }
 
+/* ---- failure injection (issue 8): a store wrapper that loses COMMIT answers, and catalog allocation failures ---- */
+
+enum commit_fault {
+    CF_NONE,
+    CF_COMMITTED,     /* the write commits, but the store cannot confirm it */
+    CF_NOT_COMMITTED, /* nothing is written, and the store cannot tell */
+};
+
+struct fault_store {
+    struct store super;
+    struct store *real;
+    enum commit_fault fault;
+    bool load_fails;
+    const struct store_watch_ops *wops;
+    void *warg;
+};
+
+#define REAL(s) (((struct fault_store *)(s))->real)
+#define FAULT(s) (((struct fault_store *)(s))->fault)
+
+static void fs_free(struct store *s)
+{
+    (void)s; /* the test owns it */
+}
+
+static int fs_account_create(struct store *s, const char *name, int64_t now, struct key_rec *primary, int64_t *ret)
+{
+    return REAL(s)->ops->account_create(REAL(s), name, now, primary, ret);
+}
+
+static int fs_key_insert(struct store *s, struct key_rec *rec, unsigned max_keys)
+{
+    int r;
+
+    if (FAULT(s) == CF_NOT_COMMITTED)
+        return AK_ERR_OUTCOME_UNKNOWN;
+    r = REAL(s)->ops->key_insert(REAL(s), rec, max_keys);
+    return r == 0 && FAULT(s) == CF_COMMITTED ? AK_ERR_OUTCOME_UNKNOWN : r;
+}
+
+static int fs_key_update(struct store *s, int64_t account_id, int64_t id, store_update_fn fn, void *arg, struct key_rec *ret,
+                         struct key_rec *ret_demoted)
+{
+    int r;
+
+    if (FAULT(s) == CF_NOT_COMMITTED)
+        return AK_ERR_OUTCOME_UNKNOWN;
+    r = REAL(s)->ops->key_update(REAL(s), account_id, id, fn, arg, ret, ret_demoted);
+    return r == 0 && FAULT(s) == CF_COMMITTED ? AK_ERR_OUTCOME_UNKNOWN : r;
+}
+
+static int fs_key_delete(struct store *s, int64_t account_id, int64_t id, store_delete_fn fn, void *arg)
+{
+    int r;
+
+    if (FAULT(s) == CF_NOT_COMMITTED)
+        return AK_ERR_OUTCOME_UNKNOWN;
+    r = REAL(s)->ops->key_delete(REAL(s), account_id, id, fn, arg);
+    return r == 0 && FAULT(s) == CF_COMMITTED ? AK_ERR_OUTCOME_UNKNOWN : r;
+}
+
+static int fs_key_get(struct store *s, int64_t id, struct key_rec *ret)
+{
+    return REAL(s)->ops->key_get(REAL(s), id, ret);
+}
+
+static int fs_key_load(struct store *s, store_key_cb cb, void *arg)
+{
+    if (((struct fault_store *)s)->load_fails)
+        return AK_ERR_UNAVAILABLE;
+    return REAL(s)->ops->key_load(REAL(s), cb, arg);
+}
+
+static int fs_last_used_flush(struct store *s, const struct key_use *v, size_t n)
+{
+    return REAL(s)->ops->last_used_flush(REAL(s), v, n);
+}
+
+static int fs_poll_changed(struct store *s, bool *ret)
+{
+    *ret = false; /* only what the keys service asks for itself */
+    (void)s;
+    return 0;
+}
+
+/* A shared store's watch: keeps the ops for the test to call, and loads at once. */
+static int fs_watch(struct store *s, const struct store_watch_ops *ops, void *arg)
+{
+    struct fault_store *fs = (struct fault_store *)s;
+
+    fs->wops = ops;
+    fs->warg = arg;
+    return ops->resync(arg);
+}
+
+static const struct store_ops FAULT_OPS = {
+    .name = "fault",
+    .free = fs_free,
+    .account_create = fs_account_create,
+    .key_insert = fs_key_insert,
+    .key_update = fs_key_update,
+    .key_delete = fs_key_delete,
+    .key_get = fs_key_get,
+    .key_load = fs_key_load,
+    .last_used_flush = fs_last_used_flush,
+    .poll_changed = fs_poll_changed,
+};
+
+static const struct store_ops FAULT_WATCHED_OPS = {
+    .name = "fault-watched",
+    .free = fs_free,
+    .account_create = fs_account_create,
+    .key_insert = fs_key_insert,
+    .key_update = fs_key_update,
+    .key_delete = fs_key_delete,
+    .key_get = fs_key_get,
+    .key_load = fs_key_load,
+    .last_used_flush = fs_last_used_flush,
+    .poll_changed = fs_poll_changed,
+    .watch = fs_watch,
+};
+
+/* A keys service over the fixture's store wrapped in `fs`. */
+static struct keys *faulty_service(struct fixture *f, struct fault_store *fs, const struct store_ops *ops, unsigned staleness)
+{
+    struct keys_config cfg = {.brand = "ml", .max_keys = f->max_keys, .max_staleness_s = staleness};
+    struct keys *k;
+
+    memset(fs, 0, sizeof(*fs));
+    fs->super.ops = ops;
+    fs->real = f->store;
+    assert_int_equal(keys_new(&fs->super, &f->secret, &cfg, &k), 0);
+    if (ops->watch != NULL)
+        assert_int_equal(keys_watch(k, 1000), 0);
+    else
+        assert_int_equal(keys_load(k), 0);
+    return k;
+}
+
+/* A COMMIT that may have happened: never answered as success or as "nothing changed"; the catalog follows the store. */
+static void test_outcome_unknown_writes(void **state)
+{
+    struct fixture *f = *state;
+    struct fault_store fs;
+    struct keys *k = faulty_service(f, &fs, &FAULT_OPS, 0);
+    struct account a;
+    struct key_rec rec, k1;
+    struct principal p;
+    char key1[KEYBUF], key2[KEYBUF];
+    bool reloaded;
+
+    new_account(k, "acme", &a);
+    k1 = must_create(k, &a.who, "one", KEY_TYPE_SANDBOX, key1);
+
+    /* Committed, unconfirmed: 503 outcome_unknown, and the catalog already serves the change (reloaded at once). */
+    fs.fault = CF_COMMITTED;
+    assert_int_equal(keys_update(k, &a.who, k1.id, p_active(false), &rec), AK_ERR_OUTCOME_UNKNOWN);
+    assert_int_equal(auth(k, key1, 2, &p), AK_ERR_KEY_INACTIVE);
+
+    /* Committed, unconfirmed, and the reload fails too: the catalog catches up on the next sync. */
+    fs.load_fails = true;
+    assert_int_equal(keys_update(k, &a.who, k1.id, p_active(true), &rec), AK_ERR_OUTCOME_UNKNOWN);
+    assert_int_equal(auth(k, key1, 3, &p), AK_ERR_KEY_INACTIVE); /* still the old state here... */
+    fs.load_fails = false;
+    assert_int_equal(keys_sync(k, &reloaded), 0);
+    assert_true(reloaded);
+    assert_int_equal(auth(k, key1, 4, &p), 0); /* ...until the store answers again */
+
+    /* A delete and a create, committed but unconfirmed. */
+    assert_int_equal(keys_delete(k, &a.who, k1.id), AK_ERR_OUTCOME_UNKNOWN);
+    assert_int_equal(auth(k, key1, 5, &p), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(create(k, &a.who, "two", KEY_TYPE_SANDBOX, &rec, key2), AK_ERR_OUTCOME_UNKNOWN);
+    assert_true(key2[0] == '\0'); /* the key is wiped: the caller shows nothing */
+
+    /* Not committed, unconfirmed: still outcome_unknown (the store could not tell); nothing changes. */
+    fs.fault = CF_NOT_COMMITTED;
+    assert_int_equal(keys_update(k, &a.who, a.primary.id, p_name("renamed"), &rec), AK_ERR_OUTCOME_UNKNOWN);
+    assert_int_equal(auth(k, a.key, 6, &p), 0);
+    fs.fault = CF_NONE;
+    assert_int_equal(keys_sync(k, &reloaded), 0);
+    assert_false(reloaded); /* nothing left to catch up */
+    keys_free(k);
+}
+
+/* A change the store committed but the catalog could not take (out of memory) is served after a reload, never answered stale. */
+static void test_catalog_failure_after_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct account a;
+    struct key_rec rec, k1;
+    struct principal p;
+    char key1[KEYBUF], key2[KEYBUF];
+
+    new_account(f->k, "acme", &a);
+    k1 = must_create(f->k, &a.who, "one", KEY_TYPE_SANDBOX, key1);
+
+    catalog_fault_inject(0); /* the catalog's next allocation fails */
+    assert_int_equal(keys_update(f->k, &a.who, k1.id, p_active(false), &rec), 0);
+    catalog_fault_inject(-1);
+    assert_false(rec.active);
+    assert_int_equal(auth(f->k, key1, 2, &p), AK_ERR_KEY_INACTIVE);
+
+    catalog_fault_inject(0);
+    assert_int_equal(create(f->k, &a.who, "two", KEY_TYPE_SANDBOX, &rec, key2), 0);
+    catalog_fault_inject(-1);
+    assert_int_equal(auth(f->k, key2, 3, &p), 0);
+
+    catalog_fault_inject(0);
+    assert_int_equal(keys_delete(f->k, &a.who, k1.id), 0);
+    catalog_fault_inject(-1);
+    assert_int_equal(auth(f->k, key1, 4, &p), AK_ERR_KEY_UNKNOWN);
+}
+
+/* A shared store silent for longer than max_staleness: verification fails closed until it is heard from again. */
+static void test_staleness_fails_closed(void **state)
+{
+    struct fixture *f = *state;
+    struct fault_store fs, fs0;
+    struct keys *k = faulty_service(f, &fs, &FAULT_WATCHED_OPS, 1), *k0;
+    struct account a;
+    struct principal p;
+    struct timespec wait = {.tv_sec = 1, .tv_nsec = 300000000L};
+
+    new_account(k, "acme", &a);
+    assert_int_equal(auth(k, a.key, 2, &p), 0);
+    k0 = faulty_service(f, &fs0, &FAULT_WATCHED_OPS, 0); /* 0: never refuse (fail open) */
+    nanosleep(&wait, NULL);                              /* past the 1 s bound, with nothing heard */
+    assert_int_equal(auth(k, a.key, 3, &p), AK_ERR_STALE);
+    assert_int_equal(auth(k0, a.key, 3, &p), 0);
+    fs.wops->heard(fs.warg);
+    assert_int_equal(auth(k, a.key, 4, &p), 0);
+    keys_free(k0);
+    keys_free(k);
+}
+
+/* Uses reported from the store are believed only within clock skew: a far-future last_used would stop real uses being recorded. */
+static void test_watch_uses_within_skew(void **state)
+{
+    struct fixture *f = *state;
+    struct fault_store fs;
+    struct keys *k = faulty_service(f, &fs, &FAULT_WATCHED_OPS, 0);
+    struct account a;
+    struct snapshot s;
+    int64_t now = timefmt_now();
+    struct key_use future = {.id = 0, .at = 4102444800}, recent = {.id = 0, .at = now};
+
+    new_account(k, "acme", &a);
+    future.id = recent.id = a.primary.id;
+    fs.wops->used(fs.warg, &future, 1);
+    snap(k, &a.who, &s);
+    assert_true(must_find(&s, a.primary.id)->last_used < now + 10);
+    fs.wops->used(fs.warg, &recent, 1);
+    snap(k, &a.who, &s);
+    assert_int_equal(must_find(&s, a.primary.id)->last_used, now);
+    keys_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_refuses_bad_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outcome_unknown_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_failure_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_staleness_fails_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch_uses_within_skew, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_accounts_are_separate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_keys, setup, teardown),

@@ -7,7 +7,8 @@
  * in order and equal jansson's own compact serialization of the same object;
  * `extra` members land right after key_type; and render_buf growth across
  * pool blocks (many keys into one buffer from a small hint equal the
- * concatenation of each rendered alone).
+ * concatenation of each rendered alone); render_key_max bounds every output,
+ * so that a buffer sized with it never moves.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -290,11 +291,26 @@ static void check_parsed(const struct sample *s, const char *out, size_t len)
     json_decref(o);
 }
 
+/*
+ * Renders one key, and checks render_key_max: the output never exceeds it,
+ * and a buffer started with that much room is never moved (a move would
+ * leave a copy of a created key behind in the pool).
+ */
 static void render_one(h2o_mem_pool_t *pool, const struct sample *s, size_t hint, struct render_buf *b)
 {
+    size_t extra_len = s->extra != NULL ? strlen(s->extra) : 0, max = render_key_max(&s->v, extra_len);
+    struct render_buf sized;
+    char *start;
+
     render_init(b, pool, hint);
-    render_key(b, &s->v, s->extra, s->extra != NULL ? strlen(s->extra) : 0);
+    render_key(b, &s->v, s->extra, extra_len);
     assert_true(b->len <= b->cap);
+    assert_true(b->len <= max);
+    render_init(&sized, pool, max);
+    start = sized.p;
+    render_key(&sized, &s->v, s->extra, extra_len);
+    assert_ptr_equal(sized.p, start);
+    assert_int_equal(sized.len, b->len);
 }
 
 static void assert_same(const char *got, size_t got_len, const char *want, size_t want_len)
