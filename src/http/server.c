@@ -326,6 +326,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
                                  .writer = writer,
                                  .throttle = throttle,
                                  .client_ip_header = cfg->client_ip_header,
+                                 .trusted_proxies = cfg->trusted_proxies,
                                  .max_header_bytes = MAX_HEADER_BYTES};
     handlers_register(path, &hc);
 

@@ -42,7 +42,9 @@ from conftest import (
     Client,
     assert_error,
     forge_key,
+    free_port,
     json_bytes,
+    run_cli,
     snapshot,
     strict_json,
     wait_until,
@@ -727,6 +729,84 @@ def test_client_ip_header_ignored_without_the_flag(server_factory):
     a.throttled(headers={"X-Real-IP": "203.0.113.200"})
     a.throttled(headers={"X-Forwarded-For": "198.51.100.1"})
     a.throttled()
+
+
+# The rule (README "Behind a gateway"): the header's hops and the peer form one chain; walking it
+# from the right, hops in --trusted-proxies (default 127.0.0.0/8,::1/128) are skipped and the first
+# untrusted one is the client; the header is asked only of a trusted peer; a hop that does not
+# parse makes the client the peer. These tests' peer is 127.0.0.1, trusted by default.
+@sqlite_only  # per-process throttling in the HTTP layer: the storage backend plays no part
+def test_client_ip_header_right_most_untrusted_hop_of_a_chain(server_factory):
+    limit = 3
+    server = server_factory("--auth-failures", limit, "--client-ip-header", "X-Forwarded-For",
+                            "--trusted-proxies", "127.0.0.0/8,::1/128,10.0.0.0/8")
+    a = Attempts(server)
+    # A client that writes its own X-Forwarded-For gets it prepended to by the proxies: whatever
+    # it puts on the left, it is still the hop the last untrusted proxy saw (203.0.113.7).
+    for forged in ("198.51.100.1", "10.9.9.9, 192.0.2.44", "1.1.1.1, 203.0.113.250"):
+        assert_error(a.request(forge_key(), headers={"X-Forwarded-For": f"{forged}, 203.0.113.7, 10.0.0.2"}), 401,
+                     "invalid_api_key")
+    a.throttled(headers={"X-Forwarded-For": "203.0.113.7"})
+    a.throttled(headers={"X-Forwarded-For": "203.0.113.7, 10.1.2.3, 127.0.0.1"})
+    # IPv4 compares as a 128-bit value: the IPv4-mapped form is the same client.
+    a.throttled(headers={"X-Forwarded-For": "::ffff:203.0.113.7"})
+    # Another client behind the same proxies has its own count.
+    a.invalid(limit, headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.8, 10.0.0.2"})
+    a.throttled(headers={"X-Forwarded-For": "203.0.113.8"})
+    # Two IPv6 clients that share their first 16 characters are two clients (not cut to 16 bytes).
+    a.invalid(limit, headers={"X-Forwarded-For": "2001:db8:aaaa:bbbb::1"})
+    a.throttled(headers={"X-Forwarded-For": "2001:db8:aaaa:bbbb::1"})
+    a.invalid(limit, headers={"X-Forwarded-For": "2001:db8:aaaa:bbbb::2"})
+    # A valid key from a throttled client still works (a shared NAT must not lock customers out).
+    assert a.request(server.account.key, headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 200
+
+
+@sqlite_only  # per-process throttling in the HTTP layer: the storage backend plays no part
+def test_client_ip_header_unparsable_hops_count_as_the_peer(server_factory):
+    limit = 3
+    server = server_factory("--auth-failures", limit, "--client-ip-header", "X-Forwarded-For")
+    a = Attempts(server)
+    # A guesser who sends a fresh garbage value each time is one client: the peer.
+    junk = ["unknown", "garbage-1", "203.0.113.7:4711", "203.0.113.7, junk", "[2001:db8::1]", "", "203.0.113.7,"]
+    for value in junk[:limit]:
+        assert_error(a.request(forge_key(), headers={"X-Forwarded-For": value}), 401, "invalid_api_key")
+    for value in junk[limit:]:
+        a.throttled(headers={"X-Forwarded-For": value})
+    a.throttled()
+    # ... and a well-formed client behind the proxy is not.
+    a.invalid(limit, headers={"X-Forwarded-For": "203.0.113.9"})
+
+
+@sqlite_only  # per-process throttling in the HTTP layer: the storage backend plays no part
+def test_client_ip_header_ignored_from_an_untrusted_peer(server_factory):
+    limit = 3
+    server = server_factory("--auth-failures", limit, "--client-ip-header", "X-Forwarded-For",
+                            "--trusted-proxies", "10.0.0.0/8")
+    a = Attempts(server)
+    # The peer (127.0.0.1) is no trusted proxy: its header is not believed, whatever it says.
+    for i in range(limit):
+        assert_error(a.request(forge_key(), headers={"X-Forwarded-For": f"203.0.113.{i + 1}"}), 401, "invalid_api_key")
+    a.throttled(headers={"X-Forwarded-For": "203.0.113.200"})
+    a.throttled()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--client-ip-header", "X-Forwarded-For", "--trusted-proxies", "10.0.0.0/33"],
+        ["--client-ip-header", "X-Forwarded-For", "--trusted-proxies", "proxy.example"],
+        ["--client-ip-header", "X-Forwarded-For", "--trusted-proxies", "10.0.0.0/8,"],
+        ["--client-ip-header", "X-Forwarded-For", "--trusted-proxies", ""],
+        ["--trusted-proxies", "10.0.0.0/8"],
+    ],
+    ids=["prefix", "name", "trailing comma", "empty", "without --client-ip-header"],
+)
+def test_bad_trusted_proxies_refused_at_start(args, tmp_path):
+    p = run_cli("serve", "--db", str(tmp_path / "x.db"), "--listen", f"127.0.0.1:{free_port()}", *args)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and "--trusted-proxies" in lines[0], p.stderr
+    assert p.stdout == ""
 
 
 # --------------------------------------------------------------------------- no key at rest or in logs
