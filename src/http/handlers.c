@@ -369,6 +369,22 @@ static void job_done(struct writer_job *wj)
     free(job);
 }
 
+/*
+ * Instead of job_done, when the loop stops before the answer could come
+ * (writer.h): nothing is answered; the key, if one was made, is wiped.
+ * Runs on the loop's thread, or after it has stopped.
+ */
+static void job_discard(struct writer_job *wj)
+{
+    struct key_job *job = (struct key_job *)wj;
+
+    job->worker->inflight--;
+    if (job->x.req != NULL)
+        job->ref->job = NULL;
+    OPENSSL_cleanse(job->key, sizeof(job->key));
+    free(job);
+}
+
 static struct key_job *job_new(struct api_handler *api, struct exchange *x, const struct principal *who, enum job_op op)
 {
     struct key_job *job = calloc(1, sizeof(*job));
@@ -382,6 +398,7 @@ static struct key_job *job_new(struct api_handler *api, struct exchange *x, cons
     job->who = *who;
     job->super.run = job_run;
     job->super.done = job_done;
+    job->super.discard = job_discard;
     job->super.reply_to = &job->worker->reply_receiver;
     return job;
 }

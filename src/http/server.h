@@ -1,7 +1,8 @@
 /*
- * server: the h2o event loops that serve apikeyd, one per thread on
- * SO_REUSEPORT listeners, and the maintenance thread that flushes last_used
- * and follows changes other processes make to the store.
+ * server: the h2o event loops that serve apikeyd, one per thread sharing
+ * one listening socket (or, with --reuse-port, one SO_REUSEPORT socket
+ * each), and the maintenance thread that flushes last_used and follows
+ * changes other processes make to the store.
  */
 #ifndef APIKEYD_HTTP_SERVER_H
 #define APIKEYD_HTTP_SERVER_H

@@ -27,7 +27,9 @@ import os
 import re
 import resource
 import select
+import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -36,6 +38,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from conftest import (
+    BIN,
     COLLECTION,
     HTTP_TIMEOUT,
     SPEC,
@@ -807,6 +810,43 @@ def test_bad_trusted_proxies_refused_at_start(args, tmp_path):
     lines = p.stderr.splitlines()
     assert len(lines) == 1 and "--trusted-proxies" in lines[0], p.stderr
     assert p.stdout == ""
+
+
+# --------------------------------------------------------------------------- one instance per address
+
+
+@sqlite_only  # the listening socket: the storage backend plays no part
+def test_second_instance_on_the_same_address_fails_to_start(server_factory):
+    first = server_factory()
+    p = run_cli("serve", "--db", first.db, "--listen", f"127.0.0.1:{first.port}", *first.common_args())
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0] == (f"apikeyd: cannot listen on 127.0.0.1:{first.port}: address already in use "
+                        "(another apikeyd? --reuse-port shares it)"), p.stderr
+    # Asking for sharing on one side only is not enough: both must.
+    p = run_cli("serve", "--db", first.db, "--listen", f"127.0.0.1:{first.port}", "--reuse-port", *first.common_args())
+    assert p.returncode == 1 and "address already in use" in p.stderr, (p.returncode, p.stderr)
+    # The first instance never stopped serving.
+    assert first.client.get().status_code == 200
+
+
+@sqlite_only  # the listening socket: the storage backend plays no part
+def test_reuse_port_on_both_lets_two_instances_share_it(server_factory, tmp_path, apikeyd_bin):
+    first = server_factory("--reuse-port", "--threads", 2)
+    log = tmp_path / "second.log"
+    with open(log, "wb") as err:
+        second = subprocess.Popen([str(BIN), "serve", "--db", first.db, "--listen", f"127.0.0.1:{first.port}",
+                                   "--reuse-port", "--threads", "2", *first.common_args()],
+                                  stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: b"listening on" in log.read_bytes() or second.poll() is not None, 10, what="the second instance")
+        assert second.poll() is None, log.read_text()
+        for _ in range(20):  # connections land on either instance; both answer
+            assert Client(first, first.account.key).get().status_code == 200
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(10) == 0, log.read_text()
 
 
 # --------------------------------------------------------------------------- no key at rest or in logs
