@@ -1,6 +1,8 @@
 /*
  * server: threads, listeners and shutdown. Each worker owns an h2o context
- * and loop; nothing here is shared between workers but the keys service.
+ * and loop; nothing here is shared between workers but the keys service,
+ * the writer and (without --reuse-port) the one listening socket. Never
+ * lets a second process bind the same address unless it was asked to.
  */
 #include "http/server.h"
 
