@@ -25,6 +25,7 @@ max_len() { # the largest input worth trying, per target
     keyfmt) echo 128 ;;     # a key is at most 60 bytes
     auth) echo 256 ;;       # a header with one key
     bearer) echo 512 ;;
+    netaddr) echo 512 ;;   # a forwarding header of a few dozen hops
     name | router) echo 1024 ;;
     validate) echo 4096 ;;  # bodies up to 64 KiB exist, but the parsers are linear
     *) echo 4096 ;;

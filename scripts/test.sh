@@ -2,7 +2,10 @@
 # `make test`: everything CI checks, in order, on a fresh machine:
 #   1. the release build (warnings as errors when WERROR=1) and its unit tests (CTest + cmocka)
 #   2. the black-box API suite (pytest) against build/apikeyd
-#   3. the unit tests under valgrind (no error, no leak)
+#   3. the unit tests under valgrind (no error, no leak), with the heavy loops of the
+#      concurrency tests at 20% of their rounds (APIKEYD_TEST_SCALE, tests/unit/iterations.h):
+#      the full counts run in steps 1 and 4
+
 #   4. the same unit tests and API suite against an ASan+UBSan build
 # Exits non-zero on the first failure; the last line sums up.
 set -euo pipefail
@@ -66,7 +69,7 @@ valgrind_units() { # valgrind_units BUILD_DIR
     echo "== valgrind: unit tests"
     for t in "$1"/test_*; do
         [ -x "$t" ] || continue
-        if valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=1 "$t" >"$LOGS/vg.out" 2>&1; then
+        if APIKEYD_TEST_SCALE=${APIKEYD_VALGRIND_SCALE:-20} valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=1 "$t" >"$LOGS/vg.out" 2>&1; then
             echo "valgrind: $(basename "$t") ok"
         else
             echo "valgrind: $(basename "$t") FAILED"; cat "$LOGS/vg.out"; bad=$((bad + 1))

@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "core/error.h"
+#include "core/netaddr.h"
 #include "http/respond.h"
 #include "http/server.h"
 
@@ -31,7 +32,12 @@ static void usage(FILE *out)
           "                       h2o 2.2 applies the shorter of the two timeouts to both)\n"
           "  --max-connections N  open connections at most; past it new ones are closed (default 10000)\n"
           "  --auth-failures N    invalid keys allowed per client address a minute before 429 (default 100, 0: off)\n"
-          "  --client-ip-header H take the client address for --auth-failures from header H (behind a gateway)\n"
+          "  --client-ip-header H take the client address for --auth-failures from header H (behind a gateway):\n"
+          "                       the right-most hop not in --trusted-proxies, asked only of a trusted peer\n"
+          "  --trusted-proxies CIDR,...  proxies trusted to set --client-ip-header\n"
+          "                       (default " NETADDR_DEFAULT_TRUSTED ")\n"
+          "  --reuse-port         share --listen with other processes (SO_REUSEPORT); without it a second\n"
+          "                       apikeyd on the same address fails to start\n"
           "  --no-access-log      do not write one line per request to stderr\n"
           "  --help               this text\n",
           out);
@@ -56,6 +62,8 @@ int cli_serve(int argc, char **argv)
         {"auth-failures", required_argument, NULL, 'F'},
         {"client-ip-header", required_argument, NULL, 'P'},
         {"max-staleness", required_argument, NULL, 'S'},
+        {"trusted-proxies", required_argument, NULL, 'T'},
+        {"reuse-port", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -66,6 +74,8 @@ int cli_serve(int argc, char **argv)
                                .idle_timeout_s = 60,
                                .max_connections = 10000,
                                .auth_failures = 100};
+    struct netaddr_cidrs trusted;
+    const char *trusted_text = NULL;
     struct cli_env env;
     char err[512] = "";
     int opt, r;
@@ -139,6 +149,12 @@ int cli_serve(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case 'T':
+            trusted_text = optarg;
+            break;
+        case 'R':
+            sc.reuse_port = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -161,6 +177,26 @@ int cli_serve(int argc, char **argv)
     if ((sc.tls_cert == NULL) != (sc.tls_key == NULL)) {
         fprintf(stderr, "apikeyd serve: --tls-cert and --tls-key go together\n");
         return EXIT_USAGE;
+    }
+    if (sc.client_ip_header != NULL && *sc.client_ip_header == '\0') {
+        fprintf(stderr, "apikeyd serve: --client-ip-header takes a header name\n");
+        return EXIT_USAGE;
+    }
+    if (trusted_text != NULL && sc.client_ip_header == NULL) {
+        fprintf(stderr, "apikeyd serve: --trusted-proxies needs --client-ip-header\n");
+        return EXIT_USAGE;
+    }
+    if (sc.client_ip_header != NULL) {
+        if (trusted_text == NULL)
+            trusted_text = NETADDR_DEFAULT_TRUSTED;
+        if (netaddr_cidrs_parse(trusted_text, strlen(trusted_text), &trusted) != 0) {
+            fprintf(stderr,
+                    "apikeyd serve: --trusted-proxies takes a comma-separated list of up to %d addresses or CIDR blocks"
+                    " (e.g. 10.0.0.0/8,::1), got \"%s\"\n",
+                    NETADDR_CIDRS_MAX, trusted_text);
+            return EXIT_USAGE;
+        }
+        sc.trusted_proxies = &trusted;
     }
     if (sc.verify_token != NULL && *sc.verify_token == '\0')
         sc.verify_token = NULL;

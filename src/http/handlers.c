@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/keys.h"
+#include "core/netaddr.h"
 #include "core/throttle.h"
 #include "core/timefmt.h"
 #include "core/validate.h"
@@ -33,6 +34,7 @@ struct api_handler {
     struct throttle *throttle;
     const char *client_ip_header;
     size_t client_ip_header_len;
+    struct netaddr_cidrs trusted_proxies; /* only these peers are asked for the client's address */
     size_t max_header_bytes;
     const char *verify_token;
     size_t verify_token_len;
@@ -98,50 +100,52 @@ static void respond_unauthorized(struct exchange *x, int err)
     respond_error(x, 401, "invalid_api_key", "the API key is not valid");
 }
 
-/*
- * The client's address for throttling: the peer, or the value of the
- * configured header when apikeyd runs behind a gateway that sets it.
- */
-static size_t client_addr(struct api_handler *api, h2o_req_t *req, uint8_t out[THROTTLE_ADDR_MAX])
-{
-    struct sockaddr_storage ss;
+/* At most this many fields of --client-ip-header are read; past it the request is answered as from the peer. */
+#define CLIENT_IP_FIELDS_MAX 16
 
+/*
+ * The client's address for throttling: the peer, or, when the peer is a
+ * trusted proxy, the right-most untrusted hop of --client-ip-header (the
+ * rule of netaddr_client). A peer h2o cannot name counts as ::.
+ */
+static void client_addr(struct api_handler *api, h2o_req_t *req, struct netaddr *ret)
+{
+    struct netaddr_span fields[CLIENT_IP_FIELDS_MAX];
+    struct sockaddr_storage ss;
+    struct netaddr peer = {.b = {0}};
+    size_t n = 0;
+    ssize_t i = -1;
+
+    if (req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) != 0)
+        netaddr_from_sockaddr((struct sockaddr *)&ss, &peer);
     if (api->client_ip_header != NULL) {
-        ssize_t i = h2o_find_header_by_str(&req->headers, api->client_ip_header, api->client_ip_header_len, -1);
+        while ((i = h2o_find_header_by_str(&req->headers, api->client_ip_header, api->client_ip_header_len, i)) >= 0) {
+            if (n == CLIENT_IP_FIELDS_MAX) {
+                n = 0;
+                break;
+            }
+            fields[n++] = (struct netaddr_span){req->headers.entries[i].value.base, req->headers.entries[i].value.len};
+        }
         if (i >= 0) {
-            size_t len = req->headers.entries[i].value.len;
-            if (len > THROTTLE_ADDR_MAX)
-                len = THROTTLE_ADDR_MAX;
-            memcpy(out, req->headers.entries[i].value.base, len);
-            return len;
+            *ret = peer;
+            return;
         }
     }
-    if (req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) == 0)
-        return 0;
-    if (ss.ss_family == AF_INET) {
-        memcpy(out, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-        return 4;
-    }
-    if (ss.ss_family == AF_INET6) {
-        memcpy(out, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-        return 16;
-    }
-    return 0;
+    netaddr_client(&peer, fields, n, &api->trusted_proxies, ret);
 }
 
 /* Answers 429 when the client has failed too often; returns whether it did. */
 static bool throttled(struct api_handler *api, struct exchange *x, int err)
 {
-    uint8_t addr[THROTTLE_ADDR_MAX];
+    struct netaddr addr;
     unsigned wait;
-    size_t len;
     char *after;
 
     /* Only guesses count: a missing key is no attempt, an inactive key is a real one. */
     if (api->throttle == NULL || (err != AK_ERR_KEY_UNKNOWN && err != AK_ERR_KEY_FORMAT))
         return false;
-    len = client_addr(api, x->req, addr);
-    if ((wait = throttle_fail(api->throttle, addr, len, timefmt_now())) == 0)
+    client_addr(api, x->req, &addr);
+    if ((wait = throttle_fail(api->throttle, addr.b, sizeof(addr.b), timefmt_now())) == 0)
         return false;
     after = h2o_mem_alloc_pool(&x->req->pool, 16);
     snprintf(after, 16, "%u", wait);
@@ -406,6 +410,22 @@ static void job_done(struct writer_job *wj)
     free(job);
 }
 
+/*
+ * Instead of job_done, when the loop stops before the answer could come
+ * (writer.h): nothing is answered; the key, if one was made, is wiped.
+ * Runs on the loop's thread, or after it has stopped.
+ */
+static void job_discard(struct writer_job *wj)
+{
+    struct key_job *job = (struct key_job *)wj;
+
+    job->worker->inflight--;
+    if (job->x.req != NULL)
+        job->ref->job = NULL;
+    OPENSSL_cleanse(job->key, sizeof(job->key));
+    free(job);
+}
+
 static struct key_job *job_new(struct api_handler *api, struct exchange *x, const struct principal *who, enum job_op op)
 {
     struct key_job *job = calloc(1, sizeof(*job));
@@ -419,6 +439,7 @@ static struct key_job *job_new(struct api_handler *api, struct exchange *x, cons
     job->who = *who;
     job->super.run = job_run;
     job->super.done = job_done;
+    job->super.discard = job_discard;
     job->super.reply_to = &job->worker->reply_receiver;
     return job;
 }
@@ -665,6 +686,8 @@ void handlers_register(h2o_pathconf_t *path, const struct handlers_config *cfg)
     api->client_ip_header_len = cfg->client_ip_header != NULL ? strlen(cfg->client_ip_header) : 0;
     if (api->client_ip_header != NULL)
         h2o_strtolower((char *)api->client_ip_header, api->client_ip_header_len);
+    if (cfg->trusted_proxies != NULL)
+        api->trusted_proxies = *cfg->trusted_proxies;
     api->max_header_bytes = cfg->max_header_bytes;
     api->verify_token = cfg->verify_token;
     api->verify_token_len = cfg->verify_token != NULL ? strlen(cfg->verify_token) : 0;

@@ -9,6 +9,7 @@
 #include <h2o.h>
 
 struct keys;
+struct netaddr_cidrs;
 struct throttle;
 struct writer;
 
@@ -18,7 +19,8 @@ struct handlers_config {
     struct writer *writer;        /* runs creates, updates and deletes off the event loops */
     struct throttle *throttle;    /* failed authentications per client address; NULL: no throttling */
     const char *client_ip_header; /* trust this request header for the client address (behind a gateway); NULL: the peer */
-    size_t max_header_bytes;      /* request headers larger than this in total get 431 */
+    const struct netaddr_cidrs *trusted_proxies; /* peers whose client_ip_header is believed (copied); NULL: none */
+    size_t max_header_bytes;                     /* request headers larger than this in total get 431 */
 };
 
 /* Registers apikeyd's handler on `path`. */

@@ -1,10 +1,13 @@
 /*
  * server: threads, listeners and shutdown. Each worker owns an h2o context
- * and loop; nothing here is shared between workers but the keys service.
+ * and loop; nothing here is shared between workers but the keys service,
+ * the writer and (without --reuse-port) the one listening socket. Never
+ * lets a second process bind the same address unless it was asked to.
  */
 #include "http/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -34,7 +37,14 @@
 #define MAX_REQUEST_ENTITY (1024 * 1024) /* h2o's hard limit; handlers refuse past 64 KiB with JSON */
 #define DRAIN_MS 100
 #define MAX_HEADER_BYTES (32 * 1024)
-#define WRITE_DRAIN_MS 30000
+/*
+ * How long a stopping loop waits for its writes in flight. Well inside
+ * systemd's TimeoutStopSec=45 (contrib/apikeyd.service): after it come the
+ * one store statement that may still be running, the final last_used flush
+ * and exit, which must all happen before SIGKILL.
+ */
+#define WRITE_DRAIN_MS 15000
+#define REPLY_DRAIN_MS 1000 /* to read replies already posted when the inbox closes */
 #define FLUSH_INTERVAL_MS 1000
 
 struct maintenance {
@@ -112,13 +122,13 @@ static void worker_setup(struct worker *w)
     h2o_socket_read_start(w->listener, on_accept);
     w->queue = h2o_multithread_create_queue(w->ctx.loop);
     h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop);
-    h2o_multithread_register_receiver(w->queue, &w->reply_receiver, writer_on_replies);
+    writer_inbox_register(w->writer, &w->reply_receiver, w->queue);
 }
 
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    uint64_t deadline;
+    uint64_t deadline, sent;
 
     worker_setup(w);
     pthread_barrier_wait(&ready);
@@ -135,6 +145,17 @@ static void *worker_main(void *arg)
     h2o_context_request_shutdown(&w->ctx);
     deadline = mono_ms() + WRITE_DRAIN_MS;
     while (w->inflight > 0 && mono_ms() < deadline) {
+        h2o_evloop_run(w->ctx.loop, 10);
+        respond_log_flush();
+    }
+    /*
+     * Past the drain, nothing more comes back: the writes still queued are
+     * discarded unrun (each key_job wiped), and the replies already posted
+     * are read here, so that none is left in the queue with a key inside.
+     */
+    sent = writer_inbox_close(&w->reply_receiver);
+    deadline = mono_ms() + REPLY_DRAIN_MS;
+    while (w->reply_receiver.received < sent && mono_ms() < deadline) {
         h2o_evloop_run(w->ctx.loop, 10);
         respond_log_flush();
     }
@@ -201,20 +222,49 @@ static int resolve(const char *listen, struct addrinfo **ret, char *err, size_t 
     return 0;
 }
 
-static int open_listener(const struct addrinfo *ai, char *err, size_t errlen, const char *addr)
+/*
+ * One listening socket. Without `reuse_port` a second process on the same
+ * address fails here (EADDRINUSE): two apikeyd sharing a port by accident
+ * would each answer half the traffic, each with its own catalog and
+ * throttle. With it, SO_REUSEPORT shares the port on purpose.
+ */
+static int open_listener(const struct addrinfo *ai, int reuse_port, char *err, size_t errlen, const char *addr)
 {
     int fd, one = 1;
 
     if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol)) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
-        listen(fd, SOMAXCONN) != 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+        (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        if (errno == EADDRINUSE)
+            snprintf(err, errlen, "cannot listen on %s: address already in use (another apikeyd? --reuse-port shares it)", addr);
+        else
+            snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
     }
     return fd;
+}
+
+/*
+ * Gives every worker a listening fd: by default one socket, each loop
+ * polling its own dup() of it (the loop that wins accept() takes the
+ * connection; the others find nothing and go back to waiting); with
+ * `reuse_port`, one SO_REUSEPORT socket per loop, which the kernel balances.
+ */
+static int open_listeners(struct worker *workers, unsigned n, const struct addrinfo *ai, int reuse_port, char *err, size_t errlen,
+                          const char *addr)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (reuse_port || i == 0)
+            workers[i].fd = open_listener(ai, reuse_port, err, errlen, addr);
+        else if ((workers[i].fd = fcntl(workers[0].fd, F_DUPFD_CLOEXEC, 0)) < 0)
+            snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+        if (workers[i].fd < 0)
+            return AK_ERR_IO;
+    }
+    return 0;
 }
 
 /* A TLS context for h2o's OpenSSL: TLS 1.2 and newer, HTTP/1.1. */
@@ -294,12 +344,8 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     }
     for (unsigned i = 0; i < n; i++)
         workers[i].fd = -1;
-    for (unsigned i = 0; i < n; i++) {
-        if ((workers[i].fd = open_listener(ai, err, errlen, cfg->listen)) < 0) {
-            r = AK_ERR_IO;
-            goto out;
-        }
-    }
+    if ((r = open_listeners(workers, n, ai, cfg->reuse_port, err, errlen, cfg->listen)) != 0)
+        goto out;
 
     h2o_config_init(&config);
     config.server_name = h2o_iovec_init(H2O_STRLIT("apikeyd"));
@@ -334,11 +380,14 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
                                  .writer = writer,
                                  .throttle = throttle,
                                  .client_ip_header = cfg->client_ip_header,
+                                 .trusted_proxies = cfg->trusted_proxies,
                                  .max_header_bytes = MAX_HEADER_BYTES};
     handlers_register(path, &hc);
 
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < n; i++) {
         workers[i].accept.ssl_ctx = ssl_ctx;
+        workers[i].writer = writer;
+    }
     pthread_barrier_init(&ready, NULL, n + 1);
     pthread_mutex_init(&maint.lock, NULL);
     pthread_cond_init(&maint.cond, NULL);

@@ -1,7 +1,8 @@
 /*
- * server: the h2o event loops that serve apikeyd, one per thread on
- * SO_REUSEPORT listeners, and the maintenance thread that flushes last_used
- * and follows changes other processes make to the store.
+ * server: the h2o event loops that serve apikeyd, one per thread sharing
+ * one listening socket (or, with --reuse-port, one SO_REUSEPORT socket
+ * each), and the maintenance thread that flushes last_used and follows
+ * changes other processes make to the store.
  */
 #ifndef APIKEYD_HTTP_SERVER_H
 #define APIKEYD_HTTP_SERVER_H
@@ -9,19 +10,22 @@
 #include <stddef.h>
 
 struct keys;
+struct netaddr_cidrs;
 
 struct server_config {
-    const char *listen;           /* "HOST:PORT", IPv6 as "[::1]:PORT" */
-    unsigned threads;             /* event loops; 0: one per core */
-    struct keys *keys;            /* borrowed */
-    const char *verify_token;     /* optional shared secret for /v1/auth/verify */
-    const char *tls_cert;         /* PEM certificate chain; with tls_key, serve HTTPS */
-    const char *tls_key;          /* PEM private key */
-    unsigned header_timeout_s;    /* a request's headers (and body) must arrive within this */
-    unsigned idle_timeout_s;      /* an idle keep-alive connection is closed after this */
-    unsigned max_connections;     /* past it, new connections are closed at once */
-    unsigned auth_failures;       /* failed authentications allowed per client address a minute; 0: no limit */
-    const char *client_ip_header; /* trust this header for the client address (behind a gateway) */
+    const char *listen;                          /* "HOST:PORT", IPv6 as "[::1]:PORT" */
+    unsigned threads;                            /* event loops; 0: one per core */
+    struct keys *keys;                           /* borrowed */
+    const char *verify_token;                    /* optional shared secret for /v1/auth/verify */
+    const char *tls_cert;                        /* PEM certificate chain; with tls_key, serve HTTPS */
+    const char *tls_key;                         /* PEM private key */
+    unsigned header_timeout_s;                   /* a request's headers (and body) must arrive within this */
+    unsigned idle_timeout_s;                     /* an idle keep-alive connection is closed after this */
+    unsigned max_connections;                    /* past it, new connections are closed at once */
+    unsigned auth_failures;                      /* failed authentications allowed per client address a minute; 0: no limit */
+    const char *client_ip_header;                /* trust this header for the client address (behind a gateway) */
+    const struct netaddr_cidrs *trusted_proxies; /* peers whose client_ip_header is believed; borrowed */
+    int reuse_port;                              /* SO_REUSEPORT: let other processes share the address */
 };
 
 /*

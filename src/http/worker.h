@@ -9,13 +9,16 @@
 #include <h2o.h>
 #include <pthread.h>
 
+#include "http/writer.h"
+
 struct worker {
     h2o_context_t ctx; /* h2o hands handlers this; worker_of() walks back from it */
     h2o_accept_ctx_t accept;
     h2o_socket_t *listener;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t stop_receiver;
-    h2o_multithread_receiver_t reply_receiver; /* writer jobs coming back */
+    struct writer_inbox reply_receiver; /* writer jobs coming back */
+    struct writer *writer;
     h2o_multithread_message_t stop_msg;
     size_t inflight; /* writer jobs submitted and not yet answered; touched only by this loop */
     int fd;

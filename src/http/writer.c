@@ -1,6 +1,9 @@
 /*
  * writer: a FIFO of jobs under a mutex, drained by one thread. Only writes
  * pass here (a few per second to a few thousand); reads never touch it.
+ * A job is owned by exactly one party at a time (the queue, the writer
+ * thread, the h2o queue, the loop) and leaves through `done` or `discard`,
+ * never both, never neither.
  */
 #include "http/writer.h"
 
@@ -9,11 +12,22 @@
 
 struct writer {
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_cond_t cond;     /* a job queued, or stop */
+    pthread_cond_t finished; /* the running job is done with */
     struct writer_job *head, *tail;
+    struct writer_inbox *running; /* the inbox of the job being run, NULL when idle */
     int stop;
     pthread_t tid;
 };
+
+static void discard_all(struct writer_job *list)
+{
+    while (list != NULL) {
+        struct writer_job *next = list->next;
+        list->discard(list);
+        list = next;
+    }
+}
 
 static void *writer_main(void *arg)
 {
@@ -24,14 +38,26 @@ static void *writer_main(void *arg)
     for (;;) {
         while (w->head == NULL && !w->stop)
             pthread_cond_wait(&w->cond, &w->lock);
-        if ((job = w->head) == NULL)
-            break; /* stopping and drained */
+        if (w->stop)
+            break; /* what is still queued is writer_stop's to discard */
+        job = w->head;
         if ((w->head = job->next) == NULL)
             w->tail = NULL;
+        w->running = job->reply_to;
         pthread_mutex_unlock(&w->lock);
         job->run(job);
-        h2o_multithread_send_message(job->reply_to, &job->super);
         pthread_mutex_lock(&w->lock);
+        w->running = NULL;
+        if (job->reply_to->closed) {
+            /* Its loop is waiting in writer_inbox_close: hand the job over for discarding there. */
+            job->next = job->reply_to->orphans;
+            job->reply_to->orphans = job;
+            pthread_cond_broadcast(&w->finished);
+        } else {
+            /* Under the lock, so that a close either comes first (and nothing is posted) or counts this reply. */
+            job->reply_to->sent++;
+            h2o_multithread_send_message(&job->reply_to->receiver, &job->super);
+        }
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
@@ -45,7 +71,9 @@ struct writer *writer_start(void)
         return NULL;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
+    pthread_cond_init(&w->finished, NULL);
     if (pthread_create(&w->tid, NULL, writer_main, w) != 0) {
+        pthread_cond_destroy(&w->finished);
         pthread_cond_destroy(&w->cond);
         pthread_mutex_destroy(&w->lock);
         free(w);
@@ -54,10 +82,54 @@ struct writer *writer_start(void)
     return w;
 }
 
+void writer_inbox_register(struct writer *w, struct writer_inbox *inbox, h2o_multithread_queue_t *queue)
+{
+    *inbox = (struct writer_inbox){.writer = w};
+    h2o_multithread_register_receiver(queue, &inbox->receiver, writer_on_replies);
+}
+
+uint64_t writer_inbox_close(struct writer_inbox *inbox)
+{
+    struct writer *w = inbox->writer;
+    struct writer_job *mine = NULL, **link, *job, *prev = NULL;
+    uint64_t sent;
+
+    pthread_mutex_lock(&w->lock);
+    inbox->closed = 1;
+    for (link = &w->head; (job = *link) != NULL;) {
+        if (job->reply_to == inbox) {
+            *link = job->next;
+            job->next = mine;
+            mine = job;
+        } else {
+            prev = job;
+            link = &job->next;
+        }
+    }
+    w->tail = prev;
+    while (w->running == inbox)
+        pthread_cond_wait(&w->finished, &w->lock);
+    if (inbox->orphans != NULL) {
+        inbox->orphans->next = mine;
+        mine = inbox->orphans;
+        inbox->orphans = NULL;
+    }
+    sent = inbox->sent;
+    pthread_mutex_unlock(&w->lock);
+    discard_all(mine);
+    return sent;
+}
+
 void writer_submit(struct writer *w, struct writer_job *job)
 {
     job->next = NULL;
     pthread_mutex_lock(&w->lock);
+    if (job->reply_to->closed) {
+        /* A request its loop read while stopping: it will never be answered; the loop's thread is this one. */
+        pthread_mutex_unlock(&w->lock);
+        job->discard(job);
+        return;
+    }
     if (w->tail != NULL)
         w->tail->next = job;
     else
@@ -76,6 +148,8 @@ void writer_stop(struct writer *w)
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->tid, NULL);
+    discard_all(w->head);
+    pthread_cond_destroy(&w->finished);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
     free(w);
@@ -83,10 +157,12 @@ void writer_stop(struct writer *w)
 
 void writer_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
-    (void)receiver;
+    struct writer_inbox *inbox = H2O_STRUCT_FROM_MEMBER(struct writer_inbox, receiver, receiver);
+
     while (!h2o_linklist_is_empty(messages)) {
         struct writer_job *job = H2O_STRUCT_FROM_MEMBER(struct writer_job, super.link, messages->next);
         h2o_linklist_unlink(&job->super.link);
+        inbox->received++;
         job->done(job);
     }
 }

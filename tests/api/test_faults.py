@@ -565,6 +565,75 @@ REQUIRED_DIRECTIVES = {
 }
 
 
+WRITE_DRAIN = 15  # s: how long a stopping apikeyd waits for writes in flight (src/http/server.c WRITE_DRAIN_MS)
+BUSY_TIMEOUT = 5  # s: SQLite's busy timeout, the longest one store statement waits for a lock
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # a lock held on the SQLite file stalls the writer
+def test_sigterm_with_writes_stuck_gives_up_after_the_drain_runs_nothing_queued_and_flushes(server_factory):
+    """Six creates queue behind a write lock the test holds (each statement waits 5 s, then
+    answers 503). SIGTERM at t=1 s; the drain gives up at t=16 s while the fourth runs; the
+    lock is released at t=17.5 s. Then: the creates still queued are never run (no key made
+    that nobody will see), none is answered after the drain gave up, last_used is still
+    flushed, and the process exits 0 well inside the unit's TimeoutStopSec."""
+    import sqlite3
+
+    server = server_factory()
+    key = server.account.key
+    names = [f"stuck-{i}" for i in range(6)]
+    results = {}
+    lock = sqlite3.connect(server.db, timeout=10, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # the write lock: readers go on, the writer thread waits
+
+    def create(name):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+            body = json.dumps({"name": name, "key_type": "sandbox"})
+            c.request("POST", COLLECTION, body, {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+            r = c.getresponse()
+            results[name] = (r.status, time.monotonic())
+        except (OSError, http.client.HTTPException) as e:
+            results[name] = (type(e).__name__, time.monotonic())
+
+    threads = []
+    for name in names:  # one at a time, so that they queue in this order
+        t = threading.Thread(target=create, args=(name,))
+        t.start()
+        threads.append(t)
+        time.sleep(0.05)
+    time.sleep(1)
+    proc, server.proc = server.proc, None
+    term = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    while time.monotonic() < term + WRITE_DRAIN + 1.5:
+        assert proc.poll() is None, "exited before the drain gave up"
+        time.sleep(0.1)
+    lock.execute("ROLLBACK")
+    lock.close()
+    rc = proc.wait(STOP_TIMEOUT + BUSY_TIMEOUT)
+    took = time.monotonic() - term
+    for t in threads:
+        t.join(HTTP_TIMEOUT)
+    assert rc == 0, server.log_text()[-2000:]
+    stop_timeout = int(unit_service_section(UNIT.read_text())["TimeoutStopSec"][0])
+    # The unit leaves room for the drain, one running statement, the final flush and a margin.
+    assert stop_timeout >= WRITE_DRAIN + 2 * BUSY_TIMEOUT + 5, f"TimeoutStopSec={stop_timeout} is too tight"
+    assert took < stop_timeout - 2 * BUSY_TIMEOUT, f"took {took:.1f} s to stop; systemd kills at {stop_timeout} s"
+
+    late = {n: r for n, r in results.items() if r[1] > term + WRITE_DRAIN + 0.5 and isinstance(r[0], int)}
+    assert not late, f"answered after the drain gave up: {late}"
+    assert all(r[0] == 503 or not isinstance(r[0], int) for r in results.values()), results
+    unanswered = [n for n in names if not isinstance(results[n][0], int)]
+    assert unanswered, f"every create was answered: the drain never gave up? {results}"
+    db = sqlite3.connect(server.db)
+    made = {row[0] for row in db.execute("SELECT name FROM api_keys WHERE name LIKE 'stuck-%'")}
+    last_used = db.execute("SELECT last_used FROM api_keys WHERE is_primary = 1").fetchone()[0]
+    db.close()
+    # At most the one statement running when the drain gave up committed; nothing queued ran.
+    assert made <= set(unanswered[:1]), f"created after the drain gave up: {made}, unanswered {unanswered}"
+    assert last_used is not None, "the final last_used flush was lost"
+
+
 def unit_service_section(text):
     section, out = None, {}
     for line in text.splitlines():

@@ -27,7 +27,9 @@ import os
 import re
 import resource
 import select
+import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -36,13 +38,16 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from conftest import (
+    BIN,
     COLLECTION,
     HTTP_TIMEOUT,
     SPEC,
     Client,
     assert_error,
     forge_key,
+    free_port,
     json_bytes,
+    run_cli,
     snapshot,
     strict_json,
     wait_until,
@@ -727,6 +732,121 @@ def test_client_ip_header_ignored_without_the_flag(server_factory):
     a.throttled(headers={"X-Real-IP": "203.0.113.200"})
     a.throttled(headers={"X-Forwarded-For": "198.51.100.1"})
     a.throttled()
+
+
+# The rule (README "Behind a gateway"): the header's hops and the peer form one chain; walking it
+# from the right, hops in --trusted-proxies (default 127.0.0.0/8,::1/128) are skipped and the first
+# untrusted one is the client; the header is asked only of a trusted peer; a hop that does not
+# parse makes the client the peer. These tests' peer is 127.0.0.1, trusted by default.
+@sqlite_only  # per-process throttling in the HTTP layer: the storage backend plays no part
+def test_client_ip_header_right_most_untrusted_hop_of_a_chain(server_factory):
+    limit = 3
+    server = server_factory("--auth-failures", limit, "--client-ip-header", "X-Forwarded-For",
+                            "--trusted-proxies", "127.0.0.0/8,::1/128,10.0.0.0/8")
+    a = Attempts(server)
+    # A client that writes its own X-Forwarded-For gets it prepended to by the proxies: whatever
+    # it puts on the left, it is still the hop the last untrusted proxy saw (203.0.113.7).
+    for forged in ("198.51.100.1", "10.9.9.9, 192.0.2.44", "1.1.1.1, 203.0.113.250"):
+        assert_error(a.request(forge_key(), headers={"X-Forwarded-For": f"{forged}, 203.0.113.7, 10.0.0.2"}), 401,
+                     "invalid_api_key")
+    a.throttled(headers={"X-Forwarded-For": "203.0.113.7"})
+    a.throttled(headers={"X-Forwarded-For": "203.0.113.7, 10.1.2.3, 127.0.0.1"})
+    # IPv4 compares as a 128-bit value: the IPv4-mapped form is the same client.
+    a.throttled(headers={"X-Forwarded-For": "::ffff:203.0.113.7"})
+    # Another client behind the same proxies has its own count.
+    a.invalid(limit, headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.8, 10.0.0.2"})
+    a.throttled(headers={"X-Forwarded-For": "203.0.113.8"})
+    # Two IPv6 clients that share their first 16 characters are two clients (not cut to 16 bytes).
+    a.invalid(limit, headers={"X-Forwarded-For": "2001:db8:aaaa:bbbb::1"})
+    a.throttled(headers={"X-Forwarded-For": "2001:db8:aaaa:bbbb::1"})
+    a.invalid(limit, headers={"X-Forwarded-For": "2001:db8:aaaa:bbbb::2"})
+    # A valid key from a throttled client still works (a shared NAT must not lock customers out).
+    assert a.request(server.account.key, headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 200
+
+
+@sqlite_only  # per-process throttling in the HTTP layer: the storage backend plays no part
+def test_client_ip_header_unparsable_hops_count_as_the_peer(server_factory):
+    limit = 3
+    server = server_factory("--auth-failures", limit, "--client-ip-header", "X-Forwarded-For")
+    a = Attempts(server)
+    # A guesser who sends a fresh garbage value each time is one client: the peer.
+    junk = ["unknown", "garbage-1", "203.0.113.7:4711", "203.0.113.7, junk", "[2001:db8::1]", "", "203.0.113.7,"]
+    for value in junk[:limit]:
+        assert_error(a.request(forge_key(), headers={"X-Forwarded-For": value}), 401, "invalid_api_key")
+    for value in junk[limit:]:
+        a.throttled(headers={"X-Forwarded-For": value})
+    a.throttled()
+    # ... and a well-formed client behind the proxy is not.
+    a.invalid(limit, headers={"X-Forwarded-For": "203.0.113.9"})
+
+
+@sqlite_only  # per-process throttling in the HTTP layer: the storage backend plays no part
+def test_client_ip_header_ignored_from_an_untrusted_peer(server_factory):
+    limit = 3
+    server = server_factory("--auth-failures", limit, "--client-ip-header", "X-Forwarded-For",
+                            "--trusted-proxies", "10.0.0.0/8")
+    a = Attempts(server)
+    # The peer (127.0.0.1) is no trusted proxy: its header is not believed, whatever it says.
+    for i in range(limit):
+        assert_error(a.request(forge_key(), headers={"X-Forwarded-For": f"203.0.113.{i + 1}"}), 401, "invalid_api_key")
+    a.throttled(headers={"X-Forwarded-For": "203.0.113.200"})
+    a.throttled()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--client-ip-header", "X-Forwarded-For", "--trusted-proxies", "10.0.0.0/33"],
+        ["--client-ip-header", "X-Forwarded-For", "--trusted-proxies", "proxy.example"],
+        ["--client-ip-header", "X-Forwarded-For", "--trusted-proxies", "10.0.0.0/8,"],
+        ["--client-ip-header", "X-Forwarded-For", "--trusted-proxies", ""],
+        ["--trusted-proxies", "10.0.0.0/8"],
+    ],
+    ids=["prefix", "name", "trailing comma", "empty", "without --client-ip-header"],
+)
+def test_bad_trusted_proxies_refused_at_start(args, tmp_path):
+    p = run_cli("serve", "--db", str(tmp_path / "x.db"), "--listen", f"127.0.0.1:{free_port()}", *args)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and "--trusted-proxies" in lines[0], p.stderr
+    assert p.stdout == ""
+
+
+# --------------------------------------------------------------------------- one instance per address
+
+
+@sqlite_only  # the listening socket: the storage backend plays no part
+def test_second_instance_on_the_same_address_fails_to_start(server_factory):
+    first = server_factory()
+    p = run_cli("serve", "--db", first.db, "--listen", f"127.0.0.1:{first.port}", *first.common_args())
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0] == (f"apikeyd: cannot listen on 127.0.0.1:{first.port}: address already in use "
+                        "(another apikeyd? --reuse-port shares it)"), p.stderr
+    # Asking for sharing on one side only is not enough: both must.
+    p = run_cli("serve", "--db", first.db, "--listen", f"127.0.0.1:{first.port}", "--reuse-port", *first.common_args())
+    assert p.returncode == 1 and "address already in use" in p.stderr, (p.returncode, p.stderr)
+    # The first instance never stopped serving.
+    assert first.client.get().status_code == 200
+
+
+@sqlite_only  # the listening socket: the storage backend plays no part
+def test_reuse_port_on_both_lets_two_instances_share_it(server_factory, tmp_path, apikeyd_bin):
+    first = server_factory("--reuse-port", "--threads", 2)
+    log = tmp_path / "second.log"
+    with open(log, "wb") as err:
+        second = subprocess.Popen([str(BIN), "serve", "--db", first.db, "--listen", f"127.0.0.1:{first.port}",
+                                   "--reuse-port", "--threads", "2", *first.common_args()],
+                                  stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: b"listening on" in log.read_bytes() or second.poll() is not None, 10, what="the second instance")
+        assert second.poll() is None, log.read_text()
+        for _ in range(20):  # connections land on either instance; both answer
+            assert Client(first, first.account.key).get().status_code == 200
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(10) == 0, log.read_text()
 
 
 # --------------------------------------------------------------------------- no key at rest or in logs

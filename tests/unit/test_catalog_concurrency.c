@@ -44,6 +44,7 @@
 
 #include "core/catalog.h"
 #include "core/error.h"
+#include "iterations.h"
 #include "store/store.h"
 
 #define NREADERS 4
@@ -729,7 +730,7 @@ static void report(const char *test, struct run *r)
  */
 static void test_readers_vs_writer(void **state)
 {
-    enum { ITER = 3000 };
+    const int ITER = (int)test_iterations(3000, 500);
     struct run *r = run_new();
     struct writer *w;
     pthread_t th[NREADERS];
@@ -795,7 +796,8 @@ static void *auth_reader_main(void *arg)
  */
 static void test_present_keys_survive_churn(void **state)
 {
-    enum { WAVES = 3, IN = 300, OUT = 280, STEADY = 4000 };
+    enum { WAVES = 3, IN = 300, OUT = 280 };
+    const int STEADY = (int)test_iterations(4000, 500);
     struct run *r = run_new();
     struct writer *w;
     pthread_t th[NREADERS];
@@ -1062,7 +1064,7 @@ static int collect_one(void *arg, const struct key_rec *rec)
 /* catalog_load alternates between two stores while readers read: each read sees one world or the other, whole. */
 static void test_load_swaps_worlds_under_readers(void **state)
 {
-    enum { LOADS = 200 };
+    const int LOADS = (int)test_iterations(200, 20) & ~1; /* even */
     struct load_fixture *f = *state;
     struct load_run *lr = calloc(1, sizeof(*lr));
     struct run *r;

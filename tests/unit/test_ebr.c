@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "core/ebr.c"
+#include "iterations.h"
 
 /* ---- objects whose frees are recorded (never heap: free_fn only marks them) ---- */
 
@@ -437,9 +438,9 @@ static void test_section_outlives_cache_eviction(void **state)
 
 #define STRESS_SLOTS 8
 #define STRESS_READERS 4
-#define STRESS_ITER 100000
-#define STRESS_ITER_MAX 2000000
-#define STRESS_READS 200000
+#define STRESS_ITER test_iterations(100000, 5000)
+#define STRESS_ITER_MAX test_iterations(2000000, 100000)
+#define STRESS_READS test_iterations(200000, 10000)
 #define CANARY_ALIVE 0x600DF00DCAFEBABEULL
 #define CANARY_DEAD 0xDEADDEADDEADDEADULL
 
@@ -570,7 +571,8 @@ static void test_stress(void **state)
         sched_yield();
 
     /* At least STRESS_ITER replacements and, unless STRESS_ITER_MAX comes first, STRESS_READS read sections meanwhile. */
-    for (uint64_t it = 0; it < STRESS_ITER_MAX && (it < STRESS_ITER || atomic_load(&s->reads) < STRESS_READS); it++) {
+    const uint64_t iter = (uint64_t)STRESS_ITER, iter_max = (uint64_t)STRESS_ITER_MAX, reads = (uint64_t)STRESS_READS;
+    for (uint64_t it = 0; it < iter_max && (it < iter || atomic_load(&s->reads) < reads); it++) {
         struct obj *o = obj_new(STRESS_SLOTS + it), *old;
         assert_non_null(o);
         rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
