@@ -388,6 +388,12 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         workers[i].accept.ssl_ctx = ssl_ctx;
         workers[i].writer = writer;
     }
+    /*
+     * The sockets listen already (connections wait in their backlog) and
+     * nothing below can fail: say so before a loop can answer, so that this
+     * line always comes before the first access-log line.
+     */
+    fprintf(stderr, "apikeyd: listening on %s\n", cfg->listen);
     pthread_barrier_init(&ready, NULL, n + 1);
     pthread_mutex_init(&maint.lock, NULL);
     pthread_cond_init(&maint.cond, NULL);
@@ -396,7 +402,6 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         h2o_multithread_create_thread(&workers[started].tid, NULL, worker_main, &workers[started]);
     pthread_barrier_wait(&ready); /* every loop is listening and can receive the stop message */
     pthread_barrier_destroy(&ready);
-    fprintf(stderr, "apikeyd: listening on %s\n", cfg->listen);
 
     do {
         if (sigwait(&sigs, &sig) != 0)
