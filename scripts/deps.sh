@@ -3,7 +3,7 @@
 # are missing. Every Makefile target calls it; it is a no-op once all are there.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev zlib1g-dev
-      libpq-dev libcmocka-dev python3-pytest python3-requests python3-jsonschema python3-yaml
+      libpq-dev libcmocka-dev python3-pytest python3-pytest-xdist python3-requests python3-jsonschema python3-yaml
       clang-14 libclang-rt-14-dev clang-format sqlite3 curl nginx-light wrk valgrind postgresql
       systemd e2fsprogs gnuplot-nox gdb)
 missing=()
