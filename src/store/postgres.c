@@ -839,6 +839,25 @@ static bool has_id(const int64_t *ids, size_t n, int64_t id)
 }
 
 /*
+ * Takes the `*nids` ids gathered in `ids` (folded, and the batch emptied)
+ * and runs `sql` over them as $1. On 0, *ret_n is how many there were and,
+ * when any, *ret the result (caller PQclear()s it).
+ */
+static int query_ids(PGconn *conn, struct watch_state *ws, int64_t *ids, size_t *nids, const char *sql, size_t *ret_n,
+                     PGresult **ret)
+{
+    const char *p[] = {ws->list};
+    size_t n = notify_ids_unique(ids, *nids);
+
+    *nids = 0;
+    *ret_n = n;
+    if (n == 0)
+        return 0;
+    id_list(ws, ids, n);
+    return exec(conn, sql, 1, p, ret);
+}
+
+/*
  * Re-reads the keys gathered, in one statement (one snapshot, so that the
  * two rows of a primary move are applied together), and reports the rows
  * that exist and the ids that do not. Returns non-zero when the connection
@@ -846,16 +865,13 @@ static bool has_id(const int64_t *ids, size_t n, int64_t id)
  */
 static int flush_keys(struct pg_store *s, PGconn *conn, struct watch_state *ws)
 {
-    const char *p[] = {ws->list};
-    size_t n = notify_ids_unique(ws->keys, ws->nkeys), nrecs = 0, ngone = 0;
+    size_t n, nrecs = 0, ngone = 0;
     PGresult *res;
     int r;
 
-    ws->nkeys = 0;
-    if (n == 0)
-        return 0;
-    id_list(ws, ws->keys, n);
-    if ((r = exec(conn, "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ANY($1::bigint[]) ORDER BY id", 1, p, &res)) != 0)
+    if ((r = query_ids(conn, ws, ws->keys, &ws->nkeys,
+                       "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ANY($1::bigint[]) ORDER BY id", &n, &res)) != 0 ||
+        n == 0)
         return r;
     for (int row = 0; row < PQntuples(res) && nrecs < NOTIFY_IDS_MAX; row++)
         if (row_to_rec(res, row, &ws->recs[nrecs]) == 0 && has_id(ws->keys, n, ws->recs[nrecs].id))
@@ -875,17 +891,14 @@ static int flush_keys(struct pg_store *s, PGconn *conn, struct watch_state *ws)
 /* Re-reads last_used of the keys gathered and reports it (the catalog only ever raises it, within clock skew). */
 static int flush_uses(struct pg_store *s, PGconn *conn, struct watch_state *ws)
 {
-    const char *p[] = {ws->list};
-    size_t n = notify_ids_unique(ws->uses, ws->nuses), m = 0;
+    size_t n, m = 0;
     PGresult *res;
     int r;
 
-    ws->nuses = 0;
-    if (n == 0)
-        return 0;
-    id_list(ws, ws->uses, n);
-    if ((r = exec(conn, "SELECT id, last_used FROM api_keys WHERE id = ANY($1::bigint[]) AND last_used IS NOT NULL", 1, p, &res)) !=
-        0)
+    if ((r = query_ids(conn, ws, ws->uses, &ws->nuses,
+                       "SELECT id, last_used FROM api_keys WHERE id = ANY($1::bigint[]) AND last_used IS NOT NULL", &n, &res)) !=
+            0 ||
+        n == 0)
         return r;
     for (int row = 0; row < PQntuples(res) && m < NOTIFY_IDS_MAX; row++) {
         ws->usev[m].id = strtoll(PQgetvalue(res, row, 0), NULL, 10);

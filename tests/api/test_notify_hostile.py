@@ -34,7 +34,6 @@ from conftest import (
     PG_BINDIR,
     PSQL_TIMEOUT,
     Client,
-    ServerFactory,
     assert_error,
     parse_time,
     postgres_only,
@@ -50,13 +49,6 @@ SETTLE = 0.3  # after each payload, before the liveness check (nothing is assert
 FUTURE = 4102444800  # 2100-01-01T00:00:00Z
 
 pytestmark = postgres_only  # LISTEN/NOTIFY is PostgreSQL's
-
-
-@pytest.fixture
-def pg_factory(backend, apikeyd_bin, tmp_path):
-    factory = ServerFactory(backend, tmp_path)
-    yield factory
-    factory.close_all()
 
 
 def verify(client):
@@ -349,11 +341,11 @@ GROUPS = {
 }
 
 
-def test_hostile_payloads_change_nothing(pg_factory):
+def test_hostile_payloads_change_nothing(server_factory):
     """Every group of hostile payloads from a role without table rights, in turn, under traffic on
     two instances: both stay up and keep answering correctly after each group; last_used never in
     the future; real uses and real changes still go through afterwards."""
-    with Scene(pg_factory) as scene:
+    with Scene(server_factory) as scene:
         time.sleep(0.2)  # traffic running before the first payload
         for group, payloads_of in GROUPS.items():
             payloads = payloads_of(scene)
@@ -369,10 +361,10 @@ def test_hostile_payloads_change_nothing(pg_factory):
     scene.assert_healthy("the checks after the payloads")
 
 
-def test_announced_id_does_not_block_the_key_created_later(pg_factory):
+def test_announced_id_does_not_block_the_key_created_later(server_factory):
     """`k N` (and `u N:<future>`) for the next id, before any key has it: once the key with
     that id is really created through A, it works on both instances, and keeps working."""
-    with Scene(pg_factory) as scene:
+    with Scene(server_factory) as scene:
         probe = scene.admin.create("probe", "sandbox")
         nxt = probe["id"] + 1
         texts = [f"k {nxt}", f"k {nxt} {nxt}", f"u {nxt}:{FUTURE}", f"u {nxt}"]

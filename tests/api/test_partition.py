@@ -35,7 +35,6 @@ import requests
 from conftest import (
     SPEC,
     Client,
-    ServerFactory,
     assert_error,
     postgres_only,
     wait_until,
@@ -54,13 +53,6 @@ WRITE_BOUND = 30.0  # a write during a partition must be answered by then (state
 FAIL_OPEN_WINDOW = 8.0  # well past the heartbeat's 3 s and the default staleness of a dead link
 
 pytestmark = postgres_only  # LISTEN/NOTIFY and a network between apikeyd and its database
-
-
-@pytest.fixture
-def pg_factory(backend, apikeyd_bin, tmp_path):
-    factory = ServerFactory(backend, tmp_path)
-    yield factory
-    factory.close_all()
 
 
 @pytest.fixture
@@ -132,8 +124,8 @@ def timed_request(server, method, path, key, json=None, timeout=WRITE_BOUND):
 
 
 @pytest.mark.parametrize("how", ["deactivate", "delete"])
-def test_partition_fails_closed_and_resyncs(proxy, pg_factory, how):
-    a, b = pair(pg_factory, proxy, "--max-staleness", STALENESS)
+def test_partition_fails_closed_and_resyncs(proxy, server_factory, how):
+    a, b = pair(server_factory, proxy, "--max-staleness", STALENESS)
     victim = create_everywhere(a, b, "revoked during the partition")
     valid = create_everywhere(a, b, "stays valid", "sandbox")
     a_valid, a_victim = Client(a, valid["api_key"]), Client(a, victim["api_key"])
@@ -200,10 +192,10 @@ def test_partition_fails_closed_and_resyncs(proxy, pg_factory, how):
     wait_until(followed, PROPAGATION_TIMEOUT, what="a change through B on A after the heal")
 
 
-def test_partition_fail_open_and_bounded_write(proxy, pg_factory):
+def test_partition_fail_open_and_bounded_write(proxy, server_factory):
     """--max-staleness 0: verification keeps answering from memory during a partition (the
     documented, explicit fail-open); a write on A does not hang."""
-    a, b = pair(pg_factory, proxy, "--max-staleness", "0")
+    a, b = pair(server_factory, proxy, "--max-staleness", "0")
     valid = create_everywhere(a, b, "valid through the partition", "sandbox")
     target = create_everywhere(a, b, "renamed during the partition", "sandbox")
     victim = create_everywhere(a, b, "deactivated during the partition", "sandbox")
@@ -276,8 +268,8 @@ def notifies(key_id):
 
 
 @pytest.mark.parametrize("how", ["deactivate", "delete"])
-def test_commit_answer_lost_after_commit(proxy, pg_factory, how):
-    a, b = pair(pg_factory, proxy)
+def test_commit_answer_lost_after_commit(proxy, server_factory, how):
+    a, b = pair(server_factory, proxy)
     victim = create_everywhere(a, b, "changed by a COMMIT whose answer is lost")
     admin = Client(a, a.account.key)
     proxy.cut_after(b"COMMIT", when=notifies(victim["id"]))
@@ -306,8 +298,8 @@ def test_commit_answer_lost_after_commit(proxy, pg_factory, how):
 
 
 @pytest.mark.parametrize("how", ["deactivate", "delete"])
-def test_commit_unanswerable_is_outcome_unknown_then_converges(proxy, pg_factory, how):
-    a, b = pair(pg_factory, proxy)
+def test_commit_unanswerable_is_outcome_unknown_then_converges(proxy, server_factory, how):
+    a, b = pair(server_factory, proxy)
     victim = create_everywhere(a, b, "changed by a COMMIT nobody can confirm")
     proxy.freeze_after(b"COMMIT", when=notifies(victim["id"]))
     if how == "deactivate":

@@ -957,31 +957,22 @@ static const struct store_ops FAULT_OPS = {
     .poll_changed = fs_poll_changed,
 };
 
-static const struct store_ops FAULT_WATCHED_OPS = {
-    .name = "fault-watched",
-    .free = fs_free,
-    .account_create = fs_account_create,
-    .key_insert = fs_key_insert,
-    .key_update = fs_key_update,
-    .key_delete = fs_key_delete,
-    .key_get = fs_key_get,
-    .key_load = fs_key_load,
-    .last_used_flush = fs_last_used_flush,
-    .poll_changed = fs_poll_changed,
-    .watch = fs_watch,
-};
-
 /* A keys service over the fixture's store wrapped in `fs`. */
-static struct keys *faulty_service(struct fixture *f, struct fault_store *fs, const struct store_ops *ops, unsigned staleness)
+static struct keys *faulty_service(struct fixture *f, struct fault_store *fs, bool watched, unsigned staleness)
 {
     struct keys_config cfg = {.brand = "ml", .max_keys = f->max_keys, .max_staleness_s = staleness};
     struct keys *k;
 
+    static struct store_ops watched_ops; /* FAULT_OPS as a shared store: with watch */
+
     memset(fs, 0, sizeof(*fs));
-    fs->super.ops = ops;
+    watched_ops = FAULT_OPS;
+    watched_ops.name = "fault-watched";
+    watched_ops.watch = fs_watch;
+    fs->super.ops = watched ? &watched_ops : &FAULT_OPS;
     fs->real = f->store;
     assert_int_equal(keys_new(&fs->super, &f->secret, &cfg, &k), 0);
-    if (ops->watch != NULL)
+    if (watched)
         assert_int_equal(keys_watch(k, 1000), 0);
     else
         assert_int_equal(keys_load(k), 0);
@@ -993,7 +984,7 @@ static void test_outcome_unknown_writes(void **state)
 {
     struct fixture *f = *state;
     struct fault_store fs;
-    struct keys *k = faulty_service(f, &fs, &FAULT_OPS, 0);
+    struct keys *k = faulty_service(f, &fs, false, 0);
     struct account a;
     struct key_rec rec, k1;
     struct principal p;
@@ -1067,15 +1058,15 @@ static void test_staleness_fails_closed(void **state)
 {
     struct fixture *f = *state;
     struct fault_store fs, fs0;
-    struct keys *k = faulty_service(f, &fs, &FAULT_WATCHED_OPS, 1), *k0;
+    struct keys *k = faulty_service(f, &fs, true, 1), *k0;
     struct account a;
     struct principal p;
     struct timespec wait = {.tv_sec = 1, .tv_nsec = 300000000L};
 
     new_account(k, "acme", &a);
     assert_int_equal(auth(k, a.key, 2, &p), 0);
-    k0 = faulty_service(f, &fs0, &FAULT_WATCHED_OPS, 0); /* 0: never refuse (fail open) */
-    nanosleep(&wait, NULL);                              /* past the 1 s bound, with nothing heard */
+    k0 = faulty_service(f, &fs0, true, 0); /* 0: never refuse (fail open) */
+    nanosleep(&wait, NULL);                /* past the 1 s bound, with nothing heard */
     assert_int_equal(auth(k, a.key, 3, &p), AK_ERR_STALE);
     assert_int_equal(auth(k0, a.key, 3, &p), 0);
     fs.wops->heard(fs.warg);
@@ -1089,7 +1080,7 @@ static void test_watch_uses_within_skew(void **state)
 {
     struct fixture *f = *state;
     struct fault_store fs;
-    struct keys *k = faulty_service(f, &fs, &FAULT_WATCHED_OPS, 0);
+    struct keys *k = faulty_service(f, &fs, true, 0);
     struct account a;
     struct snapshot s;
     int64_t now = timefmt_now();
