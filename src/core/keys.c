@@ -225,7 +225,7 @@ int keys_create(struct keys *k, const struct principal *who, const struct create
     rec->created_at = timefmt_now();
     if ((r = mint(k, req->type, rec, ret_key, keysz)) != 0)
         goto out;
-    r = k->store->ops->key_insert(k->store, rec, k->max_keys);
+    r = store_key_insert(k->store, rec, k->max_keys);
     if ((r = settle(k, r, r == 0 ? catalog_put(k->cat, rec) : 0)) != 0) {
         OPENSSL_cleanse(ret_key, keysz);
         goto out;
@@ -339,7 +339,7 @@ int keys_update(struct keys *k, const struct principal *who, int64_t id, const s
     if ((r = keys_target(k, who, id, rec)) != 0)
         goto out;
     last_used = rec->last_used; /* memory is ahead of the store by up to a flush interval */
-    if ((r = k->store->ops->key_update(k->store, who->account_id, id, apply_patch, (void *)req, rec, demoted)) != 0) {
+    if ((r = store_key_update(k->store, who->account_id, id, apply_patch, (void *)req, rec, demoted)) != 0) {
         if (r == AK_ERR_NOT_FOUND && catalog_remove(k->cat, id) != 0) /* deleted elsewhere */
             atomic_store(&k->reload_wanted, 1);
         r = settle(k, r, 0);
@@ -368,7 +368,7 @@ int keys_delete(struct keys *k, const struct principal *who, int64_t id)
     pthread_mutex_lock(&k->write_lock);
     if ((r = keys_target(k, who, id, rec)) != 0)
         goto out;
-    r = k->store->ops->key_delete(k->store, who->account_id, id, check_delete, NULL);
+    r = store_key_delete(k->store, who->account_id, id, check_delete, NULL);
     if (r == AK_ERR_NOT_FOUND) {
         /* deleted elsewhere: not our change to answer for, but the catalog must follow */
         if (catalog_remove(k->cat, id) != 0)
@@ -390,7 +390,7 @@ int keys_flush_uses(struct keys *k)
 
     if ((r = catalog_collect_uses(k->cat, &uses, &n)) != 0 || n == 0)
         return r;
-    if ((r = k->store->ops->last_used_flush(k->store, uses, n)) == 0)
+    if ((r = store_last_used_flush(k->store, uses, n)) == 0)
         catalog_mark_flushed(k->cat, uses, n);
     free(uses);
     return r;
@@ -524,7 +524,7 @@ int keys_account_create(struct keys *k, const char *name, int64_t *ret_account_i
     for (int attempt = 0; attempt < 4; attempt++) {
         if ((r = mint(k, KEY_TYPE_PRODUCTION, rec, ret_key, keysz)) != 0)
             break;
-        r = k->store->ops->account_create(k->store, name, rec->created_at, rec, &account_id);
+        r = store_account_create(k->store, name, rec->created_at, rec, &account_id);
         if (r != AK_ERR_COLLISION)
             break;
     }

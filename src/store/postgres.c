@@ -253,42 +253,6 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Reads what a transaction wrote, to tell whether it committed: 0 if it did, AK_ERR_NOT_FOUND if not, else unknown. */
-typedef int (*check_fn)(PGconn *conn, void *arg);
-
-/*
- * After a lost COMMIT answer (finish gave AK_ERR_OUTCOME_UNKNOWN): on a new
- * connection, ends the old backend and waits until it is gone, so that its
- * transaction is settled one way for good, then asks `check`. Returns 0
- * (committed), AK_ERR_UNAVAILABLE (known not committed: nothing changed) or
- * AK_ERR_OUTCOME_UNKNOWN. Called with the lock held.
- */
-static int confirm(struct pg_store *s, check_fn check, void *arg)
-{
-    char pid[16];
-    const char *p[] = {pid};
-    PGresult *res;
-    int r, alive = 1;
-
-    snprintf(pid, sizeof(pid), "%d", s->commit_pid);
-    if (ensure_conn(s) != 0)
-        return AK_ERR_OUTCOME_UNKNOWN;
-    /* Ending it rolls back a transaction still open; a commit under way completes first. Needs no privilege for our own role. */
-    exec(s->conn, "SELECT pg_terminate_backend($1)", 1, p, NULL);
-    for (int waited = 0; alive && waited <= SETTLE_MS; waited += 50) {
-        if (exec(s->conn, "SELECT 1 FROM pg_stat_activity WHERE pid = $1", 1, p, &res) != 0)
-            return AK_ERR_OUTCOME_UNKNOWN;
-        alive = PQntuples(res) > 0;
-        PQclear(res);
-        if (alive)
-            sleep_ms(50);
-    }
-    if (alive)
-        return AK_ERR_OUTCOME_UNKNOWN;
-    r = check(s->conn, arg);
-    return r == 0 ? 0 : r == AK_ERR_NOT_FOUND ? AK_ERR_UNAVAILABLE : AK_ERR_OUTCOME_UNKNOWN;
-}
-
 static void fmt_i64(char *buf, size_t n, int64_t v)
 {
     snprintf(buf, n, "%" PRId64, v);
@@ -333,19 +297,6 @@ static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
     return 0;
 }
 
-/* Announces, in the current transaction, the keys it changed: "k ID [ID]". */
-static int notify_keys(PGconn *conn, int64_t id, int64_t other)
-{
-    char payload[64];
-    const char *p[] = {payload};
-
-    if (other != 0)
-        snprintf(payload, sizeof(payload), "k %" PRId64 " %" PRId64, id, other);
-    else
-        snprintf(payload, sizeof(payload), "k %" PRId64, id);
-    return exec(conn, "SELECT pg_notify('" CHANNEL "', $1)", 1, p, NULL);
-}
-
 /* Locks the account's row for the rest of the transaction. AK_ERR_NOT_FOUND if there is no such account. */
 static int lock_account(PGconn *conn, int64_t account_id)
 {
@@ -378,29 +329,6 @@ static void digest_param(const uint8_t d[DIGEST_LEN], char out[DIGEST_PARAM_LEN]
     out[DIGEST_PARAM_LEN - 1] = '\0';
 }
 
-/* confirm()'s check for an insert: the row with rec's digest exists (ids and version copied into rec), or not. */
-static int check_inserted(PGconn *conn, void *arg)
-{
-    struct key_rec *rec = arg;
-    char digest[DIGEST_PARAM_LEN];
-    const char *p[] = {digest};
-    PGresult *res;
-    int r;
-
-    digest_param(rec->digest, digest);
-    if ((r = exec(conn, "SELECT id, account_id, version FROM api_keys WHERE digest = $1::bytea", 1, p, &res)) != 0)
-        return r;
-    if (PQntuples(res) == 1) {
-        rec->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        rec->account_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-        rec->version = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-    } else {
-        r = AK_ERR_NOT_FOUND;
-    }
-    PQclear(res);
-    return r;
-}
-
 static int insert_key(PGconn *conn, struct key_rec *rec)
 {
     char account[24], created[24], digest[DIGEST_PARAM_LEN];
@@ -421,75 +349,7 @@ static int insert_key(PGconn *conn, struct key_rec *rec)
     rec->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     rec->version = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     PQclear(res);
-    return notify_keys(conn, rec->id, 0);
-}
-
-static int pg_account_create(struct store *base, const char *name, int64_t now, struct key_rec *primary, int64_t *ret_account_id)
-{
-    struct pg_store *s = (struct pg_store *)base;
-    struct key_rec rec = *primary;
-    char created[24];
-    const char *p[] = {name, created};
-    PGresult *res;
-    int64_t account_id = 0;
-    int r;
-
-    fmt_i64(created, sizeof(created), now);
-    pthread_mutex_lock(&s->lock);
-    if ((r = begin(s)) != 0)
-        goto out;
-    if ((r = exec(s->conn, "INSERT INTO accounts (name, created_at, key_count) VALUES ($1, $2, 1) RETURNING id", 2, p, &res)) ==
-        0) {
-        account_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        PQclear(res);
-        rec.account_id = account_id;
-        rec.active = true;
-        rec.primary = true;
-        r = insert_key(s->conn, &rec);
-    }
-    if ((r = finish(s, r)) == AK_ERR_OUTCOME_UNKNOWN && (r = confirm(s, check_inserted, &rec)) == 0)
-        account_id = rec.account_id;
-out:
-    pthread_mutex_unlock(&s->lock);
-    if (r == 0) {
-        *primary = rec;
-        *ret_account_id = account_id;
-    }
-    return r;
-}
-
-static int pg_key_insert(struct store *base, struct key_rec *rec, unsigned max_keys)
-{
-    struct pg_store *s = (struct pg_store *)base;
-    struct key_rec copy = *rec;
-    char a[24], m[24];
-    const char *p[] = {a, m};
-    PGresult *res;
-    int r;
-
-    fmt_i64(a, sizeof(a), rec->account_id);
-    fmt_i64(m, sizeof(m), (int64_t)max_keys);
-    pthread_mutex_lock(&s->lock);
-    if ((r = begin(s)) != 0)
-        goto out;
-    /* Taking a place under the cap locks the account's row: safe against every other instance. */
-    if ((r = exec(s->conn, "UPDATE accounts SET key_count = key_count + 1 WHERE id = $1 AND key_count < $2 RETURNING id", 2, p,
-                  &res)) == 0) {
-        if (PQntuples(res) != 1)
-            r = AK_ERR_LIMIT;
-        PQclear(res);
-        if (r == 0)
-            r = insert_key(s->conn, &copy);
-    }
-    if ((r = finish(s, r)) == AK_ERR_OUTCOME_UNKNOWN)
-        r = confirm(s, check_inserted, &copy);
-out:
-    pthread_mutex_unlock(&s->lock);
-    if (r == 0) {
-        rec->id = copy.id;
-        rec->version = copy.version;
-    }
-    return r;
+    return 0;
 }
 
 /* Reads key `id` (of `account_id` when non-zero). */
@@ -547,118 +407,244 @@ static int write_flags(PGconn *conn, struct key_rec *rec)
     return r;
 }
 
-struct written {
-    int64_t id;
-    int64_t version; /* what the transaction wrote; 0 for a delete */
-};
+/* ---- transactions: one at a time on the write connection, under `lock` ---- */
 
-/* confirm()'s check for an update: the row carries the version the transaction wrote (versions only grow). */
-static int check_updated(PGconn *conn, void *arg)
+#define PG(base) ((struct pg_store *)(base))
+
+static int pg_begin(struct store *base)
 {
-    const struct written *w = arg;
-    struct key_rec rec;
+    struct pg_store *s = PG(base);
     int r;
 
-    if ((r = read_key(conn, 0, w->id, &rec)) != 0)
-        return r == AK_ERR_NOT_FOUND ? AK_ERR_STORE : r; /* deleted since: cannot tell */
-    if (rec.version == w->version)
-        return 0;
-    return rec.version < w->version ? AK_ERR_NOT_FOUND : AK_ERR_STORE; /* newer: changed again since, cannot tell */
-}
-
-/* confirm()'s check for a delete: the row is gone (by this transaction or another: either way it is deleted). */
-static int check_deleted(PGconn *conn, void *arg)
-{
-    const struct written *w = arg;
-    struct key_rec rec;
-    int r = read_key(conn, 0, w->id, &rec);
-
-    return r == AK_ERR_NOT_FOUND ? 0 : r == 0 ? AK_ERR_NOT_FOUND : r;
-}
-
-static int pg_key_update(struct store *base, int64_t account_id, int64_t id, store_update_fn fn, void *arg, struct key_rec *ret,
-                         struct key_rec *ret_demoted)
-{
-    struct pg_store *s = (struct pg_store *)base;
-    struct key_rec *cur = malloc(sizeof(*cur)), *next = malloc(sizeof(*next)), *old = malloc(sizeof(*old));
-    int64_t primary = 0;
-    bool demote = false;
-    int r;
-
-    if (cur == NULL || next == NULL || old == NULL) {
-        r = AK_ERR_NOMEM;
-        goto out_free;
-    }
     pthread_mutex_lock(&s->lock);
     if ((r = begin(s)) != 0)
-        goto out;
-    if ((r = lock_account(s->conn, account_id)) == 0 && (r = read_key(s->conn, account_id, id, cur)) == 0 &&
-        (r = read_primary(s->conn, account_id, &primary)) == 0 && (r = fn(arg, cur, primary, next)) == 0) {
-        next->id = cur->id;
-        next->account_id = cur->account_id;
-        demote = next->primary && primary != 0 && primary != id;
-        if (demote && (r = read_key(s->conn, account_id, primary, old)) == 0) {
-            old->primary = false;
-            r = write_flags(s->conn, old);
-        }
-        if (r == 0)
-            r = write_flags(s->conn, next);
-        if (r == 0)
-            r = notify_keys(s->conn, next->id, demote ? old->id : 0);
-    }
-    if ((r = finish(s, r)) == AK_ERR_OUTCOME_UNKNOWN) {
-        struct written w = {.id = next->id, .version = next->version};
-        r = confirm(s, check_updated, &w);
-    }
-out:
-    pthread_mutex_unlock(&s->lock);
-    if (r == 0) {
-        *ret = *next;
-        if (demote)
-            *ret_demoted = *old;
-        else
-            ret_demoted->id = 0;
-    }
-out_free:
-    free(cur);
-    free(next);
-    free(old);
+        pthread_mutex_unlock(&s->lock);
     return r;
 }
 
-static int pg_key_delete(struct store *base, int64_t account_id, int64_t id, store_delete_fn fn, void *arg)
+static int pg_commit(struct store *base)
 {
-    struct pg_store *s = (struct pg_store *)base;
-    struct key_rec *cur = malloc(sizeof(*cur));
-    char i[24], a[24];
-    const char *p[] = {i, a};
+    int r = finish(PG(base), 0);
+
+    pthread_mutex_unlock(&PG(base)->lock);
+    return r;
+}
+
+static void pg_rollback(struct store *base)
+{
+    finish(PG(base), AK_ERR_ARG);
+    pthread_mutex_unlock(&PG(base)->lock);
+}
+
+/*
+ * After a lost COMMIT answer: on a new connection, ends the old backend
+ * (noted by finish) and waits until it is gone, so that its transaction is
+ * settled one way for good. Ending it rolls back a transaction still open;
+ * a commit under way completes first. Needs no privilege for our own role.
+ */
+static int pg_settle(struct store *base)
+{
+    struct pg_store *s = PG(base);
+    char pid[16];
+    const char *p[] = {pid};
+    PGresult *res;
+    int alive = 1;
+
+    pthread_mutex_lock(&s->lock);
+    snprintf(pid, sizeof(pid), "%d", s->commit_pid);
+    if (ensure_conn(s) == 0) {
+        exec(s->conn, "SELECT pg_terminate_backend($1)", 1, p, NULL);
+        for (int waited = 0; alive == 1 && waited <= SETTLE_MS; waited += 50) {
+            if (exec(s->conn, "SELECT 1 FROM pg_stat_activity WHERE pid = $1", 1, p, &res) != 0) {
+                alive = -1;
+                break;
+            }
+            alive = PQntuples(res) > 0;
+            PQclear(res);
+            if (alive)
+                sleep_ms(50);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return alive == 0 ? 0 : AK_ERR_OUTCOME_UNKNOWN;
+}
+
+/* ---- row primitives (in a transaction: the lock is held) ---- */
+
+static int pg_account_insert(struct store *base, const char *name, int64_t now, int64_t *ret_id)
+{
+    char created[24];
+    const char *p[] = {name, created};
     PGresult *res;
     int r;
 
-    if (cur == NULL)
-        return AK_ERR_NOMEM;
-    fmt_i64(i, sizeof(i), id);
-    fmt_i64(a, sizeof(a), account_id);
-    pthread_mutex_lock(&s->lock);
-    if ((r = begin(s)) != 0)
-        goto out;
-    if ((r = lock_account(s->conn, account_id)) == 0 && (r = read_key(s->conn, account_id, id, cur)) == 0 &&
-        (r = fn(arg, cur)) == 0 &&
-        (r = exec(s->conn, "DELETE FROM api_keys WHERE id = $1 AND account_id = $2 RETURNING id", 2, p, &res)) == 0) {
-        r = PQntuples(res) == 1 ? notify_keys(s->conn, id, 0) : AK_ERR_NOT_FOUND;
-        PQclear(res);
-        if (r == 0)
-            r = exec(s->conn, "UPDATE accounts SET key_count = key_count - 1 WHERE id = $1", 1, p + 1, NULL);
-    }
-    if ((r = finish(s, r)) == AK_ERR_OUTCOME_UNKNOWN) {
-        struct written w = {.id = id};
-        r = confirm(s, check_deleted, &w);
-    }
-out:
-    pthread_mutex_unlock(&s->lock);
-    free(cur);
+    fmt_i64(created, sizeof(created), now);
+    if ((r = exec(PG(base)->conn, "INSERT INTO accounts (name, created_at, key_count) VALUES ($1, $2, 0) RETURNING id", 2, p,
+                  &res)) != 0)
+        return r;
+    *ret_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+static int pg_account_lock(struct store *base, int64_t account_id)
+{
+    return lock_account(PG(base)->conn, account_id);
+}
+
+/* Runs `sql` with `p`, expecting one row back, else `none`. */
+static int returns_one(PGconn *conn, const char *sql, int n, const char *const *p, int none)
+{
+    PGresult *res;
+    int r;
+
+    if ((r = exec(conn, sql, n, p, &res)) != 0)
+        return r;
+    r = PQntuples(res) == 1 ? 0 : none;
+    PQclear(res);
     return r;
 }
+
+static int pg_account_take_key(struct store *base, int64_t account_id, unsigned max_keys)
+{
+    char a[24], m[24];
+    const char *p[] = {a, m};
+
+    fmt_i64(a, sizeof(a), account_id);
+    fmt_i64(m, sizeof(m), (int64_t)max_keys);
+    /* Locks the account's row: safe against every other instance. */
+    return returns_one(PG(base)->conn,
+                       "UPDATE accounts SET key_count = key_count + 1 WHERE id = $1 AND key_count < $2 RETURNING id", 2, p,
+                       AK_ERR_LIMIT);
+}
+
+static int pg_account_return_key(struct store *base, int64_t account_id)
+{
+    char a[24];
+    const char *p[] = {a};
+
+    fmt_i64(a, sizeof(a), account_id);
+    return exec(PG(base)->conn, "UPDATE accounts SET key_count = key_count - 1 WHERE id = $1", 1, p, NULL);
+}
+
+static int pg_key_insert(struct store *base, struct key_rec *rec)
+{
+    return insert_key(PG(base)->conn, rec);
+}
+
+static int pg_key_read(struct store *base, int64_t id, struct key_rec *ret)
+{
+    return read_key(PG(base)->conn, 0, id, ret);
+}
+
+static int pg_key_read_digest(struct store *base, const uint8_t digest[DIGEST_LEN], struct key_rec *ret)
+{
+    char d[DIGEST_PARAM_LEN];
+    const char *p[] = {d};
+    PGresult *res;
+    int r;
+
+    digest_param(digest, d);
+    if ((r = exec(PG(base)->conn, "SELECT " KEY_COLUMNS " FROM api_keys WHERE digest = $1::bytea", 1, p, &res)) != 0)
+        return r;
+    r = PQntuples(res) == 1 ? row_to_rec(res, 0, ret) : AK_ERR_NOT_FOUND;
+    PQclear(res);
+    return r;
+}
+
+static int pg_key_primary(struct store *base, int64_t account_id, int64_t *ret_id)
+{
+    return read_primary(PG(base)->conn, account_id, ret_id);
+}
+
+static int pg_key_write(struct store *base, struct key_rec *rec)
+{
+    return write_flags(PG(base)->conn, rec);
+}
+
+static int pg_key_remove(struct store *base, int64_t account_id, int64_t id)
+{
+    char i[24], a[24];
+    const char *p[] = {i, a};
+
+    fmt_i64(i, sizeof(i), id);
+    fmt_i64(a, sizeof(a), account_id);
+    return returns_one(PG(base)->conn, "DELETE FROM api_keys WHERE id = $1 AND account_id = $2 RETURNING id", 2, p,
+                       AK_ERR_NOT_FOUND);
+}
+
+/* Writes `n` values as a PostgreSQL array literal "{a,b,...}" into a malloc'd string. */
+static char *array_literal(const struct key_use *v, size_t n, bool at)
+{
+    size_t cap = n * 24 + 4, len = 0;
+    char *buf = malloc(cap);
+
+    if (buf == NULL)
+        return NULL;
+    len += (size_t)snprintf(buf + len, cap - len, "{");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%" PRId64, i != 0 ? "," : "", at ? v[i].at : v[i].id);
+    snprintf(buf + len, cap - len, "}");
+    return buf;
+}
+
+static int pg_uses_raise(struct store *base, const struct key_use *v, size_t n)
+{
+    char *ids = array_literal(v, n, false), *ats = array_literal(v, n, true);
+    const char *p[] = {ids, ats};
+    int r = AK_ERR_NOMEM;
+
+    /* A maximum: uses flushed by other instances never move last_used backwards. */
+    if (ids != NULL && ats != NULL)
+        r = exec(PG(base)->conn,
+                 "UPDATE api_keys k SET last_used = GREATEST(coalesce(k.last_used, 0), u.at)"
+                 " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id",
+                 2, p, NULL);
+    free(ids);
+    free(ats);
+    return r;
+}
+
+static int notify(PGconn *conn, const char *payload)
+{
+    const char *p[] = {payload};
+
+    return exec(conn, "SELECT pg_notify('" CHANNEL "', $1)", 1, p, NULL);
+}
+
+/* "k ID[ ID]": delivered at commit, with the transaction's rows (notify.h). */
+static int pg_announce_keys(struct store *base, const int64_t *ids, size_t n)
+{
+    char payload[2 + 2 * 21];
+    size_t len = (size_t)snprintf(payload, sizeof(payload), "k");
+
+    for (size_t i = 0; i < n && i < 2; i++)
+        len += (size_t)snprintf(payload + len, sizeof(payload) - len, " %" PRId64, ids[i]);
+    return notify(PG(base)->conn, payload);
+}
+
+/*
+ * "u id,id,...", in payloads within notify.h's bounds. The values stay in
+ * the table: a payload is never believed, so it does not carry them.
+ */
+static int pg_announce_uses(struct store *base, const struct key_use *v, size_t n)
+{
+    char *note = malloc(NOTIFY_MAX + 64);
+    int r = 0;
+
+    if (note == NULL)
+        return AK_ERR_NOMEM;
+    for (size_t i = 0; i < n && r == 0;) {
+        size_t k = 0, nl = (size_t)snprintf(note, NOTIFY_MAX + 64, "u ");
+        for (; i < n && nl < NOTIFY_MAX && k < NOTIFY_IDS_MAX; i++, k++)
+            nl += (size_t)snprintf(note + nl, NOTIFY_MAX + 64 - nl, "%s%" PRId64, k != 0 ? "," : "", v[i].id);
+        r = notify(PG(base)->conn, note);
+    }
+    free(note);
+    return r;
+}
+
+/* ---- outside transactions ---- */
 
 static int pg_key_get(struct store *base, int64_t id, struct key_rec *ret)
 {
@@ -717,64 +703,6 @@ static int pg_key_load(struct store *base, store_key_cb cb, void *arg)
     if ((r = ensure_conn(s)) == 0)
         r = load_keys(s->conn, cb, arg);
     pthread_mutex_unlock(&s->lock);
-    return r;
-}
-
-/* Appends "id:at" pairs to `buf`, comma-separated. */
-static int pg_last_used_flush(struct store *base, const struct key_use *v, size_t n)
-{
-    struct pg_store *s = (struct pg_store *)base;
-    char *ids = NULL, *ats = NULL, *note = NULL;
-    size_t il = 0, al = 0, nl = 0, cap = n * 24 + 4;
-    const char *p[2];
-    int r;
-
-    if (n == 0)
-        return 0;
-    if ((ids = malloc(cap)) == NULL || (ats = malloc(cap)) == NULL || (note = malloc(NOTIFY_MAX + 64)) == NULL) {
-        r = AK_ERR_NOMEM;
-        goto out_free;
-    }
-    ids[il++] = '{';
-    ats[al++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        il += (size_t)snprintf(ids + il, cap - il, "%s%" PRId64, i != 0 ? "," : "", v[i].id);
-        al += (size_t)snprintf(ats + al, cap - al, "%s%" PRId64, i != 0 ? "," : "", v[i].at);
-    }
-    snprintf(ids + il, cap - il, "}");
-    snprintf(ats + al, cap - al, "}");
-    p[0] = ids;
-    p[1] = ats;
-    pthread_mutex_lock(&s->lock);
-    if ((r = begin(s)) != 0)
-        goto out;
-    /* A maximum: uses flushed by other instances never move last_used backwards. */
-    r = exec(s->conn,
-             "UPDATE api_keys k SET last_used = GREATEST(coalesce(k.last_used, 0), u.at)"
-             " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id",
-             2, p, NULL);
-    /*
-     * Tell the other instances which keys to re-read, in payloads within
-     * notify.h's bounds: "u id,id,...". The values stay in the table: a
-     * payload is never believed, so it does not carry them.
-     */
-    for (size_t i = 0; i < n && r == 0;) {
-        size_t k = 0;
-        nl = (size_t)snprintf(note, NOTIFY_MAX + 64, "u ");
-        for (; i < n && nl < NOTIFY_MAX && k < NOTIFY_IDS_MAX; i++, k++)
-            nl += (size_t)snprintf(note + nl, NOTIFY_MAX + 64 - nl, "%s%" PRId64, k != 0 ? "," : "", v[i].id);
-        const char *np[] = {note};
-        r = exec(s->conn, "SELECT pg_notify('" CHANNEL "', $1)", 1, np, NULL);
-    }
-    /* A lost COMMIT answer needs no confirmation here: raising last_used again is harmless, so the uses stay pending. */
-    if ((r = finish(s, r)) == AK_ERR_OUTCOME_UNKNOWN)
-        r = AK_ERR_UNAVAILABLE;
-out:
-    pthread_mutex_unlock(&s->lock);
-out_free:
-    free(ids);
-    free(ats);
-    free(note);
     return r;
 }
 
@@ -1043,13 +971,25 @@ static void pg_free(struct store *base)
 static const struct store_ops POSTGRES_OPS = {
     .name = "postgresql",
     .free = pg_free,
-    .account_create = pg_account_create,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .settle = pg_settle,
+    .account_insert = pg_account_insert,
+    .account_lock = pg_account_lock,
+    .account_take_key = pg_account_take_key,
+    .account_return_key = pg_account_return_key,
     .key_insert = pg_key_insert,
-    .key_update = pg_key_update,
-    .key_delete = pg_key_delete,
+    .key_read = pg_key_read,
+    .key_read_digest = pg_key_read_digest,
+    .key_primary = pg_key_primary,
+    .key_write = pg_key_write,
+    .key_remove = pg_key_remove,
+    .uses_raise = pg_uses_raise,
+    .announce_keys = pg_announce_keys,
+    .announce_uses = pg_announce_uses,
     .key_get = pg_key_get,
     .key_load = pg_key_load,
-    .last_used_flush = pg_last_used_flush,
     .poll_changed = pg_poll_changed,
     .watch = pg_watch,
 };

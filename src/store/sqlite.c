@@ -46,6 +46,7 @@ enum {
     ST_KEY_INSERT,
     ST_KEY_UPDATE,
     ST_KEY_GET,
+    ST_KEY_GET_DIGEST,
     ST_KEY_PRIMARY,
     ST_KEY_DELETE,
     ST_KEY_LOAD,
@@ -55,12 +56,14 @@ enum {
 };
 
 static const char *const SQL[ST_COUNT] = {
-    [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (name, created_at, key_count) VALUES (?1, ?2, 1)",
+    [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (name, created_at, key_count) VALUES (?1, ?2, 0)",
     [ST_KEY_COUNT] = "UPDATE accounts SET key_count = key_count + 1 WHERE id = ?1 AND key_count < ?2",
     [ST_KEY_INSERT] = "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_KEY_GET] = "SELECT id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
                    " coalesce(last_used, 0) FROM api_keys WHERE id = ?1",
+    [ST_KEY_GET_DIGEST] = "SELECT id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
+                          " coalesce(last_used, 0) FROM api_keys WHERE digest = ?1",
     [ST_KEY_PRIMARY] = "SELECT id FROM api_keys WHERE account_id = ?1 AND is_primary",
     [ST_KEY_UPDATE] = "UPDATE api_keys SET name = ?3, is_active = ?4, is_primary = ?5 WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_DELETE] = "DELETE FROM api_keys WHERE id = ?1 AND account_id = ?2",
@@ -128,6 +131,7 @@ static int step_done(sqlite3_stmt *st)
     return r;
 }
 
+/* Migrations' own transaction (the store is not shared yet). */
 static int begin(struct sqlite_store *s)
 {
     return exec(s, "BEGIN IMMEDIATE");
@@ -141,8 +145,92 @@ static int finish(struct sqlite_store *s, int r)
     return r;
 }
 
-static int insert_key(struct sqlite_store *s, struct key_rec *rec)
+/* ---- transactions: one at a time, under `lock`; BEGIN IMMEDIATE takes the database's write lock ---- */
+
+static int sq_begin(struct store *base)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    if ((r = exec(s, "BEGIN IMMEDIATE")) != 0)
+        pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+/* A local commit's answer is never lost: it committed or it did not. */
+static int sq_commit(struct store *base)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int r;
+
+    if ((r = exec(s, "COMMIT")) != 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static void sq_rollback(struct store *base)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- row primitives ---- */
+
+/* Runs `st` (bound), expecting it to change exactly one row, else `none`. */
+static int change_one(struct sqlite_store *s, sqlite3_stmt *st, int none)
+{
+    int r = step_done(st);
+
+    return r == 0 && sqlite3_changes(s->db) != 1 ? none : r;
+}
+
+static int sq_account_insert(struct store *base, const char *name, int64_t now, int64_t *ret_id)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_ACCOUNT_INSERT);
+    int r;
+
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    if ((r = step_done(st)) == 0)
+        *ret_id = sqlite3_last_insert_rowid(s->db);
+    return r;
+}
+
+/* BEGIN IMMEDIATE holds the whole database's write lock already. */
+static int sq_account_lock(struct store *base, int64_t account_id)
+{
+    (void)base;
+    (void)account_id;
+    return 0;
+}
+
+static int sq_account_take_key(struct store *base, int64_t account_id, unsigned max_keys)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_KEY_COUNT);
+
+    sqlite3_bind_int64(st, 1, account_id);
+    sqlite3_bind_int64(st, 2, (int64_t)max_keys);
+    return change_one(s, st, AK_ERR_LIMIT); /* no row changed: the account is full */
+}
+
+static int sq_account_return_key(struct store *base, int64_t account_id)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_KEY_UNCOUNT);
+
+    sqlite3_bind_int64(st, 1, account_id);
+    return step_done(st);
+}
+
+static int sq_key_insert(struct store *base, struct key_rec *rec)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_stmt *st = stmt(s, ST_KEY_INSERT);
     int r;
 
@@ -154,65 +242,10 @@ static int insert_key(struct sqlite_store *s, struct key_rec *rec)
     sqlite3_bind_int(st, 6, rec->active);
     sqlite3_bind_int(st, 7, rec->primary);
     sqlite3_bind_int64(st, 8, rec->created_at);
-    if ((r = step_done(st)) == 0)
-        rec->id = sqlite3_last_insert_rowid(s->db);
-    return r;
-}
-
-static int sq_account_create(struct store *base, const char *name, int64_t now, struct key_rec *primary, int64_t *ret_account_id)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    struct key_rec rec = *primary;
-    sqlite3_stmt *st;
-    int64_t account_id = 0;
-    int r;
-
-    pthread_mutex_lock(&s->lock);
-    if ((r = begin(s)) != 0)
-        goto out;
-    st = stmt(s, ST_ACCOUNT_INSERT);
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
     if ((r = step_done(st)) == 0) {
-        account_id = sqlite3_last_insert_rowid(s->db);
-        rec.account_id = account_id;
-        rec.active = true;
-        rec.primary = true;
-        r = insert_key(s, &rec);
+        rec->id = sqlite3_last_insert_rowid(s->db);
+        rec->version = 0;
     }
-    r = finish(s, r);
-out:
-    pthread_mutex_unlock(&s->lock);
-    if (r == 0) {
-        *primary = rec;
-        *ret_account_id = account_id;
-    }
-    return r;
-}
-
-static int sq_key_insert(struct store *base, struct key_rec *rec, unsigned max_keys)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    struct key_rec copy = *rec;
-    sqlite3_stmt *st;
-    int r;
-
-    pthread_mutex_lock(&s->lock);
-    if ((r = begin(s)) != 0)
-        goto out;
-    /* Take a place under the cap; no row changed means the account is full. */
-    st = stmt(s, ST_KEY_COUNT);
-    sqlite3_bind_int64(st, 1, rec->account_id);
-    sqlite3_bind_int64(st, 2, (int64_t)max_keys);
-    if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
-        r = AK_ERR_LIMIT;
-    if (r == 0)
-        r = insert_key(s, &copy);
-    r = finish(s, r);
-out:
-    pthread_mutex_unlock(&s->lock);
-    if (r == 0)
-        rec->id = copy.id;
     return r;
 }
 
@@ -239,26 +272,6 @@ static int row_to_rec(sqlite3_stmt *st, struct key_rec *rec)
     rec->last_used = sqlite3_column_int64(st, 9);
     rec->version = 0;
     return 0;
-}
-
-/* Reads key `id` (of `account_id` when non-zero) inside the current transaction. */
-static int read_key(struct sqlite_store *s, int64_t account_id, int64_t id, struct key_rec *ret)
-{
-    sqlite3_stmt *st = stmt(s, ST_KEY_GET);
-    int rc, r;
-
-    sqlite3_bind_int64(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        r = row_to_rec(st, ret);
-    else if (rc == SQLITE_DONE)
-        r = AK_ERR_NOT_FOUND;
-    else
-        r = map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
-    sqlite3_reset(st);
-    if (r == 0 && account_id != 0 && ret->account_id != account_id)
-        r = AK_ERR_NOT_FOUND;
-    return r;
 }
 
 static int read_primary(struct sqlite_store *s, int64_t account_id, int64_t *ret)
@@ -293,80 +306,70 @@ static int write_flags(struct sqlite_store *s, const struct key_rec *rec)
     return r;
 }
 
-static int sq_key_update(struct store *base, int64_t account_id, int64_t id, store_update_fn fn, void *arg, struct key_rec *ret,
-                         struct key_rec *ret_demoted)
+/* Reads the one row `st` (bound) selects. */
+static int read_row(sqlite3_stmt *st, struct key_rec *ret)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    struct key_rec *cur = malloc(sizeof(*cur)), *next = malloc(sizeof(*next)), *old = malloc(sizeof(*old));
-    int64_t primary = 0;
-    bool demote = false;
-    int r;
+    int rc = sqlite3_step(st), r;
 
-    if (cur == NULL || next == NULL || old == NULL) {
-        r = AK_ERR_NOMEM;
-        goto out_free;
-    }
-    pthread_mutex_lock(&s->lock);
-    /* BEGIN IMMEDIATE takes the database's write lock: the rules see the state they change. */
-    if ((r = begin(s)) != 0)
-        goto out;
-    if ((r = read_key(s, account_id, id, cur)) == 0 && (r = read_primary(s, account_id, &primary)) == 0 &&
-        (r = fn(arg, cur, primary, next)) == 0) {
-        next->id = cur->id;
-        next->account_id = cur->account_id;
-        demote = next->primary && primary != 0 && primary != id;
-        if (demote && (r = read_key(s, account_id, primary, old)) == 0) {
-            old->primary = false;
-            r = write_flags(s, old);
-        }
-        if (r == 0)
-            r = write_flags(s, next);
-    }
-    r = finish(s, r);
-out:
-    pthread_mutex_unlock(&s->lock);
-    if (r == 0) {
-        *ret = *next;
-        if (demote)
-            *ret_demoted = *old;
-        else
-            ret_demoted->id = 0;
-    }
-out_free:
-    free(cur);
-    free(next);
-    free(old);
+    if (rc == SQLITE_ROW)
+        r = row_to_rec(st, ret);
+    else if (rc == SQLITE_DONE)
+        r = AK_ERR_NOT_FOUND;
+    else
+        r = map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
+    sqlite3_reset(st);
     return r;
 }
 
-static int sq_key_delete(struct store *base, int64_t account_id, int64_t id, store_delete_fn fn, void *arg)
+static int sq_key_read(struct store *base, int64_t id, struct key_rec *ret)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    struct key_rec *cur = malloc(sizeof(*cur));
-    sqlite3_stmt *st;
-    int r;
+    sqlite3_stmt *st = stmt(s, ST_KEY_GET);
 
-    if (cur == NULL)
-        return AK_ERR_NOMEM;
-    pthread_mutex_lock(&s->lock);
-    if ((r = begin(s)) != 0)
-        goto out;
-    if ((r = read_key(s, account_id, id, cur)) == 0 && (r = fn(arg, cur)) == 0) {
-        st = stmt(s, ST_KEY_DELETE);
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, account_id);
-        if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
-            r = AK_ERR_NOT_FOUND;
-        if (r == 0) {
-            st = stmt(s, ST_KEY_UNCOUNT);
-            sqlite3_bind_int64(st, 1, account_id);
-            r = step_done(st);
-        }
+    sqlite3_bind_int64(st, 1, id);
+    return read_row(st, ret);
+}
+
+static int sq_key_read_digest(struct store *base, const uint8_t digest[DIGEST_LEN], struct key_rec *ret)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_KEY_GET_DIGEST);
+
+    sqlite3_bind_blob(st, 1, digest, DIGEST_LEN, SQLITE_STATIC);
+    return read_row(st, ret);
+}
+
+static int sq_key_primary(struct store *base, int64_t account_id, int64_t *ret_id)
+{
+    return read_primary((struct sqlite_store *)base, account_id, ret_id);
+}
+
+static int sq_key_write(struct store *base, struct key_rec *rec)
+{
+    return write_flags((struct sqlite_store *)base, rec);
+}
+
+static int sq_key_remove(struct store *base, int64_t account_id, int64_t id)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_KEY_DELETE);
+
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, account_id);
+    return change_one(s, st, AK_ERR_NOT_FOUND);
+}
+
+static int sq_uses_raise(struct store *base, const struct key_use *v, size_t n)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int r = 0;
+
+    for (size_t i = 0; i < n && r == 0; i++) {
+        sqlite3_stmt *st = stmt(s, ST_LAST_USED);
+        sqlite3_bind_int64(st, 1, v[i].id);
+        sqlite3_bind_int64(st, 2, v[i].at);
+        r = step_done(st);
     }
-    r = finish(s, r);
-out:
-    pthread_mutex_unlock(&s->lock);
-    free(cur);
     return r;
 }
 
@@ -376,7 +379,7 @@ static int sq_key_get(struct store *base, int64_t id, struct key_rec *ret)
     int r;
 
     pthread_mutex_lock(&s->lock);
-    r = read_key(s, 0, id, ret);
+    r = sq_key_read(base, id, ret);
     pthread_mutex_unlock(&s->lock);
     return r;
 }
@@ -406,28 +409,6 @@ static int sq_key_load(struct store *base, store_key_cb cb, void *arg)
 out:
     pthread_mutex_unlock(&s->lock);
     free(rec);
-    return r;
-}
-
-static int sq_last_used_flush(struct store *base, const struct key_use *v, size_t n)
-{
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    int r;
-
-    if (n == 0)
-        return 0;
-    pthread_mutex_lock(&s->lock);
-    if ((r = begin(s)) != 0)
-        goto out;
-    for (size_t i = 0; i < n && r == 0; i++) {
-        sqlite3_stmt *st = stmt(s, ST_LAST_USED);
-        sqlite3_bind_int64(st, 1, v[i].id);
-        sqlite3_bind_int64(st, 2, v[i].at);
-        r = step_done(st);
-    }
-    r = finish(s, r);
-out:
-    pthread_mutex_unlock(&s->lock);
     return r;
 }
 
@@ -473,13 +454,25 @@ static void sq_free(struct store *base)
 static const struct store_ops SQLITE_OPS = {
     .name = "sqlite",
     .free = sq_free,
-    .account_create = sq_account_create,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .settle = NULL, /* a local commit is never ambiguous */
+    .account_insert = sq_account_insert,
+    .account_lock = sq_account_lock,
+    .account_take_key = sq_account_take_key,
+    .account_return_key = sq_account_return_key,
     .key_insert = sq_key_insert,
-    .key_update = sq_key_update,
-    .key_delete = sq_key_delete,
+    .key_read = sq_key_read,
+    .key_read_digest = sq_key_read_digest,
+    .key_primary = sq_key_primary,
+    .key_write = sq_key_write,
+    .key_remove = sq_key_remove,
+    .uses_raise = sq_uses_raise,
+    .announce_keys = NULL, /* one instance per file */
+    .announce_uses = NULL,
     .key_get = sq_key_get,
     .key_load = sq_key_load,
-    .last_used_flush = sq_last_used_flush,
     .poll_changed = sq_poll_changed,
     .watch = NULL, /* one instance per file: other processes' writes are found by poll_changed */
 };

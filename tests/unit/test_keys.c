@@ -849,129 +849,87 @@ static void test_sync_second_handle(void **state)
     store_free(s2);
 }
 
-/* ---- failure injection (issue 8): a store wrapper that loses COMMIT answers, and catalog allocation failures ---- */
+/* ---- failure injection (issue 8): a store whose commits lose their answer, and catalog allocation failures ---- */
 
 enum commit_fault {
     CF_NONE,
-    CF_COMMITTED,     /* the write commits, but the store cannot confirm it */
+    CF_COMMITTED,     /* the write commits, but its answer is lost and the store cannot tell */
     CF_NOT_COMMITTED, /* nothing is written, and the store cannot tell */
 };
 
-struct fault_store {
-    struct store super;
-    struct store *real;
+/* The fixture's real store with some of its ops replaced (one store per test, so the state is global). */
+static struct {
+    const struct store_ops *real;
+    struct store_ops ops;
     enum commit_fault fault;
     bool load_fails;
     const struct store_watch_ops *wops;
     void *warg;
-};
+} fs;
 
-#define REAL(s) (((struct fault_store *)(s))->real)
-#define FAULT(s) (((struct fault_store *)(s))->fault)
-
-static void fs_free(struct store *s)
-{
-    (void)s; /* the test owns it */
-}
-
-static int fs_account_create(struct store *s, const char *name, int64_t now, struct key_rec *primary, int64_t *ret)
-{
-    return REAL(s)->ops->account_create(REAL(s), name, now, primary, ret);
-}
-
-static int fs_key_insert(struct store *s, struct key_rec *rec, unsigned max_keys)
+static int fs_commit(struct store *s)
 {
     int r;
 
-    if (FAULT(s) == CF_NOT_COMMITTED)
+    switch (fs.fault) {
+    case CF_COMMITTED:
+        r = fs.real->commit(s);
+        return r == 0 ? AK_ERR_OUTCOME_UNKNOWN : r;
+    case CF_NOT_COMMITTED:
+        fs.real->rollback(s);
         return AK_ERR_OUTCOME_UNKNOWN;
-    r = REAL(s)->ops->key_insert(REAL(s), rec, max_keys);
-    return r == 0 && FAULT(s) == CF_COMMITTED ? AK_ERR_OUTCOME_UNKNOWN : r;
+    case CF_NONE:
+        break;
+    }
+    return fs.real->commit(s);
 }
 
-static int fs_key_update(struct store *s, int64_t account_id, int64_t id, store_update_fn fn, void *arg, struct key_rec *ret,
-                         struct key_rec *ret_demoted)
+static int fs_settle(struct store *s)
 {
-    int r;
-
-    if (FAULT(s) == CF_NOT_COMMITTED)
-        return AK_ERR_OUTCOME_UNKNOWN;
-    r = REAL(s)->ops->key_update(REAL(s), account_id, id, fn, arg, ret, ret_demoted);
-    return r == 0 && FAULT(s) == CF_COMMITTED ? AK_ERR_OUTCOME_UNKNOWN : r;
-}
-
-static int fs_key_delete(struct store *s, int64_t account_id, int64_t id, store_delete_fn fn, void *arg)
-{
-    int r;
-
-    if (FAULT(s) == CF_NOT_COMMITTED)
-        return AK_ERR_OUTCOME_UNKNOWN;
-    r = REAL(s)->ops->key_delete(REAL(s), account_id, id, fn, arg);
-    return r == 0 && FAULT(s) == CF_COMMITTED ? AK_ERR_OUTCOME_UNKNOWN : r;
-}
-
-static int fs_key_get(struct store *s, int64_t id, struct key_rec *ret)
-{
-    return REAL(s)->ops->key_get(REAL(s), id, ret);
+    (void)s;
+    return AK_ERR_OUTCOME_UNKNOWN; /* the database cannot be reached to tell */
 }
 
 static int fs_key_load(struct store *s, store_key_cb cb, void *arg)
 {
-    if (((struct fault_store *)s)->load_fails)
-        return AK_ERR_UNAVAILABLE;
-    return REAL(s)->ops->key_load(REAL(s), cb, arg);
-}
-
-static int fs_last_used_flush(struct store *s, const struct key_use *v, size_t n)
-{
-    return REAL(s)->ops->last_used_flush(REAL(s), v, n);
+    return fs.load_fails ? AK_ERR_UNAVAILABLE : fs.real->key_load(s, cb, arg);
 }
 
 static int fs_poll_changed(struct store *s, bool *ret)
 {
-    *ret = false; /* only what the keys service asks for itself */
     (void)s;
+    *ret = false; /* only what the keys service asks for itself */
     return 0;
 }
 
 /* A shared store's watch: keeps the ops for the test to call, and loads at once. */
 static int fs_watch(struct store *s, const struct store_watch_ops *ops, void *arg)
 {
-    struct fault_store *fs = (struct fault_store *)s;
-
-    fs->wops = ops;
-    fs->warg = arg;
+    (void)s;
+    fs.wops = ops;
+    fs.warg = arg;
     return ops->resync(arg);
 }
 
-static const struct store_ops FAULT_OPS = {
-    .name = "fault",
-    .free = fs_free,
-    .account_create = fs_account_create,
-    .key_insert = fs_key_insert,
-    .key_update = fs_key_update,
-    .key_delete = fs_key_delete,
-    .key_get = fs_key_get,
-    .key_load = fs_key_load,
-    .last_used_flush = fs_last_used_flush,
-    .poll_changed = fs_poll_changed,
-};
-
-/* A keys service over the fixture's store wrapped in `fs`. */
-static struct keys *faulty_service(struct fixture *f, struct fault_store *fs, bool watched, unsigned staleness)
+/* A keys service over the fixture's store with the faulty ops (a shared store, with watch, when `watched`). */
+static struct keys *faulty_service(struct fixture *f, bool watched, unsigned staleness)
 {
     struct keys_config cfg = {.brand = "ml", .max_keys = f->max_keys, .max_staleness_s = staleness};
     struct keys *k;
 
-    static struct store_ops watched_ops; /* FAULT_OPS as a shared store: with watch */
-
-    memset(fs, 0, sizeof(*fs));
-    watched_ops = FAULT_OPS;
-    watched_ops.name = "fault-watched";
-    watched_ops.watch = fs_watch;
-    fs->super.ops = watched ? &watched_ops : &FAULT_OPS;
-    fs->real = f->store;
-    assert_int_equal(keys_new(&fs->super, &f->secret, &cfg, &k), 0);
+    if (f->store->ops != &fs.ops) {
+        fs.real = f->store->ops;
+        fs.ops = *fs.real;
+        fs.ops.commit = fs_commit;
+        fs.ops.settle = fs_settle;
+        fs.ops.key_load = fs_key_load;
+        fs.ops.poll_changed = fs_poll_changed;
+        f->store->ops = &fs.ops;
+    }
+    fs.ops.watch = watched ? fs_watch : NULL;
+    fs.fault = CF_NONE;
+    fs.load_fails = false;
+    assert_int_equal(keys_new(f->store, &f->secret, &cfg, &k), 0);
     if (watched)
         assert_int_equal(keys_watch(k, 1000), 0);
     else
@@ -979,12 +937,16 @@ static struct keys *faulty_service(struct fixture *f, struct fault_store *fs, bo
     return k;
 }
 
+static void faulty_done(struct fixture *f)
+{
+    f->store->ops = fs.real;
+}
+
 /* A COMMIT that may have happened: never answered as success or as "nothing changed"; the catalog follows the store. */
 static void test_outcome_unknown_writes(void **state)
 {
     struct fixture *f = *state;
-    struct fault_store fs;
-    struct keys *k = faulty_service(f, &fs, false, 0);
+    struct keys *k = faulty_service(f, false, 0);
     struct account a;
     struct key_rec rec, k1;
     struct principal p;
@@ -1022,6 +984,7 @@ static void test_outcome_unknown_writes(void **state)
     assert_int_equal(keys_sync(k, &reloaded), 0);
     assert_false(reloaded); /* nothing left to catch up */
     keys_free(k);
+    faulty_done(f);
 }
 
 /* A change the store committed but the catalog could not take (out of memory) is served after a reload, never answered stale. */
@@ -1057,30 +1020,31 @@ static void test_catalog_failure_after_commit(void **state)
 static void test_staleness_fails_closed(void **state)
 {
     struct fixture *f = *state;
-    struct fault_store fs, fs0;
-    struct keys *k = faulty_service(f, &fs, true, 1), *k0;
+    struct keys *k = faulty_service(f, true, 1), *k0;
+    const struct store_watch_ops *wops = fs.wops;
+    void *warg = fs.warg;
     struct account a;
     struct principal p;
     struct timespec wait = {.tv_sec = 1, .tv_nsec = 300000000L};
 
     new_account(k, "acme", &a);
     assert_int_equal(auth(k, a.key, 2, &p), 0);
-    k0 = faulty_service(f, &fs0, true, 0); /* 0: never refuse (fail open) */
-    nanosleep(&wait, NULL);                /* past the 1 s bound, with nothing heard */
+    k0 = faulty_service(f, true, 0); /* 0: never refuse (fail open) */
+    nanosleep(&wait, NULL);          /* past the 1 s bound, with nothing heard */
     assert_int_equal(auth(k, a.key, 3, &p), AK_ERR_STALE);
     assert_int_equal(auth(k0, a.key, 3, &p), 0);
-    fs.wops->heard(fs.warg);
+    wops->heard(warg);
     assert_int_equal(auth(k, a.key, 4, &p), 0);
     keys_free(k0);
     keys_free(k);
+    faulty_done(f);
 }
 
 /* Uses reported from the store are believed only within clock skew: a far-future last_used would stop real uses being recorded. */
 static void test_watch_uses_within_skew(void **state)
 {
     struct fixture *f = *state;
-    struct fault_store fs;
-    struct keys *k = faulty_service(f, &fs, true, 0);
+    struct keys *k = faulty_service(f, true, 0);
     struct account a;
     struct snapshot s;
     int64_t now = timefmt_now();
@@ -1095,6 +1059,7 @@ static void test_watch_uses_within_skew(void **state)
     snap(k, &a.who, &s);
     assert_int_equal(must_find(&s, a.primary.id)->last_used, now);
     keys_free(k);
+    faulty_done(f);
 }
 
 int main(void)
