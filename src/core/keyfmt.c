@@ -13,7 +13,7 @@
 
 static const char B62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-static int is_base62(unsigned char c)
+bool keyfmt_is_base62(char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
@@ -112,7 +112,7 @@ int keyfmt_parse(const char *brand, const char *key, size_t len, enum key_type *
     else
         return AK_ERR_KEY_FORMAT;
     for (size_t i = blen + 6; i < len; i++)
-        if (!is_base62((unsigned char)key[i]))
+        if (!keyfmt_is_base62(key[i]))
             return AK_ERR_KEY_FORMAT;
     body = len - KEYFMT_CHECKSUM_LEN;
     keyfmt_checksum_encode(checksum(key, body), sum);

@@ -52,6 +52,9 @@ int keyfmt_generate(const char *brand, enum key_type type, char *buf, size_t buf
  */
 int keyfmt_parse(const char *brand, const char *key, size_t len, enum key_type *ret_type);
 
+/* Whether `c` is a base62 digit (0-9, A-Z, a-z): the alphabet of a key's random part and checksum. */
+bool keyfmt_is_base62(char c);
+
 /* Encodes `v` as exactly KEYFMT_CHECKSUM_LEN base62 digits (big-endian, zero-padded) into `out`. */
 void keyfmt_checksum_encode(uint32_t v, char out[KEYFMT_CHECKSUM_LEN]);
 

@@ -70,15 +70,6 @@ void keys_free(struct keys *k)
     free(k);
 }
 
-/* A coarse monotonic clock in ms: a few ns on the hot path. */
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reloads the catalog; the caller holds write_lock. */
 static int reload_locked(struct keys *k)
 {
@@ -136,7 +127,7 @@ int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, 
         return AK_ERR_KEY_FORMAT;
     /* Fail closed: a shared store silent for too long may have revoked keys this catalog still shows. */
     if (k->max_staleness_ms > 0 && k->store->ops->watch != NULL &&
-        mono_ms() - atomic_load_explicit(&k->heard_ms, memory_order_relaxed) > k->max_staleness_ms)
+        timefmt_mono_ms() - atomic_load_explicit(&k->heard_ms, memory_order_relaxed) > k->max_staleness_ms)
         return AK_ERR_STALE;
     if ((r = digest_compute(&k->secret, token, tlen, digest)) != 0)
         return r;
@@ -435,7 +426,7 @@ static void watch_heard(void *arg)
 {
     struct keys *k = arg;
 
-    atomic_store_explicit(&k->heard_ms, mono_ms(), memory_order_relaxed);
+    atomic_store_explicit(&k->heard_ms, timefmt_mono_ms(), memory_order_relaxed);
 }
 
 static int watch_resync(void *arg)

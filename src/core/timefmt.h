@@ -16,4 +16,7 @@ int timefmt_format(int64_t t, char *buf, size_t bufsz);
 /* Seconds since the epoch, from the real-time clock. */
 int64_t timefmt_now(void);
 
+/* Milliseconds of a monotonic clock (coarse: a few ns to read, a few ms of resolution), for deadlines and ages. */
+int64_t timefmt_mono_ms(void);
+
 #endif

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/keyfmt.h"
+
 #include "core/timefmt.h"
 
 static int access_log = 1;
@@ -99,8 +101,6 @@ static const char *reason(int status)
 
 /* Longest path the key check decodes; a longer one is redacted unread (no route of this API is that long). */
 #define SCAN_MAX 2048
-/* A key's random part is 32 base62 characters: a run this long is taken for one. */
-#define BASE62_RUN 32
 #define DECODE_ROUNDS 8
 #define VERIFY_PREFIX "/v1/auth/verify/"
 
@@ -130,11 +130,6 @@ static size_t percent_decode(const char *in, size_t len, char *out)
     return n;
 }
 
-static bool is_b62(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
 /*
  * Whether `s` holds _prod_ or _sand_ (any case), or a run of base62 as long
  * as a key's random part that is not all hex digits (hex identifiers such as
@@ -149,14 +144,14 @@ static bool looks_like_key(const char *s, size_t len)
         if (i + 6 <= len && s[i] == '_' && s[i + 5] == '_' &&
             (strncasecmp(s + i + 1, "prod", 4) == 0 || strncasecmp(s + i + 1, "sand", 4) == 0))
             return true;
-        if (!is_b62(s[i])) {
+        if (!keyfmt_is_base62(s[i])) {
             run = 0;
             beyond_hex = false;
             continue;
         }
         run++;
         beyond_hex = beyond_hex || hexval(s[i]) < 0;
-        if (run >= BASE62_RUN && beyond_hex)
+        if (run >= KEYFMT_RANDOM_LEN && beyond_hex)
             return true;
     }
     return false;

@@ -28,6 +28,7 @@
 #include "core/error.h"
 #include "core/keys.h"
 #include "core/throttle.h"
+#include "core/timefmt.h"
 #include "http/handlers.h"
 #include "http/respond.h"
 #include "http/worker.h"
@@ -99,14 +100,6 @@ static void on_stop(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
     w->stopping = 1;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /*
  * h2o 2.2 keeps per-thread state (buffer pools) that a loop's sockets use:
  * a loop, its context, listener and queue are created on the thread that
@@ -128,7 +121,8 @@ static void worker_setup(struct worker *w)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    uint64_t deadline, sent;
+    int64_t deadline;
+    uint64_t sent;
 
     worker_setup(w);
     pthread_barrier_wait(&ready);
@@ -143,8 +137,8 @@ static void *worker_main(void *arg)
      * leave: idle keep-alive connections are not waited for.
      */
     h2o_context_request_shutdown(&w->ctx);
-    deadline = mono_ms() + WRITE_DRAIN_MS;
-    while (w->inflight > 0 && mono_ms() < deadline) {
+    deadline = timefmt_mono_ms() + WRITE_DRAIN_MS;
+    while (w->inflight > 0 && timefmt_mono_ms() < deadline) {
         h2o_evloop_run(w->ctx.loop, 10);
         respond_log_flush();
     }
@@ -154,13 +148,13 @@ static void *worker_main(void *arg)
      * are read here, so that none is left in the queue with a key inside.
      */
     sent = writer_inbox_close(&w->reply_receiver);
-    deadline = mono_ms() + REPLY_DRAIN_MS;
-    while (w->reply_receiver.received < sent && mono_ms() < deadline) {
+    deadline = timefmt_mono_ms() + REPLY_DRAIN_MS;
+    while (w->reply_receiver.received < sent && timefmt_mono_ms() < deadline) {
         h2o_evloop_run(w->ctx.loop, 10);
         respond_log_flush();
     }
-    deadline = mono_ms() + DRAIN_MS;
-    while (!h2o_linklist_is_empty(&w->ctx.http1._conns) && mono_ms() < deadline) {
+    deadline = timefmt_mono_ms() + DRAIN_MS;
+    while (!h2o_linklist_is_empty(&w->ctx.http1._conns) && timefmt_mono_ms() < deadline) {
         h2o_evloop_run(w->ctx.loop, 10);
         respond_log_flush();
     }

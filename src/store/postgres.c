@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "core/timefmt.h"
 #include "store/notify.h"
 #include "store/store.h"
 
@@ -732,14 +733,6 @@ struct watch_state {
     char list[NOTIFY_IDS_MAX * 21 + 3]; /* "{id,id,...}" */
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Writes `ids` as a PostgreSQL array literal into ws->list. */
 static void id_list(struct watch_state *ws, const int64_t *ids, size_t n)
 {
@@ -886,10 +879,10 @@ static void follow(struct pg_store *s, PGconn *conn, struct watch_state *ws)
             return;
         if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK)
             return;
-        if (mono_ms() - last_beat >= HEARTBEAT_MS) {
+        if (timefmt_mono_ms() - last_beat >= HEARTBEAT_MS) {
             if (exec_ms(conn, "SELECT 1", 0, NULL, NULL, DEAD_MS) != 0)
                 return;
-            last_beat = mono_ms();
+            last_beat = timefmt_mono_ms();
             beat = true;
         }
         while ((n = PQnotifies(conn)) != NULL) {
