@@ -94,6 +94,8 @@ struct pg_store {
     _Atomic int stop;
 };
 
+#define PG(base) ((struct pg_store *)(base))
+
 /* The store never logs: the server's notices (e.g. "relation already exists") are dropped. */
 static void ignore_notice(void *arg, const char *message)
 {
@@ -299,8 +301,9 @@ static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
 }
 
 /* Locks the account's row for the rest of the transaction. AK_ERR_NOT_FOUND if there is no such account. */
-static int lock_account(PGconn *conn, int64_t account_id)
+static int pg_account_lock(struct store *base, int64_t account_id)
 {
+    PGconn *conn = PG(base)->conn;
     char a[24];
     const char *p[] = {a};
     PGresult *res;
@@ -330,8 +333,9 @@ static void digest_param(const uint8_t d[DIGEST_LEN], char out[DIGEST_PARAM_LEN]
     out[DIGEST_PARAM_LEN - 1] = '\0';
 }
 
-static int insert_key(PGconn *conn, struct key_rec *rec)
+static int pg_key_insert(struct store *base, struct key_rec *rec)
 {
+    PGconn *conn = PG(base)->conn;
     char account[24], created[24], digest[DIGEST_PARAM_LEN];
     const char *p[] = {
         account, rec->name, key_type_name(rec->type), rec->prefix, digest, rec->active ? "t" : "f", rec->primary ? "t" : "f",
@@ -354,7 +358,7 @@ static int insert_key(PGconn *conn, struct key_rec *rec)
 }
 
 /* Reads key `id` (of `account_id` when non-zero). */
-static int read_key(PGconn *conn, int64_t account_id, int64_t id, struct key_rec *ret)
+static int read_key(PGconn *conn, int64_t id, struct key_rec *ret)
 {
     char i[24];
     const char *p[] = {i};
@@ -366,13 +370,12 @@ static int read_key(PGconn *conn, int64_t account_id, int64_t id, struct key_rec
         return r;
     r = PQntuples(res) == 1 ? row_to_rec(res, 0, ret) : AK_ERR_NOT_FOUND;
     PQclear(res);
-    if (r == 0 && account_id != 0 && ret->account_id != account_id)
-        r = AK_ERR_NOT_FOUND;
     return r;
 }
 
-static int read_primary(PGconn *conn, int64_t account_id, int64_t *ret)
+static int pg_key_primary(struct store *base, int64_t account_id, int64_t *ret)
 {
+    PGconn *conn = PG(base)->conn;
     char a[24];
     const char *p[] = {a};
     PGresult *res;
@@ -386,8 +389,9 @@ static int read_primary(PGconn *conn, int64_t account_id, int64_t *ret)
     return 0;
 }
 
-static int write_flags(PGconn *conn, struct key_rec *rec)
+static int pg_key_write(struct store *base, struct key_rec *rec)
 {
+    PGconn *conn = PG(base)->conn;
     char i[24], a[24];
     const char *p[] = {i, a, rec->name, rec->active ? "t" : "f", rec->primary ? "t" : "f"};
     PGresult *res;
@@ -409,8 +413,6 @@ static int write_flags(PGconn *conn, struct key_rec *rec)
 }
 
 /* ---- transactions: one at a time on the write connection, under `lock` ---- */
-
-#define PG(base) ((struct pg_store *)(base))
 
 static int pg_begin(struct store *base)
 {
@@ -488,11 +490,6 @@ static int pg_account_insert(struct store *base, const char *name, int64_t now, 
     return 0;
 }
 
-static int pg_account_lock(struct store *base, int64_t account_id)
-{
-    return lock_account(PG(base)->conn, account_id);
-}
-
 /* Runs `sql` with `p`, expecting one row back, else `none`. */
 static int returns_one(PGconn *conn, const char *sql, int n, const char *const *p, int none)
 {
@@ -528,14 +525,9 @@ static int pg_account_return_key(struct store *base, int64_t account_id)
     return exec(PG(base)->conn, "UPDATE accounts SET key_count = key_count - 1 WHERE id = $1", 1, p, NULL);
 }
 
-static int pg_key_insert(struct store *base, struct key_rec *rec)
-{
-    return insert_key(PG(base)->conn, rec);
-}
-
 static int pg_key_read(struct store *base, int64_t id, struct key_rec *ret)
 {
-    return read_key(PG(base)->conn, 0, id, ret);
+    return read_key(PG(base)->conn, id, ret);
 }
 
 static int pg_key_read_digest(struct store *base, const uint8_t digest[DIGEST_LEN], struct key_rec *ret)
@@ -551,16 +543,6 @@ static int pg_key_read_digest(struct store *base, const uint8_t digest[DIGEST_LE
     r = PQntuples(res) == 1 ? row_to_rec(res, 0, ret) : AK_ERR_NOT_FOUND;
     PQclear(res);
     return r;
-}
-
-static int pg_key_primary(struct store *base, int64_t account_id, int64_t *ret_id)
-{
-    return read_primary(PG(base)->conn, account_id, ret_id);
-}
-
-static int pg_key_write(struct store *base, struct key_rec *rec)
-{
-    return write_flags(PG(base)->conn, rec);
 }
 
 static int pg_key_remove(struct store *base, int64_t account_id, int64_t id)
@@ -654,7 +636,7 @@ static int pg_key_get(struct store *base, int64_t id, struct key_rec *ret)
 
     pthread_mutex_lock(&s->lock);
     if ((r = ensure_conn(s)) == 0)
-        r = read_key(s->conn, 0, id, ret);
+        r = read_key(s->conn, id, ret);
     pthread_mutex_unlock(&s->lock);
     return r;
 }

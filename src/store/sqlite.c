@@ -274,8 +274,9 @@ static int row_to_rec(sqlite3_stmt *st, struct key_rec *rec)
     return 0;
 }
 
-static int read_primary(struct sqlite_store *s, int64_t account_id, int64_t *ret)
+static int sq_key_primary(struct store *base, int64_t account_id, int64_t *ret)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_stmt *st = stmt(s, ST_KEY_PRIMARY);
     int rc, r = 0;
 
@@ -291,8 +292,9 @@ static int read_primary(struct sqlite_store *s, int64_t account_id, int64_t *ret
     return r;
 }
 
-static int write_flags(struct sqlite_store *s, const struct key_rec *rec)
+static int sq_key_write(struct store *base, struct key_rec *rec)
 {
+    struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_stmt *st = stmt(s, ST_KEY_UPDATE);
     int r;
 
@@ -337,16 +339,6 @@ static int sq_key_read_digest(struct store *base, const uint8_t digest[DIGEST_LE
 
     sqlite3_bind_blob(st, 1, digest, DIGEST_LEN, SQLITE_STATIC);
     return read_row(st, ret);
-}
-
-static int sq_key_primary(struct store *base, int64_t account_id, int64_t *ret_id)
-{
-    return read_primary((struct sqlite_store *)base, account_id, ret_id);
-}
-
-static int sq_key_write(struct store *base, struct key_rec *rec)
-{
-    return write_flags((struct sqlite_store *)base, rec);
 }
 
 static int sq_key_remove(struct store *base, int64_t account_id, int64_t id)
