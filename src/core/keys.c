@@ -91,6 +91,13 @@ int keys_load(struct keys *k)
     return r;
 }
 
+/* Takes out a key deleted elsewhere; if the catalog cannot, the next sync reloads it. */
+static void forget(struct keys *k, int64_t id)
+{
+    if (catalog_remove(k->cat, id) != 0)
+        atomic_store(&k->reload_wanted, 1);
+}
+
 /*
  * After a write: `r` is the store's answer, `cr` the catalog's. A store
  * that could not tell whether it committed, or a catalog that could not
@@ -101,8 +108,7 @@ int keys_load(struct keys *k)
 static int settle(struct keys *k, int r, int cr)
 {
     if (r == AK_ERR_OUTCOME_UNKNOWN) {
-        if (reload_locked(k) != 0)
-            atomic_store(&k->reload_wanted, 1);
+        reload_locked(k); /* on failure, it asks keys_sync for the next tick */
         return r;
     }
     if (r != 0 || cr == 0)
@@ -331,8 +337,8 @@ int keys_update(struct keys *k, const struct principal *who, int64_t id, const s
         goto out;
     last_used = rec->last_used; /* memory is ahead of the store by up to a flush interval */
     if ((r = store_key_update(k->store, who->account_id, id, apply_patch, (void *)req, rec, demoted)) != 0) {
-        if (r == AK_ERR_NOT_FOUND && catalog_remove(k->cat, id) != 0) /* deleted elsewhere */
-            atomic_store(&k->reload_wanted, 1);
+        if (r == AK_ERR_NOT_FOUND)
+            forget(k, id); /* deleted elsewhere */
         r = settle(k, r, 0);
         goto out;
     }
@@ -361,9 +367,7 @@ int keys_delete(struct keys *k, const struct principal *who, int64_t id)
         goto out;
     r = store_key_delete(k->store, who->account_id, id, check_delete, NULL);
     if (r == AK_ERR_NOT_FOUND) {
-        /* deleted elsewhere: not our change to answer for, but the catalog must follow */
-        if (catalog_remove(k->cat, id) != 0)
-            atomic_store(&k->reload_wanted, 1);
+        forget(k, id); /* deleted elsewhere: not our change to answer for, but the catalog must follow */
     } else {
         r = settle(k, r, r == 0 ? catalog_remove(k->cat, id) : 0);
     }
@@ -395,11 +399,10 @@ static void watch_changed(void *arg, const struct key_rec *recs, size_t n, const
 
     if (n != 0)
         r = catalog_put_many(k->cat, recs, n);
-    for (size_t i = 0; i < ngone; i++)
-        if (catalog_remove(k->cat, gone[i]) != 0)
-            r = AK_ERR_NOMEM;
     if (r != 0 && r != AK_ERR_ARG && r != AK_ERR_COLLISION)
         atomic_store(&k->reload_wanted, 1);
+    for (size_t i = 0; i < ngone; i++)
+        forget(k, gone[i]);
 }
 
 #define CLOCK_SKEW_S 5 /* how far ahead of ours another instance's clock may be */
@@ -408,18 +411,11 @@ static void watch_changed(void *arg, const struct key_rec *recs, size_t n, const
 static void watch_used(void *arg, const struct key_use *uses, size_t n)
 {
     struct keys *k = arg;
-    struct key_use ok[64];
     int64_t limit = timefmt_now() + CLOCK_SKEW_S;
-    size_t m = 0;
 
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         if (uses[i].at > 0 && uses[i].at <= limit)
-            ok[m++] = uses[i];
-        if (m == sizeof(ok) / sizeof(ok[0]) || (i + 1 == n && m != 0)) {
-            catalog_note_uses(k->cat, ok, m);
-            m = 0;
-        }
-    }
+            catalog_note_uses(k->cat, &uses[i], 1);
 }
 
 static void watch_heard(void *arg)
