@@ -8,7 +8,7 @@
  * accepting path without having to guess a CRC32.
  *
  * keyfmt_parse must accept exactly the keys of docs/contract.md: brand,
- * "_prod_" or "_sand_", 32 base62, 6 base62 of CRC32 (checked here with an
+ * "_prod_", "_sand_" or "_admin_", 32 base62, 6 base62 of CRC32 (checked here with an
  * encoder of this file's own), at keyfmt_key_len; the type must match the
  * infix, and nothing is written on refusal.
  */
@@ -41,18 +41,21 @@ static uint32_t crc(const char *s, size_t len)
 /* The contract's key rule, written apart from keyfmt.c. */
 static bool oracle(const char *brand, const char *key, size_t len, enum key_type *ret_type)
 {
-    size_t blen = strlen(brand);
+    size_t blen = strlen(brand), infix;
     char sum[KEYFMT_CHECKSUM_LEN];
 
-    if (len != blen + 6 + 32 + 6 || strncmp(key, brand, blen) != 0)
+    if (strncmp(key, brand, blen) != 0)
         return false;
-    if (memcmp(key + blen, "_prod_", 6) == 0)
+    if (len == blen + 6 + 32 + 6 && memcmp(key + blen, "_prod_", 6) == 0)
         *ret_type = KEY_TYPE_PRODUCTION;
-    else if (memcmp(key + blen, "_sand_", 6) == 0)
+    else if (len == blen + 6 + 32 + 6 && memcmp(key + blen, "_sand_", 6) == 0)
         *ret_type = KEY_TYPE_SANDBOX;
+    else if (len == blen + 7 + 32 + 6 && memcmp(key + blen, "_admin_", 7) == 0)
+        *ret_type = KEY_TYPE_ADMIN;
     else
         return false;
-    for (size_t i = blen + 6; i < len; i++)
+    infix = *ret_type == KEY_TYPE_ADMIN ? 7 : 6;
+    for (size_t i = blen + infix; i < len; i++)
         if (!is_b62(key[i]))
             return false;
     encode(crc(key, len - 6), sum);
@@ -81,9 +84,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(r == 0 || r == AK_ERR_KEY_FORMAT);
     FUZZ_CHECK((r == 0) == oracle(brand, key, len, &want));
     if (r == 0) {
-        FUZZ_CHECK(len == keyfmt_key_len(brand) && len <= KEYFMT_MAX_LEN);
+        FUZZ_CHECK(len == keyfmt_key_len(brand, type) && len <= KEYFMT_MAX_LEN);
         FUZZ_CHECK(type == want);
-        FUZZ_CHECK(memcmp(key + strlen(brand) + 1, key_type_name(type), 4) == 0); /* "prod" / "sand" */
+        FUZZ_CHECK(memcmp(key + strlen(brand) + 1, key_type_name(type), 4) == 0); /* "prod" / "sand" / "admi" */
     } else {
         FUZZ_CHECK(type == (enum key_type)42);
     }

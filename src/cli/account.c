@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/accounts.h"
 #include "core/error.h"
 #include "core/timefmt.h"
 
@@ -67,9 +68,11 @@ static int account_create(int argc, char **argv)
     struct cli_common c = {.db = getenv("APIKEYD_DB")};
     const char *name = NULL;
     char key[KEYFMT_MAX_LEN + 1], msg[VALIDATE_MSG_MAX];
+    struct account_create_req *req;
+    struct account_rec *acct;
+    struct audit_origin origin;
     struct key_rec *rec;
     struct cli_env env;
-    int64_t account_id;
     int opt, r;
 
     optind = 1;
@@ -108,18 +111,27 @@ static int account_create(int argc, char **argv)
     }
     if (cli_env_open(&c, &env) != 0)
         return 1;
-    if ((rec = malloc(sizeof(*rec))) == NULL) {
-        cli_env_close(&env);
-        return 1;
-    }
-    if ((r = keys_account_create(env.keys, name, &account_id, rec, key, sizeof(key))) != 0) {
+    rec = malloc(sizeof(*rec));
+    acct = malloc(sizeof(*acct));
+    req = calloc(1, sizeof(*req));
+    if (rec == NULL || acct == NULL || req == NULL) {
+        r = AK_ERR_NOMEM;
         fprintf(stderr, "apikeyd: cannot create account: %s\n", ak_strerror(r));
-    } else if (print_account(account_id, name, rec, key) != 0) {
+        goto out;
+    }
+    strcpy(req->name, name);
+    audit_origin_cli(&origin);
+    if ((r = accounts_create(env.keys, &origin, req, acct, rec, key, sizeof(key))) != 0) {
+        fprintf(stderr, "apikeyd: cannot create account: %s\n", ak_strerror(r));
+    } else if (print_account(acct->id, name, rec, key) != 0) {
         fprintf(stderr, "apikeyd: cannot print the new account\n");
         r = -1;
     }
+out:
     OPENSSL_cleanse(key, sizeof(key));
     free(rec);
+    free(acct);
+    free(req);
     cli_env_close(&env);
     return r == 0 ? 0 : 1;
 }

@@ -71,9 +71,16 @@ struct world {
     _Atomic(struct ptable *) accounts;
 };
 
+/* A set of account ids, ascending, immutable once published. */
+struct idset {
+    size_t n;
+    int64_t ids[];
+};
+
 struct catalog {
     struct ebr ebr;
     _Atomic(struct world *) world;
+    _Atomic(struct idset *) suspended; /* NULL: none */
     pthread_mutex_t wlock;
     /* ids of deleted keys, sorted: ids are never reused, so a late event about one is ignored */
     int64_t *gone;
@@ -580,6 +587,7 @@ void catalog_free(struct catalog *cat)
     if (cat == NULL)
         return;
     free(cat->gone);
+    free(atomic_load(&cat->suspended));
     ebr_release(&cat->ebr);
     world_free(atomic_load(&cat->world));
     pthread_mutex_destroy(&cat->wlock);
@@ -872,6 +880,85 @@ bool catalog_digest_taken(struct catalog *cat, const uint8_t digest[DIGEST_LEN])
     return taken;
 }
 
+/* Reader (inside ebr): whether `id` is in the published set (binary search; none: one load). */
+static bool idset_has(const struct idset *set, int64_t id)
+{
+    size_t lo = 0, hi = set != NULL ? set->n : 0;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (set->ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return set != NULL && lo < set->n && set->ids[lo] == id;
+}
+
+int catalog_set_suspended(struct catalog *cat, const int64_t *ids, size_t n)
+{
+    struct idset *set = NULL, *old;
+
+    if (n != 0) {
+        if ((set = cat_malloc(sizeof(*set) + n * sizeof(set->ids[0]))) == NULL)
+            return AK_ERR_NOMEM;
+        set->n = n;
+        memcpy(set->ids, ids, n * sizeof(ids[0]));
+    }
+    pthread_mutex_lock(&cat->wlock);
+    old = atomic_exchange_explicit(&cat->suspended, set, memory_order_acq_rel);
+    retire(&cat->ebr, old, free);
+    ebr_reclaim(&cat->ebr);
+    pthread_mutex_unlock(&cat->wlock);
+    return 0;
+}
+
+int catalog_suspend(struct catalog *cat, int64_t account_id, bool suspended)
+{
+    struct idset *cur, *set;
+    size_t n, k = 0;
+    int r = 0;
+
+    pthread_mutex_lock(&cat->wlock);
+    cur = atomic_load_explicit(&cat->suspended, memory_order_acquire);
+    n = cur != NULL ? cur->n : 0;
+    if (idset_has(cur, account_id) == suspended)
+        goto out;
+    if (!suspended && n == 1) {
+        set = NULL;
+    } else if ((set = cat_malloc(sizeof(*set) + (n + 1) * sizeof(set->ids[0]))) == NULL) {
+        r = AK_ERR_NOMEM;
+        goto out;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (suspended && k == i && cur->ids[i] > account_id)
+                set->ids[k++] = account_id;
+            if (cur->ids[i] != account_id)
+                set->ids[k++] = cur->ids[i];
+        }
+        if (suspended && k == n)
+            set->ids[k++] = account_id;
+        set->n = k;
+    }
+    atomic_store_explicit(&cat->suspended, set, memory_order_release);
+    retire(&cat->ebr, cur, free);
+    ebr_reclaim(&cat->ebr);
+out:
+    pthread_mutex_unlock(&cat->wlock);
+    return r;
+}
+
+bool catalog_is_suspended(struct catalog *cat, int64_t account_id)
+{
+    bool r;
+
+    if (ebr_enter(&cat->ebr) != 0)
+        return false;
+    r = idset_has(atomic_load_explicit(&cat->suspended, memory_order_acquire), account_id);
+    ebr_exit(&cat->ebr);
+    return r;
+}
+
 int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], int64_t now, struct principal *ret)
 {
     struct entry *e;
@@ -884,6 +971,11 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
         goto out;
     if (!e->active) {
         r = AK_ERR_KEY_INACTIVE;
+        goto out;
+    }
+    /* Not a use: a suspended account's key is refused before last_used moves. */
+    if (idset_has(atomic_load_explicit(&cat->suspended, memory_order_acquire), e->account_id)) {
+        r = AK_ERR_SUSPENDED;
         goto out;
     }
     /* Write only when the second changes, so that a busy key does not bounce a cache line between cores. */

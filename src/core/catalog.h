@@ -90,10 +90,23 @@ bool catalog_digest_taken(struct catalog *cat, const uint8_t digest[DIGEST_LEN])
 
 /*
  * Looks up the key with `digest` (compared in constant time). If it is
- * active, records `now` as its last use and fills `ret`. Returns 0,
- * AK_ERR_KEY_UNKNOWN or AK_ERR_KEY_INACTIVE.
+ * active and its account is not suspended, records `now` as its last use
+ * and fills `ret`. Returns 0, AK_ERR_KEY_UNKNOWN, AK_ERR_KEY_INACTIVE or
+ * AK_ERR_SUSPENDED.
  */
 int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], int64_t now, struct principal *ret);
+
+/*
+ * Replaces the set of suspended accounts with `ids` (ascending; copied).
+ * Returns 0, or AK_ERR_NOMEM with the old set kept.
+ */
+int catalog_set_suspended(struct catalog *cat, const int64_t *ids, size_t n);
+
+/* Adds `account_id` to the suspended set, or takes it out. Returns 0 or AK_ERR_NOMEM. */
+int catalog_suspend(struct catalog *cat, int64_t account_id, bool suspended);
+
+/* Whether `account_id` is suspended. */
+bool catalog_is_suspended(struct catalog *cat, int64_t account_id);
 
 /* Calls `cb` for each key of `account_id` in id order (only sandbox keys when `sandbox_only`), with a decoded copy. */
 void catalog_list(struct catalog *cat, int64_t account_id, bool sandbox_only, catalog_visit_cb cb, void *arg);

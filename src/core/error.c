@@ -46,6 +46,12 @@ const char *ak_strerror(int err)
         return "unusable secret file";
     case AK_ERR_OUTCOME_UNKNOWN:
         return "the database did not confirm whether the change was applied";
+    case AK_ERR_EXISTS:
+        return "an account with this external_id exists already";
+    case AK_ERR_SUSPENDED:
+        return "the account is suspended";
+    case AK_ERR_BELOW_COUNT:
+        return "the account has more keys than this cap";
     case AK_ERR_STALE:
         return "the key store has not been heard from for too long";
     }

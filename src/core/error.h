@@ -30,6 +30,9 @@ enum ak_err {
     AK_ERR_SECRET = -18,           /* the secret file is unusable */
     AK_ERR_OUTCOME_UNKNOWN = -19,  /* a write may or may not have been applied (the store did not confirm either way) */
     AK_ERR_STALE = -20,            /* the in-memory keys may be stale: the shared store has been silent too long */
+    AK_ERR_EXISTS = -21,           /* an account with this external_id exists already */
+    AK_ERR_SUSPENDED = -22,        /* the key's account is suspended */
+    AK_ERR_BELOW_COUNT = -23,      /* a key cap below the account's number of keys */
 };
 
 /* Returns a static, human-readable description of `err`. Never NULL. */

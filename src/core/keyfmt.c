@@ -20,7 +20,7 @@ bool keyfmt_is_base62(char c)
 
 const char *key_type_name(enum key_type type)
 {
-    return type == KEY_TYPE_SANDBOX ? "sandbox" : "production";
+    return type == KEY_TYPE_SANDBOX ? "sandbox" : type == KEY_TYPE_ADMIN ? "admin" : "production";
 }
 
 int key_type_parse(const char *s, size_t len, enum key_type *ret_type)
@@ -48,9 +48,20 @@ int keyfmt_brand_check(const char *brand)
     return 0;
 }
 
-size_t keyfmt_key_len(const char *brand)
+/* The kind between brand and random part, underscores included. */
+static const char *kind(enum key_type type)
 {
-    return strlen(brand) + 6 + KEYFMT_RANDOM_LEN + KEYFMT_CHECKSUM_LEN;
+    return type == KEY_TYPE_SANDBOX ? "_sand_" : type == KEY_TYPE_ADMIN ? "_admin_" : "_prod_";
+}
+
+size_t keyfmt_key_len(const char *brand, enum key_type type)
+{
+    return strlen(brand) + strlen(kind(type)) + KEYFMT_RANDOM_LEN + KEYFMT_CHECKSUM_LEN;
+}
+
+size_t keyfmt_prefix_len(enum key_type type)
+{
+    return type == KEY_TYPE_ADMIN ? KEYFMT_ADMIN_PREFIX_LEN : KEYFMT_PREFIX_LEN;
 }
 
 void keyfmt_checksum_encode(uint32_t v, char out[KEYFMT_CHECKSUM_LEN])
@@ -76,8 +87,8 @@ int keyfmt_generate(const char *brand, enum key_type type, char *buf, size_t buf
         return AK_ERR_ARG;
     blen = strlen(brand);
     memcpy(buf, brand, blen);
-    memcpy(buf + blen, type == KEY_TYPE_SANDBOX ? "_sand_" : "_prod_", 6);
-    pos = blen + 6;
+    memcpy(buf + blen, kind(type), strlen(kind(type)));
+    pos = blen + strlen(kind(type));
     /* Rejection sampling: bytes >= 248 (= 4 * 62) would bias the alphabet. */
     while (filled < KEYFMT_RANDOM_LEN) {
         if (RAND_bytes(rnd, sizeof(rnd)) != 1)
@@ -99,19 +110,24 @@ out:
 
 int keyfmt_parse(const char *brand, const char *key, size_t len, enum key_type *ret_type)
 {
-    size_t blen = strlen(brand), body;
+    size_t blen = strlen(brand), body, klen;
     enum key_type type;
     char sum[KEYFMT_CHECKSUM_LEN];
 
-    if (key == NULL || len != blen + 6 + KEYFMT_RANDOM_LEN + KEYFMT_CHECKSUM_LEN || memcmp(key, brand, blen) != 0)
+    if (key == NULL || len < blen + 6 + KEYFMT_RANDOM_LEN + KEYFMT_CHECKSUM_LEN || memcmp(key, brand, blen) != 0)
         return AK_ERR_KEY_FORMAT;
     if (memcmp(key + blen, "_prod_", 6) == 0)
         type = KEY_TYPE_PRODUCTION;
     else if (memcmp(key + blen, "_sand_", 6) == 0)
         type = KEY_TYPE_SANDBOX;
+    else if (len > blen + 7 && memcmp(key + blen, "_admin_", 7) == 0)
+        type = KEY_TYPE_ADMIN;
     else
         return AK_ERR_KEY_FORMAT;
-    for (size_t i = blen + 6; i < len; i++)
+    klen = strlen(kind(type));
+    if (len != blen + klen + KEYFMT_RANDOM_LEN + KEYFMT_CHECKSUM_LEN)
+        return AK_ERR_KEY_FORMAT;
+    for (size_t i = blen + klen; i < len; i++)
         if (!keyfmt_is_base62(key[i]))
             return AK_ERR_KEY_FORMAT;
     body = len - KEYFMT_CHECKSUM_LEN;

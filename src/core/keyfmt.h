@@ -2,6 +2,7 @@
  * keyfmt: the textual form of an API key.
  *
  *   <brand>_prod_<32 base62 random><6 base62 CRC32>    (or _sand_ for sandbox)
+ *   <brand>_admin_<32 base62 random><6 base62 CRC32>   an operator's admin token
  *
  * 32 base62 characters carry 190 bits from the CSPRNG. The trailing checksum
  * (CRC32 of everything before it) lets a mistyped or invented key be refused
@@ -19,14 +20,16 @@
 #define KEYFMT_RANDOM_LEN 32
 #define KEYFMT_CHECKSUM_LEN 6
 #define KEYFMT_PREFIX_LEN 12
-#define KEYFMT_MAX_LEN (KEYFMT_BRAND_MAX + 6 + KEYFMT_RANDOM_LEN + KEYFMT_CHECKSUM_LEN)
+#define KEYFMT_ADMIN_PREFIX_LEN 13 /* "ml_admin_" and 4 random characters, as a key's 12 */
+#define KEYFMT_MAX_LEN (KEYFMT_BRAND_MAX + 7 + KEYFMT_RANDOM_LEN + KEYFMT_CHECKSUM_LEN)
 
 enum key_type {
     KEY_TYPE_PRODUCTION = 0,
     KEY_TYPE_SANDBOX = 1,
+    KEY_TYPE_ADMIN = 2, /* an admin token: never an account's key, never in the catalog */
 };
 
-/* "production" or "sandbox". */
+/* "production", "sandbox" or "admin". */
 const char *key_type_name(enum key_type type);
 
 /* Parses "production" / "sandbox" (exact, `len` bytes). Returns 0 or AK_ERR_INVALID. */
@@ -35,8 +38,11 @@ int key_type_parse(const char *s, size_t len, enum key_type *ret_type);
 /* A brand is 1..KEYFMT_BRAND_MAX characters of [a-z0-9]. Returns 0 or AK_ERR_ARG. */
 int keyfmt_brand_check(const char *brand);
 
-/* Length of every key with this brand. */
-size_t keyfmt_key_len(const char *brand);
+/* Length of every key of `type` with this brand. */
+size_t keyfmt_key_len(const char *brand, enum key_type type);
+
+/* Length of the display prefix of a key of `type`. */
+size_t keyfmt_prefix_len(enum key_type type);
 
 /*
  * Generates a new key of `type` into `buf` (at least KEYFMT_MAX_LEN + 1

@@ -15,24 +15,9 @@
 
 #include "core/bearer.h"
 #include "core/error.h"
+#include "core/keys_impl.h"
 #include "core/timefmt.h"
 #include "store/store.h"
-
-struct keys {
-    struct store *store;
-    struct catalog *cat;
-    struct digest_secret secret;
-    char brand[KEYFMT_BRAND_MAX + 1];
-    unsigned max_keys;
-    int64_t max_staleness_ms;  /* 0: never refuse */
-    _Atomic int64_t heard_ms;  /* monotonic time the shared store was last heard from */
-    _Atomic int reload_wanted; /* a write left the catalog behind the store */
-    pthread_mutex_t write_lock;
-    /* the first full load after keys_watch */
-    pthread_mutex_t watch_lock;
-    pthread_cond_t watch_cond;
-    bool watch_loaded;
-};
 
 int keys_new(struct store *store, const struct digest_secret *secret, const struct keys_config *cfg, struct keys **ret)
 {
@@ -52,6 +37,7 @@ int keys_new(struct store *store, const struct digest_secret *secret, const stru
     atomic_init(&k->heard_ms, 0);
     atomic_init(&k->reload_wanted, 0);
     pthread_mutex_init(&k->write_lock, NULL);
+    pthread_mutex_init(&k->tokens.lock, NULL);
     pthread_mutex_init(&k->watch_lock, NULL);
     pthread_cond_init(&k->watch_cond, NULL);
     *ret = k;
@@ -64,19 +50,34 @@ void keys_free(struct keys *k)
         return;
     catalog_free(k->cat);
     digest_secret_wipe(&k->secret);
+    free(k->tokens.v);
+    pthread_mutex_destroy(&k->tokens.lock);
     pthread_mutex_destroy(&k->write_lock);
     pthread_mutex_destroy(&k->watch_lock);
     pthread_cond_destroy(&k->watch_cond);
     free(k);
 }
 
-/* Reloads the catalog; the caller holds write_lock. */
-static int reload_locked(struct keys *k)
+/* Replaces the suspended set with the store's. */
+static int load_suspended(struct keys *k)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int r;
+
+    if ((r = k->store->ops->suspended_load(k->store, &ids, &n)) == 0)
+        r = catalog_set_suspended(k->cat, ids, n);
+    free(ids);
+    return r;
+}
+
+int reload_locked(struct keys *k)
 {
     int r;
 
     atomic_store(&k->reload_wanted, 0);
-    if ((r = catalog_load(k->cat, k->store)) != 0)
+    /* Suspensions first: a key is never served for an account the store has suspended. */
+    if ((r = load_suspended(k)) != 0 || (r = catalog_load(k->cat, k->store)) != 0 || (r = admin_tokens_load(k)) != 0)
         atomic_store(&k->reload_wanted, 1);
     return r;
 }
@@ -91,8 +92,7 @@ int keys_load(struct keys *k)
     return r;
 }
 
-/* Takes out a key deleted elsewhere; if the catalog cannot, the next sync reloads it. */
-static void forget(struct keys *k, int64_t id)
+void forget(struct keys *k, int64_t id)
 {
     if (catalog_remove(k->cat, id) != 0)
         atomic_store(&k->reload_wanted, 1);
@@ -105,7 +105,7 @@ static void forget(struct keys *k, int64_t id)
  * if that fails too, answer that the outcome is not known (never success
  * for a change this instance does not serve) and reload on the next tick.
  */
-static int settle(struct keys *k, int r, int cr)
+int settle(struct keys *k, int r, int cr)
 {
     if (r == AK_ERR_OUTCOME_UNKNOWN) {
         reload_locked(k); /* on failure, it asks keys_sync for the next tick */
@@ -131,6 +131,8 @@ int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, 
     /* The checksum refuses made-up and mistyped keys before any hashing. */
     if (keyfmt_parse(k->brand, token, tlen, &type) != 0)
         return AK_ERR_KEY_FORMAT;
+    if (type == KEY_TYPE_ADMIN)
+        return AK_ERR_KEY_UNKNOWN; /* an admin token is never an account's key */
     /* Fail closed: a shared store silent for too long may have revoked keys this catalog still shows. */
     if (k->max_staleness_ms > 0 && k->store->ops->watch != NULL &&
         timefmt_mono_ms() - atomic_load_explicit(&k->heard_ms, memory_order_relaxed) > k->max_staleness_ms)
@@ -175,8 +177,7 @@ out:
     return r;
 }
 
-/* Draws a fresh key whose digest is not in use, filling rec's digest and prefix. */
-static int mint(struct keys *k, enum key_type type, struct key_rec *rec, char *buf, size_t bufsz)
+int mint(struct keys *k, enum key_type type, struct key_rec *rec, char *buf, size_t bufsz)
 {
     int r;
 
@@ -197,8 +198,8 @@ fail:
     return r;
 }
 
-int keys_create(struct keys *k, const struct principal *who, const struct create_req *req, struct key_rec *ret, char *ret_key,
-                size_t keysz)
+int keys_create(struct keys *k, const struct audit_origin *origin, const struct principal *who, const struct create_req *req,
+                struct key_rec *ret, char *ret_key, size_t keysz)
 {
     struct key_rec *rec = calloc(1, sizeof(*rec));
     int r;
@@ -210,10 +211,6 @@ int keys_create(struct keys *k, const struct principal *who, const struct create
         return AK_ERR_FORBIDDEN;
     }
     pthread_mutex_lock(&k->write_lock);
-    if (catalog_account_keys(k->cat, who->account_id, NULL) >= k->max_keys) {
-        r = AK_ERR_LIMIT;
-        goto out;
-    }
     rec->account_id = who->account_id;
     strcpy(rec->name, req->name);
     rec->type = req->type;
@@ -222,7 +219,7 @@ int keys_create(struct keys *k, const struct principal *who, const struct create
     rec->created_at = timefmt_now();
     if ((r = mint(k, req->type, rec, ret_key, keysz)) != 0)
         goto out;
-    r = store_key_insert(k->store, rec, k->max_keys);
+    r = store_key_insert(k->store, origin, rec, k->max_keys, NULL);
     if ((r = settle(k, r, r == 0 ? catalog_put(k->cat, rec) : 0)) != 0) {
         OPENSSL_cleanse(ret_key, keysz);
         goto out;
@@ -298,7 +295,7 @@ static void collect_primary(void *arg, const struct key_rec *rec)
  * it is shown as demoted in the same step, keeping its version so that the
  * real event still applies. (Stores without versions have one instance.)
  */
-static int apply_update(struct keys *k, const struct key_rec *rec, const struct key_rec *demoted)
+int apply_update(struct keys *k, const struct key_rec *rec, const struct key_rec *demoted)
 {
     struct primaries p = {.skip1 = rec->id, .skip2 = demoted->id, .before = rec->version};
     int r;
@@ -321,7 +318,8 @@ static int apply_update(struct keys *k, const struct key_rec *rec, const struct 
     return r;
 }
 
-int keys_update(struct keys *k, const struct principal *who, int64_t id, const struct patch_req *req, struct key_rec *ret)
+int keys_update(struct keys *k, const struct audit_origin *origin, const struct principal *who, int64_t id,
+                const struct patch_req *req, struct key_rec *ret)
 {
     struct key_rec *rec = malloc(sizeof(*rec)), *demoted = malloc(sizeof(*demoted));
     int64_t last_used;
@@ -336,7 +334,7 @@ int keys_update(struct keys *k, const struct principal *who, int64_t id, const s
     if ((r = keys_target(k, who, id, rec)) != 0)
         goto out;
     last_used = rec->last_used; /* memory is ahead of the store by up to a flush interval */
-    if ((r = store_key_update(k->store, who->account_id, id, apply_patch, (void *)req, rec, demoted)) != 0) {
+    if ((r = store_key_update(k->store, origin, who->account_id, id, apply_patch, (void *)req, rec, demoted)) != 0) {
         if (r == AK_ERR_NOT_FOUND)
             forget(k, id); /* deleted elsewhere */
         r = settle(k, r, 0);
@@ -355,7 +353,7 @@ out_free:
     return r;
 }
 
-int keys_delete(struct keys *k, const struct principal *who, int64_t id)
+int keys_delete(struct keys *k, const struct audit_origin *origin, const struct principal *who, int64_t id)
 {
     struct key_rec *rec = malloc(sizeof(*rec));
     int r;
@@ -365,7 +363,7 @@ int keys_delete(struct keys *k, const struct principal *who, int64_t id)
     pthread_mutex_lock(&k->write_lock);
     if ((r = keys_target(k, who, id, rec)) != 0)
         goto out;
-    r = store_key_delete(k->store, who->account_id, id, check_delete, NULL);
+    r = store_key_delete(k->store, origin, who->account_id, id, check_delete, NULL);
     if (r == AK_ERR_NOT_FOUND) {
         forget(k, id); /* deleted elsewhere: not our change to answer for, but the catalog must follow */
     } else {
@@ -418,6 +416,23 @@ static void watch_used(void *arg, const struct key_use *uses, size_t n)
             catalog_note_uses(k->cat, &uses[i], 1);
 }
 
+/* Accounts suspended or reactivated elsewhere; on failure the next sync reloads everything. */
+static void watch_suspended(void *arg, const int64_t *ids, size_t n)
+{
+    struct keys *k = arg;
+
+    if (catalog_set_suspended(k->cat, ids, n) != 0)
+        atomic_store(&k->reload_wanted, 1);
+}
+
+static void watch_tokens(void *arg)
+{
+    struct keys *k = arg;
+
+    if (admin_tokens_load(k) != 0)
+        atomic_store(&k->reload_wanted, 1);
+}
+
 static void watch_heard(void *arg)
 {
     struct keys *k = arg;
@@ -444,6 +459,8 @@ static int watch_resync(void *arg)
 static const struct store_watch_ops WATCH_OPS = {
     .changed = watch_changed,
     .used = watch_used,
+    .suspended = watch_suspended,
+    .tokens = watch_tokens,
     .resync = watch_resync,
     .heard = watch_heard,
 };
@@ -491,37 +508,5 @@ int keys_sync(struct keys *k, bool *ret_reloaded)
         return 0;
     if ((r = keys_load(k)) == 0)
         *ret_reloaded = true;
-    return r;
-}
-
-int keys_account_create(struct keys *k, const char *name, int64_t *ret_account_id, struct key_rec *ret, char *ret_key, size_t keysz)
-{
-    struct key_rec *rec = calloc(1, sizeof(*rec));
-    int64_t account_id;
-    int r;
-
-    if (rec == NULL)
-        return AK_ERR_NOMEM;
-    strcpy(rec->name, KEYS_PRIMARY_NAME);
-    rec->type = KEY_TYPE_PRODUCTION;
-    rec->active = true;
-    rec->primary = true;
-    rec->created_at = timefmt_now();
-    pthread_mutex_lock(&k->write_lock);
-    for (int attempt = 0; attempt < 4; attempt++) {
-        if ((r = mint(k, KEY_TYPE_PRODUCTION, rec, ret_key, keysz)) != 0)
-            break;
-        r = store_account_create(k->store, name, rec->created_at, rec, &account_id);
-        if (r != AK_ERR_COLLISION)
-            break;
-    }
-    if ((r = settle(k, r, r == 0 ? catalog_put(k->cat, rec) : 0)) == 0) {
-        *ret = *rec;
-        *ret_account_id = account_id;
-    } else {
-        OPENSSL_cleanse(ret_key, keysz);
-    }
-    pthread_mutex_unlock(&k->write_lock);
-    free(rec);
     return r;
 }

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/audit.h"
 #include "core/catalog.h"
 #include "core/key.h"
 #include "core/validate.h"
@@ -47,8 +48,8 @@ int keys_load(struct keys *k);
 /*
  * Verifies the Authorization header value `hdr` (`len` bytes; NULL when the
  * header is absent) and records the use. Returns 0 with *ret filled, or
- * AK_ERR_MISSING_KEY, AK_ERR_KEY_FORMAT, AK_ERR_KEY_UNKNOWN, AK_ERR_KEY_INACTIVE,
- * or AK_ERR_STALE when the store is shared and has not been heard from for
+ * AK_ERR_MISSING_KEY, AK_ERR_KEY_FORMAT, AK_ERR_KEY_UNKNOWN (also for an admin
+ * token), AK_ERR_KEY_INACTIVE, AK_ERR_SUSPENDED, or AK_ERR_STALE when the store is shared and has not been heard from for
  * longer than max_staleness_s (fail closed: a key revoked elsewhere meanwhile
  * must not keep working).
  */
@@ -72,8 +73,8 @@ int keys_target(struct keys *k, const struct principal *who, int64_t id, struct 
  * KEYFMT_MAX_LEN + 1 bytes) the key in clear, which the caller shows once and
  * wipes. Errors: AK_ERR_FORBIDDEN, AK_ERR_LIMIT, store errors.
  */
-int keys_create(struct keys *k, const struct principal *who, const struct create_req *req, struct key_rec *ret, char *ret_key,
-                size_t keysz);
+int keys_create(struct keys *k, const struct audit_origin *origin, const struct principal *who, const struct create_req *req,
+                struct key_rec *ret, char *ret_key, size_t keysz);
 
 /*
  * Applies `req` to key `id`. Errors: those of keys_target, AK_ERR_PRIMARY_*,
@@ -83,10 +84,11 @@ int keys_create(struct keys *k, const struct principal *who, const struct create
  * change this instance cannot serve yet: the catalog is then reloaded (at
  * once, or by keys_sync as soon as the store answers).
  */
-int keys_update(struct keys *k, const struct principal *who, int64_t id, const struct patch_req *req, struct key_rec *ret);
+int keys_update(struct keys *k, const struct audit_origin *origin, const struct principal *who, int64_t id,
+                const struct patch_req *req, struct key_rec *ret);
 
 /* Deletes key `id`. Errors: those of keys_target, AK_ERR_PRIMARY_PROTECTED, store errors. */
-int keys_delete(struct keys *k, const struct principal *who, int64_t id);
+int keys_delete(struct keys *k, const struct audit_origin *origin, const struct principal *who, int64_t id);
 
 /* Writes pending last_used values to the store. */
 int keys_flush_uses(struct keys *k);
@@ -104,12 +106,5 @@ bool keys_watched(const struct keys *k);
 
 /* Reloads the catalog if another process changed the store, or if a write left it behind. Sets *ret_reloaded. */
 int keys_sync(struct keys *k, bool *ret_reloaded);
-
-/*
- * Creates an account and its primary production key. On 0: *ret_account_id,
- * *ret (the key record) and `ret_key` (the key in clear, shown once).
- */
-int keys_account_create(struct keys *k, const char *name, int64_t *ret_account_id, struct key_rec *ret, char *ret_key,
-                        size_t keysz);
 
 #endif

@@ -109,17 +109,28 @@ int netaddr_cidr_parse(const char *s, size_t len, struct netaddr_cidr *ret)
     return 0;
 }
 
+void netaddr_format(const struct netaddr *a, char out[NETADDR_TEXT_MAX])
+{
+    if (netaddr_is_v4(a))
+        inet_ntop(AF_INET, a->b + 12, out, NETADDR_TEXT_MAX);
+    else
+        inet_ntop(AF_INET6, a->b, out, NETADDR_TEXT_MAX);
+}
+
 void netaddr_cidr_format(const struct netaddr_cidr *c, char out[NETADDR_TEXT_MAX])
 {
-    char text[INET6_ADDRSTRLEN];
+    char text[NETADDR_TEXT_MAX];
+    size_t n;
 
-    if (netaddr_is_v4(&c->addr) && c->prefix >= 96) {
-        inet_ntop(AF_INET, c->addr.b + 12, text, sizeof(text));
-        snprintf(out, NETADDR_TEXT_MAX, "%s/%u", text, c->prefix - 96);
-    } else {
-        inet_ntop(AF_INET6, c->addr.b, text, sizeof(text));
-        snprintf(out, NETADDR_TEXT_MAX, "%s/%u", text, c->prefix);
-    }
+    bool v4 = netaddr_is_v4(&c->addr) && c->prefix >= 96;
+
+    if (v4)
+        netaddr_format(&c->addr, text);
+    else
+        inet_ntop(AF_INET6, c->addr.b, text, sizeof(text)); /* a block wider than IPv4's, in IPv6 form */
+    n = strlen(text);
+    snprintf(text + n, sizeof(text) - n, "/%u", v4 ? c->prefix - 96 : c->prefix);
+    memcpy(out, text, NETADDR_TEXT_MAX);
 }
 
 static bool is_ows(char c)

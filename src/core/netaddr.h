@@ -52,6 +52,9 @@ int netaddr_parse(const char *s, size_t len, struct netaddr *ret);
 /* The address of an AF_INET or AF_INET6 socket address. Returns 0 and sets *ret, or AK_ERR_ARG for another family. */
 int netaddr_from_sockaddr(const struct sockaddr *sa, struct netaddr *ret);
 
+/* Writes `a` as text ("192.0.2.1" for an IPv4-mapped address, else IPv6). */
+void netaddr_format(const struct netaddr *a, char out[NETADDR_TEXT_MAX]);
+
 /* Whether `a` is an IPv4 address (IPv4-mapped). */
 bool netaddr_is_v4(const struct netaddr *a);
 

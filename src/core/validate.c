@@ -173,7 +173,8 @@ static int unknown_field(const char *field, const char *allowed, char *msg, size
     return AK_ERR_INVALID;
 }
 
-int validate_create(const char *body, size_t len, struct create_req *ret, char *msg, size_t msglen)
+/* A create body; with `issue` non-NULL, also the operator's "make_primary". */
+static int parse_create(const char *body, size_t len, struct create_req *ret, struct issue_req *issue, char *msg, size_t msglen)
 {
     struct create_req req;
     bool has_name = false, has_type = false;
@@ -185,6 +186,15 @@ int validate_create(const char *body, size_t len, struct create_req *ret, char *
         return r;
     json_object_foreach(root, field, v)
     {
+        if (issue != NULL && strcmp(field, "make_primary") == 0) {
+            if (!json_is_boolean(v)) {
+                snprintf(msg, msglen, "make_primary must be a boolean");
+                r = AK_ERR_INVALID;
+                goto out;
+            }
+            issue->make_primary = json_is_true(v);
+            continue;
+        }
         if (strcmp(field, "name") == 0) {
             if ((r = take_name(v, req.name, msg, msglen)) != 0)
                 goto out;
@@ -197,7 +207,7 @@ int validate_create(const char *body, size_t len, struct create_req *ret, char *
             }
             has_type = true;
         } else {
-            r = unknown_field(field, "name, key_type", msg, msglen);
+            r = unknown_field(field, issue != NULL ? "name, key_type, make_primary" : "name, key_type", msg, msglen);
             goto out;
         }
     }
@@ -208,6 +218,144 @@ int validate_create(const char *body, size_t len, struct create_req *ret, char *
     }
     if (!has_type) {
         snprintf(msg, msglen, "key_type is required");
+        r = AK_ERR_INVALID;
+        goto out;
+    }
+    if (issue != NULL && issue->make_primary && req.type != KEY_TYPE_PRODUCTION) {
+        snprintf(msg, msglen, "make_primary needs key_type \"production\"");
+        r = AK_ERR_INVALID;
+        goto out;
+    }
+    *ret = req;
+    r = 0;
+out:
+    json_decref(root);
+    return r;
+}
+
+int validate_create(const char *body, size_t len, struct create_req *ret, char *msg, size_t msglen)
+{
+    return parse_create(body, len, ret, NULL, msg, msglen);
+}
+
+int validate_issue(const char *body, size_t len, struct issue_req *ret, char *msg, size_t msglen)
+{
+    ret->make_primary = false;
+    return parse_create(body, len, &ret->key, ret, msg, msglen);
+}
+
+int validate_external_id(const char *s, size_t len, char *msg, size_t msglen)
+{
+    if (len == 0 || len > ACCOUNT_EXTERNAL_ID_MAX) {
+        snprintf(msg, msglen, "external_id must be 1 to %d characters", ACCOUNT_EXTERNAL_ID_MAX);
+        return AK_ERR_INVALID;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0x21 || s[i] > 0x7e) {
+            snprintf(msg, msglen, "external_id may hold only printable ASCII characters, no space");
+            return AK_ERR_INVALID;
+        }
+    }
+    return 0;
+}
+
+/* max_keys: an integer in 1..ACCOUNT_MAX_KEYS_MAX, or (when `nullable`) null for the server's default (0). */
+static int take_max_keys(json_t *v, bool nullable, unsigned *ret, char *msg, size_t msglen)
+{
+    if (nullable && json_is_null(v)) {
+        *ret = 0;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > ACCOUNT_MAX_KEYS_MAX) {
+        snprintf(msg, msglen, "max_keys must be an integer from 1 to %d%s", ACCOUNT_MAX_KEYS_MAX, nullable ? ", or null" : "");
+        return AK_ERR_INVALID;
+    }
+    *ret = (unsigned)json_integer_value(v);
+    return 0;
+}
+
+int validate_account_create(const char *body, size_t len, struct account_create_req *ret, char *msg, size_t msglen)
+{
+    struct account_create_req req = {.max_keys = 0};
+    bool has_name = false;
+    const char *field;
+    json_t *root = NULL, *v;
+    int r;
+
+    if ((r = parse_object(body, len, &root, msg, msglen)) != 0)
+        return r;
+    json_object_foreach(root, field, v)
+    {
+        if (strcmp(field, "name") == 0) {
+            if ((r = take_name(v, req.name, msg, msglen)) != 0)
+                goto out;
+            has_name = true;
+        } else if (strcmp(field, "external_id") == 0) {
+            if (json_is_null(v))
+                continue;
+            if (!json_is_string(v)) {
+                snprintf(msg, msglen, "external_id must be a string or null");
+                r = AK_ERR_INVALID;
+                goto out;
+            }
+            if ((r = validate_external_id(json_string_value(v), json_string_length(v), msg, msglen)) != 0)
+                goto out;
+            memcpy(req.external_id, json_string_value(v), json_string_length(v) + 1);
+        } else if (strcmp(field, "max_keys") == 0) {
+            if ((r = take_max_keys(v, true, &req.max_keys, msg, msglen)) != 0)
+                goto out;
+        } else {
+            r = unknown_field(field, "name, external_id, max_keys", msg, msglen);
+            goto out;
+        }
+    }
+    if (!has_name) {
+        snprintf(msg, msglen, "name is required");
+        r = AK_ERR_INVALID;
+        goto out;
+    }
+    *ret = req;
+    r = 0;
+out:
+    json_decref(root);
+    return r;
+}
+
+int validate_account_patch(const char *body, size_t len, struct account_patch_req *ret, char *msg, size_t msglen)
+{
+    struct account_patch_req req = {0};
+    const char *field;
+    json_t *root = NULL, *v;
+    int r;
+
+    if ((r = parse_object(body, len, &root, msg, msglen)) != 0)
+        return r;
+    json_object_foreach(root, field, v)
+    {
+        if (strcmp(field, "name") == 0) {
+            if ((r = take_name(v, req.name, msg, msglen)) != 0)
+                goto out;
+            req.has_name = true;
+        } else if (strcmp(field, "status") == 0) {
+            const char *st = json_string_value(v);
+            if (st == NULL || (strcmp(st, "active") != 0 && strcmp(st, "suspended") != 0) || json_string_length(v) != strlen(st)) {
+                snprintf(msg, msglen, "status must be \"active\" or \"suspended\"");
+                r = AK_ERR_INVALID;
+                goto out;
+            }
+            req.has_status = true;
+            req.suspended = st[0] == 's';
+        } else if (strcmp(field, "max_keys") == 0) {
+            if ((r = take_max_keys(v, true, &req.max_keys, msg, msglen)) != 0)
+                goto out;
+            req.has_max_keys = true;
+        } else {
+            r = unknown_field(field, "name, status, max_keys", msg, msglen);
+            goto out;
+        }
+    }
+    if (!req.has_name && !req.has_status && !req.has_max_keys) {
+        snprintf(msg, msglen, "set at least one of name, status, max_keys");
         r = AK_ERR_INVALID;
         goto out;
     }

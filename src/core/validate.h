@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/account.h"
 #include "core/key.h"
 
 #define VALIDATE_BODY_MAX (64 * 1024)
@@ -48,5 +49,34 @@ int validate_create(const char *body, size_t len, struct create_req *ret, char *
 
 /* Same for an update body ({"name", "is_active", "is_primary"}, at least one). */
 int validate_patch(const char *body, size_t len, struct patch_req *ret, char *msg, size_t msglen);
+
+/* An operator's new account: {"name", "external_id"?, "max_keys"?}. external_id "" and max_keys 0 when absent or null. */
+struct account_create_req {
+    char name[KEY_NAME_MAX_BYTES + 1];
+    char external_id[ACCOUNT_EXTERNAL_ID_MAX + 1];
+    unsigned max_keys;
+};
+
+/* A change to an account: {"name"?, "status"?, "max_keys"?}, at least one. max_keys 0: null, the server's default. */
+struct account_patch_req {
+    bool has_name, has_status, has_max_keys;
+    char name[KEY_NAME_MAX_BYTES + 1];
+    bool suspended;
+    unsigned max_keys;
+};
+
+/* A key an operator issues for an account: {"name", "key_type", "make_primary"?}. */
+struct issue_req {
+    struct create_req key;
+    bool make_primary;
+};
+
+/* Returns 0 if `s` (`len` bytes) is an acceptable external_id: 1..255 bytes of printable ASCII, no space. */
+int validate_external_id(const char *s, size_t len, char *msg, size_t msglen);
+
+/* Parse the operator bodies above, as validate_create does. */
+int validate_account_create(const char *body, size_t len, struct account_create_req *ret, char *msg, size_t msglen);
+int validate_account_patch(const char *body, size_t len, struct account_patch_req *ret, char *msg, size_t msglen);
+int validate_issue(const char *body, size_t len, struct issue_req *ret, char *msg, size_t msglen);
 
 #endif

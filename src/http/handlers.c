@@ -18,7 +18,9 @@
 #include "core/throttle.h"
 #include "core/timefmt.h"
 #include "core/validate.h"
+#include "http/api.h"
 #include "http/framing.h"
+#include "http/job.h"
 #include "http/render.h"
 #include "http/respond.h"
 #include "http/router.h"
@@ -27,30 +29,43 @@
 
 #define SHOWN_ONCE "Save this key securely. It will not be shown again."
 
-struct api_handler {
-    h2o_handler_t super;
-    struct keys *keys;
-    struct writer *writer;
-    struct throttle *throttle;
-    const char *client_ip_header;
-    size_t client_ip_header_len;
-    struct netaddr_cidrs trusted_proxies; /* only these peers are asked for the client's address */
-    size_t max_header_bytes;
-    const char *verify_token;
-    size_t verify_token_len;
-};
+static void client_addr(struct api_handler *api, h2o_req_t *req, struct netaddr *ret);
 
-static bool method_is(h2o_req_t *req, const char *m)
+bool api_method_is(h2o_req_t *req, const char *m)
 {
     return h2o_memis(req->method.base, req->method.len, m, strlen(m));
 }
 
-/* Answers an error code from core with the matching status. */
-static void respond_core_error(struct exchange *x, int err)
+void api_respond_method(struct exchange *x, enum route_id id)
 {
+    char *msg = h2o_mem_alloc_pool(&x->req->pool, 64);
+
+    snprintf(msg, 64, "use %s", router_allow(id));
+    respond_header(x, "allow", router_allow(id));
+    respond_error(x, 405, "method_not_allowed", msg);
+}
+
+void api_respond_core_error(struct exchange *x, int err)
+{
+    api_respond_error_for(x, err, "API key");
+}
+
+void api_respond_error_for(struct exchange *x, int err, const char *what)
+{
+    char *msg;
+
     switch (err) {
     case AK_ERR_NOT_FOUND:
-        respond_error(x, 404, "not_found", "no such API key");
+        msg = h2o_mem_alloc_pool(&x->req->pool, 64);
+        snprintf(msg, 64, "no such %s", what);
+        respond_error(x, 404, "not_found", msg);
+        return;
+    case AK_ERR_SUSPENDED:
+        respond_error(x, 403, "account_suspended", "this account is suspended");
+        return;
+    case AK_ERR_BELOW_COUNT:
+        respond_error(x, 409, "max_keys_below_key_count",
+                      "max_keys cannot be below the number of keys the account has; delete keys first");
         return;
     case AK_ERR_FORBIDDEN:
         respond_error(x, 403, "forbidden", "a sandbox key can only see and manage sandbox keys");
@@ -78,6 +93,32 @@ static void respond_core_error(struct exchange *x, int err)
     respond_error(x, 500, "internal_error", "internal error; nothing was changed");
 }
 
+void api_client_ip(struct api_handler *api, h2o_req_t *req, char out[NETADDR_TEXT_MAX])
+{
+    struct netaddr addr;
+
+    client_addr(api, req, &addr);
+    netaddr_format(&addr, out);
+}
+
+void api_origin_request(struct api_handler *api, struct exchange *x, struct audit_origin *ret)
+{
+    char ip[NETADDR_TEXT_MAX];
+
+    api_client_ip(api, x->req, ip);
+    snprintf(ret->client_ip, sizeof(ret->client_ip), "%s", ip);
+    snprintf(ret->request_id, sizeof(ret->request_id), "%s", exchange_request_id(x));
+}
+
+void api_origin_key(struct api_handler *api, struct exchange *x, const struct principal *who, struct audit_origin *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    ret->actor = ACTOR_KEY;
+    ret->actor_id = who->key_id;
+    snprintf(ret->actor_prefix, sizeof(ret->actor_prefix), "%s", who->prefix);
+    api_origin_request(api, x, ret);
+}
+
 static void respond_unauthorized(struct exchange *x, int err)
 {
     if (err == AK_ERR_STALE) {
@@ -89,6 +130,10 @@ static void respond_unauthorized(struct exchange *x, int err)
     }
     respond_header(x, "www-authenticate",
                    err == AK_ERR_MISSING_KEY ? "Bearer realm=\"apikeyd\"" : "Bearer realm=\"apikeyd\", error=\"invalid_token\"");
+    if (err == AK_ERR_SUSPENDED) {
+        respond_error(x, 403, "account_suspended", "this API key's account is suspended");
+        return;
+    }
     switch (err) {
     case AK_ERR_MISSING_KEY:
         respond_error(x, 401, "missing_api_key", "send your API key as: Authorization: Bearer <key>");
@@ -134,8 +179,7 @@ static void client_addr(struct api_handler *api, h2o_req_t *req, struct netaddr 
     netaddr_client(&peer, fields, n, &api->trusted_proxies, ret);
 }
 
-/* Answers 429 when the client has failed too often; returns whether it did. */
-static bool throttled(struct api_handler *api, struct exchange *x, int err)
+bool api_throttled(struct api_handler *api, struct exchange *x, int err)
 {
     struct netaddr addr;
     unsigned wait;
@@ -200,24 +244,34 @@ static void wipe_authorization(void *p)
     }
 }
 
-/* Returns 0 and fills `who`, or answers 401 (or 429) and returns -1. The key is wiped when the request ends. */
-static int authenticate(struct api_handler *api, struct exchange *x, struct principal *who)
+bool api_authorization(struct exchange *x, const char **ret, size_t *ret_len)
 {
     h2o_req_t *req = x->req;
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    int r;
+    h2o_req_t **cell;
 
     if (i < 0) {
-        r = keys_authenticate(api->keys, NULL, 0, timefmt_now(), who);
-    } else {
-        h2o_iovec_t *v = &req->headers.entries[i].value;
-        h2o_req_t **cell = h2o_mem_alloc_shared(&req->pool, sizeof(*cell), wipe_authorization);
-
-        *cell = req;
-        r = keys_authenticate(api->keys, v->base, v->len, timefmt_now(), who);
+        *ret = NULL;
+        *ret_len = 0;
+        return false;
     }
-    if (r != 0) {
-        if (!throttled(api, x, r))
+    cell = h2o_mem_alloc_shared(&req->pool, sizeof(*cell), wipe_authorization);
+    *cell = req;
+    *ret = req->headers.entries[i].value.base;
+    *ret_len = req->headers.entries[i].value.len;
+    return true;
+}
+
+/* Returns 0 and fills `who`, or answers 401 (or 429, 403, 503) and returns -1. The key is wiped when the request ends. */
+static int authenticate(struct api_handler *api, struct exchange *x, struct principal *who)
+{
+    const char *hdr;
+    size_t len;
+    int r;
+
+    api_authorization(x, &hdr, &len);
+    if ((r = keys_authenticate(api->keys, hdr, len, timefmt_now(), who)) != 0) {
+        if (!api_throttled(api, x, r))
             respond_unauthorized(x, r);
         return -1;
     }
@@ -243,7 +297,7 @@ static bool is_json_media_type(h2o_req_t *req)
 }
 
 /* Checks size and media type of the body; answers 413/415 and returns -1 when refused. */
-static int check_body(struct exchange *x)
+int api_check_body(struct exchange *x)
 {
     if (x->req->entity.len > VALIDATE_BODY_MAX) {
         respond_error(x, 413, "payload_too_large", "the request body must be at most 64 KiB");
@@ -256,7 +310,7 @@ static int check_body(struct exchange *x)
     return 0;
 }
 
-static void respond_validation(struct exchange *x, int err, const char *msg)
+void api_respond_validation(struct exchange *x, int err, const char *msg)
 {
     if (err == AK_ERR_JSON)
         respond_error(x, 400, "invalid_json", msg);
@@ -268,7 +322,7 @@ static void respond_validation(struct exchange *x, int err, const char *msg)
  * Renders a record that is not in the catalog's encoded form (the result of a
  * write) into a new buffer in `pool`, sized so that it never grows.
  */
-static void render_rec(struct render_buf *b, h2o_mem_pool_t *pool, const struct key_rec *rec, const char *extra, size_t extra_len)
+void api_render_key(struct render_buf *b, h2o_mem_pool_t *pool, const struct key_rec *rec, const char *extra, size_t extra_len)
 {
     json_t *name = json_string(rec->name);
     char *name_json = name != NULL ? json_dumps(name, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
@@ -315,25 +369,15 @@ static void on_list(struct api_handler *api, struct exchange *x, const struct pr
     respond_body(x, 200, b.p, b.len);
 }
 
-/*
- * A write in flight. It is malloc'd (it outlives the handler call) and
- * owned by the loop that made it; the request may go away meanwhile (the
- * client hung up), which `ref`, a cell in the request's pool, reports.
- */
+/* A write to keys in flight (job.h). */
 enum job_op { OP_CREATE, OP_UPDATE, OP_DELETE };
 
-struct job_ref {
-    struct key_job *job;
-};
-
 struct key_job {
-    struct writer_job super;
+    struct job super; /* first */
     struct api_handler *api;
-    struct worker *worker;
-    struct job_ref *ref;
-    struct exchange x; /* x.req is NULL once the request is gone */
     enum job_op op;
     struct principal who;
+    struct audit_origin origin;
     int64_t id;
     union {
         struct create_req create;
@@ -344,112 +388,74 @@ struct key_job {
     char key[KEYFMT_MAX_LEN + 1];
 };
 
-static void job_ref_dispose(void *p)
-{
-    struct job_ref *ref = p;
-
-    if (ref->job != NULL)
-        ref->job->x.req = NULL;
-}
-
 /* On the writer thread. */
-static void job_run(struct writer_job *wj)
+static void key_job_run(struct job *j)
 {
-    struct key_job *job = (struct key_job *)wj;
+    struct key_job *job = (struct key_job *)j;
 
     switch (job->op) {
     case OP_CREATE:
-        job->r = keys_create(job->api->keys, &job->who, &job->in.create, &job->rec, job->key, sizeof(job->key));
+        job->r = keys_create(job->api->keys, &job->origin, &job->who, &job->in.create, &job->rec, job->key, sizeof(job->key));
         break;
     case OP_UPDATE:
-        job->r = keys_update(job->api->keys, &job->who, job->id, &job->in.patch, &job->rec);
+        job->r = keys_update(job->api->keys, &job->origin, &job->who, job->id, &job->in.patch, &job->rec);
         break;
     case OP_DELETE:
-        job->r = keys_delete(job->api->keys, &job->who, job->id);
+        job->r = keys_delete(job->api->keys, &job->origin, &job->who, job->id);
         break;
     }
 }
 
-static void answer_create(struct key_job *job)
+void api_answer_created_key(struct exchange *x, const struct key_rec *rec, const char *key)
 {
     char extra[KEYFMT_MAX_LEN + 128];
-    struct exchange *x = &job->x;
     struct render_buf b;
     int n;
 
     /* Seed order first (id, name, key_type, api_key, message), then the other key fields. The key is base62. */
-    n = snprintf(extra, sizeof(extra), ",\"api_key\":\"%s\",\"message\":\"%s\"", job->key, SHOWN_ONCE);
-    render_rec(&b, &x->req->pool, &job->rec, extra, (size_t)n);
+    n = snprintf(extra, sizeof(extra), ",\"api_key\":\"%s\",\"message\":\"%s\"", key, SHOWN_ONCE);
+    api_render_key(&b, &x->req->pool, rec, extra, (size_t)n);
     respond_body_secret(x, 201, b.p, b.len);
     OPENSSL_cleanse(b.p, b.len);
     OPENSSL_cleanse(extra, sizeof(extra));
 }
 
-/* Back on the loop that submitted the job. */
-static void job_done(struct writer_job *wj)
+/* Back on the loop that submitted the job, the request still there. */
+static void key_job_answer(struct job *j, struct exchange *x)
 {
-    struct key_job *job = (struct key_job *)wj;
-    struct exchange *x = &job->x;
+    struct key_job *job = (struct key_job *)j;
     struct render_buf b;
 
-    job->worker->inflight--;
-    if (x->req != NULL) {
-        job->ref->job = NULL;
-        if (job->r != 0) {
-            respond_core_error(x, job->r);
-        } else if (job->op == OP_CREATE) {
-            answer_create(job);
-        } else if (job->op == OP_UPDATE) {
-            render_rec(&b, &x->req->pool, &job->rec, NULL, 0);
-            respond_body(x, 200, b.p, b.len);
-        } else {
-            respond_empty(x, 204);
-        }
+    if (job->r != 0) {
+        api_respond_core_error(x, job->r);
+    } else if (job->op == OP_CREATE) {
+        api_answer_created_key(x, &job->rec, job->key);
+    } else if (job->op == OP_UPDATE) {
+        api_render_key(&b, &x->req->pool, &job->rec, NULL, 0);
+        respond_body(x, 200, b.p, b.len);
+    } else {
+        respond_empty(x, 204);
     }
-    OPENSSL_cleanse(job->key, sizeof(job->key));
-    free(job);
 }
 
-/*
- * Instead of job_done, when the loop stops before the answer could come
- * (writer.h): nothing is answered; the key, if one was made, is wiped.
- * Runs on the loop's thread, or after it has stopped.
- */
-static void job_discard(struct writer_job *wj)
+static void key_job_wipe(struct job *j)
 {
-    struct key_job *job = (struct key_job *)wj;
+    struct key_job *job = (struct key_job *)j;
 
-    job->worker->inflight--;
-    if (job->x.req != NULL)
-        job->ref->job = NULL;
     OPENSSL_cleanse(job->key, sizeof(job->key));
-    free(job);
 }
 
-static struct key_job *job_new(struct api_handler *api, struct exchange *x, const struct principal *who, enum job_op op)
+static struct key_job *key_job_new(struct api_handler *api, struct exchange *x, const struct principal *who, enum job_op op)
 {
-    struct key_job *job = calloc(1, sizeof(*job));
+    struct key_job *job = job_new(sizeof(*job), x, key_job_run, key_job_answer, key_job_wipe);
 
     if (job == NULL)
         return NULL;
     job->api = api;
-    job->worker = worker_of(x->req->conn->ctx);
-    job->x = *x;
     job->op = op;
     job->who = *who;
-    job->super.run = job_run;
-    job->super.done = job_done;
-    job->super.discard = job_discard;
-    job->super.reply_to = &job->worker->reply_receiver;
+    api_origin_key(api, x, who, &job->origin);
     return job;
-}
-
-static void job_submit(struct key_job *job)
-{
-    job->ref = h2o_mem_alloc_shared(&job->x.req->pool, sizeof(*job->ref), job_ref_dispose);
-    job->ref->job = job;
-    job->worker->inflight++;
-    writer_submit(job->api->writer, &job->super);
 }
 
 static void on_create(struct api_handler *api, struct exchange *x, const struct principal *who)
@@ -458,24 +464,24 @@ static void on_create(struct api_handler *api, struct exchange *x, const struct 
     struct key_job *job;
     int r;
 
-    if (check_body(x) != 0)
+    if (api_check_body(x) != 0)
         return;
-    if ((job = job_new(api, x, who, OP_CREATE)) == NULL) {
-        respond_core_error(x, AK_ERR_NOMEM);
+    if ((job = key_job_new(api, x, who, OP_CREATE)) == NULL) {
+        api_respond_core_error(x, AK_ERR_NOMEM);
         return;
     }
     if ((r = validate_create(x->req->entity.base, x->req->entity.len, &job->in.create, msg, sizeof(msg))) != 0) {
-        respond_validation(x, r, msg);
+        api_respond_validation(x, r, msg);
         free(job);
         return;
     }
     /* Refuse before queueing what needs no database to refuse. */
     if (who->type == KEY_TYPE_SANDBOX && job->in.create.type != KEY_TYPE_SANDBOX) {
-        respond_core_error(x, AK_ERR_FORBIDDEN);
+        api_respond_core_error(x, AK_ERR_FORBIDDEN);
         free(job);
         return;
     }
-    job_submit(job);
+    job_submit(api->writer, &job->super);
 }
 
 static void on_update(struct api_handler *api, struct exchange *x, const struct principal *who, int64_t id)
@@ -484,22 +490,22 @@ static void on_update(struct api_handler *api, struct exchange *x, const struct 
     struct key_job *job;
     int r;
 
-    if ((job = job_new(api, x, who, OP_UPDATE)) == NULL) {
-        respond_core_error(x, AK_ERR_NOMEM);
+    if ((job = key_job_new(api, x, who, OP_UPDATE)) == NULL) {
+        api_respond_core_error(x, AK_ERR_NOMEM);
         return;
     }
     job->id = id;
     if ((r = keys_target(api->keys, who, id, &job->rec)) != 0) {
-        respond_core_error(x, r);
+        api_respond_core_error(x, r);
         goto fail;
     }
-    if (check_body(x) != 0)
+    if (api_check_body(x) != 0)
         goto fail;
     if ((r = validate_patch(x->req->entity.base, x->req->entity.len, &job->in.patch, msg, sizeof(msg))) != 0) {
-        respond_validation(x, r, msg);
+        api_respond_validation(x, r, msg);
         goto fail;
     }
-    job_submit(job);
+    job_submit(api->writer, &job->super);
     return;
 fail:
     free(job);
@@ -510,17 +516,17 @@ static void on_delete(struct api_handler *api, struct exchange *x, const struct 
     struct key_job *job;
     int r;
 
-    if ((job = job_new(api, x, who, OP_DELETE)) == NULL) {
-        respond_core_error(x, AK_ERR_NOMEM);
+    if ((job = key_job_new(api, x, who, OP_DELETE)) == NULL) {
+        api_respond_core_error(x, AK_ERR_NOMEM);
         return;
     }
     job->id = id;
     if ((r = keys_target(api->keys, who, id, &job->rec)) != 0) {
-        respond_core_error(x, r);
+        api_respond_core_error(x, r);
         free(job);
         return;
     }
-    job_submit(job);
+    job_submit(api->writer, &job->super);
 }
 
 /* A decimal rendering of `v` that lives as long as the request. */
@@ -641,9 +647,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (rt.id == ROUTE_HEALTH) {
-        if (!method_is(req, "GET")) {
-            respond_header(&x, "allow", router_allow(rt.id));
-            respond_error(&x, 405, "method_not_allowed", "use GET");
+        if (!api_method_is(req, "GET")) {
+            api_respond_method(&x, rt.id);
             return 0;
         }
         json_t *ok = json_pack("{s:s}", "status", "ok");
@@ -651,8 +656,21 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         json_decref(ok);
         return 0;
     }
-    bool list = rt.id == ROUTE_KEYS && method_is(req, "GET"), create = rt.id == ROUTE_KEYS && method_is(req, "POST"),
-         update = rt.id == ROUTE_KEY && method_is(req, "PATCH"), del = rt.id == ROUTE_KEY && method_is(req, "DELETE");
+    if (router_is_admin(rt.id)) {
+        admin_handle(api, &x, &rt);
+        return 0;
+    }
+    if (rt.id == ROUTE_AUDIT) {
+        if (!api_method_is(req, "GET")) {
+            api_respond_method(&x, rt.id);
+            return 0;
+        }
+        if (authenticate(api, &x, &who) == 0)
+            audit_handle(api, &x, &who);
+        return 0;
+    }
+    bool list = rt.id == ROUTE_KEYS && api_method_is(req, "GET"), create = rt.id == ROUTE_KEYS && api_method_is(req, "POST"),
+         update = rt.id == ROUTE_KEY && api_method_is(req, "PATCH"), del = rt.id == ROUTE_KEY && api_method_is(req, "DELETE");
     if (!list && !create && !update && !del) {
         respond_header(&x, "allow", router_allow(rt.id));
         respond_error(&x, 405, "method_not_allowed", rt.id == ROUTE_KEYS ? "use GET or POST" : "use PATCH or DELETE");
@@ -665,7 +683,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     else if (create)
         on_create(api, &x, &who);
     else if (rt.key_id == 0)
-        respond_core_error(&x, AK_ERR_NOT_FOUND);
+        api_respond_core_error(&x, AK_ERR_NOT_FOUND);
     else if (update)
         on_update(api, &x, &who, rt.key_id);
     else

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #define KEYS_PATH "/v1/account/api-keys"
+#define ACCOUNTS_PATH "/v1/admin/accounts"
 #define VERIFY_PATH "/v1/auth/verify"
 
 int64_t router_parse_id(const char *s, size_t len)
@@ -47,6 +48,26 @@ void router_match(const char *path, size_t len, struct route *ret)
     } else if (len >= sizeof(VERIFY_PATH) - 1 && memcmp(path, VERIFY_PATH, sizeof(VERIFY_PATH) - 1) == 0 &&
                (len == sizeof(VERIFY_PATH) - 1 || path[sizeof(VERIFY_PATH) - 1] == '/')) {
         ret->id = ROUTE_VERIFY;
+    } else if (is(path, len, "/v1/account/audit-log")) {
+        ret->id = ROUTE_AUDIT;
+    } else if (is(path, len, "/v1/admin/audit-log")) {
+        ret->id = ROUTE_ADMIN_AUDIT;
+    } else if (is(path, len, ACCOUNTS_PATH)) {
+        ret->id = ROUTE_ADMIN_ACCOUNTS;
+    } else if (len > sizeof(ACCOUNTS_PATH) && memcmp(path, ACCOUNTS_PATH "/", sizeof(ACCOUNTS_PATH)) == 0) {
+        /* {id}[/] or {id}/keys[/] */
+        const char *seg = path + sizeof(ACCOUNTS_PATH), *end = path + len, *slash;
+        if (end[-1] == '/')
+            end--;
+        slash = memchr(seg, '/', (size_t)(end - seg));
+        if (slash == NULL && end > seg) {
+            ret->id = ROUTE_ADMIN_ACCOUNT;
+        } else if (slash != NULL && slash > seg && (size_t)(end - slash) == 5 && memcmp(slash, "/keys", 5) == 0) {
+            ret->id = ROUTE_ADMIN_ACCOUNT_KEYS;
+        } else {
+            return;
+        }
+        ret->key_id = router_parse_id(seg, (size_t)((slash != NULL ? slash : end) - seg));
     } else if (is(path, len, KEYS_PATH)) {
         ret->id = ROUTE_KEYS;
     } else if (len > base + 1 && memcmp(path, KEYS_PATH "/", base + 1) == 0) {
@@ -68,6 +89,11 @@ bool router_is_verify(const char *raw, size_t len)
     return raw != NULL && len >= n && memcmp(raw, VERIFY_PATH, n) == 0 && (len == n || raw[n] == '/' || raw[n] == '?');
 }
 
+bool router_is_admin(enum route_id id)
+{
+    return id == ROUTE_ADMIN_ACCOUNTS || id == ROUTE_ADMIN_ACCOUNT || id == ROUTE_ADMIN_ACCOUNT_KEYS || id == ROUTE_ADMIN_AUDIT;
+}
+
 const char *router_allow(enum route_id id)
 {
     switch (id) {
@@ -79,6 +105,15 @@ const char *router_allow(enum route_id id)
         return "PATCH, DELETE";
     case ROUTE_VERIFY:
         return "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+    case ROUTE_AUDIT:
+    case ROUTE_ADMIN_AUDIT:
+        return "GET";
+    case ROUTE_ADMIN_ACCOUNTS:
+        return "GET, POST";
+    case ROUTE_ADMIN_ACCOUNT:
+        return "GET, PATCH, DELETE";
+    case ROUTE_ADMIN_ACCOUNT_KEYS:
+        return "POST";
     case ROUTE_NONE:
         break;
     }

@@ -15,12 +15,21 @@ enum route_id {
     ROUTE_KEYS,     /* /v1/account/api-keys[/] */
     ROUTE_KEY,      /* /v1/account/api-keys/{id}[/] */
     ROUTE_VERIFY,   /* /v1/auth/verify, and anything below it (Envoy appends the original path) */
+    ROUTE_AUDIT,    /* /v1/account/audit-log */
+    /* the operator API */
+    ROUTE_ADMIN_ACCOUNTS,     /* /v1/admin/accounts */
+    ROUTE_ADMIN_ACCOUNT,      /* /v1/admin/accounts/{id} */
+    ROUTE_ADMIN_ACCOUNT_KEYS, /* /v1/admin/accounts/{id}/keys */
+    ROUTE_ADMIN_AUDIT,        /* /v1/admin/audit-log */
 };
 
 struct route {
     enum route_id id;
-    int64_t key_id; /* ROUTE_KEY: the id, or 0 when the segment is not a positive 64-bit integer */
+    int64_t key_id; /* ROUTE_KEY, ROUTE_ADMIN_ACCOUNT*: the id, or 0 when the segment is not a positive 64-bit integer */
 };
+
+/* Whether `id` is a route of the operator API (admin tokens only). */
+bool router_is_admin(enum route_id id);
 
 /* Matches `path` (`len` bytes, without the query string). Always succeeds; unknown paths give ROUTE_NONE. */
 void router_match(const char *path, size_t len, struct route *ret);

@@ -1,6 +1,6 @@
 /*
  * notify: a strict parser for change-channel payloads. It never allocates,
- * reads nothing past `len`, and accepts only the two forms in notify.h.
+ * reads nothing past `len`, and accepts only the forms in notify.h.
  */
 #include "store/notify.h"
 
@@ -68,6 +68,10 @@ int notify_parse(const char *payload, size_t len, struct notify_msg *ret)
         return AK_ERR_ARG;
     if (payload[0] == 'k')
         ret->kind = NOTIFY_KEYS, sep = ' ';
+    else if (payload[0] == 'a')
+        ret->kind = NOTIFY_ACCOUNTS, sep = ' ';
+    else if (payload[0] == 't')
+        ret->kind = NOTIFY_TOKENS, sep = ' ';
     else if (payload[0] == 'u')
         ret->kind = NOTIFY_USES, sep = ',';
     else

@@ -10,6 +10,8 @@
  * forms below is refused whole.
  *
  *   k ID[ ID]...          keys changed by one transaction
+ *   a ID[ ID]...          accounts suspended, reactivated or deleted
+ *   t ID[ ID]...          admin tokens created or revoked
  *   u ID[:N][,ID[:N]]...  keys whose last_used was flushed (":N", the value
  *                         sent by older versions, is accepted and ignored)
  *
@@ -25,8 +27,10 @@
 #define NOTIFY_IDS_MAX 1024     /* ids in one payload, after removing repeats */
 
 enum notify_kind {
-    NOTIFY_KEYS = 1, /* "k": re-read these rows */
-    NOTIFY_USES = 2, /* "u": re-read these rows' last_used */
+    NOTIFY_KEYS = 1,     /* "k": re-read these rows */
+    NOTIFY_USES = 2,     /* "u": re-read these rows' last_used */
+    NOTIFY_ACCOUNTS = 3, /* "a": re-read the suspended accounts */
+    NOTIFY_TOKENS = 4,   /* "t": re-read the admin tokens */
 };
 
 struct notify_msg {

@@ -73,7 +73,41 @@ static const char *const MIGRATIONS[] = {
     /* 2: a key count per account, so that the cap costs one row, not a scan of the account's keys */
     "ALTER TABLE accounts ADD COLUMN key_count BIGINT NOT NULL DEFAULT 0;"
     "UPDATE accounts SET key_count = (SELECT count(*) FROM api_keys WHERE account_id = accounts.id);",
+    /* 3: accounts managed over HTTP (external id, suspension, own cap), admin tokens, the audit log */
+    "ALTER TABLE accounts ADD COLUMN external_id TEXT UNIQUE,"
+    "  ADD COLUMN status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),"
+    "  ADD COLUMN max_keys BIGINT CHECK (max_keys IS NULL OR max_keys > 0);"
+    "CREATE INDEX accounts_suspended ON accounts(id) WHERE status = 'suspended';"
+    "CREATE TABLE admin_tokens ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  token_prefix TEXT NOT NULL,"
+    "  digest BYTEA NOT NULL UNIQUE CHECK (length(digest) = 32),"
+    "  created_at BIGINT NOT NULL);"
+    "CREATE TABLE audit_events ("
+    "  id BIGSERIAL PRIMARY KEY,"
+    "  at BIGINT NOT NULL,"
+    "  account_id BIGINT,"
+    "  actor_type TEXT NOT NULL,"
+    "  actor_id BIGINT,"
+    "  actor_prefix TEXT,"
+    "  action TEXT NOT NULL,"
+    "  target_type TEXT NOT NULL,"
+    "  target_id BIGINT NOT NULL,"
+    "  changes TEXT,"
+    "  client_ip TEXT,"
+    "  request_id TEXT);"
+    "CREATE INDEX audit_events_account ON audit_events(account_id, id);"
+    "CREATE INDEX audit_events_action ON audit_events(action, id);"
+    "CREATE INDEX audit_events_account_action ON audit_events(account_id, action, id);"
+    "CREATE INDEX audit_events_at ON audit_events(at);",
 };
+
+#define ACCOUNT_COLUMNS "id, name, coalesce(external_id, ''), status = 'suspended', coalesce(max_keys, 0), key_count, created_at"
+#define TOKEN_COLUMNS "id, name, token_prefix, encode(digest, 'hex'), created_at"
+#define EVENT_COLUMNS                                                                                                              \
+    "id, at, coalesce(account_id, 0), actor_type, coalesce(actor_id, 0), coalesce(actor_prefix, ''), action, target_type,"         \
+    " target_id, changes, coalesce(client_ip, ''), coalesce(request_id, '')"
 
 #define KEY_COLUMNS                                                                                                                \
     "id, account_id, name, key_type, key_prefix, encode(digest, 'hex'), is_active, is_primary, created_at,"                        \
@@ -270,22 +304,48 @@ static int hexval(char c)
     return -1;
 }
 
-/* Reads one row of KEY_COLUMNS. */
-static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
+/* Reads column `col` of `row`, a digest in hex, into `out`. */
+static int hex_digest(const PGresult *res, int row, int col, uint8_t out[DIGEST_LEN])
 {
-    const char *name = PQgetvalue(res, row, 2), *type = PQgetvalue(res, row, 3), *prefix = PQgetvalue(res, row, 4),
-               *hex = PQgetvalue(res, row, 5);
-    size_t name_len = (size_t)PQgetlength(res, row, 2), prefix_len = (size_t)PQgetlength(res, row, 4);
+    const char *hex = PQgetvalue(res, row, col);
 
-    if (name_len > KEY_NAME_MAX_BYTES || prefix_len > KEYFMT_PREFIX_LEN || PQgetlength(res, row, 5) != DIGEST_LEN * 2 ||
-        key_type_parse(type, (size_t)PQgetlength(res, row, 3), &rec->type) != 0)
+    if (PQgetlength(res, row, col) != DIGEST_LEN * 2)
         return AK_ERR_STORE;
     for (size_t i = 0; i < DIGEST_LEN; i++) {
         int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return AK_ERR_STORE;
-        rec->digest[i] = (uint8_t)(hi << 4 | lo);
+        out[i] = (uint8_t)(hi << 4 | lo);
     }
+    return 0;
+}
+
+/* Copies text column `col` of `row` into `out` (`outsz` bytes); AK_ERR_STORE when it does not fit. */
+static int copy_text(const PGresult *res, int row, int col, char *out, size_t outsz)
+{
+    size_t n = (size_t)PQgetlength(res, row, col);
+
+    if (n >= outsz)
+        return AK_ERR_STORE;
+    memcpy(out, PQgetvalue(res, row, col), n);
+    out[n] = '\0';
+    return 0;
+}
+
+static int64_t get_i64(const PGresult *res, int row, int col)
+{
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* Reads one row of KEY_COLUMNS. */
+static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
+{
+    const char *name = PQgetvalue(res, row, 2), *type = PQgetvalue(res, row, 3), *prefix = PQgetvalue(res, row, 4);
+    size_t name_len = (size_t)PQgetlength(res, row, 2), prefix_len = (size_t)PQgetlength(res, row, 4);
+
+    if (name_len > KEY_NAME_MAX_BYTES || prefix_len > KEYFMT_PREFIX_LEN || hex_digest(res, row, 5, rec->digest) != 0 ||
+        key_type_parse(type, (size_t)PQgetlength(res, row, 3), &rec->type) != 0)
+        return AK_ERR_STORE;
     rec->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
     rec->account_id = strtoll(PQgetvalue(res, row, 1), NULL, 10);
     memcpy(rec->name, name, name_len);
@@ -474,18 +534,22 @@ static int pg_settle(struct store *base)
 
 /* ---- row primitives (in a transaction: the lock is held) ---- */
 
-static int pg_account_insert(struct store *base, const char *name, int64_t now, int64_t *ret_id)
+static int pg_account_insert(struct store *base, struct account_rec *rec)
 {
-    char created[24];
-    const char *p[] = {name, created};
+    char created[24], max[24];
+    const char *p[] = {rec->name, created, rec->external_id[0] != '\0' ? rec->external_id : NULL,
+                       rec->suspended ? "suspended" : "active", rec->max_keys != 0 ? max : NULL};
     PGresult *res;
     int r;
 
-    fmt_i64(created, sizeof(created), now);
-    if ((r = exec(PG(base)->conn, "INSERT INTO accounts (name, created_at, key_count) VALUES ($1, $2, 0) RETURNING id", 2, p,
-                  &res)) != 0)
+    fmt_i64(created, sizeof(created), rec->created_at);
+    fmt_i64(max, sizeof(max), rec->max_keys);
+    if ((r = exec(PG(base)->conn,
+                  "INSERT INTO accounts (name, created_at, key_count, external_id, status, max_keys)"
+                  " VALUES ($1, $2, 0, $3, $4, $5) RETURNING id",
+                  5, p, &res)) != 0)
         return r;
-    *ret_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    rec->id = get_i64(res, 0, 0);
     PQclear(res);
     return 0;
 }
@@ -503,17 +567,18 @@ static int returns_one(PGconn *conn, const char *sql, int n, const char *const *
     return r;
 }
 
-static int pg_account_take_key(struct store *base, int64_t account_id, unsigned max_keys)
+static int pg_account_take_key(struct store *base, int64_t account_id, unsigned default_max)
 {
     char a[24], m[24];
     const char *p[] = {a, m};
 
     fmt_i64(a, sizeof(a), account_id);
-    fmt_i64(m, sizeof(m), (int64_t)max_keys);
+    fmt_i64(m, sizeof(m), (int64_t)default_max);
     /* Locks the account's row: safe against every other instance. */
     return returns_one(PG(base)->conn,
-                       "UPDATE accounts SET key_count = key_count + 1 WHERE id = $1 AND key_count < $2 RETURNING id", 2, p,
-                       AK_ERR_LIMIT);
+                       "UPDATE accounts SET key_count = key_count + 1 WHERE id = $1 AND key_count < coalesce(max_keys, $2)"
+                       " RETURNING id",
+                       2, p, AK_ERR_LIMIT);
 }
 
 static int pg_account_return_key(struct store *base, int64_t account_id)
@@ -556,6 +621,194 @@ static int pg_key_remove(struct store *base, int64_t account_id, int64_t id)
                        AK_ERR_NOT_FOUND);
 }
 
+static int row_to_account(const PGresult *res, int row, struct account_rec *rec)
+{
+    int64_t max = get_i64(res, row, 4);
+
+    if (copy_text(res, row, 1, rec->name, sizeof(rec->name)) != 0 ||
+        copy_text(res, row, 2, rec->external_id, sizeof(rec->external_id)) != 0 || max < 0 || max > UINT32_MAX)
+        return AK_ERR_STORE;
+    rec->id = get_i64(res, row, 0);
+    rec->suspended = PQgetvalue(res, row, 3)[0] == 't';
+    rec->max_keys = (unsigned)max;
+    rec->key_count = get_i64(res, row, 5);
+    rec->created_at = get_i64(res, row, 6);
+    return 0;
+}
+
+/* Runs `sql` (one id as $1) for at most one row, read by `map` into `ret`. AK_ERR_NOT_FOUND when there is none. */
+static int read_by_id(PGconn *conn, const char *sql, int64_t id, int (*map)(const PGresult *, int, void *), void *ret)
+{
+    char i[24];
+    const char *p[] = {i};
+    PGresult *res;
+    int r;
+
+    fmt_i64(i, sizeof(i), id);
+    if ((r = exec(conn, sql, 1, p, &res)) != 0)
+        return r;
+    r = PQntuples(res) == 1 ? map(res, 0, ret) : AK_ERR_NOT_FOUND;
+    PQclear(res);
+    return r;
+}
+
+static int map_account(const PGresult *res, int row, void *ret)
+{
+    return row_to_account(res, row, ret);
+}
+
+static int pg_account_read(struct store *base, int64_t id, struct account_rec *ret)
+{
+    return read_by_id(PG(base)->conn, "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id = $1", id, map_account, ret);
+}
+
+static int pg_account_find_external(struct store *base, const char *external_id, int64_t *ret_id)
+{
+    const char *p[] = {external_id};
+    PGresult *res;
+    int r;
+
+    if ((r = exec(PG(base)->conn, "SELECT id FROM accounts WHERE external_id = $1", 1, p, &res)) != 0)
+        return r;
+    if (PQntuples(res) == 1)
+        *ret_id = get_i64(res, 0, 0);
+    else
+        r = AK_ERR_NOT_FOUND;
+    PQclear(res);
+    return r;
+}
+
+static int pg_account_write(struct store *base, const struct account_rec *rec)
+{
+    char i[24], max[24];
+    const char *p[] = {i, rec->name, rec->suspended ? "suspended" : "active", rec->max_keys != 0 ? max : NULL};
+
+    fmt_i64(i, sizeof(i), rec->id);
+    fmt_i64(max, sizeof(max), rec->max_keys);
+    return returns_one(PG(base)->conn, "UPDATE accounts SET name = $2, status = $3, max_keys = $4 WHERE id = $1 RETURNING id", 4, p,
+                       AK_ERR_NOT_FOUND);
+}
+
+/* The first column of every row of `res` as ids: *ret malloc'd (NULL when none). */
+static int result_ids(const PGresult *res, int64_t **ret, size_t *ret_n)
+{
+    size_t n = (size_t)PQntuples(res);
+    int64_t *ids = n != 0 ? malloc(n * sizeof(*ids)) : NULL;
+
+    if (n != 0 && ids == NULL)
+        return AK_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = get_i64(res, (int)i, 0);
+    *ret = ids;
+    *ret_n = n;
+    return 0;
+}
+
+static int pg_account_remove(struct store *base, int64_t id, int64_t **ret_ids, size_t *ret_n)
+{
+    PGconn *conn = PG(base)->conn;
+    char i[24];
+    const char *p[] = {i};
+    PGresult *res;
+    int r;
+
+    fmt_i64(i, sizeof(i), id);
+    if ((r = exec(conn, "DELETE FROM api_keys WHERE account_id = $1 RETURNING id", 1, p, &res)) != 0)
+        return r;
+    r = result_ids(res, ret_ids, ret_n);
+    PQclear(res);
+    if (r == 0 && (r = returns_one(conn, "DELETE FROM accounts WHERE id = $1 RETURNING id", 1, p, AK_ERR_NOT_FOUND)) != 0) {
+        free(*ret_ids);
+        *ret_ids = NULL;
+    }
+    return r;
+}
+
+static int map_token(const PGresult *res, int row, void *arg)
+{
+    struct token_rec *rec = arg;
+
+    if (copy_text(res, row, 1, rec->name, sizeof(rec->name)) != 0 ||
+        copy_text(res, row, 2, rec->prefix, sizeof(rec->prefix)) != 0 || hex_digest(res, row, 3, rec->digest) != 0)
+        return AK_ERR_STORE;
+    rec->id = get_i64(res, row, 0);
+    rec->created_at = get_i64(res, row, 4);
+    return 0;
+}
+
+static int pg_token_insert(struct store *base, struct token_rec *rec)
+{
+    char created[24], digest[DIGEST_PARAM_LEN];
+    const char *p[] = {rec->name, rec->prefix, digest, created};
+    PGresult *res;
+    int r;
+
+    fmt_i64(created, sizeof(created), rec->created_at);
+    digest_param(rec->digest, digest);
+    if ((r = exec(PG(base)->conn,
+                  "INSERT INTO admin_tokens (name, token_prefix, digest, created_at) VALUES ($1, $2, $3::bytea, $4) RETURNING id",
+                  4, p, &res)) != 0)
+        return r;
+    rec->id = get_i64(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+static int pg_token_read(struct store *base, int64_t id, struct token_rec *ret)
+{
+    return read_by_id(PG(base)->conn, "SELECT " TOKEN_COLUMNS " FROM admin_tokens WHERE id = $1", id, map_token, ret);
+}
+
+static int pg_token_remove(struct store *base, int64_t id)
+{
+    char i[24];
+    const char *p[] = {i};
+
+    fmt_i64(i, sizeof(i), id);
+    return returns_one(PG(base)->conn, "DELETE FROM admin_tokens WHERE id = $1 RETURNING id", 1, p, AK_ERR_NOT_FOUND);
+}
+
+static int pg_event_append(struct store *base, struct audit_event *ev)
+{
+    char at[24], account[24], actor[24], target[24];
+    const char *p[] = {at,     account,     ev->actor_type, actor,         ev->actor_prefix, ev->action, ev->target_type,
+                       target, ev->changes, ev->client_ip,  ev->request_id};
+    PGresult *res;
+    int r;
+
+    fmt_i64(at, sizeof(at), ev->at);
+    fmt_i64(account, sizeof(account), ev->account_id);
+    fmt_i64(actor, sizeof(actor), ev->actor_id);
+    fmt_i64(target, sizeof(target), ev->target_id);
+    if ((r = exec(PG(base)->conn,
+                  "INSERT INTO audit_events (at, account_id, actor_type, actor_id, actor_prefix, action, target_type, target_id,"
+                  " changes, client_ip, request_id) VALUES ($1, nullif($2::bigint, 0), $3, nullif($4::bigint, 0),"
+                  " nullif($5, ''), $6, $7, $8, $9, nullif($10, ''), nullif($11, '')) RETURNING id",
+                  11, p, &res)) != 0)
+        return r;
+    ev->id = get_i64(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+static int pg_events_prune(struct store *base, int64_t before, unsigned max, int64_t *ret_n)
+{
+    char b[24], m[24];
+    const char *p[] = {b, m};
+    PGresult *res;
+    int r;
+
+    fmt_i64(b, sizeof(b), before);
+    fmt_i64(m, sizeof(m), max);
+    if ((r = exec(PG(base)->conn,
+                  "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2)", 2, p,
+                  &res)) != 0)
+        return r;
+    *ret_n = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
 /* Writes `n` values as a PostgreSQL array literal "{a,b,...}" into a malloc'd string. */
 static char *array_literal(const struct key_use *v, size_t n, bool at)
 {
@@ -595,15 +848,26 @@ static int notify(PGconn *conn, const char *payload)
     return exec(conn, "SELECT pg_notify('" CHANNEL "', $1)", 1, p, NULL);
 }
 
-/* "k ID[ ID]": delivered at commit, with the transaction's rows (notify.h). */
-static int pg_announce_keys(struct store *base, const int64_t *ids, size_t n)
+/*
+ * "<topic> ID[ ID]...", in payloads within notify.h's bounds, delivered at
+ * commit with the transaction's rows. Ids only: a payload is never
+ * believed, so it carries no state.
+ */
+static int pg_announce(struct store *base, enum store_topic topic, const int64_t *ids, size_t n)
 {
-    char payload[2 + 2 * 21];
-    size_t len = (size_t)snprintf(payload, sizeof(payload), "k");
+    char *note = malloc(NOTIFY_MAX + 64);
+    int r = 0;
 
-    for (size_t i = 0; i < n && i < 2; i++)
-        len += (size_t)snprintf(payload + len, sizeof(payload) - len, " %" PRId64, ids[i]);
-    return notify(PG(base)->conn, payload);
+    if (note == NULL)
+        return AK_ERR_NOMEM;
+    for (size_t i = 0; i < n && r == 0;) {
+        size_t k = 0, nl = (size_t)snprintf(note, NOTIFY_MAX + 64, "%c", (char)topic);
+        for (; i < n && nl < NOTIFY_MAX && k < NOTIFY_IDS_MAX; i++, k++)
+            nl += (size_t)snprintf(note + nl, NOTIFY_MAX + 64 - nl, " %" PRId64, ids[i]);
+        r = notify(PG(base)->conn, note);
+    }
+    free(note);
+    return r;
 }
 
 /*
@@ -689,6 +953,140 @@ static int pg_key_load(struct store *base, store_key_cb cb, void *arg)
     return r;
 }
 
+/* Runs `fn` on the write connection, outside any transaction. */
+#define WITH_CONN(s, expr)                                                                                                         \
+    do {                                                                                                                           \
+        pthread_mutex_lock(&(s)->lock);                                                                                            \
+        if ((r = ensure_conn(s)) == 0)                                                                                             \
+            r = (expr);                                                                                                            \
+        pthread_mutex_unlock(&(s)->lock);                                                                                          \
+    } while (0)
+
+static int suspended_ids(PGconn *conn, int64_t **ret, size_t *ret_n)
+{
+    PGresult *res;
+    int r;
+
+    if ((r = exec(conn, "SELECT id FROM accounts WHERE status = 'suspended' ORDER BY id", 0, NULL, &res)) != 0)
+        return r;
+    r = result_ids(res, ret, ret_n);
+    PQclear(res);
+    return r;
+}
+
+static int pg_suspended_load(struct store *base, int64_t **ret, size_t *ret_n)
+{
+    int r;
+
+    WITH_CONN(PG(base), suspended_ids(PG(base)->conn, ret, ret_n));
+    return r;
+}
+
+/* Runs `sql` with `p` and hands each row, read by `map` into `scratch`, to `cb`. */
+static int each_row(PGconn *conn, const char *sql, int n, const char *const *p, int (*map)(const PGresult *, int, void *),
+                    void *scratch, int (*cb)(void *, const void *), void *arg)
+{
+    PGresult *res;
+    int r;
+
+    if ((r = exec(conn, sql, n, p, &res)) != 0)
+        return r;
+    for (int row = 0; row < PQntuples(res) && r == 0; row++)
+        if ((r = map(res, row, scratch)) == 0)
+            r = cb(arg, scratch);
+    PQclear(res);
+    return r;
+}
+
+static int pg_token_load(struct store *base, store_token_cb cb, void *arg)
+{
+    struct token_rec rec;
+    int r;
+
+    WITH_CONN(PG(base), each_row(PG(base)->conn, "SELECT " TOKEN_COLUMNS " FROM admin_tokens ORDER BY id", 0, NULL, map_token, &rec,
+                                 (int (*)(void *, const void *))cb, arg));
+    return r;
+}
+
+static int pg_account_get(struct store *base, int64_t id, struct account_rec *ret)
+{
+    int r;
+
+    WITH_CONN(PG(base), pg_account_read(base, id, ret));
+    return r;
+}
+
+static int pg_account_list(struct store *base, const struct account_query *q, store_account_cb cb, void *arg)
+{
+    struct account_rec *rec = malloc(sizeof(*rec));
+    bool by_external = q->external_id != NULL && q->external_id[0] != '\0';
+    char after[24], limit[24];
+    const char *p[] = {after, limit, q->external_id};
+    int r;
+
+    if (rec == NULL)
+        return AK_ERR_NOMEM;
+    fmt_i64(after, sizeof(after), q->after);
+    fmt_i64(limit, sizeof(limit), q->limit);
+    WITH_CONN(PG(base), each_row(PG(base)->conn,
+                                 by_external ? "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id > $1 AND external_id = $3"
+                                               " ORDER BY id LIMIT $2"
+                                             : "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id > $1 ORDER BY id LIMIT $2",
+                                 by_external ? 3 : 2, p, map_account, rec, (int (*)(void *, const void *))cb, arg));
+    free(rec);
+    return r;
+}
+
+/* An event row; `changes` points into the result (valid during the callback). */
+static int map_event(const PGresult *res, int row, void *arg)
+{
+    struct audit_event *ev = arg;
+
+    if (copy_text(res, row, 3, ev->actor_type, sizeof(ev->actor_type)) != 0 ||
+        copy_text(res, row, 5, ev->actor_prefix, sizeof(ev->actor_prefix)) != 0 ||
+        copy_text(res, row, 6, ev->action, sizeof(ev->action)) != 0 ||
+        copy_text(res, row, 7, ev->target_type, sizeof(ev->target_type)) != 0 ||
+        copy_text(res, row, 10, ev->client_ip, sizeof(ev->client_ip)) != 0 ||
+        copy_text(res, row, 11, ev->request_id, sizeof(ev->request_id)) != 0)
+        return AK_ERR_STORE;
+    ev->id = get_i64(res, row, 0);
+    ev->at = get_i64(res, row, 1);
+    ev->account_id = get_i64(res, row, 2);
+    ev->actor_id = get_i64(res, row, 4);
+    ev->target_id = get_i64(res, row, 8);
+    ev->changes = PQgetisnull(res, row, 9) ? NULL : PQgetvalue(res, row, 9);
+    return 0;
+}
+
+static int pg_event_list(struct store *base, const struct event_query *q, store_event_cb cb, void *arg)
+{
+    struct audit_event *ev = malloc(sizeof(*ev));
+    bool by_action = q->action != NULL && q->action[0] != '\0';
+    char before[24], limit[24], account[24];
+    const char *p[] = {before, limit, account, by_action ? q->action : NULL};
+    int r;
+
+    if (ev == NULL)
+        return AK_ERR_NOMEM;
+    fmt_i64(before, sizeof(before), q->before != 0 ? q->before : INT64_MAX);
+    fmt_i64(limit, sizeof(limit), q->limit);
+    fmt_i64(account, sizeof(account), q->account_id);
+    /* The filters as constant conditions, so that the planner picks the matching index. */
+    WITH_CONN(PG(base),
+              each_row(PG(base)->conn,
+                       q->account_id != 0 ? (by_action ? "SELECT " EVENT_COLUMNS " FROM audit_events WHERE account_id = $3"
+                                                         " AND action = $4 AND id < $1 ORDER BY id DESC LIMIT $2"
+                                                       : "SELECT " EVENT_COLUMNS " FROM audit_events WHERE account_id = $3"
+                                                         " AND id < $1 AND $4::text IS NULL ORDER BY id DESC LIMIT $2")
+                                          : (by_action ? "SELECT " EVENT_COLUMNS " FROM audit_events WHERE action = $4"
+                                                         " AND id < $1 AND $3::bigint = 0 ORDER BY id DESC LIMIT $2"
+                                                       : "SELECT " EVENT_COLUMNS " FROM audit_events WHERE id < $1"
+                                                         " AND $3::bigint = 0 AND $4::text IS NULL ORDER BY id DESC LIMIT $2"),
+                       4, p, map_event, ev, (int (*)(void *, const void *))cb, arg));
+    free(ev);
+    return r;
+}
+
 static int pg_poll_changed(struct store *base, bool *ret_changed)
 {
     (void)base;
@@ -709,6 +1107,8 @@ struct watch_state {
     size_t nkeys;
     int64_t uses[NOTIFY_IDS_MAX];
     size_t nuses;
+    bool accounts; /* re-read the suspended accounts */
+    bool tokens;   /* reload the admin tokens */
     struct key_rec recs[NOTIFY_IDS_MAX];
     int64_t gone[NOTIFY_IDS_MAX];
     struct key_use usev[NOTIFY_IDS_MAX];
@@ -814,6 +1214,20 @@ static int flush_uses(struct pg_store *s, PGconn *conn, struct watch_state *ws)
     return 0;
 }
 
+/* Re-reads the suspended accounts and reports the whole set. */
+static int flush_accounts(struct pg_store *s, PGconn *conn, struct watch_state *ws)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int r;
+
+    ws->accounts = false;
+    if ((r = suspended_ids(conn, &ids, &n)) == 0)
+        s->watch_ops->suspended(s->watch_arg, ids, n);
+    free(ids);
+    return r == AK_ERR_NOMEM ? 0 : r;
+}
+
 /*
  * Takes one notification: strangers may send anything on the channel, so a
  * payload that is not exactly one of ours is dropped, and one that is only
@@ -828,7 +1242,11 @@ static int take_notification(struct pg_store *s, PGconn *conn, struct watch_stat
         return 0; /* our own write: already applied */
     if (notify_parse(n->extra, strnlen(n->extra, NOTIFY_PAYLOAD_MAX + 1), &ws->msg) != 0)
         return 0;
-    if (ws->msg.kind == NOTIFY_KEYS) {
+    if (ws->msg.kind == NOTIFY_ACCOUNTS) {
+        ws->accounts = true;
+    } else if (ws->msg.kind == NOTIFY_TOKENS) {
+        ws->tokens = true;
+    } else if (ws->msg.kind == NOTIFY_KEYS) {
         if (ws->nkeys + ws->msg.n > NOTIFY_IDS_MAX)
             r = flush_keys(s, conn, ws);
         memcpy(ws->keys + ws->nkeys, ws->msg.ids, ws->msg.n * sizeof(ws->keys[0]));
@@ -873,8 +1291,13 @@ static void follow(struct pg_store *s, PGconn *conn, struct watch_state *ws)
             if (r != 0)
                 return;
         }
-        if ((ws->nkeys != 0 && flush_keys(s, conn, ws) != 0) || (ws->nuses != 0 && flush_uses(s, conn, ws) != 0))
+        if ((ws->nkeys != 0 && flush_keys(s, conn, ws) != 0) || (ws->nuses != 0 && flush_uses(s, conn, ws) != 0) ||
+            (ws->accounts && flush_accounts(s, conn, ws) != 0))
             return;
+        if (ws->tokens) {
+            ws->tokens = false;
+            s->watch_ops->tokens(s->watch_arg);
+        }
         if (beat)
             s->watch_ops->heard(s->watch_arg);
     }
@@ -902,6 +1325,7 @@ static void *watch_main(void *arg)
          * Whatever was gathered before is covered by the reload.
          */
         ws->nkeys = ws->nuses = 0;
+        ws->accounts = ws->tokens = false;
         while (!atomic_load(&s->stop) && s->watch_ops->resync(s->watch_arg) != 0)
             sleep_ms(RECONNECT_MS);
         follow(s, conn, ws);
@@ -952,6 +1376,10 @@ static const struct store_ops POSTGRES_OPS = {
     .settle = pg_settle,
     .account_insert = pg_account_insert,
     .account_lock = pg_account_lock,
+    .account_read = pg_account_read,
+    .account_find_external = pg_account_find_external,
+    .account_write = pg_account_write,
+    .account_remove = pg_account_remove,
     .account_take_key = pg_account_take_key,
     .account_return_key = pg_account_return_key,
     .key_insert = pg_key_insert,
@@ -961,10 +1389,20 @@ static const struct store_ops POSTGRES_OPS = {
     .key_write = pg_key_write,
     .key_remove = pg_key_remove,
     .uses_raise = pg_uses_raise,
-    .announce_keys = pg_announce_keys,
+    .token_insert = pg_token_insert,
+    .token_read = pg_token_read,
+    .token_remove = pg_token_remove,
+    .event_append = pg_event_append,
+    .events_prune = pg_events_prune,
+    .announce = pg_announce,
     .announce_uses = pg_announce_uses,
     .key_get = pg_key_get,
     .key_load = pg_key_load,
+    .suspended_load = pg_suspended_load,
+    .token_load = pg_token_load,
+    .account_get = pg_account_get,
+    .account_list = pg_account_list,
+    .event_list = pg_event_list,
     .poll_changed = pg_poll_changed,
     .watch = pg_watch,
 };

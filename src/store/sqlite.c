@@ -37,6 +37,35 @@ static const char *const MIGRATIONS[] = {
     /* 2: a key count per account, so that the cap costs one row, not a scan of the account's keys */
     "ALTER TABLE accounts ADD COLUMN key_count INTEGER NOT NULL DEFAULT 0;"
     "UPDATE accounts SET key_count = (SELECT count(*) FROM api_keys WHERE account_id = accounts.id);",
+    /* 3: accounts managed over HTTP (external id, suspension, own cap), admin tokens, the audit log */
+    "ALTER TABLE accounts ADD COLUMN external_id TEXT;"
+    "ALTER TABLE accounts ADD COLUMN status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended'));"
+    "ALTER TABLE accounts ADD COLUMN max_keys INTEGER CHECK (max_keys IS NULL OR max_keys > 0);"
+    "CREATE UNIQUE INDEX accounts_external_id ON accounts(external_id);"
+    "CREATE INDEX accounts_suspended ON accounts(id) WHERE status = 'suspended';"
+    "CREATE TABLE admin_tokens ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL,"
+    "  token_prefix TEXT NOT NULL,"
+    "  digest BLOB NOT NULL UNIQUE CHECK (length(digest) = 32),"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE audit_events ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at INTEGER NOT NULL,"
+    "  account_id INTEGER,"
+    "  actor_type TEXT NOT NULL,"
+    "  actor_id INTEGER,"
+    "  actor_prefix TEXT,"
+    "  action TEXT NOT NULL,"
+    "  target_type TEXT NOT NULL,"
+    "  target_id INTEGER NOT NULL,"
+    "  changes TEXT,"
+    "  client_ip TEXT,"
+    "  request_id TEXT);"
+    "CREATE INDEX audit_events_account ON audit_events(account_id, id);"
+    "CREATE INDEX audit_events_action ON audit_events(action, id);"
+    "CREATE INDEX audit_events_account_action ON audit_events(account_id, action, id);"
+    "CREATE INDEX audit_events_at ON audit_events(at);",
 };
 
 enum {
@@ -52,12 +81,63 @@ enum {
     ST_KEY_LOAD,
     ST_LAST_USED,
     ST_DATA_VERSION,
+    ST_ACCOUNT_READ,
+    ST_ACCOUNT_EXISTS,
+    ST_ACCOUNT_FIND,
+    ST_ACCOUNT_WRITE,
+    ST_ACCOUNT_KEYS_REMOVE,
+    ST_ACCOUNT_REMOVE,
+    ST_ACCOUNT_LIST,
+    ST_SUSPENDED,
+    ST_TOKEN_INSERT,
+    ST_TOKEN_READ,
+    ST_TOKEN_REMOVE,
+    ST_TOKEN_LOAD,
+    ST_EVENT_INSERT,
+    ST_EVENT_PRUNE,
+    ST_EVENT_LIST,
+    ST_EVENT_LIST_ACCOUNT,
+    ST_EVENT_LIST_ACTION,
+    ST_EVENT_LIST_BOTH,
+    ST_ACCOUNT_LIST_EXTERNAL,
     ST_COUNT
 };
 
+#define ACCOUNT_COLUMNS "id, name, coalesce(external_id, ''), status = 'suspended', coalesce(max_keys, 0), key_count, created_at"
+#define EVENT_COLUMNS                                                                                                              \
+    "id, at, coalesce(account_id, 0), actor_type, coalesce(actor_id, 0), coalesce(actor_prefix, ''), action, target_type,"         \
+    " target_id, changes, coalesce(client_ip, ''), coalesce(request_id, '')"
+
 static const char *const SQL[ST_COUNT] = {
-    [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (name, created_at, key_count) VALUES (?1, ?2, 0)",
-    [ST_KEY_COUNT] = "UPDATE accounts SET key_count = key_count + 1 WHERE id = ?1 AND key_count < ?2",
+    [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (name, created_at, key_count, external_id, status, max_keys)"
+                          " VALUES (?1, ?2, 0, ?3, ?4, ?5)",
+    [ST_KEY_COUNT] = "UPDATE accounts SET key_count = key_count + 1 WHERE id = ?1 AND key_count < coalesce(max_keys, ?2)",
+    [ST_ACCOUNT_READ] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id = ?1",
+    [ST_ACCOUNT_EXISTS] = "SELECT id FROM accounts WHERE id = ?1",
+    [ST_ACCOUNT_FIND] = "SELECT id FROM accounts WHERE external_id = ?1",
+    [ST_ACCOUNT_WRITE] = "UPDATE accounts SET name = ?2, status = ?3, max_keys = ?4 WHERE id = ?1",
+    [ST_ACCOUNT_KEYS_REMOVE] = "DELETE FROM api_keys WHERE account_id = ?1 RETURNING id",
+    [ST_ACCOUNT_REMOVE] = "DELETE FROM accounts WHERE id = ?1",
+    [ST_ACCOUNT_LIST] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [ST_ACCOUNT_LIST_EXTERNAL] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id > ?1 AND external_id = ?3 LIMIT ?2",
+    [ST_SUSPENDED] = "SELECT id FROM accounts WHERE status = 'suspended' ORDER BY id",
+    [ST_TOKEN_INSERT] = "INSERT INTO admin_tokens (name, token_prefix, digest, created_at) VALUES (?1, ?2, ?3, ?4)",
+    [ST_TOKEN_READ] = "SELECT id, name, token_prefix, digest, created_at FROM admin_tokens WHERE id = ?1",
+    [ST_TOKEN_REMOVE] = "DELETE FROM admin_tokens WHERE id = ?1",
+    [ST_TOKEN_LOAD] = "SELECT id, name, token_prefix, digest, created_at FROM admin_tokens ORDER BY id",
+    [ST_EVENT_INSERT] = "INSERT INTO audit_events (at, account_id, actor_type, actor_id, actor_prefix, action, target_type,"
+                        " target_id, changes, client_ip, request_id)"
+                        " VALUES (?1, nullif(?2, 0), ?3, nullif(?4, 0), nullif(?5, ''), ?6, ?7, ?8, ?9, nullif(?10, ''),"
+                        " nullif(?11, ''))",
+    [ST_EVENT_PRUNE] = "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ?1 ORDER BY at LIMIT ?2)",
+    /* One statement per filter, so that each walks its own index backwards from the cursor. */
+    [ST_EVENT_LIST] = "SELECT " EVENT_COLUMNS " FROM audit_events WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    [ST_EVENT_LIST_ACCOUNT] = "SELECT " EVENT_COLUMNS " FROM audit_events WHERE account_id = ?3 AND id < ?1"
+                              " ORDER BY id DESC LIMIT ?2",
+    [ST_EVENT_LIST_ACTION] = "SELECT " EVENT_COLUMNS " FROM audit_events WHERE action = ?4 AND id < ?1"
+                             " ORDER BY id DESC LIMIT ?2",
+    [ST_EVENT_LIST_BOTH] = "SELECT " EVENT_COLUMNS " FROM audit_events WHERE account_id = ?3 AND action = ?4 AND id < ?1"
+                           " ORDER BY id DESC LIMIT ?2",
     [ST_KEY_INSERT] = "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_KEY_GET] = "SELECT id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
@@ -188,34 +268,65 @@ static int change_one(struct sqlite_store *s, sqlite3_stmt *st, int none)
     return r == 0 && sqlite3_changes(s->db) != 1 ? none : r;
 }
 
-static int sq_account_insert(struct store *base, const char *name, int64_t now, int64_t *ret_id)
+/* Steps `st` (bound) for one integer: 0 and *ret, or AK_ERR_NOT_FOUND when there is no row. */
+static int read_id(sqlite3_stmt *st, int64_t *ret)
+{
+    int rc = sqlite3_step(st), r;
+
+    if (rc == SQLITE_ROW) {
+        *ret = sqlite3_column_int64(st, 0);
+        r = 0;
+    } else {
+        r = rc == SQLITE_DONE ? AK_ERR_NOT_FOUND : map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
+    }
+    sqlite3_reset(st);
+    return r;
+}
+
+/* Binds `v` as text, or NULL when it is empty. */
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v != NULL && v[0] != '\0')
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int sq_account_insert(struct store *base, struct account_rec *rec)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_stmt *st = stmt(s, ST_ACCOUNT_INSERT);
     int r;
 
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_text(st, 1, rec->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, rec->created_at);
+    bind_text_or_null(st, 3, rec->external_id);
+    sqlite3_bind_text(st, 4, rec->suspended ? "suspended" : "active", -1, SQLITE_STATIC);
+    if (rec->max_keys != 0)
+        sqlite3_bind_int64(st, 5, rec->max_keys);
     if ((r = step_done(st)) == 0)
-        *ret_id = sqlite3_last_insert_rowid(s->db);
+        rec->id = sqlite3_last_insert_rowid(s->db);
     return r;
 }
 
-/* BEGIN IMMEDIATE holds the whole database's write lock already. */
+/* BEGIN IMMEDIATE holds the whole database's write lock already: only the row's existence is checked. */
 static int sq_account_lock(struct store *base, int64_t account_id)
 {
-    (void)base;
-    (void)account_id;
-    return 0;
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_ACCOUNT_EXISTS);
+    int64_t id;
+
+    sqlite3_bind_int64(st, 1, account_id);
+    return read_id(st, &id);
 }
 
-static int sq_account_take_key(struct store *base, int64_t account_id, unsigned max_keys)
+static int sq_account_take_key(struct store *base, int64_t account_id, unsigned default_max)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_stmt *st = stmt(s, ST_KEY_COUNT);
 
     sqlite3_bind_int64(st, 1, account_id);
-    sqlite3_bind_int64(st, 2, (int64_t)max_keys);
+    sqlite3_bind_int64(st, 2, (int64_t)default_max);
     return change_one(s, st, AK_ERR_LIMIT); /* no row changed: the account is full */
 }
 
@@ -278,17 +389,13 @@ static int sq_key_primary(struct store *base, int64_t account_id, int64_t *ret)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_stmt *st = stmt(s, ST_KEY_PRIMARY);
-    int rc, r = 0;
+    int r;
 
     sqlite3_bind_int64(st, 1, account_id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *ret = sqlite3_column_int64(st, 0);
-    else if (rc == SQLITE_DONE)
+    if ((r = read_id(st, ret)) == AK_ERR_NOT_FOUND) {
         *ret = 0;
-    else
-        r = map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
-    sqlite3_reset(st);
+        r = 0;
+    }
     return r;
 }
 
@@ -362,6 +469,335 @@ static int sq_uses_raise(struct store *base, const struct key_use *v, size_t n)
         sqlite3_bind_int64(st, 2, v[i].at);
         r = step_done(st);
     }
+    return r;
+}
+
+/* Copies text column `col` into `out` (`outsz` bytes); AK_ERR_STORE when it does not fit. NULL reads as "". */
+static int column_text(sqlite3_stmt *st, int col, char *out, size_t outsz)
+{
+    const unsigned char *v = sqlite3_column_text(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+    if (n >= outsz)
+        return AK_ERR_STORE;
+    if (v != NULL)
+        memcpy(out, v, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static int row_to_account(sqlite3_stmt *st, struct account_rec *rec)
+{
+    int64_t max = sqlite3_column_int64(st, 4);
+
+    if (column_text(st, 1, rec->name, sizeof(rec->name)) != 0 ||
+        column_text(st, 2, rec->external_id, sizeof(rec->external_id)) != 0 || max < 0 || max > UINT32_MAX)
+        return AK_ERR_STORE;
+    rec->id = sqlite3_column_int64(st, 0);
+    rec->suspended = sqlite3_column_int(st, 3) != 0;
+    rec->max_keys = (unsigned)max;
+    rec->key_count = sqlite3_column_int64(st, 5);
+    rec->created_at = sqlite3_column_int64(st, 6);
+    return 0;
+}
+
+/* Steps `st` (bound) for at most one row, mapped by `map` into `ret`. AK_ERR_NOT_FOUND when there is none. */
+static int read_one(sqlite3_stmt *st, int (*map)(sqlite3_stmt *, void *), void *ret)
+{
+    int rc = sqlite3_step(st), r;
+
+    if (rc == SQLITE_ROW)
+        r = map(st, ret);
+    else
+        r = rc == SQLITE_DONE ? AK_ERR_NOT_FOUND : map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
+    sqlite3_reset(st);
+    return r;
+}
+
+/* Steps `st` (bound) through every row, mapped by `map` into `scratch` and handed to `cb`. */
+static int read_all(sqlite3_stmt *st, int (*map)(sqlite3_stmt *, void *), void *scratch, int (*cb)(void *, const void *), void *arg)
+{
+    int rc, r = 0;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((r = map(st, scratch)) != 0 || (r = cb(arg, scratch)) != 0)
+            break;
+    if (r == 0 && rc != SQLITE_DONE)
+        r = map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
+    sqlite3_reset(st);
+    return r;
+}
+
+static int map_account(sqlite3_stmt *st, void *ret)
+{
+    return row_to_account(st, ret);
+}
+
+static int sq_account_read(struct store *base, int64_t id, struct account_rec *ret)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_ACCOUNT_READ);
+
+    sqlite3_bind_int64(st, 1, id);
+    return read_one(st, map_account, ret);
+}
+
+static int sq_account_find_external(struct store *base, const char *external_id, int64_t *ret_id)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_ACCOUNT_FIND);
+
+    sqlite3_bind_text(st, 1, external_id, -1, SQLITE_STATIC);
+    return read_id(st, ret_id);
+}
+
+static int sq_account_write(struct store *base, const struct account_rec *rec)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_ACCOUNT_WRITE);
+
+    sqlite3_bind_int64(st, 1, rec->id);
+    sqlite3_bind_text(st, 2, rec->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, rec->suspended ? "suspended" : "active", -1, SQLITE_STATIC);
+    if (rec->max_keys != 0)
+        sqlite3_bind_int64(st, 4, rec->max_keys);
+    return change_one(s, st, AK_ERR_NOT_FOUND);
+}
+
+/* Steps `st` (bound) through its rows' first column: *ret (malloc'd, NULL when none; caller frees), *ret_n. */
+static int collect_ids(sqlite3_stmt *st, int64_t **ret, size_t *ret_n)
+{
+    int64_t *ids = NULL, *nv;
+    size_t n = 0, cap = 0;
+    int rc, r = 0;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap != 0 ? cap * 2 : 16;
+            if ((nv = realloc(ids, cap * sizeof(*ids))) == NULL) {
+                r = AK_ERR_NOMEM;
+                break;
+            }
+            ids = nv;
+        }
+        ids[n++] = sqlite3_column_int64(st, 0);
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
+    sqlite3_reset(st);
+    if (r != 0) {
+        free(ids);
+        return r;
+    }
+    *ret = ids;
+    *ret_n = n;
+    return 0;
+}
+
+static int sq_account_remove(struct store *base, int64_t id, int64_t **ret_ids, size_t *ret_n)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_ACCOUNT_KEYS_REMOVE);
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int r;
+
+    sqlite3_bind_int64(st, 1, id);
+    if ((r = collect_ids(st, &ids, &n)) != 0)
+        return r;
+    st = stmt(s, ST_ACCOUNT_REMOVE);
+    sqlite3_bind_int64(st, 1, id);
+    if ((r = change_one(s, st, AK_ERR_NOT_FOUND)) != 0) {
+        free(ids);
+        return r;
+    }
+    *ret_ids = ids;
+    *ret_n = n;
+    return 0;
+}
+
+static int map_token(sqlite3_stmt *st, void *arg)
+{
+    struct token_rec *rec = arg;
+
+    if (column_text(st, 1, rec->name, sizeof(rec->name)) != 0 || column_text(st, 2, rec->prefix, sizeof(rec->prefix)) != 0 ||
+        sqlite3_column_bytes(st, 3) != DIGEST_LEN)
+        return AK_ERR_STORE;
+    rec->id = sqlite3_column_int64(st, 0);
+    memcpy(rec->digest, sqlite3_column_blob(st, 3), DIGEST_LEN);
+    rec->created_at = sqlite3_column_int64(st, 4);
+    return 0;
+}
+
+static int sq_token_insert(struct store *base, struct token_rec *rec)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_TOKEN_INSERT);
+    int r;
+
+    sqlite3_bind_text(st, 1, rec->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, rec->prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, rec->digest, DIGEST_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, rec->created_at);
+    if ((r = step_done(st)) == 0)
+        rec->id = sqlite3_last_insert_rowid(s->db);
+    return r;
+}
+
+static int sq_token_read(struct store *base, int64_t id, struct token_rec *ret)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_TOKEN_READ);
+
+    sqlite3_bind_int64(st, 1, id);
+    return read_one(st, map_token, ret);
+}
+
+static int sq_token_remove(struct store *base, int64_t id)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_TOKEN_REMOVE);
+
+    sqlite3_bind_int64(st, 1, id);
+    return change_one(s, st, AK_ERR_NOT_FOUND);
+}
+
+static int sq_event_append(struct store *base, struct audit_event *ev)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_EVENT_INSERT);
+    int r;
+
+    sqlite3_bind_int64(st, 1, ev->at);
+    sqlite3_bind_int64(st, 2, ev->account_id);
+    sqlite3_bind_text(st, 3, ev->actor_type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, ev->actor_id);
+    sqlite3_bind_text(st, 5, ev->actor_prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, ev->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, ev->target_type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, ev->target_id);
+    bind_text_or_null(st, 9, ev->changes);
+    sqlite3_bind_text(st, 10, ev->client_ip, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, ev->request_id, -1, SQLITE_STATIC);
+    if ((r = step_done(st)) == 0)
+        ev->id = sqlite3_last_insert_rowid(s->db);
+    return r;
+}
+
+static int sq_events_prune(struct store *base, int64_t before, unsigned max, int64_t *ret_n)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_EVENT_PRUNE);
+    int r;
+
+    sqlite3_bind_int64(st, 1, before);
+    sqlite3_bind_int64(st, 2, max);
+    if ((r = step_done(st)) == 0)
+        *ret_n = sqlite3_changes(s->db);
+    return r;
+}
+
+/* An event row; `changes` points into the statement's row (valid until the next step). */
+static int map_event(sqlite3_stmt *st, void *arg)
+{
+    struct audit_event *ev = arg;
+
+    if (column_text(st, 3, ev->actor_type, sizeof(ev->actor_type)) != 0 ||
+        column_text(st, 5, ev->actor_prefix, sizeof(ev->actor_prefix)) != 0 ||
+        column_text(st, 6, ev->action, sizeof(ev->action)) != 0 ||
+        column_text(st, 7, ev->target_type, sizeof(ev->target_type)) != 0 ||
+        column_text(st, 10, ev->client_ip, sizeof(ev->client_ip)) != 0 ||
+        column_text(st, 11, ev->request_id, sizeof(ev->request_id)) != 0)
+        return AK_ERR_STORE;
+    ev->id = sqlite3_column_int64(st, 0);
+    ev->at = sqlite3_column_int64(st, 1);
+    ev->account_id = sqlite3_column_int64(st, 2);
+    ev->actor_id = sqlite3_column_int64(st, 4);
+    ev->target_id = sqlite3_column_int64(st, 8);
+    ev->changes = (char *)sqlite3_column_text(st, 9);
+    return 0;
+}
+
+/* ---- outside transactions (under `lock`) ---- */
+
+static int sq_suspended_load(struct store *base, int64_t **ret, size_t *ret_n)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    r = collect_ids(stmt(s, ST_SUSPENDED), ret, ret_n);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int sq_token_load(struct store *base, store_token_cb cb, void *arg)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct token_rec rec;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    r = read_all(stmt(s, ST_TOKEN_LOAD), map_token, &rec, (int (*)(void *, const void *))cb, arg);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int sq_account_get(struct store *base, int64_t id, struct account_rec *ret)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    r = sq_account_read(base, id, ret);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int sq_account_list(struct store *base, const struct account_query *q, store_account_cb cb, void *arg)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct account_rec *rec = malloc(sizeof(*rec));
+    bool by_external = q->external_id != NULL && q->external_id[0] != '\0';
+    sqlite3_stmt *st;
+    int r;
+
+    if (rec == NULL)
+        return AK_ERR_NOMEM;
+    pthread_mutex_lock(&s->lock);
+    st = stmt(s, by_external ? ST_ACCOUNT_LIST_EXTERNAL : ST_ACCOUNT_LIST);
+    sqlite3_bind_int64(st, 1, q->after);
+    sqlite3_bind_int64(st, 2, q->limit);
+    if (by_external)
+        sqlite3_bind_text(st, 3, q->external_id, -1, SQLITE_STATIC);
+    r = read_all(st, map_account, rec, (int (*)(void *, const void *))cb, arg);
+    pthread_mutex_unlock(&s->lock);
+    free(rec);
+    return r;
+}
+
+static int sq_event_list(struct store *base, const struct event_query *q, store_event_cb cb, void *arg)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct audit_event *ev = malloc(sizeof(*ev));
+    bool by_action = q->action != NULL && q->action[0] != '\0';
+    sqlite3_stmt *st;
+    int r;
+
+    if (ev == NULL)
+        return AK_ERR_NOMEM;
+    pthread_mutex_lock(&s->lock);
+    st = stmt(s, q->account_id != 0 ? (by_action ? ST_EVENT_LIST_BOTH : ST_EVENT_LIST_ACCOUNT)
+                                    : (by_action ? ST_EVENT_LIST_ACTION : ST_EVENT_LIST));
+    sqlite3_bind_int64(st, 1, q->before != 0 ? q->before : INT64_MAX);
+    sqlite3_bind_int64(st, 2, q->limit);
+    if (q->account_id != 0)
+        sqlite3_bind_int64(st, 3, q->account_id);
+    if (by_action)
+        sqlite3_bind_text(st, 4, q->action, -1, SQLITE_STATIC);
+    r = read_all(st, map_event, ev, (int (*)(void *, const void *))cb, arg);
+    pthread_mutex_unlock(&s->lock);
+    free(ev);
     return r;
 }
 
@@ -452,6 +888,10 @@ static const struct store_ops SQLITE_OPS = {
     .settle = NULL, /* a local commit is never ambiguous */
     .account_insert = sq_account_insert,
     .account_lock = sq_account_lock,
+    .account_read = sq_account_read,
+    .account_find_external = sq_account_find_external,
+    .account_write = sq_account_write,
+    .account_remove = sq_account_remove,
     .account_take_key = sq_account_take_key,
     .account_return_key = sq_account_return_key,
     .key_insert = sq_key_insert,
@@ -461,10 +901,20 @@ static const struct store_ops SQLITE_OPS = {
     .key_write = sq_key_write,
     .key_remove = sq_key_remove,
     .uses_raise = sq_uses_raise,
-    .announce_keys = NULL, /* one instance per file */
+    .token_insert = sq_token_insert,
+    .token_read = sq_token_read,
+    .token_remove = sq_token_remove,
+    .event_append = sq_event_append,
+    .events_prune = sq_events_prune,
+    .announce = NULL, /* one instance per file */
     .announce_uses = NULL,
     .key_get = sq_key_get,
     .key_load = sq_key_load,
+    .suspended_load = sq_suspended_load,
+    .token_load = sq_token_load,
+    .account_get = sq_account_get,
+    .account_list = sq_account_list,
+    .event_list = sq_event_list,
     .poll_changed = sq_poll_changed,
     .watch = NULL, /* one instance per file: other processes' writes are found by poll_changed */
 };

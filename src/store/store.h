@@ -16,12 +16,44 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/account.h"
+#include "core/audit.h"
 #include "core/key.h"
 
 struct store;
 
 /* Called once per key by key_load, in id order. A non-zero return stops the walk and is returned. */
 typedef int (*store_key_cb)(void *arg, const struct key_rec *rec);
+
+/* The same for accounts, admin tokens and audit events (each valid only during the call). */
+typedef int (*store_account_cb)(void *arg, const struct account_rec *rec);
+typedef int (*store_token_cb)(void *arg, const struct token_rec *rec);
+typedef int (*store_event_cb)(void *arg, const struct audit_event *ev);
+
+/* A page of accounts: ids above `after`, ascending, at most `limit`; only `external_id` when it is not "". */
+struct account_query {
+    int64_t after;
+    unsigned limit;
+    const char *external_id;
+};
+
+/* A page of events: ids below `before` (0: from the newest), descending, at most `limit`; filters when non-zero / non-NULL. */
+struct event_query {
+    int64_t before;
+    unsigned limit;
+    int64_t account_id;
+    const char *action;
+};
+
+/* What a change to an account asks of the rules, run inside the transaction (see store_account_update). */
+typedef int (*store_account_fn)(void *arg, const struct account_rec *cur, struct account_rec *next);
+
+/* Which kind of rows a transaction announces to other instances. */
+enum store_topic {
+    TOPIC_KEYS = 'k',     /* these keys changed: re-read them */
+    TOPIC_ACCOUNTS = 'a', /* these accounts' status changed */
+    TOPIC_TOKENS = 't',   /* admin tokens changed */
+};
 
 /*
  * The rules, handed in by core and run inside the write transaction on the
@@ -47,6 +79,10 @@ struct store_watch_ops {
     void (*changed)(void *arg, const struct key_rec *recs, size_t n, const int64_t *gone, size_t ngone);
     /* Keys were used elsewhere (the values are already in the store). */
     void (*used)(void *arg, const struct key_use *uses, size_t n);
+    /* Accounts were suspended, reactivated or deleted elsewhere: `suspended` is the whole current set, ascending. */
+    void (*suspended)(void *arg, const int64_t *suspended, size_t n);
+    /* Admin tokens were created or revoked elsewhere: reload them (store_ops.token_load). */
+    void (*tokens)(void *arg);
     /*
      * The stream of changes (re)started: everything must be reloaded, as
      * changes may have been missed. Returns 0, or an error to be asked again.
@@ -96,12 +132,23 @@ struct store_ops {
     int (*settle)(struct store *s);
 
     /* ---- row primitives, in a transaction ---- */
-    /* Inserts an account with no keys; sets *ret_id. */
-    int (*account_insert)(struct store *s, const char *name, int64_t now, int64_t *ret_id);
+    /* Inserts `rec` (name, external_id, suspended, max_keys, created_at) with no keys; sets rec->id. */
+    int (*account_insert)(struct store *s, struct account_rec *rec);
     /* Locks the account's row until the end of the transaction. AK_ERR_NOT_FOUND if there is none. */
     int (*account_lock)(struct store *s, int64_t account_id);
-    /* Counts one more key for the account if it has fewer than `max_keys` (AK_ERR_LIMIT otherwise). */
-    int (*account_take_key)(struct store *s, int64_t account_id, unsigned max_keys);
+    /* Reads account `id`. AK_ERR_NOT_FOUND if there is none. */
+    int (*account_read)(struct store *s, int64_t id, struct account_rec *ret);
+    /* The id of the account with `external_id`, AK_ERR_NOT_FOUND if none. */
+    int (*account_find_external)(struct store *s, const char *external_id, int64_t *ret_id);
+    /* Writes rec's name, suspended and max_keys. AK_ERR_NOT_FOUND if the row is gone. */
+    int (*account_write)(struct store *s, const struct account_rec *rec);
+    /* Deletes account `id` and every key of it; *ret_ids (malloc'd, caller frees) lists the keys' ids. */
+    int (*account_remove)(struct store *s, int64_t id, int64_t **ret_ids, size_t *ret_n);
+    /*
+     * Counts one more key for the account if it has fewer than its own cap,
+     * or than `default_max` when it has none (AK_ERR_LIMIT otherwise).
+     */
+    int (*account_take_key)(struct store *s, int64_t account_id, unsigned default_max);
     /* Counts one key less. */
     int (*account_return_key)(struct store *s, int64_t account_id);
     /* Inserts `rec`; sets rec->id and rec->version. A digest in use gives AK_ERR_COLLISION. */
@@ -118,8 +165,21 @@ struct store_ops {
     int (*key_remove)(struct store *s, int64_t account_id, int64_t id);
     /* Raises last_used of each listed key to at least `at` (never lowers it). */
     int (*uses_raise)(struct store *s, const struct key_use *v, size_t n);
-    /* Optional (NULL where no other process listens): tells the others, at commit, which keys changed / were used. */
-    int (*announce_keys)(struct store *s, const int64_t *ids, size_t n);
+    /* Inserts admin token `rec`; sets rec->id. A digest in use gives AK_ERR_COLLISION. */
+    int (*token_insert)(struct store *s, struct token_rec *rec);
+    /* Reads admin token `id`. AK_ERR_NOT_FOUND if there is none. */
+    int (*token_read)(struct store *s, int64_t id, struct token_rec *ret);
+    /* Deletes admin token `id`. AK_ERR_NOT_FOUND if there is none. */
+    int (*token_remove)(struct store *s, int64_t id);
+    /* Appends `ev`; sets ev->id (ascending per database). */
+    int (*event_append)(struct store *s, struct audit_event *ev);
+    /* Deletes at most `max` events older than `before`; sets *ret_n to how many. */
+    int (*events_prune)(struct store *s, int64_t before, unsigned max, int64_t *ret_n);
+    /*
+     * Optional (NULL where no other process listens): tells the others, at
+     * commit, which rows of `topic` changed / which keys were used.
+     */
+    int (*announce)(struct store *s, enum store_topic topic, const int64_t *ids, size_t n);
     int (*announce_uses)(struct store *s, const struct key_use *v, size_t n);
 
     /* ---- outside transactions ---- */
@@ -127,6 +187,16 @@ struct store_ops {
     int (*key_get)(struct store *s, int64_t id, struct key_rec *ret);
     /* Calls `cb` for every key, in one snapshot. */
     int (*key_load)(struct store *s, store_key_cb cb, void *arg);
+    /* The ids of the suspended accounts, ascending (*ret malloc'd, NULL when none; caller frees). */
+    int (*suspended_load)(struct store *s, int64_t **ret, size_t *ret_n);
+    /* Calls `cb` for every admin token, in id order. */
+    int (*token_load)(struct store *s, store_token_cb cb, void *arg);
+    /* Reads account `id` (key_count included). AK_ERR_NOT_FOUND if there is none. */
+    int (*account_get)(struct store *s, int64_t id, struct account_rec *ret);
+    /* Calls `cb` for a page of accounts (struct account_query). */
+    int (*account_list)(struct store *s, const struct account_query *q, store_account_cb cb, void *arg);
+    /* Calls `cb` for a page of events (struct event_query). */
+    int (*event_list)(struct store *s, const struct event_query *q, store_event_cb cb, void *arg);
     /* Sets *ret_changed when another process changed the data since the last call. */
     int (*poll_changed)(struct store *s, bool *ret_changed);
     /*
@@ -160,14 +230,50 @@ void store_free(struct store *s);
  */
 
 /*
- * Creates an account named `name` and its primary key from `primary`
- * (digest, prefix, name, type, created_at set by the caller). Sets
- * primary->id, ->account_id, ->version and *ret_account_id.
+ * Every write that changes something records it in the audit log in the
+ * same transaction, as done by `origin`. `default_max` is the server's
+ * --max-keys, for accounts without a cap of their own.
  */
-int store_account_create(struct store *s, const char *name, int64_t now, struct key_rec *primary, int64_t *ret_account_id);
 
-/* Inserts `rec` for rec->account_id unless that account has `max_keys` keys (AK_ERR_LIMIT). Sets rec->id and rec->version. */
-int store_key_insert(struct store *s, struct key_rec *rec, unsigned max_keys);
+/*
+ * Creates account `acct` (name, external_id, max_keys, created_at set by
+ * the caller) and its primary key from `primary` (digest, prefix, name,
+ * type, created_at). Sets acct->id, primary->id, ->account_id, ->version.
+ * An external_id already taken: AK_ERR_EXISTS, with acct->id set to the
+ * account that has it, and nothing created.
+ */
+int store_account_create(struct store *s, const struct audit_origin *origin, struct account_rec *acct, struct key_rec *primary);
+
+/*
+ * Updates account `id`: reads it, asks `fn` for the new row (fn may refuse
+ * with an error), writes. *ret is the account's new row (key_count
+ * included). AK_ERR_NOT_FOUND if there is none.
+ */
+int store_account_update(struct store *s, const struct audit_origin *origin, int64_t id, store_account_fn fn, void *arg,
+                         struct account_rec *ret);
+
+/* Deletes account `id` and all its keys; *ret_ids (malloc'd; caller frees) are the keys deleted. */
+int store_account_delete(struct store *s, const struct audit_origin *origin, int64_t id, int64_t **ret_ids, size_t *ret_n);
+
+/*
+ * Inserts `rec` for rec->account_id unless that account is at its cap
+ * (AK_ERR_LIMIT), or has no row (AK_ERR_NOT_FOUND). Sets rec->id and
+ * rec->version. When rec->primary, the account's primary key (if any) is
+ * demoted in the same transaction: *ret_demoted is its new row
+ * (ret_demoted->id is 0 when there was none; ret_demoted may be NULL when
+ * rec is not primary).
+ */
+int store_key_insert(struct store *s, const struct audit_origin *origin, struct key_rec *rec, unsigned default_max,
+                     struct key_rec *ret_demoted);
+
+/* Inserts admin token `rec` (name, prefix, digest, created_at). Sets rec->id. */
+int store_token_create(struct store *s, const struct audit_origin *origin, struct token_rec *rec);
+
+/* Revokes (deletes) admin token `id`. AK_ERR_NOT_FOUND if there is none. */
+int store_token_revoke(struct store *s, const struct audit_origin *origin, int64_t id);
+
+/* Deletes events older than `before`, in bounded transactions; sets *ret_n to how many. */
+int store_events_prune(struct store *s, int64_t before, int64_t *ret_n);
 
 /*
  * Updates key `id` of `account_id` holding the account's lock: reads the
@@ -176,11 +282,12 @@ int store_key_insert(struct store *s, struct key_rec *rec, unsigned max_keys);
  * *ret_demoted the old primary's (ret_demoted->id is 0 when none was
  * demoted). AK_ERR_NOT_FOUND if the key does not exist; `fn`'s error as is.
  */
-int store_key_update(struct store *s, int64_t account_id, int64_t id, store_update_fn fn, void *arg, struct key_rec *ret,
-                     struct key_rec *ret_demoted);
+int store_key_update(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t id, store_update_fn fn,
+                     void *arg, struct key_rec *ret, struct key_rec *ret_demoted);
 
 /* Deletes key `id` of `account_id` if `fn` agrees. AK_ERR_NOT_FOUND if there is none. */
-int store_key_delete(struct store *s, int64_t account_id, int64_t id, store_delete_fn fn, void *arg);
+int store_key_delete(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t id, store_delete_fn fn,
+                     void *arg);
 
 /* Raises last_used of each listed key to at least `at`, in one transaction. A lost commit answer is AK_ERR_UNAVAILABLE: retry. */
 int store_last_used_flush(struct store *s, const struct key_use *v, size_t n);

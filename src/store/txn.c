@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/timefmt.h"
 #include "store/store.h"
 
 #define OPS(s) ((s)->ops)
@@ -40,11 +41,47 @@ static int finish(struct store *s, int r, check_fn check, void *arg)
     return r;
 }
 
-static int announce(struct store *s, int64_t id, int64_t other)
+/* Tells other instances, at commit, that these rows changed (a no-op where none listen). */
+static int announce(struct store *s, enum store_topic topic, const int64_t *ids, size_t n)
+{
+    return OPS(s)->announce == NULL || n == 0 ? 0 : OPS(s)->announce(s, topic, ids, n);
+}
+
+/* Announces one key, or two (a primary move). */
+static int announce_keys(struct store *s, int64_t id, int64_t other)
 {
     int64_t ids[2] = {id, other};
 
-    return OPS(s)->announce_keys == NULL ? 0 : OPS(s)->announce_keys(s, ids, other != 0 ? 2 : 1);
+    return announce(s, TOPIC_KEYS, ids, other != 0 ? 2 : 1);
+}
+
+/*
+ * Appends the event that records a change, in the change's transaction.
+ * Takes `changes` (JSON text, freed here); a change with no field that
+ * differs is no change and records nothing.
+ */
+static int record(struct store *s, const struct audit_origin *origin, enum audit_action action, int64_t account_id,
+                  enum audit_target target, int64_t target_id, char *changes)
+{
+    struct audit_event ev;
+    int r;
+
+    if (changes == NULL)
+        return 0;
+    audit_event_init(&ev, origin, timefmt_now(), action, account_id, target, target_id);
+    ev.changes = changes;
+    r = OPS(s)->event_append(s, &ev);
+    free(changes);
+    return r;
+}
+
+/* Records a key's change from `old` to `new` (either NULL: created, deleted). */
+static int record_key(struct store *s, const struct audit_origin *origin, enum audit_action action, const struct key_rec *old,
+                      const struct key_rec *new)
+{
+    const struct key_rec *k = new != NULL ? new : old;
+
+    return record(s, origin, action, k->account_id, TARGET_KEY, k->id, audit_key_changes(old, new));
 }
 
 /* check: the row with rec's digest exists (its id, account and version copied into rec), or not. */
@@ -100,10 +137,23 @@ static int check_deleted(struct store *s, void *arg)
     return r == AK_ERR_NOT_FOUND ? 0 : r == 0 ? AK_ERR_NOT_FOUND : r;
 }
 
-int store_account_create(struct store *s, const char *name, int64_t now, struct key_rec *primary, int64_t *ret_account_id)
+/* check: the account row exists, or not. */
+static int check_account(struct store *s, void *arg)
+{
+    struct account_rec *row = malloc(sizeof(*row));
+    int r;
+
+    if (row == NULL)
+        return AK_ERR_NOMEM;
+    r = OPS(s)->account_read(s, *(const int64_t *)arg, row);
+    free(row);
+    return r;
+}
+
+int store_account_create(struct store *s, const struct audit_origin *origin, struct account_rec *acct, struct key_rec *primary)
 {
     struct key_rec *rec = malloc(sizeof(*rec));
-    int64_t account_id = 0;
+    int64_t found = 0;
     int r;
 
     if (rec == NULL)
@@ -111,45 +161,254 @@ int store_account_create(struct store *s, const char *name, int64_t now, struct 
     *rec = *primary;
     if ((r = OPS(s)->begin(s)) != 0)
         goto out;
-    if ((r = OPS(s)->account_insert(s, name, now, &account_id)) == 0 && (r = OPS(s)->account_take_key(s, account_id, 1)) == 0) {
-        rec->account_id = account_id;
+    /* An external_id names one account: a retried sign-up finds the first one (the unique index backs this up). */
+    if (acct->external_id[0] != '\0' && (r = OPS(s)->account_find_external(s, acct->external_id, &found)) == 0)
+        r = AK_ERR_EXISTS;
+    else if (r == AK_ERR_NOT_FOUND)
+        r = 0;
+    acct->key_count = 0;
+    if (r == 0 && (r = OPS(s)->account_insert(s, acct)) == 0 && (r = OPS(s)->account_take_key(s, acct->id, 1)) == 0) {
+        rec->account_id = acct->id;
         rec->active = true;
         rec->primary = true;
-        if ((r = OPS(s)->key_insert(s, rec)) == 0)
-            r = announce(s, rec->id, 0);
+        if ((r = OPS(s)->key_insert(s, rec)) == 0 &&
+            (r = record(s, origin, AUDIT_ACCOUNT_CREATED, acct->id, TARGET_ACCOUNT, acct->id, audit_account_changes(NULL, acct))) ==
+                0 &&
+            (r = record_key(s, origin, AUDIT_KEY_CREATED, NULL, rec)) == 0)
+            r = announce_keys(s, rec->id, 0);
     }
     if ((r = finish(s, r, check_inserted, rec)) == 0) {
+        acct->key_count = 1;
         *primary = *rec;
-        *ret_account_id = rec->account_id;
+    } else if (r == AK_ERR_EXISTS) {
+        acct->id = found;
     }
 out:
     free(rec);
     return r;
 }
 
-int store_key_insert(struct store *s, struct key_rec *rec, unsigned max_keys)
+/* check: the account carries what the update wrote (an unchanged row cannot tell, but then neither can it matter). */
+struct account_written {
+    const struct account_rec *old, *new;
+};
+
+static bool same_account(const struct account_rec *a, const struct account_rec *b)
 {
-    struct key_rec *copy = malloc(sizeof(*copy));
+    return strcmp(a->name, b->name) == 0 && a->suspended == b->suspended && a->max_keys == b->max_keys;
+}
+
+static int check_account_updated(struct store *s, void *arg)
+{
+    const struct account_written *w = arg;
+    struct account_rec *row = malloc(sizeof(*row));
     int r;
 
-    if (copy == NULL)
+    if (row == NULL)
         return AK_ERR_NOMEM;
-    *copy = *rec;
+    if ((r = OPS(s)->account_read(s, w->new->id, row)) == 0)
+        r = same_account(row, w->new) ? 0 : same_account(row, w->old) ? AK_ERR_NOT_FOUND : AK_ERR_STORE;
+    else if (r == AK_ERR_NOT_FOUND)
+        r = AK_ERR_STORE; /* deleted since: cannot tell */
+    free(row);
+    return r;
+}
+
+int store_account_update(struct store *s, const struct audit_origin *origin, int64_t id, store_account_fn fn, void *arg,
+                         struct account_rec *ret)
+{
+    struct account_rec *cur = malloc(sizeof(*cur)), *next = malloc(sizeof(*next));
+    struct account_written w = {.old = cur, .new = next};
+    enum audit_action action;
+    int r;
+
+    if (cur == NULL || next == NULL) {
+        r = AK_ERR_NOMEM;
+        goto out;
+    }
     if ((r = OPS(s)->begin(s)) != 0)
         goto out;
-    /* Taking a place under the cap locks the account's row: safe against every other instance. */
-    if ((r = OPS(s)->account_take_key(s, rec->account_id, max_keys)) == 0 && (r = OPS(s)->key_insert(s, copy)) == 0)
-        r = announce(s, copy->id, 0);
-    if ((r = finish(s, r, check_inserted, copy)) == 0) {
-        rec->id = copy->id;
-        rec->version = copy->version;
+    if ((r = OPS(s)->account_lock(s, id)) == 0 && (r = OPS(s)->account_read(s, id, cur)) == 0 && (r = fn(arg, cur, next)) == 0) {
+        next->id = cur->id;
+        next->key_count = cur->key_count;
+        next->created_at = cur->created_at;
+        strcpy(next->external_id, cur->external_id);
+        action = next->suspended == cur->suspended ? AUDIT_ACCOUNT_UPDATED
+                 : next->suspended                 ? AUDIT_ACCOUNT_SUSPENDED
+                                                   : AUDIT_ACCOUNT_REACTIVATED;
+        if ((r = OPS(s)->account_write(s, next)) == 0 &&
+            (r = record(s, origin, action, id, TARGET_ACCOUNT, id, audit_account_changes(cur, next))) == 0 &&
+            next->suspended != cur->suspended)
+            r = announce(s, TOPIC_ACCOUNTS, &id, 1);
+    }
+    if ((r = finish(s, r, check_account_updated, &w)) == 0)
+        *ret = *next;
+out:
+    free(cur);
+    free(next);
+    return r;
+}
+
+/* check: the account is gone (by this transaction or another: either way it is deleted). */
+static int check_account_deleted(struct store *s, void *arg)
+{
+    int r = check_account(s, arg);
+
+    return r == AK_ERR_NOT_FOUND ? 0 : r == 0 ? AK_ERR_NOT_FOUND : r;
+}
+
+int store_account_delete(struct store *s, const struct audit_origin *origin, int64_t id, int64_t **ret_ids, size_t *ret_n)
+{
+    struct account_rec *cur = malloc(sizeof(*cur));
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int r;
+
+    *ret_ids = NULL;
+    *ret_n = 0;
+    if (cur == NULL)
+        return AK_ERR_NOMEM;
+    if ((r = OPS(s)->begin(s)) != 0)
+        goto out;
+    if ((r = OPS(s)->account_lock(s, id)) == 0 && (r = OPS(s)->account_read(s, id, cur)) == 0 &&
+        (r = OPS(s)->account_remove(s, id, &ids, &n)) == 0 &&
+        (r = record(s, origin, AUDIT_ACCOUNT_DELETED, id, TARGET_ACCOUNT, id, audit_account_changes(cur, NULL))) == 0 &&
+        (r = announce(s, TOPIC_KEYS, ids, n)) == 0)
+        r = announce(s, TOPIC_ACCOUNTS, &id, 1);
+    if ((r = finish(s, r, check_account_deleted, &id)) == 0) {
+        *ret_ids = ids;
+        *ret_n = n;
+        ids = NULL;
     }
 out:
-    free(copy);
+    free(ids);
+    free(cur);
     return r;
 }
 
 /* Reads key `id` of `account_id` (another account's key does not exist for it). */
+static int read_own(struct store *s, int64_t account_id, int64_t id, struct key_rec *ret);
+
+/* Demotes the account's primary key, if it has one other than `keep`: *ret is its new row (ret->id 0 when none). */
+static int demote_primary(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t keep, struct key_rec *ret)
+{
+    struct key_rec *old = malloc(sizeof(*old));
+    int64_t primary = 0;
+    int r;
+
+    ret->id = 0;
+    if (old == NULL)
+        return AK_ERR_NOMEM;
+    if ((r = OPS(s)->key_primary(s, account_id, &primary)) == 0 && primary != 0 && primary != keep &&
+        (r = read_own(s, account_id, primary, old)) == 0) {
+        *ret = *old;
+        ret->primary = false;
+        if ((r = OPS(s)->key_write(s, ret)) == 0)
+            r = record_key(s, origin, AUDIT_KEY_UPDATED, old, ret);
+    }
+    free(old);
+    return r;
+}
+
+int store_key_insert(struct store *s, const struct audit_origin *origin, struct key_rec *rec, unsigned default_max,
+                     struct key_rec *ret_demoted)
+{
+    struct key_rec *copy = malloc(sizeof(*copy)), *demoted = malloc(sizeof(*demoted));
+    int r;
+
+    if (copy == NULL || demoted == NULL) {
+        r = AK_ERR_NOMEM;
+        goto out;
+    }
+    *copy = *rec;
+    demoted->id = 0;
+    if ((r = OPS(s)->begin(s)) != 0)
+        goto out;
+    /* The account's row lock (and the place taken under its cap) makes this safe against every other instance. */
+    if ((r = OPS(s)->account_lock(s, rec->account_id)) == 0 &&
+        (r = OPS(s)->account_take_key(s, rec->account_id, default_max)) == 0 &&
+        (!copy->primary || (r = demote_primary(s, origin, rec->account_id, 0, demoted)) == 0) &&
+        (r = OPS(s)->key_insert(s, copy)) == 0 && (r = record_key(s, origin, AUDIT_KEY_CREATED, NULL, copy)) == 0)
+        r = announce_keys(s, copy->id, demoted->id);
+    if ((r = finish(s, r, check_inserted, copy)) == 0) {
+        rec->id = copy->id;
+        rec->version = copy->version;
+        if (ret_demoted != NULL)
+            *ret_demoted = *demoted;
+    }
+out:
+    free(copy);
+    free(demoted);
+    return r;
+}
+
+/* check: the admin token's row exists, or not. */
+static int check_token(struct store *s, void *arg)
+{
+    struct token_rec *row = malloc(sizeof(*row));
+    int r;
+
+    if (row == NULL)
+        return AK_ERR_NOMEM;
+    r = OPS(s)->token_read(s, *(const int64_t *)arg, row);
+    free(row);
+    return r;
+}
+
+static int check_token_deleted(struct store *s, void *arg)
+{
+    int r = check_token(s, arg);
+
+    return r == AK_ERR_NOT_FOUND ? 0 : r == 0 ? AK_ERR_NOT_FOUND : r;
+}
+
+int store_token_create(struct store *s, const struct audit_origin *origin, struct token_rec *rec)
+{
+    int r;
+
+    if ((r = OPS(s)->begin(s)) != 0)
+        return r;
+    if ((r = OPS(s)->token_insert(s, rec)) == 0 &&
+        (r = record(s, origin, AUDIT_TOKEN_CREATED, 0, TARGET_ADMIN_TOKEN, rec->id, audit_token_changes(NULL, rec))) == 0)
+        r = announce(s, TOPIC_TOKENS, &rec->id, 1);
+    return finish(s, r, check_token, &rec->id);
+}
+
+int store_token_revoke(struct store *s, const struct audit_origin *origin, int64_t id)
+{
+    struct token_rec *cur = malloc(sizeof(*cur));
+    int r;
+
+    if (cur == NULL)
+        return AK_ERR_NOMEM;
+    if ((r = OPS(s)->begin(s)) == 0) {
+        if ((r = OPS(s)->token_read(s, id, cur)) == 0 && (r = OPS(s)->token_remove(s, id)) == 0 &&
+            (r = record(s, origin, AUDIT_TOKEN_REVOKED, 0, TARGET_ADMIN_TOKEN, id, audit_token_changes(cur, NULL))) == 0)
+            r = announce(s, TOPIC_TOKENS, &id, 1);
+        r = finish(s, r, check_token_deleted, &id);
+    }
+    free(cur);
+    return r;
+}
+
+#define PRUNE_BATCH 10000 /* events per transaction: short transactions, so that writes never wait long */
+
+int store_events_prune(struct store *s, int64_t before, int64_t *ret_n)
+{
+    int64_t n = PRUNE_BATCH;
+    int r = 0;
+
+    *ret_n = 0;
+    while (r == 0 && n == PRUNE_BATCH) {
+        if ((r = OPS(s)->begin(s)) != 0)
+            break;
+        r = finish(s, OPS(s)->events_prune(s, before, PRUNE_BATCH, &n), NULL, NULL);
+        if (r == 0)
+            *ret_n += n;
+    }
+    return r;
+}
+
 static int read_own(struct store *s, int64_t account_id, int64_t id, struct key_rec *ret)
 {
     int r = OPS(s)->key_read(s, id, ret);
@@ -157,40 +416,33 @@ static int read_own(struct store *s, int64_t account_id, int64_t id, struct key_
     return r == 0 && ret->account_id != account_id ? AK_ERR_NOT_FOUND : r;
 }
 
-int store_key_update(struct store *s, int64_t account_id, int64_t id, store_update_fn fn, void *arg, struct key_rec *ret,
-                     struct key_rec *ret_demoted)
+int store_key_update(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t id, store_update_fn fn,
+                     void *arg, struct key_rec *ret, struct key_rec *ret_demoted)
 {
     struct key_rec *cur = malloc(sizeof(*cur)), *next = malloc(sizeof(*next)), *old = malloc(sizeof(*old));
     struct written w = {.id = id};
     int64_t primary = 0;
-    bool demote = false;
     int r;
 
     if (cur == NULL || next == NULL || old == NULL) {
         r = AK_ERR_NOMEM;
         goto out;
     }
+    old->id = 0;
     if ((r = OPS(s)->begin(s)) != 0)
         goto out;
     if ((r = OPS(s)->account_lock(s, account_id)) == 0 && (r = read_own(s, account_id, id, cur)) == 0 &&
         (r = OPS(s)->key_primary(s, account_id, &primary)) == 0 && (r = fn(arg, cur, primary, next)) == 0) {
         next->id = cur->id;
         next->account_id = cur->account_id;
-        demote = next->primary && primary != 0 && primary != id;
-        if (demote && (r = read_own(s, account_id, primary, old)) == 0) {
-            old->primary = false;
-            r = OPS(s)->key_write(s, old);
-        }
-        if (r == 0 && (r = OPS(s)->key_write(s, next)) == 0)
-            r = announce(s, next->id, demote ? old->id : 0);
+        if ((!next->primary || (r = demote_primary(s, origin, account_id, id, old)) == 0) &&
+            (r = OPS(s)->key_write(s, next)) == 0 && (r = record_key(s, origin, AUDIT_KEY_UPDATED, cur, next)) == 0)
+            r = announce_keys(s, next->id, old->id);
         w.version = next->version;
     }
     if ((r = finish(s, r, check_updated, &w)) == 0) {
         *ret = *next;
-        if (demote)
-            *ret_demoted = *old;
-        else
-            ret_demoted->id = 0;
+        *ret_demoted = *old;
     }
 out:
     free(cur);
@@ -199,7 +451,8 @@ out:
     return r;
 }
 
-int store_key_delete(struct store *s, int64_t account_id, int64_t id, store_delete_fn fn, void *arg)
+int store_key_delete(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t id, store_delete_fn fn,
+                     void *arg)
 {
     struct key_rec *cur = malloc(sizeof(*cur));
     struct written w = {.id = id};
@@ -210,8 +463,9 @@ int store_key_delete(struct store *s, int64_t account_id, int64_t id, store_dele
     if ((r = OPS(s)->begin(s)) != 0)
         goto out;
     if ((r = OPS(s)->account_lock(s, account_id)) == 0 && (r = read_own(s, account_id, id, cur)) == 0 && (r = fn(arg, cur)) == 0 &&
-        (r = OPS(s)->key_remove(s, account_id, id)) == 0 && (r = OPS(s)->account_return_key(s, account_id)) == 0)
-        r = announce(s, id, 0);
+        (r = OPS(s)->key_remove(s, account_id, id)) == 0 && (r = OPS(s)->account_return_key(s, account_id)) == 0 &&
+        (r = record_key(s, origin, AUDIT_KEY_DELETED, cur, NULL)) == 0)
+        r = announce_keys(s, id, 0);
     r = finish(s, r, check_deleted, &w);
 out:
     free(cur);

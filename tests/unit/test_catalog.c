@@ -27,6 +27,7 @@
 #include "../../src/core/catalog.c"
 #include "core/digest.h"
 #include "core/error.h"
+#include "origin.h"
 #include "store/store.h"
 
 struct fixture {
@@ -149,7 +150,7 @@ static struct key_rec store_account(struct store *st, const char *name, int seed
     int64_t account = 0;
 
     make_digest(seed, rec.digest);
-    assert_int_equal(store_account_create(st, name, rec.created_at, &rec, &account), 0);
+    assert_int_equal(t_store_account_create(st, name, rec.created_at, &rec, &account), 0);
     assert_true(account > 0);
     assert_int_equal(rec.account_id, account);
     assert_true(rec.id > 0);
@@ -161,7 +162,7 @@ static struct key_rec store_key(struct store *st, int64_t account, enum key_type
     struct key_rec rec = make_rec(0, account, type, true, false, name);
 
     make_digest(seed, rec.digest);
-    assert_int_equal(store_key_insert(st, &rec, 100), 0);
+    assert_int_equal(store_key_insert(st, &T_ORIGIN, &rec, 100, NULL), 0);
     assert_true(rec.id > 0);
     return rec;
 }
@@ -617,7 +618,7 @@ static void test_load_replaces_content(void **state)
     assert_int_equal(list(f->cat, p1.account_id, false)->n, 2);
 
     /* A key deleted in the store disappears on the next load. */
-    assert_int_equal(store_key_delete(f->store, p1.account_id, k2.id, allow_delete, NULL), 0);
+    assert_int_equal(store_key_delete(f->store, &T_ORIGIN, p1.account_id, k2.id, allow_delete, NULL), 0);
     assert_int_equal(catalog_load(f->cat, f->store), 0);
     assert_int_equal(catalog_size(f->cat), 1);
     assert_int_equal(catalog_get(f->cat, k2.id, &got), AK_ERR_NOT_FOUND);

@@ -45,6 +45,7 @@
 #include "core/catalog.h"
 #include "core/error.h"
 #include "iterations.h"
+#include "origin.h"
 #include "store/store.h"
 
 #define NREADERS 4
@@ -891,13 +892,13 @@ static void fill_store(struct load_fixture *f, struct store *st, char letter, in
         rec.primary = s == 1;
         rec.created_at = CREATED + s;
         if (s == 1) {
-            assert_int_equal(store_account_create(st, "acme", CREATED, &rec, &account), 0);
+            assert_int_equal(t_store_account_create(st, "acme", CREATED, &rec, &account), 0);
             if (f->account == 0)
                 f->account = account;
             assert_int_equal(account, f->account);
         } else {
             rec.account_id = f->account;
-            assert_int_equal(store_key_insert(st, &rec, 1000), 0);
+            assert_int_equal(store_key_insert(st, &T_ORIGIN, &rec, 1000, NULL), 0);
         }
         if (s <= LOAD_STABLE) {
             if (f->stable_id[s] == 0)

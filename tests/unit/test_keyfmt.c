@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -43,7 +44,7 @@ static void generate(const char *brand, enum key_type type, char *buf)
 static void check_generated(const char *brand, enum key_type type)
 {
     const char *tag = type == KEY_TYPE_SANDBOX ? "_sand_" : "_prod_";
-    size_t blen = strlen(brand), len = keyfmt_key_len(brand);
+    size_t blen = strlen(brand), len = keyfmt_key_len(brand, KEY_TYPE_PRODUCTION);
 
     for (int n = 0; n < 200; n++) {
         char key[KEYFMT_MAX_LEN + 1];
@@ -69,9 +70,10 @@ static void check_generated(const char *brand, enum key_type type)
 static void test_key_len(void **state)
 {
     (void)state;
-    assert_int_equal(keyfmt_key_len("ml"), 46);
-    assert_int_equal(keyfmt_key_len("acme"), 48);
-    assert_int_equal(keyfmt_key_len("abcdefghijklmnop"), KEYFMT_MAX_LEN);
+    assert_int_equal(keyfmt_key_len("ml", KEY_TYPE_PRODUCTION), 46);
+    assert_int_equal(keyfmt_key_len("acme", KEY_TYPE_PRODUCTION), 48);
+    assert_int_equal(keyfmt_key_len("abcdefghijklmnop", KEY_TYPE_PRODUCTION), KEYFMT_MAX_LEN - 1);
+    assert_int_equal(keyfmt_key_len("abcdefghijklmnop", KEY_TYPE_ADMIN), KEYFMT_MAX_LEN);
 }
 
 static void test_generate_ml_production(void **state)
@@ -107,9 +109,39 @@ static void test_generate_longest_brand_fits(void **state)
     (void)state;
     assert_int_equal(strlen(brand), KEYFMT_BRAND_MAX);
     generate(brand, KEY_TYPE_SANDBOX, key);
+    assert_int_equal(strlen(key), KEYFMT_MAX_LEN - 1);
+    assert_int_equal(keyfmt_parse(brand, key, KEYFMT_MAX_LEN - 1, &type), 0);
+    assert_int_equal(type, KEY_TYPE_SANDBOX);
+    /* an admin token's kind is one character longer: the longest of all */
+    generate(brand, KEY_TYPE_ADMIN, key);
     assert_int_equal(strlen(key), KEYFMT_MAX_LEN);
     assert_int_equal(keyfmt_parse(brand, key, KEYFMT_MAX_LEN, &type), 0);
-    assert_int_equal(type, KEY_TYPE_SANDBOX);
+    assert_int_equal(type, KEY_TYPE_ADMIN);
+}
+
+/* Admin tokens: their own kind, never taken for a key, and a key never for a token. */
+static void test_admin_token_kind(void **state)
+{
+    char key[KEYFMT_MAX_LEN + 1], bad[KEYFMT_MAX_LEN + 1];
+    enum key_type type;
+
+    (void)state;
+    generate("ml", KEY_TYPE_ADMIN, key);
+    assert_int_equal(strlen(key), 47);
+    assert_int_equal(keyfmt_key_len("ml", KEY_TYPE_ADMIN), 47);
+    assert_int_equal(keyfmt_prefix_len(KEY_TYPE_ADMIN), 13);
+    assert_int_equal(keyfmt_prefix_len(KEY_TYPE_PRODUCTION), 12);
+    assert_memory_equal(key, "ml_admin_", 9);
+    assert_string_equal(key_type_name(KEY_TYPE_ADMIN), "admin");
+    assert_int_equal(keyfmt_parse("ml", key, strlen(key), &type), 0);
+    assert_int_equal(type, KEY_TYPE_ADMIN);
+    /* the same body under a key's kind fails the checksum (the kind is inside the CRC) */
+    snprintf(bad, sizeof(bad), "ml_prod_%s", key + 9);
+    assert_int_equal(keyfmt_parse("ml", bad, strlen(bad), &type), AK_ERR_KEY_FORMAT);
+    /* "_admin" without its underscore, or cut short, is not a token */
+    snprintf(bad, sizeof(bad), "ml_admin%s", key + 9);
+    assert_int_equal(keyfmt_parse("ml", bad, strlen(bad), &type), AK_ERR_KEY_FORMAT);
+    assert_int_equal(keyfmt_parse("ml", key, strlen(key) - 1, &type), AK_ERR_KEY_FORMAT);
 }
 
 static void test_generate_refuses_bad_arguments(void **state)
@@ -191,7 +223,7 @@ static void test_parse_does_not_read_past_len(void **state)
 {
     char buf[KEYFMT_MAX_LEN + 8];
     enum key_type type;
-    size_t len = keyfmt_key_len("ml");
+    size_t len = keyfmt_key_len("ml", KEY_TYPE_PRODUCTION);
 
     (void)state;
     generate("ml", KEY_TYPE_PRODUCTION, buf);
@@ -203,7 +235,7 @@ static void test_parse_does_not_read_past_len(void **state)
 static void check_every_substitution(const char *brand, enum key_type type)
 {
     char key[KEYFMT_MAX_LEN + 1], bad[KEYFMT_MAX_LEN + 1];
-    size_t len = keyfmt_key_len(brand);
+    size_t len = keyfmt_key_len(brand, KEY_TYPE_PRODUCTION);
     enum key_type t;
 
     generate(brand, type, key);
@@ -445,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_generate_acme_production),
         cmocka_unit_test(test_generate_acme_sandbox),
         cmocka_unit_test(test_generate_longest_brand_fits),
+        cmocka_unit_test(test_admin_token_kind),
         cmocka_unit_test(test_generate_refuses_bad_arguments),
         cmocka_unit_test(test_generate_uses_whole_alphabet),
         cmocka_unit_test(test_generate_unique),

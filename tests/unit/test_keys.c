@@ -27,6 +27,7 @@
 #include "core/keyfmt.h"
 #include "core/keys.h"
 #include "core/timefmt.h"
+#include "origin.h"
 #include "store/store.h"
 
 #define KEYBUF (KEYFMT_MAX_LEN + 1)
@@ -134,7 +135,7 @@ static int auth(struct keys *k, const char *key, int64_t now, struct principal *
 static void new_account(struct keys *k, const char *name, struct account *a)
 {
     memset(a, 0, sizeof(*a));
-    assert_int_equal(keys_account_create(k, name, &a->id, &a->primary, a->key, sizeof(a->key)), 0);
+    assert_int_equal(t_account_create(k, name, &a->id, &a->primary, a->key, sizeof(a->key)), 0);
     assert_int_equal(auth(k, a->key, 1, &a->who), 0);
 }
 
@@ -145,7 +146,7 @@ static int create(struct keys *k, const struct principal *who, const char *name,
     memset(&req, 0, sizeof(req));
     snprintf(req.name, sizeof(req.name), "%s", name);
     req.type = type;
-    return keys_create(k, who, &req, ret, key, KEYBUF);
+    return keys_create(k, &T_ORIGIN, who, &req, ret, key, KEYBUF);
 }
 
 /* Creates a key that must succeed. */
@@ -283,7 +284,7 @@ static void check_new_key(const struct fixture *f, const struct key_rec *rec, co
     enum key_type parsed;
     uint8_t digest[DIGEST_LEN];
 
-    assert_int_equal(strlen(key), keyfmt_key_len("ml"));
+    assert_int_equal(strlen(key), keyfmt_key_len("ml", KEY_TYPE_PRODUCTION));
     assert_int_equal(keyfmt_parse("ml", key, strlen(key), &parsed), 0);
     assert_int_equal(parsed, type);
     assert_int_equal(rec->type, type);
@@ -322,7 +323,7 @@ static void test_account_create(void **state)
     struct principal who;
     struct snapshot s;
 
-    assert_int_equal(keys_account_create(f->k, "acme", &account, &rec, key, sizeof(key)), 0);
+    assert_int_equal(t_account_create(f->k, "acme", &account, &rec, key, sizeof(key)), 0);
     assert_true(account > 0);
     assert_int_equal(rec.account_id, account);
     check_new_key(f, &rec, key, KEY_TYPE_PRODUCTION);
@@ -369,11 +370,11 @@ static void test_accounts_are_separate(void **state)
     /* b cannot see or touch a's keys: they do not exist for b. */
     assert_int_equal(keys_target(f->k, &b.who, a.primary.id, &rec), AK_ERR_NOT_FOUND);
     assert_int_equal(keys_target(f->k, &b.who, ka.id, &rec), AK_ERR_NOT_FOUND);
-    assert_int_equal(keys_update(f->k, &b.who, ka.id, p_name("stolen"), &rec), AK_ERR_NOT_FOUND);
-    assert_int_equal(keys_update(f->k, &b.who, ka.id, p_active(false), &rec), AK_ERR_NOT_FOUND);
-    assert_int_equal(keys_update(f->k, &b.who, a.primary.id, p_active(false), &rec), AK_ERR_NOT_FOUND);
-    assert_int_equal(keys_delete(f->k, &b.who, ka.id), AK_ERR_NOT_FOUND);
-    assert_int_equal(keys_delete(f->k, &b.who, a.primary.id), AK_ERR_NOT_FOUND);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &b.who, ka.id, p_name("stolen"), &rec), AK_ERR_NOT_FOUND);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &b.who, ka.id, p_active(false), &rec), AK_ERR_NOT_FOUND);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &b.who, a.primary.id, p_active(false), &rec), AK_ERR_NOT_FOUND);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &b.who, ka.id), AK_ERR_NOT_FOUND);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &b.who, a.primary.id), AK_ERR_NOT_FOUND);
     snap(f->k, &a.who, &after);
     assert_snap_equal(&sa, &after);
 
@@ -381,8 +382,8 @@ static void test_accounts_are_separate(void **state)
     assert_int_equal(keys_target(f->k, &a.who, 0, &rec), AK_ERR_NOT_FOUND);
     assert_int_equal(keys_target(f->k, &a.who, -1, &rec), AK_ERR_NOT_FOUND);
     assert_int_equal(keys_target(f->k, &a.who, INT64_MAX, &rec), AK_ERR_NOT_FOUND);
-    assert_int_equal(keys_update(f->k, &a.who, 999999, p_name("x"), &rec), AK_ERR_NOT_FOUND);
-    assert_int_equal(keys_delete(f->k, &a.who, 999999), AK_ERR_NOT_FOUND);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, 999999, p_name("x"), &rec), AK_ERR_NOT_FOUND);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &a.who, 999999), AK_ERR_NOT_FOUND);
 
     /* Its own key is found. */
     assert_int_equal(keys_target(f->k, &a.who, ka.id, &rec), 0);
@@ -449,10 +450,10 @@ static void test_sandbox_principal(void **state)
     assert_int_equal(create(f->k, &sw, "nope", KEY_TYPE_PRODUCTION, &rec, key), AK_ERR_FORBIDDEN);
     assert_int_equal(keys_target(f->k, &sw, prod.id, &rec), AK_ERR_FORBIDDEN);
     assert_int_equal(keys_target(f->k, &sw, a.primary.id, &rec), AK_ERR_FORBIDDEN);
-    assert_int_equal(keys_update(f->k, &sw, prod.id, p_name("renamed"), &rec), AK_ERR_FORBIDDEN);
-    assert_int_equal(keys_update(f->k, &sw, prod.id, p_active(false), &rec), AK_ERR_FORBIDDEN);
-    assert_int_equal(keys_delete(f->k, &sw, prod.id), AK_ERR_FORBIDDEN);
-    assert_int_equal(keys_delete(f->k, &sw, a.primary.id), AK_ERR_FORBIDDEN);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &sw, prod.id, p_name("renamed"), &rec), AK_ERR_FORBIDDEN);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &sw, prod.id, p_active(false), &rec), AK_ERR_FORBIDDEN);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &sw, prod.id), AK_ERR_FORBIDDEN);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &sw, a.primary.id), AK_ERR_FORBIDDEN);
     snap(f->k, &a.who, &after);
     assert_snap_equal(&all, &after);
 
@@ -461,8 +462,8 @@ static void test_sandbox_principal(void **state)
         struct account b;
         new_account(f->k, "other", &b);
         assert_int_equal(keys_target(f->k, &sw, b.primary.id, &rec), AK_ERR_NOT_FOUND);
-        assert_int_equal(keys_update(f->k, &sw, b.primary.id, p_name("x"), &rec), AK_ERR_NOT_FOUND);
-        assert_int_equal(keys_delete(f->k, &sw, b.primary.id), AK_ERR_NOT_FOUND);
+        assert_int_equal(keys_update(f->k, &T_ORIGIN, &sw, b.primary.id, p_name("x"), &rec), AK_ERR_NOT_FOUND);
+        assert_int_equal(keys_delete(f->k, &T_ORIGIN, &sw, b.primary.id), AK_ERR_NOT_FOUND);
     }
 
     /* Sandbox keys are its to see and change. */
@@ -472,18 +473,18 @@ static void test_sandbox_principal(void **state)
     sand2 = must_create(f->k, &sw, "from sandbox", KEY_TYPE_SANDBOX, key);
     assert_int_equal(sand2.type, KEY_TYPE_SANDBOX);
     assert_int_equal(sand2.account_id, a.id);
-    assert_int_equal(keys_update(f->k, &sw, sand2.id, p_name("renamed"), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &sw, sand2.id, p_name("renamed"), &rec), 0);
     assert_string_equal(rec.name, "renamed");
     assert_int_equal(keys_target(f->k, &sw, sand2.id, &rec), 0);
     snap(f->k, &sw, &mine);
     assert_int_equal(mine.n, 2);
     for (size_t i = 0; i < mine.n; i++)
         assert_int_equal(mine.recs[i].type, KEY_TYPE_SANDBOX);
-    assert_int_equal(keys_delete(f->k, &sw, sand2.id), 0);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &sw, sand2.id), 0);
     snap(f->k, &sw, &mine);
     assert_int_equal(mine.n, 1);
     /* A sandbox key cannot become primary. */
-    assert_int_equal(keys_update(f->k, &sw, sand.id, p_primary(true), &rec), AK_ERR_PRIMARY_INVALID);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &sw, sand.id, p_primary(true), &rec), AK_ERR_PRIMARY_INVALID);
     assert_int_equal(one_primary(f->k, &a.who), a.primary.id);
 }
 
@@ -512,7 +513,7 @@ static void test_key_limit(void **state)
     assert_int_equal(after.n, 3);
 
     /* Inactive keys count. */
-    assert_int_equal(keys_update(f->k, &a.who, k3.id, p_active(false), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, k3.id, p_active(false), &rec), 0);
     assert_int_equal(create(f->k, &a.who, "four", KEY_TYPE_SANDBOX, &rec, key), AK_ERR_LIMIT);
 
     /* The cap is per account. */
@@ -520,7 +521,7 @@ static void test_key_limit(void **state)
     must_create(f->k, &b.who, "b two", KEY_TYPE_SANDBOX, key);
 
     /* Deleting makes room again. */
-    assert_int_equal(keys_delete(f->k, &a.who, k2.id), 0);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &a.who, k2.id), 0);
     rec = must_create(f->k, &a.who, "four", KEY_TYPE_SANDBOX, key);
     assert_int_equal(auth(f->k, key, 10, &sw), 0);
     assert_int_equal(sw.key_id, rec.id);
@@ -546,44 +547,44 @@ static void test_primary_rules(void **state)
     q = must_create(f->k, &a.who, "q", KEY_TYPE_PRODUCTION, key);
     s = must_create(f->k, &a.who, "s", KEY_TYPE_SANDBOX, key);
     i = must_create(f->k, &a.who, "i", KEY_TYPE_PRODUCTION, key);
-    assert_int_equal(keys_update(f->k, &a.who, i.id, p_active(false), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, i.id, p_active(false), &rec), 0);
     assert_false(rec.active);
     snap(f->k, &a.who, &before);
 
-    assert_int_equal(keys_delete(f->k, &a.who, a.primary.id), AK_ERR_PRIMARY_PROTECTED);
-    assert_int_equal(keys_update(f->k, &a.who, a.primary.id, p_active(false), &rec), AK_ERR_PRIMARY_PROTECTED);
-    assert_int_equal(keys_update(f->k, &a.who, a.primary.id, p_primary(false), &rec), AK_ERR_PRIMARY_PROTECTED);
-    assert_int_equal(keys_update(f->k, &a.who, a.primary.id, p_both(false, false), &rec), AK_ERR_PRIMARY_PROTECTED);
-    assert_int_equal(keys_update(f->k, &a.who, a.primary.id, p_both(false, true), &rec), AK_ERR_PRIMARY_PROTECTED);
-    assert_int_equal(keys_update(f->k, &a.who, s.id, p_primary(true), &rec), AK_ERR_PRIMARY_INVALID);
-    assert_int_equal(keys_update(f->k, &a.who, s.id, p_both(true, true), &rec), AK_ERR_PRIMARY_INVALID);
-    assert_int_equal(keys_update(f->k, &a.who, i.id, p_primary(true), &rec), AK_ERR_PRIMARY_INVALID);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &a.who, a.primary.id), AK_ERR_PRIMARY_PROTECTED);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, a.primary.id, p_active(false), &rec), AK_ERR_PRIMARY_PROTECTED);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, a.primary.id, p_primary(false), &rec), AK_ERR_PRIMARY_PROTECTED);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, a.primary.id, p_both(false, false), &rec), AK_ERR_PRIMARY_PROTECTED);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, a.primary.id, p_both(false, true), &rec), AK_ERR_PRIMARY_PROTECTED);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, s.id, p_primary(true), &rec), AK_ERR_PRIMARY_INVALID);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, s.id, p_both(true, true), &rec), AK_ERR_PRIMARY_INVALID);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, i.id, p_primary(true), &rec), AK_ERR_PRIMARY_INVALID);
     /* Judged after applying the PATCH's is_active. */
-    assert_int_equal(keys_update(f->k, &a.who, q.id, p_both(false, true), &rec), AK_ERR_PRIMARY_INVALID);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, q.id, p_both(false, true), &rec), AK_ERR_PRIMARY_INVALID);
     snap(f->k, &a.who, &after);
     assert_snap_equal(&before, &after);
     assert_int_equal(one_primary(f->k, &a.who), a.primary.id);
 
     /* Harmless changes to the primary are fine. */
-    assert_int_equal(keys_update(f->k, &a.who, a.primary.id, p_primary(true), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, a.primary.id, p_primary(true), &rec), 0);
     assert_true(rec.primary);
-    assert_int_equal(keys_update(f->k, &a.who, a.primary.id, p_active(true), &rec), 0);
-    assert_int_equal(keys_update(f->k, &a.who, a.primary.id, p_name("Main"), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, a.primary.id, p_active(true), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, a.primary.id, p_name("Main"), &rec), 0);
     assert_string_equal(rec.name, "Main");
     assert_true(rec.primary);
     assert_true(rec.active);
     /* Demoting or deactivating a key that is not primary is fine. */
-    assert_int_equal(keys_update(f->k, &a.who, q.id, p_primary(false), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, q.id, p_primary(false), &rec), 0);
     assert_false(rec.primary);
-    assert_int_equal(keys_update(f->k, &a.who, s.id, p_active(false), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, s.id, p_active(false), &rec), 0);
     assert_int_equal(one_primary(f->k, &a.who), a.primary.id);
 
     /* Still refused after a reopen (the rules come from the reloaded state). */
     service_reopen(f);
     assert_int_equal(auth(f->k, a.key, 10, &a.who), 0);
-    assert_int_equal(keys_delete(f->k, &a.who, a.primary.id), AK_ERR_PRIMARY_PROTECTED);
-    assert_int_equal(keys_update(f->k, &a.who, a.primary.id, p_active(false), &rec), AK_ERR_PRIMARY_PROTECTED);
-    assert_int_equal(keys_update(f->k, &a.who, i.id, p_primary(true), &rec), AK_ERR_PRIMARY_INVALID);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &a.who, a.primary.id), AK_ERR_PRIMARY_PROTECTED);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, a.primary.id, p_active(false), &rec), AK_ERR_PRIMARY_PROTECTED);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, i.id, p_primary(true), &rec), AK_ERR_PRIMARY_INVALID);
     assert_int_equal(one_primary(f->k, &a.who), a.primary.id);
 }
 
@@ -598,9 +599,9 @@ static void test_move_primary(void **state)
     new_account(f->k, "acme", &a);
     q = must_create(f->k, &a.who, "q", KEY_TYPE_PRODUCTION, kq);
     i = must_create(f->k, &a.who, "i", KEY_TYPE_PRODUCTION, key);
-    assert_int_equal(keys_update(f->k, &a.who, i.id, p_active(false), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, i.id, p_active(false), &rec), 0);
 
-    assert_int_equal(keys_update(f->k, &a.who, q.id, p_primary(true), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, q.id, p_primary(true), &rec), 0);
     assert_int_equal(rec.id, q.id);
     assert_true(rec.primary);
     assert_true(rec.active);
@@ -610,15 +611,15 @@ static void test_move_primary(void **state)
     assert_true(must_find(&s, a.primary.id)->active);
 
     /* The old primary is an ordinary key now; the new one is protected. */
-    assert_int_equal(keys_delete(f->k, &a.who, q.id), AK_ERR_PRIMARY_PROTECTED);
-    assert_int_equal(keys_update(f->k, &a.who, q.id, p_active(false), &rec), AK_ERR_PRIMARY_PROTECTED);
-    assert_int_equal(keys_update(f->k, &a.who, a.primary.id, p_active(false), &rec), 0);
-    assert_int_equal(keys_delete(f->k, &a.who, a.primary.id), 0);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &a.who, q.id), AK_ERR_PRIMARY_PROTECTED);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, q.id, p_active(false), &rec), AK_ERR_PRIMARY_PROTECTED);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, a.primary.id, p_active(false), &rec), 0);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &a.who, a.primary.id), 0);
     assert_int_equal(auth(f->k, a.key, 10, &a.who), AK_ERR_KEY_UNKNOWN);
     assert_int_equal(auth(f->k, kq, 10, &a.who), 0);
 
     /* Reactivating and promoting in one PATCH. */
-    assert_int_equal(keys_update(f->k, &a.who, i.id, p_both(true, true), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, i.id, p_both(true, true), &rec), 0);
     assert_true(rec.primary);
     assert_true(rec.active);
     assert_int_equal(one_primary(f->k, &a.who), i.id);
@@ -630,8 +631,8 @@ static void test_move_primary(void **state)
     service_reopen(f);
     assert_int_equal(auth(f->k, kq, 10, &a.who), 0);
     assert_int_equal(one_primary(f->k, &a.who), i.id);
-    assert_int_equal(keys_delete(f->k, &a.who, i.id), AK_ERR_PRIMARY_PROTECTED);
-    assert_int_equal(keys_delete(f->k, &a.who, q.id), 0);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &a.who, i.id), AK_ERR_PRIMARY_PROTECTED);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &a.who, q.id), 0);
 }
 
 static void test_authenticate_outcomes(void **state)
@@ -672,17 +673,17 @@ static void test_authenticate_outcomes(void **state)
     assert_memory_equal(&who, &before, sizeof(who));
 
     /* Deactivated, reactivated, deleted. */
-    assert_int_equal(keys_update(f->k, &a.who, sand.id, p_active(false), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, sand.id, p_active(false), &rec), 0);
     assert_int_equal(auth(f->k, ksand, 20, &who), AK_ERR_KEY_INACTIVE);
-    assert_int_equal(keys_update(f->k, &a.who, sand.id, p_active(true), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, sand.id, p_active(true), &rec), 0);
     assert_int_equal(auth(f->k, ksand, 30, &who), 0);
     assert_int_equal(who.key_id, sand.id);
-    assert_int_equal(keys_update(f->k, &a.who, sand.id, p_active(false), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, sand.id, p_active(false), &rec), 0);
     assert_int_equal(rec.last_used, 30); /* the inactive attempt at 20 was not a use */
-    assert_int_equal(keys_delete(f->k, &a.who, sand.id), 0);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &a.who, sand.id), 0);
     assert_int_equal(auth(f->k, ksand, 40, &who), AK_ERR_KEY_UNKNOWN);
     assert_int_equal(keys_target(f->k, &a.who, sand.id, &rec), AK_ERR_NOT_FOUND);
-    assert_int_equal(keys_delete(f->k, &a.who, sand.id), AK_ERR_NOT_FOUND);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &a.who, sand.id), AK_ERR_NOT_FOUND);
 
     /* Surrounding whitespace and scheme case do not matter. */
     {
@@ -750,9 +751,9 @@ static void test_persistence(void **state)
     sand = must_create(f->k, &a.who, "sandbox", KEY_TYPE_SANDBOX, ksand);
     prod = must_create(f->k, &a.who, "prod \xe5\x90\x8d", KEY_TYPE_PRODUCTION, kprod);
     gone = must_create(f->k, &a.who, "gone", KEY_TYPE_SANDBOX, kgone);
-    assert_int_equal(keys_update(f->k, &a.who, sand.id, p_name("renamed sandbox"), &rec), 0);
-    assert_int_equal(keys_update(f->k, &a.who, prod.id, p_active(false), &rec), 0);
-    assert_int_equal(keys_delete(f->k, &a.who, gone.id), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, sand.id, p_name("renamed sandbox"), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, prod.id, p_active(false), &rec), 0);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &a.who, gone.id), 0);
     assert_int_equal(keys_flush_uses(f->k), 0);
     snap(f->k, &a.who, &sa);
     snap(f->k, &b.who, &sb);
@@ -823,7 +824,7 @@ static void test_sync_second_handle(void **state)
     assert_false(reloaded);
 
     /* A delete elsewhere shows up too, and the cap counts what the store holds. */
-    assert_int_equal(keys_delete(k2, &who2, extra.id), 0);
+    assert_int_equal(keys_delete(k2, &T_ORIGIN, &who2, extra.id), 0);
     assert_int_equal(keys_sync(f->k, &reloaded), 0);
     assert_true(reloaded);
     assert_int_equal(auth(f->k, key, 11, &who), AK_ERR_KEY_UNKNOWN);
@@ -958,12 +959,12 @@ static void test_outcome_unknown_writes(void **state)
 
     /* Committed, unconfirmed: 503 outcome_unknown, and the catalog already serves the change (reloaded at once). */
     fs.fault = CF_COMMITTED;
-    assert_int_equal(keys_update(k, &a.who, k1.id, p_active(false), &rec), AK_ERR_OUTCOME_UNKNOWN);
+    assert_int_equal(keys_update(k, &T_ORIGIN, &a.who, k1.id, p_active(false), &rec), AK_ERR_OUTCOME_UNKNOWN);
     assert_int_equal(auth(k, key1, 2, &p), AK_ERR_KEY_INACTIVE);
 
     /* Committed, unconfirmed, and the reload fails too: the catalog catches up on the next sync. */
     fs.load_fails = true;
-    assert_int_equal(keys_update(k, &a.who, k1.id, p_active(true), &rec), AK_ERR_OUTCOME_UNKNOWN);
+    assert_int_equal(keys_update(k, &T_ORIGIN, &a.who, k1.id, p_active(true), &rec), AK_ERR_OUTCOME_UNKNOWN);
     assert_int_equal(auth(k, key1, 3, &p), AK_ERR_KEY_INACTIVE); /* still the old state here... */
     fs.load_fails = false;
     assert_int_equal(keys_sync(k, &reloaded), 0);
@@ -971,14 +972,14 @@ static void test_outcome_unknown_writes(void **state)
     assert_int_equal(auth(k, key1, 4, &p), 0); /* ...until the store answers again */
 
     /* A delete and a create, committed but unconfirmed. */
-    assert_int_equal(keys_delete(k, &a.who, k1.id), AK_ERR_OUTCOME_UNKNOWN);
+    assert_int_equal(keys_delete(k, &T_ORIGIN, &a.who, k1.id), AK_ERR_OUTCOME_UNKNOWN);
     assert_int_equal(auth(k, key1, 5, &p), AK_ERR_KEY_UNKNOWN);
     assert_int_equal(create(k, &a.who, "two", KEY_TYPE_SANDBOX, &rec, key2), AK_ERR_OUTCOME_UNKNOWN);
     assert_true(key2[0] == '\0'); /* the key is wiped: the caller shows nothing */
 
     /* Not committed, unconfirmed: still outcome_unknown (the store could not tell); nothing changes. */
     fs.fault = CF_NOT_COMMITTED;
-    assert_int_equal(keys_update(k, &a.who, a.primary.id, p_name("renamed"), &rec), AK_ERR_OUTCOME_UNKNOWN);
+    assert_int_equal(keys_update(k, &T_ORIGIN, &a.who, a.primary.id, p_name("renamed"), &rec), AK_ERR_OUTCOME_UNKNOWN);
     assert_int_equal(auth(k, a.key, 6, &p), 0);
     fs.fault = CF_NONE;
     assert_int_equal(keys_sync(k, &reloaded), 0);
@@ -1000,7 +1001,7 @@ static void test_catalog_failure_after_commit(void **state)
     k1 = must_create(f->k, &a.who, "one", KEY_TYPE_SANDBOX, key1);
 
     catalog_fault_inject(0); /* the catalog's next allocation fails */
-    assert_int_equal(keys_update(f->k, &a.who, k1.id, p_active(false), &rec), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, k1.id, p_active(false), &rec), 0);
     catalog_fault_inject(-1);
     assert_false(rec.active);
     assert_int_equal(auth(f->k, key1, 2, &p), AK_ERR_KEY_INACTIVE);
@@ -1011,7 +1012,7 @@ static void test_catalog_failure_after_commit(void **state)
     assert_int_equal(auth(f->k, key2, 3, &p), 0);
 
     catalog_fault_inject(0);
-    assert_int_equal(keys_delete(f->k, &a.who, k1.id), 0);
+    assert_int_equal(keys_delete(f->k, &T_ORIGIN, &a.who, k1.id), 0);
     catalog_fault_inject(-1);
     assert_int_equal(auth(f->k, key1, 4, &p), AK_ERR_KEY_UNKNOWN);
 }

@@ -1,0 +1,577 @@
+/*
+ * admin: the operator API (/v1/admin/..., admin tokens only) and the
+ * account's audit log (/v1/account/audit-log). Every request that needs the
+ * store runs as a job on the writer thread (job.h): none of these is on the
+ * verification path. Pages are rendered there too, with jansson.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/accounts.h"
+#include "core/admin.h"
+#include "core/error.h"
+#include "core/keys.h"
+#include "core/timefmt.h"
+#include "http/api.h"
+#include "http/job.h"
+#include "http/render.h"
+
+#define SHOWN_ONCE "Save this key securely. It will not be shown again."
+#define LISTING_MAX (AUDIT_NAME_MAX + ACCOUNT_EXTERNAL_ID_MAX + 64)
+
+enum admin_op { OP_CREATE, OP_LIST, OP_GET, OP_UPDATE, OP_DELETE, OP_ISSUE, OP_EVENTS };
+
+struct admin_job {
+    struct job super; /* first */
+    struct api_handler *api;
+    enum admin_op op;
+    struct audit_origin origin;
+    int64_t id;
+    union {
+        struct account_create_req create;
+        struct account_patch_req patch;
+        struct issue_req issue;
+    } in;
+    /* listings */
+    int64_t after;  /* accounts: ids above; events: ids below (0: from the newest) */
+    unsigned limit; /* the page asked for */
+    char external_id[ACCOUNT_EXTERNAL_ID_MAX + 1];
+    int64_t account_id;
+    char action[AUDIT_NAME_MAX + 1];
+    char listing[LISTING_MAX];
+    /* results */
+    int r;
+    struct account_rec acct;
+    struct key_rec rec;
+    char key[KEYFMT_MAX_LEN + 1];
+    char *body; /* a rendered page (malloc'd) */
+};
+
+/* ---- JSON of accounts and events ---- */
+
+static json_t *time_or_null(int64_t t)
+{
+    char buf[TIMEFMT_LEN + 1];
+
+    return t > 0 && timefmt_format(t, buf, sizeof(buf)) == 0 ? json_string(buf) : json_null();
+}
+
+static json_t *text_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
+}
+
+static json_t *id_or_null(int64_t id)
+{
+    return id != 0 ? json_integer(id) : json_null();
+}
+
+/* The account object, fields in the contract's order. */
+static json_t *account_json(struct keys *k, const struct account_rec *a)
+{
+    return json_pack("{s:I,s:s,s:o,s:s,s:I,s:I,s:o}", "id", (json_int_t)a->id, "name", a->name, "external_id",
+                     text_or_null(a->external_id), "status", a->suspended ? "suspended" : "active", "max_keys",
+                     (json_int_t)accounts_max_keys(k, a), "key_count", (json_int_t)a->key_count, "created_at",
+                     time_or_null(a->created_at));
+}
+
+/* An event object; `changes` is stored JSON text, shown only when it parses as an object. */
+static json_t *event_json(const struct audit_event *ev)
+{
+    json_t *changes = ev->changes != NULL ? json_loads(ev->changes, JSON_REJECT_DUPLICATES, NULL) : NULL;
+
+    if (changes != NULL && !json_is_object(changes)) {
+        json_decref(changes);
+        changes = NULL;
+    }
+    return json_pack("{s:I,s:o,s:o,s:{s:s,s:o,s:o},s:s,s:{s:s,s:I},s:o,s:o,s:o}", "id", (json_int_t)ev->id, "at",
+                     time_or_null(ev->at), "account_id", id_or_null(ev->account_id), "actor", "type", ev->actor_type, "id",
+                     id_or_null(ev->actor_id), "prefix", text_or_null(ev->actor_prefix), "action", ev->action, "target", "type",
+                     ev->target_type, "id", (json_int_t)ev->target_id, "changes", changes != NULL ? changes : json_null(),
+                     "client_ip", text_or_null(ev->client_ip), "request_id", text_or_null(ev->request_id));
+}
+
+/* A page being collected: up to `limit` items, and whether there is one more. */
+struct page {
+    struct keys *keys;
+    json_t *items;
+    unsigned limit, n;
+    int64_t last;
+    bool more;
+};
+
+static int page_account(void *arg, const struct account_rec *rec)
+{
+    struct page *p = arg;
+
+    if (p->n == p->limit) {
+        p->more = true;
+        return 0;
+    }
+    p->n++;
+    p->last = rec->id;
+    return json_array_append_new(p->items, account_json(p->keys, rec)) == 0 ? 0 : AK_ERR_NOMEM;
+}
+
+static int page_event(void *arg, const struct audit_event *ev)
+{
+    struct page *p = arg;
+
+    if (p->n == p->limit) {
+        p->more = true;
+        return 0;
+    }
+    p->n++;
+    p->last = ev->id;
+    return json_array_append_new(p->items, event_json(ev)) == 0 ? 0 : AK_ERR_NOMEM;
+}
+
+/* {"<name>": [...], "next_cursor": "..." | null} as text into job->body. */
+static int page_finish(struct admin_job *job, struct page *p, const char *name)
+{
+    char cursor[CURSOR_MAX + 1];
+    json_t *o;
+
+    if (p->more)
+        accounts_cursor_encode(job->api->keys, job->listing, p->last, cursor);
+    o = json_pack("{s:O,s:o}", name, p->items, "next_cursor", p->more ? json_string(cursor) : json_null());
+    if (o == NULL || (job->body = json_dumps(o, JSON_COMPACT)) == NULL) {
+        json_decref(o);
+        return AK_ERR_NOMEM;
+    }
+    json_decref(o);
+    return 0;
+}
+
+/* ---- the jobs ---- */
+
+/* On the writer thread. */
+static void admin_run(struct job *j)
+{
+    struct admin_job *job = (struct admin_job *)j;
+    struct keys *k = job->api->keys;
+    struct page p = {.keys = k, .limit = job->limit};
+
+    switch (job->op) {
+    case OP_CREATE:
+        job->r = accounts_create(k, &job->origin, &job->in.create, &job->acct, &job->rec, job->key, sizeof(job->key));
+        return;
+    case OP_GET:
+        job->r = accounts_get(k, job->id, &job->acct);
+        return;
+    case OP_UPDATE:
+        job->r = accounts_update(k, &job->origin, job->id, &job->in.patch, &job->acct);
+        return;
+    case OP_DELETE:
+        job->r = accounts_delete(k, &job->origin, job->id);
+        return;
+    case OP_ISSUE:
+        job->r = accounts_issue_key(k, &job->origin, job->id, &job->in.issue, &job->rec, job->key, sizeof(job->key));
+        return;
+    case OP_LIST:
+    case OP_EVENTS:
+        if ((p.items = json_array()) == NULL) {
+            job->r = AK_ERR_NOMEM;
+            return;
+        }
+        /* One row more than the page: its presence is what makes a next cursor. */
+        if (job->op == OP_LIST)
+            job->r = accounts_list(k, job->after, job->limit + 1, job->external_id[0] != '\0' ? job->external_id : NULL,
+                                   page_account, &p);
+        else
+            job->r = accounts_events(k, job->after, job->limit + 1, job->account_id, job->action[0] != '\0' ? job->action : NULL,
+                                     page_event, &p);
+        if (job->r == 0)
+            job->r = page_finish(job, &p, job->op == OP_LIST ? "accounts" : "events");
+        json_decref(p.items);
+        return;
+    }
+}
+
+static void respond_account(struct exchange *x, struct keys *k, int status, const struct account_rec *a)
+{
+    json_t *o = account_json(k, a);
+
+    respond_json(x, status, o);
+    json_decref(o);
+}
+
+/* 201 {"account": {...}, "api_key": {key object, api_key, message}}: the key is shown once and wiped after. */
+static void answer_account_created(struct admin_job *job, struct exchange *x)
+{
+    json_t *acct = account_json(job->api->keys, &job->acct);
+    char *acct_text = acct != NULL ? json_dumps(acct, JSON_COMPACT) : NULL;
+    char extra[KEYFMT_MAX_LEN + 128];
+    struct render_buf b;
+    char *body;
+    size_t len;
+    int n;
+
+    json_decref(acct);
+    if (acct_text == NULL) {
+        api_respond_error_for(x, AK_ERR_NOMEM, "account");
+        return;
+    }
+    n = snprintf(extra, sizeof(extra), ",\"api_key\":\"%s\",\"message\":\"%s\"", job->key, SHOWN_ONCE);
+    api_render_key(&b, &x->req->pool, &job->rec, extra, (size_t)n);
+    len = strlen("{\"account\":") + strlen(acct_text) + strlen(",\"api_key\":") + b.len + 1;
+    body = h2o_mem_alloc_pool(&x->req->pool, len + 1);
+    snprintf(body, len + 1, "{\"account\":%s,\"api_key\":%.*s}", acct_text, (int)b.len, b.p);
+    respond_body_secret(x, 201, body, len);
+    OPENSSL_cleanse(body, len);
+    OPENSSL_cleanse(b.p, b.len);
+    OPENSSL_cleanse(extra, sizeof(extra));
+    free(acct_text);
+}
+
+/* 409 account_exists, with the existing account's id in the error. */
+static void answer_exists(struct exchange *x, int64_t account_id)
+{
+    json_t *o = json_pack("{s:{s:s,s:s,s:I}}", "error", "code", "account_exists", "message",
+                          "an account with this external_id exists already", "account_id", (json_int_t)account_id);
+
+    respond_json(x, 409, o);
+    json_decref(o);
+}
+
+/* Back on the loop, the request still there. */
+static void admin_answer(struct job *j, struct exchange *x)
+{
+    struct admin_job *job = (struct admin_job *)j;
+    struct keys *k = job->api->keys;
+
+    if (job->r == AK_ERR_EXISTS && job->op == OP_CREATE) {
+        answer_exists(x, job->acct.id);
+        return;
+    }
+    if (job->r != 0) {
+        api_respond_error_for(x, job->r, job->op == OP_ISSUE && job->r != AK_ERR_NOT_FOUND ? "API key" : "account");
+        return;
+    }
+    switch (job->op) {
+    case OP_CREATE:
+        answer_account_created(job, x);
+        return;
+    case OP_GET:
+    case OP_UPDATE:
+        respond_account(x, k, 200, &job->acct);
+        return;
+    case OP_DELETE:
+        respond_empty(x, 204);
+        return;
+    case OP_ISSUE:
+        api_answer_created_key(x, &job->rec, job->key);
+        return;
+    case OP_LIST:
+    case OP_EVENTS: {
+        h2o_iovec_t body = h2o_strdup(&x->req->pool, job->body, SIZE_MAX);
+        respond_body(x, 200, body.base, body.len);
+        return;
+    }
+    }
+}
+
+static void admin_wipe(struct job *j)
+{
+    struct admin_job *job = (struct admin_job *)j;
+
+    OPENSSL_cleanse(job->key, sizeof(job->key));
+    free(job->body);
+}
+
+static struct admin_job *admin_job_new(struct api_handler *api, struct exchange *x, enum admin_op op)
+{
+    struct admin_job *job = job_new(sizeof(*job), x, admin_run, admin_answer, admin_wipe);
+
+    if (job == NULL) {
+        api_respond_error_for(x, AK_ERR_NOMEM, "account");
+        return NULL;
+    }
+    job->api = api;
+    job->op = op;
+    return job;
+}
+
+/* ---- query strings ---- */
+
+/* One query parameter, percent-decoded in the request's pool. */
+struct param {
+    const char *name;
+    char *value;
+    size_t len;
+    bool seen;
+};
+
+/* Decodes `len` bytes of `s` ('+' is a space, %XX a byte) into the pool. NULL when malformed. */
+static char *decode(h2o_mem_pool_t *pool, const char *s, size_t len, size_t *ret_len)
+{
+    char *out = h2o_mem_alloc_pool(pool, len + 1);
+    size_t n = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%') {
+            if (i + 2 >= len || h2o_hex_decode(out + n, s + i + 1, 2) != 0)
+                return NULL;
+            n++;
+            i += 2;
+        } else {
+            out[n++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    out[n] = '\0';
+    *ret_len = n;
+    return out;
+}
+
+/*
+ * Reads the query string into `params` (names the route knows). Unknown,
+ * repeated or malformed parameters: 400 invalid_parameter, -1.
+ */
+static int parse_query(struct exchange *x, struct param *params, size_t n)
+{
+    h2o_req_t *req = x->req;
+    const char *q, *end;
+
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    q = req->path.base + req->query_at + 1;
+    end = req->path.base + req->path.len;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q)), *stop = amp != NULL ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(stop - q));
+        size_t nlen = (size_t)((eq != NULL ? eq : stop) - q), i;
+        if (stop == q) {
+            q = stop + 1;
+            continue; /* "a=1&&b=2": an empty piece */
+        }
+        for (i = 0; i < n; i++)
+            if (strlen(params[i].name) == nlen && memcmp(params[i].name, q, nlen) == 0)
+                break;
+        if (i == n || params[i].seen || eq == NULL ||
+            (params[i].value = decode(&req->pool, eq + 1, (size_t)(stop - eq - 1), &params[i].len)) == NULL) {
+            respond_error(x, 400, "invalid_parameter",
+                          i == n           ? "unknown query parameter"
+                          : params[i].seen ? "a query parameter is repeated"
+                                           : "malformed query parameter");
+            return -1;
+        }
+        params[i].seen = true;
+        q = stop + 1;
+    }
+    return 0;
+}
+
+/* limit=1..ACCOUNTS_LIST_MAX (default ACCOUNTS_LIST_DEFAULT). */
+static int take_limit(struct exchange *x, const struct param *p, unsigned *ret)
+{
+    int64_t v;
+
+    *ret = ACCOUNTS_LIST_DEFAULT;
+    if (!p->seen)
+        return 0;
+    if ((v = router_parse_id(p->value, p->len)) < 1 || v > ACCOUNTS_LIST_MAX) {
+        respond_error(x, 400, "invalid_parameter", "limit must be an integer from 1 to 1000");
+        return -1;
+    }
+    *ret = (unsigned)v;
+    return 0;
+}
+
+/* after=<cursor of this listing>. */
+static int take_cursor(struct api_handler *api, struct exchange *x, const struct param *p, const char *listing, int64_t *ret)
+{
+    *ret = 0;
+    if (!p->seen)
+        return 0;
+    if (accounts_cursor_decode(api->keys, listing, p->value, p->len, ret) != 0) {
+        respond_error(x, 400, "invalid_cursor", "after must be a next_cursor from this same listing, with the same filters");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- routes ---- */
+
+/* Authenticates an admin token into the job's origin; answers 401/429/503 and returns -1 when refused. */
+static int admin_auth(struct api_handler *api, struct exchange *x, struct audit_origin *origin)
+{
+    const char *hdr;
+    size_t len;
+    int r;
+
+    api_authorization(x, &hdr, &len);
+    memset(origin, 0, sizeof(*origin));
+    if ((r = admin_authenticate(api->keys, hdr, len, origin)) == 0) {
+        memcpy(x->prefix, origin->actor_prefix, sizeof(x->prefix) - 1);
+        x->prefix[sizeof(x->prefix) - 1] = '\0';
+        api_origin_request(api, x, origin);
+        return 0;
+    }
+    if (api_throttled(api, x, r))
+        return -1;
+    if (r == AK_ERR_STALE) {
+        respond_header(x, "retry-after", "1");
+        respond_error(x, 503, "store_unavailable", "the key store has not been reachable for too long; retry later");
+        return -1;
+    }
+    if (r == AK_ERR_MISSING_KEY) {
+        respond_header(x, "www-authenticate", "Bearer realm=\"apikeyd-admin\"");
+        respond_error(x, 401, "missing_admin_token", "send an admin token as: Authorization: Bearer <token>");
+        return -1;
+    }
+    respond_header(x, "www-authenticate", "Bearer realm=\"apikeyd-admin\", error=\"invalid_token\"");
+    respond_error(x, 401, "invalid_admin_token", "the admin token is not valid");
+    return -1;
+}
+
+/* Starts a job that reads or writes a body: 413/415/400/422 first. Returns the job or NULL when answered. */
+static struct admin_job *body_job(struct api_handler *api, struct exchange *x, enum admin_op op)
+{
+    char msg[VALIDATE_MSG_MAX];
+    struct admin_job *job;
+    const char *b = x->req->entity.base;
+    size_t n = x->req->entity.len;
+    int r;
+
+    if (api_check_body(x) != 0 || (job = admin_job_new(api, x, op)) == NULL)
+        return NULL;
+    r = op == OP_CREATE   ? validate_account_create(b, n, &job->in.create, msg, sizeof(msg))
+        : op == OP_UPDATE ? validate_account_patch(b, n, &job->in.patch, msg, sizeof(msg))
+                          : validate_issue(b, n, &job->in.issue, msg, sizeof(msg));
+    if (r != 0) {
+        api_respond_validation(x, r, msg);
+        free(job);
+        return NULL;
+    }
+    return job;
+}
+
+static struct admin_job *list_accounts(struct api_handler *api, struct exchange *x)
+{
+    struct param p[] = {{.name = "limit"}, {.name = "after"}, {.name = "external_id"}};
+    char msg[VALIDATE_MSG_MAX], listing[LISTING_MAX];
+    struct admin_job *job;
+    unsigned limit;
+    int64_t after;
+
+    if (parse_query(x, p, 3) != 0 || take_limit(x, &p[0], &limit) != 0)
+        return NULL;
+    if (p[2].seen &&
+        (memchr(p[2].value, '\0', p[2].len) != NULL || validate_external_id(p[2].value, p[2].len, msg, sizeof(msg)) != 0)) {
+        respond_error(x, 400, "invalid_parameter", "external_id must be 1 to 255 printable ASCII characters");
+        return NULL;
+    }
+    snprintf(listing, sizeof(listing), "accounts\x1f%s", p[2].seen ? p[2].value : "");
+    if (take_cursor(api, x, &p[1], listing, &after) != 0 || (job = admin_job_new(api, x, OP_LIST)) == NULL)
+        return NULL;
+    job->limit = limit;
+    job->after = after;
+    if (p[2].seen)
+        memcpy(job->external_id, p[2].value, p[2].len + 1);
+    memcpy(job->listing, listing, sizeof(listing));
+    return job;
+}
+
+/* The events of a listing: the admin's (filters from the query) or an account's (account_id fixed, no action filter). */
+static struct admin_job *list_events(struct api_handler *api, struct exchange *x, int64_t account)
+{
+    struct param p[] = {{.name = "limit"}, {.name = "after"}, {.name = "account_id"}, {.name = "action"}};
+    char listing[LISTING_MAX];
+    enum audit_action action;
+    struct admin_job *job;
+    unsigned limit;
+    int64_t after, account_id = account;
+
+    if (parse_query(x, p, account != 0 ? 2 : 4) != 0 || take_limit(x, &p[0], &limit) != 0)
+        return NULL;
+    if (p[2].seen && (account_id = router_parse_id(p[2].value, p[2].len)) == 0) {
+        respond_error(x, 400, "invalid_parameter", "account_id must be a positive integer");
+        return NULL;
+    }
+    if (p[3].seen && audit_action_parse(p[3].value, p[3].len, &action) != 0) {
+        respond_error(x, 400, "invalid_parameter", "action must be one of the audit log's actions (see docs/contract.md)");
+        return NULL;
+    }
+    snprintf(listing, sizeof(listing), "%s\x1f%" PRId64 "\x1f%s", account != 0 ? "audit" : "admin-audit", account_id,
+             p[3].seen ? p[3].value : "");
+    if (take_cursor(api, x, &p[1], listing, &after) != 0 || (job = admin_job_new(api, x, OP_EVENTS)) == NULL)
+        return NULL;
+    job->limit = limit;
+    job->after = after;
+    job->account_id = account_id;
+    if (p[3].seen)
+        snprintf(job->action, sizeof(job->action), "%s", p[3].value);
+    memcpy(job->listing, listing, sizeof(listing));
+    return job;
+}
+
+void admin_handle(struct api_handler *api, struct exchange *x, const struct route *rt)
+{
+    h2o_req_t *req = x->req;
+    bool get = api_method_is(req, "GET"), post = api_method_is(req, "POST"), patch = api_method_is(req, "PATCH"),
+         del = api_method_is(req, "DELETE");
+    struct audit_origin origin;
+    struct admin_job *job = NULL;
+    bool allowed;
+
+    switch (rt->id) {
+    case ROUTE_ADMIN_ACCOUNTS:
+        allowed = get || post;
+        break;
+    case ROUTE_ADMIN_ACCOUNT:
+        allowed = get || patch || del;
+        break;
+    case ROUTE_ADMIN_ACCOUNT_KEYS:
+        allowed = post;
+        break;
+    default:
+        allowed = get;
+        break;
+    }
+    if (!allowed) {
+        api_respond_method(x, rt->id);
+        return;
+    }
+    if (admin_auth(api, x, &origin) != 0)
+        return;
+    if ((rt->id == ROUTE_ADMIN_ACCOUNT || rt->id == ROUTE_ADMIN_ACCOUNT_KEYS) && rt->key_id == 0) {
+        api_respond_error_for(x, AK_ERR_NOT_FOUND, "account");
+        return;
+    }
+    switch (rt->id) {
+    case ROUTE_ADMIN_ACCOUNTS:
+        job = get ? list_accounts(api, x) : body_job(api, x, OP_CREATE);
+        break;
+    case ROUTE_ADMIN_ACCOUNT:
+        job = get ? admin_job_new(api, x, OP_GET) : patch ? body_job(api, x, OP_UPDATE) : admin_job_new(api, x, OP_DELETE);
+        break;
+    case ROUTE_ADMIN_ACCOUNT_KEYS:
+        job = body_job(api, x, OP_ISSUE);
+        break;
+    default:
+        job = list_events(api, x, 0);
+        break;
+    }
+    if (job == NULL)
+        return;
+    job->id = rt->key_id;
+    job->origin = origin;
+    job_submit(api->writer, &job->super);
+}
+
+void audit_handle(struct api_handler *api, struct exchange *x, const struct principal *who)
+{
+    struct admin_job *job;
+
+    if (who->type != KEY_TYPE_PRODUCTION) {
+        respond_error(x, 403, "forbidden", "the audit log is for production keys; a sandbox key cannot read it");
+        return;
+    }
+    if ((job = list_events(api, x, who->account_id)) == NULL)
+        return;
+    job_submit(api->writer, &job->super);
+}
