@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,13 +54,6 @@ static uint64_t now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void exchange_init(struct exchange *x, h2o_req_t *req)
-{
-    x->req = req;
-    x->start_ns = now_ns();
-    x->prefix[0] = '\0';
 }
 
 static const char *reason(int status)
@@ -197,6 +191,101 @@ void respond_log_path(const char *path, size_t len, char *out, size_t outsz)
     out[n] = '\0';
 }
 
+/*
+ * Generated request ids: per thread, a 128-bit seed drawn once from
+ * RAND_bytes (not per request: verify is the hot path) and a counter. Each
+ * half of an id is the counter moved by one half of the seed through a
+ * bijective mix: one thread never repeats an id, two threads repeat each
+ * other's once in 2^64, and consecutive ids do not look consecutive.
+ */
+static _Thread_local struct {
+    bool seeded;
+    uint64_t seed[2];
+    uint64_t count;
+} rid_state;
+
+/* splitmix64's finalizer: a bijection on 64 bits. */
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+static void rid_seed(void)
+{
+    if (RAND_bytes((unsigned char *)rid_state.seed, (int)sizeof(rid_state.seed)) != 1) {
+        /* No entropy: time, thread and process still keep ids apart; they only get easier to guess. */
+        uint64_t t = now_ns();
+        rid_state.seed[0] = mix64(t ^ (uint64_t)(uintptr_t)&rid_state);
+        rid_state.seed[1] = mix64(t + (uint64_t)getpid());
+    }
+    rid_state.seeded = true;
+}
+
+void respond_thread_init(void)
+{
+    if (!rid_state.seeded)
+        rid_seed();
+}
+
+static void put_hex64(char *out, uint64_t v)
+{
+    static const char HEX[] = "0123456789abcdef";
+
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = HEX[v & 0xf];
+}
+
+static void request_id_generate(char *out)
+{
+    respond_thread_init();
+    put_hex64(out, mix64(rid_state.seed[0] ^ rid_state.count));
+    put_hex64(out + 16, mix64(rid_state.seed[1] + rid_state.count));
+    rid_state.count++;
+    out[RESPOND_REQUEST_ID_GEN_LEN] = '\0';
+}
+
+bool respond_request_id_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > RESPOND_REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!keyfmt_is_base62(c) && c != '.' && c != '_' && c != ':' && c != '-')
+            return false;
+    }
+    return !looks_like_key(s, len);
+}
+
+/* The request's own id if it sent exactly one sane X-Request-Id, else a generated one. */
+static void request_id_take(h2o_req_t *req, char *out)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    const h2o_iovec_t *v = i >= 0 ? &req->headers.entries[i].value : NULL;
+
+    if (v != NULL && respond_request_id_ok(v->base, v->len) &&
+        h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), i) < 0) {
+        memcpy(out, v->base, v->len);
+        out[v->len] = '\0';
+        return;
+    }
+    request_id_generate(out);
+}
+
+void exchange_init(struct exchange *x, h2o_req_t *req)
+{
+    x->req = req;
+    x->start_ns = now_ns();
+    x->prefix[0] = '\0';
+    request_id_take(req, x->request_id);
+}
+
+const char *exchange_request_id(const struct exchange *x)
+{
+    return x->request_id;
+}
+
 /* The request path for the log: no query string (it may hold anything). */
 static void log_path(const h2o_req_t *req, char *out, size_t outsz)
 {
@@ -205,7 +294,7 @@ static void log_path(const h2o_req_t *req, char *out, size_t outsz)
 
 static void log_line(struct exchange *x, int status)
 {
-    char when[TIMEFMT_LEN + 1], path[260], method[16], line[512];
+    char when[TIMEFMT_LEN + 1], path[260], method[16], line[512 + RESPOND_REQUEST_ID_MAX];
     double ms = (double)(now_ns() - x->start_ns) / 1e6;
     size_t mlen = x->req->method.len < sizeof(method) - 1 ? x->req->method.len : sizeof(method) - 1;
     int n;
@@ -220,8 +309,8 @@ static void log_line(struct exchange *x, int status)
     if (timefmt_format(timefmt_now(), when, sizeof(when)) != 0)
         strcpy(when, "-");
     log_path(x->req, path, sizeof(path));
-    n = snprintf(line, sizeof(line), "%s %s %s %d %s %.3fms\n", when, method, path, status, x->prefix[0] != '\0' ? x->prefix : "-",
-                 ms);
+    n = snprintf(line, sizeof(line), "%s %s %s %d %s %.3fms rid=%s\n", when, method, path, status,
+                 x->prefix[0] != '\0' ? x->prefix : "-", ms, x->request_id);
     if (n <= 0)
         return;
     if ((size_t)n >= sizeof(line))
@@ -232,6 +321,16 @@ static void log_line(struct exchange *x, int status)
     logbuf.len += (size_t)n;
 }
 
+/* A copy in the pool: the exchange may be gone before h2o has written the headers. */
+static void add_request_id(struct exchange *x)
+{
+    h2o_req_t *req = x->req;
+    size_t len = strlen(x->request_id);
+
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          h2o_strdup(&req->pool, x->request_id, len).base, len);
+}
+
 static void send_body(struct exchange *x, int status, const char *body, size_t len)
 {
     static h2o_generator_t generator = {NULL, NULL};
@@ -240,6 +339,7 @@ static void send_body(struct exchange *x, int status, const char *body, size_t l
 
     req->res.status = status;
     req->res.reason = reason(status);
+    add_request_id(x);
     if (len != 0 || status != 204) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
         req->res.content_length = len;
@@ -305,6 +405,23 @@ void respond_error(struct exchange *x, int status, const char *code, const char 
 void respond_empty(struct exchange *x, int status)
 {
     send_body(x, status, "", 0);
+}
+
+/* Runs as h2o starts an answer it made by itself: the request never reached a handler, so it has no exchange yet. */
+static void on_fallback_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    struct exchange x;
+
+    (void)self;
+    exchange_init(&x, req);
+    add_request_id(&x);
+    log_line(&x, req->res.status);
+    h2o_setup_next_ostream(req, slot);
+}
+
+void respond_register_fallback(h2o_pathconf_t *fallback)
+{
+    h2o_create_filter(fallback, sizeof(h2o_filter_t))->on_setup_ostream = on_fallback_ostream;
 }
 
 void respond_header(struct exchange *x, const char *name, const char *value)

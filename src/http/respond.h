@@ -4,7 +4,8 @@
  *
  * Everything a response needs is allocated from the request's pool. The
  * access log shows the key's display prefix at most, never a key, never a
- * query string.
+ * query string. Every response carries the exchange's X-Request-Id, and its
+ * log line shows the same id.
  */
 #ifndef APIKEYD_HTTP_RESPOND_H
 #define APIKEYD_HTTP_RESPOND_H
@@ -16,11 +17,16 @@
 
 #include "core/keyfmt.h"
 
+/* Longest request id taken from a client; a generated one has RESPOND_REQUEST_ID_GEN_LEN hex digits. */
+#define RESPOND_REQUEST_ID_MAX 128
+#define RESPOND_REQUEST_ID_GEN_LEN 32
+
 /* One request in flight, from its arrival to its log line. */
 struct exchange {
     h2o_req_t *req;
     uint64_t start_ns;
-    char prefix[KEYFMT_PREFIX_LEN + 1]; /* the authenticated key's prefix, or "" */
+    char prefix[KEYFMT_PREFIX_LEN + 1];          /* the authenticated key's prefix, or "" */
+    char request_id[RESPOND_REQUEST_ID_MAX + 1]; /* never "" once exchange_init has run */
 };
 
 /*
@@ -40,8 +46,24 @@ bool respond_path_has_key(const char *path, size_t len);
  */
 void respond_log_path(const char *path, size_t len, char *out, size_t outsz);
 
-/* Starts an exchange for `req`. */
+/*
+ * Whether `s` (`len` bytes) may be taken as a request id from a client: 1 to
+ * RESPOND_REQUEST_ID_MAX characters of [A-Za-z0-9._:-], and nothing that
+ * looks like an API key (it would reach the access log). Pure.
+ */
+bool respond_request_id_ok(const char *s, size_t len);
+
+/*
+ * Starts an exchange for `req`. Its request id is the request's X-Request-Id
+ * when that header appears once and respond_request_id_ok accepts it, else a
+ * fresh one: 32 lower-case hex digits, unique (a random per-thread seed and a
+ * per-thread counter), not guessable from outside the process at a glance,
+ * but no secret either.
+ */
 void exchange_init(struct exchange *x, h2o_req_t *req);
+
+/* The exchange's request id (NUL-terminated, owned by `x`); every respond_* call sends it as X-Request-Id. */
+const char *exchange_request_id(const struct exchange *x);
 
 /* Sends `json` (borrowed) with `status`. Falls back to a 500 envelope if it cannot be serialized. */
 void respond_json(struct exchange *x, int status, json_t *json);
@@ -58,8 +80,18 @@ void respond_error(struct exchange *x, int status, const char *code, const char 
 /* Sends an empty answer (204). */
 void respond_empty(struct exchange *x, int status);
 
+/*
+ * Gives the answers h2o makes by itself before any handler runs (a body over
+ * its 1 MiB limit) the same X-Request-Id and access-log line: a filter on the
+ * host's `fallback` path, where h2o sends them. Call once, at configuration.
+ */
+void respond_register_fallback(h2o_pathconf_t *fallback);
+
 /* Adds a response header (lower-case name) before a respond_* call; both strings must outlive the request. */
 void respond_header(struct exchange *x, const char *name, const char *value);
+
+/* Draws the calling thread's seed for generated request ids now rather than in its first request. Idempotent. */
+void respond_thread_init(void);
 
 /* Writes the calling thread's buffered access-log lines to stderr. Event loops call it after each iteration. */
 void respond_log_flush(void);

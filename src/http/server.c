@@ -107,6 +107,7 @@ static void on_stop(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
  */
 static void worker_setup(struct worker *w)
 {
+    respond_thread_init();
     h2o_context_init(&w->ctx, h2o_evloop_create(), &config);
     w->accept.ctx = &w->ctx;
     w->accept.hosts = config.hosts;
@@ -306,6 +307,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     struct throttle *throttle = NULL;
     SSL_CTX *ssl_ctx = NULL;
     struct addrinfo *ai = NULL;
+    h2o_hostconf_t *host;
     h2o_pathconf_t *path;
     sigset_t sigs;
     unsigned n = cfg->threads, started = 0;
@@ -359,7 +361,9 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     config.http1.req_timeout =
         1000u * (uint64_t)(cfg->idle_timeout_s < cfg->header_timeout_s ? cfg->idle_timeout_s : cfg->header_timeout_s);
     config.handshake_timeout = config.http1.req_timeout; /* a TLS handshake is part of getting the request */
-    path = h2o_config_register_path(h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535), "/", 0);
+    host = h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    path = h2o_config_register_path(host, "/", 0);
+    respond_register_fallback(&host->fallback_path);
     if ((writer = writer_start()) == NULL) {
         snprintf(err, errlen, "cannot start the writer thread");
         r = AK_ERR_NOMEM;

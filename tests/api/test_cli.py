@@ -189,7 +189,7 @@ def test_serve_logs_startup_line(server):
     assert f"apikeyd: listening on 127.0.0.1:{server.port}\n" in server.log_text()
 
 
-ACCESS_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [A-Z]+ \S+ \d{3} \S+ \d+(\.\d+)?ms$")
+ACCESS_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [A-Z]+ \S+ \d{3} \S+ \d+(\.\d+)?ms rid=[A-Za-z0-9._:-]{1,128}$")
 
 
 def test_serve_stderr_holds_only_its_own_lines(server):

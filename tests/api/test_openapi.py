@@ -140,6 +140,36 @@ def test_401_documents_www_authenticate_and_405_documents_allow():
         assert resp["headers"]["Allow"]["schema"]["const"] == allow
 
 
+def iter_responses():
+    """(where, Response Object) for every response the document gives, 405s included."""
+    for name, resp in DOC["components"]["responses"].items():
+        yield f"components/responses/{name}", resp
+    for path, item in DOC["paths"].items():
+        for method, op in item.items():
+            if method in HTTP_METHODS:
+                for status, resp in op["responses"].items():
+                    yield f"{method.upper()} {path} {status}", SPEC.resolve(resp)
+
+
+def test_every_response_documents_x_request_id():
+    header = DOC["components"]["headers"]["X-Request-Id"]
+    assert header["required"] is True
+    for where, resp in iter_responses():
+        assert SPEC.resolve((resp.get("headers") or {}).get("X-Request-Id")) is header, where
+    validator = SPEC.validator(header["schema"])
+    for value in ["a", "0123456789abcdef0123456789abcdef", "req-1.2:3_x", "x" * 128]:
+        assert not list(validator.iter_errors(value)), value
+    for value in ["", "x" * 129, "a b", "<x>", "é"]:
+        assert list(validator.iter_errors(value)), value
+
+
+def test_every_path_takes_the_x_request_id_parameter():
+    param = DOC["components"]["parameters"]["X-Request-Id"]
+    assert param["in"] == "header" and param["required"] is False
+    for path, item in DOC["paths"].items():
+        assert param in [SPEC.resolve(p) for p in item.get("parameters", [])], path
+
+
 def test_api_key_schema_has_exactly_the_seed_fields():
     s = SCHEMAS["ApiKey"]
     assert list(s["properties"]) == KEY_FIELDS
@@ -252,7 +282,7 @@ def test_verified_response_documents_the_identity_headers():
     verified = DOC["components"]["responses"]["Verified"]
     assert "content" not in verified
     headers = {name: SPEC.resolve(h) for name, h in verified["headers"].items()}
-    assert list(headers) == ["X-Account-Id", "X-Key-Id", "X-Key-Type", "X-Key-Prefix"]
+    assert list(headers) == ["X-Account-Id", "X-Key-Id", "X-Key-Type", "X-Key-Prefix", "X-Request-Id"]
     assert all(h["required"] is True for h in headers.values())
     for name, good, bad in [
         ("X-Account-Id", ["1", "9223372036854775807"], ["0", "01", "-1", "x", ""]),

@@ -216,7 +216,7 @@ def test_no_key_in_database_files_or_logs(server_factory):
 
 LOG_RE = re.compile(
     r"^(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (?P<method>[A-Z]+) (?P<path>\S+) (?P<status>\d{3}) "
-    r"(?P<prefix>\S+) (?P<ms>\d+(\.\d+)?)ms$"
+    r"(?P<prefix>\S+) (?P<ms>\d+(\.\d+)?)ms rid=(?P<rid>[A-Za-z0-9._:-]{1,128})$"
 )
 
 

@@ -2,7 +2,9 @@
  * Unit tests for http/respond's access-log path: a path that holds a key, in
  * clear or percent-encoded in any way a client or gateway may write it
  * (either case of hex digits, every byte encoded, encoded twice), is
- * redacted; ordinary paths, hex identifiers and ids are shown as sent.
+ * redacted; ordinary paths, hex identifiers and ids are shown as sent. And
+ * its request ids: a client's sane X-Request-Id is kept, anything else is
+ * replaced by a fresh 32-hex-digit id.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -125,12 +127,95 @@ static void test_long_and_deeply_encoded_paths(void **state)
     assert_string_equal(out, "/v1/");
 }
 
+static bool id_ok(const char *s)
+{
+    return respond_request_id_ok(s, strlen(s));
+}
+
+static void test_request_id_predicate(void **state)
+{
+    char id[RESPOND_REQUEST_ID_MAX + 2];
+
+    (void)state;
+    assert_true(id_ok("a"));
+    assert_true(id_ok("req-42"));
+    assert_true(id_ok("A.b_C:d-9"));
+    assert_true(id_ok("0123456789abcdef0123456789abcdef"));     /* a generated id */
+    assert_true(id_ok("123e4567-e89b-12d3-a456-426614174000")); /* a UUID */
+    for (size_t i = 0; i < sizeof(id); i++)
+        id[i] = i % 8 == 7 ? '-' : "x1y2z3w"[i % 8];
+    assert_true(respond_request_id_ok(id, RESPOND_REQUEST_ID_MAX));
+    assert_false(respond_request_id_ok(id, RESPOND_REQUEST_ID_MAX + 1));
+    memset(id, 'f', sizeof(id)); /* hex, however long the run */
+    assert_true(respond_request_id_ok(id, RESPOND_REQUEST_ID_MAX));
+    assert_false(id_ok(""));
+    assert_false(id_ok("a b"));
+    assert_false(id_ok("<script>"));
+    assert_false(id_ok("a\"b"));
+    assert_false(id_ok("a/b"));
+    assert_false(id_ok("a%41"));
+    assert_false(id_ok("caf\xc3\xa9"));
+    assert_false(id_ok("a\tb"));
+    assert_false(respond_request_id_ok("ab\0cd", 5));
+    /* A key, or its random part, would reach the access log. */
+    assert_false(id_ok(KEY));
+    assert_false(id_ok(RANDOM));
+    assert_false(id_ok("x_SAND_y"));
+    memset(id, 'x', sizeof(id)); /* as long a base62 run as a key's random part */
+    assert_true(respond_request_id_ok(id, KEYFMT_RANDOM_LEN - 1));
+    assert_false(respond_request_id_ok(id, KEYFMT_RANDOM_LEN));
+}
+
+/* An exchange for a request with the given X-Request-Id values (NULL-terminated). */
+static const char *exchange_for(h2o_req_t *req, struct exchange *x, const char *const *ids)
+{
+    memset(req, 0, sizeof(*req));
+    h2o_mem_init_pool(&req->pool);
+    for (; *ids != NULL; ids++)
+        h2o_add_header_by_str(&req->pool, &req->headers, H2O_STRLIT("x-request-id"), 0, NULL, *ids, strlen(*ids));
+    exchange_init(x, req);
+    h2o_mem_clear_pool(&req->pool);
+    return exchange_request_id(x);
+}
+
+static bool is_generated(const char *id)
+{
+    if (strlen(id) != RESPOND_REQUEST_ID_GEN_LEN)
+        return false;
+    for (; *id != '\0'; id++)
+        if (strchr("0123456789abcdef", *id) == NULL)
+            return false;
+    return true;
+}
+
+static void test_request_id_taken_or_generated(void **state)
+{
+    static const char *const none[] = {NULL}, *const sane[] = {"req-1", NULL}, *const bad[] = {"a b", NULL},
+                             *const two[] = {"req-1", "req-2", NULL};
+    char seen[64][RESPOND_REQUEST_ID_MAX + 1];
+    struct exchange x;
+    h2o_req_t req;
+
+    (void)state;
+    assert_string_equal(exchange_for(&req, &x, sane), "req-1");
+    assert_true(is_generated(exchange_for(&req, &x, bad)));
+    assert_true(is_generated(exchange_for(&req, &x, two)));
+    for (size_t i = 0; i < 64; i++) {
+        strcpy(seen[i], exchange_for(&req, &x, none));
+        assert_true(is_generated(seen[i]));
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(seen[i], seen[j]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys_are_redacted),
         cmocka_unit_test(test_ordinary_paths_are_shown),
         cmocka_unit_test(test_long_and_deeply_encoded_paths),
+        cmocka_unit_test(test_request_id_predicate),
+        cmocka_unit_test(test_request_id_taken_or_generated),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
