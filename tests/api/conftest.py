@@ -83,6 +83,14 @@ ERROR_CODES = {
     "bad_request",  # hardening (contract): framing refused
     "headers_too_large",
     "too_many_failed_attempts",
+    # issue 9: operator API, suspension, listings
+    "missing_admin_token",
+    "invalid_admin_token",
+    "account_suspended",
+    "account_exists",
+    "max_keys_below_key_count",
+    "invalid_cursor",
+    "invalid_parameter",
 }
 
 # --------------------------------------------------------------------------- keys and times

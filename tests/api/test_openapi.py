@@ -39,14 +39,24 @@ SEED_LIST = {
 }
 
 OPERATIONS = {
-    ("/v1/account/api-keys/", "get"): {"200", "401", "429", "503"},
+    ("/v1/account/api-keys/", "get"): {"200", "401", "403", "429", "503"},  # 403: account_suspended
     ("/v1/account/api-keys/", "post"): {"201", "400", "401", "403", "409", "413", "415", "422", "429", "503"},
     ("/v1/account/api-keys/{id}/", "patch"): {"200", "400", "401", "403", "404", "409", "413", "415", "422", "429", "503"},
     ("/v1/account/api-keys/{id}/", "delete"): {"204", "401", "403", "404", "409", "429", "503"},
     ("/healthz", "get"): {"200"},
     ("/v1/auth/verify/", "get"): {"204", "401", "403", "429", "503"},  # 503: PostgreSQL, --max-staleness
     ("/v1/auth/verify/{path}", "get"): {"204", "401", "403", "429", "503"},
+    # issue 9: the account's audit log and the operator API
+    ("/v1/account/audit-log/", "get"): {"200", "400", "401", "403", "429", "503"},
+    ("/v1/admin/accounts/", "get"): {"200", "400", "401", "503"},
+    ("/v1/admin/accounts/", "post"): {"201", "400", "401", "409", "413", "415", "422", "503"},
+    ("/v1/admin/accounts/{id}/", "get"): {"200", "401", "404", "503"},
+    ("/v1/admin/accounts/{id}/", "patch"): {"200", "400", "401", "404", "409", "413", "415", "422", "503"},
+    ("/v1/admin/accounts/{id}/", "delete"): {"204", "401", "404", "503"},
+    ("/v1/admin/accounts/{id}/keys/", "post"): {"201", "400", "401", "404", "409", "413", "415", "422", "503"},
+    ("/v1/admin/audit-log/", "get"): {"200", "400", "401", "503"},
 }
+ADMIN_PATHS = ["/v1/admin/accounts/", "/v1/admin/accounts/{id}/", "/v1/admin/accounts/{id}/keys/", "/v1/admin/audit-log/"]
 VERIFY_PATHS = ["/v1/auth/verify/", "/v1/auth/verify/{path}"]
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -121,9 +131,16 @@ def test_security_bearer_everywhere_but_healthz():
         if path in VERIFY_PATHS:
             # The gateway's X-Verify-Token comes on top of the key when --verify-token is set.
             assert DOC["paths"][path][method]["security"] == [{"bearerAuth": [], "verifyToken": []}, {"bearerAuth": []}]
+        elif path in ADMIN_PATHS:
+            # Admin tokens only: never an account key.
+            assert DOC["paths"][path][method]["security"] == [{"adminToken": []}]
+            unauthorized = DOC["paths"][path][method]["responses"]["401"]
+            assert SPEC.resolve(unauthorized) is DOC["components"]["responses"]["AdminUnauthorized"]
         else:
             assert "security" not in DOC["paths"][path][method]
         assert "401" in DOC["paths"][path][method]["responses"]
+    admin = DOC["components"]["securitySchemes"]["adminToken"]
+    assert admin["type"] == "http" and admin["scheme"] == "bearer"
     token = DOC["components"]["securitySchemes"]["verifyToken"]
     assert token == {**token, "type": "apiKey", "in": "header", "name": "X-Verify-Token"}
 
@@ -135,6 +152,11 @@ def test_401_documents_www_authenticate_and_405_documents_allow():
         ("/v1/account/api-keys/", "GET, POST"),
         ("/v1/account/api-keys/{id}/", "PATCH, DELETE"),
         ("/healthz", "GET"),
+        ("/v1/account/audit-log/", "GET"),
+        ("/v1/admin/accounts/", "GET, POST"),
+        ("/v1/admin/accounts/{id}/", "GET, PATCH, DELETE"),
+        ("/v1/admin/accounts/{id}/keys/", "POST"),
+        ("/v1/admin/audit-log/", "GET"),
     ]:
         resp = SPEC.resolve(DOC["paths"][path]["x-method-not-allowed"])
         assert resp["headers"]["Allow"]["schema"]["const"] == allow
@@ -204,6 +226,40 @@ def test_error_codes_are_the_contract_codes():
     assert SCHEMAS["Error"]["properties"]["error"]["required"] == ["code", "message"]
 
 
+def test_admin_401_documents_its_realm():
+    header = SPEC.resolve(DOC["components"]["responses"]["AdminUnauthorized"]["headers"]["WWW-Authenticate"])
+    assert header["required"] is True
+    validator = SPEC.validator(header["schema"])
+    assert not list(validator.iter_errors('Bearer realm="apikeyd-admin", error="invalid_token"'))
+    assert list(validator.iter_errors("Bearer"))
+
+
+def test_account_exists_carries_the_account_id_and_nothing_else_does():
+    SPEC.validate_schema("Error", {"error": {"code": "account_exists", "message": "m", "account_id": 7}})
+    for bad in [
+        {"error": {"code": "account_exists", "message": "m"}},
+        {"error": {"code": "not_found", "message": "m", "account_id": 7}},
+        {"error": {"code": "account_exists", "message": "m", "account_id": 0}},
+    ]:
+        assert list(SPEC.validator(SCHEMAS["Error"]).iter_errors(bad)), bad
+
+
+def test_new_object_field_orders():
+    assert list(SCHEMAS["Account"]["properties"]) == [
+        "id", "name", "external_id", "status", "max_keys", "key_count", "created_at"]
+    assert list(SCHEMAS["AuditEvent"]["properties"]) == [
+        "id", "at", "account_id", "actor", "action", "target", "changes", "client_ip", "request_id"]
+    assert list(SCHEMAS["AccountCreated"]["properties"]) == ["account", "api_key"]
+    assert list(SCHEMAS["IssuedApiKey"]["properties"]) == KEY_FIELDS + ["api_key", "message"]
+    for name in ("Account", "AccountCreate", "AccountPatch", "AccountCreated", "AdminKeyCreate",
+                 "IssuedApiKey", "AuditEvent", "AuditActor", "AuditTarget", "AccountPage", "AuditPage"):
+        assert SCHEMAS[name]["additionalProperties"] is False, name
+    assert set(SCHEMAS["AuditAction"]["enum"]) == {
+        "key.created", "key.updated", "key.deleted", "account.created", "account.updated",
+        "account.suspended", "account.reactivated", "account.deleted",
+        "admin_token.created", "admin_token.revoked"}
+
+
 def test_seed_list_example_validates():
     SPEC.validate_schema("ApiKeyList", SEED_LIST)
 
@@ -221,6 +277,18 @@ def test_seed_list_example_validates():
         ("Error", {"error": {"code": "not_found"}}),
         ("CreatedApiKey", dict(SEED_LIST["api_keys"][0], api_key="ml_prod_full_key_shown_once_here", message="x")),
         ("Health", {"status": "starting"}),
+        ("AccountCreate", {"name": "A", "max_keys": 0}),
+        ("AccountCreate", {"name": "A", "max_keys": 1000001}),
+        ("AccountCreate", {"name": "A", "external_id": "has space"}),
+        ("AccountCreate", {"name": "A", "external_id": "x" * 256}),
+        ("AccountCreate", {"name": "A", "status": "active"}),
+        ("AccountPatch", {}),
+        ("AccountPatch", {"external_id": "x"}),
+        ("AccountPatch", {"status": "deleted"}),
+        ("AdminKeyCreate", {"name": "k", "key_type": "sandbox", "make_primary": True}),
+        ("AuditActor", {"type": "cli", "id": 3, "prefix": None}),
+        ("AuditEvent", dict(SCHEMAS["AuditEvent"]["examples"][0], action="key.rotated")),
+        ("AuditEvent", dict(SCHEMAS["AuditEvent"]["examples"][0], changes={"digest": {"old": None, "new": "x"}})),
     ],
 )
 def test_schemas_reject_wrong_instances(name, instance):
