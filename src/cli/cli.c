@@ -19,6 +19,7 @@ void cli_usage_main(FILE *out)
           "commands:\n"
           "  serve            serve the HTTP API (apikeyd serve --help)\n"
           "  account create   create an account and print its primary key once\n"
+          "  admin-token      create, list and revoke operators' admin tokens\n"
           "\n"
           "  apikeyd --help     this text\n"
           "  apikeyd --version  the version\n",
@@ -38,6 +39,18 @@ int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret)
         return -1;
     *ret = (unsigned)v;
     return 0;
+}
+
+int64_t cli_parse_id(const char *s)
+{
+    char *end;
+    long long v;
+
+    if (s == NULL || *s < '1' || *s > '9')
+        return 0;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    return errno == 0 && *end == '\0' && v > 0 ? (int64_t)v : 0;
 }
 
 int cli_env_open(const struct cli_common *c, struct cli_env *env)

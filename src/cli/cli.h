@@ -5,6 +5,7 @@
 #ifndef APIKEYD_CLI_CLI_H
 #define APIKEYD_CLI_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "core/digest.h"
@@ -34,6 +35,9 @@ void cli_usage_main(FILE *out);
 /* Parses a decimal unsigned option value in [min, max]. Returns 0 or -1. */
 int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret);
 
+/* Parses a positive id in canonical decimal. Returns it, or 0 if it is not one. */
+int64_t cli_parse_id(const char *s);
+
 /*
  * Opens the store (creating and migrating it), the secret and the keys
  * service. On failure prints one line on stderr and returns -1.
@@ -46,5 +50,6 @@ void cli_env_close(struct cli_env *env);
 /* Subcommands: each returns the process exit code. */
 int cli_serve(int argc, char **argv);
 int cli_account(int argc, char **argv);
+int cli_admin_token(int argc, char **argv);
 
 #endif

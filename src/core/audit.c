@@ -93,7 +93,7 @@ static void change(json_t *set, const char *field, json_t *o, json_t *n)
 /* The change set as text, or NULL when empty. Frees `set`. */
 static char *finish(json_t *set)
 {
-    char *text = json_object_size(set) != 0 ? json_dumps(set, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *text = json_object_size(set) != 0 ? json_dumps(set, JSON_COMPACT) : NULL;
 
     json_decref(set);
     return text;

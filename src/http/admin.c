@@ -406,8 +406,7 @@ static int admin_auth(struct api_handler *api, struct exchange *x, struct audit_
     api_authorization(x, &hdr, &len);
     memset(origin, 0, sizeof(*origin));
     if ((r = admin_authenticate(api->keys, hdr, len, origin)) == 0) {
-        memcpy(x->prefix, origin->actor_prefix, sizeof(x->prefix) - 1);
-        x->prefix[sizeof(x->prefix) - 1] = '\0';
+        snprintf(x->prefix, sizeof(x->prefix), "%s", origin->actor_prefix);
         api_origin_request(api, x, origin);
         return 0;
     }

@@ -275,7 +275,7 @@ static int authenticate(struct api_handler *api, struct exchange *x, struct prin
             respond_unauthorized(x, r);
         return -1;
     }
-    memcpy(x->prefix, who->prefix, sizeof(x->prefix));
+    memcpy(x->prefix, who->prefix, sizeof(who->prefix));
     return 0;
 }
 

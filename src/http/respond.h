@@ -25,7 +25,7 @@
 struct exchange {
     h2o_req_t *req;
     uint64_t start_ns;
-    char prefix[KEYFMT_PREFIX_LEN + 1];          /* the authenticated key's prefix, or "" */
+    char prefix[KEYFMT_ADMIN_PREFIX_LEN + 1];    /* the authenticated key's or admin token's prefix, or "" */
     char request_id[RESPOND_REQUEST_ID_MAX + 1]; /* never "" once exchange_init has run */
 };
 
