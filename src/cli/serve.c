@@ -2,6 +2,8 @@
  * serve: `apikeyd serve`: load every key into memory and serve the API.
  */
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,9 +40,20 @@ static void usage(FILE *out)
           "                       (default " NETADDR_DEFAULT_TRUSTED ")\n"
           "  --reuse-port         share --listen with other processes (SO_REUSEPORT); without it a second\n"
           "                       apikeyd on the same address fails to start\n"
+          "  --audit-retention-days N  keep audit events N days, then delete them (default 365, 1..36500)\n"
           "  --no-access-log      do not write one line per request to stderr\n"
           "  --help               this text\n",
           out);
+}
+
+static void block_stop_signals(void)
+{
+    sigset_t sigs;
+
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 }
 
 int cli_serve(int argc, char **argv)
@@ -64,6 +77,7 @@ int cli_serve(int argc, char **argv)
         {"max-staleness", required_argument, NULL, 'S'},
         {"trusted-proxies", required_argument, NULL, 'T'},
         {"reuse-port", no_argument, NULL, 'R'},
+        {"audit-retention-days", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -73,7 +87,8 @@ int cli_serve(int argc, char **argv)
                                .header_timeout_s = 10,
                                .idle_timeout_s = 60,
                                .max_connections = 10000,
-                               .auth_failures = 100};
+                               .auth_failures = 100,
+                               .audit_retention_days = 365};
     struct netaddr_cidrs trusted;
     const char *trusted_text = NULL;
     struct cli_env env;
@@ -155,6 +170,12 @@ int cli_serve(int argc, char **argv)
         case 'R':
             sc.reuse_port = 1;
             break;
+        case 'A':
+            if (cli_parse_uint(optarg, 1, 36500, &sc.audit_retention_days) != 0) {
+                fprintf(stderr, "apikeyd serve: --audit-retention-days takes days from 1 to 36500\n");
+                return EXIT_USAGE;
+            }
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -202,6 +223,14 @@ int cli_serve(int argc, char **argv)
         sc.verify_token = NULL;
     if (sc.listen == NULL || *sc.listen == '\0')
         sc.listen = "127.0.0.1:8080";
+    /*
+     * SIGTERM and SIGINT are taken by server_run's sigwait, never by another
+     * thread: block them before the first thread starts (the store's
+     * watcher, below), since threads inherit the mask. A thread that left
+     * them unblocked could take SIGTERM with its default action and kill
+     * the process without its shutdown.
+     */
+    block_stop_signals();
     if (cli_env_open(&c, &env) != 0)
         return 1;
     /* A shared store is followed (LISTEN) before it is loaded, so that no change in between is missed. */

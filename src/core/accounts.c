@@ -166,6 +166,15 @@ int accounts_events(struct keys *k, int64_t before, unsigned limit, int64_t acco
     return k->store->ops->event_list(k->store, &q, cb, arg);
 }
 
+int accounts_prune_events(struct keys *k, unsigned retention_days, bool *ret_more)
+{
+    int64_t n = 0;
+    int r = store_events_prune(k->store, timefmt_now() - (int64_t)retention_days * 86400, ACCOUNTS_PRUNE_BATCH, &n);
+
+    *ret_more = r == 0 && n == ACCOUNTS_PRUNE_BATCH;
+    return r;
+}
+
 /* The cursor's check: HMAC of the listing and position under the server's secret ("cursor" + NUL: never a key's input). */
 static void cursor_mac(struct keys *k, const char *listing, int64_t pos, char out[17])
 {

@@ -10,6 +10,7 @@
 #ifndef APIKEYD_CORE_ACCOUNTS_H
 #define APIKEYD_CORE_ACCOUNTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,15 @@ int accounts_issue_key(struct keys *k, const struct audit_origin *origin, int64_
  */
 int accounts_events(struct keys *k, int64_t before, unsigned limit, int64_t account_id, const char *action, accounts_event_cb cb,
                     void *arg);
+
+#define ACCOUNTS_PRUNE_BATCH 10000 /* events deleted per transaction, so that writes never wait long behind it */
+
+/*
+ * Deletes up to ACCOUNTS_PRUNE_BATCH audit events older than
+ * `retention_days` (not an audited change: retention is policy). Sets
+ * *ret_more when a full batch went, so that there may be more.
+ */
+int accounts_prune_events(struct keys *k, unsigned retention_days, bool *ret_more);
 
 /*
  * A cursor: position `pos` in the listing named `listing` (a string that

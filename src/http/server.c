@@ -25,6 +25,7 @@
 
 #include <h2o.h>
 
+#include "core/accounts.h"
 #include "core/error.h"
 #include "core/keys.h"
 #include "core/throttle.h"
@@ -48,8 +49,12 @@
 #define REPLY_DRAIN_MS 1000 /* to read replies already posted when the inbox closes */
 #define FLUSH_INTERVAL_MS 1000
 
+#define PRUNE_INTERVAL_MS (3600 * 1000) /* audit retention is checked hourly (and batch after batch while there is more) */
+
 struct maintenance {
     struct keys *keys;
+    unsigned retention_days;
+    int64_t next_prune_ms;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int stop;
@@ -180,6 +185,12 @@ static void *maintenance_main(void *arg)
         /* Failures are retried on the next tick: uses stay pending in memory. */
         keys_flush_uses(m->keys);
         keys_sync(m->keys, &reloaded);
+        if (timefmt_mono_ms() >= m->next_prune_ms) {
+            bool more = false;
+            /* One short transaction per tick: last_used flushes and syncs never wait behind a long delete. */
+            accounts_prune_events(m->keys, m->retention_days, &more);
+            m->next_prune_ms = timefmt_mono_ms() + (more ? 0 : PRUNE_INTERVAL_MS);
+        }
         pthread_mutex_lock(&m->lock);
     }
     pthread_mutex_unlock(&m->lock);
@@ -302,7 +313,7 @@ static void raise_fd_limit(void)
 int server_run(const struct server_config *cfg, char *err, size_t errlen)
 {
     struct worker *workers = NULL;
-    struct maintenance maint = {.keys = cfg->keys};
+    struct maintenance maint = {.keys = cfg->keys, .retention_days = cfg->audit_retention_days};
     struct writer *writer = NULL;
     struct throttle *throttle = NULL;
     SSL_CTX *ssl_ctx = NULL;

@@ -26,6 +26,7 @@ struct server_config {
     const char *client_ip_header;                /* trust this header for the client address (behind a gateway) */
     const struct netaddr_cidrs *trusted_proxies; /* peers whose client_ip_header is believed; borrowed */
     int reuse_port;                              /* SO_REUSEPORT: let other processes share the address */
+    unsigned audit_retention_days;               /* audit events older than this are deleted in the background */
 };
 
 /*

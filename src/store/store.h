@@ -272,8 +272,8 @@ int store_token_create(struct store *s, const struct audit_origin *origin, struc
 /* Revokes (deletes) admin token `id`. AK_ERR_NOT_FOUND if there is none. */
 int store_token_revoke(struct store *s, const struct audit_origin *origin, int64_t id);
 
-/* Deletes events older than `before`, in bounded transactions; sets *ret_n to how many. */
-int store_events_prune(struct store *s, int64_t before, int64_t *ret_n);
+/* Deletes at most `max` events older than `before`, in one short transaction; sets *ret_n to how many. */
+int store_events_prune(struct store *s, int64_t before, unsigned max, int64_t *ret_n);
 
 /*
  * Updates key `id` of `account_id` holding the account's lock: reads the

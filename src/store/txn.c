@@ -391,22 +391,16 @@ int store_token_revoke(struct store *s, const struct audit_origin *origin, int64
     return r;
 }
 
-#define PRUNE_BATCH 10000 /* events per transaction: short transactions, so that writes never wait long */
-
-int store_events_prune(struct store *s, int64_t before, int64_t *ret_n)
+int store_events_prune(struct store *s, int64_t before, unsigned max, int64_t *ret_n)
 {
-    int64_t n = PRUNE_BATCH;
-    int r = 0;
+    int r;
 
     *ret_n = 0;
-    while (r == 0 && n == PRUNE_BATCH) {
-        if ((r = OPS(s)->begin(s)) != 0)
-            break;
-        r = finish(s, OPS(s)->events_prune(s, before, PRUNE_BATCH, &n), NULL, NULL);
-        if (r == 0)
-            *ret_n += n;
-    }
-    return r;
+    if ((r = OPS(s)->begin(s)) != 0)
+        return r;
+    /* A lost answer needs no settling: pruning again is harmless. */
+    r = finish(s, OPS(s)->events_prune(s, before, max, ret_n), NULL, NULL);
+    return r == AK_ERR_OUTCOME_UNKNOWN ? AK_ERR_UNAVAILABLE : r;
 }
 
 static int read_own(struct store *s, int64_t account_id, int64_t id, struct key_rec *ret)

@@ -223,6 +223,24 @@ def test_healthz_needs_no_key(server):
     assert r.status_code == 200 and r.body == {"status": "ok"}
 
 
+def test_no_thread_takes_stop_signals(server):
+    """Every thread blocks SIGTERM and SIGINT (only the main thread's sigwait takes them).
+
+    A thread started before the mask was set (PostgreSQL's watcher was) could take SIGTERM with
+    its default action: the process died with -15 instead of shutting down (failed before).
+    """
+    server.client.get()
+    # The main thread waits in sigwait(), which unblocks the signals it waits for while it waits.
+    tasks = [t for t in Path(f"/proc/{server.proc.pid}/task").iterdir() if t.name != str(server.proc.pid)]
+    assert len(tasks) >= 2
+    for task in tasks:
+        status = (task / "status").read_text()
+        blocked = int(re.search(r"^SigBlk:\s*([0-9a-f]+)$", status, re.M).group(1), 16)
+        name = (task / "comm").read_text().strip()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            assert blocked & (1 << (sig - 1)), f"thread {task.name} ({name}) does not block {sig.name}"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_exits_0(server, sig):
     server.client.get()
