@@ -893,15 +893,20 @@ static int pg_announce_uses(struct store *base, const struct key_use *v, size_t 
 
 /* ---- outside transactions ---- */
 
+/* Evaluates `expr` (into r) on the write connection, outside any transaction, under its lock. */
+#define WITH_CONN(s, expr)                                                                                                         \
+    do {                                                                                                                           \
+        pthread_mutex_lock(&(s)->lock);                                                                                            \
+        if ((r = ensure_conn(s)) == 0)                                                                                             \
+            r = (expr);                                                                                                            \
+        pthread_mutex_unlock(&(s)->lock);                                                                                          \
+    } while (0)
+
 static int pg_key_get(struct store *base, int64_t id, struct key_rec *ret)
 {
-    struct pg_store *s = (struct pg_store *)base;
     int r;
 
-    pthread_mutex_lock(&s->lock);
-    if ((r = ensure_conn(s)) == 0)
-        r = read_key(s->conn, id, ret);
-    pthread_mutex_unlock(&s->lock);
+    WITH_CONN(PG(base), read_key(PG(base)->conn, id, ret));
     return r;
 }
 
@@ -943,24 +948,11 @@ static int load_keys(PGconn *conn, store_key_cb cb, void *arg)
 
 static int pg_key_load(struct store *base, store_key_cb cb, void *arg)
 {
-    struct pg_store *s = (struct pg_store *)base;
     int r;
 
-    pthread_mutex_lock(&s->lock);
-    if ((r = ensure_conn(s)) == 0)
-        r = load_keys(s->conn, cb, arg);
-    pthread_mutex_unlock(&s->lock);
+    WITH_CONN(PG(base), load_keys(PG(base)->conn, cb, arg));
     return r;
 }
-
-/* Runs `fn` on the write connection, outside any transaction. */
-#define WITH_CONN(s, expr)                                                                                                         \
-    do {                                                                                                                           \
-        pthread_mutex_lock(&(s)->lock);                                                                                            \
-        if ((r = ensure_conn(s)) == 0)                                                                                             \
-            r = (expr);                                                                                                            \
-        pthread_mutex_unlock(&(s)->lock);                                                                                          \
-    } while (0)
 
 static int suspended_ids(PGconn *conn, int64_t **ret, size_t *ret_n)
 {
