@@ -11,7 +11,8 @@ keys it created, so every key's history is one sequence), then SIGKILLs the serv
 random moment: after a random delay, right after a write request went out (mid-write), or
 around the once-a-second last_used flush; now and then also during the next start-up.
 While the server is down, `PRAGMA integrity_check` runs on a copy of the database and its
-WAL (the server itself still does the recovery when it restarts).
+WAL (the server itself still does the recovery when it restarts), and so does a check that
+the audit log and the rows agree: no change without its event, no event without its change.
 
 What is checked after every restart (list of the account's keys and /v1/auth/verify):
   - every create answered 201 still exists (listed) and its key verifies (204), unless an
@@ -230,9 +231,41 @@ class Server:
             return ""
 
 
+def audit_check(con):
+    """Every change has its audit event and every event its change (one transaction each):
+    each key row has exactly one key.created event, no key with a key.deleted event has a row,
+    and each key's is_active and is_primary are the last values its events recorded."""
+    problems = []
+    keys = {r[0]: (bool(r[1]), bool(r[2])) for r in con.execute("SELECT id, is_active, is_primary FROM api_keys")}
+    created, deleted, state = {}, set(), {}
+    for target, action, changes in con.execute(
+        "SELECT target_id, action, changes FROM audit_events WHERE target_type = 'key' ORDER BY id"
+    ):
+        if action == "key.created":
+            created[target] = created.get(target, 0) + 1
+        elif action == "key.deleted":
+            deleted.add(target)
+        for field, pair in (json.loads(changes) if changes else {}).items():
+            if field in ("is_active", "is_primary") and pair["new"] is not None:
+                state.setdefault(target, {})[field] = pair["new"]
+    for key_id, (active, primary) in keys.items():
+        if created.get(key_id) != 1:
+            problems.append(f"key {key_id} exists with {created.get(key_id, 0)} key.created events")
+        if key_id in deleted:
+            problems.append(f"key {key_id} exists after its key.deleted event")
+        want = state.get(key_id, {})
+        if want.get("is_active", active) != active or want.get("is_primary", primary) != primary:
+            problems.append(f"key {key_id}: row is_active={active} is_primary={primary}, events say {want}")
+    for key_id in created:
+        if key_id not in keys and key_id not in deleted:
+            problems.append(f"key {key_id} has a key.created event but no row and no key.deleted event")
+    return problems
+
+
 def integrity_check(db, scratch):
     """`PRAGMA integrity_check` on a copy of the database file and its WAL (no -shm: the copy
-    rebuilds its WAL index, i.e. runs the same recovery the server will run)."""
+    rebuilds its WAL index, i.e. runs the same recovery the server will run), then the audit
+    log's agreement with the rows (audit_check)."""
     shutil.rmtree(scratch, ignore_errors=True)
     os.makedirs(scratch)
     copy = os.path.join(scratch, "copy.db")
@@ -241,10 +274,12 @@ def integrity_check(db, scratch):
         shutil.copyfile(db + "-wal", copy + "-wal")
     con = sqlite3.connect(copy)
     try:
-        rows = con.execute("PRAGMA integrity_check").fetchall()
+        rows = [r[0] for r in con.execute("PRAGMA integrity_check").fetchall()]
+        if rows == ["ok"]:
+            rows = audit_check(con) or ["ok"]
     finally:
         con.close()
-    return [r[0] for r in rows]
+    return rows
 
 
 class Client(threading.Thread):
