@@ -41,7 +41,7 @@ import time
 import weakref
 import zlib
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
@@ -61,6 +61,9 @@ ACCOUNT_PICKUP_TIMEOUT = 2.0  # contract: new account picked up within about 1 s
 LOG_TIMEOUT = 5.0  # access-log line written after the response
 
 COLLECTION = "/v1/account/api-keys/"
+ADMIN_ACCOUNTS = "/v1/admin/accounts/"
+ADMIN_AUDIT = "/v1/admin/audit-log/"
+ACCOUNT_AUDIT = "/v1/account/audit-log/"
 KEY_FIELDS = ["id", "name", "key_type", "key_prefix", "is_active", "is_primary", "created_at", "last_used"]
 CREATED_MESSAGE = "Save this key securely. It will not be shown again."
 ERROR_CODES = {
@@ -128,6 +131,19 @@ def assert_key_format(key, key_type=None, brand="ml"):
     if key_type is not None:
         assert m["kind"] == KIND[key_type]
     assert m["check"] == key_checksum(key[:-6]), f"bad checksum in {key!r}"
+
+
+ADMIN_TOKEN_RE = re.compile(r"^(?P<brand>[A-Za-z0-9]+)_admin_(?P<random>[0-9A-Za-z]{32})(?P<check>[0-9A-Za-z]{6})$")
+
+
+def assert_admin_token_format(token, brand="ml"):
+    """Asserts that `token` is a well-formed admin token (brand, `_admin_`, checksum)."""
+    m = ADMIN_TOKEN_RE.match(token)
+    assert m, f"admin token does not match the format: {token!r}"
+    assert m["brand"] == brand
+    if brand == "ml":
+        assert len(token) == 47
+    assert m["check"] == key_checksum(token[:-6]), f"bad checksum in {token!r}"
 
 
 def forge_key(kind="prod", brand="ml", random_part=None):
@@ -886,6 +902,37 @@ class Server:
         self.accounts.append(account)
         return account
 
+    def create_admin_token(self, name="ops"):
+        """`apikeyd admin-token create`: its JSON output (`id`, `name`, `created_at`, `token`)."""
+        p = run_cli("admin-token", "create", "--db", self.db, "--name", name, *self.common_args())
+        assert p.returncode == 0, f"admin-token create failed ({p.returncode}): {p.stderr}"
+        info = strict_json(p.stdout)
+        assert isinstance(info, dict), p.stdout
+        assert_admin_token_format(info["token"], self.brand or "ml")
+        return info
+
+    def revoke_admin_token(self, token_id):
+        """`apikeyd admin-token revoke ID`: exit 0, nothing on stdout."""
+        p = run_cli("admin-token", "revoke", "--db", self.db, *self.common_args(), token_id)
+        assert p.returncode == 0, f"admin-token revoke failed ({p.returncode}): {p.stderr}"
+        assert p.stdout == "", p.stdout
+
+    def admin_client(self, name="ops"):
+        """A Client with a new admin token (`.token_info` its CLI output), once this server
+        (when running) accepts it: a token made by the CLI reaches a running server like a
+        change from another process does."""
+        info = self.create_admin_token(name)
+        admin = Client(self, info["token"])
+        admin.token_info = info
+        if self.proc is not None:
+            wait_until(
+                lambda: admin.get(ADMIN_ACCOUNTS + "?limit=1").status_code == 200,
+                ACCOUNT_PICKUP_TIMEOUT,
+                interval=0.05,
+                what="the new admin token on the server",
+            )
+        return admin
+
     @property
     def account(self):
         return self.accounts[0]
@@ -1008,10 +1055,13 @@ class ServerFactory:
         self.root = Path(root)
         self.servers = []
 
-    def __call__(self, *extra_args, accounts=None, start=True, brand=None, secret_file=None, env=None, share=None):
+    def __call__(
+        self, *extra_args, accounts=None, start=True, brand=None, secret_file=None, env=None, share=None, admin=False
+    ):
         """A new server with `accounts` (default: one, `acme`) on a fresh database; with
         `share=other`, another instance on `other`'s database and secret, knowing (by default)
-        `other`'s accounts instead of creating any."""
+        `other`'s accounts instead of creating any. With `admin=True`, `server.admin` is a Client
+        with an admin token made (by the CLI) before the start."""
         server = Server(
             self.backend_cls,
             self.root / f"server{len(self.servers)}",
@@ -1026,6 +1076,8 @@ class ServerFactory:
             server.accounts = [Account(server, a.info) for a in share.accounts]
         for name in ("acme",) if accounts is None and share is None else accounts or ():
             server.create_account(name)
+        if admin:
+            server.admin = server.admin_client()
         if start:
             server.start()
         return server
@@ -1074,6 +1126,33 @@ def shared_server(backend, apikeyd_bin, tmp_path_factory):
 @pytest.fixture
 def client(server):
     return server.client
+
+
+@pytest.fixture
+def admin_server(server_factory):
+    """A fresh server with one account, `acme`, and `server.admin`: a Client with an admin token."""
+    return server_factory(admin=True)
+
+
+def walk_pages(client, path, field, limit=None, **filters):
+    """Follows `next_cursor` from the first page of a cursor-paginated listing (asserting 200
+    on every page); returns (every item in order, the pages' sizes)."""
+    items, sizes, after = [], [], None
+    while True:
+        params = dict(filters)
+        if limit is not None:
+            params["limit"] = limit
+        if after is not None:
+            params["after"] = after
+        r = client.get(path + ("?" + urlencode(params) if params else ""))
+        assert r.status_code == 200, r.text
+        items += r.body[field]
+        sizes.append(len(r.body[field]))
+        after = r.body["next_cursor"]
+        if after is None:
+            return items, sizes
+        assert r.body[field], "an empty page with a next_cursor"
+        assert len(sizes) < 100000, "the listing does not end"
 
 
 def parallel(fn, items, workers):
