@@ -123,6 +123,11 @@ static int parse_object(const char *body, size_t len, json_t **ret, char *msg, s
         return AK_ERR_JSON;
     }
     if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr)) == NULL) {
+        /* Valid JSON with a number past 64 bits (or a double) breaks a field's range, not the syntax. */
+        if (json_error_code(&jerr) == json_error_numeric_overflow) {
+            snprintf(msg, msglen, "a number is out of range (line %d, column %d)", jerr.line, jerr.column);
+            return AK_ERR_INVALID;
+        }
         snprintf(msg, msglen, "request body is not valid JSON (line %d, column %d)", jerr.line, jerr.column);
         return AK_ERR_JSON;
     }

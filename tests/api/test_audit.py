@@ -90,7 +90,7 @@ class Script:
         ops = server.create_admin_token("ops")
         self.secrets.append(ops["token"])
         self.step("admin token ops", [event("admin_token.created", None, "cli", ("admin_token", ops["id"]),
-                                            created(name="ops"), None)])  # fmt: skip
+                                            created(name="ops", prefix=ops["token"][:13]), None)])  # fmt: skip
         server.start()
         self.admin = admin = self.listener(Client(server, ops["token"]))
         admin_actor = ("admin_token", ops["id"], ops["token"][:13])
@@ -201,10 +201,10 @@ class Script:
         temp = server.create_admin_token("temp")
         self.secrets.append(temp["token"])
         self.step("admin token temp", [event("admin_token.created", None, "cli", ("admin_token", temp["id"]),
-                                             created(name="temp"), None)])  # fmt: skip
+                                             created(name="temp", prefix=temp["token"][:13]), None)])  # fmt: skip
         server.revoke_admin_token(temp["id"])
         self.step("revoke temp", [event("admin_token.revoked", None, "cli", ("admin_token", temp["id"]),
-                                        deleted(name="temp"), None)])  # fmt: skip
+                                        deleted(name="temp", prefix=temp["token"][:13]), None)])  # fmt: skip
         # The account's own log, read before it is deleted (the listing is no change).
         self.own_log = walk_pages(self.listener(Client(server, rec["api_key"])), ACCOUNT_AUDIT, "events", limit=1000)[0]
         self.sandbox_refusal = Client(server, s["api_key"]).get(ACCOUNT_AUDIT)

@@ -228,6 +228,23 @@ static void test_escaped_nul_is_invalid(void **state)
     expect_patch("{\"name\":\"a\\u0000\",\"is_active\":true}", AK_ERR_INVALID);
 }
 
+/* Valid JSON whose number does not fit 64 bits (or a double) is a range error, 422, not malformed JSON (400 before). */
+static void test_numeric_overflow_is_invalid_not_json(void **state)
+{
+    struct account_create_req acreq;
+    struct account_patch_req apreq;
+    char msg[VALIDATE_MSG_MAX];
+
+    (void)state;
+    expect_create("{\"name\":18446744073709551616,\"key_type\":\"sandbox\"}", AK_ERR_INVALID);
+    expect_patch("{\"is_active\":1e999}", AK_ERR_INVALID);
+    assert_int_equal(validate_account_create("{\"name\":\"a\",\"max_keys\":18446744073709551616}", 44, &acreq, msg, sizeof(msg)),
+                     AK_ERR_INVALID);
+    assert_int_equal(validate_account_patch("{\"max_keys\":-100000000000000000000}", 35, &apreq, msg, sizeof(msg)), AK_ERR_INVALID);
+    /* still malformed: */
+    expect_patch("{\"is_active\":1e}", AK_ERR_JSON);
+}
+
 static void test_create_missing_fields(void **state)
 {
     (void)state;
@@ -755,6 +772,7 @@ int main(void)
         cmocka_unit_test(test_create_name_length),
         cmocka_unit_test(test_create_name_refused),
         cmocka_unit_test(test_escaped_nul_is_invalid),
+        cmocka_unit_test(test_numeric_overflow_is_invalid_not_json),
         cmocka_unit_test(test_create_missing_fields),
         cmocka_unit_test(test_create_wrong_types),
         cmocka_unit_test(test_create_key_type_unknown),
