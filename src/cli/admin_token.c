@@ -32,22 +32,6 @@ static void usage(FILE *out)
           out);
 }
 
-/* Prints `o` (stolen) as JSON on stdout, then wipes the text. Returns 0 or -1. */
-static int print_json(json_t *o, size_t flags)
-{
-    char *text = o != NULL ? json_dumps(o, flags) : NULL;
-    int r = 0;
-
-    json_decref(o);
-    if (text == NULL)
-        return -1;
-    if (puts(text) == EOF || fflush(stdout) != 0)
-        r = -1;
-    OPENSSL_cleanse(text, strlen(text));
-    free(text);
-    return r;
-}
-
 static json_t *token_json(const struct token_rec *rec)
 {
     char created[TIMEFMT_LEN + 1];
@@ -80,15 +64,7 @@ static int create(struct keys *k, const char *name)
     o = r == 0 ? json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)rec.id, "name", rec.name, "created_at", created, "token", token)
                : NULL;
     OPENSSL_cleanse(token, sizeof(token));
-    if (o != NULL) {
-        json_t *t = json_object_get(o, "token");
-        r = print_json(json_incref(o), JSON_INDENT(2));
-        OPENSSL_cleanse((char *)json_string_value(t), json_string_length(t));
-        json_decref(o);
-    } else {
-        r = -1;
-    }
-    if (r != 0) {
+    if (cli_print_secret(o, "token") != 0) {
         fprintf(stderr, "apikeyd: cannot print the new admin token\n");
         return 1;
     }
@@ -105,7 +81,7 @@ static int list(struct keys *k)
         json_decref(v);
         return 1;
     }
-    return print_json(json_pack("{s:o}", "admin_tokens", v), JSON_INDENT(2)) == 0 ? 0 : 1;
+    return cli_print_json(json_pack("{s:o}", "admin_tokens", v)) == 0 ? 0 : 1;
 }
 
 static int revoke(struct keys *k, int64_t id)

@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,9 +18,13 @@ void cli_usage_main(FILE *out)
           "apikeyd creates, lists, rotates and revokes API keys, and verifies them.\n"
           "\n"
           "commands:\n"
-          "  serve            serve the HTTP API (apikeyd serve --help)\n"
-          "  account create   create an account and print its primary key once\n"
-          "  admin-token      create, list and revoke operators' admin tokens\n"
+          "  serve                serve the HTTP API (apikeyd serve --help)\n"
+          "  account create       create an account and print its primary key once\n"
+          "  account list|show    list accounts, show one (the operator API's JSON)\n"
+          "  account suspend|reactivate|set-max-keys|delete\n"
+          "                       change or delete an account (apikeyd account --help)\n"
+          "  account issue-key    issue a key for an account and print it once\n"
+          "  admin-token          create, list and revoke operators' admin tokens\n"
           "\n"
           "  apikeyd --help     this text\n"
           "  apikeyd --version  the version\n",
@@ -51,6 +56,33 @@ int64_t cli_parse_id(const char *s)
     errno = 0;
     v = strtoll(s, &end, 10);
     return errno == 0 && *end == '\0' && v > 0 ? (int64_t)v : 0;
+}
+
+int cli_print_json(json_t *o)
+{
+    /* Sized first, then dumped in one piece: no reallocation leaves a copy of a secret behind. */
+    size_t n = o != NULL ? json_dumpb(o, NULL, 0, JSON_INDENT(2)) : 0;
+    char *text = n != 0 ? malloc(n) : NULL;
+    int r = -1;
+
+    if (text != NULL && json_dumpb(o, text, n, JSON_INDENT(2)) == n)
+        r = fwrite(text, 1, n, stdout) == n && putchar('\n') != EOF && fflush(stdout) == 0 ? 0 : -1;
+    if (text != NULL)
+        OPENSSL_cleanse(text, n);
+    free(text);
+    json_decref(o);
+    return r;
+}
+
+int cli_print_secret(json_t *o, const char *field)
+{
+    json_t *s = json_object_get(o, field);
+    int r = cli_print_json(json_incref(o));
+
+    if (s != NULL)
+        OPENSSL_cleanse((char *)json_string_value(s), json_string_length(s));
+    json_decref(o);
+    return r;
 }
 
 int cli_env_open(const struct cli_common *c, struct cli_env *env)

@@ -5,6 +5,7 @@
 #ifndef APIKEYD_CLI_CLI_H
 #define APIKEYD_CLI_CLI_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -37,6 +38,19 @@ int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret);
 
 /* Parses a positive id in canonical decimal. Returns it, or 0 if it is not one. */
 int64_t cli_parse_id(const char *s);
+
+/*
+ * Prints `o` (a reference the call takes; NULL is an error) as indented
+ * JSON and a newline on stdout, and wipes the text after. Returns 0, or -1
+ * when `o` is NULL or the text cannot be written.
+ */
+int cli_print_json(json_t *o);
+
+/*
+ * Prints `o` as cli_print_json does, then wipes the string member
+ * `field` (a key or token shown once) in the tree before releasing it.
+ */
+int cli_print_secret(json_t *o, const char *field);
 
 /*
  * Opens the store (creating and migrating it), the secret and the keys

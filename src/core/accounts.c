@@ -196,6 +196,17 @@ static void cursor_mac(struct keys *k, const char *listing, int64_t pos, char ou
     free(msg);
 }
 
+void accounts_listing_name(const char *external_id, char *out)
+{
+    snprintf(out, ACCOUNTS_LISTING_MAX, "accounts\x1f%s", external_id != NULL ? external_id : "");
+}
+
+void accounts_events_listing_name(bool own, int64_t account_id, const char *action, char *out)
+{
+    snprintf(out, ACCOUNTS_LISTING_MAX, "%s\x1f%" PRId64 "\x1f%s", own ? "audit" : "admin-audit", account_id,
+             action != NULL ? action : "");
+}
+
 void accounts_cursor_encode(struct keys *k, const char *listing, int64_t pos, char *out)
 {
     char mac[17];

@@ -23,7 +23,8 @@ struct keys;
 
 #define ACCOUNTS_LIST_MAX 1000 /* the largest page a listing gives */
 #define ACCOUNTS_LIST_DEFAULT 100
-#define CURSOR_MAX 64 /* a cursor's length in text, at most */
+#define CURSOR_MAX 64                                                        /* a cursor's length in text, at most */
+#define ACCOUNTS_LISTING_MAX (AUDIT_NAME_MAX + ACCOUNT_EXTERNAL_ID_MAX + 64) /* a listing's name, with its NUL */
 
 typedef int (*accounts_account_cb)(void *arg, const struct account_rec *rec);
 typedef int (*accounts_event_cb)(void *arg, const struct audit_event *ev);
@@ -90,6 +91,20 @@ int accounts_prune_events(struct keys *k, unsigned retention_days, bool *ret_mor
  * secret can make, into `out` (CURSOR_MAX + 1 bytes).
  */
 void accounts_cursor_encode(struct keys *k, const char *listing, int64_t pos, char *out);
+
+/*
+ * The name of the accounts listing filtered to `external_id` (NULL: every
+ * account), into `out` (ACCOUNTS_LISTING_MAX bytes): what its cursors are
+ * made for. The HTTP API and the command line both name listings here, so
+ * that a cursor from one pages on in the other.
+ */
+void accounts_listing_name(const char *external_id, char *out);
+
+/*
+ * The same for an audit log: an account's own (`own`, of `account_id`), or
+ * the operators' (filtered to `account_id` unless 0, `action` unless NULL).
+ */
+void accounts_events_listing_name(bool own, int64_t account_id, const char *action, char *out);
 
 /* Reads a cursor of `listing`. Returns 0 and *ret_pos, or AK_ERR_INVALID (garbage, or another listing's). */
 int accounts_cursor_decode(struct keys *k, const char *listing, const char *s, size_t len, int64_t *ret_pos);

@@ -13,6 +13,8 @@
 
 #define KEY_NAME_MAX_CHARS 100
 #define KEY_NAME_MAX_BYTES (KEY_NAME_MAX_CHARS * 4)
+/* The `message` beside a new key, the one time it is shown (HTTP and the command line alike). */
+#define KEY_SHOWN_ONCE "Save this key securely. It will not be shown again."
 
 struct key_rec {
     int64_t id;

@@ -4,7 +4,6 @@
  * store runs as a job on the writer thread (job.h): none of these is on the
  * verification path. Pages are rendered there too, with jansson.
  */
-#include <inttypes.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include <string.h>
 
 #include "core/accounts.h"
+#include "core/accounts_json.h"
 #include "core/admin.h"
 #include "core/error.h"
 #include "core/keys.h"
@@ -19,9 +19,6 @@
 #include "http/api.h"
 #include "http/job.h"
 #include "http/render.h"
-
-#define SHOWN_ONCE "Save this key securely. It will not be shown again."
-#define LISTING_MAX (AUDIT_NAME_MAX + ACCOUNT_EXTERNAL_ID_MAX + 64)
 
 enum admin_op { OP_CREATE, OP_LIST, OP_GET, OP_UPDATE, OP_DELETE, OP_ISSUE, OP_EVENTS };
 
@@ -42,7 +39,7 @@ struct admin_job {
     char external_id[ACCOUNT_EXTERNAL_ID_MAX + 1];
     int64_t account_id;
     char action[AUDIT_NAME_MAX + 1];
-    char listing[LISTING_MAX];
+    char listing[ACCOUNTS_LISTING_MAX];
     /* results */
     int r;
     struct account_rec acct;
@@ -51,102 +48,6 @@ struct admin_job {
     char *body; /* a rendered page (malloc'd) */
 };
 
-/* ---- JSON of accounts and events ---- */
-
-static json_t *time_or_null(int64_t t)
-{
-    char buf[TIMEFMT_LEN + 1];
-
-    return t > 0 && timefmt_format(t, buf, sizeof(buf)) == 0 ? json_string(buf) : json_null();
-}
-
-static json_t *text_or_null(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
-}
-
-static json_t *id_or_null(int64_t id)
-{
-    return id != 0 ? json_integer(id) : json_null();
-}
-
-/* The account object, fields in the contract's order. */
-static json_t *account_json(struct keys *k, const struct account_rec *a)
-{
-    return json_pack("{s:I,s:s,s:o,s:s,s:I,s:I,s:o}", "id", (json_int_t)a->id, "name", a->name, "external_id",
-                     text_or_null(a->external_id), "status", a->suspended ? "suspended" : "active", "max_keys",
-                     (json_int_t)accounts_max_keys(k, a), "key_count", (json_int_t)a->key_count, "created_at",
-                     time_or_null(a->created_at));
-}
-
-/* An event object; `changes` is stored JSON text, shown only when it parses as an object. */
-static json_t *event_json(const struct audit_event *ev)
-{
-    json_t *changes = ev->changes != NULL ? json_loads(ev->changes, JSON_REJECT_DUPLICATES, NULL) : NULL;
-
-    if (changes != NULL && !json_is_object(changes)) {
-        json_decref(changes);
-        changes = NULL;
-    }
-    return json_pack("{s:I,s:o,s:o,s:{s:s,s:o,s:o},s:s,s:{s:s,s:I},s:o,s:o,s:o}", "id", (json_int_t)ev->id, "at",
-                     time_or_null(ev->at), "account_id", id_or_null(ev->account_id), "actor", "type", ev->actor_type, "id",
-                     id_or_null(ev->actor_id), "prefix", text_or_null(ev->actor_prefix), "action", ev->action, "target", "type",
-                     ev->target_type, "id", (json_int_t)ev->target_id, "changes", changes != NULL ? changes : json_null(),
-                     "client_ip", text_or_null(ev->client_ip), "request_id", text_or_null(ev->request_id));
-}
-
-/* A page being collected: up to `limit` items, and whether there is one more. */
-struct page {
-    struct keys *keys;
-    json_t *items;
-    unsigned limit, n;
-    int64_t last;
-    bool more;
-};
-
-static int page_account(void *arg, const struct account_rec *rec)
-{
-    struct page *p = arg;
-
-    if (p->n == p->limit) {
-        p->more = true;
-        return 0;
-    }
-    p->n++;
-    p->last = rec->id;
-    return json_array_append_new(p->items, account_json(p->keys, rec)) == 0 ? 0 : AK_ERR_NOMEM;
-}
-
-static int page_event(void *arg, const struct audit_event *ev)
-{
-    struct page *p = arg;
-
-    if (p->n == p->limit) {
-        p->more = true;
-        return 0;
-    }
-    p->n++;
-    p->last = ev->id;
-    return json_array_append_new(p->items, event_json(ev)) == 0 ? 0 : AK_ERR_NOMEM;
-}
-
-/* {"<name>": [...], "next_cursor": "..." | null} as text into job->body. */
-static int page_finish(struct admin_job *job, struct page *p, const char *name)
-{
-    char cursor[CURSOR_MAX + 1];
-    json_t *o;
-
-    if (p->more)
-        accounts_cursor_encode(job->api->keys, job->listing, p->last, cursor);
-    o = json_pack("{s:O,s:o}", name, p->items, "next_cursor", p->more ? json_string(cursor) : json_null());
-    if (o == NULL || (job->body = json_dumps(o, JSON_COMPACT)) == NULL) {
-        json_decref(o);
-        return AK_ERR_NOMEM;
-    }
-    json_decref(o);
-    return 0;
-}
-
 /* ---- the jobs ---- */
 
 /* On the writer thread. */
@@ -154,7 +55,7 @@ static void admin_run(struct job *j)
 {
     struct admin_job *job = (struct admin_job *)j;
     struct keys *k = job->api->keys;
-    struct page p = {.keys = k, .limit = job->limit};
+    json_t *page = NULL;
 
     switch (job->op) {
     case OP_CREATE:
@@ -174,27 +75,20 @@ static void admin_run(struct job *j)
         return;
     case OP_LIST:
     case OP_EVENTS:
-        if ((p.items = json_array()) == NULL) {
+        job->r = job->op == OP_LIST ? accounts_json_list(k, job->listing, job->after, job->limit,
+                                                         job->external_id[0] != '\0' ? job->external_id : NULL, &page)
+                                    : accounts_json_events(k, job->listing, job->after, job->limit, job->account_id,
+                                                           job->action[0] != '\0' ? job->action : NULL, &page);
+        if (job->r == 0 && (job->body = json_dumps(page, JSON_COMPACT)) == NULL)
             job->r = AK_ERR_NOMEM;
-            return;
-        }
-        /* One row more than the page: its presence is what makes a next cursor. */
-        if (job->op == OP_LIST)
-            job->r = accounts_list(k, job->after, job->limit + 1, job->external_id[0] != '\0' ? job->external_id : NULL,
-                                   page_account, &p);
-        else
-            job->r = accounts_events(k, job->after, job->limit + 1, job->account_id, job->action[0] != '\0' ? job->action : NULL,
-                                     page_event, &p);
-        if (job->r == 0)
-            job->r = page_finish(job, &p, job->op == OP_LIST ? "accounts" : "events");
-        json_decref(p.items);
+        json_decref(page);
         return;
     }
 }
 
 static void respond_account(struct exchange *x, struct keys *k, int status, const struct account_rec *a)
 {
-    json_t *o = account_json(k, a);
+    json_t *o = accounts_json_account(k, a);
 
     respond_json(x, status, o);
     json_decref(o);
@@ -203,7 +97,7 @@ static void respond_account(struct exchange *x, struct keys *k, int status, cons
 /* 201 {"account": {...}, "api_key": {key object, api_key, message}}: the key is shown once and wiped after. */
 static void answer_account_created(struct admin_job *job, struct exchange *x)
 {
-    json_t *acct = account_json(job->api->keys, &job->acct);
+    json_t *acct = accounts_json_account(job->api->keys, &job->acct);
     char *acct_text = acct != NULL ? json_dumps(acct, JSON_COMPACT) : NULL;
     char extra[KEYFMT_MAX_LEN + 128];
     struct render_buf b;
@@ -216,7 +110,7 @@ static void answer_account_created(struct admin_job *job, struct exchange *x)
         api_respond_error_for(x, AK_ERR_NOMEM, "account");
         return;
     }
-    n = snprintf(extra, sizeof(extra), ",\"api_key\":\"%s\",\"message\":\"%s\"", job->key, SHOWN_ONCE);
+    n = snprintf(extra, sizeof(extra), ",\"api_key\":\"%s\",\"message\":\"%s\"", job->key, KEY_SHOWN_ONCE);
     api_render_key(&b, &x->req->pool, &job->rec, extra, (size_t)n);
     len = strlen("{\"account\":") + strlen(acct_text) + strlen(",\"api_key\":") + b.len + 1;
     body = h2o_mem_alloc_pool(&x->req->pool, len + 1);
@@ -452,7 +346,7 @@ static struct admin_job *body_job(struct api_handler *api, struct exchange *x, e
 static struct admin_job *list_accounts(struct api_handler *api, struct exchange *x)
 {
     struct param p[] = {{.name = "limit"}, {.name = "after"}, {.name = "external_id"}};
-    char msg[VALIDATE_MSG_MAX], listing[LISTING_MAX];
+    char msg[VALIDATE_MSG_MAX], listing[ACCOUNTS_LISTING_MAX];
     struct admin_job *job;
     unsigned limit;
     int64_t after;
@@ -464,7 +358,7 @@ static struct admin_job *list_accounts(struct api_handler *api, struct exchange 
         respond_error(x, 400, "invalid_parameter", "external_id must be 1 to 255 printable ASCII characters");
         return NULL;
     }
-    snprintf(listing, sizeof(listing), "accounts\x1f%s", p[2].seen ? p[2].value : "");
+    accounts_listing_name(p[2].seen ? p[2].value : NULL, listing);
     if (take_cursor(api, x, &p[1], listing, &after) != 0 || (job = admin_job_new(api, x, OP_LIST)) == NULL)
         return NULL;
     job->limit = limit;
@@ -479,7 +373,7 @@ static struct admin_job *list_accounts(struct api_handler *api, struct exchange 
 static struct admin_job *list_events(struct api_handler *api, struct exchange *x, int64_t account)
 {
     struct param p[] = {{.name = "limit"}, {.name = "after"}, {.name = "account_id"}, {.name = "action"}};
-    char listing[LISTING_MAX];
+    char listing[ACCOUNTS_LISTING_MAX];
     enum audit_action action;
     struct admin_job *job;
     unsigned limit;
@@ -495,8 +389,7 @@ static struct admin_job *list_events(struct api_handler *api, struct exchange *x
         respond_error(x, 400, "invalid_parameter", "action must be one of the audit log's actions (see docs/contract.md)");
         return NULL;
     }
-    snprintf(listing, sizeof(listing), "%s\x1f%" PRId64 "\x1f%s", account != 0 ? "audit" : "admin-audit", account_id,
-             p[3].seen ? p[3].value : "");
+    accounts_events_listing_name(account != 0, account_id, p[3].seen ? p[3].value : NULL, listing);
     if (take_cursor(api, x, &p[1], listing, &after) != 0 || (job = admin_job_new(api, x, OP_EVENTS)) == NULL)
         return NULL;
     job->limit = limit;

@@ -27,8 +27,6 @@
 #include "http/worker.h"
 #include "http/writer.h"
 
-#define SHOWN_ONCE "Save this key securely. It will not be shown again."
-
 static void client_addr(struct api_handler *api, h2o_req_t *req, struct netaddr *ret);
 
 bool api_method_is(h2o_req_t *req, const char *m)
@@ -413,7 +411,7 @@ void api_answer_created_key(struct exchange *x, const struct key_rec *rec, const
     int n;
 
     /* Seed order first (id, name, key_type, api_key, message), then the other key fields. The key is base62. */
-    n = snprintf(extra, sizeof(extra), ",\"api_key\":\"%s\",\"message\":\"%s\"", key, SHOWN_ONCE);
+    n = snprintf(extra, sizeof(extra), ",\"api_key\":\"%s\",\"message\":\"%s\"", key, KEY_SHOWN_ONCE);
     api_render_key(&b, &x->req->pool, rec, extra, (size_t)n);
     respond_body_secret(x, 201, b.p, b.len);
     OPENSSL_cleanse(b.p, b.len);
