@@ -87,15 +87,27 @@ int cli_print_secret(json_t *o, const char *field)
 
 int cli_env_open(const struct cli_common *c, struct cli_env *env)
 {
-    struct keys_config kc = {.brand = c->brand != NULL ? c->brand : "ml",
-                             .max_keys = c->max_keys != 0 ? c->max_keys : KEYS_DEFAULT_MAX,
-                             .max_staleness_s = c->max_staleness_s};
+    struct keys_config kc = {
+        .brand = c->brand != NULL ? c->brand : "ml", .max_keys = c->max_keys, .max_staleness_s = c->max_staleness_s};
     struct digest_secret secret;
     char err[512], *secret_path = NULL;
     int r;
 
     env->store = NULL;
     env->keys = NULL;
+    /*
+     * The key cap of accounts without one of their own: --max-keys (serve),
+     * else APIKEYD_MAX_KEYS, which the operator commands read too, so that
+     * they count keys as the server does (set it in the unit's
+     * EnvironmentFile).
+     */
+    if (kc.max_keys == 0 && getenv("APIKEYD_MAX_KEYS") != NULL &&
+        cli_parse_uint(getenv("APIKEYD_MAX_KEYS"), 1, ACCOUNT_MAX_KEYS_MAX, &kc.max_keys) != 0) {
+        fprintf(stderr, "apikeyd: APIKEYD_MAX_KEYS takes a number from 1 to %d\n", ACCOUNT_MAX_KEYS_MAX);
+        return -1;
+    }
+    if (kc.max_keys == 0)
+        kc.max_keys = KEYS_DEFAULT_MAX;
     if (keyfmt_brand_check(kc.brand) != 0) {
         fprintf(stderr, "apikeyd: --brand must be 1 to %d characters of a-z and 0-9\n", KEYFMT_BRAND_MAX);
         return -1;

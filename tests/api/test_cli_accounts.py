@@ -478,3 +478,25 @@ def test_an_unopenable_database_is_one_line_and_exit_1(sub, backend, tmp_path):
             assert_one_line_error(run_cli("account", *sub, "--db", db, *extra))
     finally:
         b.release()
+
+
+def test_apikeyd_max_keys_sets_the_default_cap_for_serve_and_the_operator_commands(server_factory):
+    """APIKEYD_MAX_KEYS (as in the unit's EnvironmentFile) is the cap of accounts without their
+    own, for `serve` and for the operator commands alike (the CLI counted 100 before)."""
+    server = server_factory(start=False, env={"APIKEYD_MAX_KEYS": "2"})
+    server.start()
+    env = {"APIKEYD_MAX_KEYS": "2"}
+    account = server.account
+    admin = admin_client(server)
+    assert http_account(admin, account.id)["max_keys"] == 2
+    p = run_cli("account", "show", account.id, "--db", server.db, *server.common_args(), env=env)
+    assert ok_json(p)["max_keys"] == 2
+    p = run_cli("account", "issue-key", account.id, "--name", "second", "--db", server.db, *server.common_args(), env=env)
+    ok_json(p)
+    p = run_cli("account", "issue-key", account.id, "--name", "third", "--db", server.db, *server.common_args(), env=env)
+    assert p.returncode == 1 and "limit" in p.stderr
+    r = account.client.post(json={"name": "third", "key_type": "sandbox"})
+    assert r.status_code == 409 and r.body["error"]["code"] == "key_limit_reached"
+    for bad in ("0", "abc", "1000001"):
+        p = run_cli("account", "show", account.id, "--db", server.db, *server.common_args(), env={"APIKEYD_MAX_KEYS": bad})
+        assert p.returncode != 0 and "APIKEYD_MAX_KEYS" in p.stderr
