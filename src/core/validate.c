@@ -123,8 +123,16 @@ static int parse_object(const char *body, size_t len, json_t **ret, char *msg, s
         return AK_ERR_JSON;
     }
     if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr)) == NULL) {
-        /* Valid JSON with a number past 64 bits (or a double) breaks a field's range, not the syntax. */
-        if (json_error_code(&jerr) == json_error_numeric_overflow) {
+        /*
+         * Valid JSON with an integer past 64 bits breaks a field's range, not
+         * the syntax: the text is valid when it parses with integers as doubles.
+         */
+        json_error_t again;
+        json_t *loose;
+        if (json_error_code(&jerr) == json_error_numeric_overflow &&
+            (loose = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL,
+                                &again)) != NULL) {
+            json_decref(loose);
             snprintf(msg, msglen, "a number is out of range (line %d, column %d)", jerr.line, jerr.column);
             return AK_ERR_INVALID;
         }

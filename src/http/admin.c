@@ -18,6 +18,7 @@
 #include "core/timefmt.h"
 #include "http/api.h"
 #include "http/job.h"
+#include "http/query.h"
 #include "http/render.h"
 
 enum admin_op { OP_CREATE, OP_LIST, OP_GET, OP_UPDATE, OP_DELETE, OP_ISSUE, OP_EVENTS };
@@ -192,75 +193,31 @@ static struct admin_job *admin_job_new(struct api_handler *api, struct exchange 
 
 /* ---- query strings ---- */
 
-/* One query parameter, percent-decoded in the request's pool. */
-struct param {
-    const char *name;
-    char *value;
-    size_t len;
-    bool seen;
-};
-
-/* Decodes `len` bytes of `s` ('+' is a space, %XX a byte) into the pool. NULL when malformed. */
-static char *decode(h2o_mem_pool_t *pool, const char *s, size_t len, size_t *ret_len)
-{
-    char *out = h2o_mem_alloc_pool(pool, len + 1);
-    size_t n = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '%') {
-            if (i + 2 >= len || h2o_hex_decode(out + n, s + i + 1, 2) != 0)
-                return NULL;
-            n++;
-            i += 2;
-        } else {
-            out[n++] = s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    out[n] = '\0';
-    *ret_len = n;
-    return out;
-}
-
 /*
- * Reads the query string into `params` (names the route knows). Unknown,
- * repeated or malformed parameters: 400 invalid_parameter, -1.
+ * Reads the query string into `params` (names the route knows), decoded in
+ * the request's pool. Unknown, repeated or malformed parameters: 400
+ * invalid_parameter, -1.
  */
-static int parse_query(struct exchange *x, struct param *params, size_t n)
+static int parse_query(struct exchange *x, struct query_param *params, size_t n)
 {
     h2o_req_t *req = x->req;
-    const char *q, *end;
+    size_t len;
+    char *buf;
+    int r;
 
     if (req->query_at == SIZE_MAX)
         return 0;
-    q = req->path.base + req->query_at + 1;
-    end = req->path.base + req->path.len;
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q)), *stop = amp != NULL ? amp : end;
-        const char *eq = memchr(q, '=', (size_t)(stop - q));
-        size_t nlen = (size_t)((eq != NULL ? eq : stop) - q), i;
-        if (stop == q) {
-            q = stop + 1;
-            continue; /* "a=1&&b=2": an empty piece */
-        }
-        for (i = 0; i < n; i++)
-            if (strlen(params[i].name) == nlen && memcmp(params[i].name, q, nlen) == 0)
-                break;
-        if (i == n || params[i].seen || eq == NULL ||
-            (params[i].value = decode(&req->pool, eq + 1, (size_t)(stop - eq - 1), &params[i].len)) == NULL) {
-            respond_error(x, 400, "invalid_parameter",
-                          i == n           ? "unknown query parameter"
-                          : params[i].seen ? "a query parameter is repeated"
-                                           : "malformed query parameter");
-            return -1;
-        }
-        params[i].seen = true;
-        q = stop + 1;
+    len = req->path.len - req->query_at - 1;
+    buf = h2o_mem_alloc_pool(&req->pool, len + n);
+    if ((r = query_parse(req->path.base + req->query_at + 1, len, params, n, buf, len + n)) != QUERY_OK) {
+        respond_error(x, 400, "invalid_parameter", query_strerror(r));
+        return -1;
     }
     return 0;
 }
 
 /* limit=1..ACCOUNTS_LIST_MAX (default ACCOUNTS_LIST_DEFAULT). */
-static int take_limit(struct exchange *x, const struct param *p, unsigned *ret)
+static int take_limit(struct exchange *x, const struct query_param *p, unsigned *ret)
 {
     int64_t v;
 
@@ -276,7 +233,7 @@ static int take_limit(struct exchange *x, const struct param *p, unsigned *ret)
 }
 
 /* after=<cursor of this listing>. */
-static int take_cursor(struct api_handler *api, struct exchange *x, const struct param *p, const char *listing, int64_t *ret)
+static int take_cursor(struct api_handler *api, struct exchange *x, const struct query_param *p, const char *listing, int64_t *ret)
 {
     *ret = 0;
     if (!p->seen)
@@ -345,7 +302,7 @@ static struct admin_job *body_job(struct api_handler *api, struct exchange *x, e
 
 static struct admin_job *list_accounts(struct api_handler *api, struct exchange *x)
 {
-    struct param p[] = {{.name = "limit"}, {.name = "after"}, {.name = "external_id"}};
+    struct query_param p[] = {{.name = "limit"}, {.name = "after"}, {.name = "external_id"}};
     char msg[VALIDATE_MSG_MAX], listing[ACCOUNTS_LISTING_MAX];
     struct admin_job *job;
     unsigned limit;
@@ -372,7 +329,7 @@ static struct admin_job *list_accounts(struct api_handler *api, struct exchange 
 /* The events of a listing: the admin's (filters from the query) or an account's (account_id fixed, no action filter). */
 static struct admin_job *list_events(struct api_handler *api, struct exchange *x, int64_t account)
 {
-    struct param p[] = {{.name = "limit"}, {.name = "after"}, {.name = "account_id"}, {.name = "action"}};
+    struct query_param p[] = {{.name = "limit"}, {.name = "after"}, {.name = "account_id"}, {.name = "action"}};
     char listing[ACCOUNTS_LISTING_MAX];
     enum audit_action action;
     struct admin_job *job;

@@ -237,7 +237,9 @@ static void test_numeric_overflow_is_invalid_not_json(void **state)
 
     (void)state;
     expect_create("{\"name\":18446744073709551616,\"key_type\":\"sandbox\"}", AK_ERR_INVALID);
-    expect_patch("{\"is_active\":1e999}", AK_ERR_INVALID);
+    /* still malformed JSON: a double past its range, and a huge integer where the syntax breaks */
+    expect_patch("{\"is_active\":1e999}", AK_ERR_JSON);
+    expect_create("{\"name\":\"a\",\"key_type\"66666666666666666666666:\"sandbox\"}", AK_ERR_JSON);
     assert_int_equal(validate_account_create("{\"name\":\"a\",\"max_keys\":18446744073709551616}", 44, &acreq, msg, sizeof(msg)),
                      AK_ERR_INVALID);
     assert_int_equal(validate_account_patch("{\"max_keys\":-100000000000000000000}", 35, &apreq, msg, sizeof(msg)), AK_ERR_INVALID);
