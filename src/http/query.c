@@ -3,18 +3,8 @@
  */
 #include "http/query.h"
 
+#include <h2o.h>
 #include <string.h>
-
-static int hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decodes `len` bytes of `s` into `out` (room for len + 1); returns the decoded length, or -1 when malformed. */
 static long decode(const char *s, size_t len, char *out)
@@ -23,10 +13,9 @@ static long decode(const char *s, size_t len, char *out)
 
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '%') {
-            int hi, lo;
-            if (i + 2 >= len || (hi = hex(s[i + 1])) < 0 || (lo = hex(s[i + 2])) < 0)
+            if (i + 2 >= len || h2o_hex_decode(out + n, s + i + 1, 2) != 0)
                 return -1;
-            out[n++] = (char)(hi << 4 | lo);
+            n++;
             i += 2;
         } else {
             out[n++] = s[i] == '+' ? ' ' : s[i];
