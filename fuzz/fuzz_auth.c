@@ -58,8 +58,27 @@ static int mem_key_load(struct store *s, store_key_cb cb, void *arg)
     return 0;
 }
 
+/* No account is suspended. */
+static int mem_suspended_load(struct store *s, int64_t **ret, size_t *ret_n)
+{
+    (void)s;
+    *ret = NULL;
+    *ret_n = 0;
+    return 0;
+}
+
+/* No admin token. */
+static int mem_token_load(struct store *s, store_token_cb cb, void *arg)
+{
+    (void)s;
+    (void)cb;
+    (void)arg;
+    return 0;
+}
+
 /* Only what keys_load and keys_authenticate call; the rest must stay unused. */
-static const struct store_ops mem_ops = {.name = "fuzz-memory", .key_load = mem_key_load};
+static const struct store_ops mem_ops = {
+    .name = "fuzz-memory", .key_load = mem_key_load, .suspended_load = mem_suspended_load, .token_load = mem_token_load};
 
 static void setup(void)
 {
