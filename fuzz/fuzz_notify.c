@@ -40,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(r == 0 || r == AK_ERR_ARG);
     if (r == 0) {
         FUZZ_CHECK(size >= 3 && size <= NOTIFY_PAYLOAD_MAX);
-        FUZZ_CHECK((p[0] == 'k' && msg.kind == NOTIFY_KEYS) || (p[0] == 'u' && msg.kind == NOTIFY_USES));
+        FUZZ_CHECK((p[0] == 'k' && msg.kind == NOTIFY_KEYS) || (p[0] == 'u' && msg.kind == NOTIFY_USES) ||
+                   (p[0] == 'a' && msg.kind == NOTIFY_ACCOUNTS) || (p[0] == 't' && msg.kind == NOTIFY_TOKENS));
         FUZZ_CHECK(msg.n >= 1 && msg.n <= NOTIFY_IDS_MAX);
         for (size_t i = 0; i < msg.n; i++) {
             FUZZ_CHECK(msg.ids[i] > 0);
@@ -51,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_fail("malloc", __FILE__, __LINE__);
         cl = (size_t)snprintf(canon, cap, "%c ", p[0]);
         for (size_t i = 0; i < msg.n; i++)
-            cl += (size_t)snprintf(canon + cl, cap - cl, "%s%" PRId64, i == 0 ? "" : (p[0] == 'k' ? " " : ","), msg.ids[i]);
+            cl += (size_t)snprintf(canon + cl, cap - cl, "%s%" PRId64, i == 0 ? "" : (p[0] == 'u' ? "," : " "), msg.ids[i]);
         if (cl <= NOTIFY_PAYLOAD_MAX) {
             FUZZ_CHECK(notify_parse(canon, cl, &again) == 0);
             FUZZ_CHECK(again.kind == msg.kind && again.n == msg.n);

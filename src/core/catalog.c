@@ -679,6 +679,34 @@ static int put_new(struct catalog *cat, struct world *w, const struct key_rec *r
     return world_insert(&cat->ebr, w, e);
 }
 
+/* Writer: whether the account has a primary key in `w`. */
+static bool has_primary(struct world *w, int64_t account_id)
+{
+    struct account *a = ptable_find(atomic_load_explicit(&w->accounts, memory_order_relaxed), (uint64_t)account_id, account_key);
+    struct keylist *l = a != NULL ? atomic_load_explicit(&a->keys, memory_order_relaxed) : NULL;
+
+    for (size_t i = 0; l != NULL && i < l->n; i++)
+        if (l->e[i]->primary)
+            return true;
+    return false;
+}
+
+/* Writer: adds a key the catalog does not hold yet as not primary (see catalog_put_many). */
+static int put_new_demoted(struct catalog *cat, struct world *w, const struct key_rec *rec)
+{
+    struct key_rec *copy = cat_malloc(sizeof(*copy));
+    int r;
+
+    if (copy == NULL)
+        return AK_ERR_NOMEM;
+    *copy = *rec;
+    copy->primary = false;
+    r = put_new(cat, w, copy);
+    OPENSSL_cleanse(copy->digest, sizeof(copy->digest));
+    free(copy);
+    return r;
+}
+
 static int cmp_rec_ptr(const void *a, const void *b)
 {
     const struct key_rec *x = *(const struct key_rec *const *)a, *y = *(const struct key_rec *const *)b;
@@ -738,9 +766,23 @@ int catalog_put_many(struct catalog *cat, const struct key_rec *recs, size_t n)
         old = ptable_find(atomic_load_explicit(&w->by_id, memory_order_relaxed), (uint64_t)rec->id, entry_id_key);
         if (old == NULL) {
             /* A removed id never comes back: a late change about it is stale. */
-            if (!gone_find(cat, rec->id, &pos) && (r2 = put_new(cat, w, rec)) != 0 && r == 0)
-                r = r2;
-            continue;
+            if (gone_find(cat, rec->id, &pos))
+                continue;
+            if (!rec->primary || !has_primary(w, rec->account_id)) {
+                if ((r2 = put_new(cat, w, rec)) != 0 && r == 0)
+                    r = r2;
+                continue;
+            }
+            /*
+             * A new primary for an account that has one: in as not primary
+             * first, then promoted below like an update, in the same store
+             * of the account's list as the old primary's demotion.
+             */
+            if ((r2 = put_new_demoted(cat, w, rec)) != 0) {
+                r = r == 0 ? r2 : r;
+                continue;
+            }
+            old = ptable_find(atomic_load_explicit(&w->by_id, memory_order_relaxed), (uint64_t)rec->id, entry_id_key);
         }
         /* Changes may arrive out of order (another instance's event after our own write): keep the newest. */
         if (rec->version != 0 && rec->version < old->version)

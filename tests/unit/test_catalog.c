@@ -16,6 +16,7 @@
 
 #include <ftw.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include "../../src/core/catalog.c"
 #include "core/digest.h"
 #include "core/error.h"
+#include "iterations.h"
 #include "origin.h"
 #include "store/store.h"
 
@@ -934,6 +936,192 @@ static void test_load_keeps_a_use_recorded_in_the_old_world(void **state)
     assert_int_equal(got.last_used, 1705312999);
 }
 
+/* ---- suspension (issue 9) ---- */
+
+/* The published set, checked whole: strictly ascending and equal to the model's suspended ids. */
+static void assert_suspended_set(struct catalog *cat, const bool *model, int64_t max_id)
+{
+    const struct idset *set = atomic_load(&cat->suspended);
+    size_t n = 0;
+
+    for (int64_t id = 1; id <= max_id; id++) {
+        if (catalog_is_suspended(cat, id) != model[id])
+            fail_msg("account %lld: suspended %d, expected %d", (long long)id, !model[id], model[id]);
+        n += model[id];
+    }
+    if (n == 0) {
+        assert_null(set); /* an empty set is no set: readers pay one load */
+        return;
+    }
+    assert_non_null(set);
+    assert_int_equal(set->n, n);
+    for (size_t i = 0; i < set->n; i++) {
+        assert_true(set->ids[i] >= 1 && set->ids[i] <= max_id);
+        assert_true(model[set->ids[i]]);
+        assert_true(i == 0 || set->ids[i - 1] < set->ids[i]);
+    }
+}
+
+/* catalog_suspend over a random sequence (repeats, first, last, middle, emptying) agrees with a plain model. */
+static void test_suspend_matches_model(void **state)
+{
+    struct fixture *f = *state;
+    enum { MAX_ID = 40 };
+    bool model[MAX_ID + 1] = {false};
+    uint64_t rng = 0x243f6a8885a308d3ULL;
+
+    assert_false(catalog_is_suspended(f->cat, 1));
+    assert_false(catalog_is_suspended(f->cat, 0));
+    for (int step = 0; step < 3000; step++) {
+        int64_t id;
+        bool on;
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        id = 1 + (int64_t)((rng >> 33) % MAX_ID);
+        /* lean towards emptying now and then, so that the set is often small, empty, or one id */
+        on = ((rng >> 20) % 100) < (step / 500 % 2 == 0 ? 60u : 25u);
+        assert_int_equal(catalog_suspend(f->cat, id, on), 0);
+        model[id] = on;
+        assert_suspended_set(f->cat, model, MAX_ID);
+    }
+    /* Ids at the ends of the range. */
+    assert_int_equal(catalog_suspend(f->cat, INT64_MAX, true), 0);
+    assert_int_equal(catalog_suspend(f->cat, -5, true), 0);
+    assert_true(catalog_is_suspended(f->cat, INT64_MAX));
+    assert_true(catalog_is_suspended(f->cat, -5));
+    assert_false(catalog_is_suspended(f->cat, INT64_MAX - 1));
+    assert_int_equal(catalog_suspend(f->cat, INT64_MAX, false), 0);
+    assert_int_equal(catalog_suspend(f->cat, -5, false), 0);
+    assert_suspended_set(f->cat, model, MAX_ID);
+}
+
+static void test_set_suspended_replaces(void **state)
+{
+    struct fixture *f = *state;
+    static const int64_t first[] = {3, 5, 9}, second[] = {1, 9, 12};
+    bool model[16] = {false};
+
+    assert_int_equal(catalog_set_suspended(f->cat, first, 3), 0);
+    model[3] = model[5] = model[9] = true;
+    assert_suspended_set(f->cat, model, 15);
+    assert_int_equal(catalog_set_suspended(f->cat, second, 3), 0);
+    memset(model, 0, sizeof(model));
+    model[1] = model[9] = model[12] = true;
+    assert_suspended_set(f->cat, model, 15);
+    /* Then single changes work on the new set. */
+    assert_int_equal(catalog_suspend(f->cat, 4, true), 0);
+    assert_int_equal(catalog_suspend(f->cat, 9, false), 0);
+    model[4] = true;
+    model[9] = false;
+    assert_suspended_set(f->cat, model, 15);
+    /* Out of memory: refused, the old set kept (a suspension must never be lost). */
+    catalog_fault_inject(0);
+    assert_int_equal(catalog_set_suspended(f->cat, first, 3), AK_ERR_NOMEM);
+    catalog_fault_inject(0);
+    assert_int_equal(catalog_suspend(f->cat, 7, true), AK_ERR_NOMEM);
+    catalog_fault_inject(0);
+    assert_int_equal(catalog_suspend(f->cat, 4, false), AK_ERR_NOMEM);
+    catalog_fault_inject(-1);
+    assert_suspended_set(f->cat, model, 15);
+    /* Empty replaces everything. */
+    assert_int_equal(catalog_set_suspended(f->cat, NULL, 0), 0);
+    memset(model, 0, sizeof(model));
+    assert_suspended_set(f->cat, model, 15);
+    assert_int_equal(catalog_suspend(f->cat, 2, false), 0); /* not suspended: nothing to do */
+    assert_suspended_set(f->cat, model, 15);
+}
+
+/* A suspended account's key: refused after the inactive check, before the use is recorded. */
+static void test_authenticate_suspended(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec a = make_rec(1, 10, KEY_TYPE_PRODUCTION, true, true, "a"),
+                   off = make_rec(2, 10, KEY_TYPE_SANDBOX, false, false, "off"),
+                   b = make_rec(3, 11, KEY_TYPE_PRODUCTION, true, true, "b"), got;
+    struct principal p;
+
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_put(f->cat, &off), 0);
+    assert_int_equal(catalog_put(f->cat, &b), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 100, &p), 0);
+    assert_int_equal(catalog_suspend(f->cat, 10, true), 0);
+    memset(&p, 0x5a, sizeof(p));
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 200, &p), AK_ERR_SUSPENDED);
+    assert_int_equal(p.key_id, (int64_t)0x5a5a5a5a5a5a5a5aLL); /* nothing handed out */
+    assert_int_equal(catalog_authenticate(f->cat, off.digest, 200, &p), AK_ERR_KEY_INACTIVE);
+    assert_int_equal(catalog_authenticate(f->cat, b.digest, 200, &p), 0);
+    assert_int_equal(catalog_get(f->cat, a.id, &got), 0);
+    assert_int_equal(got.last_used, 100);
+    assert_int_equal(catalog_suspend(f->cat, 10, false), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 300, &p), 0);
+    assert_int_equal(p.key_id, a.id);
+    assert_int_equal(catalog_get(f->cat, a.id, &got), 0);
+    assert_int_equal(got.last_used, 300);
+}
+
+struct primary_watch {
+    struct catalog *cat;
+    int64_t account;
+    atomic_int stop;
+    atomic_long lists, bad;
+};
+
+static void count_primary(void *arg, const struct key_rec *rec)
+{
+    *(int *)arg += rec->primary;
+}
+
+/* Reader: every list of the account has exactly one primary (no cmocka here: it counts). */
+static void *primary_watch_main(void *arg)
+{
+    struct primary_watch *w = arg;
+
+    while (!atomic_load(&w->stop)) {
+        int n = 0;
+        catalog_list(w->cat, w->account, false, count_primary, &n);
+        atomic_fetch_add(&w->lists, 1);
+        if (n != 1)
+            atomic_fetch_add(&w->bad, 1);
+    }
+    return NULL;
+}
+
+/*
+ * A new primary key and the old one's demotion, put together (an operator's
+ * make_primary, or that change heard from another instance), are published
+ * in one step: a reader never lists two primaries, or none.
+ */
+static void test_new_primary_with_demotion(void **state)
+{
+    struct fixture *f = *state;
+    struct primary_watch w = {.cat = f->cat, .account = 7};
+    struct key_rec cur = make_rec(1, 7, KEY_TYPE_PRODUCTION, true, true, "first"), batch[2], got;
+    const long rounds = test_iterations(3000, 300);
+    pthread_t tid;
+
+    assert_int_equal(catalog_put(f->cat, &cur), 0);
+    assert_int_equal(pthread_create(&tid, NULL, primary_watch_main, &w), 0);
+    for (long i = 0; i < rounds; i++) {
+        long seen = atomic_load(&w.lists);
+        /* the reader lists between every two writes, so that it is running while the next one publishes */
+        while (atomic_load(&w.lists) == seen)
+            sched_yield();
+        batch[0] = cur;
+        batch[0].primary = false;
+        batch[1] = make_rec(cur.id + 1, 7, KEY_TYPE_PRODUCTION, true, true, "next");
+        assert_int_equal(catalog_put_many(f->cat, batch, 2), 0);
+        /* keep the list short: the demoted key goes */
+        assert_int_equal(catalog_remove(f->cat, cur.id), 0);
+        cur = batch[1];
+    }
+    atomic_store(&w.stop, 1);
+    pthread_join(tid, NULL);
+    assert_true(atomic_load(&w.lists) > 0);
+    if (atomic_load(&w.bad) != 0)
+        fail_msg("%ld of %ld lists had no primary or two", atomic_load(&w.bad), atomic_load(&w.lists));
+    assert_int_equal(catalog_get(f->cat, cur.id, &got), 0);
+    assert_true(got.primary);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -956,6 +1144,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_half_published_key_is_retired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_keeps_a_use_recorded_in_the_old_world, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_keeps_uses_during_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_suspend_matches_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_suspended_replaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authenticate_suspended, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_primary_with_demotion, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

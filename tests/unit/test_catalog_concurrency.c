@@ -1112,12 +1112,125 @@ static void test_load_swaps_worlds_under_readers(void **state)
     free(lr);
 }
 
+/* ---- suspension under readers (issue 9) ---- */
+
+#define SUSP_ACCOUNTS 6
+
+/* The writer's side: per account, an even sequence while its state is settled, odd while it changes. */
+struct susp {
+    struct catalog *cat;
+    uint8_t digests[SUSP_ACCOUNTS + 1][DIGEST_LEN];
+    _Atomic unsigned long seq[SUSP_ACCOUNTS + 1];
+    atomic_bool suspended[SUSP_ACCOUNTS + 1];
+    atomic_int stop;
+};
+
+static void *susp_reader(void *arg)
+{
+    struct susp *s = arg;
+    uint64_t rng = (uint64_t)(uintptr_t)&rng;
+    int64_t now = NOW;
+
+    while (!atomic_load(&s->stop)) {
+        int64_t a = 1 + (int64_t)pick(&rng, SUSP_ACCOUNTS);
+        unsigned long g1 = atomic_load(&s->seq[a]), g2;
+        bool want = atomic_load(&s->suspended[a]), is;
+        struct principal p;
+        int r = catalog_authenticate(s->cat, s->digests[a], ++now, &p);
+
+        is = catalog_is_suspended(s->cat, a);
+        g2 = atomic_load(&s->seq[a]);
+        if (r != 0 && r != AK_ERR_SUSPENDED) {
+            fail_rec("account %" PRId64 ": authenticate gave %d", a, r);
+            continue;
+        }
+        if (r == 0 && (p.account_id != a || p.key_id != a))
+            fail_rec("account %" PRId64 ": authenticated as key %" PRId64 " of %" PRId64, a, p.key_id, p.account_id);
+        /* Settled throughout the calls: the answer is exact. */
+        if (g1 == g2 && g1 % 2 == 0 && ((r == AK_ERR_SUSPENDED) != want || is != want))
+            fail_rec("account %" PRId64 ": suspended %d, authenticate %d, is_suspended %d", a, want, r, is);
+    }
+    return NULL;
+}
+
+/*
+ * One writer suspends and reactivates accounts (one at a time, and whole
+ * sets with catalog_set_suspended) while readers authenticate their keys:
+ * every answer is 0 or AK_ERR_SUSPENDED, exact whenever the account's
+ * state was settled throughout the call, and the sets a reader may still
+ * hold are retired safely (ASan, valgrind).
+ */
+static void test_suspension_under_readers(void **state)
+{
+    struct susp *s = calloc(1, sizeof(*s));
+    const int ITER = (int)test_iterations(20000, 2000);
+    pthread_t tids[NREADERS];
+    uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+    (void)state;
+    assert_non_null(s);
+    assert_non_null(s->cat = catalog_new());
+    reset_failures();
+    for (int64_t a = 1; a <= SUSP_ACCOUNTS; a++) {
+        struct key_rec rec;
+        memset(&rec, 0, sizeof(rec));
+        rec.id = a;
+        rec.account_id = a;
+        snprintf(rec.name, sizeof(rec.name), "key of %" PRId64, a);
+        rec.type = KEY_TYPE_PRODUCTION;
+        id_prefix(a, rec.prefix);
+        id_digest(a, rec.digest);
+        memcpy(s->digests[a], rec.digest, DIGEST_LEN);
+        rec.active = rec.primary = true;
+        rec.created_at = CREATED;
+        assert_int_equal(catalog_put(s->cat, &rec), 0);
+    }
+    for (int i = 0; i < NREADERS; i++)
+        assert_int_equal(pthread_create(&tids[i], NULL, susp_reader, s), 0);
+    for (int i = 0; i < ITER; i++) {
+        if (pick(&rng, 50) == 0) {
+            /* A whole set at once, as a reload does: every account changes at once. */
+            int64_t ids[SUSP_ACCOUNTS];
+            bool next[SUSP_ACCOUNTS + 1];
+            size_t n = 0;
+            for (int64_t a = 1; a <= SUSP_ACCOUNTS; a++) {
+                next[a] = pick(&rng, 2) == 0;
+                if (next[a])
+                    ids[n++] = a;
+                atomic_fetch_add(&s->seq[a], 1);
+                atomic_store(&s->suspended[a], next[a]);
+            }
+            assert_int_equal(catalog_set_suspended(s->cat, ids, n), 0);
+            for (int64_t a = 1; a <= SUSP_ACCOUNTS; a++)
+                atomic_fetch_add(&s->seq[a], 1);
+        } else {
+            int64_t a = 1 + (int64_t)pick(&rng, SUSP_ACCOUNTS);
+            bool on = pick(&rng, 2) == 0;
+            atomic_fetch_add(&s->seq[a], 1);
+            atomic_store(&s->suspended[a], on);
+            assert_int_equal(catalog_suspend(s->cat, a, on), 0);
+            atomic_fetch_add(&s->seq[a], 1);
+        }
+        if (i % 64 == 0)
+            sched_yield();
+    }
+    atomic_store(&s->stop, 1);
+    for (int i = 0; i < NREADERS; i++)
+        pthread_join(tids[i], NULL);
+    assert_no_failures();
+    for (int64_t a = 1; a <= SUSP_ACCOUNTS; a++)
+        assert_int_equal(catalog_is_suspended(s->cat, a), atomic_load(&s->suspended[a]));
+    catalog_free(s->cat);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readers_vs_writer),
         cmocka_unit_test(test_present_keys_survive_churn),
         cmocka_unit_test_setup_teardown(test_load_swaps_worlds_under_readers, load_setup, load_teardown),
+        cmocka_unit_test(test_suspension_under_readers),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,9 @@
  * Unit tests for core/validate: every body rule of docs/contract.md for
  * POST (validate_create) and PATCH (validate_patch), key names
  * (validate_name: emptiness, 100 code points, control characters) and the
- * nesting pre-check (validate_json_depth). Refusals must carry a message;
+ * nesting pre-check (validate_json_depth), and the operator bodies of
+ * docs/contract.md's "Operator API" (validate_account_create,
+ * validate_account_patch, validate_issue, validate_external_id). Refusals must carry a message;
  * AK_ERR_JSON is "not acceptable JSON" (400), AK_ERR_INVALID a rule (422).
  */
 #include <setjmp.h>
@@ -767,6 +769,368 @@ static void test_json_depth_strings(void **state)
     free(name50);
 }
 
+/* ------------------------------------------------ operator bodies (issue 9) */
+
+/* Runs one of the three operator validators; on refusal checks the message and that `ret` is untouched. */
+enum op_body { OP_ACCOUNT_CREATE, OP_ACCOUNT_PATCH, OP_ISSUE };
+
+union op_req {
+    struct account_create_req create;
+    struct account_patch_req patch;
+    struct issue_req issue;
+};
+
+static int op_n(enum op_body which, const char *body, size_t len, union op_req *ret)
+{
+    union op_req before;
+    char msg[VALIDATE_MSG_MAX];
+    int r;
+
+    memset(ret, 0x5a, sizeof(*ret));
+    before = *ret;
+    memset(msg, 0, sizeof(msg));
+    switch (which) {
+    case OP_ACCOUNT_CREATE:
+        r = validate_account_create(body, len, &ret->create, msg, sizeof(msg));
+        break;
+    case OP_ACCOUNT_PATCH:
+        r = validate_account_patch(body, len, &ret->patch, msg, sizeof(msg));
+        break;
+    default:
+        r = validate_issue(body, len, &ret->issue, msg, sizeof(msg));
+        break;
+    }
+    if (r != 0) {
+        if (msg[0] == '\0')
+            fail_msg("no message for refused body %.80s", body != NULL ? body : "(null)");
+        if (which != OP_ISSUE)
+            assert_memory_equal(ret, &before, sizeof(before));
+        else
+            assert_memory_equal(&ret->issue.key, &before.issue.key, sizeof(before.issue.key));
+    }
+    return r;
+}
+
+static int op(enum op_body which, const char *body, union op_req *ret)
+{
+    return op_n(which, body, strlen(body), ret);
+}
+
+static void expect_op(enum op_body which, const char *body, int want)
+{
+    union op_req req;
+    int r = op(which, body, &req);
+
+    if (r != want)
+        fail_msg("body %.120s: got %d (%s), want %d (%s)", body, r, ak_strerror(r), want, ak_strerror(want));
+}
+
+static void test_account_create_valid(void **state)
+{
+    union op_req r;
+    char body[400];
+
+    (void)state;
+    assert_int_equal(op(OP_ACCOUNT_CREATE, "{\"name\":\"acme\"}", &r), 0);
+    assert_string_equal(r.create.name, "acme");
+    assert_string_equal(r.create.external_id, "");
+    assert_int_equal(r.create.max_keys, 0);
+    assert_int_equal(op(OP_ACCOUNT_CREATE, "{\"max_keys\":1000000,\"external_id\":\"cus_9Q~!\",\"name\":\"Acme Inc\"}", &r), 0);
+    assert_string_equal(r.create.name, "Acme Inc");
+    assert_string_equal(r.create.external_id, "cus_9Q~!");
+    assert_int_equal(r.create.max_keys, 1000000);
+    assert_int_equal(op(OP_ACCOUNT_CREATE, "{\"name\":\"a\",\"external_id\":null,\"max_keys\":null}", &r), 0);
+    assert_string_equal(r.create.external_id, "");
+    assert_int_equal(r.create.max_keys, 0);
+    assert_int_equal(op(OP_ACCOUNT_CREATE, "{\"name\":\"a\",\"max_keys\":1}", &r), 0);
+    assert_int_equal(r.create.max_keys, 1);
+    /* external_id: 255 bytes of printable ASCII, every one of them allowed */
+    memset(body, 0, sizeof(body));
+    strcpy(body, "{\"name\":\"a\",\"external_id\":\"");
+    for (int c = 0x21, i = 0; i < ACCOUNT_EXTERNAL_ID_MAX; i++, c = c == 0x7e ? 0x21 : c + 1) {
+        char ch[3] = {(char)c, 0, 0};
+        if (c == '"' || c == '\\') {
+            ch[0] = '\\';
+            ch[1] = (char)c;
+        }
+        strcat(body, ch);
+    }
+    strcat(body, "\"}");
+    assert_int_equal(op(OP_ACCOUNT_CREATE, body, &r), 0);
+    assert_int_equal(strlen(r.create.external_id), ACCOUNT_EXTERNAL_ID_MAX);
+    assert_int_equal(r.create.external_id[0], '!');
+    /* name as a key name: 100 code points */
+    {
+        char *n = repeat("\xe5\x90\x8d", KEY_NAME_MAX_CHARS), *b = malloc(strlen(n) + 32);
+        assert_non_null(b);
+        sprintf(b, "{\"name\":\"%s\"}", n);
+        assert_int_equal(op(OP_ACCOUNT_CREATE, b, &r), 0);
+        assert_string_equal(r.create.name, n);
+        free(b);
+        n[0] = '\0';
+        free(n);
+    }
+}
+
+static void test_account_create_refused(void **state)
+{
+    static const char *const invalid[] = {
+        /* name: required, a key name */
+        "{}",
+        "{\"external_id\":\"x\"}",
+        "{\"name\":\"\"}",
+        "{\"name\":\"   \"}",
+        "{\"name\":\"\\u3000\"}",
+        "{\"name\":\"a\\u0007b\"}",
+        "{\"name\":\"a\\u0000b\"}",
+        "{\"name\":null}",
+        "{\"name\":5}",
+        "{\"name\":[\"a\"]}",
+        /* external_id: 1..255 printable ASCII, no space, or null */
+        "{\"name\":\"a\",\"external_id\":\"\"}",
+        "{\"name\":\"a\",\"external_id\":\"has space\"}",
+        "{\"name\":\"a\",\"external_id\":\"tab\\there\"}",
+        "{\"name\":\"a\",\"external_id\":\"nul\\u0000\"}",
+        "{\"name\":\"a\",\"external_id\":\"del\\u007f\"}",
+        "{\"name\":\"a\",\"external_id\":\"caf\\u00e9\"}",
+        "{\"name\":\"a\",\"external_id\":\"\xc3\xa9\"}",
+        "{\"name\":\"a\",\"external_id\":\"line\\n\"}",
+        "{\"name\":\"a\",\"external_id\":5}",
+        "{\"name\":\"a\",\"external_id\":true}",
+        "{\"name\":\"a\",\"external_id\":[\"x\"]}",
+        "{\"name\":\"a\",\"external_id\":{}}",
+        /* max_keys: an integer 1..1000000, or null */
+        "{\"name\":\"a\",\"max_keys\":0}",
+        "{\"name\":\"a\",\"max_keys\":-1}",
+        "{\"name\":\"a\",\"max_keys\":1000001}",
+        "{\"name\":\"a\",\"max_keys\":4294967297}",
+        "{\"name\":\"a\",\"max_keys\":9223372036854775807}",
+        "{\"name\":\"a\",\"max_keys\":-9223372036854775808}",
+        "{\"name\":\"a\",\"max_keys\":5.0}",
+        "{\"name\":\"a\",\"max_keys\":1e3}",
+        "{\"name\":\"a\",\"max_keys\":\"5\"}",
+        "{\"name\":\"a\",\"max_keys\":true}",
+        "{\"name\":\"a\",\"max_keys\":[5]}",
+        /* unknown and read-only fields */
+        "{\"name\":\"a\",\"status\":\"active\"}",
+        "{\"name\":\"a\",\"id\":1}",
+        "{\"name\":\"a\",\"key_count\":0}",
+        "{\"name\":\"a\",\"created_at\":\"2024-01-15T10:00:00Z\"}",
+        "{\"name\":\"a\",\"key_type\":\"production\"}",
+        "{\"name\":\"a\",\"externalId\":\"x\"}",
+        "{\"name\":\"a\",\"\":1}",
+        /* not an object */
+        "[]",
+        "\"acme\"",
+        "5",
+        "null",
+    };
+    char *big;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
+        expect_op(OP_ACCOUNT_CREATE, invalid[i], AK_ERR_INVALID);
+    /* 256 bytes of external_id */
+    {
+        char *x = repeat("x", ACCOUNT_EXTERNAL_ID_MAX + 1), *b = malloc(strlen(x) + 64);
+        assert_non_null(b);
+        sprintf(b, "{\"name\":\"a\",\"external_id\":\"%s\"}", x);
+        expect_op(OP_ACCOUNT_CREATE, b, AK_ERR_INVALID);
+        free(b);
+        free(x);
+    }
+    /* 101 code points of name */
+    {
+        char *n = repeat("a", KEY_NAME_MAX_CHARS + 1), *b = malloc(strlen(n) + 32);
+        assert_non_null(b);
+        sprintf(b, "{\"name\":\"%s\"}", n);
+        expect_op(OP_ACCOUNT_CREATE, b, AK_ERR_INVALID);
+        free(b);
+        free(n);
+    }
+    /* not JSON, duplicates, a huge integer */
+    expect_op(OP_ACCOUNT_CREATE, "{\"name\":\"a\"", AK_ERR_JSON);
+    expect_op(OP_ACCOUNT_CREATE, "{\"name\":\"a\",\"name\":\"b\"}", AK_ERR_JSON);
+    expect_op(OP_ACCOUNT_CREATE, "{\"name\":\"a\",\"max_keys\":99999999999999999999999}", AK_ERR_JSON);
+    expect_op(OP_ACCOUNT_CREATE, "{\"name\":\"a\",} ", AK_ERR_JSON);
+    {
+        union op_req r;
+        assert_int_equal(op_n(OP_ACCOUNT_CREATE, "", 0, &r), AK_ERR_JSON);
+        assert_int_equal(op_n(OP_ACCOUNT_CREATE, NULL, 0, &r), AK_ERR_JSON);
+        /* only `len` bytes count */
+        assert_int_equal(op_n(OP_ACCOUNT_CREATE, "{\"name\":\"a\"}garbage", 12, &r), 0);
+    }
+    /* over 64 KiB, however valid */
+    big = malloc(VALIDATE_BODY_MAX + 64);
+    assert_non_null(big);
+    memset(big, ' ', VALIDATE_BODY_MAX + 64);
+    memcpy(big, "{\"name\":\"a\"}", 12);
+    {
+        union op_req r;
+        assert_int_equal(op_n(OP_ACCOUNT_CREATE, big, VALIDATE_BODY_MAX + 1, &r), AK_ERR_INVALID);
+        assert_int_equal(op_n(OP_ACCOUNT_CREATE, big, VALIDATE_BODY_MAX, &r), 0);
+    }
+    free(big);
+}
+
+static void test_account_patch_valid(void **state)
+{
+    union op_req r;
+
+    (void)state;
+    assert_int_equal(op(OP_ACCOUNT_PATCH, "{\"name\":\"renamed\"}", &r), 0);
+    assert_true(r.patch.has_name);
+    assert_false(r.patch.has_status);
+    assert_false(r.patch.has_max_keys);
+    assert_string_equal(r.patch.name, "renamed");
+    assert_int_equal(op(OP_ACCOUNT_PATCH, "{\"status\":\"suspended\"}", &r), 0);
+    assert_true(r.patch.has_status);
+    assert_true(r.patch.suspended);
+    assert_false(r.patch.has_name);
+    assert_int_equal(op(OP_ACCOUNT_PATCH, "{\"status\":\"active\"}", &r), 0);
+    assert_true(r.patch.has_status);
+    assert_false(r.patch.suspended);
+    assert_int_equal(op(OP_ACCOUNT_PATCH, "{\"max_keys\":null}", &r), 0);
+    assert_true(r.patch.has_max_keys);
+    assert_int_equal(r.patch.max_keys, 0);
+    assert_int_equal(op(OP_ACCOUNT_PATCH, "{\"max_keys\":7,\"status\":\"suspended\",\"name\":\"x\"}", &r), 0);
+    assert_true(r.patch.has_max_keys && r.patch.has_status && r.patch.has_name);
+    assert_int_equal(r.patch.max_keys, 7);
+    assert_int_equal(op(OP_ACCOUNT_PATCH, "{\"max_keys\":1000000}", &r), 0);
+    assert_int_equal(r.patch.max_keys, 1000000);
+}
+
+static void test_account_patch_refused(void **state)
+{
+    static const char *const invalid[] = {
+        "{}",
+        " { } ",
+        /* status: exactly "active" or "suspended" */
+        "{\"status\":\"Active\"}",
+        "{\"status\":\"SUSPENDED\"}",
+        "{\"status\":\"suspend\"}",
+        "{\"status\":\"suspended \"}",
+        "{\"status\":\"deleted\"}",
+        "{\"status\":\"\"}",
+        "{\"status\":\"active\\u0000\"}",
+        "{\"status\":\"suspended\\u0000x\"}",
+        "{\"status\":null}",
+        "{\"status\":true}",
+        "{\"status\":1}",
+        "{\"status\":[\"active\"]}",
+        /* name: a key name */
+        "{\"name\":\"\"}",
+        "{\"name\":\" \"}",
+        "{\"name\":null}",
+        "{\"name\":\"a\\u001fb\"}",
+        /* max_keys */
+        "{\"max_keys\":0}",
+        "{\"max_keys\":-3}",
+        "{\"max_keys\":1000001}",
+        "{\"max_keys\":2.5}",
+        "{\"max_keys\":\"7\"}",
+        "{\"max_keys\":false}",
+        /* unknown and read-only fields, external_id included */
+        "{\"external_id\":\"x\"}",
+        "{\"external_id\":null}",
+        "{\"name\":\"a\",\"external_id\":\"x\"}",
+        "{\"id\":1}",
+        "{\"key_count\":3}",
+        "{\"created_at\":\"2024-01-15T10:00:00Z\"}",
+        "{\"is_active\":false}",
+        "{\"suspended\":true}",
+        "{\"status\":\"active\",\"foo\":1}",
+        /* not an object */
+        "[]",
+        "[{\"name\":\"a\"}]",
+        "\"active\"",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
+        expect_op(OP_ACCOUNT_PATCH, invalid[i], AK_ERR_INVALID);
+    expect_op(OP_ACCOUNT_PATCH, "{\"status\":\"active\",\"status\":\"suspended\"}", AK_ERR_JSON);
+    expect_op(OP_ACCOUNT_PATCH, "{\"status\":", AK_ERR_JSON);
+    expect_op(OP_ACCOUNT_PATCH, "{\"max_keys\":123456789012345678901234567890}", AK_ERR_JSON);
+}
+
+static void test_issue_valid(void **state)
+{
+    union op_req r;
+
+    (void)state;
+    assert_int_equal(op(OP_ISSUE, "{\"name\":\"recovery\",\"key_type\":\"production\"}", &r), 0);
+    assert_string_equal(r.issue.key.name, "recovery");
+    assert_int_equal(r.issue.key.type, KEY_TYPE_PRODUCTION);
+    assert_false(r.issue.make_primary);
+    assert_int_equal(op(OP_ISSUE, "{\"make_primary\":true,\"name\":\"recovery\",\"key_type\":\"production\"}", &r), 0);
+    assert_true(r.issue.make_primary);
+    assert_int_equal(op(OP_ISSUE, "{\"name\":\"s\",\"key_type\":\"sandbox\",\"make_primary\":false}", &r), 0);
+    assert_int_equal(r.issue.key.type, KEY_TYPE_SANDBOX);
+    assert_false(r.issue.make_primary);
+    assert_int_equal(op(OP_ISSUE, "{\"name\":\"p\",\"key_type\":\"production\",\"make_primary\":false}", &r), 0);
+    assert_false(r.issue.make_primary);
+}
+
+static void test_issue_refused(void **state)
+{
+    static const char *const invalid[] = {
+        "{}",
+        "{\"make_primary\":true}",
+        "{\"name\":\"a\"}",
+        "{\"key_type\":\"production\"}",
+        "{\"name\":\"a\",\"key_type\":\"admin\"}",
+        "{\"name\":\"a\",\"key_type\":\"Production\"}",
+        "{\"name\":\"\",\"key_type\":\"production\"}",
+        "{\"name\":\"a\",\"key_type\":\"production\",\"make_primary\":1}",
+        "{\"name\":\"a\",\"key_type\":\"production\",\"make_primary\":\"true\"}",
+        "{\"name\":\"a\",\"key_type\":\"production\",\"make_primary\":null}",
+        "{\"name\":\"a\",\"key_type\":\"production\",\"make_primary\":[true]}",
+        /* only a production key may become primary, whatever the order of fields */
+        "{\"name\":\"a\",\"key_type\":\"sandbox\",\"make_primary\":true}",
+        "{\"make_primary\":true,\"key_type\":\"sandbox\",\"name\":\"a\"}",
+        /* unknown and read-only fields */
+        "{\"name\":\"a\",\"key_type\":\"production\",\"is_primary\":true}",
+        "{\"name\":\"a\",\"key_type\":\"production\",\"makePrimary\":true}",
+        "{\"name\":\"a\",\"key_type\":\"production\",\"account_id\":1}",
+        "{\"name\":\"a\",\"key_type\":\"production\",\"is_active\":true}",
+        "[]",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
+        expect_op(OP_ISSUE, invalid[i], AK_ERR_INVALID);
+    expect_op(OP_ISSUE, "{\"name\":\"a\",\"key_type\":\"production\",\"make_primary\":true,\"make_primary\":false}", AK_ERR_JSON);
+    /* make_primary belongs to the operator's body only: the account's own create refuses it */
+    expect_create("{\"name\":\"a\",\"key_type\":\"production\",\"make_primary\":true}", AK_ERR_INVALID);
+}
+
+static void test_external_id_direct(void **state)
+{
+    char msg[VALIDATE_MSG_MAX], buf[ACCOUNT_EXTERNAL_ID_MAX + 2];
+
+    (void)state;
+    assert_int_equal(validate_external_id("a", 1, msg, sizeof(msg)), 0);
+    assert_int_equal(validate_external_id("!~", 2, msg, sizeof(msg)), 0);
+    memset(buf, 'z', sizeof(buf));
+    assert_int_equal(validate_external_id(buf, ACCOUNT_EXTERNAL_ID_MAX, msg, sizeof(msg)), 0);
+    msg[0] = '\0';
+    assert_int_equal(validate_external_id(buf, ACCOUNT_EXTERNAL_ID_MAX + 1, msg, sizeof(msg)), AK_ERR_INVALID);
+    assert_true(msg[0] != '\0');
+    assert_int_equal(validate_external_id("", 0, msg, sizeof(msg)), AK_ERR_INVALID);
+    for (int c = 0; c < 256; c++) {
+        char one = (char)c;
+        int want = c >= 0x21 && c <= 0x7e ? 0 : AK_ERR_INVALID;
+        msg[0] = '\0';
+        if (validate_external_id(&one, 1, msg, sizeof(msg)) != want)
+            fail_msg("byte 0x%02x: want %d", c, want);
+        if (want != 0 && msg[0] == '\0')
+            fail_msg("byte 0x%02x: no message", c);
+    }
+    /* only `len` bytes are looked at */
+    assert_int_equal(validate_external_id("ok bad", 2, msg, sizeof(msg)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -797,6 +1161,13 @@ int main(void)
         cmocka_unit_test(test_name_direct),
         cmocka_unit_test(test_json_depth),
         cmocka_unit_test(test_json_depth_strings),
+        cmocka_unit_test(test_account_create_valid),
+        cmocka_unit_test(test_account_create_refused),
+        cmocka_unit_test(test_account_patch_valid),
+        cmocka_unit_test(test_account_patch_refused),
+        cmocka_unit_test(test_issue_valid),
+        cmocka_unit_test(test_issue_refused),
+        cmocka_unit_test(test_external_id_direct),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
