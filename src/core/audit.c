@@ -73,85 +73,144 @@ void audit_event_init(struct audit_event *ev, const struct audit_origin *origin,
     snprintf(ev->request_id, sizeof(ev->request_id), "%s", origin->request_id);
 }
 
-/* Adds {"old": o, "new": n} under `field` when the two differ (each may be NULL: JSON null). Steals o and n. */
-static void change(json_t *set, const char *field, json_t *o, json_t *n)
+/* A change set being built; `failed` once an allocation failed (the set is then worthless). */
+struct changes {
+    json_t *set;
+    bool failed;
+};
+
+/*
+ * Adds {"old": o, "new": n} under `field` when the two differ. Takes o and
+ * n; NULL stands for JSON null when `absent` says the record was absent,
+ * else it is an allocation that failed.
+ */
+static void change(struct changes *c, const char *field, json_t *o, bool o_absent, json_t *n, bool n_absent)
 {
     json_t *pair;
 
+    if ((o == NULL && !o_absent) || (n == NULL && !n_absent))
+        c->failed = true;
     if (o == NULL)
         o = json_null();
     if (n == NULL)
         n = json_null();
-    if (json_equal(o, n) || (pair = json_pack("{s:o,s:o}", "old", o, "new", n)) == NULL) {
+    if (c->failed || json_equal(o, n)) {
         json_decref(o);
         json_decref(n);
         return;
     }
-    json_object_set_new(set, field, pair);
+    if ((pair = json_pack("{s:o,s:o}", "old", o, "new", n)) == NULL || json_object_set_new(c->set, field, pair) != 0)
+        c->failed = true;
 }
 
-/* The change set as text, or NULL when empty. Frees `set`. */
-static char *finish(json_t *set)
+/* The change set as text into *ret (NULL when nothing changed). Frees the set. */
+static int finish(struct changes *c, char **ret)
 {
-    char *text = json_object_size(set) != 0 ? json_dumps(set, JSON_COMPACT) : NULL;
+    json_t *back = NULL;
+    int r = 0;
 
-    json_decref(set);
-    return text;
+    *ret = NULL;
+    if (c->failed || (json_object_size(c->set) != 0 && (*ret = json_dumps(c->set, JSON_COMPACT)) == NULL))
+        r = AK_ERR_NOMEM;
+    /*
+     * jansson 2.14's encoder can drop a byte when an allocation fails inside
+     * it and still return text (seen: `"new:null`): what goes into the audit
+     * log is read back and must be the set itself.
+     */
+    if (*ret != NULL && ((back = json_loads(*ret, JSON_REJECT_DUPLICATES, NULL)) == NULL || !json_equal(back, c->set))) {
+        free(*ret);
+        *ret = NULL;
+        r = AK_ERR_NOMEM;
+    }
+    json_decref(back);
+    json_decref(c->set);
+    return r;
 }
 
-/* A field of a record that may be absent (NULL record): JSON null. */
-#define STR(r, f) ((r) != NULL ? json_string((r)->f) : NULL)
-#define BOOL(r, f) ((r) != NULL ? json_boolean((r)->f) : NULL)
-
-char *audit_key_changes(const struct key_rec *old, const struct key_rec *new)
+static int start_changes(struct changes *c, char **ret)
 {
-    json_t *set = json_object();
+    *ret = NULL;
+    c->failed = false;
+    return (c->set = json_object()) == NULL ? AK_ERR_NOMEM : 0;
+}
 
-    if (set == NULL)
-        return NULL;
-    change(set, "name", STR(old, name), STR(new, name));
-    change(set, "key_type", old != NULL ? json_string(key_type_name(old->type)) : NULL,
-           new != NULL ? json_string(key_type_name(new->type)) : NULL);
-    change(set, "is_active", BOOL(old, active), BOOL(new, active));
-    change(set, "is_primary", BOOL(old, primary), BOOL(new, primary));
-    return finish(set);
+/* A field of a record that may be absent (NULL record: JSON null, not a failure). */
+#define FIELD(c, name, old, new, make)                                                                                             \
+    change((c), (name), (old) != NULL ? make(old) : NULL, (old) == NULL, (new) != NULL ? make(new) : NULL, (new) == NULL)
+
+#define KEY_NAME(r) json_string((r)->name)
+#define KEY_TYPE(r) json_string(key_type_name((r)->type))
+#define KEY_ACTIVE(r) json_boolean((r)->active)
+#define KEY_PRIMARY(r) json_boolean((r)->primary)
+
+int audit_key_changes(const struct key_rec *old, const struct key_rec *new, char **ret)
+{
+    struct changes c;
+
+    if (start_changes(&c, ret) != 0)
+        return AK_ERR_NOMEM;
+    FIELD(&c, "name", old, new, KEY_NAME);
+    FIELD(&c, "key_type", old, new, KEY_TYPE);
+    FIELD(&c, "is_active", old, new, KEY_ACTIVE);
+    FIELD(&c, "is_primary", old, new, KEY_PRIMARY);
+    return finish(&c, ret);
+}
+
+/* Fields that may be unset in a present record: absent then means JSON null too. */
+static void optional(struct changes *c, const char *field, const struct account_rec *old, const struct account_rec *new,
+                     json_t *(*make)(const struct account_rec *), bool (*set)(const struct account_rec *))
+{
+    bool o_null = old == NULL || !set(old), n_null = new == NULL || !set(new);
+
+    change(c, field, o_null ? NULL : make(old), o_null, n_null ? NULL : make(new), n_null);
+}
+
+static bool has_external_id(const struct account_rec *a)
+{
+    return a->external_id[0] != '\0';
 }
 
 static json_t *external_id(const struct account_rec *a)
 {
-    return a != NULL && a->external_id[0] != '\0' ? json_string(a->external_id) : NULL;
+    return json_string(a->external_id);
+}
+
+static bool has_max_keys(const struct account_rec *a)
+{
+    return a->max_keys != 0;
 }
 
 static json_t *max_keys(const struct account_rec *a)
 {
-    return a != NULL && a->max_keys != 0 ? json_integer(a->max_keys) : NULL;
+    return json_integer(a->max_keys);
 }
 
-static json_t *status(const struct account_rec *a)
+#define ACCOUNT_NAME(r) json_string((r)->name)
+#define ACCOUNT_STATUS(r) json_string((r)->suspended ? "suspended" : "active")
+
+int audit_account_changes(const struct account_rec *old, const struct account_rec *new, char **ret)
 {
-    return a != NULL ? json_string(a->suspended ? "suspended" : "active") : NULL;
+    struct changes c;
+
+    if (start_changes(&c, ret) != 0)
+        return AK_ERR_NOMEM;
+    FIELD(&c, "name", old, new, ACCOUNT_NAME);
+    optional(&c, "external_id", old, new, external_id, has_external_id);
+    FIELD(&c, "status", old, new, ACCOUNT_STATUS);
+    optional(&c, "max_keys", old, new, max_keys, has_max_keys);
+    return finish(&c, ret);
 }
 
-char *audit_account_changes(const struct account_rec *old, const struct account_rec *new)
+#define TOKEN_NAME(r) json_string((r)->name)
+#define TOKEN_PREFIX(r) json_string((r)->prefix)
+
+int audit_token_changes(const struct token_rec *old, const struct token_rec *new, char **ret)
 {
-    json_t *set = json_object();
+    struct changes c;
 
-    if (set == NULL)
-        return NULL;
-    change(set, "name", STR(old, name), STR(new, name));
-    change(set, "external_id", external_id(old), external_id(new));
-    change(set, "status", status(old), status(new));
-    change(set, "max_keys", max_keys(old), max_keys(new));
-    return finish(set);
-}
-
-char *audit_token_changes(const struct token_rec *old, const struct token_rec *new)
-{
-    json_t *set = json_object();
-
-    if (set == NULL)
-        return NULL;
-    change(set, "name", STR(old, name), STR(new, name));
-    change(set, "prefix", STR(old, prefix), STR(new, prefix));
-    return finish(set);
+    if (start_changes(&c, ret) != 0)
+        return AK_ERR_NOMEM;
+    FIELD(&c, "name", old, new, TOKEN_NAME);
+    FIELD(&c, "prefix", old, new, TOKEN_PREFIX);
+    return finish(&c, ret);
 }

@@ -82,13 +82,14 @@ void audit_event_init(struct audit_event *ev, const struct audit_origin *origin,
                       int64_t account_id, enum audit_target target, int64_t target_id);
 
 /*
- * The changes between two versions of a record as a JSON object text
- * (malloc'd, caller frees), {"field": {"old": v, "new": v}, ...}, for each
- * field that differs: `old` NULL for a creation, `new` NULL for a deletion.
- * NULL when nothing changed or out of memory.
+ * The changes between two versions of a record as a JSON object text, into
+ * *ret (malloc'd, caller frees), {"field": {"old": v, "new": v}, ...}, for
+ * each field that differs: `old` NULL for a creation, `new` NULL for a
+ * deletion. *ret is NULL when nothing changed. Returns 0, or AK_ERR_NOMEM
+ * (never a partial set: a change must not be recorded short of a field).
  */
-char *audit_key_changes(const struct key_rec *old, const struct key_rec *new);
-char *audit_account_changes(const struct account_rec *old, const struct account_rec *new);
-char *audit_token_changes(const struct token_rec *old, const struct token_rec *new);
+int audit_key_changes(const struct key_rec *old, const struct key_rec *new, char **ret);
+int audit_account_changes(const struct account_rec *old, const struct account_rec *new, char **ret);
+int audit_token_changes(const struct token_rec *old, const struct token_rec *new, char **ret);
 
 #endif

@@ -57,17 +57,19 @@ static int announce_keys(struct store *s, int64_t id, int64_t other)
 
 /*
  * Appends the event that records a change, in the change's transaction.
- * Takes `changes` (JSON text, freed here); a change with no field that
+ * `built` is the answer of the audit_*_changes call that made `changes`
+ * (JSON text, freed here): its failure fails the transaction, since a
+ * change must not commit without its event. A change with no field that
  * differs is no change and records nothing.
  */
 static int record(struct store *s, const struct audit_origin *origin, enum audit_action action, int64_t account_id,
-                  enum audit_target target, int64_t target_id, char *changes)
+                  enum audit_target target, int64_t target_id, int built, char *changes)
 {
     struct audit_event ev;
     int r;
 
-    if (changes == NULL)
-        return 0;
+    if (built != 0 || changes == NULL)
+        return built;
     audit_event_init(&ev, origin, timefmt_now(), action, account_id, target, target_id);
     ev.changes = changes;
     r = OPS(s)->event_append(s, &ev);
@@ -80,8 +82,31 @@ static int record_key(struct store *s, const struct audit_origin *origin, enum a
                       const struct key_rec *new)
 {
     const struct key_rec *k = new != NULL ? new : old;
+    char *changes;
+    int built = audit_key_changes(old, new, &changes);
 
-    return record(s, origin, action, k->account_id, TARGET_KEY, k->id, audit_key_changes(old, new));
+    return record(s, origin, action, k->account_id, TARGET_KEY, k->id, built, changes);
+}
+
+/* Records an account's change from `old` to `new` (either NULL: created, deleted). */
+static int record_account(struct store *s, const struct audit_origin *origin, enum audit_action action,
+                          const struct account_rec *old, const struct account_rec *new)
+{
+    int64_t id = new != NULL ? new->id : old->id;
+    char *changes;
+    int built = audit_account_changes(old, new, &changes);
+
+    return record(s, origin, action, id, TARGET_ACCOUNT, id, built, changes);
+}
+
+/* Records an admin token's creation or revocation. */
+static int record_token(struct store *s, const struct audit_origin *origin, enum audit_action action, const struct token_rec *old,
+                        const struct token_rec *new)
+{
+    char *changes;
+    int built = audit_token_changes(old, new, &changes);
+
+    return record(s, origin, action, 0, TARGET_ADMIN_TOKEN, new != NULL ? new->id : old->id, built, changes);
 }
 
 /* check: the row with rec's digest exists (its id, account and version copied into rec), or not. */
@@ -171,17 +196,15 @@ int store_account_create(struct store *s, const struct audit_origin *origin, str
         rec->account_id = acct->id;
         rec->active = true;
         rec->primary = true;
-        if ((r = OPS(s)->key_insert(s, rec)) == 0 &&
-            (r = record(s, origin, AUDIT_ACCOUNT_CREATED, acct->id, TARGET_ACCOUNT, acct->id, audit_account_changes(NULL, acct))) ==
-                0 &&
+        if ((r = OPS(s)->key_insert(s, rec)) == 0 && (r = record_account(s, origin, AUDIT_ACCOUNT_CREATED, NULL, acct)) == 0 &&
             (r = record_key(s, origin, AUDIT_KEY_CREATED, NULL, rec)) == 0)
             r = announce_keys(s, rec->id, 0);
     }
     if ((r = finish(s, r, check_inserted, rec)) == 0) {
         acct->key_count = 1;
         *primary = *rec;
-    } else if (r == AK_ERR_EXISTS) {
-        acct->id = found;
+    } else {
+        acct->id = r == AK_ERR_EXISTS ? found : 0; /* not an id of a rolled-back row */
     }
 out:
     free(rec);
@@ -236,8 +259,7 @@ int store_account_update(struct store *s, const struct audit_origin *origin, int
         action = next->suspended == cur->suspended ? AUDIT_ACCOUNT_UPDATED
                  : next->suspended                 ? AUDIT_ACCOUNT_SUSPENDED
                                                    : AUDIT_ACCOUNT_REACTIVATED;
-        if ((r = OPS(s)->account_write(s, next)) == 0 &&
-            (r = record(s, origin, action, id, TARGET_ACCOUNT, id, audit_account_changes(cur, next))) == 0 &&
+        if ((r = OPS(s)->account_write(s, next)) == 0 && (r = record_account(s, origin, action, cur, next)) == 0 &&
             next->suspended != cur->suspended)
             r = announce(s, TOPIC_ACCOUNTS, &id, 1);
     }
@@ -272,8 +294,7 @@ int store_account_delete(struct store *s, const struct audit_origin *origin, int
         goto out;
     if ((r = OPS(s)->account_lock(s, id)) == 0 && (r = OPS(s)->account_read(s, id, cur)) == 0 &&
         (r = OPS(s)->account_remove(s, id, &ids, &n)) == 0 &&
-        (r = record(s, origin, AUDIT_ACCOUNT_DELETED, id, TARGET_ACCOUNT, id, audit_account_changes(cur, NULL))) == 0 &&
-        (r = announce(s, TOPIC_KEYS, ids, n)) == 0)
+        (r = record_account(s, origin, AUDIT_ACCOUNT_DELETED, cur, NULL)) == 0 && (r = announce(s, TOPIC_KEYS, ids, n)) == 0)
         r = announce(s, TOPIC_ACCOUNTS, &id, 1);
     if ((r = finish(s, r, check_account_deleted, &id)) == 0) {
         *ret_ids = ids;
@@ -368,8 +389,7 @@ int store_token_create(struct store *s, const struct audit_origin *origin, struc
 
     if ((r = OPS(s)->begin(s)) != 0)
         return r;
-    if ((r = OPS(s)->token_insert(s, rec)) == 0 &&
-        (r = record(s, origin, AUDIT_TOKEN_CREATED, 0, TARGET_ADMIN_TOKEN, rec->id, audit_token_changes(NULL, rec))) == 0)
+    if ((r = OPS(s)->token_insert(s, rec)) == 0 && (r = record_token(s, origin, AUDIT_TOKEN_CREATED, NULL, rec)) == 0)
         r = announce(s, TOPIC_TOKENS, &rec->id, 1);
     return finish(s, r, check_token, &rec->id);
 }
@@ -383,7 +403,7 @@ int store_token_revoke(struct store *s, const struct audit_origin *origin, int64
         return AK_ERR_NOMEM;
     if ((r = OPS(s)->begin(s)) == 0) {
         if ((r = OPS(s)->token_read(s, id, cur)) == 0 && (r = OPS(s)->token_remove(s, id)) == 0 &&
-            (r = record(s, origin, AUDIT_TOKEN_REVOKED, 0, TARGET_ADMIN_TOKEN, id, audit_token_changes(cur, NULL))) == 0)
+            (r = record_token(s, origin, AUDIT_TOKEN_REVOKED, cur, NULL)) == 0)
             r = announce(s, TOPIC_TOKENS, &id, 1);
         r = finish(s, r, check_token_deleted, &id);
     }

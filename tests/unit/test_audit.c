@@ -12,6 +12,9 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
+#include <stdbool.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,45 +83,68 @@ static void expect(char *got, const char *want)
     free(got);
 }
 
+/* The change sets as text, asserting that building them succeeded. */
+static char *key_changes(const struct key_rec *old, const struct key_rec *new)
+{
+    char *text = NULL;
+
+    assert_int_equal(audit_key_changes(old, new, &text), 0);
+    return text;
+}
+
+static char *account_changes(const struct account_rec *old, const struct account_rec *new)
+{
+    char *text = NULL;
+
+    assert_int_equal(audit_account_changes(old, new, &text), 0);
+    return text;
+}
+
+static char *token_changes(const struct token_rec *old, const struct token_rec *new)
+{
+    char *text = NULL;
+
+    assert_int_equal(audit_token_changes(old, new, &text), 0);
+    return text;
+}
+
 static void test_key_changes(void **state)
 {
     struct key_rec a = key(), b;
 
     (void)state;
-    expect(audit_key_changes(NULL, &a),
-           "{\"name\":{\"old\":null,\"new\":\"CI key\"},\"key_type\":{\"old\":null,\"new\":\"production\"},"
-           "\"is_active\":{\"old\":null,\"new\":true},\"is_primary\":{\"old\":null,\"new\":false}}");
-    expect(audit_key_changes(&a, NULL),
-           "{\"name\":{\"old\":\"CI key\",\"new\":null},\"key_type\":{\"old\":\"production\",\"new\":null},"
-           "\"is_active\":{\"old\":true,\"new\":null},\"is_primary\":{\"old\":false,\"new\":null}}");
+    expect(key_changes(NULL, &a), "{\"name\":{\"old\":null,\"new\":\"CI key\"},\"key_type\":{\"old\":null,\"new\":\"production\"},"
+                                  "\"is_active\":{\"old\":null,\"new\":true},\"is_primary\":{\"old\":null,\"new\":false}}");
+    expect(key_changes(&a, NULL), "{\"name\":{\"old\":\"CI key\",\"new\":null},\"key_type\":{\"old\":\"production\",\"new\":null},"
+                                  "\"is_active\":{\"old\":true,\"new\":null},\"is_primary\":{\"old\":false,\"new\":null}}");
     b = a;
-    expect(audit_key_changes(&a, &b), NULL);
+    expect(key_changes(&a, &b), NULL);
     /* What is not a field of the log changes nothing: id, prefix, digest, times, version. */
     b.last_used = 1800000000;
     b.version = 99;
     b.created_at = 1;
     b.digest[0] ^= 1;
     b.prefix[9] = 'Z';
-    expect(audit_key_changes(&a, &b), NULL);
+    expect(key_changes(&a, &b), NULL);
     b = a;
     snprintf(b.name, sizeof(b.name), "renamed \"quoted\"");
-    expect(audit_key_changes(&a, &b), "{\"name\":{\"old\":\"CI key\",\"new\":\"renamed \\\"quoted\\\"\"}}");
+    expect(key_changes(&a, &b), "{\"name\":{\"old\":\"CI key\",\"new\":\"renamed \\\"quoted\\\"\"}}");
     b = a;
     b.active = false;
-    expect(audit_key_changes(&a, &b), "{\"is_active\":{\"old\":true,\"new\":false}}");
+    expect(key_changes(&a, &b), "{\"is_active\":{\"old\":true,\"new\":false}}");
     b = a;
     b.primary = true;
-    expect(audit_key_changes(&a, &b), "{\"is_primary\":{\"old\":false,\"new\":true}}");
-    expect(audit_key_changes(&b, &a), "{\"is_primary\":{\"old\":true,\"new\":false}}");
+    expect(key_changes(&a, &b), "{\"is_primary\":{\"old\":false,\"new\":true}}");
+    expect(key_changes(&b, &a), "{\"is_primary\":{\"old\":true,\"new\":false}}");
     b = a;
     b.type = KEY_TYPE_SANDBOX;
     b.active = false;
-    expect(audit_key_changes(&a, &b),
+    expect(key_changes(&a, &b),
            "{\"key_type\":{\"old\":\"production\",\"new\":\"sandbox\"},\"is_active\":{\"old\":true,\"new\":false}}");
     /* A name in UTF-8 stays itself. */
     b = a;
     snprintf(b.name, sizeof(b.name), "cl\xc3\xa9");
-    expect(audit_key_changes(&a, &b), "{\"name\":{\"old\":\"CI key\",\"new\":\"cl\xc3\xa9\"}}");
+    expect(key_changes(&a, &b), "{\"name\":{\"old\":\"CI key\",\"new\":\"cl\xc3\xa9\"}}");
 }
 
 static void test_account_changes(void **state)
@@ -127,40 +153,38 @@ static void test_account_changes(void **state)
 
     (void)state;
     /* No external_id and no cap of its own: null on both sides, so not a change. */
-    expect(audit_account_changes(NULL, &a),
-           "{\"name\":{\"old\":null,\"new\":\"acme\"},\"status\":{\"old\":null,\"new\":\"active\"}}");
-    expect(audit_account_changes(&a, NULL),
-           "{\"name\":{\"old\":\"acme\",\"new\":null},\"status\":{\"old\":\"active\",\"new\":null}}");
+    expect(account_changes(NULL, &a), "{\"name\":{\"old\":null,\"new\":\"acme\"},\"status\":{\"old\":null,\"new\":\"active\"}}");
+    expect(account_changes(&a, NULL), "{\"name\":{\"old\":\"acme\",\"new\":null},\"status\":{\"old\":\"active\",\"new\":null}}");
     b = a;
     snprintf(b.external_id, sizeof(b.external_id), "cust_42");
     b.max_keys = 10;
     b.suspended = true;
-    expect(audit_account_changes(NULL, &b),
+    expect(account_changes(NULL, &b),
            "{\"name\":{\"old\":null,\"new\":\"acme\"},\"external_id\":{\"old\":null,\"new\":\"cust_42\"},"
            "\"status\":{\"old\":null,\"new\":\"suspended\"},\"max_keys\":{\"old\":null,\"new\":10}}");
-    expect(audit_account_changes(&b, NULL),
+    expect(account_changes(&b, NULL),
            "{\"name\":{\"old\":\"acme\",\"new\":null},\"external_id\":{\"old\":\"cust_42\",\"new\":null},"
            "\"status\":{\"old\":\"suspended\",\"new\":null},\"max_keys\":{\"old\":10,\"new\":null}}");
     b = a;
-    expect(audit_account_changes(&a, &b), NULL);
+    expect(account_changes(&a, &b), NULL);
     b.key_count = 7; /* not a field of the log */
     b.created_at = 5;
-    expect(audit_account_changes(&a, &b), NULL);
+    expect(account_changes(&a, &b), NULL);
     b = a;
     b.suspended = true;
-    expect(audit_account_changes(&a, &b), "{\"status\":{\"old\":\"active\",\"new\":\"suspended\"}}");
-    expect(audit_account_changes(&b, &a), "{\"status\":{\"old\":\"suspended\",\"new\":\"active\"}}");
+    expect(account_changes(&a, &b), "{\"status\":{\"old\":\"active\",\"new\":\"suspended\"}}");
+    expect(account_changes(&b, &a), "{\"status\":{\"old\":\"suspended\",\"new\":\"active\"}}");
     b = a;
     b.max_keys = 5;
-    expect(audit_account_changes(&a, &b), "{\"max_keys\":{\"old\":null,\"new\":5}}");
-    expect(audit_account_changes(&b, &a), "{\"max_keys\":{\"old\":5,\"new\":null}}");
+    expect(account_changes(&a, &b), "{\"max_keys\":{\"old\":null,\"new\":5}}");
+    expect(account_changes(&b, &a), "{\"max_keys\":{\"old\":5,\"new\":null}}");
     a.max_keys = 6;
-    expect(audit_account_changes(&a, &b), "{\"max_keys\":{\"old\":6,\"new\":5}}");
+    expect(account_changes(&a, &b), "{\"max_keys\":{\"old\":6,\"new\":5}}");
     a.max_keys = 0;
     b = a;
     snprintf(b.name, sizeof(b.name), "Acme Inc");
     b.suspended = true;
-    expect(audit_account_changes(&a, &b),
+    expect(account_changes(&a, &b),
            "{\"name\":{\"old\":\"acme\",\"new\":\"Acme Inc\"},\"status\":{\"old\":\"active\",\"new\":\"suspended\"}}");
 }
 
@@ -169,21 +193,76 @@ static void test_token_changes(void **state)
     struct token_rec a = token(), b;
 
     (void)state;
-    expect(audit_token_changes(NULL, &a),
+    expect(token_changes(NULL, &a),
            "{\"name\":{\"old\":null,\"new\":\"ops\"},\"prefix\":{\"old\":null,\"new\":\"ml_admin_WxYz\"}}");
-    expect(audit_token_changes(&a, NULL),
+    expect(token_changes(&a, NULL),
            "{\"name\":{\"old\":\"ops\",\"new\":null},\"prefix\":{\"old\":\"ml_admin_WxYz\",\"new\":null}}");
     b = a;
-    expect(audit_token_changes(&a, &b), NULL);
+    expect(token_changes(&a, &b), NULL);
     b.digest[3] ^= 0xff; /* never in the log */
     b.created_at = 2;
-    expect(audit_token_changes(&a, &b), NULL);
+    expect(token_changes(&a, &b), NULL);
     snprintf(b.name, sizeof(b.name), "ops-2");
-    expect(audit_token_changes(&a, &b), "{\"name\":{\"old\":\"ops\",\"new\":\"ops-2\"}}");
+    expect(token_changes(&a, &b), "{\"name\":{\"old\":\"ops\",\"new\":\"ops-2\"}}");
     /* Nothing at all on either side: nothing changed. */
-    expect(audit_token_changes(NULL, NULL), NULL);
-    expect(audit_key_changes(NULL, NULL), NULL);
-    expect(audit_account_changes(NULL, NULL), NULL);
+    expect(token_changes(NULL, NULL), NULL);
+    expect(key_changes(NULL, NULL), NULL);
+    expect(account_changes(NULL, NULL), NULL);
+}
+
+/* jansson's allocations, failing the one numbered `fail_at` (counting from 0). */
+static long alloc_count, fail_at = -1;
+
+static void *failing_malloc(size_t n)
+{
+    return alloc_count++ == fail_at ? NULL : malloc(n);
+}
+
+/*
+ * Out of memory anywhere while a change set is built is an error, never a
+ * shorter set or "nothing changed" (which would let a change commit without
+ * its event: it did before, when allocation failures were dropped fields).
+ */
+static void test_changes_out_of_memory_is_an_error(void **state)
+{
+    struct key_rec k = key();
+    struct account_rec a = account();
+    char *want_k = key_changes(NULL, &k), *want_a = account_changes(&a, NULL);
+    bool done_k = false, done_a = false;
+
+    (void)state;
+    for (fail_at = 0; fail_at < 200 && !(done_k && done_a); fail_at++) {
+        int rk, ra;
+        char *gk = NULL, *ga = NULL;
+        json_set_alloc_funcs(failing_malloc, free);
+        alloc_count = 0;
+        rk = audit_key_changes(NULL, &k, &gk);
+        alloc_count = 0;
+        ra = audit_account_changes(&a, NULL, &ga);
+        json_set_alloc_funcs(malloc, free);
+        assert_true(rk == 0 || rk == AK_ERR_NOMEM);
+        assert_true(ra == 0 || ra == AK_ERR_NOMEM);
+        if (rk == 0) {
+            assert_non_null(gk);
+            assert_string_equal(gk, want_k);
+            done_k = true;
+        } else {
+            assert_null(gk);
+        }
+        if (ra == 0) {
+            assert_non_null(ga);
+            assert_string_equal(ga, want_a);
+            done_a = true;
+        } else {
+            assert_null(ga);
+        }
+        free(gk);
+        free(ga);
+    }
+    fail_at = -1;
+    assert_true(done_k && done_a);
+    free(want_k);
+    free(want_a);
 }
 
 /* The changes of a record never hold its digest, in any form. */
@@ -191,7 +270,7 @@ static void test_changes_hold_no_digest(void **state)
 {
     struct key_rec k = key();
     struct token_rec t = token();
-    char *a = audit_key_changes(NULL, &k), *b = audit_token_changes(&t, NULL);
+    char *a = key_changes(NULL, &k), *b = token_changes(&t, NULL);
 
     (void)state;
     assert_non_null(a);
@@ -332,7 +411,7 @@ int main(void)
         cmocka_unit_test(test_key_changes),   cmocka_unit_test(test_account_changes),
         cmocka_unit_test(test_token_changes), cmocka_unit_test(test_changes_hold_no_digest),
         cmocka_unit_test(test_action_names),  cmocka_unit_test(test_action_near_misses),
-        cmocka_unit_test(test_event_init),
+        cmocka_unit_test(test_event_init),    cmocka_unit_test(test_changes_out_of_memory_is_an_error),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
