@@ -16,17 +16,25 @@
 #   [d] list and verify throughput while one connection creates keys as fast
 #       as it can (bench/create_keys.lua), against the same without it;
 #   [e] throughput against connections (1..256) for apikeyd verify and list,
-#       nginx and limit, plotted to docs/benchmarks.png with gnuplot.
+#       nginx and limit, plotted to docs/benchmarks.png with gnuplot;
+#   [f] issue 9, only with APIKEYD_BEFORE_BIN=<apikeyd built from an older commit>: list
+#       and verify of that binary and of build/apikeyd against limit, interleaved in the
+#       same rounds (wrk -t2 -c64), the two ratios and their quotient;
+#   [g] issue 9 at scale, on SQLite and on PostgreSQL (a throwaway cluster): 100,000
+#       accounts and 1,000,000 audit events seeded with SQL (bench/seed.sql) into a
+#       database made by build/apikeyd; start-up time with one key and with two keys per
+#       account, and p50 / p99 of the operator and audit listings with one keep-alive
+#       client (bench/listing_latency.py); query plans to build/bench/plans-*.txt.
 #
-# Then a summary table against the targets of issue 3. Results also go to
+# Then a summary table against the targets of issues 3 and 9. Results also go to
 # build/bench/results.txt (key=value), build/bench/summary.md,
 # build/bench/sweep.dat and every wrk output to build/bench/wrk/.
 # Anything that looked wrong (non-2xx answers, socket errors, a server that
 # died or logged errors) is listed at the end and in build/bench/issues.txt.
 #
-# Takes about 6 to 7 minutes on a 2-core machine, where wrk and the server
-# share the cores (as in compare.sh). Installs wrk, nginx-light, gnuplot-nox
-# and libh2o-evloop-dev when missing and run as root. Debugging aid only:
+# Takes about 6 to 7 minutes on a 2-core machine for [a]-[e], about 2 more for [f] and
+# 5 more for [g]; wrk and the server share the cores (as in compare.sh). Installs wrk,
+# nginx-light, gnuplot-nox, libh2o-evloop-dev and sqlite3 when missing and run as root. Debugging aid only:
 # BENCH_SECTIONS="a b" runs a subset (the summary then has gaps);
 # BENCH_KEEP=1 keeps the temporary directory.
 set -euo pipefail
@@ -37,7 +45,7 @@ SHARED=${APIKEYD_SHARED_BENCH:-$ROOT/../shared/bench}
 OUT=$ROOT/build/bench
 APIKEYD=$ROOT/build/apikeyd
 BULKLOAD=$ROOT/build/bulkload
-SECTIONS=${BENCH_SECTIONS:-a b c d e}
+SECTIONS=${BENCH_SECTIONS:-a b c d e f g}
 
 # Fixed options.
 CMP_SECS=4 CMP_ROUNDS=3 # compare.sh's own defaults
@@ -97,6 +105,7 @@ cleanup() {
     local p
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
+    if declare -F pg_stop >/dev/null; then pg_stop || true; fi
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     if [ "${BENCH_KEEP:-0}" = 1 ]; then say "bench: kept $WORK"; else rm -rf "$WORK"; fi
 }
@@ -507,6 +516,204 @@ GP
     fi
 fi
 
+# --- [f] issue 9: the key hot path before and after --------------------------------
+# With APIKEYD_BEFORE_BIN=<an apikeyd built from an older commit>, list and verify of both
+# binaries against limit, interleaved in the same rounds: each binary serves its own database
+# (made by itself: the old one cannot open a newer schema) holding the same shape of account
+# (a primary key and a sandbox key made through the API); limit runs with this run's key.
+BEFORE_BIN=${APIKEYD_BEFORE_BIN:-}
+F_SECS=4 F_ROUNDS=5
+second_key() { # second_key PORT KEY: the sandbox key, through the API
+    local code
+    code=$(curl -s -o "$WORK/second-$1.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $2" \
+        -H 'Content-Type: application/json' -d '{"name":"Development Key","key_type":"sandbox"}' \
+        "http://127.0.0.1:$1/v1/account/api-keys/")
+    [ "$code" = 201 ] || die "creating the second key answered $code: $(cat "$WORK/second-$1.json")"
+}
+if want f && [ -z "$BEFORE_BIN" ]; then
+    hdr "[f] hot path before/after: skipped (set APIKEYD_BEFORE_BIN=path/to/older/apikeyd; see docs/benchmarks.md)"
+elif want f; then
+    [ -x "$BEFORE_BIN" ] || die "APIKEYD_BEFORE_BIN=$BEFORE_BIN is not an executable"
+    hdr "[f] hot path before/after: ${F_ROUNDS} interleaved rounds of ${F_SECS} s (wrk -t2 -c64), account with two keys, --no-access-log"
+    say "before: $BEFORE_BIN ($("$BEFORE_BIN" --version)); after: $APIKEYD ($("$APIKEYD" --version))"
+    start_refs
+    BSMALL=$WORK/before.db
+    BKEY=$("$BEFORE_BIN" account create --db "$BSMALL" --name bench | json_get api_key)
+    APIKEYD=$BEFORE_BIN start_apikeyd "$BSMALL" "$WORK/f-before.log" --no-access-log
+    B_PID=$SRV_PID B_PORT=$SRV_PORT B_LOG=$SRV_LOG
+    second_key "$B_PORT" "$BKEY"
+    start_apikeyd "$SMALL" "$WORK/f-after.log" --no-access-log
+    A_PID=$SRV_PID A_PORT=$SRV_PORT A_LOG=$SRV_LOG
+    declare -A F=()
+    for r in $(seq "$F_ROUNDS"); do
+        for ep in list verify; do
+            [ $ep = list ] && p=$LIST_PATH || p=$VERIFY_PATH
+            # the order turns each round, so that drift within a round hits all three alike
+            order="after before limit"
+            [ $((r % 3)) = 2 ] && order="before limit after"
+            [ $((r % 3)) = 0 ] && order="limit after before"
+            for who in $order; do
+                case $who in
+                after) url="http://127.0.0.1:$A_PORT$p" k=$KEY ;;
+                before) url="http://127.0.0.1:$B_PORT$p" k=$BKEY ;;
+                limit) url=$LIMIT_URL k=$KEY ;;
+                esac
+                F[${ep}_$who]+="$(wrkrun "f-$ep-$who-$r" -t2 -c64 -d"${F_SECS}s" -H "Authorization: Bearer $k" "$url") "
+            done
+        done
+    done
+    SRV_PID=$A_PID SRV_LOG=$A_LOG SRV_DEAD=0 stop_apikeyd f-after
+    SRV_PID=$B_PID SRV_LOG=$B_LOG SRV_DEAD=0 stop_apikeyd f-before
+    printf '%-16s %12s   runs\n' who 'req/s(med)'
+    for ep in list verify; do
+        for who in after before limit; do
+            res "f_${ep}_${who}_rps" "$(echo "${F[${ep}_$who]}" | med)"
+            printf '%-16s %12s   %s\n' "$ep $who" "${R[f_${ep}_${who}_rps]}" "${F[${ep}_$who]}"
+        done
+        res "f_${ep}_after_vs_limit" "$(div "${R[f_${ep}_after_rps]}" "${R[f_${ep}_limit_rps]}")"
+        res "f_${ep}_before_vs_limit" "$(div "${R[f_${ep}_before_rps]}" "${R[f_${ep}_limit_rps]}")"
+        # the quotient from the medians themselves (the two ratios above are rounded)
+        res "f_${ep}_after_over_before" "$(awk -v a="${R[f_${ep}_after_rps]}" -v b="${R[f_${ep}_before_rps]}" 'BEGIN{ if (b > 0) printf "%.3f", a / b; else print "-" }')"
+        say "f: $ep after/limit=${R[f_${ep}_after_vs_limit]} before/limit=${R[f_${ep}_before_vs_limit]} quotient=${R[f_${ep}_after_over_before]}"
+    done
+fi
+
+# --- [g] issue 9 at scale: 100,000 accounts, 1,000,000 audit events ------------------
+# Per backend: a database made by this apikeyd (account 1 with a real key, admin token 1),
+# then bench/seed.sql straight into it (SQLite: the sqlite3 CLI; PostgreSQL: psql), then:
+# start-up (exec to /healthz 200) x STARTS with 100,000 accounts of one key each; the
+# listings' latency with one client (bench/listing_latency.py); bench/seed_second_key.sql
+# and start-up again with 2 keys each. PostgreSQL is a throwaway cluster in $WORK (as the
+# tests run it: unix socket, fsync=off), stopped and removed at the end.
+G_ROUNDS=3 G_REQUESTS=500
+PG_BINDIR=${APIKEYD_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+PGDIR=""
+pg_stop() {
+    [ -n "${PGDIR:-}" ] && [ -f "$PGDIR/data/postmaster.pid" ] &&
+        runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null 2>&1
+    PGDIR=""
+}
+pg_start() { # a throwaway cluster in $WORK/pg; sets PGDIR, PGPORT
+    [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 && [ -x "$PG_BINDIR/initdb" ] || return 1
+    PGDIR=$WORK/pg
+    mkdir -p "$PGDIR"
+    chown postgres "$PGDIR"
+    PGPORT=$(port)
+    runuser -u postgres -- "$PG_BINDIR/initdb" -D "$PGDIR/data" -A trust -U postgres -E UTF8 --locale=C --no-sync >"$PGDIR/initdb.log" 2>&1 &&
+        runuser -u postgres -- "$PG_BINDIR/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/postgres.log" -w -o \
+            "-c listen_addresses='' -k $PGDIR -p $PGPORT -c fsync=off -c full_page_writes=off" start >/dev/null &&
+        psql -X -q -h "$PGDIR" -p "$PGPORT" -U postgres -d postgres -c 'CREATE DATABASE bench' >/dev/null
+}
+pg_sql() { psql -X -q -v ON_ERROR_STOP=1 -h "$PGDIR" -p "$PGPORT" -U postgres -d bench "$@"; }
+# dialect BACKEND FILE: the seed SQL in that backend's spelling (see bench/seed.sql)
+dialect() {
+    if [ "$1" = sqlite ]; then
+        sed -e "s/@T0@/$G_T0/g; s/@TRUE@/1/g; s/@FALSE@/0/g" -e "s/@PAD8(\([^@]*\))@/printf('%08d', \1)/g" \
+            -e "s/@DIGEST(\([^@]*\))@/sha3(\1, 256)/g" -e "s/@HEX(\([^@]*\))@/lower(hex(substr(sha3(\1, 256), 1, 8)))/g" "$2"
+    else
+        sed -e "s/@T0@/$G_T0/g; s/@TRUE@/true/g; s/@FALSE@/false/g" -e "s/@PAD8(\([^@]*\))@/lpad((\1)::text, 8, '0')/g" \
+            -e "s/@DIGEST(\([^@]*\))@/sha256(convert_to(\1, 'UTF8'))/g" -e "s/@HEX(\([^@]*\))@/substr(md5(\1), 1, 16)/g" "$2"
+    fi
+}
+# The listings' statements as the stores run them (first pages; the deep page as a cursor below the middle).
+PLAN_QUERIES=(
+    "SELECT * FROM accounts WHERE id > 0 ORDER BY id LIMIT 101"
+    "SELECT * FROM accounts WHERE id > 50000 ORDER BY id LIMIT 101"
+    "SELECT * FROM accounts WHERE id > 0 AND external_id = 'cus_00050001' LIMIT 101"
+    "SELECT * FROM audit_events WHERE id < 9223372036854775807 ORDER BY id DESC LIMIT 101"
+    "SELECT * FROM audit_events WHERE id < 500000 ORDER BY id DESC LIMIT 101"
+    "SELECT * FROM audit_events WHERE account_id = 1 AND id < 9223372036854775807 ORDER BY id DESC LIMIT 101"
+    "SELECT * FROM audit_events WHERE action = 'account.suspended' AND id < 9223372036854775807 ORDER BY id DESC LIMIT 101"
+    "SELECT * FROM audit_events WHERE account_id = 1 AND action = 'key.deleted' AND id < 9223372036854775807 ORDER BY id DESC LIMIT 101"
+)
+# PostgreSQL's store reads a filtered page in two steps (see pg_event_list); the direct forms
+# above show the plan that this avoids.
+PG_PLAN_QUERIES=(
+    "SELECT * FROM audit_events WHERE id = ANY (ARRAY (SELECT id FROM audit_events WHERE account_id = 1 AND id < 9223372036854775807 ORDER BY id DESC LIMIT 101)) ORDER BY id DESC"
+    "SELECT * FROM audit_events WHERE id = ANY (ARRAY (SELECT id FROM audit_events WHERE action = 'account.suspended' AND id < 9223372036854775807 ORDER BY id DESC LIMIT 101)) ORDER BY id DESC"
+    "SELECT * FROM audit_events WHERE id = ANY (ARRAY (SELECT id FROM audit_events WHERE account_id = 1 AND action = 'key.deleted' AND id < 9223372036854775807 ORDER BY id DESC LIMIT 101)) ORDER BY id DESC"
+)
+g_startups() { # g_startups BACKEND LABEL: STARTS start-ups, median into results; the last server stays up
+    local s="" i
+    for i in $(seq "$STARTS"); do
+        [ "$i" = 1 ] || stop_apikeyd "g-$1-$2"
+        start_apikeyd "$G_DB" "$WORK/g-$1.log" --no-access-log "${G_SEC[@]}"
+        s+="$SRV_STARTUP "
+    done
+    res "g_${1}_startup_${2}_s" "$(echo "$s" | med)"
+    res "g_${1}_startup_${2}_runs" "\"${s% }\""
+    say "start-up, 100,000 accounts, $2 (exec to /healthz 200): ${R[g_${1}_startup_${2}_s]} s median of: ${s% }; VmRSS $(rss_mb "$SRV_PID") MB"
+}
+G_CASES="accounts_first accounts_middle accounts_external_id audit_first audit_deep audit_account_id audit_action audit_both account_audit"
+if want g; then
+    hdr "[g] issue 9 at scale: 100,000 accounts, 1,000,000 audit events; listings with one client (${G_ROUNDS} rounds of ${G_REQUESTS} per case), start-up x${STARTS}"
+    need sqlite3 sqlite3 || die "needs the sqlite3 CLI (apt-get install sqlite3)"
+    G_T0=$(($(date +%s) - 25 * 1000000 - 60))
+    for backend in sqlite postgres; do
+        say "-- $backend"
+        if [ $backend = sqlite ]; then
+            G_DB=$WORK/scale.db G_SEC=()
+        else
+            if ! pg_start; then
+                issue "[g] postgres: no throwaway cluster (needs root, a postgres user and $PG_BINDIR/initdb): skipped"
+                pg_stop
+                continue
+            fi
+            G_DB="postgresql://postgres@/bench?host=$PGDIR&port=$PGPORT"
+            head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/pg.secret"
+            echo >>"$WORK/pg.secret"
+            chmod 600 "$WORK/pg.secret"
+            G_SEC=(--secret-file "$WORK/pg.secret")
+            say "PostgreSQL $("$PG_BINDIR/postgres" --version | awk '{print $3}'), cluster in $PGDIR (unix socket, fsync=off)"
+        fi
+        G_KEY=$("$APIKEYD" account create --db "$G_DB" "${G_SEC[@]}" --name bench | json_get api_key)
+        G_TOKEN=$("$APIKEYD" admin-token create --db "$G_DB" "${G_SEC[@]}" --name bench | json_get token)
+        t0=$EPOCHREALTIME
+        if [ $backend = sqlite ]; then
+            { echo 'PRAGMA synchronous=OFF;'; dialect sqlite bench/seed.sql; } | sqlite3 -bail "$G_DB" || die "seeding $G_DB failed"
+        else
+            { dialect postgres bench/seed.sql
+              for t in accounts api_keys audit_events; do echo "SELECT setval(pg_get_serial_sequence('$t', 'id'), (SELECT max(id) FROM $t));"; done
+              echo 'VACUUM ANALYZE;'; } | pg_sql >/dev/null || die "seeding PostgreSQL failed"
+        fi
+        res "g_${backend}_seed_s" "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b - a}')"
+        say "seeded 100,000 accounts (one key each) and 1,000,000 events in ${R[g_${backend}_seed_s]} s$([ $backend = postgres ] && echo ', then VACUUM ANALYZE')"
+        {
+            for q in "${PLAN_QUERIES[@]}"; do
+                echo "== $q"
+                if [ $backend = sqlite ]; then sqlite3 "$G_DB" "EXPLAIN QUERY PLAN $q"; else pg_sql -c "EXPLAIN (ANALYZE, BUFFERS) $q"; fi
+            done
+            if [ $backend = postgres ]; then
+                for q in "${PG_PLAN_QUERIES[@]}"; do
+                    echo "== (as the store runs it) $q"
+                    pg_sql -c "EXPLAIN (ANALYZE, BUFFERS) $q"
+                done
+            fi
+        } >"$OUT/plans-$backend.txt" 2>&1
+        g_startups $backend 1key
+        "$PY" bench/listing_latency.py "$SRV_PORT" "$G_TOKEN" "$G_KEY" "$G_ROUNDS" "$G_REQUESTS" >"$OUT/listings-$backend.txt" 2>&1 ||
+            issue "[g] $backend listing_latency.py failed: $(tail -2 "$OUT/listings-$backend.txt" | paste -sd '|')"
+        grep -v '^RESULT ' "$OUT/listings-$backend.txt" | sed 's/^/  /'
+        while read -r _ line; do issue "[g] $backend: $line"; done < <(grep '^ISSUE ' "$OUT/listings-$backend.txt" || true)
+        for c in $G_CASES walk_accounts_1000 walk_audit_1000; do
+            res "g_${backend}_${c}_p50_ms" "$(awk -v c="$c" '$1 == "RESULT" && $2 == c { sub(/p50_ms=/, "", $3); print $3 }' "$OUT/listings-$backend.txt")"
+            res "g_${backend}_${c}_p99_ms" "$(awk -v c="$c" '$1 == "RESULT" && $2 == c { sub(/p99_ms=/, "", $4); print $4 }' "$OUT/listings-$backend.txt")"
+        done
+        stop_apikeyd "g-$backend"
+        if [ $backend = sqlite ]; then
+            dialect sqlite bench/seed_second_key.sql | sqlite3 -bail "$G_DB" || die "second keys failed"
+        else
+            { dialect postgres bench/seed_second_key.sql
+              echo "SELECT setval(pg_get_serial_sequence('api_keys', 'id'), (SELECT max(id) FROM api_keys));"
+              echo 'VACUUM ANALYZE api_keys;'; } | pg_sql >/dev/null || die "second keys failed"
+        fi
+        g_startups $backend 2keys
+        stop_apikeyd "g-$backend"
+        if [ $backend = postgres ]; then pg_stop; else rm -f "$G_DB" "$G_DB"-wal "$G_DB"-shm; fi
+    done
+    say "g: p99_ms (sqlite / postgres):$(for c in $G_CASES; do printf ' %s=%s/%s' "$c" "${R[g_sqlite_${c}_p99_ms]:--}" "${R[g_postgres_${c}_p99_ms]:--}"; done)"
+fi
+
 # --- summary -------------------------------------------------------------------
 v() { echo "${R[$1]:--}"; }
 check() { # check VALUE OP LIMIT -> yes/no/-
@@ -537,6 +744,16 @@ SUM=$OUT/summary.md
     row "[d] list with writer / without" "$(v writer_list_ratio)" ">=" 0.8
     row "[d] verify with writer / without" "$(v writer_verify_ratio)" ">=" 0.8
     echo "| [d] writer, keys created/s | $(v wr_writer_rps) | | |"
+    # issue 9: ratio to limit after / before, and their quotient (target >= 0.95)
+    echo "| [f] list / limit: after, before | $(v f_list_after_vs_limit), $(v f_list_before_vs_limit) | | |"
+    row "[f] list: after / before (quotient)" "$(v f_list_after_over_before)" ">=" 0.95
+    echo "| [f] verify / limit: after, before | $(v f_verify_after_vs_limit), $(v f_verify_before_vs_limit) | | |"
+    row "[f] verify: after / before (quotient)" "$(v f_verify_after_over_before)" ">=" 0.95
+    for b in sqlite postgres; do
+        for c in $G_CASES; do row "[g] $b: $c p99 (one client), ms" "$(v g_${b}_${c}_p99_ms)" "<" 5; done
+        row "[g] $b: start-up, 100k accounts x 1 key, s" "$(v g_${b}_startup_1key_s)" "<" 3
+        row "[g] $b: start-up, 100k accounts x 2 keys, s" "$(v g_${b}_startup_2keys_s)" "<" 3
+    done
 } >"$SUM"
 hdr "summary (also $SUM; key=value in $OUT/results.txt)"
 cat "$SUM"

@@ -1063,18 +1063,27 @@ static int pg_event_list(struct store *base, const struct event_query *q, store_
     fmt_i64(before, sizeof(before), q->before != 0 ? q->before : INT64_MAX);
     fmt_i64(limit, sizeof(limit), q->limit);
     fmt_i64(account, sizeof(account), q->account_id);
-    /* The filters as constant conditions, so that the planner picks the matching index. */
+    /*
+     * The filters as constant conditions, so that the planner picks the matching index. A
+     * filtered page first takes its ids from the filter's own index (an index-only scan,
+     * from the cursor down), then reads those rows: asked for the rows directly, the planner
+     * prefers walking the primary key backwards and filtering whenever the value is common
+     * (an account or action with a few per cent of the events), reading every newer event
+     * of the others on the way (make bench [g], 1,000,000 events: 5,342 rows read and
+     * dropped for one page of an account with 2.6 % of them, 3,245 for account.suspended).
+     */
+#define EVENTS_BY(cond)                                                                                                            \
+    "SELECT " EVENT_COLUMNS " FROM audit_events WHERE id = ANY (ARRAY (SELECT id FROM audit_events WHERE " cond                   \
+    " AND id < $1 ORDER BY id DESC LIMIT $2)) ORDER BY id DESC"
     WITH_CONN(PG(base),
               each_row(PG(base)->conn,
-                       q->account_id != 0 ? (by_action ? "SELECT " EVENT_COLUMNS " FROM audit_events WHERE account_id = $3"
-                                                         " AND action = $4 AND id < $1 ORDER BY id DESC LIMIT $2"
-                                                       : "SELECT " EVENT_COLUMNS " FROM audit_events WHERE account_id = $3"
-                                                         " AND id < $1 AND $4::text IS NULL ORDER BY id DESC LIMIT $2")
-                                          : (by_action ? "SELECT " EVENT_COLUMNS " FROM audit_events WHERE action = $4"
-                                                         " AND id < $1 AND $3::bigint = 0 ORDER BY id DESC LIMIT $2"
+                       q->account_id != 0 ? (by_action ? EVENTS_BY("account_id = $3 AND action = $4")
+                                                       : EVENTS_BY("account_id = $3 AND $4::text IS NULL"))
+                                          : (by_action ? EVENTS_BY("action = $4 AND $3::bigint = 0")
                                                        : "SELECT " EVENT_COLUMNS " FROM audit_events WHERE id < $1"
                                                          " AND $3::bigint = 0 AND $4::text IS NULL ORDER BY id DESC LIMIT $2"),
                        4, p, map_event, ev, (int (*)(void *, const void *))cb, arg));
+#undef EVENTS_BY
     free(ev);
     return r;
 }
