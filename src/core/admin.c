@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/bearer.h"
 #include "core/error.h"
 #include "core/keys_impl.h"
 #include "core/timefmt.h"
@@ -74,20 +73,10 @@ int admin_authenticate(struct keys *k, const char *hdr, size_t len, struct audit
     uint8_t digest[DIGEST_LEN];
     struct token_rec rec;
     enum key_type type;
-    const char *token;
-    size_t tlen;
     int r;
 
-    if (hdr == NULL)
-        return AK_ERR_MISSING_KEY;
-    if ((r = bearer_parse(hdr, len, &token, &tlen)) != 0)
-        return r;
-    if (keyfmt_parse(k->brand, token, tlen, &type) != 0 || type != KEY_TYPE_ADMIN)
-        return AK_ERR_KEY_FORMAT; /* an account's key is never an admin token */
-    if (k->max_staleness_ms > 0 && k->store->ops->watch != NULL &&
-        timefmt_mono_ms() - atomic_load_explicit(&k->heard_ms, memory_order_relaxed) > k->max_staleness_ms)
-        return AK_ERR_STALE; /* a token revoked elsewhere meanwhile must not keep working */
-    if ((r = digest_compute(&k->secret, token, tlen, digest)) != 0)
+    /* An account's key is never an admin token (AK_ERR_KEY_FORMAT). */
+    if ((r = credential_digest(k, hdr, len, true, AK_ERR_KEY_FORMAT, &type, digest)) != 0)
         return r;
     r = find_token(k, digest, &rec) ? 0 : AK_ERR_KEY_UNKNOWN;
     OPENSSL_cleanse(digest, sizeof(digest));

@@ -116,9 +116,9 @@ int settle(struct keys *k, int r, int cr)
     return reload_locked(k) == 0 ? 0 : AK_ERR_OUTCOME_UNKNOWN;
 }
 
-int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, struct principal *ret)
+int credential_digest(struct keys *k, const char *hdr, size_t len, bool admin, int wrong_kind, enum key_type *ret_type,
+                      uint8_t digest[DIGEST_LEN])
 {
-    uint8_t digest[DIGEST_LEN];
     enum key_type type;
     const char *token;
     size_t tlen;
@@ -131,13 +131,23 @@ int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, 
     /* The checksum refuses made-up and mistyped keys before any hashing. */
     if (keyfmt_parse(k->brand, token, tlen, &type) != 0)
         return AK_ERR_KEY_FORMAT;
-    if (type == KEY_TYPE_ADMIN)
-        return AK_ERR_KEY_UNKNOWN; /* an admin token is never an account's key */
-    /* Fail closed: a shared store silent for too long may have revoked keys this catalog still shows. */
+    if ((type == KEY_TYPE_ADMIN) != admin)
+        return wrong_kind; /* keys and admin tokens never stand in for each other */
+    /* Fail closed: a shared store silent for too long may have revoked what memory still holds. */
     if (k->max_staleness_ms > 0 && k->store->ops->watch != NULL &&
         timefmt_mono_ms() - atomic_load_explicit(&k->heard_ms, memory_order_relaxed) > k->max_staleness_ms)
         return AK_ERR_STALE;
-    if ((r = digest_compute(&k->secret, token, tlen, digest)) != 0)
+    *ret_type = type;
+    return digest_compute(&k->secret, token, tlen, digest);
+}
+
+int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, struct principal *ret)
+{
+    uint8_t digest[DIGEST_LEN];
+    enum key_type type;
+    int r;
+
+    if ((r = credential_digest(k, hdr, len, false, AK_ERR_KEY_UNKNOWN, &type, digest)) != 0)
         return r;
     r = catalog_authenticate(k->cat, digest, now, ret);
     OPENSSL_cleanse(digest, sizeof(digest));

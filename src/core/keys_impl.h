@@ -61,6 +61,17 @@ int mint(struct keys *k, enum key_type type, struct key_rec *rec, char *buf, siz
 /* Puts an update's rows (the key and the primary it demoted, if any) in the catalog in one step. */
 int apply_update(struct keys *k, const struct key_rec *rec, const struct key_rec *demoted);
 
+/*
+ * The digest of the credential in the Authorization value `hdr` (`len`
+ * bytes; NULL when absent), checked as keys_authenticate says: missing,
+ * not a bearer, not well formed for this brand (AK_ERR_KEY_FORMAT), not of
+ * the kind asked for (`admin`: an admin token, else an account's key;
+ * answered `wrong_kind`), or a shared store silent too long (AK_ERR_STALE).
+ * On 0, *ret_type and `digest` (the caller wipes it) are set.
+ */
+int credential_digest(struct keys *k, const char *hdr, size_t len, bool admin, int wrong_kind, enum key_type *ret_type,
+                      uint8_t digest[DIGEST_LEN]);
+
 /* Replaces the admin tokens in memory with the store's (admin.c). */
 int admin_tokens_load(struct keys *k);
 

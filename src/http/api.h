@@ -60,9 +60,6 @@ bool api_throttled(struct api_handler *api, struct exchange *x, int err);
 /* Answers 405 with the route's Allow header. */
 void api_respond_method(struct exchange *x, enum route_id id);
 
-/* The client's address (the peer, or behind a trusted proxy the hop it names), as text. */
-void api_client_ip(struct api_handler *api, h2o_req_t *req, char out[NETADDR_TEXT_MAX]);
-
 /* The origin of a change made with key `who` through this request (actor, client address, request id). */
 void api_origin_key(struct api_handler *api, struct exchange *x, const struct principal *who, struct audit_origin *ret);
 

@@ -91,7 +91,7 @@ void api_respond_error_for(struct exchange *x, int err, const char *what)
     respond_error(x, 500, "internal_error", "internal error; nothing was changed");
 }
 
-void api_client_ip(struct api_handler *api, h2o_req_t *req, char out[NETADDR_TEXT_MAX])
+static void client_ip(struct api_handler *api, h2o_req_t *req, char out[NETADDR_TEXT_MAX])
 {
     struct netaddr addr;
 
@@ -103,7 +103,7 @@ void api_origin_request(struct api_handler *api, struct exchange *x, struct audi
 {
     char ip[NETADDR_TEXT_MAX];
 
-    api_client_ip(api, x->req, ip);
+    client_ip(api, x->req, ip);
     snprintf(ret->client_ip, sizeof(ret->client_ip), "%s", ip);
     snprintf(ret->request_id, sizeof(ret->request_id), "%s", exchange_request_id(x));
 }
@@ -670,8 +670,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     bool list = rt.id == ROUTE_KEYS && api_method_is(req, "GET"), create = rt.id == ROUTE_KEYS && api_method_is(req, "POST"),
          update = rt.id == ROUTE_KEY && api_method_is(req, "PATCH"), del = rt.id == ROUTE_KEY && api_method_is(req, "DELETE");
     if (!list && !create && !update && !del) {
-        respond_header(&x, "allow", router_allow(rt.id));
-        respond_error(&x, 405, "method_not_allowed", rt.id == ROUTE_KEYS ? "use GET or POST" : "use PATCH or DELETE");
+        api_respond_method(&x, rt.id);
         return 0;
     }
     if (authenticate(api, &x, &who) != 0)

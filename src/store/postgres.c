@@ -1073,7 +1073,7 @@ static int pg_event_list(struct store *base, const struct event_query *q, store_
      * dropped for one page of an account with 2.6 % of them, 3,245 for account.suspended).
      */
 #define EVENTS_BY(cond)                                                                                                            \
-    "SELECT " EVENT_COLUMNS " FROM audit_events WHERE id = ANY (ARRAY (SELECT id FROM audit_events WHERE " cond                   \
+    "SELECT " EVENT_COLUMNS " FROM audit_events WHERE id = ANY (ARRAY (SELECT id FROM audit_events WHERE " cond                    \
     " AND id < $1 ORDER BY id DESC LIMIT $2)) ORDER BY id DESC"
     WITH_CONN(PG(base),
               each_row(PG(base)->conn,

@@ -345,10 +345,15 @@ int store_key_insert(struct store *s, const struct audit_origin *origin, struct 
     demoted->id = 0;
     if ((r = OPS(s)->begin(s)) != 0)
         goto out;
-    /* The account's row lock (and the place taken under its cap) makes this safe against every other instance. */
-    if ((r = OPS(s)->account_lock(s, rec->account_id)) == 0 &&
-        (r = OPS(s)->account_take_key(s, rec->account_id, default_max)) == 0 &&
-        (!copy->primary || (r = demote_primary(s, origin, rec->account_id, 0, demoted)) == 0) &&
+    /*
+     * Taking a place under the cap locks the account's row: safe against
+     * every other instance. Only when there was no place is the row looked
+     * for, to tell a full account from a missing one.
+     */
+    if ((r = OPS(s)->account_take_key(s, rec->account_id, default_max)) == AK_ERR_LIMIT &&
+        OPS(s)->account_lock(s, rec->account_id) == AK_ERR_NOT_FOUND)
+        r = AK_ERR_NOT_FOUND;
+    if (r == 0 && (!copy->primary || (r = demote_primary(s, origin, rec->account_id, 0, demoted)) == 0) &&
         (r = OPS(s)->key_insert(s, copy)) == 0 && (r = record_key(s, origin, AUDIT_KEY_CREATED, NULL, copy)) == 0)
         r = announce_keys(s, copy->id, demoted->id);
     if ((r = finish(s, r, check_inserted, copy)) == 0) {
