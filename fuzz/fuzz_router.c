@@ -50,7 +50,7 @@ static int64_t oracle_id(const char *s, size_t len)
 
 static struct route oracle_route(const char *p, size_t len)
 {
-    struct route rt = {ROUTE_NONE, 0};
+    struct route rt = {ROUTE_NONE, 0, 0};
     const size_t vn = strlen(VERIFY_PATH), kn = strlen(KEYS_PATH "/");
 
     if (starts(p, len, VERIFY_PATH) && (len == vn || p[vn] == '/')) {
@@ -62,10 +62,14 @@ static struct route oracle_route(const char *p, size_t len)
     } else if (starts(p, len, KEYS_PATH "/")) {
         const char *seg = p + kn;
         size_t seglen = len - kn;
+        bool rotate;
         if (seglen > 0 && seg[seglen - 1] == '/')
             seglen--;
+        rotate = seglen > 7 && memcmp(seg + seglen - 7, "/rotate", 7) == 0;
+        if (rotate)
+            seglen -= 7;
         if (seglen > 0 && memchr(seg, '/', seglen) == NULL) {
-            rt.id = ROUTE_KEY;
+            rt.id = rotate ? ROUTE_KEY_ROTATE : ROUTE_KEY;
             rt.key_id = oracle_id(seg, seglen);
         }
     }
@@ -76,19 +80,19 @@ static struct route oracle_route(const char *p, size_t len)
 static void check_match(const char *p, size_t len)
 {
     char *copy = fuzz_dup((const uint8_t *)p, len);
-    struct route rt = {(enum route_id)42, 42}, want = oracle_route(p, len);
+    struct route rt = {(enum route_id)42, 42, 42}, want = oracle_route(p, len);
     const char *allow;
 
     router_match(copy, len, &rt);
     FUZZ_CHECK(rt.id == want.id);
     FUZZ_CHECK(rt.key_id == want.key_id);
-    FUZZ_CHECK(rt.key_id >= 0 && (rt.id == ROUTE_KEY || rt.key_id == 0));
+    FUZZ_CHECK(rt.key_id >= 0 && (rt.id == ROUTE_KEY || rt.id == ROUTE_KEY_ROTATE || rt.key_id == 0));
     if (rt.key_id > 0) {
         /* The id is the segment's value: printed back, it is the segment itself. */
         char dec[24];
         const char *seg = p + strlen(KEYS_PATH "/");
         int n = snprintf(dec, sizeof(dec), "%" PRId64, rt.key_id);
-        size_t seglen = len - strlen(KEYS_PATH "/") - (p[len - 1] == '/');
+        size_t seglen = len - strlen(KEYS_PATH "/") - (p[len - 1] == '/') - (rt.id == ROUTE_KEY_ROTATE ? 7 : 0);
         FUZZ_CHECK(n > 0 && (size_t)n == seglen && memcmp(dec, seg, seglen) == 0);
     }
     allow = router_allow(rt.id);

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "core/error.h"
+#include "core/leakreport.h"
 #include "core/netaddr.h"
 #include "http/respond.h"
 #include "http/server.h"
@@ -41,6 +42,12 @@ static void usage(FILE *out)
           "  --reuse-port         share --listen with other processes (SO_REUSEPORT); without it a second\n"
           "                       apikeyd on the same address fails to start\n"
           "  --audit-retention-days N  keep audit events N days, then delete them (default 365, 1..36500)\n"
+          "  --expired-retention-days N  delete keys expired for longer than N days (default 30, 0..36500);\n"
+          "                       until then they are listed (and refused)\n"
+          "  --deactivate-idle-after DAYS  deactivate keys not used for DAYS days (or never used and created\n"
+          "                       that long ago), never the primary (default: off; 1..36500)\n"
+          "  --leak-report-keys FILE  GitHub's secret-scanning public keys (JSON, as GitHub publishes them):\n"
+          "                       enables POST /v1/leaks/github; reread on SIGHUP\n"
           "  --no-access-log      do not write one line per request to stderr\n"
           "  --help               this text\n",
           out);
@@ -53,6 +60,7 @@ static void block_stop_signals(void)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 }
 
@@ -78,6 +86,9 @@ int cli_serve(int argc, char **argv)
         {"trusted-proxies", required_argument, NULL, 'T'},
         {"reuse-port", no_argument, NULL, 'R'},
         {"audit-retention-days", required_argument, NULL, 'A'},
+        {"expired-retention-days", required_argument, NULL, 'E'},
+        {"deactivate-idle-after", required_argument, NULL, 'i'},
+        {"leak-report-keys", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -88,7 +99,9 @@ int cli_serve(int argc, char **argv)
                                .idle_timeout_s = 60,
                                .max_connections = 10000,
                                .auth_failures = 100,
-                               .audit_retention_days = 365};
+                               .audit_retention_days = 365,
+                               .lifecycle = {.idle_days = 0, .expired_retention_days = 30},
+                               .test_clock_file = getenv("APIKEYD_TEST_CLOCK_FILE")};
     struct netaddr_cidrs trusted;
     const char *trusted_text = NULL;
     struct cli_env env;
@@ -176,6 +189,21 @@ int cli_serve(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case 'E':
+            if (cli_parse_uint(optarg, 0, 36500, &sc.lifecycle.expired_retention_days) != 0) {
+                fprintf(stderr, "apikeyd serve: --expired-retention-days takes days from 0 to 36500\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'i':
+            if (cli_parse_uint(optarg, 1, 36500, &sc.lifecycle.idle_days) != 0) {
+                fprintf(stderr, "apikeyd serve: --deactivate-idle-after takes days from 1 to 36500\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'L':
+            sc.leak_report_keys = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -219,6 +247,17 @@ int cli_serve(int argc, char **argv)
         }
         sc.trusted_proxies = &trusted;
     }
+    if (sc.leak_report_keys != NULL) {
+        struct leak_keyring *kr;
+        if (leak_keyring_load(sc.leak_report_keys, &kr, err, sizeof(err)) != 0) {
+            fprintf(stderr, "apikeyd serve: --leak-report-keys: %s\n", err);
+            return EXIT_USAGE;
+        }
+        leak_keyring_free(kr); /* checked here; the server loads it for itself */
+        err[0] = '\0';
+    }
+    if (sc.test_clock_file != NULL && *sc.test_clock_file == '\0')
+        sc.test_clock_file = NULL;
     if (sc.verify_token != NULL && *sc.verify_token == '\0')
         sc.verify_token = NULL;
     if (sc.listen == NULL || *sc.listen == '\0')

@@ -140,6 +140,11 @@ int accounts_issue_key(struct keys *k, const struct audit_origin *origin, int64_
     rec->active = true;
     rec->primary = req->make_primary;
     rec->created_at = timefmt_now();
+    rec->expires_at = req->key.expires_at;
+    if (rec->primary && rec->expires_at != 0) {
+        r = AK_ERR_PRIMARY_INVALID; /* a primary never expires but through rotation */
+        goto out_free;
+    }
     pthread_mutex_lock(&k->write_lock);
     if ((r = mint(k, req->key.type, rec, key, keysz)) == 0) {
         r = store_key_insert(k->store, origin, rec, k->max_keys, demoted);

@@ -35,19 +35,27 @@ json_t *accounts_json_account(struct keys *k, const struct account_rec *a)
                      time_or_null(a->created_at));
 }
 
-/* An event object; `changes` is stored JSON text, shown only when it parses as an object. */
+/* Stored JSON text as an object, or JSON null when absent or not an object. */
+static json_t *object_or_null(const char *text)
+{
+    json_t *o = text != NULL ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+
+    if (o != NULL && !json_is_object(o)) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o != NULL ? o : json_null();
+}
+
+/* An event object; `changes` and `details` are stored JSON text, shown only when they parse as objects. */
 static json_t *event_json(const struct audit_event *ev)
 {
-    json_t *changes = ev->changes != NULL ? json_loads(ev->changes, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    json_t *changes = object_or_null(ev->changes);
 
-    if (changes != NULL && !json_is_object(changes)) {
-        json_decref(changes);
-        changes = NULL;
-    }
-    return json_pack("{s:I,s:o,s:o,s:{s:s,s:o,s:o},s:s,s:{s:s,s:I},s:o,s:o,s:o}", "id", (json_int_t)ev->id, "at",
+    return json_pack("{s:I,s:o,s:o,s:{s:s,s:o,s:o},s:s,s:{s:s,s:I},s:o,s:o,s:o,s:o}", "id", (json_int_t)ev->id, "at",
                      time_or_null(ev->at), "account_id", id_or_null(ev->account_id), "actor", "type", ev->actor_type, "id",
                      id_or_null(ev->actor_id), "prefix", text_or_null(ev->actor_prefix), "action", ev->action, "target", "type",
-                     ev->target_type, "id", (json_int_t)ev->target_id, "changes", changes != NULL ? changes : json_null(),
+                     ev->target_type, "id", (json_int_t)ev->target_id, "changes", changes, "details", object_or_null(ev->details),
                      "client_ip", text_or_null(ev->client_ip), "request_id", text_or_null(ev->request_id));
 }
 

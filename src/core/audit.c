@@ -8,11 +8,14 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/timefmt.h"
 
 static const char *const ACTIONS[AUDIT_ACTION_COUNT] = {
     [AUDIT_KEY_CREATED] = "key.created",
     [AUDIT_KEY_UPDATED] = "key.updated",
     [AUDIT_KEY_DELETED] = "key.deleted",
+    [AUDIT_KEY_ROTATED] = "key.rotated",
+    [AUDIT_KEY_LEAKED] = "key.leaked",
     [AUDIT_ACCOUNT_CREATED] = "account.created",
     [AUDIT_ACCOUNT_UPDATED] = "account.updated",
     [AUDIT_ACCOUNT_SUSPENDED] = "account.suspended",
@@ -71,6 +74,7 @@ void audit_event_init(struct audit_event *ev, const struct audit_origin *origin,
     ev->target_id = target_id;
     snprintf(ev->client_ip, sizeof(ev->client_ip), "%s", origin->client_ip);
     snprintf(ev->request_id, sizeof(ev->request_id), "%s", origin->request_id);
+    ev->details = (char *)origin->details; /* borrowed: the event is written before the origin goes */
 }
 
 /* A change set being built; `failed` once an allocation failed (the set is then worthless). */
@@ -142,6 +146,25 @@ static int start_changes(struct changes *c, char **ret)
 #define KEY_TYPE(r) json_string(key_type_name((r)->type))
 #define KEY_ACTIVE(r) json_boolean((r)->active)
 #define KEY_PRIMARY(r) json_boolean((r)->primary)
+#define KEY_EXPIRES(r) time_or_null((r)->expires_at)
+#define KEY_ROTATED_FROM(r) id_or_null((r)->rotated_from)
+#define KEY_ROTATED_TO(r) id_or_null((r)->rotated_to)
+#define KEY_LEAKED(r) time_or_null((r)->leaked_at)
+
+/* A time as the API shows it, 0 as null (json_null never fails: NULL means out of memory). */
+static json_t *time_or_null(int64_t t)
+{
+    char buf[TIMEFMT_LEN + 1];
+
+    if (t == 0)
+        return json_null();
+    return timefmt_format(t, buf, sizeof(buf)) == 0 ? json_string(buf) : json_null();
+}
+
+static json_t *id_or_null(int64_t id)
+{
+    return id != 0 ? json_integer(id) : json_null();
+}
 
 int audit_key_changes(const struct key_rec *old, const struct key_rec *new, char **ret)
 {
@@ -153,6 +176,10 @@ int audit_key_changes(const struct key_rec *old, const struct key_rec *new, char
     FIELD(&c, "key_type", old, new, KEY_TYPE);
     FIELD(&c, "is_active", old, new, KEY_ACTIVE);
     FIELD(&c, "is_primary", old, new, KEY_PRIMARY);
+    FIELD(&c, "expires_at", old, new, KEY_EXPIRES);
+    FIELD(&c, "rotated_from", old, new, KEY_ROTATED_FROM);
+    FIELD(&c, "rotated_to", old, new, KEY_ROTATED_TO);
+    FIELD(&c, "leaked_at", old, new, KEY_LEAKED);
     return finish(&c, ret);
 }
 

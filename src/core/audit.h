@@ -28,6 +28,8 @@ enum audit_action {
     AUDIT_KEY_CREATED,
     AUDIT_KEY_UPDATED,
     AUDIT_KEY_DELETED,
+    AUDIT_KEY_ROTATED,
+    AUDIT_KEY_LEAKED,
     AUDIT_ACCOUNT_CREATED,
     AUDIT_ACCOUNT_UPDATED,
     AUDIT_ACCOUNT_SUSPENDED,
@@ -47,6 +49,7 @@ struct audit_origin {
     char actor_prefix[AUDIT_PREFIX_MAX + 1];   /* "" when none */
     char client_ip[AUDIT_IP_MAX + 1];          /* "" when none */
     char request_id[AUDIT_REQUEST_ID_MAX + 1]; /* "" when none */
+    const char *details;                       /* JSON object text for the event's `details`, or NULL */
 };
 
 /* One event, as the store writes and reads it: names as text, so that rows read back never fail to map. */
@@ -61,6 +64,7 @@ struct audit_event {
     char target_type[AUDIT_NAME_MAX + 1];
     int64_t target_id;
     char *changes; /* JSON object text, or NULL; owned by whoever filled the event */
+    char *details; /* JSON object text (why an automatic change was made, a leak report's source), or NULL; likewise */
     char client_ip[AUDIT_IP_MAX + 1];
     char request_id[AUDIT_REQUEST_ID_MAX + 1];
 };

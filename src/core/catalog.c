@@ -29,13 +29,18 @@ struct usage {
     _Atomic int64_t last_used; /* written by readers on every authenticated request (when the second changes) */
     _Atomic int64_t flushed;   /* the value known to be in the store */
     _Atomic unsigned refs;     /* worlds holding the key: a reload adopts the record, so no use is lost */
+    _Atomic int expiry;        /* EXPIRY_*: refused as expired (sticky, like the use record it lives in) */
 };
+
+enum { EXPIRY_NONE, EXPIRY_SEEN, EXPIRY_STORED }; /* seen: not yet written to the store */
 
 struct entry {
     int64_t id;
     int64_t account_id;
     int64_t created_at;
     int64_t version;
+    int64_t expires_at; /* 0: never */
+    int64_t rotated_from, rotated_to, leaked_at;
     struct usage *usage;
     uint8_t digest[DIGEST_LEN];
     char prefix[KEYFMT_PREFIX_LEN + 1];
@@ -82,6 +87,7 @@ struct catalog {
     _Atomic(struct world *) world;
     _Atomic(struct idset *) suspended; /* NULL: none */
     pthread_mutex_t wlock;
+    _Atomic unsigned expiry_pending; /* keys newly seen expired, for catalog_collect_expired */
     /* ids of deleted keys, sorted: ids are never reused, so a late event about one is ignored */
     int64_t *gone;
     size_t ngone, capgone;
@@ -341,7 +347,13 @@ static struct entry *entry_new(const struct key_rec *rec, struct usage *usage)
     e->account_id = rec->account_id;
     e->created_at = rec->created_at;
     e->version = rec->version;
+    e->expires_at = rec->expires_at;
+    e->rotated_from = rec->rotated_from;
+    e->rotated_to = rec->rotated_to;
+    e->leaked_at = rec->leaked_at;
     e->usage = usage;
+    if (rec->expiry_seen)
+        atomic_store(&usage->expiry, EXPIRY_STORED); /* the store's word: never lowered back */
     memcpy(e->digest, rec->digest, DIGEST_LEN);
     memcpy(e->prefix, rec->prefix, sizeof(e->prefix));
     e->prefix[KEYFMT_PREFIX_LEN] = '\0';
@@ -379,6 +391,7 @@ static struct usage *usage_new(int64_t last_used)
         atomic_init(&u->last_used, last_used);
         atomic_init(&u->flushed, last_used);
         atomic_init(&u->refs, 1);
+        atomic_init(&u->expiry, EXPIRY_NONE);
     }
     return u;
 }
@@ -392,6 +405,10 @@ static void entry_view(const struct entry *e, struct key_view *v)
     v->created_at = e->created_at;
     v->last_used = atomic_load_explicit(&e->usage->last_used, memory_order_relaxed);
     v->prefix = e->prefix;
+    v->expires_at = e->expires_at;
+    v->rotated_from = e->rotated_from;
+    v->rotated_to = e->rotated_to;
+    v->leaked_at = e->leaked_at;
     v->name_json = e->name_json;
     v->name_json_len = e->name_json_len;
 }
@@ -409,6 +426,11 @@ static void entry_to_rec(const struct entry *e, struct key_rec *rec)
     rec->created_at = e->created_at;
     rec->last_used = atomic_load_explicit(&e->usage->last_used, memory_order_relaxed);
     rec->version = e->version;
+    rec->expires_at = e->expires_at;
+    rec->rotated_from = e->rotated_from;
+    rec->rotated_to = e->rotated_to;
+    rec->leaked_at = e->leaked_at;
+    rec->expiry_seen = atomic_load_explicit(&e->usage->expiry, memory_order_relaxed) != EXPIRY_NONE;
 }
 
 /* A copy of `old` (may be NULL) with `drop` removed and/or `add` put in id order (either may be NULL). */
@@ -911,6 +933,22 @@ int catalog_get(struct catalog *cat, int64_t id, struct key_rec *ret)
     return r;
 }
 
+int catalog_find_digest(struct catalog *cat, const uint8_t digest[DIGEST_LEN], struct key_rec *ret)
+{
+    struct entry *e;
+    int r = AK_ERR_NOT_FOUND;
+
+    if (ebr_enter(&cat->ebr) != 0)
+        return AK_ERR_NOMEM;
+    e = ptable_find(TABLE(cat, by_digest), digest_key(digest), entry_digest_key);
+    if (e != NULL && CRYPTO_memcmp(e->digest, digest, DIGEST_LEN) == 0) {
+        entry_to_rec(e, ret);
+        r = 0;
+    }
+    ebr_exit(&cat->ebr);
+    return r;
+}
+
 bool catalog_digest_taken(struct catalog *cat, const uint8_t digest[DIGEST_LEN])
 {
     bool taken;
@@ -1012,8 +1050,24 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
     if (e == NULL || CRYPTO_memcmp(e->digest, digest, DIGEST_LEN) != 0)
         goto out;
     if (!e->active) {
-        r = AK_ERR_KEY_INACTIVE;
+        r = e->leaked_at != 0 ? AK_ERR_LEAKED : AK_ERR_KEY_INACTIVE;
         goto out;
+    }
+    /*
+     * Expiry is judged here, on every request, by this instance's clock: no
+     * background job is needed for it to hold. A key once refused stays
+     * refused (the mark is sticky and reaches the store within a flush), so
+     * a wall clock stepped backwards cannot make it valid again.
+     */
+    if (e->expires_at != 0) {
+        int seen = atomic_load_explicit(&e->usage->expiry, memory_order_relaxed);
+        if (seen != EXPIRY_NONE || now >= e->expires_at) {
+            int none = EXPIRY_NONE;
+            if (seen == EXPIRY_NONE && atomic_compare_exchange_strong(&e->usage->expiry, &none, EXPIRY_SEEN))
+                atomic_fetch_add(&cat->expiry_pending, 1);
+            r = AK_ERR_EXPIRED;
+            goto out;
+        }
     }
     /* Not a use: a suspended account's key is refused before last_used moves. */
     if (idset_has(atomic_load_explicit(&cat->suspended, memory_order_acquire), e->account_id)) {
@@ -1027,6 +1081,7 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
     ret->account_id = e->account_id;
     ret->type = (enum key_type)e->type;
     memcpy(ret->prefix, e->prefix, sizeof(ret->prefix));
+    ret->expires_at = e->expires_at;
     r = 0;
 out:
     ebr_exit(&cat->ebr);
@@ -1166,6 +1221,93 @@ void catalog_note_uses(struct catalog *cat, const struct key_use *uses, size_t n
 void catalog_mark_flushed(struct catalog *cat, const struct key_use *uses, size_t n)
 {
     raise_uses(cat, uses, n, false);
+}
+
+int catalog_collect_expired(struct catalog *cat, int64_t **ret, size_t *ret_n)
+{
+    int64_t *v = NULL, *nv;
+    struct ptable *t;
+    size_t n = 0, cap = 0;
+    int r = 0;
+
+    *ret = NULL;
+    *ret_n = 0;
+    /* Rare: only a scan when a key was newly refused as expired since the last call. */
+    if (atomic_exchange(&cat->expiry_pending, 0) == 0)
+        return 0;
+    if (ebr_enter(&cat->ebr) != 0) {
+        atomic_fetch_add(&cat->expiry_pending, 1);
+        return AK_ERR_NOMEM;
+    }
+    t = TABLE(cat, by_id);
+    for (size_t i = 0; t != NULL && i <= t->mask; i++) {
+        struct entry *e = atomic_load_explicit(&t->slot[i], memory_order_acquire);
+        if (e == NULL || e == TOMB || atomic_load_explicit(&e->usage->expiry, memory_order_relaxed) != EXPIRY_SEEN)
+            continue;
+        if (n == cap) {
+            cap = cap != 0 ? cap * 2 : 16;
+            if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+                r = AK_ERR_NOMEM;
+                break;
+            }
+            v = nv;
+        }
+        v[n++] = e->id;
+    }
+    ebr_exit(&cat->ebr);
+    if (r != 0) {
+        free(v);
+        atomic_fetch_add(&cat->expiry_pending, 1);
+        return r;
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
+void catalog_mark_expired_stored(struct catalog *cat, const int64_t *ids, size_t n, bool stored)
+{
+    struct ptable *t;
+
+    if (!stored) {
+        atomic_fetch_add(&cat->expiry_pending, 1); /* still EXPIRY_SEEN: the next collection takes them again */
+        return;
+    }
+    if (ebr_enter(&cat->ebr) != 0)
+        return;
+    t = TABLE(cat, by_id);
+    for (size_t i = 0; i < n; i++) {
+        struct entry *e = ptable_find(t, (uint64_t)ids[i], entry_id_key);
+        int seen = EXPIRY_SEEN;
+        if (e != NULL)
+            atomic_compare_exchange_strong(&e->usage->expiry, &seen, EXPIRY_STORED);
+    }
+    ebr_exit(&cat->ebr);
+}
+
+/* Visits every key (a copy of each, for the background sweeps). */
+void catalog_walk(struct catalog *cat, catalog_visit_cb cb, void *arg)
+{
+    struct key_rec *rec = malloc(sizeof(*rec));
+    struct ptable *t;
+
+    if (rec == NULL)
+        return;
+    if (ebr_enter(&cat->ebr) != 0) {
+        free(rec);
+        return;
+    }
+    t = TABLE(cat, by_id);
+    for (size_t i = 0; t != NULL && i <= t->mask; i++) {
+        struct entry *e = atomic_load_explicit(&t->slot[i], memory_order_acquire);
+        if (e == NULL || e == TOMB)
+            continue;
+        entry_to_rec(e, rec);
+        cb(arg, rec);
+    }
+    ebr_exit(&cat->ebr);
+    OPENSSL_cleanse(rec->digest, sizeof(rec->digest));
+    free(rec);
 }
 
 size_t catalog_size(struct catalog *cat)

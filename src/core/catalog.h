@@ -36,6 +36,10 @@ struct key_view {
     int64_t created_at;
     int64_t last_used;     /* 0: never */
     const char *prefix;    /* NUL-terminated */
+    int64_t expires_at;    /* 0: never */
+    int64_t rotated_from;  /* 0: none */
+    int64_t rotated_to;    /* 0: none */
+    int64_t leaked_at;     /* 0: never */
     const char *name_json; /* the name as a JSON string literal, quotes included */
     size_t name_json_len;
 };
@@ -85,14 +89,19 @@ int catalog_remove(struct catalog *cat, int64_t id);
 /* Copies the key `id` into `ret`. AK_ERR_NOT_FOUND if absent. */
 int catalog_get(struct catalog *cat, int64_t id, struct key_rec *ret);
 
+/* Copies the key with `digest` (compared in constant time) into `ret`, whatever its state. AK_ERR_NOT_FOUND if none. */
+int catalog_find_digest(struct catalog *cat, const uint8_t digest[DIGEST_LEN], struct key_rec *ret);
+
 /* Whether a key with this digest (or the same index slot) exists. */
 bool catalog_digest_taken(struct catalog *cat, const uint8_t digest[DIGEST_LEN]);
 
 /*
  * Looks up the key with `digest` (compared in constant time). If it is
- * active and its account is not suspended, records `now` as its last use
- * and fills `ret`. Returns 0, AK_ERR_KEY_UNKNOWN, AK_ERR_KEY_INACTIVE or
- * AK_ERR_SUSPENDED.
+ * active, not expired at `now` (nor ever refused as expired: see
+ * catalog_collect_expired) and its account is not suspended, records `now`
+ * as its last use and fills `ret`. Returns 0, AK_ERR_KEY_UNKNOWN,
+ * AK_ERR_LEAKED (an inactive key reported leaked), AK_ERR_KEY_INACTIVE,
+ * AK_ERR_EXPIRED or AK_ERR_SUSPENDED.
  */
 int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], int64_t now, struct principal *ret);
 
@@ -129,6 +138,18 @@ void catalog_note_uses(struct catalog *cat, const struct key_use *uses, size_t n
 
 /* Records that the given uses are durable. */
 void catalog_mark_flushed(struct catalog *cat, const struct key_use *uses, size_t n);
+
+/*
+ * The keys refused as expired since the last call whose mark is not in the
+ * store yet (*ret malloc'd, NULL when none; caller frees). The caller
+ * writes them and reports with catalog_mark_expired_stored (stored: false
+ * when that failed, so that they are collected again).
+ */
+int catalog_collect_expired(struct catalog *cat, int64_t **ret, size_t *ret_n);
+void catalog_mark_expired_stored(struct catalog *cat, const int64_t *ids, size_t n, bool stored);
+
+/* Calls `cb` with a copy of every key, in no particular order (the background sweeps). `cb` must not call into the catalog. */
+void catalog_walk(struct catalog *cat, catalog_visit_cb cb, void *arg);
 
 /* Number of keys. */
 size_t catalog_size(struct catalog *cat);

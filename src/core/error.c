@@ -52,6 +52,14 @@ const char *ak_strerror(int err)
         return "the account is suspended";
     case AK_ERR_BELOW_COUNT:
         return "the account has more keys than this cap";
+    case AK_ERR_SIGNATURE:
+        return "the signature does not verify";
+    case AK_ERR_EXPIRED:
+        return "the key has expired";
+    case AK_ERR_LEAKED:
+        return "the key was reported leaked";
+    case AK_ERR_ROTATED:
+        return "the key was rotated already";
     case AK_ERR_STALE:
         return "the key store has not been heard from for too long";
     }

@@ -26,9 +26,20 @@ struct key_rec {
     bool active;
     bool primary;
     int64_t created_at;
-    int64_t last_used; /* 0: never used */
-    int64_t version;   /* store's change counter for this row (0 where the store keeps none) */
+    int64_t last_used;    /* 0: never used */
+    int64_t version;      /* store's change counter for this row (0 where the store keeps none) */
+    int64_t expires_at;   /* 0: never */
+    int64_t rotated_from; /* the key this one replaced by rotation; 0: none */
+    int64_t rotated_to;   /* the key that replaced this one; 0: not rotated */
+    int64_t leaked_at;    /* when it was reported leaked; 0: never */
+    bool expiry_seen;     /* refused as expired once: stays expired whatever the clock says later */
 };
+
+/* Whether `rec` is expired at `now` (or was once seen so: a clock stepped back does not revive it). */
+static inline bool key_expired(const struct key_rec *rec, int64_t now)
+{
+    return rec->expires_at != 0 && (rec->expiry_seen || now >= rec->expires_at);
+}
 
 /* A use of a key (for last_used), as the catalog hands it to the store. */
 struct key_use {
@@ -42,6 +53,7 @@ struct principal {
     int64_t account_id;
     enum key_type type;
     char prefix[KEYFMT_PREFIX_LEN + 1];
+    int64_t expires_at; /* 0: never */
 };
 
 #endif

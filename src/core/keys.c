@@ -227,6 +227,7 @@ int keys_create(struct keys *k, const struct audit_origin *origin, const struct 
     rec->active = true;
     rec->primary = false;
     rec->created_at = timefmt_now();
+    rec->expires_at = req->expires_at;
     if ((r = mint(k, req->type, rec, ret_key, keysz)) != 0)
         goto out;
     r = store_key_insert(k->store, origin, rec, k->max_keys, NULL);
@@ -242,14 +243,23 @@ out:
     return r;
 }
 
+struct patch_ctx {
+    const struct patch_req *req;
+    int64_t now;
+};
+
 /*
  * The update rules, run by the store inside its transaction on the current
  * row: the PATCH applied to it must leave the account with exactly one
- * primary key, active and production.
+ * primary key, production, without an expiry, and active unless it was
+ * reported leaked (a leaked primary stays primary, refused, until the
+ * account rotates it or makes another key primary). An expired key stays
+ * expired and a leaked key stays inactive.
  */
 static int apply_patch(void *arg, const struct key_rec *cur, int64_t primary_id, struct key_rec *next)
 {
-    const struct patch_req *req = arg;
+    const struct patch_ctx *pc = arg;
+    const struct patch_req *req = pc->req;
 
     *next = *cur;
     if (req->has_name)
@@ -258,17 +268,26 @@ static int apply_patch(void *arg, const struct key_rec *cur, int64_t primary_id,
         next->active = req->active;
     if (req->has_primary)
         next->primary = req->primary;
-    if (primary_id == cur->id && (!next->primary || !next->active))
+    if (req->has_expires_at) {
+        if (key_expired(cur, pc->now) && req->expires_at != cur->expires_at)
+            return AK_ERR_EXPIRED;
+        next->expires_at = req->expires_at;
+    }
+    if (cur->leaked_at != 0 && next->active)
+        return AK_ERR_LEAKED;
+    if (primary_id == cur->id && (!next->primary || (!next->active && cur->leaked_at == 0) || next->expires_at != 0))
         return AK_ERR_PRIMARY_PROTECTED;
-    if (next->primary && (!next->active || next->type != KEY_TYPE_PRODUCTION))
+    if (next->primary && primary_id != cur->id &&
+        (!next->active || next->type != KEY_TYPE_PRODUCTION || next->expires_at != 0 || key_expired(next, pc->now)))
         return AK_ERR_PRIMARY_INVALID;
     return 0;
 }
 
+/* A leaked key's row is the account's record of what happened: it is never deleted (but with its account). */
 static int check_delete(void *arg, const struct key_rec *cur)
 {
     (void)arg;
-    return cur->primary ? AK_ERR_PRIMARY_PROTECTED : 0;
+    return cur->primary ? AK_ERR_PRIMARY_PROTECTED : cur->leaked_at != 0 ? AK_ERR_LEAKED : 0;
 }
 
 struct primaries {
@@ -332,6 +351,7 @@ int keys_update(struct keys *k, const struct audit_origin *origin, const struct 
                 const struct patch_req *req, struct key_rec *ret)
 {
     struct key_rec *rec = malloc(sizeof(*rec)), *demoted = malloc(sizeof(*demoted));
+    struct patch_ctx pc = {.req = req, .now = timefmt_now()};
     int64_t last_used;
     int r;
 
@@ -344,7 +364,7 @@ int keys_update(struct keys *k, const struct audit_origin *origin, const struct 
     if ((r = keys_target(k, who, id, rec)) != 0)
         goto out;
     last_used = rec->last_used; /* memory is ahead of the store by up to a flush interval */
-    if ((r = store_key_update(k->store, origin, who->account_id, id, apply_patch, (void *)req, rec, demoted)) != 0) {
+    if ((r = store_key_update(k->store, origin, who->account_id, id, apply_patch, &pc, rec, demoted)) != 0) {
         if (r == AK_ERR_NOT_FOUND)
             forget(k, id); /* deleted elsewhere */
         r = settle(k, r, 0);
@@ -385,18 +405,33 @@ out:
     return r;
 }
 
+/* Writes the keys newly refused as expired, so that the refusal outlives a restart and a clock stepped back. */
+static int flush_expired(struct keys *k)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int r;
+
+    if ((r = catalog_collect_expired(k->cat, &ids, &n)) != 0 || n == 0)
+        return r;
+    r = store_expiry_seen(k->store, ids, n);
+    catalog_mark_expired_stored(k->cat, ids, n, r == 0);
+    free(ids);
+    return r;
+}
+
 int keys_flush_uses(struct keys *k)
 {
     struct key_use *uses = NULL;
     size_t n = 0;
-    int r;
+    int r, re = flush_expired(k);
 
     if ((r = catalog_collect_uses(k->cat, &uses, &n)) != 0 || n == 0)
-        return r;
+        return r != 0 ? r : re;
     if ((r = store_last_used_flush(k->store, uses, n)) == 0)
         catalog_mark_flushed(k->cat, uses, n);
     free(uses);
-    return r;
+    return r != 0 ? r : re;
 }
 
 /* A change from elsewhere that the catalog could not take (out of memory) is caught up by a reload. */

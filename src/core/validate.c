@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/timefmt.h"
 
 /* Unicode White_Space outside the control ranges (which are refused anyway). */
 static bool is_space(unsigned cp)
@@ -187,6 +188,63 @@ static int unknown_field(const char *field, const char *allowed, char *msg, size
 }
 
 /* A create body; with `issue` non-NULL, also the operator's "make_primary". */
+/* expires_at: an RFC 3339 date-time, or null (0). Its range is checked against the clock by validate_expiry. */
+static int take_expires_at(json_t *v, int64_t *ret, char *msg, size_t msglen)
+{
+    if (json_is_null(v)) {
+        *ret = 0;
+        return 0;
+    }
+    if (!json_is_string(v) || timefmt_parse(json_string_value(v), json_string_length(v), ret) != 0) {
+        snprintf(msg, msglen, "expires_at must be an RFC 3339 date-time such as \"2030-01-15T10:00:00Z\", or null");
+        return AK_ERR_INVALID;
+    }
+    return 0;
+}
+
+int validate_expiry(int64_t t, int64_t now, char *msg, size_t msglen)
+{
+    if (t <= now) {
+        snprintf(msg, msglen, "expires_at must be in the future");
+        return AK_ERR_INVALID;
+    }
+    if (t > now + VALIDATE_EXPIRY_MAX_S) {
+        snprintf(msg, msglen, "expires_at must be at most 10 years ahead");
+        return AK_ERR_INVALID;
+    }
+    return 0;
+}
+
+int validate_rotate(const char *body, size_t len, int64_t *ret_grace, char *msg, size_t msglen)
+{
+    const char *field;
+    json_t *root = NULL, *v;
+    int r;
+
+    *ret_grace = VALIDATE_GRACE_DEFAULT_S;
+    if (body == NULL || len == 0)
+        return 0; /* no body: every default */
+    if ((r = parse_object(body, len, &root, msg, msglen)) != 0)
+        return r;
+    json_object_foreach(root, field, v)
+    {
+        if (strcmp(field, "grace_period_seconds") != 0) {
+            r = unknown_field(field, "grace_period_seconds", msg, msglen);
+            goto out;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > VALIDATE_GRACE_MAX_S) {
+            snprintf(msg, msglen, "grace_period_seconds must be an integer from 0 to %d", VALIDATE_GRACE_MAX_S);
+            r = AK_ERR_INVALID;
+            goto out;
+        }
+        *ret_grace = (int64_t)json_integer_value(v);
+    }
+    r = 0;
+out:
+    json_decref(root);
+    return r;
+}
+
 static int parse_create(const char *body, size_t len, struct create_req *ret, struct issue_req *issue, char *msg, size_t msglen)
 {
     struct create_req req;
@@ -219,8 +277,12 @@ static int parse_create(const char *body, size_t len, struct create_req *ret, st
                 goto out;
             }
             has_type = true;
+        } else if (strcmp(field, "expires_at") == 0) {
+            if ((r = take_expires_at(v, &req.expires_at, msg, msglen)) != 0)
+                goto out;
         } else {
-            r = unknown_field(field, issue != NULL ? "name, key_type, make_primary" : "name, key_type", msg, msglen);
+            r = unknown_field(field, issue != NULL ? "name, key_type, expires_at, make_primary" : "name, key_type, expires_at", msg,
+                              msglen);
             goto out;
         }
     }
@@ -408,13 +470,17 @@ int validate_patch(const char *body, size_t len, struct patch_req *ret, char *ms
                 req.has_primary = true;
                 req.primary = json_is_true(v);
             }
+        } else if (strcmp(field, "expires_at") == 0) {
+            if ((r = take_expires_at(v, &req.expires_at, msg, msglen)) != 0)
+                goto out;
+            req.has_expires_at = true;
         } else {
-            r = unknown_field(field, "name, is_active, is_primary", msg, msglen);
+            r = unknown_field(field, "name, is_active, is_primary, expires_at", msg, msglen);
             goto out;
         }
     }
-    if (!req.has_name && !req.has_active && !req.has_primary) {
-        snprintf(msg, msglen, "set at least one of name, is_active, is_primary");
+    if (!req.has_name && !req.has_active && !req.has_primary && !req.has_expires_at) {
+        snprintf(msg, msglen, "set at least one of name, is_active, is_primary, expires_at");
         r = AK_ERR_INVALID;
         goto out;
     }

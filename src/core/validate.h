@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/account.h"
 #include "core/key.h"
@@ -14,16 +15,21 @@
 #define VALIDATE_BODY_MAX (64 * 1024)
 #define VALIDATE_DEPTH_MAX 32
 #define VALIDATE_MSG_MAX 160
+#define VALIDATE_EXPIRY_MAX_S (10 * 366 * 86400LL) /* expires_at at most 10 years ahead (leap days included) */
+#define VALIDATE_GRACE_DEFAULT_S 86400             /* a rotation's default overlap */
+#define VALIDATE_GRACE_MAX_S 2592000               /* 30 days */
 
 struct create_req {
     char name[KEY_NAME_MAX_BYTES + 1];
     enum key_type type;
+    int64_t expires_at; /* 0: never */
 };
 
 struct patch_req {
-    bool has_name, has_active, has_primary;
+    bool has_name, has_active, has_primary, has_expires_at;
     char name[KEY_NAME_MAX_BYTES + 1];
     bool active, primary;
+    int64_t expires_at; /* 0: null, clear it */
 };
 
 /*
@@ -47,8 +53,20 @@ int validate_json_depth(const char *body, size_t len, int max);
  */
 int validate_create(const char *body, size_t len, struct create_req *ret, char *msg, size_t msglen);
 
-/* Same for an update body ({"name", "is_active", "is_primary"}, at least one). */
+/* Same for an update body ({"name", "is_active", "is_primary", "expires_at"}, at least one). */
 int validate_patch(const char *body, size_t len, struct patch_req *ret, char *msg, size_t msglen);
+
+/*
+ * Whether `t`, a parsed expires_at, is acceptable at `now`: in the future
+ * and at most 10 years ahead. 0 or AK_ERR_INVALID with a reason.
+ */
+int validate_expiry(int64_t t, int64_t now, char *msg, size_t msglen);
+
+/*
+ * Parses a rotation body: none at all, or {"grace_period_seconds": 0..2592000}.
+ * *ret_grace is VALIDATE_GRACE_DEFAULT_S when absent. Errors as validate_create.
+ */
+int validate_rotate(const char *body, size_t len, int64_t *ret_grace, char *msg, size_t msglen);
 
 /* An operator's new account: {"name", "external_id"?, "max_keys"?}. external_id "" and max_keys 0 when absent or null. */
 struct account_create_req {

@@ -15,13 +15,14 @@
 #include "core/admin.h"
 #include "core/error.h"
 #include "core/keys.h"
+#include "core/lifecycle.h"
 #include "core/timefmt.h"
 #include "http/api.h"
 #include "http/job.h"
 #include "http/query.h"
 #include "http/render.h"
 
-enum admin_op { OP_CREATE, OP_LIST, OP_GET, OP_UPDATE, OP_DELETE, OP_ISSUE, OP_EVENTS };
+enum admin_op { OP_CREATE, OP_LIST, OP_GET, OP_UPDATE, OP_DELETE, OP_ISSUE, OP_EVENTS, OP_ROTATE };
 
 struct admin_job {
     struct job super; /* first */
@@ -33,7 +34,9 @@ struct admin_job {
         struct account_create_req create;
         struct account_patch_req patch;
         struct issue_req issue;
+        int64_t grace;
     } in;
+    int64_t key_id; /* OP_ROTATE: the key (id is the account) */
     /* listings */
     int64_t after;  /* accounts: ids above; events: ids below (0: from the newest) */
     unsigned limit; /* the page asked for */
@@ -44,7 +47,7 @@ struct admin_job {
     /* results */
     int r;
     struct account_rec acct;
-    struct key_rec rec;
+    struct key_rec rec, old;
     char key[KEYFMT_MAX_LEN + 1];
     char *body; /* a rendered page (malloc'd) */
 };
@@ -73,6 +76,10 @@ static void admin_run(struct job *j)
         return;
     case OP_ISSUE:
         job->r = accounts_issue_key(k, &job->origin, job->id, &job->in.issue, &job->rec, job->key, sizeof(job->key));
+        return;
+    case OP_ROTATE:
+        job->r = lifecycle_rotate(k, &job->origin, NULL, job->id, job->key_id, job->in.grace, &job->rec, job->key, sizeof(job->key),
+                                  &job->old);
         return;
     case OP_LIST:
     case OP_EVENTS:
@@ -144,7 +151,10 @@ static void admin_answer(struct job *j, struct exchange *x)
         return;
     }
     if (job->r != 0) {
-        api_respond_error_for(x, job->r, job->op == OP_ISSUE && job->r != AK_ERR_NOT_FOUND ? "API key" : "account");
+        api_respond_error_for(x, job->r,
+                              job->op == OP_ROTATE                                ? "API key"
+                              : job->op == OP_ISSUE && job->r != AK_ERR_NOT_FOUND ? "API key"
+                                                                                  : "account");
         return;
     }
     switch (job->op) {
@@ -159,6 +169,7 @@ static void admin_answer(struct job *j, struct exchange *x)
         respond_empty(x, 204);
         return;
     case OP_ISSUE:
+    case OP_ROTATE:
         api_answer_created_key(x, &job->rec, job->key);
         return;
     case OP_LIST:
@@ -248,7 +259,7 @@ static int take_cursor(struct api_handler *api, struct exchange *x, const struct
 /* ---- routes ---- */
 
 /* Authenticates an admin token into the job's origin; answers 401/429/503 and returns -1 when refused. */
-static int admin_auth(struct api_handler *api, struct exchange *x, struct audit_origin *origin)
+int api_admin_auth(struct api_handler *api, struct exchange *x, struct audit_origin *origin)
 {
     const char *hdr;
     size_t len;
@@ -292,6 +303,8 @@ static struct admin_job *body_job(struct api_handler *api, struct exchange *x, e
     r = op == OP_CREATE   ? validate_account_create(b, n, &job->in.create, msg, sizeof(msg))
         : op == OP_UPDATE ? validate_account_patch(b, n, &job->in.patch, msg, sizeof(msg))
                           : validate_issue(b, n, &job->in.issue, msg, sizeof(msg));
+    if (r == 0 && op == OP_ISSUE && job->in.issue.key.expires_at != 0)
+        r = validate_expiry(job->in.issue.key.expires_at, timefmt_now(), msg, sizeof(msg));
     if (r != 0) {
         api_respond_validation(x, r, msg);
         free(job);
@@ -375,6 +388,8 @@ void admin_handle(struct api_handler *api, struct exchange *x, const struct rout
         allowed = get || patch || del;
         break;
     case ROUTE_ADMIN_ACCOUNT_KEYS:
+    case ROUTE_ADMIN_KEY_ROTATE:
+    case ROUTE_ADMIN_LEAKED_KEYS:
         allowed = post;
         break;
     default:
@@ -385,10 +400,15 @@ void admin_handle(struct api_handler *api, struct exchange *x, const struct rout
         api_respond_method(x, rt->id);
         return;
     }
-    if (admin_auth(api, x, &origin) != 0)
+    if (api_admin_auth(api, x, &origin) != 0)
         return;
-    if ((rt->id == ROUTE_ADMIN_ACCOUNT || rt->id == ROUTE_ADMIN_ACCOUNT_KEYS) && rt->key_id == 0) {
+    if ((rt->id == ROUTE_ADMIN_ACCOUNT || rt->id == ROUTE_ADMIN_ACCOUNT_KEYS || rt->id == ROUTE_ADMIN_KEY_ROTATE) &&
+        rt->key_id == 0) {
         api_respond_error_for(x, AK_ERR_NOT_FOUND, "account");
+        return;
+    }
+    if (rt->id == ROUTE_ADMIN_KEY_ROTATE && rt->sub_id == 0) {
+        api_respond_error_for(x, AK_ERR_NOT_FOUND, "API key");
         return;
     }
     switch (rt->id) {
@@ -401,6 +421,17 @@ void admin_handle(struct api_handler *api, struct exchange *x, const struct rout
     case ROUTE_ADMIN_ACCOUNT_KEYS:
         job = body_job(api, x, OP_ISSUE);
         break;
+    case ROUTE_ADMIN_KEY_ROTATE:
+        if ((job = admin_job_new(api, x, OP_ROTATE)) != NULL && api_rotate_body(x, &job->in.grace) != 0) {
+            free(job);
+            job = NULL;
+        }
+        if (job != NULL)
+            job->key_id = rt->sub_id;
+        break;
+    case ROUTE_ADMIN_LEAKED_KEYS:
+        leaks_handle_admin(api, x, &origin);
+        return;
     default:
         job = list_events(api, x, 0);
         break;

@@ -38,6 +38,9 @@ void api_respond_error_for(struct exchange *x, int err, const char *what);
 /* The same for keys. */
 void api_respond_core_error(struct exchange *x, int err);
 
+/* Whether the request's Content-Type is application/json (parameters allowed). */
+bool api_is_json(h2o_req_t *req);
+
 /* Checks size and media type of the body; answers 413/415 and returns -1 when refused. */
 int api_check_body(struct exchange *x);
 
@@ -72,6 +75,19 @@ void api_answer_created_key(struct exchange *x, const struct key_rec *rec, const
 /* Renders a key record (not the catalog's encoded form) into a new buffer of `pool`; `extra` goes before the closing brace. */
 struct render_buf;
 void api_render_key(struct render_buf *b, h2o_mem_pool_t *pool, const struct key_rec *rec, const char *extra, size_t extra_len);
+
+/* Reads a rotation's optional body (none: the default grace). 0, or -1 when it answered 413/415/400/422. */
+int api_rotate_body(struct exchange *x, int64_t *ret_grace);
+
+/*
+ * Authenticates an admin token: 0 with `origin` filled (actor, address,
+ * request id), or -1 when it answered (401, 429, 503). admin.c.
+ */
+int api_admin_auth(struct api_handler *api, struct exchange *x, struct audit_origin *origin);
+
+/* GitHub secret scanning's reports (POST /v1/leaks/github) and the operators' (POST /v1/admin/leaked-keys); leaks.c. */
+void leaks_handle_github(struct api_handler *api, struct exchange *x);
+void leaks_handle_admin(struct api_handler *api, struct exchange *x, const struct audit_origin *origin);
 
 /* The operator API (/v1/admin/...), admin.c. */
 void admin_handle(struct api_handler *api, struct exchange *x, const struct route *rt);

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/keys.h"
+#include "core/lifecycle.h"
 #include "core/netaddr.h"
 #include "core/throttle.h"
 #include "core/timefmt.h"
@@ -73,10 +74,21 @@ void api_respond_error_for(struct exchange *x, int err, const char *what)
         return;
     case AK_ERR_PRIMARY_PROTECTED:
         respond_error(x, 409, "primary_key_protected",
-                      "the primary key cannot be deleted, deactivated or demoted; make another key primary first");
+                      "the primary key cannot be deleted, deactivated, demoted or given an expiry; make another key primary "
+                      "first, or rotate it");
         return;
     case AK_ERR_PRIMARY_INVALID:
-        respond_error(x, 409, "primary_key_invalid", "only an active production key can be the primary key");
+        respond_error(x, 409, "primary_key_invalid", "only an active production key without an expiry can be the primary key");
+        return;
+    case AK_ERR_EXPIRED:
+        respond_error(x, 409, "key_expired", "this key has expired, and an expired key stays expired; create or rotate a key");
+        return;
+    case AK_ERR_LEAKED:
+        respond_error(x, 409, "key_leaked",
+                      "this key was reported leaked: it stays deactivated and its record is kept; rotate it for a replacement");
+        return;
+    case AK_ERR_ROTATED:
+        respond_error(x, 409, "already_rotated", "this key was rotated already; rotate its replacement (rotated_to) instead");
         return;
     case AK_ERR_UNAVAILABLE:
         respond_header(x, "retry-after", "1");
@@ -138,6 +150,12 @@ static void respond_unauthorized(struct exchange *x, int err)
         return;
     case AK_ERR_KEY_INACTIVE:
         respond_error(x, 401, "key_inactive", "this API key has been deactivated");
+        return;
+    case AK_ERR_EXPIRED:
+        respond_error(x, 401, "key_expired", "this API key has expired");
+        return;
+    case AK_ERR_LEAKED:
+        respond_error(x, 401, "key_leaked", "this API key was reported leaked and has been deactivated");
         return;
     }
     respond_error(x, 401, "invalid_api_key", "the API key is not valid");
@@ -277,7 +295,7 @@ static int authenticate(struct api_handler *api, struct exchange *x, struct prin
     return 0;
 }
 
-static bool is_json_media_type(h2o_req_t *req)
+bool api_is_json(h2o_req_t *req)
 {
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     const char *v;
@@ -301,7 +319,7 @@ int api_check_body(struct exchange *x)
         respond_error(x, 413, "payload_too_large", "the request body must be at most 64 KiB");
         return -1;
     }
-    if (!is_json_media_type(x->req)) {
+    if (!api_is_json(x->req)) {
         respond_error(x, 415, "unsupported_media_type", "send the request body as Content-Type: application/json");
         return -1;
     }
@@ -331,6 +349,10 @@ void api_render_key(struct render_buf *b, h2o_mem_pool_t *pool, const struct key
                          .created_at = rec->created_at,
                          .last_used = rec->last_used,
                          .prefix = rec->prefix,
+                         .expires_at = rec->expires_at,
+                         .rotated_from = rec->rotated_from,
+                         .rotated_to = rec->rotated_to,
+                         .leaked_at = rec->leaked_at,
                          .name_json = name_json != NULL ? name_json : "\"\"",
                          .name_json_len = name_json != NULL ? strlen(name_json) : 2};
 
@@ -368,7 +390,7 @@ static void on_list(struct api_handler *api, struct exchange *x, const struct pr
 }
 
 /* A write to keys in flight (job.h). */
-enum job_op { OP_CREATE, OP_UPDATE, OP_DELETE };
+enum job_op { OP_CREATE, OP_UPDATE, OP_DELETE, OP_ROTATE };
 
 struct key_job {
     struct job super; /* first */
@@ -380,9 +402,10 @@ struct key_job {
     union {
         struct create_req create;
         struct patch_req patch;
+        int64_t grace;
     } in;
     int r;
-    struct key_rec rec;
+    struct key_rec rec, old;
     char key[KEYFMT_MAX_LEN + 1];
 };
 
@@ -400,6 +423,10 @@ static void key_job_run(struct job *j)
         break;
     case OP_DELETE:
         job->r = keys_delete(job->api->keys, &job->origin, &job->who, job->id);
+        break;
+    case OP_ROTATE:
+        job->r = lifecycle_rotate(job->api->keys, &job->origin, &job->who, job->who.account_id, job->id, job->in.grace, &job->rec,
+                                  job->key, sizeof(job->key), &job->old);
         break;
     }
 }
@@ -426,7 +453,7 @@ static void key_job_answer(struct job *j, struct exchange *x)
 
     if (job->r != 0) {
         api_respond_core_error(x, job->r);
-    } else if (job->op == OP_CREATE) {
+    } else if (job->op == OP_CREATE || job->op == OP_ROTATE) {
         api_answer_created_key(x, &job->rec, job->key);
     } else if (job->op == OP_UPDATE) {
         api_render_key(&b, &x->req->pool, &job->rec, NULL, 0);
@@ -468,7 +495,9 @@ static void on_create(struct api_handler *api, struct exchange *x, const struct 
         api_respond_core_error(x, AK_ERR_NOMEM);
         return;
     }
-    if ((r = validate_create(x->req->entity.base, x->req->entity.len, &job->in.create, msg, sizeof(msg))) != 0) {
+    if ((r = validate_create(x->req->entity.base, x->req->entity.len, &job->in.create, msg, sizeof(msg))) != 0 ||
+        (job->in.create.expires_at != 0 &&
+         (r = validate_expiry(job->in.create.expires_at, timefmt_now(), msg, sizeof(msg))) != 0)) {
         api_respond_validation(x, r, msg);
         free(job);
         return;
@@ -499,10 +528,53 @@ static void on_update(struct api_handler *api, struct exchange *x, const struct 
     }
     if (api_check_body(x) != 0)
         goto fail;
-    if ((r = validate_patch(x->req->entity.base, x->req->entity.len, &job->in.patch, msg, sizeof(msg))) != 0) {
+    if ((r = validate_patch(x->req->entity.base, x->req->entity.len, &job->in.patch, msg, sizeof(msg))) != 0 ||
+        (job->in.patch.has_expires_at && job->in.patch.expires_at != 0 &&
+         (r = validate_expiry(job->in.patch.expires_at, timefmt_now(), msg, sizeof(msg))) != 0)) {
         api_respond_validation(x, r, msg);
         goto fail;
     }
+    job_submit(api->writer, &job->super);
+    return;
+fail:
+    free(job);
+}
+
+int api_rotate_body(struct exchange *x, int64_t *ret_grace)
+{
+    char msg[VALIDATE_MSG_MAX];
+    int r;
+
+    /* The body is optional: none at all takes every default. */
+    if (x->req->entity.len == 0) {
+        *ret_grace = VALIDATE_GRACE_DEFAULT_S;
+        return 0;
+    }
+    if (api_check_body(x) != 0)
+        return -1;
+    if ((r = validate_rotate(x->req->entity.base, x->req->entity.len, ret_grace, msg, sizeof(msg))) != 0) {
+        api_respond_validation(x, r, msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_rotate(struct api_handler *api, struct exchange *x, const struct principal *who, int64_t id)
+{
+    struct key_job *job;
+    int r;
+
+    if ((job = key_job_new(api, x, who, OP_ROTATE)) == NULL) {
+        api_respond_core_error(x, AK_ERR_NOMEM);
+        return;
+    }
+    job->id = id;
+    if ((r = keys_target(api->keys, who, id, &job->rec)) != 0) {
+        api_respond_core_error(x, r);
+        goto fail;
+    }
+    if (api_rotate_body(x, &job->in.grace) != 0)
+        goto fail;
     job_submit(api->writer, &job->super);
     return;
 fail:
@@ -556,6 +628,7 @@ static bool verify_token_ok(struct api_handler *api, h2o_req_t *req)
 static void on_verify(struct api_handler *api, struct exchange *x)
 {
     struct principal who;
+    char *soon;
 
     if (!verify_token_ok(api, x->req)) {
         respond_error(x, 403, "invalid_verify_token", "this endpoint requires the gateway's X-Verify-Token");
@@ -567,6 +640,12 @@ static void on_verify(struct api_handler *api, struct exchange *x)
     respond_header(x, "x-key-id", pool_i64(&x->req->pool, who.key_id));
     respond_header(x, "x-key-type", key_type_name(who.type));
     respond_header(x, "x-key-prefix", h2o_strdup(&x->req->pool, who.prefix, SIZE_MAX).base);
+    /* The gateway (or the API owner) can warn the customer of an expiry this close. */
+    if (who.expires_at != 0 && who.expires_at - timefmt_now() <= LIFECYCLE_SOON_S) {
+        soon = h2o_mem_alloc_pool(&x->req->pool, TIMEFMT_LEN + 1);
+        if (timefmt_format(who.expires_at, soon, TIMEFMT_LEN + 1) == 0)
+            respond_header(x, "x-key-expires-at", soon);
+    }
     respond_empty(x, 204);
 }
 
@@ -656,6 +735,23 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (router_is_admin(rt.id)) {
         admin_handle(api, &x, &rt);
+        return 0;
+    }
+    if (rt.id == ROUTE_LEAKS_GITHUB) {
+        leaks_handle_github(api, &x);
+        return 0;
+    }
+    if (rt.id == ROUTE_KEY_ROTATE) {
+        if (!api_method_is(req, "POST")) {
+            api_respond_method(&x, rt.id);
+            return 0;
+        }
+        if (authenticate(api, &x, &who) != 0)
+            return 0;
+        if (rt.key_id == 0)
+            api_respond_core_error(&x, AK_ERR_NOT_FOUND);
+        else
+            on_rotate(api, &x, &who, rt.key_id);
         return 0;
     }
     if (rt.id == ROUTE_AUDIT) {

@@ -68,13 +68,31 @@ static void render_time(struct render_buf *b, int64_t t)
     b->p[b->len++] = '"';
 }
 
+static void render_time_or_null(struct render_buf *b, int64_t t)
+{
+    if (t != 0)
+        render_time(b, t);
+    else
+        LIT(b, "null");
+}
+
+static void render_id_or_null(struct render_buf *b, int64_t id)
+{
+    if (id != 0)
+        render_i64(b, id);
+    else
+        LIT(b, "null");
+}
+
 size_t render_key_max(const struct key_view *v, size_t extra_len)
 {
     /* The longer of each pair of alternatives in render_key, and the widest number and times. */
     return sizeof("{\"id\":") - 1 + sizeof("-9223372036854775808") - 1 + sizeof(",\"name\":") - 1 + v->name_json_len +
            sizeof(",\"key_type\":\"production\"") - 1 + extra_len + sizeof(",\"key_prefix\":\"") - 1 + strlen(v->prefix) +
            sizeof("\",\"is_active\":false") - 1 + sizeof(",\"is_primary\":false,\"created_at\":") - 1 + TIMEFMT_LEN + 2 +
-           sizeof(",\"last_used\":") - 1 + TIMEFMT_LEN + 2 + sizeof("}") - 1;
+           sizeof(",\"last_used\":") - 1 + TIMEFMT_LEN + 2 + sizeof(",\"expires_at\":") - 1 + TIMEFMT_LEN + 2 +
+           sizeof(",\"rotated_from\":") - 1 + 20 + sizeof(",\"rotated_to\":") - 1 + 20 + sizeof(",\"leaked_at\":") - 1 +
+           TIMEFMT_LEN + 2 + sizeof("}") - 1;
 }
 
 void render_key(struct render_buf *b, const struct key_view *v, const char *extra, size_t extra_len)
@@ -101,9 +119,14 @@ void render_key(struct render_buf *b, const struct key_view *v, const char *extr
         LIT(b, ",\"is_primary\":false,\"created_at\":");
     render_time(b, v->created_at);
     LIT(b, ",\"last_used\":");
-    if (v->last_used != 0)
-        render_time(b, v->last_used);
-    else
-        LIT(b, "null");
+    render_time_or_null(b, v->last_used);
+    LIT(b, ",\"expires_at\":");
+    render_time_or_null(b, v->expires_at);
+    LIT(b, ",\"rotated_from\":");
+    render_id_or_null(b, v->rotated_from);
+    LIT(b, ",\"rotated_to\":");
+    render_id_or_null(b, v->rotated_to);
+    LIT(b, ",\"leaked_at\":");
+    render_time_or_null(b, v->leaked_at);
     LIT(b, "}");
 }

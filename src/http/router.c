@@ -41,6 +41,7 @@ void router_match(const char *path, size_t len, struct route *ret)
 
     ret->id = ROUTE_NONE;
     ret->key_id = 0;
+    ret->sub_id = 0;
     if (path == NULL)
         return;
     if (is(path, len, "/healthz")) {
@@ -52,10 +53,14 @@ void router_match(const char *path, size_t len, struct route *ret)
         ret->id = ROUTE_AUDIT;
     } else if (is(path, len, "/v1/admin/audit-log")) {
         ret->id = ROUTE_ADMIN_AUDIT;
+    } else if (is(path, len, "/v1/admin/leaked-keys")) {
+        ret->id = ROUTE_ADMIN_LEAKED_KEYS;
+    } else if (is(path, len, "/v1/leaks/github")) {
+        ret->id = ROUTE_LEAKS_GITHUB;
     } else if (is(path, len, ACCOUNTS_PATH)) {
         ret->id = ROUTE_ADMIN_ACCOUNTS;
     } else if (len > sizeof(ACCOUNTS_PATH) && memcmp(path, ACCOUNTS_PATH "/", sizeof(ACCOUNTS_PATH)) == 0) {
-        /* {id}[/] or {id}/keys[/] */
+        /* {id}[/], {id}/keys[/] or {id}/keys/{key_id}/rotate[/] */
         const char *seg = path + sizeof(ACCOUNTS_PATH), *end = path + len, *slash;
         if (end[-1] == '/')
             end--;
@@ -64,6 +69,10 @@ void router_match(const char *path, size_t len, struct route *ret)
             ret->id = ROUTE_ADMIN_ACCOUNT;
         } else if (slash != NULL && slash > seg && (size_t)(end - slash) == 5 && memcmp(slash, "/keys", 5) == 0) {
             ret->id = ROUTE_ADMIN_ACCOUNT_KEYS;
+        } else if (slash != NULL && slash > seg && (size_t)(end - slash) > 6 + 7 && memcmp(slash, "/keys/", 6) == 0 &&
+                   memcmp(end - 7, "/rotate", 7) == 0 && memchr(slash + 6, '/', (size_t)(end - 7 - (slash + 6))) == NULL) {
+            ret->id = ROUTE_ADMIN_KEY_ROTATE;
+            ret->sub_id = router_parse_id(slash + 6, (size_t)(end - 7 - (slash + 6)));
         } else {
             return;
         }
@@ -75,9 +84,16 @@ void router_match(const char *path, size_t len, struct route *ret)
         size_t seglen = len - base - 1;
         if (seg[seglen - 1] == '/')
             seglen--;
-        if (seglen == 0 || memchr(seg, '/', seglen) != NULL)
+        if (seglen > 7 && memcmp(seg + seglen - 7, "/rotate", 7) == 0) {
+            seglen -= 7;
+            ret->id = ROUTE_KEY_ROTATE;
+        } else {
+            ret->id = ROUTE_KEY;
+        }
+        if (seglen == 0 || memchr(seg, '/', seglen) != NULL) {
+            ret->id = ROUTE_NONE;
             return;
-        ret->id = ROUTE_KEY;
+        }
         ret->key_id = router_parse_id(seg, seglen);
     }
 }
@@ -91,7 +107,8 @@ bool router_is_verify(const char *raw, size_t len)
 
 bool router_is_admin(enum route_id id)
 {
-    return id == ROUTE_ADMIN_ACCOUNTS || id == ROUTE_ADMIN_ACCOUNT || id == ROUTE_ADMIN_ACCOUNT_KEYS || id == ROUTE_ADMIN_AUDIT;
+    return id == ROUTE_ADMIN_ACCOUNTS || id == ROUTE_ADMIN_ACCOUNT || id == ROUTE_ADMIN_ACCOUNT_KEYS || id == ROUTE_ADMIN_AUDIT ||
+           id == ROUTE_ADMIN_KEY_ROTATE || id == ROUTE_ADMIN_LEAKED_KEYS;
 }
 
 const char *router_allow(enum route_id id)
@@ -113,6 +130,10 @@ const char *router_allow(enum route_id id)
     case ROUTE_ADMIN_ACCOUNT:
         return "GET, PATCH, DELETE";
     case ROUTE_ADMIN_ACCOUNT_KEYS:
+    case ROUTE_ADMIN_KEY_ROTATE:
+    case ROUTE_ADMIN_LEAKED_KEYS:
+    case ROUTE_KEY_ROTATE:
+    case ROUTE_LEAKS_GITHUB:
         return "POST";
     case ROUTE_NONE:
         break;

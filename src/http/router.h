@@ -10,22 +10,27 @@
 #include <stdint.h>
 
 enum route_id {
-    ROUTE_NONE = 0, /* no such resource: 404 */
-    ROUTE_HEALTH,   /* /healthz */
-    ROUTE_KEYS,     /* /v1/account/api-keys[/] */
-    ROUTE_KEY,      /* /v1/account/api-keys/{id}[/] */
-    ROUTE_VERIFY,   /* /v1/auth/verify, and anything below it (Envoy appends the original path) */
-    ROUTE_AUDIT,    /* /v1/account/audit-log */
+    ROUTE_NONE = 0,     /* no such resource: 404 */
+    ROUTE_HEALTH,       /* /healthz */
+    ROUTE_KEYS,         /* /v1/account/api-keys[/] */
+    ROUTE_KEY,          /* /v1/account/api-keys/{id}[/] */
+    ROUTE_VERIFY,       /* /v1/auth/verify, and anything below it (Envoy appends the original path) */
+    ROUTE_AUDIT,        /* /v1/account/audit-log */
+    ROUTE_KEY_ROTATE,   /* /v1/account/api-keys/{id}/rotate */
+    ROUTE_LEAKS_GITHUB, /* /v1/leaks/github: GitHub secret scanning's reports (signed, no bearer) */
     /* the operator API */
     ROUTE_ADMIN_ACCOUNTS,     /* /v1/admin/accounts */
     ROUTE_ADMIN_ACCOUNT,      /* /v1/admin/accounts/{id} */
     ROUTE_ADMIN_ACCOUNT_KEYS, /* /v1/admin/accounts/{id}/keys */
     ROUTE_ADMIN_AUDIT,        /* /v1/admin/audit-log */
+    ROUTE_ADMIN_KEY_ROTATE,   /* /v1/admin/accounts/{id}/keys/{key_id}/rotate */
+    ROUTE_ADMIN_LEAKED_KEYS,  /* /v1/admin/leaked-keys */
 };
 
 struct route {
     enum route_id id;
-    int64_t key_id; /* ROUTE_KEY, ROUTE_ADMIN_ACCOUNT*: the id, or 0 when the segment is not a positive 64-bit integer */
+    int64_t key_id; /* ROUTE_KEY*, ROUTE_ADMIN_ACCOUNT*: the id, or 0 when the segment is not a positive 64-bit integer */
+    int64_t sub_id; /* ROUTE_ADMIN_KEY_ROTATE: the key's id (key_id is the account's), 0 likewise */
 };
 
 /* Whether `id` is a route of the operator API (admin tokens only). */

@@ -28,9 +28,12 @@
 #include "core/accounts.h"
 #include "core/error.h"
 #include "core/keys.h"
+#include "core/leakreport.h"
+#include "core/lifecycle.h"
 #include "core/throttle.h"
 #include "core/timefmt.h"
 #include "http/handlers.h"
+#include "http/leaks.h"
 #include "http/respond.h"
 #include "http/worker.h"
 #include "http/writer.h"
@@ -51,10 +54,15 @@
 
 #define PRUNE_INTERVAL_MS (3600 * 1000) /* audit retention is checked hourly (and batch after batch while there is more) */
 
+#define SWEEP_EVERY_MS (LIFECYCLE_SWEEP_INTERVAL_S * 1000 / 3) /* asking is cheap; one instance per period does the work */
+
 struct maintenance {
     struct keys *keys;
     unsigned retention_days;
     int64_t next_prune_ms;
+    struct lifecycle_policy lifecycle;
+    int64_t next_sweep_ms;
+    const char *test_clock_file;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int stop;
@@ -168,6 +176,42 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/*
+ * Tests only (APIKEYD_TEST_CLOCK_FILE): sets the clock's offset from the
+ * file, a decimal number of seconds. Returns whether it changed. A file
+ * that cannot be read or parsed leaves the offset as it was.
+ */
+static bool read_test_clock(const char *path)
+{
+    char buf[32], *end;
+    FILE *f = fopen(path, "r");
+    size_t n;
+    long long v;
+
+    if (f == NULL)
+        return false;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    errno = 0;
+    v = strtoll(buf, &end, 10);
+    if (end == buf || errno != 0 || v < -(1LL << 40) || v > (1LL << 40) || v == timefmt_offset())
+        return false;
+    timefmt_set_offset(v);
+    return true;
+}
+
+/* Loads --leak-report-keys into the leak handler. On failure the keys in use stay. */
+static int load_leak_keys(const char *path, char *err, size_t errlen)
+{
+    struct leak_keyring *kr;
+    int r;
+
+    if ((r = leak_keyring_load(path, &kr, err, errlen)) == 0)
+        leaks_set_keyring(kr);
+    return r;
+}
+
 static void *maintenance_main(void *arg)
 {
     struct maintenance *m = arg;
@@ -185,6 +229,12 @@ static void *maintenance_main(void *arg)
         /* Failures are retried on the next tick: uses stay pending in memory. */
         keys_flush_uses(m->keys);
         keys_sync(m->keys, &reloaded);
+        if (m->test_clock_file != NULL && read_test_clock(m->test_clock_file))
+            m->next_sweep_ms = 0; /* the clock moved: what became due is swept now */
+        if (timefmt_mono_ms() >= m->next_sweep_ms) {
+            lifecycle_sweep(m->keys, &m->lifecycle); /* failures: the next sweep retries */
+            m->next_sweep_ms = timefmt_mono_ms() + SWEEP_EVERY_MS;
+        }
         if (timefmt_mono_ms() >= m->next_prune_ms) {
             bool more = false;
             /* One short transaction per tick: last_used flushes and syncs never wait behind a long delete. */
@@ -313,7 +363,10 @@ static void raise_fd_limit(void)
 int server_run(const struct server_config *cfg, char *err, size_t errlen)
 {
     struct worker *workers = NULL;
-    struct maintenance maint = {.keys = cfg->keys, .retention_days = cfg->audit_retention_days};
+    struct maintenance maint = {.keys = cfg->keys,
+                                .retention_days = cfg->audit_retention_days,
+                                .lifecycle = cfg->lifecycle,
+                                .test_clock_file = cfg->test_clock_file};
     struct writer *writer = NULL;
     struct throttle *throttle = NULL;
     SSL_CTX *ssl_ctx = NULL;
@@ -334,8 +387,17 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    if (cfg->leak_report_keys != NULL && (r = load_leak_keys(cfg->leak_report_keys, err, errlen)) != 0)
+        return AK_ERR_ARG;
+    if (cfg->test_clock_file != NULL) {
+        fprintf(stderr, "apikeyd: warning: APIKEYD_TEST_CLOCK_FILE is set: the clock is shifted for tests; never use it in "
+                        "production\n");
+        read_test_clock(cfg->test_clock_file);
+    }
 
     raise_fd_limit();
     max_connections = cfg->max_connections != 0 ? cfg->max_connections : UINT_MAX;
@@ -415,6 +477,13 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     do {
         if (sigwait(&sigs, &sig) != 0)
             sig = 0;
+        if (sig == SIGHUP && cfg->leak_report_keys != NULL) {
+            char why[256];
+            if (load_leak_keys(cfg->leak_report_keys, why, sizeof(why)) == 0)
+                fprintf(stderr, "apikeyd: SIGHUP: reloaded %s\n", cfg->leak_report_keys);
+            else
+                fprintf(stderr, "apikeyd: SIGHUP: %s; the keys loaded before stay in use\n", why);
+        }
     } while (sig != SIGTERM && sig != SIGINT);
     fprintf(stderr, "apikeyd: %s received, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 

@@ -7,6 +7,7 @@
 #ifndef APIKEYD_HTTP_SERVER_H
 #define APIKEYD_HTTP_SERVER_H
 
+#include "core/lifecycle.h"
 #include <stddef.h>
 
 struct keys;
@@ -27,6 +28,9 @@ struct server_config {
     const struct netaddr_cidrs *trusted_proxies; /* peers whose client_ip_header is believed; borrowed */
     int reuse_port;                              /* SO_REUSEPORT: let other processes share the address */
     unsigned audit_retention_days;               /* audit events older than this are deleted in the background */
+    struct lifecycle_policy lifecycle;           /* idle keys, expired keys (core/lifecycle.h) */
+    const char *leak_report_keys;                /* GitHub's public keys for /v1/leaks/github (reloaded on SIGHUP); NULL: off */
+    const char *test_clock_file;                 /* tests only: a file holding seconds to add to the clock; NULL: off */
 };
 
 /*

@@ -101,17 +101,35 @@ static const char *const MIGRATIONS[] = {
     "CREATE INDEX audit_events_action ON audit_events(action, id);"
     "CREATE INDEX audit_events_account_action ON audit_events(account_id, action, id);"
     "CREATE INDEX audit_events_at ON audit_events(at);",
+    /*
+     * 4: the key lifecycle (expiry, rotation, leak reports), event details,
+     * background sweeps. A primary has no expiry, and is active unless
+     * reported leaked: the old unnamed CHECK is replaced by a named one.
+     */
+    "ALTER TABLE api_keys ADD COLUMN expires_at BIGINT, ADD COLUMN rotated_from BIGINT, ADD COLUMN rotated_to BIGINT,"
+    "  ADD COLUMN leaked_at BIGINT, ADD COLUMN expiry_seen BOOLEAN NOT NULL DEFAULT false;"
+    "DO $$ DECLARE c text; BEGIN"
+    "  FOR c IN SELECT conname FROM pg_constraint WHERE conrelid = 'api_keys'::regclass AND contype = 'c'"
+    "    AND pg_get_constraintdef(oid) LIKE '%is_primary%' LOOP"
+    "    EXECUTE 'ALTER TABLE api_keys DROP CONSTRAINT ' || quote_ident(c);"
+    "  END LOOP;"
+    "END $$;"
+    "ALTER TABLE api_keys ADD CONSTRAINT api_keys_primary_rule CHECK (NOT is_primary OR"
+    "  (key_type = 'production' AND expires_at IS NULL AND (is_active OR leaked_at IS NOT NULL)));"
+    "ALTER TABLE audit_events ADD COLUMN details TEXT;"
+    "CREATE TABLE sweeps (name TEXT PRIMARY KEY, due_at BIGINT NOT NULL);",
 };
 
 #define ACCOUNT_COLUMNS "id, name, coalesce(external_id, ''), status = 'suspended', coalesce(max_keys, 0), key_count, created_at"
 #define TOKEN_COLUMNS "id, name, token_prefix, encode(digest, 'hex'), created_at"
 #define EVENT_COLUMNS                                                                                                              \
     "id, at, coalesce(account_id, 0), actor_type, coalesce(actor_id, 0), coalesce(actor_prefix, ''), action, target_type,"         \
-    " target_id, changes, coalesce(client_ip, ''), coalesce(request_id, '')"
+    " target_id, changes, coalesce(client_ip, ''), coalesce(request_id, ''), details"
 
 #define KEY_COLUMNS                                                                                                                \
     "id, account_id, name, key_type, key_prefix, encode(digest, 'hex'), is_active, is_primary, created_at,"                        \
-    " coalesce(last_used, 0), version"
+    " coalesce(last_used, 0), version, coalesce(expires_at, 0), coalesce(rotated_from, 0), coalesce(rotated_to, 0),"               \
+    " coalesce(leaked_at, 0), expiry_seen"
 
 struct pg_store {
     struct store super;
@@ -357,6 +375,11 @@ static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
     rec->created_at = strtoll(PQgetvalue(res, row, 8), NULL, 10);
     rec->last_used = strtoll(PQgetvalue(res, row, 9), NULL, 10);
     rec->version = strtoll(PQgetvalue(res, row, 10), NULL, 10);
+    rec->expires_at = strtoll(PQgetvalue(res, row, 11), NULL, 10);
+    rec->rotated_from = strtoll(PQgetvalue(res, row, 12), NULL, 10);
+    rec->rotated_to = strtoll(PQgetvalue(res, row, 13), NULL, 10);
+    rec->leaked_at = strtoll(PQgetvalue(res, row, 14), NULL, 10);
+    rec->expiry_seen = PQgetvalue(res, row, 15)[0] == 't';
     return 0;
 }
 
@@ -396,20 +419,35 @@ static void digest_param(const uint8_t d[DIGEST_LEN], char out[DIGEST_PARAM_LEN]
 static int pg_key_insert(struct store *base, struct key_rec *rec)
 {
     PGconn *conn = PG(base)->conn;
-    char account[24], created[24], digest[DIGEST_PARAM_LEN];
-    const char *p[] = {
-        account, rec->name, key_type_name(rec->type), rec->prefix, digest, rec->active ? "t" : "f", rec->primary ? "t" : "f",
-        created};
+    char account[24], created[24], digest[DIGEST_PARAM_LEN], expires[24], from[24], to[24], leaked[24];
+    const char *p[] = {account,
+                       rec->name,
+                       key_type_name(rec->type),
+                       rec->prefix,
+                       digest,
+                       rec->active ? "t" : "f",
+                       rec->primary ? "t" : "f",
+                       created,
+                       expires,
+                       from,
+                       to,
+                       leaked};
     PGresult *res;
     int r;
 
     fmt_i64(account, sizeof(account), rec->account_id);
     fmt_i64(created, sizeof(created), rec->created_at);
+    fmt_i64(expires, sizeof(expires), rec->expires_at);
+    fmt_i64(from, sizeof(from), rec->rotated_from);
+    fmt_i64(to, sizeof(to), rec->rotated_to);
+    fmt_i64(leaked, sizeof(leaked), rec->leaked_at);
     digest_param(rec->digest, digest);
     if ((r = exec(conn,
-                  "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at)"
-                  " VALUES ($1, $2, $3, $4, $5::bytea, $6, $7, $8) RETURNING id, version",
-                  8, p, &res)) != 0)
+                  "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
+                  " expires_at, rotated_from, rotated_to, leaked_at)"
+                  " VALUES ($1, $2, $3, $4, $5::bytea, $6, $7, $8, nullif($9::bigint, 0), nullif($10::bigint, 0),"
+                  " nullif($11::bigint, 0), nullif($12::bigint, 0)) RETURNING id, version",
+                  12, p, &res)) != 0)
         return r;
     rec->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     rec->version = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
@@ -452,17 +490,21 @@ static int pg_key_primary(struct store *base, int64_t account_id, int64_t *ret)
 static int pg_key_write(struct store *base, struct key_rec *rec)
 {
     PGconn *conn = PG(base)->conn;
-    char i[24], a[24];
-    const char *p[] = {i, a, rec->name, rec->active ? "t" : "f", rec->primary ? "t" : "f"};
+    char i[24], a[24], expires[24], to[24], leaked[24];
+    const char *p[] = {i, a, rec->name, rec->active ? "t" : "f", rec->primary ? "t" : "f", expires, to, leaked};
     PGresult *res;
     int r;
 
     fmt_i64(i, sizeof(i), rec->id);
     fmt_i64(a, sizeof(a), rec->account_id);
+    fmt_i64(expires, sizeof(expires), rec->expires_at);
+    fmt_i64(to, sizeof(to), rec->rotated_to);
+    fmt_i64(leaked, sizeof(leaked), rec->leaked_at);
     if ((r = exec(conn,
-                  "UPDATE api_keys SET name = $3, is_active = $4, is_primary = $5, version = nextval('apikeyd_version')"
-                  " WHERE id = $1 AND account_id = $2 RETURNING version",
-                  5, p, &res)) != 0)
+                  "UPDATE api_keys SET name = $3, is_active = $4, is_primary = $5, expires_at = nullif($6::bigint, 0),"
+                  " rotated_to = nullif($7::bigint, 0), leaked_at = nullif($8::bigint, 0),"
+                  " version = nextval('apikeyd_version') WHERE id = $1 AND account_id = $2 RETURNING version",
+                  8, p, &res)) != 0)
         return r;
     if (PQntuples(res) == 1)
         rec->version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -579,6 +621,72 @@ static int pg_account_take_key(struct store *base, int64_t account_id, unsigned 
                        "UPDATE accounts SET key_count = key_count + 1 WHERE id = $1 AND key_count < coalesce(max_keys, $2)"
                        " RETURNING id",
                        2, p, AK_ERR_LIMIT);
+}
+
+static int pg_account_add_key(struct store *base, int64_t account_id)
+{
+    char a[24];
+    const char *p[] = {a};
+
+    fmt_i64(a, sizeof(a), account_id);
+    return returns_one(PG(base)->conn, "UPDATE accounts SET key_count = key_count + 1 WHERE id = $1 RETURNING id", 1, p,
+                       AK_ERR_NOT_FOUND);
+}
+
+/* Writes `n` ids as a PostgreSQL array literal "{a,b,...}" into a malloc'd string. */
+static char *id_array_literal(const int64_t *v, size_t n)
+{
+    size_t cap = n * 24 + 4, len = 0;
+    char *buf = malloc(cap);
+
+    if (buf == NULL)
+        return NULL;
+    len += (size_t)snprintf(buf + len, cap - len, "{");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%" PRId64, i != 0 ? "," : "", v[i]);
+    snprintf(buf + len, cap - len, "}");
+    return buf;
+}
+
+static int pg_expiry_seen(struct store *base, const int64_t *ids, size_t n)
+{
+    char *arr = id_array_literal(ids, n);
+    const char *p[] = {arr};
+    int r;
+
+    if (arr == NULL)
+        return AK_ERR_NOMEM;
+    /* No version bump and no announcement: the flag only ever makes a key stricter, and is read at load. */
+    r = exec(PG(base)->conn, "UPDATE api_keys SET expiry_seen = true WHERE id = ANY($1::bigint[]) AND NOT expiry_seen", 1, p, NULL);
+    free(arr);
+    return r;
+}
+
+static int pg_sweep_claim(struct store *base, const char *name, int64_t now, int64_t interval, bool *ret_claimed)
+{
+    char n[24], i[24];
+    const char *p[] = {name, n, i};
+    PGresult *res;
+    int r;
+
+    *ret_claimed = false;
+    fmt_i64(n, sizeof(n), now);
+    fmt_i64(i, sizeof(i), interval);
+    if ((r = exec(PG(base)->conn, "INSERT INTO sweeps (name, due_at) VALUES ($1, 0) ON CONFLICT DO NOTHING", 1, p, NULL)) != 0)
+        return r;
+    /*
+     * The row lock orders concurrent claims: the second sees the moved due
+     * time and claims nothing. A due time implausibly far ahead (a clock
+     * that was stepped back) is claimed at once rather than waited for.
+     */
+    if ((r = exec(PG(base)->conn,
+                  "UPDATE sweeps SET due_at = $2::bigint + $3::bigint WHERE name = $1"
+                  " AND (due_at <= $2::bigint OR due_at > $2::bigint + 2 * $3::bigint) RETURNING name",
+                  3, p, &res)) != 0)
+        return r;
+    *ret_claimed = PQntuples(res) == 1;
+    PQclear(res);
+    return 0;
 }
 
 static int pg_account_return_key(struct store *base, int64_t account_id)
@@ -771,8 +879,8 @@ static int pg_token_remove(struct store *base, int64_t id)
 static int pg_event_append(struct store *base, struct audit_event *ev)
 {
     char at[24], account[24], actor[24], target[24];
-    const char *p[] = {at,     account,     ev->actor_type, actor,         ev->actor_prefix, ev->action, ev->target_type,
-                       target, ev->changes, ev->client_ip,  ev->request_id};
+    const char *p[] = {at,     account,     ev->actor_type, actor,          ev->actor_prefix, ev->action, ev->target_type,
+                       target, ev->changes, ev->client_ip,  ev->request_id, ev->details};
     PGresult *res;
     int r;
 
@@ -782,9 +890,9 @@ static int pg_event_append(struct store *base, struct audit_event *ev)
     fmt_i64(target, sizeof(target), ev->target_id);
     if ((r = exec(PG(base)->conn,
                   "INSERT INTO audit_events (at, account_id, actor_type, actor_id, actor_prefix, action, target_type, target_id,"
-                  " changes, client_ip, request_id) VALUES ($1, nullif($2::bigint, 0), $3, nullif($4::bigint, 0),"
-                  " nullif($5, ''), $6, $7, $8, $9, nullif($10, ''), nullif($11, '')) RETURNING id",
-                  11, p, &res)) != 0)
+                  " changes, client_ip, request_id, details) VALUES ($1, nullif($2::bigint, 0), $3, nullif($4::bigint, 0),"
+                  " nullif($5, ''), $6, $7, $8, $9, nullif($10, ''), nullif($11, ''), $12) RETURNING id",
+                  12, p, &res)) != 0)
         return r;
     ev->id = get_i64(res, 0, 0);
     PQclear(res);
@@ -1047,6 +1155,7 @@ static int map_event(const PGresult *res, int row, void *arg)
     ev->actor_id = get_i64(res, row, 4);
     ev->target_id = get_i64(res, row, 8);
     ev->changes = PQgetisnull(res, row, 9) ? NULL : PQgetvalue(res, row, 9);
+    ev->details = PQgetisnull(res, row, 12) ? NULL : PQgetvalue(res, row, 12);
     return 0;
 }
 
@@ -1383,6 +1492,9 @@ static const struct store_ops POSTGRES_OPS = {
     .account_remove = pg_account_remove,
     .account_take_key = pg_account_take_key,
     .account_return_key = pg_account_return_key,
+    .account_add_key = pg_account_add_key,
+    .expiry_seen = pg_expiry_seen,
+    .sweep_claim = pg_sweep_claim,
     .key_insert = pg_key_insert,
     .key_read = pg_key_read,
     .key_read_digest = pg_key_read_digest,

@@ -66,6 +66,39 @@ static const char *const MIGRATIONS[] = {
     "CREATE INDEX audit_events_action ON audit_events(action, id);"
     "CREATE INDEX audit_events_account_action ON audit_events(account_id, action, id);"
     "CREATE INDEX audit_events_at ON audit_events(at);",
+    /*
+     * 4: the key lifecycle (expiry, rotation, leak reports), event details,
+     * background sweeps. SQLite cannot change a CHECK in place, so api_keys
+     * is rebuilt (ids kept, and its AUTOINCREMENT counter: ids are never
+     * reused). A primary has no expiry, and is active unless reported leaked.
+     */
+    "CREATE TABLE api_keys_v4 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
+    "  name TEXT NOT NULL,"
+    "  key_type TEXT NOT NULL CHECK (key_type IN ('production', 'sandbox')),"
+    "  key_prefix TEXT NOT NULL,"
+    "  digest BLOB NOT NULL UNIQUE CHECK (length(digest) = 32),"
+    "  is_active INTEGER NOT NULL CHECK (is_active IN (0, 1)),"
+    "  is_primary INTEGER NOT NULL CHECK (is_primary IN (0, 1)),"
+    "  created_at INTEGER NOT NULL,"
+    "  last_used INTEGER,"
+    "  expires_at INTEGER,"
+    "  rotated_from INTEGER,"
+    "  rotated_to INTEGER,"
+    "  leaked_at INTEGER,"
+    "  expiry_seen INTEGER NOT NULL DEFAULT 0 CHECK (expiry_seen IN (0, 1)),"
+    "  CHECK (NOT is_primary OR (key_type = 'production' AND expires_at IS NULL AND (is_active OR leaked_at IS NOT NULL))));"
+    "INSERT INTO api_keys_v4 (id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at, last_used)"
+    "  SELECT id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at, last_used FROM api_keys;"
+    "DELETE FROM sqlite_sequence WHERE name = 'api_keys_v4';"
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'api_keys_v4', seq FROM sqlite_sequence WHERE name = 'api_keys';"
+    "DROP TABLE api_keys;"
+    "ALTER TABLE api_keys_v4 RENAME TO api_keys;"
+    "CREATE INDEX api_keys_account ON api_keys(account_id);"
+    "CREATE UNIQUE INDEX api_keys_one_primary ON api_keys(account_id) WHERE is_primary;"
+    "ALTER TABLE audit_events ADD COLUMN details TEXT;"
+    "CREATE TABLE sweeps (name TEXT PRIMARY KEY, due_at INTEGER NOT NULL);",
 };
 
 enum {
@@ -100,13 +133,20 @@ enum {
     ST_EVENT_LIST_ACTION,
     ST_EVENT_LIST_BOTH,
     ST_ACCOUNT_LIST_EXTERNAL,
+    ST_KEY_ADD_COUNT,
+    ST_EXPIRY_SEEN,
+    ST_SWEEP_ENSURE,
+    ST_SWEEP_CLAIM,
     ST_COUNT
 };
 
 #define ACCOUNT_COLUMNS "id, name, coalesce(external_id, ''), status = 'suspended', coalesce(max_keys, 0), key_count, created_at"
 #define EVENT_COLUMNS                                                                                                              \
     "id, at, coalesce(account_id, 0), actor_type, coalesce(actor_id, 0), coalesce(actor_prefix, ''), action, target_type,"         \
-    " target_id, changes, coalesce(client_ip, ''), coalesce(request_id, '')"
+    " target_id, changes, coalesce(client_ip, ''), coalesce(request_id, ''), details"
+#define KEY_COLUMNS                                                                                                                \
+    "id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at, coalesce(last_used, 0),"               \
+    " coalesce(expires_at, 0), coalesce(rotated_from, 0), coalesce(rotated_to, 0), coalesce(leaked_at, 0), expiry_seen"
 
 static const char *const SQL[ST_COUNT] = {
     [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (name, created_at, key_count, external_id, status, max_keys)"
@@ -126,9 +166,9 @@ static const char *const SQL[ST_COUNT] = {
     [ST_TOKEN_REMOVE] = "DELETE FROM admin_tokens WHERE id = ?1",
     [ST_TOKEN_LOAD] = "SELECT id, name, token_prefix, digest, created_at FROM admin_tokens ORDER BY id",
     [ST_EVENT_INSERT] = "INSERT INTO audit_events (at, account_id, actor_type, actor_id, actor_prefix, action, target_type,"
-                        " target_id, changes, client_ip, request_id)"
+                        " target_id, changes, client_ip, request_id, details)"
                         " VALUES (?1, nullif(?2, 0), ?3, nullif(?4, 0), nullif(?5, ''), ?6, ?7, ?8, ?9, nullif(?10, ''),"
-                        " nullif(?11, ''))",
+                        " nullif(?11, ''), ?12)",
     [ST_EVENT_PRUNE] = "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ?1 ORDER BY at LIMIT ?2)",
     /* One statement per filter, so that each walks its own index backwards from the cursor. */
     [ST_EVENT_LIST] = "SELECT " EVENT_COLUMNS " FROM audit_events WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
@@ -138,18 +178,21 @@ static const char *const SQL[ST_COUNT] = {
                              " ORDER BY id DESC LIMIT ?2",
     [ST_EVENT_LIST_BOTH] = "SELECT " EVENT_COLUMNS " FROM audit_events WHERE account_id = ?3 AND action = ?4 AND id < ?1"
                            " ORDER BY id DESC LIMIT ?2",
-    [ST_KEY_INSERT] = "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [ST_KEY_GET] = "SELECT id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
-                   " coalesce(last_used, 0) FROM api_keys WHERE id = ?1",
-    [ST_KEY_GET_DIGEST] = "SELECT id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
-                          " coalesce(last_used, 0) FROM api_keys WHERE digest = ?1",
+    [ST_KEY_INSERT] = "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
+                      " expires_at, rotated_from, rotated_to, leaked_at)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, nullif(?9, 0), nullif(?10, 0), nullif(?11, 0), nullif(?12, 0))",
+    [ST_KEY_GET] = "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ?1",
+    [ST_KEY_GET_DIGEST] = "SELECT " KEY_COLUMNS " FROM api_keys WHERE digest = ?1",
     [ST_KEY_PRIMARY] = "SELECT id FROM api_keys WHERE account_id = ?1 AND is_primary",
-    [ST_KEY_UPDATE] = "UPDATE api_keys SET name = ?3, is_active = ?4, is_primary = ?5 WHERE id = ?1 AND account_id = ?2",
+    [ST_KEY_UPDATE] = "UPDATE api_keys SET name = ?3, is_active = ?4, is_primary = ?5, expires_at = nullif(?6, 0),"
+                      " rotated_to = nullif(?7, 0), leaked_at = nullif(?8, 0) WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_DELETE] = "DELETE FROM api_keys WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_UNCOUNT] = "UPDATE accounts SET key_count = key_count - 1 WHERE id = ?1",
-    [ST_KEY_LOAD] = "SELECT id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
-                    " coalesce(last_used, 0) FROM api_keys ORDER BY id",
+    [ST_KEY_LOAD] = "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY id",
+    [ST_KEY_ADD_COUNT] = "UPDATE accounts SET key_count = key_count + 1 WHERE id = ?1",
+    [ST_EXPIRY_SEEN] = "UPDATE api_keys SET expiry_seen = 1 WHERE id = ?1",
+    [ST_SWEEP_ENSURE] = "INSERT INTO sweeps (name, due_at) VALUES (?1, 0) ON CONFLICT DO NOTHING",
+    [ST_SWEEP_CLAIM] = "UPDATE sweeps SET due_at = ?2 + ?3 WHERE name = ?1 AND (due_at <= ?2 OR due_at > ?2 + 2 * ?3)",
     [ST_LAST_USED] = "UPDATE api_keys SET last_used = max(coalesce(last_used, 0), ?2) WHERE id = ?1",
     [ST_DATA_VERSION] = "PRAGMA data_version",
 };
@@ -353,6 +396,10 @@ static int sq_key_insert(struct store *base, struct key_rec *rec)
     sqlite3_bind_int(st, 6, rec->active);
     sqlite3_bind_int(st, 7, rec->primary);
     sqlite3_bind_int64(st, 8, rec->created_at);
+    sqlite3_bind_int64(st, 9, rec->expires_at);
+    sqlite3_bind_int64(st, 10, rec->rotated_from);
+    sqlite3_bind_int64(st, 11, rec->rotated_to);
+    sqlite3_bind_int64(st, 12, rec->leaked_at);
     if ((r = step_done(st)) == 0) {
         rec->id = sqlite3_last_insert_rowid(s->db);
         rec->version = 0;
@@ -381,6 +428,11 @@ static int row_to_rec(sqlite3_stmt *st, struct key_rec *rec)
     rec->primary = sqlite3_column_int(st, 7) != 0;
     rec->created_at = sqlite3_column_int64(st, 8);
     rec->last_used = sqlite3_column_int64(st, 9);
+    rec->expires_at = sqlite3_column_int64(st, 10);
+    rec->rotated_from = sqlite3_column_int64(st, 11);
+    rec->rotated_to = sqlite3_column_int64(st, 12);
+    rec->leaked_at = sqlite3_column_int64(st, 13);
+    rec->expiry_seen = sqlite3_column_int(st, 14) != 0;
     rec->version = 0;
     return 0;
 }
@@ -410,6 +462,9 @@ static int sq_key_write(struct store *base, struct key_rec *rec)
     sqlite3_bind_text(st, 3, rec->name, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 4, rec->active);
     sqlite3_bind_int(st, 5, rec->primary);
+    sqlite3_bind_int64(st, 6, rec->expires_at);
+    sqlite3_bind_int64(st, 7, rec->rotated_to);
+    sqlite3_bind_int64(st, 8, rec->leaked_at);
     if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
         r = AK_ERR_NOT_FOUND;
     return r;
@@ -469,6 +524,47 @@ static int sq_uses_raise(struct store *base, const struct key_use *v, size_t n)
         sqlite3_bind_int64(st, 2, v[i].at);
         r = step_done(st);
     }
+    return r;
+}
+
+static int sq_account_add_key(struct store *base, int64_t account_id)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_KEY_ADD_COUNT);
+
+    sqlite3_bind_int64(st, 1, account_id);
+    return change_one(s, st, AK_ERR_NOT_FOUND);
+}
+
+static int sq_expiry_seen(struct store *base, const int64_t *ids, size_t n)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int r = 0;
+
+    for (size_t i = 0; i < n && r == 0; i++) {
+        sqlite3_stmt *st = stmt(s, ST_EXPIRY_SEEN);
+        sqlite3_bind_int64(st, 1, ids[i]);
+        r = step_done(st);
+    }
+    return r;
+}
+
+static int sq_sweep_claim(struct store *base, const char *name, int64_t now, int64_t interval, bool *ret_claimed)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_SWEEP_ENSURE);
+    int r;
+
+    *ret_claimed = false;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if ((r = step_done(st)) != 0)
+        return r;
+    st = stmt(s, ST_SWEEP_CLAIM);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, interval);
+    if ((r = step_done(st)) == 0)
+        *ret_claimed = sqlite3_changes(s->db) == 1;
     return r;
 }
 
@@ -679,6 +775,7 @@ static int sq_event_append(struct store *base, struct audit_event *ev)
     bind_text_or_null(st, 9, ev->changes);
     sqlite3_bind_text(st, 10, ev->client_ip, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 11, ev->request_id, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 12, ev->details);
     if ((r = step_done(st)) == 0)
         ev->id = sqlite3_last_insert_rowid(s->db);
     return r;
@@ -715,6 +812,7 @@ static int map_event(sqlite3_stmt *st, void *arg)
     ev->actor_id = sqlite3_column_int64(st, 4);
     ev->target_id = sqlite3_column_int64(st, 8);
     ev->changes = (char *)sqlite3_column_text(st, 9);
+    ev->details = (char *)sqlite3_column_text(st, 12);
     return 0;
 }
 
@@ -894,6 +992,7 @@ static const struct store_ops SQLITE_OPS = {
     .account_remove = sq_account_remove,
     .account_take_key = sq_account_take_key,
     .account_return_key = sq_account_return_key,
+    .account_add_key = sq_account_add_key,
     .key_insert = sq_key_insert,
     .key_read = sq_key_read,
     .key_read_digest = sq_key_read_digest,
@@ -901,6 +1000,8 @@ static const struct store_ops SQLITE_OPS = {
     .key_write = sq_key_write,
     .key_remove = sq_key_remove,
     .uses_raise = sq_uses_raise,
+    .expiry_seen = sq_expiry_seen,
+    .sweep_claim = sq_sweep_claim,
     .token_insert = sq_token_insert,
     .token_read = sq_token_read,
     .token_remove = sq_token_remove,

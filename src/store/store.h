@@ -63,6 +63,21 @@ enum store_topic {
  */
 typedef int (*store_update_fn)(void *arg, const struct key_rec *cur, int64_t primary_id, struct key_rec *next);
 
+/*
+ * The rules of a rotation, run inside its transaction on the old key's
+ * current row `cur`: fills `old` (the old key's new row: expiry, primary
+ * given up) and `fresh` (the new key, whose digest, prefix and created_at
+ * the caller set), or returns an AK_ERR_* that rolls back.
+ */
+typedef int (*store_rotate_fn)(void *arg, const struct key_rec *cur, struct key_rec *old, struct key_rec *fresh);
+
+/* One key of a batch change (store_keys_update_batch). */
+struct store_batch_item {
+    int64_t account_id, id;
+    const char *details; /* the event's details (JSON object text), or NULL */
+    int result;          /* out: 0 changed; AK_ERR_NOT_FOUND (no such key); or the rule's refusal (left as it was) */
+};
+
 /* The same for a delete: a non-zero return refuses it. */
 typedef int (*store_delete_fn)(void *arg, const struct key_rec *cur);
 
@@ -151,6 +166,8 @@ struct store_ops {
     int (*account_take_key)(struct store *s, int64_t account_id, unsigned default_max);
     /* Counts one key less. */
     int (*account_return_key)(struct store *s, int64_t account_id);
+    /* Counts one more key whatever the cap (a rotation's new key). AK_ERR_NOT_FOUND if the account has no row. */
+    int (*account_add_key)(struct store *s, int64_t account_id);
     /* Inserts `rec`; sets rec->id and rec->version. A digest in use gives AK_ERR_COLLISION. */
     int (*key_insert)(struct store *s, struct key_rec *rec);
     /* Reads key `id`. AK_ERR_NOT_FOUND if there is none. */
@@ -159,12 +176,22 @@ struct store_ops {
     int (*key_read_digest)(struct store *s, const uint8_t digest[DIGEST_LEN], struct key_rec *ret);
     /* The id of the account's primary key, 0 if none. */
     int (*key_primary)(struct store *s, int64_t account_id, int64_t *ret_id);
-    /* Writes rec's name, active and primary; sets rec->version. AK_ERR_NOT_FOUND if the row is gone. */
+    /* Inserts sets every field but id, version, last_used and expiry_seen. */
+    /* Writes rec's name, active, primary, expires_at, rotated_to and leaked_at; sets rec->version. AK_ERR_NOT_FOUND if the row is
+     * gone. */
     int (*key_write)(struct store *s, struct key_rec *rec);
     /* Deletes key `id` of `account_id`. AK_ERR_NOT_FOUND if there is none. */
     int (*key_remove)(struct store *s, int64_t account_id, int64_t id);
     /* Raises last_used of each listed key to at least `at` (never lowers it). */
     int (*uses_raise)(struct store *s, const struct key_use *v, size_t n);
+    /* Records that these keys were refused as expired (expiry_seen: never cleared). Ids of deleted keys are skipped. */
+    int (*expiry_seen)(struct store *s, const int64_t *ids, size_t n);
+    /*
+     * Claims the background job `name` for this period: sets *ret_claimed
+     * (and moves its next due time to now + interval) when it was due at
+     * `now`, so that of several instances exactly one runs each period.
+     */
+    int (*sweep_claim)(struct store *s, const char *name, int64_t now, int64_t interval, bool *ret_claimed);
     /* Inserts admin token `rec`; sets rec->id. A digest in use gives AK_ERR_COLLISION. */
     int (*token_insert)(struct store *s, struct token_rec *rec);
     /* Reads admin token `id`. AK_ERR_NOT_FOUND if there is none. */
@@ -288,6 +315,35 @@ int store_key_update(struct store *s, const struct audit_origin *origin, int64_t
 /* Deletes key `id` of `account_id` if `fn` agrees. AK_ERR_NOT_FOUND if there is none. */
 int store_key_delete(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t id, store_delete_fn fn,
                      void *arg);
+
+/*
+ * Rotates key `id` of `account_id` holding the account's lock: reads the
+ * row, asks `fn` for the old key's new row and the new key, demotes the
+ * old key before inserting the new one (which may become primary), links
+ * the two (rotated_to / rotated_from) and records key.created and
+ * key.rotated. The new key counts toward the cap but is never refused by
+ * it. On 0, *fresh is the new key's row (id, version set), *ret_old the
+ * old key's. AK_ERR_NOT_FOUND if the key does not exist; `fn`'s error as is.
+ */
+int store_key_rotate(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t id, store_rotate_fn fn,
+                     void *arg, struct key_rec *fresh, struct key_rec *ret_old);
+
+/*
+ * Applies `fn` to each of `items` (sorted by account id) in one
+ * transaction, recording `action` for each key it changes with the item's
+ * details: a key that is gone or that `fn` refuses is skipped (its result
+ * says why), not an error. ret_rows[i] is item i's new row when its result
+ * is 0. A lost commit answer is AK_ERR_UNAVAILABLE: every item is
+ * idempotent, so retry.
+ */
+int store_keys_update_batch(struct store *s, const struct audit_origin *origin, enum audit_action action,
+                            struct store_batch_item *items, size_t n, store_update_fn fn, void *arg, struct key_rec *ret_rows);
+
+/* Records that these keys were refused as expired (see key_rec.expiry_seen), in one transaction. */
+int store_expiry_seen(struct store *s, const int64_t *ids, size_t n);
+
+/* Claims background job `name` for one period (store_ops.sweep_claim), in one transaction. */
+int store_sweep_claim(struct store *s, const char *name, int64_t now, int64_t interval, bool *ret_claimed);
 
 /* Raises last_used of each listed key to at least `at`, in one transaction. A lost commit answer is AK_ERR_UNAVAILABLE: retry. */
 int store_last_used_flush(struct store *s, const struct key_use *v, size_t n);

@@ -506,3 +506,131 @@ int store_last_used_flush(struct store *s, const struct key_use *v, size_t n)
     r = finish(s, r, NULL, NULL);
     return r == AK_ERR_OUTCOME_UNKNOWN ? AK_ERR_UNAVAILABLE : r;
 }
+
+int store_key_rotate(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t id, store_rotate_fn fn,
+                     void *arg, struct key_rec *fresh, struct key_rec *ret_old)
+{
+    struct key_rec *cur = malloc(sizeof(*cur)), *old = malloc(sizeof(*old)), *rec = malloc(sizeof(*rec));
+    struct written w = {.id = id};
+    int r;
+
+    if (cur == NULL || old == NULL || rec == NULL) {
+        r = AK_ERR_NOMEM;
+        goto out;
+    }
+    *rec = *fresh;
+    if ((r = OPS(s)->begin(s)) != 0)
+        goto out;
+    /*
+     * The old key gives up primary (and takes its expiry) before the new
+     * one is inserted, so that the one-primary index never sees two; the
+     * new key counts toward the cap but is never refused by it.
+     */
+    if ((r = OPS(s)->account_lock(s, account_id)) == 0 && (r = read_own(s, account_id, id, cur)) == 0 &&
+        (r = fn(arg, cur, old, rec)) == 0) {
+        old->id = cur->id;
+        old->account_id = cur->account_id;
+        old->rotated_to = 0;
+        rec->account_id = account_id;
+        rec->rotated_from = cur->id;
+        if ((r = OPS(s)->key_write(s, old)) == 0 && (r = OPS(s)->account_add_key(s, account_id)) == 0 &&
+            (r = OPS(s)->key_insert(s, rec)) == 0) {
+            old->rotated_to = rec->id;
+            if ((r = OPS(s)->key_write(s, old)) == 0 && (r = record_key(s, origin, AUDIT_KEY_CREATED, NULL, rec)) == 0 &&
+                (r = record_key(s, origin, AUDIT_KEY_ROTATED, cur, old)) == 0)
+                r = announce_keys(s, rec->id, old->id);
+        }
+        w.version = old->version;
+    }
+    if ((r = finish(s, r, check_updated, &w)) == 0) {
+        /* A settled commit wrote both rows: the new key's id and version are read back with its digest. */
+        if (rec->id == 0 && (r = check_inserted(s, rec)) != 0)
+            r = AK_ERR_OUTCOME_UNKNOWN;
+        *fresh = *rec;
+        *ret_old = *old;
+    }
+out:
+    free(cur);
+    free(old);
+    free(rec);
+    return r;
+}
+
+int store_keys_update_batch(struct store *s, const struct audit_origin *origin, enum audit_action action,
+                            struct store_batch_item *items, size_t n, store_update_fn fn, void *arg, struct key_rec *ret_rows)
+{
+    struct key_rec *cur = malloc(sizeof(*cur));
+    struct audit_origin *o = malloc(sizeof(*o));
+    int64_t *ids = malloc((n != 0 ? n : 1) * sizeof(*ids)), locked = 0, primary = 0;
+    size_t nids = 0;
+    int r;
+
+    if (cur == NULL || o == NULL || ids == NULL) {
+        r = AK_ERR_NOMEM;
+        goto out;
+    }
+    *o = *origin;
+    if ((r = OPS(s)->begin(s)) != 0)
+        goto out;
+    /* Accounts are locked in ascending order (the caller sorts the items): two batches never wait on each other in a cycle. */
+    for (size_t i = 0; i < n && r == 0; i++) {
+        struct store_batch_item *it = &items[i];
+        if (it->account_id != locked) {
+            if ((r = OPS(s)->account_lock(s, it->account_id)) == AK_ERR_NOT_FOUND) {
+                it->result = r;
+                r = 0;
+                continue;
+            }
+            if (r != 0)
+                break;
+            locked = it->account_id;
+        }
+        if ((it->result = read_own(s, it->account_id, it->id, cur)) == AK_ERR_NOT_FOUND)
+            continue;
+        if (it->result != 0 || (r = OPS(s)->key_primary(s, it->account_id, &primary)) != 0) {
+            r = r != 0 ? r : it->result;
+            break;
+        }
+        /* The rules see the current row: a key changed meanwhile (used, deactivated, reported) is skipped, not recorded twice. */
+        if ((it->result = fn(arg, cur, primary, &ret_rows[i])) != 0)
+            continue;
+        ret_rows[i].id = cur->id;
+        ret_rows[i].account_id = cur->account_id;
+        o->details = it->details;
+        if ((r = OPS(s)->key_write(s, &ret_rows[i])) == 0 && (r = record_key(s, o, action, cur, &ret_rows[i])) == 0)
+            ids[nids++] = cur->id;
+    }
+    if (r == 0)
+        r = announce(s, TOPIC_KEYS, ids, nids);
+    /* No settling: every item is idempotent (its rule refuses a row already changed), so a lost answer is simply retried. */
+    r = finish(s, r, NULL, NULL);
+out:
+    free(cur);
+    free(o);
+    free(ids);
+    return r;
+}
+
+int store_expiry_seen(struct store *s, const int64_t *ids, size_t n)
+{
+    int r;
+
+    if (n == 0)
+        return 0;
+    if ((r = OPS(s)->begin(s)) != 0)
+        return r;
+    r = finish(s, OPS(s)->expiry_seen(s, ids, n), NULL, NULL);
+    return r == AK_ERR_OUTCOME_UNKNOWN ? AK_ERR_UNAVAILABLE : r; /* marking again is harmless */
+}
+
+int store_sweep_claim(struct store *s, const char *name, int64_t now, int64_t interval, bool *ret_claimed)
+{
+    int r;
+
+    *ret_claimed = false;
+    if ((r = OPS(s)->begin(s)) != 0)
+        return r;
+    if ((r = finish(s, OPS(s)->sweep_claim(s, name, now, interval, ret_claimed), NULL, NULL)) != 0)
+        *ret_claimed = false; /* not known to be ours: another instance may run it; this period may be skipped */
+    return r == AK_ERR_OUTCOME_UNKNOWN ? AK_ERR_UNAVAILABLE : r;
+}

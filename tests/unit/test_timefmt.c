@@ -126,6 +126,88 @@ static void test_agrees_with_gmtime(void **state)
     }
 }
 
+static int64_t parsed(const char *s)
+{
+    int64_t t = -1;
+
+    assert_int_equal(timefmt_parse(s, strlen(s), &t), 0);
+    return t;
+}
+
+static void refused(const char *s)
+{
+    int64_t t = 12345;
+
+    assert_int_equal(timefmt_parse(s, strlen(s), &t), AK_ERR_INVALID);
+    assert_int_equal(t, 12345); /* untouched */
+}
+
+/* Parsing is the inverse of formatting, and reads offsets, fractions and RFC 3339's lower-case letters. */
+static void test_parse(void **state)
+{
+    char buf[TIMEFMT_LEN + 1];
+
+    (void)state;
+    assert_int_equal(parsed("1970-01-01T00:00:00Z"), 0);
+    assert_int_equal(parsed("2024-01-15T10:00:00Z"), 1705312800);
+    assert_int_equal(parsed("2024-01-15t10:00:00z"), 1705312800);
+    assert_int_equal(parsed("2024-01-15T10:00:00.999999Z"), 1705312800);
+    assert_int_equal(parsed("2024-01-15T12:30:00+02:30"), 1705312800);
+    assert_int_equal(parsed("2024-01-15T05:00:00-05:00"), 1705312800);
+    assert_int_equal(parsed("2024-02-29T00:00:00Z"), 1709164800);
+    assert_int_equal(parsed("2000-02-29T00:00:00Z"), 951782400);
+    assert_int_equal(parsed("2016-12-31T23:59:60Z"), 1483228799);
+    assert_int_equal(parsed("9999-12-31T23:59:59Z"), 253402300799);
+    for (int64_t t = 0; t < 253402300799; t += 987654321) {
+        assert_int_equal(timefmt_format(t, buf, sizeof(buf)), 0);
+        assert_int_equal(parsed(buf), t);
+    }
+}
+
+static void test_parse_refusals(void **state)
+{
+    (void)state;
+    refused("");
+    refused("2024-01-15");
+    refused("2024-01-15T10:00:00");      /* no zone: ambiguous */
+    refused("2024-01-15 10:00:00Z");     /* RFC 3339 allows it by agreement only */
+    refused("2024-01-15T10:00Z");        /* seconds are required */
+    refused("2024-01-15T10:00:00.Z");    /* an empty fraction */
+    refused("2024-01-15T10:00:00Z ");    /* trailing bytes */
+    refused("2024-01-15T10:00:00+0200"); /* offset without colon */
+    refused("2024-13-01T00:00:00Z");
+    refused("2024-00-01T00:00:00Z");
+    refused("2023-02-29T00:00:00Z"); /* not a leap year */
+    refused("1900-02-29T00:00:00Z");
+    refused("2024-04-31T00:00:00Z");
+    refused("2024-01-15T24:00:00Z");
+    refused("2024-01-15T10:60:00Z");
+    refused("2024-01-15T10:00:61Z");
+    refused("2024-01-15T10:00:00+24:00");
+    refused("1969-12-31T23:59:59Z"); /* before the epoch */
+    refused("1970-01-01T00:00:00+00:01");
+    refused("9999-12-31T23:59:59-00:01"); /* past 9999 */
+    refused("+2024-01-15T10:00:00Z");
+    refused("2024-1-15T10:00:00Z");
+    assert_int_equal(timefmt_parse(NULL, 0, &(int64_t){0}), AK_ERR_INVALID);
+    /* Bytes past `len` are not read: a prefix of a valid time is refused. */
+    assert_int_equal(timefmt_parse("2024-01-15T10:00:00Z", 19, &(int64_t){0}), AK_ERR_INVALID);
+}
+
+/* The test clock moves timefmt_now and nothing else. */
+static void test_offset(void **state)
+{
+    int64_t before = timefmt_now();
+
+    (void)state;
+    assert_int_equal(timefmt_offset(), 0);
+    timefmt_set_offset(86400 * 10);
+    assert_true(timefmt_now() >= before + 86400 * 10);
+    assert_true(timefmt_now() <= before + 86400 * 10 + 5);
+    timefmt_set_offset(0);
+    assert_true(timefmt_now() - before < 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +217,9 @@ int main(void)
         cmocka_unit_test(test_out_of_range_refused),
         cmocka_unit_test(test_now),
         cmocka_unit_test(test_agrees_with_gmtime),
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_parse_refusals),
+        cmocka_unit_test(test_offset),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
