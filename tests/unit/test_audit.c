@@ -290,6 +290,8 @@ static void test_action_names(void **state)
         [AUDIT_KEY_CREATED] = "key.created",
         [AUDIT_KEY_UPDATED] = "key.updated",
         [AUDIT_KEY_DELETED] = "key.deleted",
+        [AUDIT_KEY_ROTATED] = "key.rotated",
+        [AUDIT_KEY_LEAKED] = "key.leaked",
         [AUDIT_ACCOUNT_CREATED] = "account.created",
         [AUDIT_ACCOUNT_UPDATED] = "account.updated",
         [AUDIT_ACCOUNT_SUSPENDED] = "account.suspended",

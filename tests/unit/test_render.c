@@ -174,6 +174,10 @@ static void random_sample(uint64_t *rng, struct sample *s)
     s->v.primary = pick(rng, 2) == 0;
     s->v.created_at = random_time(rng, false);
     s->v.last_used = pick(rng, 3) == 0 ? 0 : random_time(rng, true);
+    s->v.expires_at = pick(rng, 2) == 0 ? 0 : random_time(rng, true);
+    s->v.rotated_from = pick(rng, 2) == 0 ? 0 : pick(rng, 2) == 0 ? INT64_MAX : 1 + (int64_t)pick(rng, 1000000);
+    s->v.rotated_to = pick(rng, 2) == 0 ? 0 : pick(rng, 2) == 0 ? INT64_MAX : 1 + (int64_t)pick(rng, 1000000);
+    s->v.leaked_at = pick(rng, 3) == 0 ? random_time(rng, true) : 0;
     snprintf(s->prefix, sizeof(s->prefix), "ml_%s_", s->v.type == KEY_TYPE_SANDBOX ? "sand" : "prod");
     for (size_t i = 8; i < KEYFMT_PREFIX_LEN; i++)
         s->prefix[i] = b62[pick(rng, sizeof(b62) - 1)];
@@ -183,6 +187,18 @@ static void random_sample(uint64_t *rng, struct sample *s)
     random_name(rng, n, name, sizeof(name));
     sample_set_name(s, name);
     s->extra = extras[pick(rng, sizeof(extras) / sizeof(extras[0]))];
+}
+
+static void ref_time_or_null(json_t *o, const char *field, int64_t t)
+{
+    char buf[32];
+
+    if (t == 0) {
+        assert_int_equal(json_object_set_new(o, field, json_null()), 0);
+        return;
+    }
+    ref_time(t, buf);
+    assert_int_equal(json_object_set_new(o, field, json_string(buf)), 0);
 }
 
 /* The same object built with jansson, member by member in the documented order, then serialized compactly. */
@@ -223,6 +239,11 @@ static char *reference(const struct sample *s)
     } else {
         assert_int_equal(json_object_set_new(o, "last_used", json_null()), 0);
     }
+    ref_time_or_null(o, "expires_at", s->v.expires_at);
+    assert_int_equal(json_object_set_new(o, "rotated_from", s->v.rotated_from != 0 ? json_integer(s->v.rotated_from) : json_null()),
+                     0);
+    assert_int_equal(json_object_set_new(o, "rotated_to", s->v.rotated_to != 0 ? json_integer(s->v.rotated_to) : json_null()), 0);
+    ref_time_or_null(o, "leaked_at", s->v.leaked_at);
     out = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     assert_non_null(out);
@@ -233,10 +254,11 @@ static char *reference(const struct sample *s)
 static void check_parsed(const struct sample *s, const char *out, size_t len)
 {
     static const char *const before[] = {"id", "name", "key_type"};
-    static const char *const after[] = {"key_prefix", "is_active", "is_primary", "created_at", "last_used"};
+    static const char *const after[] = {"key_prefix", "is_active",    "is_primary", "created_at", "last_used",
+                                        "expires_at", "rotated_from", "rotated_to", "leaked_at"};
     json_error_t err;
     json_t *o = json_loadb(out, len, JSON_REJECT_DUPLICATES, &err), *extra = NULL;
-    const char *want[16];
+    const char *want[20];
     size_t nwant = 0, i = 0;
     char t[32];
     void *it;
@@ -255,12 +277,12 @@ static void check_parsed(const struct sample *s, const char *out, size_t len)
         assert_non_null(extra = json_loads(wrapped, 0, NULL));
         json_object_foreach(extra, k, val)
         {
-            assert_true(nwant < 16);
+            assert_true(nwant < 20);
             want[nwant++] = k;
             assert_true(json_equal(json_object_get(o, k), val));
         }
     }
-    for (size_t k = 0; k < 5; k++)
+    for (size_t k = 0; k < sizeof(after) / sizeof(after[0]); k++)
         want[nwant++] = after[k];
     assert_int_equal(json_object_size(o), nwant);
     for (it = json_object_iter(o); it != NULL; it = json_object_iter_next(o, it), i++)
@@ -324,11 +346,14 @@ static void test_fixed_key(void **state)
 {
     static const char want[] = "{\"id\":1,\"name\":\"Production \\\"Key\\\" \\\\ \xc3\xa9\xf0\x9f\x94\x91\","
                                "\"key_type\":\"production\",\"key_prefix\":\"ml_prod_a1B2\",\"is_active\":true,"
-                               "\"is_primary\":true,\"created_at\":\"2024-01-15T10:00:00Z\",\"last_used\":null}";
-    static const char want_extra[] = "{\"id\":9223372036854775807,\"name\":\"x\",\"key_type\":\"sandbox\","
-                                     "\"api_key\":\"k\",\"message\":\"m\",\"key_prefix\":\"ml_sand_Zz09\",\"is_active\":false,"
-                                     "\"is_primary\":false,\"created_at\":\"1970-01-01T00:00:01Z\","
-                                     "\"last_used\":\"9999-12-31T23:59:59Z\"}";
+                               "\"is_primary\":true,\"created_at\":\"2024-01-15T10:00:00Z\",\"last_used\":null,"
+                               "\"expires_at\":null,\"rotated_from\":null,\"rotated_to\":null,\"leaked_at\":null}";
+    static const char want_extra[] =
+        "{\"id\":9223372036854775807,\"name\":\"x\",\"key_type\":\"sandbox\","
+        "\"api_key\":\"k\",\"message\":\"m\",\"key_prefix\":\"ml_sand_Zz09\",\"is_active\":false,"
+        "\"is_primary\":false,\"created_at\":\"1970-01-01T00:00:01Z\","
+        "\"last_used\":\"9999-12-31T23:59:59Z\",\"expires_at\":\"9999-12-31T23:59:59Z\","
+        "\"rotated_from\":9223372036854775807,\"rotated_to\":1,\"leaked_at\":\"2024-01-15T10:00:00Z\"}";
     struct sample s = {0};
     struct render_buf b;
     h2o_mem_pool_t pool;
@@ -342,7 +367,14 @@ static void test_fixed_key(void **state)
     render_one(&pool, &s, 0, &b);
     assert_same(b.p, b.len, want, sizeof(want) - 1);
 
-    s.v = (struct key_view){.id = INT64_MAX, .type = KEY_TYPE_SANDBOX, .created_at = 1, .last_used = TIME_MAX};
+    s.v = (struct key_view){.id = INT64_MAX,
+                            .type = KEY_TYPE_SANDBOX,
+                            .created_at = 1,
+                            .last_used = TIME_MAX,
+                            .expires_at = TIME_MAX,
+                            .rotated_from = INT64_MAX,
+                            .rotated_to = 1,
+                            .leaked_at = 1705312800};
     snprintf(s.prefix, sizeof(s.prefix), "ml_sand_Zz09");
     s.v.prefix = s.prefix;
     sample_set_name(&s, "x");
