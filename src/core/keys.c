@@ -246,6 +246,7 @@ out:
 struct patch_ctx {
     const struct patch_req *req;
     int64_t now;
+    bool seen; /* this instance refused the key as expired already (the store may not know yet) */
 };
 
 /*
@@ -269,7 +270,7 @@ static int apply_patch(void *arg, const struct key_rec *cur, int64_t primary_id,
     if (req->has_primary)
         next->primary = req->primary;
     if (req->has_expires_at) {
-        if (key_expired(cur, pc->now) && req->expires_at != cur->expires_at)
+        if ((key_expired(cur, pc->now) || (pc->seen && cur->expires_at != 0)) && req->expires_at != cur->expires_at)
             return AK_ERR_EXPIRED;
         next->expires_at = req->expires_at;
     }
@@ -364,6 +365,7 @@ int keys_update(struct keys *k, const struct audit_origin *origin, const struct 
     if ((r = keys_target(k, who, id, rec)) != 0)
         goto out;
     last_used = rec->last_used; /* memory is ahead of the store by up to a flush interval */
+    pc.seen = rec->expiry_seen;
     if ((r = store_key_update(k->store, origin, who->account_id, id, apply_patch, &pc, rec, demoted)) != 0) {
         if (r == AK_ERR_NOT_FOUND)
             forget(k, id); /* deleted elsewhere */

@@ -74,7 +74,7 @@ typedef int (*store_rotate_fn)(void *arg, const struct key_rec *cur, struct key_
 /* One key of a batch change (store_keys_update_batch). */
 struct store_batch_item {
     int64_t account_id, id;
-    const char *details; /* the event's details (JSON object text), or NULL */
+    const char *details; /* the event's details (JSON object text), or NULL for the origin's */
     int result;          /* out: 0 changed; AK_ERR_NOT_FOUND (no such key); or the rule's refusal (left as it was) */
 };
 

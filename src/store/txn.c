@@ -596,7 +596,7 @@ int store_keys_update_batch(struct store *s, const struct audit_origin *origin, 
             continue;
         ret_rows[i].id = cur->id;
         ret_rows[i].account_id = cur->account_id;
-        o->details = it->details;
+        o->details = it->details != NULL ? it->details : origin->details;
         if ((r = OPS(s)->key_write(s, &ret_rows[i])) == 0 && (r = record_key(s, o, action, cur, &ret_rows[i])) == 0)
             ids[nids++] = cur->id;
     }
