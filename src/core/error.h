@@ -33,6 +33,7 @@ enum ak_err {
     AK_ERR_EXISTS = -21,           /* an account with this external_id exists already */
     AK_ERR_SUSPENDED = -22,        /* the key's account is suspended */
     AK_ERR_BELOW_COUNT = -23,      /* a key cap below the account's number of keys */
+    AK_ERR_SIGNATURE = -24,        /* a signature that does not verify (leak reports) */
 };
 
 /* Returns a static, human-readable description of `err`. Never NULL. */
