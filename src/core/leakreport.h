@@ -94,8 +94,7 @@ int leak_report_parse(const char *body, size_t len, struct leak_report *ret, cha
 /* Whether `t` could be one of our tokens at all: not longer than LEAK_TOKEN_MAX. Others are false positives. */
 bool leak_token_matchable(const struct leak_token *t);
 
-/* Frees the report, wiping every token with OPENSSL_cleanse first (tokens are secrets); accepts an empty report. Leaves it empty.
- */
+/* Frees the report, wiping every token with OPENSSL_cleanse first (tokens are secrets); accepts an empty one, leaves it empty. */
 void leak_report_free(struct leak_report *r);
 
 enum leak_label { LEAK_FALSE_POSITIVE, LEAK_TRUE_POSITIVE };
