@@ -62,8 +62,6 @@ const char *ak_strerror(int err)
         return "the key was rotated already";
     case AK_ERR_STALE:
         return "the key store has not been heard from for too long";
-    case AK_ERR_SIGNATURE:
-        return "the signature does not verify";
     }
     return "unknown error";
 }
