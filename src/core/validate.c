@@ -247,7 +247,7 @@ out:
 
 static int parse_create(const char *body, size_t len, struct create_req *ret, struct issue_req *issue, char *msg, size_t msglen)
 {
-    struct create_req req;
+    struct create_req req = {.expires_at = 0};
     bool has_name = false, has_type = false;
     const char *field;
     json_t *root = NULL, *v;

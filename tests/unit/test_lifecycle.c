@@ -192,7 +192,8 @@ static void test_rotate(void **state)
     assert_int_equal(auth(f->k, key, now + 1, &p), 0); /* the grace */
     assert_int_equal(auth(f->k, key2, now + 1, &p), 0);
     assert_int_equal(auth(f->k, key, now + DAY + 10, &p), AK_ERR_EXPIRED);
-    assert_int_equal(lifecycle_rotate(f->k, &T_ORIGIN, &a.who, a.id, rec.id, DAY, &fresh, key2, sizeof(key2), &old), AK_ERR_ROTATED);
+    assert_int_equal(lifecycle_rotate(f->k, &T_ORIGIN, &a.who, a.id, rec.id, DAY, &fresh, key2, sizeof(key2), &old),
+                     AK_ERR_ROTATED);
     /* A grace longer than the life left does not extend it. */
     new_key(f, &a, now + 100, &rec, key);
     assert_int_equal(lifecycle_rotate(f->k, &T_ORIGIN, &a.who, a.id, rec.id, DAY, &fresh, key2, sizeof(key2), &old), 0);

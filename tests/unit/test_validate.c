@@ -1133,6 +1133,89 @@ static void test_external_id_direct(void **state)
     assert_int_equal(validate_external_id("ok bad", 2, msg, sizeof(msg)), 0);
 }
 
+/* expires_at: RFC 3339 or null, on create, PATCH and issue; absent means never (a fresh zero, not what the stack held). */
+static void test_expires_at(void **state)
+{
+    struct create_req c;
+    struct patch_req p;
+    struct issue_req is;
+    char msg[VALIDATE_MSG_MAX];
+
+    (void)state;
+    assert_int_equal(create("{\"name\":\"a\",\"key_type\":\"sandbox\"}", &c), 0);
+    assert_int_equal(c.expires_at, 0);
+    assert_int_equal(create("{\"name\":\"a\",\"key_type\":\"sandbox\",\"expires_at\":null}", &c), 0);
+    assert_int_equal(c.expires_at, 0);
+    assert_int_equal(create("{\"name\":\"a\",\"key_type\":\"sandbox\",\"expires_at\":\"2030-01-15T10:00:00Z\"}", &c), 0);
+    assert_int_equal(c.expires_at, 1894701600);
+    assert_int_equal(create("{\"name\":\"a\",\"key_type\":\"sandbox\",\"expires_at\":\"2030-01-15T12:00:00+02:00\"}", &c), 0);
+    assert_int_equal(c.expires_at, 1894701600);
+    assert_int_equal(create("{\"name\":\"a\",\"key_type\":\"sandbox\",\"expires_at\":1894701600}", &c), AK_ERR_INVALID);
+    assert_int_equal(create("{\"name\":\"a\",\"key_type\":\"sandbox\",\"expires_at\":\"tomorrow\"}", &c), AK_ERR_INVALID);
+    assert_int_equal(create("{\"name\":\"a\",\"key_type\":\"sandbox\",\"expires_at\":\"2030-01-15\"}", &c), AK_ERR_INVALID);
+    assert_int_equal(create("{\"name\":\"a\",\"key_type\":\"sandbox\",\"expires_at\":true}", &c), AK_ERR_INVALID);
+    /* PATCH: alone is a change; null clears. */
+    assert_int_equal(patch("{\"expires_at\":null}", &p), 0);
+    assert_true(p.has_expires_at && p.expires_at == 0 && !p.has_name && !p.has_active && !p.has_primary);
+    assert_int_equal(patch("{\"expires_at\":\"2030-01-15T10:00:00Z\"}", &p), 0);
+    assert_true(p.has_expires_at && p.expires_at == 1894701600);
+    assert_int_equal(patch("{\"name\":\"x\"}", &p), 0);
+    assert_false(p.has_expires_at);
+    assert_int_equal(patch("{\"expires_at\":\"\"}", &p), AK_ERR_INVALID);
+    {
+        const char *body = "{\"name\":\"a\",\"key_type\":\"production\",\"expires_at\":\"2030-01-15T10:00:00Z\"}";
+        assert_int_equal(validate_issue(body, strlen(body), &is, msg, sizeof(msg)), 0);
+    }
+    assert_int_equal(is.key.expires_at, 1894701600);
+}
+
+/* The range, against the caller's clock: the future, up to ten years. */
+static void test_expiry_range(void **state)
+{
+    char msg[VALIDATE_MSG_MAX];
+    const int64_t now = 1700000000;
+
+    (void)state;
+    assert_int_equal(validate_expiry(now + 1, now, msg, sizeof(msg)), 0);
+    assert_int_equal(validate_expiry(now + VALIDATE_EXPIRY_MAX_S, now, msg, sizeof(msg)), 0);
+    assert_int_equal(validate_expiry(now, now, msg, sizeof(msg)), AK_ERR_INVALID);
+    assert_non_null(strstr(msg, "future"));
+    assert_int_equal(validate_expiry(now - 1, now, msg, sizeof(msg)), AK_ERR_INVALID);
+    assert_int_equal(validate_expiry(now + VALIDATE_EXPIRY_MAX_S + 1, now, msg, sizeof(msg)), AK_ERR_INVALID);
+    assert_non_null(strstr(msg, "10 years"));
+}
+
+/* A rotation's body: none, {}, or a grace in 0..30 days. */
+static void test_rotate_body(void **state)
+{
+    static const char *const bad[] = {
+        "{\"grace_period_seconds\":-1}",
+        "{\"grace_period_seconds\":2592001}",
+        "{\"grace_period_seconds\":1.5}",
+        "{\"grace_period_seconds\":\"60\"}",
+        "{\"grace_period_seconds\":null}",
+        "{\"grace\":60}",
+        "{\"grace_period_seconds\":1e400}",
+        "[]",
+        "{\"grace_period_seconds\":99999999999999999999}",
+    };
+    char msg[VALIDATE_MSG_MAX];
+    int64_t g;
+
+    (void)state;
+    assert_int_equal(validate_rotate(NULL, 0, &g, msg, sizeof(msg)), 0);
+    assert_int_equal(g, VALIDATE_GRACE_DEFAULT_S);
+    assert_int_equal(validate_rotate("{}", 2, &g, msg, sizeof(msg)), 0);
+    assert_int_equal(g, 86400);
+    assert_int_equal(validate_rotate("{\"grace_period_seconds\":0}", 26, &g, msg, sizeof(msg)), 0);
+    assert_int_equal(g, 0);
+    assert_int_equal(validate_rotate("{\"grace_period_seconds\":2592000}", 32, &g, msg, sizeof(msg)), 0);
+    assert_int_equal(g, 2592000);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_not_equal(validate_rotate(bad[i], strlen(bad[i]), &g, msg, sizeof(msg)), 0);
+    assert_int_equal(validate_rotate("{", 1, &g, msg, sizeof(msg)), AK_ERR_JSON);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1170,6 +1253,9 @@ int main(void)
         cmocka_unit_test(test_issue_valid),
         cmocka_unit_test(test_issue_refused),
         cmocka_unit_test(test_external_id_direct),
+        cmocka_unit_test(test_expires_at),
+        cmocka_unit_test(test_expiry_range),
+        cmocka_unit_test(test_rotate_body),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
