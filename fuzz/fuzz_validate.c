@@ -1,6 +1,8 @@
 /*
- * fuzz_validate: a request body (POST and PATCH /v1/account/api-keys) through
- * validate_json_depth, validate_create and validate_patch.
+ * fuzz_validate: a request body (POST and PATCH /v1/account/api-keys, POST
+ * .../rotate) through validate_json_depth, validate_create, validate_patch
+ * and validate_rotate; and the same bytes as a timestamp through
+ * timefmt_parse.
  *
  * Beyond "no crash", each result is checked against an oracle built on
  * jansson with the flags validate.c uses: invalid_json exactly when the body
@@ -12,7 +14,10 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include <time.h>
+
 #include "core/error.h"
+#include "core/timefmt.h"
 #include "core/validate.h"
 #include "fuzz.h"
 
@@ -56,6 +61,121 @@ static bool same_string(const json_t *v, const char *s)
     return json_is_string(v) && json_string_length(v) == strlen(s) && memcmp(json_string_value(v), s, strlen(s)) == 0;
 }
 
+static bool is_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/*
+ * The oracle for RFC 3339: the shape checked character by character, the
+ * date and time by libc (timegm, then gmtime_r must give the same fields
+ * back), the offset applied; *ret the seconds since the epoch.
+ */
+static bool oracle_time(const char *s, size_t n, int64_t *ret)
+{
+    struct tm tm = {0}, back;
+    size_t pos = 19;
+    int64_t off = 0;
+    time_t t;
+
+    if (n < 20 || !is_digits(s, 4) || s[4] != '-' || !is_digits(s + 5, 2) || s[7] != '-' || !is_digits(s + 8, 2) ||
+        (s[10] != 'T' && s[10] != 't') || !is_digits(s + 11, 2) || s[13] != ':' || !is_digits(s + 14, 2) || s[16] != ':' ||
+        !is_digits(s + 17, 2))
+        return false;
+    if (s[pos] == '.') {
+        size_t start = ++pos;
+        while (pos < n && s[pos] >= '0' && s[pos] <= '9')
+            pos++;
+        if (pos == start)
+            return false;
+    }
+    if (pos < n && (s[pos] == 'Z' || s[pos] == 'z')) {
+        pos++;
+    } else if (pos + 6 <= n && (s[pos] == '+' || s[pos] == '-') && is_digits(s + pos + 1, 2) && s[pos + 3] == ':' &&
+               is_digits(s + pos + 4, 2)) {
+        int oh = (s[pos + 1] - '0') * 10 + (s[pos + 2] - '0'), om = (s[pos + 4] - '0') * 10 + (s[pos + 5] - '0');
+        if (oh > 23 || om > 59)
+            return false;
+        off = (s[pos] == '+' ? 1 : -1) * (int64_t)(oh * 3600 + om * 60);
+        pos += 6;
+    } else {
+        return false;
+    }
+    if (pos != n)
+        return false;
+    tm.tm_year = atoi((char[]){s[0], s[1], s[2], s[3], 0}) - 1900;
+    tm.tm_mon = atoi((char[]){s[5], s[6], 0}) - 1;
+    tm.tm_mday = atoi((char[]){s[8], s[9], 0});
+    tm.tm_hour = atoi((char[]){s[11], s[12], 0});
+    tm.tm_min = atoi((char[]){s[14], s[15], 0});
+    tm.tm_sec = atoi((char[]){s[17], s[18], 0});
+    if (tm.tm_sec == 60)
+        tm.tm_sec = 59; /* a leap second: the last second of its minute */
+    back = tm;
+    t = timegm(&back);
+    if (back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon || back.tm_mday != tm.tm_mday || back.tm_hour != tm.tm_hour ||
+        back.tm_min != tm.tm_min || back.tm_sec != tm.tm_sec || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1)
+        return false;
+    *ret = (int64_t)t - off;
+    return *ret >= 0 && *ret <= 253402300799;
+}
+
+/* An expires_at member: absent, null, or a timestamp the oracle reads; *ret its value (0 for null). */
+static bool expires_ok(const json_t *v, int64_t *ret)
+{
+    *ret = 0;
+    return v == NULL || json_is_null(v) || (json_is_string(v) && oracle_time(json_string_value(v), json_string_length(v), ret));
+}
+
+static void check_time(const char *s, size_t n)
+{
+    int64_t got = -1, want = 0;
+    bool ok = oracle_time(s, n, &want);
+    char buf[TIMEFMT_LEN + 1];
+    int r = timefmt_parse(s, n, &got);
+
+    FUZZ_CHECK(r == (ok ? 0 : AK_ERR_INVALID));
+    if (r != 0) {
+        FUZZ_CHECK(got == -1);
+        return;
+    }
+    FUZZ_CHECK(got == want);
+    /* What it reads, it writes back as the same instant. */
+    FUZZ_CHECK(timefmt_format(got, buf, sizeof(buf)) == 0);
+    FUZZ_CHECK(timefmt_parse(buf, TIMEFMT_LEN, &want) == 0 && want == got);
+}
+
+static void check_rotate(const char *body, size_t len, const json_t *root)
+{
+    char msg[VALIDATE_MSG_MAX];
+    int64_t grace = -1;
+    bool want_ok = false;
+    int r = validate_rotate(body, len, &grace, msg, sizeof(msg));
+
+    if (len == 0) {
+        FUZZ_CHECK(r == 0 && grace == VALIDATE_GRACE_DEFAULT_S);
+        return;
+    }
+    if (json_is_object(root)) {
+        const json_t *g = json_object_get(root, "grace_period_seconds");
+        want_ok = json_object_size(root) == (g != NULL ? 1u : 0u) &&
+                  (g == NULL || (json_is_integer(g) && json_integer_value(g) >= 0 && json_integer_value(g) <= VALIDATE_GRACE_MAX_S));
+        if (want_ok && g != NULL)
+            FUZZ_CHECK(r != 0 || grace == json_integer_value(g));
+        if (want_ok && g == NULL)
+            FUZZ_CHECK(r != 0 || grace == VALIDATE_GRACE_DEFAULT_S);
+    }
+    if (root == NULL)
+        FUZZ_CHECK(r == AK_ERR_JSON);
+    else
+        FUZZ_CHECK(r == (want_ok ? 0 : AK_ERR_INVALID));
+    if (r != 0)
+        fuzz_check_msg(msg, sizeof(msg));
+}
+
 static void check_create(const char *body, size_t len, const json_t *root)
 {
     struct create_req req, poison;
@@ -67,9 +187,13 @@ static void check_create(const char *body, size_t len, const json_t *root)
     req = poison;
     memset(msg, 0x55, sizeof(msg));
     r = validate_create(body, len, &req, msg, sizeof(msg));
+    int64_t expires = 0;
+
     if (json_is_object(root)) {
-        const json_t *name = json_object_get(root, "name"), *type = json_object_get(root, "key_type");
-        want_ok = json_object_size(root) == 2 && name_ok(name) && (same_string(type, "production") || same_string(type, "sandbox"));
+        const json_t *name = json_object_get(root, "name"), *type = json_object_get(root, "key_type"),
+                     *exp = json_object_get(root, "expires_at");
+        want_ok = json_object_size(root) == 2u + (exp != NULL) && name_ok(name) &&
+                  (same_string(type, "production") || same_string(type, "sandbox")) && expires_ok(exp, &expires);
     }
     if (root == NULL) {
         FUZZ_CHECK(r == AK_ERR_JSON);
@@ -86,14 +210,16 @@ static void check_create(const char *body, size_t len, const json_t *root)
     FUZZ_CHECK(same_string(json_object_get(root, "name"), req.name));
     FUZZ_CHECK(req.type == KEY_TYPE_PRODUCTION || req.type == KEY_TYPE_SANDBOX);
     FUZZ_CHECK(same_string(json_object_get(root, "key_type"), key_type_name(req.type)));
+    FUZZ_CHECK(req.expires_at == expires);
 }
 
 static void check_patch(const char *body, size_t len, const json_t *root)
 {
     struct patch_req req, poison;
     char msg[VALIDATE_MSG_MAX], nmsg[VALIDATE_MSG_MAX];
-    const json_t *name = NULL, *active = NULL, *primary = NULL;
+    const json_t *name = NULL, *active = NULL, *primary = NULL, *exp = NULL;
     bool want_ok = false;
+    int64_t expires = 0;
     int r;
 
     memset(&poison, 0xa5, sizeof(poison));
@@ -105,9 +231,11 @@ static void check_patch(const char *body, size_t len, const json_t *root)
         name = json_object_get(root, "name");
         active = json_object_get(root, "is_active");
         primary = json_object_get(root, "is_primary");
-        known = (size_t)(name != NULL) + (size_t)(active != NULL) + (size_t)(primary != NULL);
+        exp = json_object_get(root, "expires_at");
+        known = (size_t)(name != NULL) + (size_t)(active != NULL) + (size_t)(primary != NULL) + (size_t)(exp != NULL);
         want_ok = known > 0 && known == json_object_size(root) && (name == NULL || name_ok(name)) &&
-                  (active == NULL || json_is_boolean(active)) && (primary == NULL || json_is_boolean(primary));
+                  (active == NULL || json_is_boolean(active)) && (primary == NULL || json_is_boolean(primary)) &&
+                  expires_ok(exp, &expires);
     }
     if (root == NULL) {
         FUZZ_CHECK(r == AK_ERR_JSON);
@@ -131,6 +259,9 @@ static void check_patch(const char *body, size_t len, const json_t *root)
         FUZZ_CHECK(req.active == json_is_true(active));
     if (req.has_primary)
         FUZZ_CHECK(req.primary == json_is_true(primary));
+    FUZZ_CHECK(req.has_expires_at == (exp != NULL));
+    if (req.has_expires_at)
+        FUZZ_CHECK(req.expires_at == expires);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -186,7 +317,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     check_create(body, size, root);
     check_patch(body, size, root);
+    check_rotate(body, size, root);
 out:
+    check_time(body, size);
     json_decref(root);
     free(body);
     return 0;
