@@ -20,6 +20,8 @@
 #   [f] issue 9, only with APIKEYD_BEFORE_BIN=<apikeyd built from an older commit>: list
 #       and verify of that binary and of build/apikeyd against limit, interleaved in the
 #       same rounds (wrk -t2 -c64), the two ratios and their quotient;
+#   [h] issue 10, likewise with APIKEYD_BEFORE_BIN: as [f], with an expires_at on every key
+#       of the after binary's account (but the primary, which cannot have one);
 #   [g] issue 9 at scale, on SQLite and on PostgreSQL (a throwaway cluster): 100,000
 #       accounts and 1,000,000 audit events seeded with SQL (bench/seed.sql) into a
 #       database made by build/apikeyd; start-up time with one key and with two keys per
@@ -45,7 +47,7 @@ SHARED=${APIKEYD_SHARED_BENCH:-$ROOT/../shared/bench}
 OUT=$ROOT/build/bench
 APIKEYD=$ROOT/build/apikeyd
 BULKLOAD=$ROOT/build/bulkload
-SECTIONS=${BENCH_SECTIONS:-a b c d e f g}
+SECTIONS=${BENCH_SECTIONS:-a b c d e f g h}
 
 # Fixed options.
 CMP_SECS=4 CMP_ROUNDS=3 # compare.sh's own defaults
@@ -530,19 +532,19 @@ second_key() { # second_key PORT KEY: the sandbox key, through the API
         "http://127.0.0.1:$1/v1/account/api-keys/")
     [ "$code" = 201 ] || die "creating the second key answered $code: $(cat "$WORK/second-$1.json")"
 }
-if want f && [ -z "$BEFORE_BIN" ]; then
-    hdr "[f] hot path before/after: skipped (set APIKEYD_BEFORE_BIN=path/to/older/apikeyd; see docs/benchmarks.md)"
-elif want f; then
-    [ -x "$BEFORE_BIN" ] || die "APIKEYD_BEFORE_BIN=$BEFORE_BIN is not an executable"
-    hdr "[f] hot path before/after: ${F_ROUNDS} interleaved rounds of ${F_SECS} s (wrk -t2 -c64), account with two keys, --no-access-log"
+# before_after SECTION AFTER_DB AFTER_KEY: the rounds of [f] (and [h]) for build/apikeyd serving
+# AFTER_DB (AFTER_KEY is its key for list and verify) against $BEFORE_BIN; results SECTION_*.
+before_after() {
+    local sec=$1 adb=$2 akey=$3 r ep p order who url k
     say "before: $BEFORE_BIN ($("$BEFORE_BIN" --version)); after: $APIKEYD ($("$APIKEYD" --version))"
     start_refs
-    BSMALL=$WORK/before.db
+    BSMALL=$WORK/$sec-before.db
+    rm -f "$BSMALL"
     BKEY=$("$BEFORE_BIN" account create --db "$BSMALL" --name bench | json_get api_key)
-    APIKEYD=$BEFORE_BIN start_apikeyd "$BSMALL" "$WORK/f-before.log" --no-access-log
+    APIKEYD=$BEFORE_BIN start_apikeyd "$BSMALL" "$WORK/$sec-before.log" --no-access-log
     B_PID=$SRV_PID B_PORT=$SRV_PORT B_LOG=$SRV_LOG
     second_key "$B_PORT" "$BKEY"
-    start_apikeyd "$SMALL" "$WORK/f-after.log" --no-access-log
+    start_apikeyd "$adb" "$WORK/$sec-after.log" --no-access-log
     A_PID=$SRV_PID A_PORT=$SRV_PORT A_LOG=$SRV_LOG
     declare -A F=()
     for r in $(seq "$F_ROUNDS"); do
@@ -554,28 +556,60 @@ elif want f; then
             [ $((r % 3)) = 0 ] && order="limit after before"
             for who in $order; do
                 case $who in
-                after) url="http://127.0.0.1:$A_PORT$p" k=$KEY ;;
+                after) url="http://127.0.0.1:$A_PORT$p" k=$akey ;;
                 before) url="http://127.0.0.1:$B_PORT$p" k=$BKEY ;;
                 limit) url=$LIMIT_URL k=$KEY ;;
                 esac
-                F[${ep}_$who]+="$(wrkrun "f-$ep-$who-$r" -t2 -c64 -d"${F_SECS}s" -H "Authorization: Bearer $k" "$url") "
+                F[${ep}_$who]+="$(wrkrun "$sec-$ep-$who-$r" -t2 -c64 -d"${F_SECS}s" -H "Authorization: Bearer $k" "$url") "
             done
         done
     done
-    SRV_PID=$A_PID SRV_LOG=$A_LOG SRV_DEAD=0 stop_apikeyd f-after
-    SRV_PID=$B_PID SRV_LOG=$B_LOG SRV_DEAD=0 stop_apikeyd f-before
+    SRV_PID=$A_PID SRV_LOG=$A_LOG SRV_DEAD=0 stop_apikeyd "$sec-after"
+    SRV_PID=$B_PID SRV_LOG=$B_LOG SRV_DEAD=0 stop_apikeyd "$sec-before"
     printf '%-16s %12s   runs\n' who 'req/s(med)'
     for ep in list verify; do
         for who in after before limit; do
-            res "f_${ep}_${who}_rps" "$(echo "${F[${ep}_$who]}" | med)"
-            printf '%-16s %12s   %s\n' "$ep $who" "${R[f_${ep}_${who}_rps]}" "${F[${ep}_$who]}"
+            res "${sec}_${ep}_${who}_rps" "$(echo "${F[${ep}_$who]}" | med)"
+            printf '%-16s %12s   %s\n' "$ep $who" "${R[${sec}_${ep}_${who}_rps]}" "${F[${ep}_$who]}"
         done
-        res "f_${ep}_after_vs_limit" "$(div "${R[f_${ep}_after_rps]}" "${R[f_${ep}_limit_rps]}")"
-        res "f_${ep}_before_vs_limit" "$(div "${R[f_${ep}_before_rps]}" "${R[f_${ep}_limit_rps]}")"
+        res "${sec}_${ep}_after_vs_limit" "$(div "${R[${sec}_${ep}_after_rps]}" "${R[${sec}_${ep}_limit_rps]}")"
+        res "${sec}_${ep}_before_vs_limit" "$(div "${R[${sec}_${ep}_before_rps]}" "${R[${sec}_${ep}_limit_rps]}")"
         # the quotient from the medians themselves (the two ratios above are rounded)
-        res "f_${ep}_after_over_before" "$(awk -v a="${R[f_${ep}_after_rps]}" -v b="${R[f_${ep}_before_rps]}" 'BEGIN{ if (b > 0) printf "%.3f", a / b; else print "-" }')"
-        say "f: $ep after/limit=${R[f_${ep}_after_vs_limit]} before/limit=${R[f_${ep}_before_vs_limit]} quotient=${R[f_${ep}_after_over_before]}"
+        res "${sec}_${ep}_after_over_before" "$(awk -v a="${R[${sec}_${ep}_after_rps]}" -v b="${R[${sec}_${ep}_before_rps]}" 'BEGIN{ if (b > 0) printf "%.3f", a / b; else print "-" }')"
+        say "$sec: $ep after/limit=${R[${sec}_${ep}_after_vs_limit]} before/limit=${R[${sec}_${ep}_before_vs_limit]} quotient=${R[${sec}_${ep}_after_over_before]}"
     done
+}
+if want f && [ -z "$BEFORE_BIN" ]; then
+    hdr "[f] hot path before/after: skipped (set APIKEYD_BEFORE_BIN=path/to/older/apikeyd; see docs/benchmarks.md)"
+elif want f; then
+    [ -x "$BEFORE_BIN" ] || die "APIKEYD_BEFORE_BIN=$BEFORE_BIN is not an executable"
+    hdr "[f] hot path before/after: ${F_ROUNDS} interleaved rounds of ${F_SECS} s (wrk -t2 -c64), account with two keys, --no-access-log"
+    before_after f "$SMALL" "$KEY"
+fi
+
+# --- [h] issue 10: the hot path before and after, with an expiry on every key -----------
+# As [f], but the after binary serves an account whose keys all carry an expires_at (30 days
+# ahead, so that verify answers without X-Key-Expires-At), but the primary, which cannot
+# have one: the keys listed and verified are a production and a sandbox key made through
+# the API with expires_at. The before binary's account is [f]'s (no expiry: it has none).
+if want h && [ -z "$BEFORE_BIN" ]; then
+    hdr "[h] hot path before/after with expiry: skipped (set APIKEYD_BEFORE_BIN=path/to/older/apikeyd)"
+elif want h; then
+    [ -x "$BEFORE_BIN" ] || die "APIKEYD_BEFORE_BIN=$BEFORE_BIN is not an executable"
+    hdr "[h] hot path before/after, every key of the after account with an expiry: ${F_ROUNDS} interleaved rounds of ${F_SECS} s"
+    HDB=$WORK/h-after.db
+    HPRIMARY=$("$APIKEYD" account create --db "$HDB" --name bench | json_get api_key)
+    start_apikeyd "$HDB" "$WORK/h-setup.log" --no-access-log
+    HEXP=$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
+    for kt in production sandbox; do
+        code=$(curl -s -o "$WORK/h-$kt.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $HPRIMARY" \
+            -H 'Content-Type: application/json' -d "{\"name\":\"Expiring $kt\",\"key_type\":\"$kt\",\"expires_at\":\"$HEXP\"}" \
+            "http://127.0.0.1:$SRV_PORT/v1/account/api-keys/")
+        [ "$code" = 201 ] || die "creating an expiring key answered $code: $(cat "$WORK/h-$kt.json")"
+    done
+    HKEY=$(json_get api_key <"$WORK/h-production.json")
+    SRV_DEAD=0 stop_apikeyd h-setup
+    before_after h "$HDB" "$HKEY"
 fi
 
 # --- [g] issue 9 at scale: 100,000 accounts, 1,000,000 audit events ------------------
@@ -749,6 +783,11 @@ SUM=$OUT/summary.md
     row "[f] list: after / before (quotient)" "$(v f_list_after_over_before)" ">=" 0.95
     echo "| [f] verify / limit: after, before | $(v f_verify_after_vs_limit), $(v f_verify_before_vs_limit) | | |"
     row "[f] verify: after / before (quotient)" "$(v f_verify_after_over_before)" ">=" 0.95
+    # issue 10: the same with an expiry on every key of the after account (target >= 0.95)
+    echo "| [h] list / limit: after (expiry), before | $(v h_list_after_vs_limit), $(v h_list_before_vs_limit) | | |"
+    row "[h] list: after with expiry / before (quotient)" "$(v h_list_after_over_before)" ">=" 0.95
+    echo "| [h] verify / limit: after (expiry), before | $(v h_verify_after_vs_limit), $(v h_verify_before_vs_limit) | | |"
+    row "[h] verify: after with expiry / before (quotient)" "$(v h_verify_after_over_before)" ">=" 0.95
     for b in sqlite postgres; do
         for c in $G_CASES; do row "[g] $b: $c p99 (one client), ms" "$(v g_${b}_${c}_p99_ms)" "<" 5; done
         row "[g] $b: start-up, 100k accounts x 1 key, s" "$(v g_${b}_startup_1key_s)" "<" 3

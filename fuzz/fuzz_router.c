@@ -48,30 +48,80 @@ static int64_t oracle_id(const char *s, size_t len)
     return v <= INT64_MAX ? (int64_t)v : 0;
 }
 
+/* Splits `p` (after `prefix`, without one trailing '/') into '/'-separated segments; at most `max`. */
+static size_t segments(const char *p, size_t len, const char *prefix, const char **seg, size_t *seglen, size_t max)
+{
+    size_t n = 0, pl = strlen(prefix), i, start;
+
+    p += pl;
+    len -= pl;
+    if (len > 0 && p[len - 1] == '/')
+        len--;
+    for (i = 0, start = 0; i <= len; i++) {
+        if (i == len || p[i] == '/') {
+            if (n == max)
+                return max + 1;
+            seg[n] = p + start;
+            seglen[n] = i - start;
+            n++;
+            start = i + 1;
+        }
+    }
+    return n;
+}
+
+static bool seg_is(const char *s, size_t n, const char *lit)
+{
+    return n == strlen(lit) && memcmp(s, lit, n) == 0;
+}
+
 static struct route oracle_route(const char *p, size_t len)
 {
     struct route rt = {ROUTE_NONE, 0, 0};
-    const size_t vn = strlen(VERIFY_PATH), kn = strlen(KEYS_PATH "/");
+    const size_t vn = strlen(VERIFY_PATH);
+    const char *seg[8];
+    size_t seglen[8], n;
 
     if (starts(p, len, VERIFY_PATH) && (len == vn || p[vn] == '/')) {
         rt.id = ROUTE_VERIFY;
     } else if (is_path(p, len, "/healthz")) {
         rt.id = ROUTE_HEALTH;
+    } else if (is_path(p, len, "/v1/account/audit-log")) {
+        rt.id = ROUTE_AUDIT;
+    } else if (is_path(p, len, "/v1/admin/audit-log")) {
+        rt.id = ROUTE_ADMIN_AUDIT;
+    } else if (is_path(p, len, "/v1/admin/leaked-keys")) {
+        rt.id = ROUTE_ADMIN_LEAKED_KEYS;
+    } else if (is_path(p, len, "/v1/leaks/github")) {
+        rt.id = ROUTE_LEAKS_GITHUB;
+    } else if (is_path(p, len, "/v1/admin/accounts")) {
+        rt.id = ROUTE_ADMIN_ACCOUNTS;
+    } else if (starts(p, len, "/v1/admin/accounts/") && len > strlen("/v1/admin/accounts/")) {
+        /* {id} | {id}/keys | {id}/keys/{key_id}/rotate, every segment non-empty */
+        n = segments(p, len, "/v1/admin/accounts/", seg, seglen, 4);
+        if (n == 1 && seglen[0] > 0) {
+            rt.id = ROUTE_ADMIN_ACCOUNT;
+        } else if (n == 2 && seglen[0] > 0 && seg_is(seg[1], seglen[1], "keys")) {
+            rt.id = ROUTE_ADMIN_ACCOUNT_KEYS;
+        } else if (n == 4 && seglen[0] > 0 && seg_is(seg[1], seglen[1], "keys") && seglen[2] > 0 &&
+                   seg_is(seg[3], seglen[3], "rotate")) {
+            rt.id = ROUTE_ADMIN_KEY_ROTATE;
+            rt.sub_id = oracle_id(seg[2], seglen[2]);
+        } else {
+            return rt;
+        }
+        rt.key_id = oracle_id(seg[0], seglen[0]);
     } else if (is_path(p, len, KEYS_PATH)) {
         rt.id = ROUTE_KEYS;
-    } else if (starts(p, len, KEYS_PATH "/")) {
-        const char *seg = p + kn;
-        size_t seglen = len - kn;
-        bool rotate;
-        if (seglen > 0 && seg[seglen - 1] == '/')
-            seglen--;
-        rotate = seglen > 7 && memcmp(seg + seglen - 7, "/rotate", 7) == 0;
-        if (rotate)
-            seglen -= 7;
-        if (seglen > 0 && memchr(seg, '/', seglen) == NULL) {
-            rt.id = rotate ? ROUTE_KEY_ROTATE : ROUTE_KEY;
-            rt.key_id = oracle_id(seg, seglen);
-        }
+    } else if (starts(p, len, KEYS_PATH "/") && len > strlen(KEYS_PATH "/")) {
+        n = segments(p, len, KEYS_PATH "/", seg, seglen, 2);
+        if (n == 1 && seglen[0] > 0)
+            rt.id = ROUTE_KEY;
+        else if (n == 2 && seglen[0] > 0 && seg_is(seg[1], seglen[1], "rotate"))
+            rt.id = ROUTE_KEY_ROTATE;
+        else
+            return rt;
+        rt.key_id = oracle_id(seg[0], seglen[0]);
     }
     return rt;
 }
@@ -86,8 +136,9 @@ static void check_match(const char *p, size_t len)
     router_match(copy, len, &rt);
     FUZZ_CHECK(rt.id == want.id);
     FUZZ_CHECK(rt.key_id == want.key_id);
-    FUZZ_CHECK(rt.key_id >= 0 && (rt.id == ROUTE_KEY || rt.id == ROUTE_KEY_ROTATE || rt.key_id == 0));
-    if (rt.key_id > 0) {
+    FUZZ_CHECK(rt.sub_id == want.sub_id);
+    FUZZ_CHECK(rt.key_id >= 0 && rt.sub_id >= 0);
+    if (rt.key_id > 0 && (rt.id == ROUTE_KEY || rt.id == ROUTE_KEY_ROTATE)) {
         /* The id is the segment's value: printed back, it is the segment itself. */
         char dec[24];
         const char *seg = p + strlen(KEYS_PATH "/");

@@ -161,8 +161,9 @@ static void check_rotate(const char *body, size_t len, const json_t *root)
     }
     if (json_is_object(root)) {
         const json_t *g = json_object_get(root, "grace_period_seconds");
-        want_ok = json_object_size(root) == (g != NULL ? 1u : 0u) &&
-                  (g == NULL || (json_is_integer(g) && json_integer_value(g) >= 0 && json_integer_value(g) <= VALIDATE_GRACE_MAX_S));
+        want_ok =
+            json_object_size(root) == (g != NULL ? 1u : 0u) &&
+            (g == NULL || (json_is_integer(g) && json_integer_value(g) >= 0 && json_integer_value(g) <= VALIDATE_GRACE_MAX_S));
         if (want_ok && g != NULL)
             FUZZ_CHECK(r != 0 || grace == json_integer_value(g));
         if (want_ok && g == NULL)
