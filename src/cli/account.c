@@ -132,15 +132,17 @@ static json_t *key_head(const struct key_rec *rec)
     return json_pack("{s:I,s:s,s:s}", "id", (json_int_t)rec->id, "name", rec->name, "key_type", key_type_name(rec->type));
 }
 
-/* The key object's other fields (key_prefix ... last_used) of a new key. */
+/* The key object's other fields (key_prefix ... leaked_at) of a new key: never used, never rotated or reported. */
 static json_t *key_tail(const struct key_rec *rec)
 {
-    char created[TIMEFMT_LEN + 1];
+    char created[TIMEFMT_LEN + 1], expires[TIMEFMT_LEN + 1];
 
-    if (timefmt_format(rec->created_at, created, sizeof(created)) != 0)
+    if (timefmt_format(rec->created_at, created, sizeof(created)) != 0 ||
+        (rec->expires_at != 0 && timefmt_format(rec->expires_at, expires, sizeof(expires)) != 0))
         return NULL;
-    return json_pack("{s:s,s:b,s:b,s:s,s:n}", "key_prefix", rec->prefix, "is_active", rec->active, "is_primary", rec->primary,
-                     "created_at", created, "last_used");
+    return json_pack("{s:s,s:b,s:b,s:s,s:n,s:o,s:n,s:n,s:n}", "key_prefix", rec->prefix, "is_active", rec->active, "is_primary",
+                     rec->primary, "created_at", created, "last_used", "expires_at",
+                     rec->expires_at != 0 ? json_string(expires) : json_null(), "rotated_from", "rotated_to", "leaked_at");
 }
 
 /* Prints `o` (taken), a new key's object, and wipes its api_key after. */
