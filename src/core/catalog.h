@@ -30,6 +30,7 @@ typedef void (*catalog_visit_cb)(void *arg, const struct key_rec *rec);
 /* What a list shows of a key, without copies; valid only during the visit. */
 struct key_view {
     int64_t id;
+    int64_t account_id;
     enum key_type type;
     bool active;
     bool primary;
@@ -40,6 +41,7 @@ struct key_view {
     int64_t rotated_from;  /* 0: none */
     int64_t rotated_to;    /* 0: none */
     int64_t leaked_at;     /* 0: never */
+    bool expiry_seen;      /* refused as expired once (see key_rec) */
     const char *name_json; /* the name as a JSON string literal, quotes included */
     size_t name_json_len;
 };
@@ -148,8 +150,8 @@ void catalog_mark_flushed(struct catalog *cat, const struct key_use *uses, size_
 int catalog_collect_expired(struct catalog *cat, int64_t **ret, size_t *ret_n);
 void catalog_mark_expired_stored(struct catalog *cat, const int64_t *ids, size_t n, bool stored);
 
-/* Calls `cb` with a copy of every key, in no particular order (the background sweeps). `cb` must not call into the catalog. */
-void catalog_walk(struct catalog *cat, catalog_visit_cb cb, void *arg);
+/* Calls `cb` with a view of every key, in no particular order (the background sweeps). `cb` must not call into the catalog. */
+void catalog_walk(struct catalog *cat, catalog_view_cb cb, void *arg);
 
 /* Number of keys. */
 size_t catalog_size(struct catalog *cat);

@@ -264,7 +264,7 @@ struct due {
     bool full;
 };
 
-static void due_add(struct due *d, const struct key_rec *rec)
+static void due_add(struct due *d, int64_t account_id, int64_t id)
 {
     struct store_batch_item *nv;
 
@@ -281,26 +281,29 @@ static void due_add(struct due *d, const struct key_rec *rec)
         d->v = nv;
         d->cap = cap;
     }
-    d->v[d->n++] = (struct store_batch_item){.account_id = rec->account_id, .id = rec->id};
+    d->v[d->n++] = (struct store_batch_item){.account_id = account_id, .id = id};
 }
 
-/* When a key was last seen working: its last use, or its creation if it was never used. */
-static int64_t last_seen(const struct key_rec *rec)
+/*
+ * Whether a key is due for deactivation: active, not primary, not reported,
+ * not expired, and last seen working (its last use, or its creation if it
+ * was never used) at `cutoff` or before.
+ */
+static bool idle_due(bool active, bool primary, int64_t leaked_at, int64_t expires_at, bool expiry_seen, int64_t last_used,
+                     int64_t created_at, int64_t now, int64_t cutoff)
 {
-    return rec->last_used > rec->created_at ? rec->last_used : rec->created_at;
+    bool expired = expires_at != 0 && (expiry_seen || now >= expires_at);
+
+    return active && !primary && leaked_at == 0 && !expired && (last_used > created_at ? last_used : created_at) <= cutoff;
 }
 
-static bool idle_due(const struct key_rec *rec, int64_t now, int64_t cutoff)
-{
-    return rec->active && !rec->primary && rec->leaked_at == 0 && !key_expired(rec, now) && last_seen(rec) <= cutoff;
-}
-
-static void idle_visit(void *arg, const struct key_rec *rec)
+static void idle_visit(void *arg, const struct key_view *v)
 {
     struct due *d = arg;
 
-    if (idle_due(rec, d->now, d->cutoff))
-        due_add(d, rec);
+    if (idle_due(v->active, v->primary, v->leaked_at, v->expires_at, v->expiry_seen, v->last_used, v->created_at, d->now,
+                 d->cutoff))
+        due_add(d, v->account_id, v->id);
 }
 
 /* The idle rule, on the current row: a key used meanwhile (here or elsewhere), or changed, is left alone. */
@@ -308,29 +311,32 @@ static int idle_rule(void *arg, const struct key_rec *cur, int64_t primary_id, s
 {
     const struct due *d = arg;
 
-    if (!idle_due(cur, d->now, d->cutoff) || cur->id == primary_id)
+    if (!idle_due(cur->active, cur->primary, cur->leaked_at, cur->expires_at, cur->expiry_seen, cur->last_used, cur->created_at,
+                  d->now, d->cutoff) ||
+        cur->id == primary_id)
         return AK_ERR_ARG;
     *next = *cur;
     next->active = false;
     return 0;
 }
 
-static bool expired_due(const struct key_rec *rec, int64_t cutoff)
+/* Whether a key is due for deletion: expired at `cutoff` already, never reported leaked, not primary. */
+static bool expired_due(int64_t expires_at, int64_t leaked_at, bool primary, int64_t cutoff)
 {
-    return rec->expires_at != 0 && rec->expires_at <= cutoff && rec->leaked_at == 0 && !rec->primary;
+    return expires_at != 0 && expires_at <= cutoff && leaked_at == 0 && !primary;
 }
 
-static void expired_visit(void *arg, const struct key_rec *rec)
+static void expired_visit(void *arg, const struct key_view *v)
 {
     struct due *d = arg;
 
-    if (expired_due(rec, d->cutoff))
-        due_add(d, rec);
+    if (expired_due(v->expires_at, v->leaked_at, v->primary, d->cutoff))
+        due_add(d, v->account_id, v->id);
 }
 
 static int expired_rule(void *arg, const struct key_rec *cur)
 {
-    return expired_due(cur, *(const int64_t *)arg) ? 0 : AK_ERR_ARG;
+    return expired_due(cur->expires_at, cur->leaked_at, cur->primary, *(const int64_t *)arg) ? 0 : AK_ERR_ARG;
 }
 
 /* Whether this instance runs sweep `name` this period (of those that share the store, exactly one does). */
