@@ -64,7 +64,11 @@ COLLECTION = "/v1/account/api-keys/"
 ADMIN_ACCOUNTS = "/v1/admin/accounts/"
 ADMIN_AUDIT = "/v1/admin/audit-log/"
 ACCOUNT_AUDIT = "/v1/account/audit-log/"
-KEY_FIELDS = ["id", "name", "key_type", "key_prefix", "is_active", "is_primary", "created_at", "last_used"]
+KEY_FIELDS = [
+    "id", "name", "key_type", "key_prefix", "is_active", "is_primary", "created_at", "last_used",
+    # issue 10: the key lifecycle
+    "expires_at", "rotated_from", "rotated_to", "leaked_at",
+]  # fmt: skip
 CREATED_MESSAGE = "Save this key securely. It will not be shown again."
 ERROR_CODES = {
     "invalid_json",
@@ -94,6 +98,11 @@ ERROR_CODES = {
     "max_keys_below_key_count",
     "invalid_cursor",
     "invalid_parameter",
+    # issue 10: the key lifecycle
+    "key_expired",
+    "key_leaked",
+    "already_rotated",
+    "invalid_signature",
 }
 
 # --------------------------------------------------------------------------- keys and times

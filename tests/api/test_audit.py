@@ -28,9 +28,9 @@ from conftest import (
 
 ACTIONS = [
     "key.created", "key.updated", "key.deleted", "account.created", "account.updated", "account.suspended",
-    "account.reactivated", "account.deleted", "admin_token.created", "admin_token.revoked",
+    "account.reactivated", "account.deleted", "admin_token.created", "admin_token.revoked", "key.rotated", "key.leaked",
 ]  # fmt: skip
-EVENT_FIELDS = ["id", "at", "account_id", "actor", "action", "target", "changes", "client_ip", "request_id"]
+EVENT_FIELDS = ["id", "at", "account_id", "actor", "action", "target", "changes", "details", "client_ip", "request_id"]
 HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 LOCALHOST = "127.0.0.1"
 
@@ -65,6 +65,7 @@ def event(action, account_id, actor, target, changes, rid):
         "action": action,
         "target": {"type": kind, "id": target_id},
         "changes": changes,
+        "details": None,  # only the server's own changes and leak reports have details
         "client_ip": None if rid is None else LOCALHOST,
         "request_id": rid,
     }

@@ -13,7 +13,7 @@ DOC = SPEC.doc
 SCHEMAS = DOC["components"]["schemas"]
 
 # The seed's list response, verbatim.
-SEED_LIST = {
+SEED_LIST_VERBATIM = {
     "api_keys": [
         {
             "id": 1,
@@ -37,6 +37,9 @@ SEED_LIST = {
         },
     ]
 }
+# Issue 10 gave every key object four more members, always present: the seed's keys with them.
+LIFECYCLE_NULLS = {"expires_at": None, "rotated_from": None, "rotated_to": None, "leaked_at": None}
+SEED_LIST = {"api_keys": [dict(key, **LIFECYCLE_NULLS) for key in SEED_LIST_VERBATIM["api_keys"]]}
 
 OPERATIONS = {
     ("/v1/account/api-keys/", "get"): {"200", "401", "403", "429", "503"},  # 403: account_suspended
@@ -55,8 +58,15 @@ OPERATIONS = {
     ("/v1/admin/accounts/{id}/", "delete"): {"204", "401", "404", "503"},
     ("/v1/admin/accounts/{id}/keys/", "post"): {"201", "400", "401", "404", "409", "413", "415", "422", "503"},
     ("/v1/admin/audit-log/", "get"): {"200", "400", "401", "503"},
+    # issue 10: rotation and leak reports
+    ("/v1/account/api-keys/{id}/rotate", "post"): {"201", "400", "401", "403", "404", "409", "413", "415", "422", "429", "503"},
+    ("/v1/admin/accounts/{id}/keys/{key_id}/rotate", "post"): {"201", "400", "401", "404", "409", "413", "415", "422", "503"},
+    ("/v1/admin/leaked-keys/", "post"): {"200", "400", "401", "413", "415", "422", "503"},
+    ("/v1/leaks/github", "post"): {"200", "400", "401", "404", "413", "422", "503"},
 }
-ADMIN_PATHS = ["/v1/admin/accounts/", "/v1/admin/accounts/{id}/", "/v1/admin/accounts/{id}/keys/", "/v1/admin/audit-log/"]
+ADMIN_PATHS = ["/v1/admin/accounts/", "/v1/admin/accounts/{id}/", "/v1/admin/accounts/{id}/keys/", "/v1/admin/audit-log/",
+               "/v1/admin/accounts/{id}/keys/{key_id}/rotate", "/v1/admin/leaked-keys/"]  # fmt: skip
+GITHUB_PATHS = ["/v1/leaks/github"]
 VERIFY_PATHS = ["/v1/auth/verify/", "/v1/auth/verify/{path}"]
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -131,6 +141,11 @@ def test_security_bearer_everywhere_but_healthz():
         if path in VERIFY_PATHS:
             # The gateway's X-Verify-Token comes on top of the key when --verify-token is set.
             assert DOC["paths"][path][method]["security"] == [{"bearerAuth": [], "verifyToken": []}, {"bearerAuth": []}]
+        elif path in GITHUB_PATHS:
+            # GitHub's signature over the body, never a key or an admin token.
+            assert DOC["paths"][path][method]["security"] == [{"githubSignature": []}]
+            unauthorized = DOC["paths"][path][method]["responses"]["401"]
+            assert SPEC.resolve(unauthorized) is DOC["components"]["responses"]["InvalidSignature"]
         elif path in ADMIN_PATHS:
             # Admin tokens only: never an account key.
             assert DOC["paths"][path][method]["security"] == [{"adminToken": []}]
@@ -143,6 +158,10 @@ def test_security_bearer_everywhere_but_healthz():
     assert admin["type"] == "http" and admin["scheme"] == "bearer"
     token = DOC["components"]["securitySchemes"]["verifyToken"]
     assert token == {**token, "type": "apiKey", "in": "header", "name": "X-Verify-Token"}
+    github = DOC["components"]["securitySchemes"]["githubSignature"]
+    assert github == {**github, "type": "apiKey", "in": "header", "name": "Github-Public-Key-Signature"}
+    params = [SPEC.resolve(p) for p in DOC["paths"]["/v1/leaks/github"]["post"]["parameters"]]
+    assert any(p["in"] == "header" and p["name"] == "Github-Public-Key-Identifier" and p["required"] for p in params)
 
 
 def test_401_documents_www_authenticate_and_405_documents_allow():
@@ -157,6 +176,10 @@ def test_401_documents_www_authenticate_and_405_documents_allow():
         ("/v1/admin/accounts/{id}/", "GET, PATCH, DELETE"),
         ("/v1/admin/accounts/{id}/keys/", "POST"),
         ("/v1/admin/audit-log/", "GET"),
+        ("/v1/account/api-keys/{id}/rotate", "POST"),
+        ("/v1/admin/accounts/{id}/keys/{key_id}/rotate", "POST"),
+        ("/v1/admin/leaked-keys/", "POST"),
+        ("/v1/leaks/github", "POST"),
     ]:
         resp = SPEC.resolve(DOC["paths"][path]["x-method-not-allowed"])
         assert resp["headers"]["Allow"]["schema"]["const"] == allow
@@ -198,26 +221,58 @@ def test_api_key_schema_has_exactly_the_seed_fields():
     assert s["required"] == KEY_FIELDS
     assert s["additionalProperties"] is False
     assert s["properties"]["last_used"]["type"] == ["string", "null"]
-    for field in ("created_at", "last_used"):
+    for field in ("created_at", "last_used", "expires_at", "leaked_at"):
         pattern = SPEC.resolve(s["properties"][field])["pattern"]
         assert pattern == r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
+    for field in ("expires_at", "leaked_at"):
+        assert SPEC.resolve(s["properties"][field])["type"] == ["string", "null"]
+    for field in ("rotated_from", "rotated_to"):
+        assert SPEC.resolve(s["properties"][field])["type"] == ["integer", "null"]
 
 
 def test_created_api_key_schema():
-    s = SCHEMAS["CreatedApiKey"]
-    assert list(s["properties"]) == KEY_FIELDS + ["api_key", "message"]
-    assert set(s["required"]) == set(KEY_FIELDS + ["api_key", "message"])
-    assert s["additionalProperties"] is False
-    assert s["properties"]["message"]["const"] == CREATED_MESSAGE
+    for name in ("CreatedApiKey", "IssuedApiKey", "RotatedApiKey"):
+        s = SCHEMAS[name]
+        assert list(s["properties"]) == KEY_FIELDS + ["api_key", "message"], name
+        assert set(s["required"]) == set(KEY_FIELDS + ["api_key", "message"]), name
+        assert s["additionalProperties"] is False, name
+        assert s["properties"]["message"]["const"] == CREATED_MESSAGE, name
 
 
 def test_request_schemas():
     create = SCHEMAS["CreateRequest"]
-    assert set(create["properties"]) == {"name", "key_type"} == set(create["required"])
+    assert set(create["properties"]) == {"name", "key_type", "expires_at"}
+    assert set(create["required"]) == {"name", "key_type"}
     assert create["additionalProperties"] is False
     update = SCHEMAS["UpdateRequest"]
-    assert set(update["properties"]) == {"name", "is_active", "is_primary"}
+    assert set(update["properties"]) == {"name", "is_active", "is_primary", "expires_at"}
     assert update["additionalProperties"] is False and update["minProperties"] == 1
+    issue = SCHEMAS["AdminKeyCreate"]
+    assert set(issue["properties"]) == {"name", "key_type", "expires_at", "make_primary"}
+    assert set(issue["required"]) == {"name", "key_type"}
+    rotate = SCHEMAS["RotateRequest"]
+    assert set(rotate["properties"]) == {"grace_period_seconds"} and rotate["additionalProperties"] is False
+    grace = rotate["properties"]["grace_period_seconds"]
+    assert (grace["minimum"], grace["maximum"], grace["default"]) == (0, 2592000, 86400)
+    for name in ("CreateRequest", "UpdateRequest", "AdminKeyCreate"):
+        assert SPEC.resolve(SCHEMAS[name]["properties"]["expires_at"])["type"] == ["string", "null"], name
+
+
+def test_leak_report_schemas():
+    """GitHub's secret-scanning formats: the request array (at most 1,000 tokens) and the answer."""
+    SPEC.validate_schema("LeakReport", [{"token": "t", "type": None, "url": "u", "source": "content", "new": 1}])
+    SPEC.validate_schema("LeakReportAnswer", [{"token_raw": "t", "token_type": "", "label": "false_positive"}])
+    assert SCHEMAS["LeakReport"]["maxItems"] == 1000
+    for name, bad in [
+        ("LeakReport", {"token": "t"}),
+        ("LeakReport", [{"type": "x"}]),
+        ("LeakReport", [{"token": ""}]),
+        ("LeakReport", [{"token": "t"}] * 1001),
+        ("LeakReportAnswer", [{"token_raw": "t", "token_type": "", "label": "maybe"}]),
+        ("LeakReportAnswer", [{"token_raw": "t", "label": "true_positive"}]),
+        ("LeakReportAnswer", [{"token_raw": "t", "token_type": "", "label": "true_positive", "key_id": 1}]),
+    ]:
+        assert list(SPEC.validator(SCHEMAS[name]).iter_errors(bad)), (name, bad)
 
 
 def test_error_codes_are_the_contract_codes():
@@ -248,20 +303,24 @@ def test_new_object_field_orders():
     assert list(SCHEMAS["Account"]["properties"]) == [
         "id", "name", "external_id", "status", "max_keys", "key_count", "created_at"]
     assert list(SCHEMAS["AuditEvent"]["properties"]) == [
-        "id", "at", "account_id", "actor", "action", "target", "changes", "client_ip", "request_id"]
+        "id", "at", "account_id", "actor", "action", "target", "changes", "details", "client_ip", "request_id"]
     assert list(SCHEMAS["AccountCreated"]["properties"]) == ["account", "api_key"]
     assert list(SCHEMAS["IssuedApiKey"]["properties"]) == KEY_FIELDS + ["api_key", "message"]
     for name in ("Account", "AccountCreate", "AccountPatch", "AccountCreated", "AdminKeyCreate",
-                 "IssuedApiKey", "AuditEvent", "AuditActor", "AuditTarget", "AccountPage", "AuditPage"):
+                 "IssuedApiKey", "AuditEvent", "AuditActor", "AuditTarget", "AccountPage", "AuditPage",
+                 "RotatedApiKey", "RotateRequest", "LeakDetails"):
         assert SCHEMAS[name]["additionalProperties"] is False, name
     assert set(SCHEMAS["AuditAction"]["enum"]) == {
         "key.created", "key.updated", "key.deleted", "account.created", "account.updated",
         "account.suspended", "account.reactivated", "account.deleted",
-        "admin_token.created", "admin_token.revoked"}
+        "admin_token.created", "admin_token.revoked", "key.rotated", "key.leaked"}
 
 
 def test_seed_list_example_validates():
     SPEC.validate_schema("ApiKeyList", SEED_LIST)
+    # The seed's fields come first, in the seed's order; the lifecycle members follow.
+    assert KEY_FIELDS[: len(SEED_LIST_VERBATIM["api_keys"][0])] == list(SEED_LIST_VERBATIM["api_keys"][0])
+    assert list(SEED_LIST["api_keys"][0]) == KEY_FIELDS
 
 
 @pytest.mark.parametrize(
@@ -287,7 +346,22 @@ def test_seed_list_example_validates():
         ("AccountPatch", {"status": "deleted"}),
         ("AdminKeyCreate", {"name": "k", "key_type": "sandbox", "make_primary": True}),
         ("AuditActor", {"type": "cli", "id": 3, "prefix": None}),
-        ("AuditEvent", dict(SCHEMAS["AuditEvent"]["examples"][0], action="key.rotated")),
+        ("AuditEvent", dict(SCHEMAS["AuditEvent"]["examples"][0], action="key.expired")),
+        ("AuditEvent", dict(SCHEMAS["AuditEvent"]["examples"][0], details={"reason": "idle"})),
+        ("AuditEvent", dict(SCHEMAS["AuditEvent"]["examples"][0], details={"reason": "expired", "retention_days": 30})),
+        ("AuditEvent", {k: v for k, v in SCHEMAS["AuditEvent"]["examples"][0].items() if k != "details"}),
+        ("AuditEvent", dict(SCHEMAS["AuditEvent"]["examples"][0], action="key.leaked")),
+        ("ApiKey", dict(SEED_LIST["api_keys"][0], expires_at="2030-01-01T00:00:00Z")),
+        ("ApiKey", dict(SEED_LIST["api_keys"][1], expires_at="2030-01-01T00:00:00+02:00")),
+        ("ApiKey", dict(SEED_LIST["api_keys"][1], leaked_at="2025-01-01T00:00:00Z")),
+        ("ApiKey", dict(SEED_LIST["api_keys"][1], rotated_to=0)),
+        ("CreatedApiKey", dict(SCHEMAS["CreatedApiKey"]["examples"][0], rotated_from=2)),
+        ("RotatedApiKey", dict(SCHEMAS["RotatedApiKey"]["examples"][0], rotated_from=None)),
+        ("RotatedApiKey", dict(SCHEMAS["RotatedApiKey"]["examples"][0], is_primary=True, expires_at="2030-01-01T00:00:00Z")),
+        ("IssuedApiKey", dict(SCHEMAS["IssuedApiKey"]["examples"][0], expires_at="2030-01-01T00:00:00Z")),
+        ("RotateRequest", {"grace_period_seconds": 2592001}),
+        ("RotateRequest", {"grace_period_seconds": -1}),
+        ("RotateRequest", {"grace": 5}),
         ("AuditEvent", dict(SCHEMAS["AuditEvent"]["examples"][0], changes={"digest": {"old": None, "new": "x"}})),
     ],
 )
@@ -350,13 +424,16 @@ def test_verified_response_documents_the_identity_headers():
     verified = DOC["components"]["responses"]["Verified"]
     assert "content" not in verified
     headers = {name: SPEC.resolve(h) for name, h in verified["headers"].items()}
-    assert list(headers) == ["X-Account-Id", "X-Key-Id", "X-Key-Type", "X-Key-Prefix", "X-Request-Id"]
-    assert all(h["required"] is True for h in headers.values())
+    assert list(headers) == ["X-Account-Id", "X-Key-Id", "X-Key-Type", "X-Key-Prefix", "X-Key-Expires-At", "X-Request-Id"]
+    # X-Key-Expires-At only for a key that expires within 7 days; every other header always.
+    assert all(h["required"] is True for name, h in headers.items() if name != "X-Key-Expires-At")
+    assert headers["X-Key-Expires-At"]["required"] is False
     for name, good, bad in [
         ("X-Account-Id", ["1", "9223372036854775807"], ["0", "01", "-1", "x", ""]),
         ("X-Key-Id", ["42"], ["0", "4 2"]),
         ("X-Key-Type", ["production", "sandbox"], ["staging", ""]),
         ("X-Key-Prefix", ["ml_prod_abc1", "ml_sand_xyz7"], ["ml_prod_abc", "ml_prod_abc1X"]),
+        ("X-Key-Expires-At", ["2025-01-20T00:00:00Z"], ["2025-01-20T00:00:00+00:00", "2025-01-20", ""]),
     ]:
         validator = SPEC.validator(headers[name]["schema"])
         for value in good:
