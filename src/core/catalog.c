@@ -40,7 +40,7 @@ struct entry {
     int64_t created_at;
     int64_t version;
     int64_t expires_at; /* 0: never */
-    int64_t rotated_from, rotated_to, leaked_at;
+    int64_t rotated_from, rotated_to, leaked_at, activated_at;
     struct usage *usage;
     uint8_t digest[DIGEST_LEN];
     char prefix[KEYFMT_PREFIX_LEN + 1];
@@ -351,6 +351,7 @@ static struct entry *entry_new(const struct key_rec *rec, struct usage *usage)
     e->rotated_from = rec->rotated_from;
     e->rotated_to = rec->rotated_to;
     e->leaked_at = rec->leaked_at;
+    e->activated_at = rec->activated_at;
     e->usage = usage;
     if (rec->expiry_seen)
         atomic_store(&usage->expiry, EXPIRY_STORED); /* the store's word: never lowered back */
@@ -411,6 +412,7 @@ static void entry_view(const struct entry *e, struct key_view *v)
     v->rotated_to = e->rotated_to;
     v->leaked_at = e->leaked_at;
     v->expiry_seen = atomic_load_explicit(&e->usage->expiry, memory_order_relaxed) != EXPIRY_NONE;
+    v->activated_at = e->activated_at;
     v->name_json = e->name_json;
     v->name_json_len = e->name_json_len;
 }
@@ -432,6 +434,7 @@ static void entry_to_rec(const struct entry *e, struct key_rec *rec)
     rec->rotated_from = e->rotated_from;
     rec->rotated_to = e->rotated_to;
     rec->leaked_at = e->leaked_at;
+    rec->activated_at = e->activated_at;
     rec->expiry_seen = atomic_load_explicit(&e->usage->expiry, memory_order_relaxed) != EXPIRY_NONE;
 }
 

@@ -42,6 +42,7 @@ struct key_view {
     int64_t rotated_to;    /* 0: none */
     int64_t leaked_at;     /* 0: never */
     bool expiry_seen;      /* refused as expired once (see key_rec) */
+    int64_t activated_at;  /* last reactivated; 0: never */
     const char *name_json; /* the name as a JSON string literal, quotes included */
     size_t name_json_len;
 };

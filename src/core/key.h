@@ -32,6 +32,7 @@ struct key_rec {
     int64_t rotated_from; /* the key this one replaced by rotation; 0: none */
     int64_t rotated_to;   /* the key that replaced this one; 0: not rotated */
     int64_t leaked_at;    /* when it was reported leaked; 0: never */
+    int64_t activated_at; /* when it was last reactivated (is_active false -> true); 0: never */
     bool expiry_seen;     /* refused as expired once: stays expired whatever the clock says later */
 };
 

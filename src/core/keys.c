@@ -276,6 +276,8 @@ static int apply_patch(void *arg, const struct key_rec *cur, int64_t primary_id,
     }
     if (cur->leaked_at != 0 && next->active)
         return AK_ERR_LEAKED;
+    if (next->active && !cur->active)
+        next->activated_at = pc->now; /* the idle policy counts from here: a key reactivated is not idle at once */
     if (primary_id == cur->id && (!next->primary || (!next->active && cur->leaked_at == 0) || next->expires_at != 0))
         return AK_ERR_PRIMARY_PROTECTED;
     if (next->primary && primary_id != cur->id &&

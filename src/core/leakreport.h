@@ -19,7 +19,7 @@
 #include <stddef.h>
 
 #define LEAK_REPORT_MAX_TOKENS 1000     /* GitHub sends at most 1,000 per request */
-#define LEAK_REPORT_BODY_MAX (4u << 20) /* bytes */
+#define LEAK_REPORT_BODY_MAX (1u << 20) /* bytes: the server's limit for any body */
 #define LEAK_TOKEN_MAX 256              /* longest token that can be ours (longer: kept, but unmatchable) */
 #define LEAK_FIELD_MAX 2048             /* longest url/source/type kept; also the longest token accepted at all */
 #define LEAK_KEYRING_MAX 64             /* keys in one document */

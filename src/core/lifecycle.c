@@ -57,6 +57,7 @@ static int rotate_rule(void *arg, const struct key_rec *cur, struct key_rec *old
     fresh->leaked_at = 0;
     fresh->rotated_to = 0;
     fresh->expiry_seen = false;
+    fresh->activated_at = 0;
     fresh->expires_at = 0;
     if (cur->expires_at != 0 && !cur->primary) {
         int64_t life = cur->expires_at - cur->created_at;
@@ -290,19 +291,22 @@ static void due_add(struct due *d, int64_t account_id, int64_t id)
  * was never used) at `cutoff` or before.
  */
 static bool idle_due(bool active, bool primary, int64_t leaked_at, int64_t expires_at, bool expiry_seen, int64_t last_used,
-                     int64_t created_at, int64_t now, int64_t cutoff)
+                     int64_t created_at, int64_t activated_at, int64_t now, int64_t cutoff)
 {
     bool expired = expires_at != 0 && (expiry_seen || now >= expires_at);
+    int64_t seen = last_used > created_at ? last_used : created_at;
 
-    return active && !primary && leaked_at == 0 && !expired && (last_used > created_at ? last_used : created_at) <= cutoff;
+    if (activated_at > seen)
+        seen = activated_at; /* reactivated by its owner: idle from then on */
+    return active && !primary && leaked_at == 0 && !expired && seen <= cutoff;
 }
 
 static void idle_visit(void *arg, const struct key_view *v)
 {
     struct due *d = arg;
 
-    if (idle_due(v->active, v->primary, v->leaked_at, v->expires_at, v->expiry_seen, v->last_used, v->created_at, d->now,
-                 d->cutoff))
+    if (idle_due(v->active, v->primary, v->leaked_at, v->expires_at, v->expiry_seen, v->last_used, v->created_at, v->activated_at,
+                 d->now, d->cutoff))
         due_add(d, v->account_id, v->id);
 }
 
@@ -312,7 +316,7 @@ static int idle_rule(void *arg, const struct key_rec *cur, int64_t primary_id, s
     const struct due *d = arg;
 
     if (!idle_due(cur->active, cur->primary, cur->leaked_at, cur->expires_at, cur->expiry_seen, cur->last_used, cur->created_at,
-                  d->now, d->cutoff) ||
+                  cur->activated_at, d->now, d->cutoff) ||
         cur->id == primary_id)
         return AK_ERR_ARG;
     *next = *cur;

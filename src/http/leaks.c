@@ -103,7 +103,7 @@ static void submit(struct api_handler *api, struct exchange *x, const struct aud
     int r;
 
     if (x->req->entity.len > LEAK_REPORT_BODY_MAX) {
-        respond_error(x, 413, "payload_too_large", "a leak report must be at most 4 MiB");
+        respond_error(x, 413, "payload_too_large", "a leak report must be at most 1 MiB");
         return;
     }
     if ((job = job_new(sizeof(*job), x, leak_run, leak_answer, leak_wipe)) == NULL) {
@@ -154,6 +154,8 @@ void leaks_handle_github(struct api_handler *api, struct exchange *x)
         r = leak_keyring_verify(ring, id, idlen, sig, siglen, x->req->entity.base, x->req->entity.len);
     pthread_rwlock_unlock(&ring_lock);
     if (r != 0) {
+        /* A 401 names its scheme (RFC 9110): here a signature over the body, GitHub's, not a bearer. */
+        respond_header(x, "www-authenticate", "Signature realm=\"apikeyd-leak-reports\"");
         respond_error(x, 401, "invalid_signature",
                       "the report must be signed by a key of --leak-report-keys (Github-Public-Key-Identifier and "
                       "Github-Public-Key-Signature)");

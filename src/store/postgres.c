@@ -107,7 +107,7 @@ static const char *const MIGRATIONS[] = {
      * reported leaked: the old unnamed CHECK is replaced by a named one.
      */
     "ALTER TABLE api_keys ADD COLUMN expires_at BIGINT, ADD COLUMN rotated_from BIGINT, ADD COLUMN rotated_to BIGINT,"
-    "  ADD COLUMN leaked_at BIGINT, ADD COLUMN expiry_seen BOOLEAN NOT NULL DEFAULT false;"
+    "  ADD COLUMN leaked_at BIGINT, ADD COLUMN activated_at BIGINT, ADD COLUMN expiry_seen BOOLEAN NOT NULL DEFAULT false;"
     "DO $$ DECLARE c text; BEGIN"
     "  FOR c IN SELECT conname FROM pg_constraint WHERE conrelid = 'api_keys'::regclass AND contype = 'c'"
     "    AND pg_get_constraintdef(oid) LIKE '%is_primary%' LOOP"
@@ -129,7 +129,7 @@ static const char *const MIGRATIONS[] = {
 #define KEY_COLUMNS                                                                                                                \
     "id, account_id, name, key_type, key_prefix, encode(digest, 'hex'), is_active, is_primary, created_at,"                        \
     " coalesce(last_used, 0), version, coalesce(expires_at, 0), coalesce(rotated_from, 0), coalesce(rotated_to, 0),"               \
-    " coalesce(leaked_at, 0), expiry_seen"
+    " coalesce(leaked_at, 0), expiry_seen, coalesce(activated_at, 0)"
 
 struct pg_store {
     struct store super;
@@ -380,6 +380,7 @@ static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
     rec->rotated_to = strtoll(PQgetvalue(res, row, 13), NULL, 10);
     rec->leaked_at = strtoll(PQgetvalue(res, row, 14), NULL, 10);
     rec->expiry_seen = PQgetvalue(res, row, 15)[0] == 't';
+    rec->activated_at = strtoll(PQgetvalue(res, row, 16), NULL, 10);
     return 0;
 }
 
@@ -490,8 +491,8 @@ static int pg_key_primary(struct store *base, int64_t account_id, int64_t *ret)
 static int pg_key_write(struct store *base, struct key_rec *rec)
 {
     PGconn *conn = PG(base)->conn;
-    char i[24], a[24], expires[24], to[24], leaked[24];
-    const char *p[] = {i, a, rec->name, rec->active ? "t" : "f", rec->primary ? "t" : "f", expires, to, leaked};
+    char i[24], a[24], expires[24], to[24], leaked[24], activated[24];
+    const char *p[] = {i, a, rec->name, rec->active ? "t" : "f", rec->primary ? "t" : "f", expires, to, leaked, activated};
     PGresult *res;
     int r;
 
@@ -500,11 +501,12 @@ static int pg_key_write(struct store *base, struct key_rec *rec)
     fmt_i64(expires, sizeof(expires), rec->expires_at);
     fmt_i64(to, sizeof(to), rec->rotated_to);
     fmt_i64(leaked, sizeof(leaked), rec->leaked_at);
+    fmt_i64(activated, sizeof(activated), rec->activated_at);
     if ((r = exec(conn,
                   "UPDATE api_keys SET name = $3, is_active = $4, is_primary = $5, expires_at = nullif($6::bigint, 0),"
-                  " rotated_to = nullif($7::bigint, 0), leaked_at = nullif($8::bigint, 0),"
+                  " rotated_to = nullif($7::bigint, 0), leaked_at = nullif($8::bigint, 0), activated_at = nullif($9::bigint, 0),"
                   " version = nextval('apikeyd_version') WHERE id = $1 AND account_id = $2 RETURNING version",
-                  8, p, &res)) != 0)
+                  9, p, &res)) != 0)
         return r;
     if (PQntuples(res) == 1)
         rec->version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);

@@ -87,6 +87,7 @@ static const char *const MIGRATIONS[] = {
     "  rotated_from INTEGER,"
     "  rotated_to INTEGER,"
     "  leaked_at INTEGER,"
+    "  activated_at INTEGER,"
     "  expiry_seen INTEGER NOT NULL DEFAULT 0 CHECK (expiry_seen IN (0, 1)),"
     "  CHECK (NOT is_primary OR (key_type = 'production' AND expires_at IS NULL AND (is_active OR leaked_at IS NOT NULL))));"
     "INSERT INTO api_keys_v4 (id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at, last_used)"
@@ -146,7 +147,8 @@ enum {
     " target_id, changes, coalesce(client_ip, ''), coalesce(request_id, ''), details"
 #define KEY_COLUMNS                                                                                                                \
     "id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at, coalesce(last_used, 0),"               \
-    " coalesce(expires_at, 0), coalesce(rotated_from, 0), coalesce(rotated_to, 0), coalesce(leaked_at, 0), expiry_seen"
+    " coalesce(expires_at, 0), coalesce(rotated_from, 0), coalesce(rotated_to, 0), coalesce(leaked_at, 0), expiry_seen,"           \
+    " coalesce(activated_at, 0)"
 
 static const char *const SQL[ST_COUNT] = {
     [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (name, created_at, key_count, external_id, status, max_keys)"
@@ -185,7 +187,8 @@ static const char *const SQL[ST_COUNT] = {
     [ST_KEY_GET_DIGEST] = "SELECT " KEY_COLUMNS " FROM api_keys WHERE digest = ?1",
     [ST_KEY_PRIMARY] = "SELECT id FROM api_keys WHERE account_id = ?1 AND is_primary",
     [ST_KEY_UPDATE] = "UPDATE api_keys SET name = ?3, is_active = ?4, is_primary = ?5, expires_at = nullif(?6, 0),"
-                      " rotated_to = nullif(?7, 0), leaked_at = nullif(?8, 0) WHERE id = ?1 AND account_id = ?2",
+                      " rotated_to = nullif(?7, 0), leaked_at = nullif(?8, 0), activated_at = nullif(?9, 0)"
+                      " WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_DELETE] = "DELETE FROM api_keys WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_UNCOUNT] = "UPDATE accounts SET key_count = key_count - 1 WHERE id = ?1",
     [ST_KEY_LOAD] = "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY id",
@@ -433,6 +436,7 @@ static int row_to_rec(sqlite3_stmt *st, struct key_rec *rec)
     rec->rotated_to = sqlite3_column_int64(st, 12);
     rec->leaked_at = sqlite3_column_int64(st, 13);
     rec->expiry_seen = sqlite3_column_int(st, 14) != 0;
+    rec->activated_at = sqlite3_column_int64(st, 15);
     rec->version = 0;
     return 0;
 }
@@ -465,6 +469,7 @@ static int sq_key_write(struct store *base, struct key_rec *rec)
     sqlite3_bind_int64(st, 6, rec->expires_at);
     sqlite3_bind_int64(st, 7, rec->rotated_to);
     sqlite3_bind_int64(st, 8, rec->leaked_at);
+    sqlite3_bind_int64(st, 9, rec->activated_at);
     if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
         r = AK_ERR_NOT_FOUND;
     return r;

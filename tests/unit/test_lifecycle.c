@@ -352,6 +352,41 @@ static void test_sweep_idle(void **state)
     assert_true(out.active); /* due now, but the period was taken */
 }
 
+/* A key its owner reactivates starts its idle time again: not switched off by the next sweep. */
+static void test_idle_reactivated(void **state)
+{
+    struct fixture *f = *state;
+    struct lifecycle_policy pol = {.idle_days = 3, .expired_retention_days = 30};
+    struct patch_req on = {.has_active = true, .active = true};
+    struct key_rec rec, out;
+    struct acct a;
+    char key[KEYBUF];
+
+    new_account(f, "a", &a);
+    new_key(f, &a, 0, &rec, key);
+    timefmt_set_offset(3 * DAY + 60);
+    assert_int_equal(lifecycle_sweep(f->k, &pol), 0);
+    get(f, rec.id, &out);
+    assert_false(out.active);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, rec.id, &on, &out), 0);
+    assert_true(out.active && out.activated_at >= timefmt_now() - 5);
+    timefmt_set_offset(3 * DAY + 60 + LIFECYCLE_SWEEP_INTERVAL_S + 1); /* the next period */
+    assert_int_equal(lifecycle_sweep(f->k, &pol), 0);
+    get(f, rec.id, &out);
+    assert_true(out.active);
+    /* Across a reload too (the store keeps when), and due again three days later. */
+    backend_close(f);
+    assert_int_equal(backend_open(f), 0);
+    assert_int_equal(lifecycle_sweep(f->k, &pol), 0);
+    get(f, rec.id, &out);
+    assert_true(out.active);
+    timefmt_set_offset(6 * DAY + 600);
+    assert_int_equal(lifecycle_sweep(f->k, &pol), 0);
+    get(f, rec.id, &out);
+    assert_false(out.active);
+    assert_int_equal(events(f, "key.updated", rec.id, NULL), 3); /* off, on (by its owner), off */
+}
+
 /* Keys expired longer than the retention are deleted and give their place back; leaked ones stay. */
 static void test_sweep_expired(void **state)
 {
@@ -390,6 +425,7 @@ static void test_sweep_expired(void **state)
         cmocka_unit_test_setup_teardown(test_rotate_operator, setup, teardown),                                                    \
         cmocka_unit_test_setup_teardown(test_leaks, setup, teardown),                                                              \
         cmocka_unit_test_setup_teardown(test_sweep_idle, setup, teardown),                                                         \
+        cmocka_unit_test_setup_teardown(test_idle_reactivated, setup, teardown),                                                   \
         cmocka_unit_test_setup_teardown(test_sweep_expired, setup, teardown)
 
 int main(void)
