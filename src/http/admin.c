@@ -17,6 +17,7 @@
 #include "core/keys.h"
 #include "core/lifecycle.h"
 #include "core/timefmt.h"
+#include "core/wipe.h"
 #include "http/api.h"
 #include "http/job.h"
 #include "http/query.h"
@@ -124,8 +125,9 @@ static void answer_account_created(struct admin_job *job, struct exchange *x)
     body = h2o_mem_alloc_pool(&x->req->pool, len + 1);
     snprintf(body, len + 1, "{\"account\":%s,\"api_key\":%.*s}", acct_text, (int)b.len, b.p);
     respond_body_secret(x, 201, body, len);
-    OPENSSL_cleanse(body, len);
-    OPENSSL_cleanse(b.p, b.len);
+    wipe_copy(body, len); /* memory and the vector registers of the copies (core/wipe.h) */
+    wipe_copy(b.p, b.len);
+    wipe_copy(extra, (size_t)n);
     OPENSSL_cleanse(extra, sizeof(extra));
     free(acct_text);
 }

@@ -19,6 +19,7 @@
 #include "core/throttle.h"
 #include "core/timefmt.h"
 #include "core/validate.h"
+#include "core/wipe.h"
 #include "http/api.h"
 #include "http/framing.h"
 #include "http/job.h"
@@ -441,7 +442,9 @@ void api_answer_created_key(struct exchange *x, const struct key_rec *rec, const
     n = snprintf(extra, sizeof(extra), ",\"api_key\":\"%s\",\"message\":\"%s\"", key, KEY_SHOWN_ONCE);
     api_render_key(&b, &x->req->pool, rec, extra, (size_t)n);
     respond_body_secret(x, 201, b.p, b.len);
-    OPENSSL_cleanse(b.p, b.len);
+    /* Copies of zeros the lengths of the two copies that moved the key: memory and vector registers both. */
+    wipe_copy(b.p, b.len);
+    wipe_copy(extra, (size_t)n);
     OPENSSL_cleanse(extra, sizeof(extra));
 }
 
