@@ -658,8 +658,11 @@ static int pg_expiry_seen(struct store *base, const int64_t *ids, size_t n)
 
     if (arr == NULL)
         return AK_ERR_NOMEM;
-    /* No version bump and no announcement: the flag only ever makes a key stricter, and is read at load. */
-    r = exec(PG(base)->conn, "UPDATE api_keys SET expiry_seen = true WHERE id = ANY($1::bigint[]) AND NOT expiry_seen", 1, p, NULL);
+    /* A new version: the other instances re-read the rows (txn.c announces them) and refuse the keys too, whatever their clocks. */
+    r = exec(PG(base)->conn,
+             "UPDATE api_keys SET expiry_seen = true, version = nextval('apikeyd_version')"
+             " WHERE id = ANY($1::bigint[]) AND NOT expiry_seen",
+             1, p, NULL);
     free(arr);
     return r;
 }

@@ -619,7 +619,9 @@ int store_expiry_seen(struct store *s, const int64_t *ids, size_t n)
         return 0;
     if ((r = OPS(s)->begin(s)) != 0)
         return r;
-    r = finish(s, OPS(s)->expiry_seen(s, ids, n), NULL, NULL);
+    if ((r = OPS(s)->expiry_seen(s, ids, n)) == 0)
+        r = announce(s, TOPIC_KEYS, ids, n);
+    r = finish(s, r, NULL, NULL);
     return r == AK_ERR_OUTCOME_UNKNOWN ? AK_ERR_UNAVAILABLE : r; /* marking again is harmless */
 }
 
