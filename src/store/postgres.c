@@ -635,8 +635,12 @@ static int pg_account_add_key(struct store *base, int64_t account_id)
                        AK_ERR_NOT_FOUND);
 }
 
-/* Writes `n` ids as a PostgreSQL array literal "{a,b,...}" into a malloc'd string. */
-static char *id_array_literal(const int64_t *v, size_t n)
+/*
+ * Writes `n` integers as a PostgreSQL array literal "{a,b,...}" into a
+ * malloc'd string: the one at `first`, then every `stride` bytes (a column
+ * of an array of structs, or a plain array).
+ */
+static char *int64_array_literal(const int64_t *first, size_t n, size_t stride)
 {
     size_t cap = n * 24 + 4, len = 0;
     char *buf = malloc(cap);
@@ -644,15 +648,18 @@ static char *id_array_literal(const int64_t *v, size_t n)
     if (buf == NULL)
         return NULL;
     len += (size_t)snprintf(buf + len, cap - len, "{");
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s%" PRId64, i != 0 ? "," : "", v[i]);
+    for (size_t i = 0; i < n; i++) {
+        int64_t v;
+        memcpy(&v, (const char *)first + i * stride, sizeof(v));
+        len += (size_t)snprintf(buf + len, cap - len, "%s%" PRId64, i != 0 ? "," : "", v);
+    }
     snprintf(buf + len, cap - len, "}");
     return buf;
 }
 
 static int pg_expiry_seen(struct store *base, const int64_t *ids, size_t n)
 {
-    char *arr = id_array_literal(ids, n);
+    char *arr = int64_array_literal(ids, n, sizeof(*ids));
     const char *p[] = {arr};
     int r;
 
@@ -922,26 +929,16 @@ static int pg_events_prune(struct store *base, int64_t before, unsigned max, int
     return 0;
 }
 
-/* Writes `n` values as a PostgreSQL array literal "{a,b,...}" into a malloc'd string. */
-static char *array_literal(const struct key_use *v, size_t n, bool at)
-{
-    size_t cap = n * 24 + 4, len = 0;
-    char *buf = malloc(cap);
-
-    if (buf == NULL)
-        return NULL;
-    len += (size_t)snprintf(buf + len, cap - len, "{");
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s%" PRId64, i != 0 ? "," : "", at ? v[i].at : v[i].id);
-    snprintf(buf + len, cap - len, "}");
-    return buf;
-}
-
 static int pg_uses_raise(struct store *base, const struct key_use *v, size_t n)
 {
-    char *ids = array_literal(v, n, false), *ats = array_literal(v, n, true);
-    const char *p[] = {ids, ats};
+    char *ids, *ats;
+    const char *p[2];
     int r = AK_ERR_NOMEM;
+
+    if (n == 0)
+        return 0;
+    p[0] = ids = int64_array_literal(&v[0].id, n, sizeof(*v));
+    p[1] = ats = int64_array_literal(&v[0].at, n, sizeof(*v));
 
     /* A maximum: uses flushed by other instances never move last_used backwards. */
     if (ids != NULL && ats != NULL)
