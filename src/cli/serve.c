@@ -64,6 +64,21 @@ static void block_stop_signals(void)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 }
 
+/* APIKEYD_TEST_CLOCK_FILE, in builds with the test hooks (CMake APIKEYD_TEST_HOOKS); NULL when unset or not built in. */
+static const char *test_clock_file(void)
+{
+    const char *path = getenv("APIKEYD_TEST_CLOCK_FILE");
+
+    if (path == NULL || *path == '\0')
+        return NULL;
+#ifdef APIKEYD_TEST_HOOKS
+    return path;
+#else
+    fprintf(stderr, "apikeyd serve: APIKEYD_TEST_CLOCK_FILE is ignored: this build has no test hooks\n");
+    return NULL;
+#endif
+}
+
 int cli_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -101,7 +116,7 @@ int cli_serve(int argc, char **argv)
                                .auth_failures = 100,
                                .audit_retention_days = 365,
                                .lifecycle = {.idle_days = 0, .expired_retention_days = 30},
-                               .test_clock_file = getenv("APIKEYD_TEST_CLOCK_FILE")};
+                               .test_clock_file = NULL};
     struct netaddr_cidrs trusted;
     const char *trusted_text = NULL;
     struct cli_env env;
@@ -256,8 +271,7 @@ int cli_serve(int argc, char **argv)
         leak_keyring_free(kr); /* checked here; the server loads it for itself */
         err[0] = '\0';
     }
-    if (sc.test_clock_file != NULL && *sc.test_clock_file == '\0')
-        sc.test_clock_file = NULL;
+    sc.test_clock_file = test_clock_file();
     if (sc.verify_token != NULL && *sc.verify_token == '\0')
         sc.verify_token = NULL;
     if (sc.listen == NULL || *sc.listen == '\0')

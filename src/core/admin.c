@@ -68,6 +68,18 @@ static bool find_token(struct keys *k, const uint8_t digest[DIGEST_LEN], struct 
     return found;
 }
 
+int admin_token_find(struct keys *k, const uint8_t digest[DIGEST_LEN], int64_t *ret_id)
+{
+    struct token_rec rec;
+    bool found = find_token(k, digest, &rec);
+
+    OPENSSL_cleanse(rec.digest, sizeof(rec.digest));
+    if (!found)
+        return AK_ERR_NOT_FOUND;
+    *ret_id = rec.id;
+    return 0;
+}
+
 int admin_authenticate(struct keys *k, const char *hdr, size_t len, struct audit_origin *ret)
 {
     uint8_t digest[DIGEST_LEN];

@@ -38,6 +38,9 @@ int admin_token_create(struct keys *k, const struct audit_origin *origin, const 
 /* Revokes admin token `id` on every instance. AK_ERR_NOT_FOUND if there is none. */
 int admin_token_revoke(struct keys *k, const struct audit_origin *origin, int64_t id);
 
+/* The id of the admin token with `digest` (compared in constant time). AK_ERR_NOT_FOUND if none. */
+int admin_token_find(struct keys *k, const uint8_t digest[DIGEST_LEN], int64_t *ret_id);
+
 /* Calls `cb` for every admin token, from the store, in id order. */
 int admin_token_list(struct keys *k, admin_token_cb cb, void *arg);
 

@@ -29,10 +29,15 @@ struct usage {
     _Atomic int64_t last_used; /* written by readers on every authenticated request (when the second changes) */
     _Atomic int64_t flushed;   /* the value known to be in the store */
     _Atomic unsigned refs;     /* worlds holding the key: a reload adopts the record, so no use is lost */
-    _Atomic int expiry;        /* EXPIRY_*: refused as expired (sticky, like the use record it lives in) */
+    /*
+     * Refused as expired: the expires_at it was refused at (0: never), and
+     * the one the store holds the mark for. Sticky like the use record it
+     * lives in, and tied to that expiry: a version of the key with another
+     * expires_at is judged afresh.
+     */
+    _Atomic int64_t seen_exp;
+    _Atomic int64_t stored_exp;
 };
-
-enum { EXPIRY_NONE, EXPIRY_SEEN, EXPIRY_STORED }; /* seen: not yet written to the store */
 
 struct entry {
     int64_t id;
@@ -353,8 +358,10 @@ static struct entry *entry_new(const struct key_rec *rec, struct usage *usage)
     e->leaked_at = rec->leaked_at;
     e->activated_at = rec->activated_at;
     e->usage = usage;
-    if (rec->expiry_seen)
-        atomic_store(&usage->expiry, EXPIRY_STORED); /* the store's word: never lowered back */
+    if (rec->expiry_seen && rec->expires_at != 0) {
+        atomic_store(&usage->seen_exp, rec->expires_at); /* the store's word */
+        atomic_store(&usage->stored_exp, rec->expires_at);
+    }
     memcpy(e->digest, rec->digest, DIGEST_LEN);
     memcpy(e->prefix, rec->prefix, sizeof(e->prefix));
     e->prefix[KEYFMT_PREFIX_LEN] = '\0';
@@ -392,7 +399,8 @@ static struct usage *usage_new(int64_t last_used)
         atomic_init(&u->last_used, last_used);
         atomic_init(&u->flushed, last_used);
         atomic_init(&u->refs, 1);
-        atomic_init(&u->expiry, EXPIRY_NONE);
+        atomic_init(&u->seen_exp, 0);
+        atomic_init(&u->stored_exp, 0);
     }
     return u;
 }
@@ -411,7 +419,7 @@ static void entry_view(const struct entry *e, struct key_view *v)
     v->rotated_from = e->rotated_from;
     v->rotated_to = e->rotated_to;
     v->leaked_at = e->leaked_at;
-    v->expiry_seen = atomic_load_explicit(&e->usage->expiry, memory_order_relaxed) != EXPIRY_NONE;
+    v->expiry_seen = e->expires_at != 0 && atomic_load_explicit(&e->usage->seen_exp, memory_order_relaxed) == e->expires_at;
     v->activated_at = e->activated_at;
     v->name_json = e->name_json;
     v->name_json_len = e->name_json_len;
@@ -435,7 +443,7 @@ static void entry_to_rec(const struct entry *e, struct key_rec *rec)
     rec->rotated_to = e->rotated_to;
     rec->leaked_at = e->leaked_at;
     rec->activated_at = e->activated_at;
-    rec->expiry_seen = atomic_load_explicit(&e->usage->expiry, memory_order_relaxed) != EXPIRY_NONE;
+    rec->expiry_seen = e->expires_at != 0 && atomic_load_explicit(&e->usage->seen_exp, memory_order_relaxed) == e->expires_at;
 }
 
 /* A copy of `old` (may be NULL) with `drop` removed and/or `add` put in id order (either may be NULL). */
@@ -1065,10 +1073,9 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
      * a wall clock stepped backwards cannot make it valid again.
      */
     if (e->expires_at != 0) {
-        int seen = atomic_load_explicit(&e->usage->expiry, memory_order_relaxed);
-        if (seen != EXPIRY_NONE || now >= e->expires_at) {
-            int none = EXPIRY_NONE;
-            if (seen == EXPIRY_NONE && atomic_compare_exchange_strong(&e->usage->expiry, &none, EXPIRY_SEEN))
+        int64_t seen = atomic_load_explicit(&e->usage->seen_exp, memory_order_relaxed);
+        if (seen == e->expires_at || now >= e->expires_at) {
+            if (seen != e->expires_at && atomic_compare_exchange_strong(&e->usage->seen_exp, &seen, e->expires_at))
                 atomic_fetch_add(&cat->expiry_pending, 1);
             r = AK_ERR_EXPIRED;
             goto out;
@@ -1228,9 +1235,9 @@ void catalog_mark_flushed(struct catalog *cat, const struct key_use *uses, size_
     raise_uses(cat, uses, n, false);
 }
 
-int catalog_collect_expired(struct catalog *cat, int64_t **ret, size_t *ret_n)
+int catalog_collect_expired(struct catalog *cat, struct key_use **ret, size_t *ret_n)
 {
-    int64_t *v = NULL, *nv;
+    struct key_use *v = NULL, *nv;
     struct ptable *t;
     size_t n = 0, cap = 0;
     int r = 0;
@@ -1247,7 +1254,10 @@ int catalog_collect_expired(struct catalog *cat, int64_t **ret, size_t *ret_n)
     t = TABLE(cat, by_id);
     for (size_t i = 0; t != NULL && i <= t->mask; i++) {
         struct entry *e = atomic_load_explicit(&t->slot[i], memory_order_acquire);
-        if (e == NULL || e == TOMB || atomic_load_explicit(&e->usage->expiry, memory_order_relaxed) != EXPIRY_SEEN)
+        int64_t seen;
+        if (e == NULL || e == TOMB || e->expires_at == 0 ||
+            (seen = atomic_load_explicit(&e->usage->seen_exp, memory_order_relaxed)) != e->expires_at ||
+            atomic_load_explicit(&e->usage->stored_exp, memory_order_relaxed) == seen)
             continue;
         if (n == cap) {
             cap = cap != 0 ? cap * 2 : 16;
@@ -1257,7 +1267,9 @@ int catalog_collect_expired(struct catalog *cat, int64_t **ret, size_t *ret_n)
             }
             v = nv;
         }
-        v[n++] = e->id;
+        v[n].id = e->id;
+        v[n].at = seen;
+        n++;
     }
     ebr_exit(&cat->ebr);
     if (r != 0) {
@@ -1270,22 +1282,21 @@ int catalog_collect_expired(struct catalog *cat, int64_t **ret, size_t *ret_n)
     return 0;
 }
 
-void catalog_mark_expired_stored(struct catalog *cat, const int64_t *ids, size_t n, bool stored)
+void catalog_mark_expired_stored(struct catalog *cat, const struct key_use *v, size_t n, bool stored)
 {
     struct ptable *t;
 
     if (!stored) {
-        atomic_fetch_add(&cat->expiry_pending, 1); /* still EXPIRY_SEEN: the next collection takes them again */
+        atomic_fetch_add(&cat->expiry_pending, 1); /* still seen, not stored: the next collection takes them again */
         return;
     }
     if (ebr_enter(&cat->ebr) != 0)
         return;
     t = TABLE(cat, by_id);
     for (size_t i = 0; i < n; i++) {
-        struct entry *e = ptable_find(t, (uint64_t)ids[i], entry_id_key);
-        int seen = EXPIRY_SEEN;
+        struct entry *e = ptable_find(t, (uint64_t)v[i].id, entry_id_key);
         if (e != NULL)
-            atomic_compare_exchange_strong(&e->usage->expiry, &seen, EXPIRY_STORED);
+            atomic_store_explicit(&e->usage->stored_exp, v[i].at, memory_order_relaxed);
     }
     ebr_exit(&cat->ebr);
 }

@@ -143,13 +143,14 @@ void catalog_note_uses(struct catalog *cat, const struct key_use *uses, size_t n
 void catalog_mark_flushed(struct catalog *cat, const struct key_use *uses, size_t n);
 
 /*
- * The keys refused as expired since the last call whose mark is not in the
- * store yet (*ret malloc'd, NULL when none; caller frees). The caller
- * writes them and reports with catalog_mark_expired_stored (stored: false
- * when that failed, so that they are collected again).
+ * The keys refused as expired whose mark is not in the store yet: `id`,
+ * and in `at` the expires_at they were refused at (*ret malloc'd, NULL when
+ * none; caller frees). The caller writes them and reports with
+ * catalog_mark_expired_stored (stored: false when that failed, so that
+ * they are collected again).
  */
-int catalog_collect_expired(struct catalog *cat, int64_t **ret, size_t *ret_n);
-void catalog_mark_expired_stored(struct catalog *cat, const int64_t *ids, size_t n, bool stored);
+int catalog_collect_expired(struct catalog *cat, struct key_use **ret, size_t *ret_n);
+void catalog_mark_expired_stored(struct catalog *cat, const struct key_use *v, size_t n, bool stored);
 
 /* Calls `cb` with a view of every key, in no particular order (the background sweeps). `cb` must not call into the catalog. */
 void catalog_walk(struct catalog *cat, catalog_view_cb cb, void *arg);

@@ -246,7 +246,7 @@ out:
 struct patch_ctx {
     const struct patch_req *req;
     int64_t now;
-    bool seen; /* this instance refused the key as expired already (the store may not know yet) */
+    int64_t seen_exp; /* the expires_at this instance refused the key at already (the store may not know yet); 0: none */
 };
 
 /*
@@ -263,6 +263,10 @@ static int apply_patch(void *arg, const struct key_rec *cur, int64_t primary_id,
     const struct patch_req *req = pc->req;
 
     *next = *cur;
+    /* A rotated key only winds down: its expiry never moves later, and it never becomes primary again. */
+    if (cur->rotated_to != 0 && ((req->has_expires_at && (req->expires_at == 0 || req->expires_at > cur->expires_at)) ||
+                                 (req->has_primary && req->primary && !cur->primary)))
+        return AK_ERR_ROTATED;
     if (req->has_name)
         strcpy(next->name, req->name);
     if (req->has_active)
@@ -270,7 +274,8 @@ static int apply_patch(void *arg, const struct key_rec *cur, int64_t primary_id,
     if (req->has_primary)
         next->primary = req->primary;
     if (req->has_expires_at) {
-        if ((key_expired(cur, pc->now) || (pc->seen && cur->expires_at != 0)) && req->expires_at != cur->expires_at)
+        if ((key_expired(cur, pc->now) || (pc->seen_exp != 0 && pc->seen_exp == cur->expires_at)) &&
+            req->expires_at != cur->expires_at)
             return AK_ERR_EXPIRED;
         next->expires_at = req->expires_at;
     }
@@ -367,7 +372,7 @@ int keys_update(struct keys *k, const struct audit_origin *origin, const struct 
     if ((r = keys_target(k, who, id, rec)) != 0)
         goto out;
     last_used = rec->last_used; /* memory is ahead of the store by up to a flush interval */
-    pc.seen = rec->expiry_seen;
+    pc.seen_exp = rec->expiry_seen ? rec->expires_at : 0;
     if ((r = store_key_update(k->store, origin, who->account_id, id, apply_patch, &pc, rec, demoted)) != 0) {
         if (r == AK_ERR_NOT_FOUND)
             forget(k, id); /* deleted elsewhere */
@@ -412,15 +417,15 @@ out:
 /* Writes the keys newly refused as expired, so that the refusal outlives a restart and a clock stepped back. */
 static int flush_expired(struct keys *k)
 {
-    int64_t *ids = NULL;
+    struct key_use *v = NULL;
     size_t n = 0;
     int r;
 
-    if ((r = catalog_collect_expired(k->cat, &ids, &n)) != 0 || n == 0)
+    if ((r = catalog_collect_expired(k->cat, &v, &n)) != 0 || n == 0)
         return r;
-    r = store_expiry_seen(k->store, ids, n);
-    catalog_mark_expired_stored(k->cat, ids, n, r == 0);
-    free(ids);
+    r = store_expiry_seen(k->store, v, n);
+    catalog_mark_expired_stored(k->cat, v, n, r == 0);
+    free(v);
     return r;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/admin.h"
 #include "core/error.h"
 #include "core/keys_impl.h"
 #include "core/timefmt.h"
@@ -46,7 +47,8 @@ static int rotate_rule(void *arg, const struct key_rec *cur, struct key_rec *old
         return AK_ERR_ROTATED;
     *old = *cur;
     old->primary = false;
-    if (cur->expires_at == 0 || cur->expires_at > until)
+    /* An expired key keeps the expiry it was refused at (and its mark); a live one ends at the grace, or sooner. */
+    if (!key_expired(cur, rc->now) && (cur->expires_at == 0 || cur->expires_at > until))
         old->expires_at = until;
     strcpy(fresh->name, cur->name);
     fresh->type = cur->type;
@@ -94,7 +96,7 @@ int lifecycle_rotate(struct keys *k, const struct audit_origin *origin, const st
     }
     if ((r = mint(k, target->type, fresh, ret_key, keysz)) != 0)
         goto out;
-    if ((r = store_key_rotate(k->store, origin, account_id, id, rotate_rule, &rc, fresh, old)) != 0) {
+    if ((r = store_key_rotate(k->store, origin, account_id, id, k->max_keys, rotate_rule, &rc, fresh, old)) != 0) {
         if (r == AK_ERR_NOT_FOUND)
             forget(k, id); /* deleted elsewhere */
         r = settle(k, r, 0);
@@ -181,18 +183,45 @@ static char *leak_details(const struct lifecycle_leak *l)
     return text;
 }
 
+/* Revokes a reported admin token (an operator's, the worst leak there is). 0 and *ret_true when it was one of ours. */
+static int revoke_leaked_token(struct keys *k, const struct audit_origin *origin, const struct lifecycle_leak *l,
+                               const uint8_t digest[DIGEST_LEN], bool *ret_true)
+{
+    struct audit_origin o = *origin;
+    char *details;
+    int64_t id;
+    int r;
+
+    *ret_true = false;
+    if (admin_token_find(k, digest, &id) != 0)
+        return 0;
+    if ((details = leak_details(l)) == NULL)
+        return AK_ERR_NOMEM;
+    o.details = details;
+    r = admin_token_revoke(k, &o, id);
+    free(details);
+    if (r == AK_ERR_NOT_FOUND)
+        r = 0; /* revoked meanwhile: gone all the same */
+    *ret_true = r == 0;
+    return r;
+}
+
 int lifecycle_report_leaks(struct keys *k, const struct audit_origin *origin, struct lifecycle_leak *v, size_t n)
 {
-    struct store_batch_item *items = calloc(n != 0 ? n : 1, sizeof(*items));
-    int64_t *key_of = calloc(n != 0 ? n : 1, sizeof(*key_of)); /* the key each report names, 0: none */
-    char **details = calloc(n != 0 ? n : 1, sizeof(*details));
-    struct key_rec *rec = malloc(sizeof(*rec));
+    size_t nn = n != 0 ? n : 1, m = 0, nmiss = 0;
+    struct store_batch_item *items = calloc(nn, sizeof(*items));
+    int64_t *key_of = calloc(nn, sizeof(*key_of)); /* the key each report names, 0: none */
+    char **details = calloc(nn, sizeof(*details));
+    uint8_t(*digests)[DIGEST_LEN] = calloc(nn, DIGEST_LEN);
+    size_t *miss = calloc(nn, sizeof(*miss)); /* reports whose key this instance's memory does not hold */
+    uint8_t(*miss_digests)[DIGEST_LEN] = calloc(nn, DIGEST_LEN);
+    struct key_rec *recs = calloc(nn, sizeof(*recs));
+    bool *found = calloc(nn, sizeof(*found)), *is_key = calloc(nn, sizeof(*is_key));
     int64_t now = timefmt_now();
-    uint8_t digest[DIGEST_LEN];
-    size_t m = 0;
     int r = 0;
 
-    if (items == NULL || key_of == NULL || details == NULL || rec == NULL) {
+    if (items == NULL || key_of == NULL || details == NULL || digests == NULL || miss == NULL || miss_digests == NULL ||
+        recs == NULL || found == NULL || is_key == NULL) {
         r = AK_ERR_NOMEM;
         goto out;
     }
@@ -200,33 +229,65 @@ int lifecycle_report_leaks(struct keys *k, const struct audit_origin *origin, st
         r = AK_ERR_ARG;
         goto out;
     }
+    /* The checksum sorts out strings that were never keys of this server before any hashing. */
     for (size_t i = 0; i < n; i++) {
         enum key_type type;
-        bool seen = false;
         v[i].true_positive = false;
-        /* The checksum sorts out strings that were never keys of this server before any hashing. */
-        if (keyfmt_parse(k->brand, v[i].token, v[i].len, &type) != 0 || type == KEY_TYPE_ADMIN ||
-            digest_compute(&k->secret, v[i].token, v[i].len, digest) != 0)
+        if (keyfmt_parse(k->brand, v[i].token, v[i].len, &type) != 0 ||
+            digest_compute(&k->secret, v[i].token, v[i].len, digests[i]) != 0)
             continue;
-        r = catalog_find_digest(k->cat, digest, rec);
-        OPENSSL_cleanse(digest, sizeof(digest));
-        if (r == AK_ERR_NOT_FOUND) {
-            r = 0;
+        if (type == KEY_TYPE_ADMIN) {
+            if ((r = revoke_leaked_token(k, origin, &v[i], digests[i], &v[i].true_positive)) != 0)
+                goto out;
             continue;
         }
+        is_key[i] = true;
+        if ((r = catalog_find_digest(k->cat, digests[i], &recs[i])) == 0) {
+            found[i] = true;
+        } else if (r == AK_ERR_NOT_FOUND) {
+            memcpy(miss_digests[nmiss], digests[i], DIGEST_LEN);
+            miss[nmiss++] = i;
+            r = 0;
+        } else {
+            goto out;
+        }
+    }
+    /* A key made elsewhere a moment ago may not be in memory yet: the store decides, not a false negative. */
+    if (nmiss != 0) {
+        struct key_rec *more = calloc(nmiss, sizeof(*more));
+        bool *more_found = calloc(nmiss, sizeof(*more_found));
+        if (more == NULL || more_found == NULL ||
+            (r = store_keys_by_digest(k->store, (const uint8_t(*)[DIGEST_LEN])miss_digests, nmiss, more, more_found)) != 0) {
+            r = r != 0 ? r : AK_ERR_NOMEM;
+        } else {
+            for (size_t j = 0; j < nmiss; j++)
+                if (more_found[j]) {
+                    recs[miss[j]] = more[j];
+                    found[miss[j]] = true;
+                }
+        }
+        for (size_t j = 0; more != NULL && j < nmiss; j++)
+            OPENSSL_cleanse(more[j].digest, sizeof(more[j].digest));
+        free(more);
+        free(more_found);
         if (r != 0)
             goto out;
-        key_of[i] = rec->id;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        if (!is_key[i] || !found[i])
+            continue;
+        key_of[i] = recs[i].id;
         /* The same key twice in one report: one change, both labelled. */
         for (size_t j = 0; j < m && !seen; j++)
-            seen = items[j].id == rec->id;
+            seen = items[j].id == recs[i].id;
         if (seen)
             continue;
         if ((details[m] = leak_details(&v[i])) == NULL) {
             r = AK_ERR_NOMEM;
             goto out;
         }
-        items[m] = (struct store_batch_item){.account_id = rec->account_id, .id = rec->id, .details = details[m]};
+        items[m] = (struct store_batch_item){.account_id = recs[i].account_id, .id = recs[i].id, .details = details[m]};
         m++;
     }
     pthread_mutex_lock(&k->write_lock);
@@ -246,12 +307,21 @@ int lifecycle_report_leaks(struct keys *k, const struct audit_origin *origin, st
 out:
     for (size_t i = 0; details != NULL && i < m; i++)
         free(details[i]);
+    if (digests != NULL)
+        OPENSSL_cleanse(digests, nn * DIGEST_LEN);
+    if (miss_digests != NULL)
+        OPENSSL_cleanse(miss_digests, nn * DIGEST_LEN);
+    for (size_t i = 0; recs != NULL && i < nn; i++)
+        OPENSSL_cleanse(recs[i].digest, sizeof(recs[i].digest));
     free(details);
     free(items);
     free(key_of);
-    if (rec != NULL)
-        OPENSSL_cleanse(rec->digest, sizeof(rec->digest));
-    free(rec);
+    free(digests);
+    free(miss);
+    free(miss_digests);
+    free(recs);
+    free(found);
+    free(is_key);
     return r;
 }
 
@@ -356,15 +426,41 @@ static int sweep_idle(struct keys *k, unsigned days, int64_t now)
     struct due d = {.now = now, .cutoff = now - (int64_t)days * 86400};
     struct audit_origin origin;
     char details[64];
-    int r;
+    int r = 0;
 
     snprintf(details, sizeof(details), "{\"reason\":\"idle\",\"idle_days\":%u}", days);
     lifecycle_origin_system(&origin, details);
-    catalog_walk(k->cat, idle_visit, &d);
-    pthread_mutex_lock(&k->write_lock);
-    r = run_batch(k, &origin, AUDIT_KEY_UPDATED, d.v, d.n, idle_rule, &d);
-    pthread_mutex_unlock(&k->write_lock);
+    /* Batch after batch while a walk fills one (a policy just turned on): every due key within the period. */
+    for (unsigned round = 0; round < LIFECYCLE_ROUNDS && r == 0 && (round == 0 || d.full); round++) {
+        d.n = 0;
+        d.full = false;
+        catalog_walk(k->cat, idle_visit, &d);
+        pthread_mutex_lock(&k->write_lock);
+        r = run_batch(k, &origin, AUDIT_KEY_UPDATED, d.v, d.n, idle_rule, &d);
+        pthread_mutex_unlock(&k->write_lock);
+    }
     free(d.v);
+    return r;
+}
+
+/* Deletes the keys `d` found, one short transaction each: a delete also gives the key's place under the cap back. */
+static int delete_due(struct keys *k, const struct audit_origin *origin, const struct due *d)
+{
+    int r = 0;
+
+    for (size_t i = 0; i < d->n && r == 0; i++) {
+        pthread_mutex_lock(&k->write_lock);
+        r = store_key_delete(k->store, origin, d->v[i].account_id, d->v[i].id, expired_rule, (void *)&d->cutoff);
+        if (r == AK_ERR_NOT_FOUND) {
+            forget(k, d->v[i].id);
+            r = 0;
+        } else if (r == AK_ERR_ARG) {
+            r = 0; /* no longer due (changed elsewhere) */
+        } else {
+            r = settle(k, r, r == 0 ? catalog_remove(k->cat, d->v[i].id) : 0);
+        }
+        pthread_mutex_unlock(&k->write_lock);
+    }
     return r;
 }
 
@@ -377,20 +473,11 @@ static int sweep_expired(struct keys *k, unsigned days, int64_t now)
 
     snprintf(details, sizeof(details), "{\"reason\":\"expired\",\"retention_days\":%u}", days);
     lifecycle_origin_system(&origin, details);
-    catalog_walk(k->cat, expired_visit, &d);
-    /* One short transaction per key: a delete also gives the key's place under the cap back. */
-    for (size_t i = 0; i < d.n && r == 0; i++) {
-        pthread_mutex_lock(&k->write_lock);
-        r = store_key_delete(k->store, &origin, d.v[i].account_id, d.v[i].id, expired_rule, &d.cutoff);
-        if (r == AK_ERR_NOT_FOUND) {
-            forget(k, d.v[i].id);
-            r = 0;
-        } else if (r == AK_ERR_ARG) {
-            r = 0; /* no longer due (changed elsewhere) */
-        } else {
-            r = settle(k, r, r == 0 ? catalog_remove(k->cat, d.v[i].id) : 0);
-        }
-        pthread_mutex_unlock(&k->write_lock);
+    for (unsigned round = 0; round < LIFECYCLE_ROUNDS && r == 0 && (round == 0 || d.full); round++) {
+        d.n = 0;
+        d.full = false;
+        catalog_walk(k->cat, expired_visit, &d);
+        r = delete_due(k, &origin, &d);
     }
     free(d.v);
     return r;

@@ -21,6 +21,7 @@
 
 #define LIFECYCLE_SWEEP_INTERVAL_S 30 /* a sweep runs this often, on one instance of those sharing a store */
 #define LIFECYCLE_BATCH 1000          /* keys changed per transaction by a sweep or a leak report */
+#define LIFECYCLE_ROUNDS 20           /* batches a sweep runs in one period at most (20,000 keys) */
 #define LIFECYCLE_SOON_S (7 * 86400)  /* a verify answer warns of an expiry this close (X-Key-Expires-At) */
 
 /*

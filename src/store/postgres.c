@@ -505,6 +505,7 @@ static int pg_key_write(struct store *base, struct key_rec *rec)
     if ((r = exec(conn,
                   "UPDATE api_keys SET name = $3, is_active = $4, is_primary = $5, expires_at = nullif($6::bigint, 0),"
                   " rotated_to = nullif($7::bigint, 0), leaked_at = nullif($8::bigint, 0), activated_at = nullif($9::bigint, 0),"
+                  " expiry_seen = CASE WHEN coalesce(expires_at, 0) = $6::bigint THEN expiry_seen ELSE false END,"
                   " version = nextval('apikeyd_version') WHERE id = $1 AND account_id = $2 RETURNING version",
                   9, p, &res)) != 0)
         return r;
@@ -625,16 +626,6 @@ static int pg_account_take_key(struct store *base, int64_t account_id, unsigned 
                        2, p, AK_ERR_LIMIT);
 }
 
-static int pg_account_add_key(struct store *base, int64_t account_id)
-{
-    char a[24];
-    const char *p[] = {a};
-
-    fmt_i64(a, sizeof(a), account_id);
-    return returns_one(PG(base)->conn, "UPDATE accounts SET key_count = key_count + 1 WHERE id = $1 RETURNING id", 1, p,
-                       AK_ERR_NOT_FOUND);
-}
-
 /*
  * Writes `n` integers as a PostgreSQL array literal "{a,b,...}" into a
  * malloc'd string: the one at `first`, then every `stride` bytes (a column
@@ -657,7 +648,20 @@ static char *int64_array_literal(const int64_t *first, size_t n, size_t stride)
     return buf;
 }
 
-static int pg_expiry_seen(struct store *base, const int64_t *ids, size_t n)
+static int pg_account_add_key(struct store *base, int64_t account_id, unsigned default_max)
+{
+    char a[24], m[24];
+    const char *p[] = {a, m};
+
+    fmt_i64(a, sizeof(a), account_id);
+    fmt_i64(m, sizeof(m), (int64_t)default_max);
+    return returns_one(PG(base)->conn,
+                       "UPDATE accounts SET key_count = key_count + 1 WHERE id = $1 AND key_count < 2 * coalesce(max_keys, $2)"
+                       " RETURNING id",
+                       2, p, AK_ERR_LIMIT);
+}
+
+static int pg_keys_lock(struct store *base, const int64_t *ids, size_t n)
 {
     char *arr = int64_array_literal(ids, n, sizeof(*ids));
     const char *p[] = {arr};
@@ -665,12 +669,55 @@ static int pg_expiry_seen(struct store *base, const int64_t *ids, size_t n)
 
     if (arr == NULL)
         return AK_ERR_NOMEM;
-    /* A new version: the other instances re-read the rows (txn.c announces them) and refuse the keys too, whatever their clocks. */
-    r = exec(PG(base)->conn,
-             "UPDATE api_keys SET expiry_seen = true, version = nextval('apikeyd_version')"
-             " WHERE id = ANY($1::bigint[]) AND NOT expiry_seen",
-             1, p, NULL);
+    r = exec(PG(base)->conn, "SELECT id FROM api_keys WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", 1, p, NULL);
     free(arr);
+    return r;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Locks the rows of the keys in `v`, in id order. */
+static int lock_uses(struct store *base, const struct key_use *v, size_t n)
+{
+    int64_t *ids = malloc((n != 0 ? n : 1) * sizeof(*ids));
+    int r;
+
+    if (ids == NULL)
+        return AK_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = v[i].id;
+    qsort(ids, n, sizeof(*ids), cmp_id);
+    r = pg_keys_lock(base, ids, n);
+    free(ids);
+    return r;
+}
+
+static int pg_expiry_seen(struct store *base, const struct key_use *v, size_t n)
+{
+    char *ids = n != 0 ? int64_array_literal(&v[0].id, n, sizeof(*v)) : NULL,
+         *ats = n != 0 ? int64_array_literal(&v[0].at, n, sizeof(*v)) : NULL;
+    const char *p[] = {ids, ats};
+    int r = AK_ERR_NOMEM;
+
+    /*
+     * Rows locked in id order first (as every multi-row write does), then
+     * marked where the expiry seen is still theirs, with a new version: the
+     * other instances re-read them (txn.c announces them) and refuse the keys
+     * too, whatever their clocks.
+     */
+    if (ids != NULL && ats != NULL && (r = lock_uses(base, v, n)) == 0)
+        r = exec(PG(base)->conn,
+                 "UPDATE api_keys k SET expiry_seen = true, version = nextval('apikeyd_version')"
+                 " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id AND k.expires_at = u.at"
+                 " AND NOT k.expiry_seen",
+                 2, p, NULL);
+    free(ids);
+    free(ats);
     return r;
 }
 
@@ -940,8 +987,8 @@ static int pg_uses_raise(struct store *base, const struct key_use *v, size_t n)
     p[0] = ids = int64_array_literal(&v[0].id, n, sizeof(*v));
     p[1] = ats = int64_array_literal(&v[0].at, n, sizeof(*v));
 
-    /* A maximum: uses flushed by other instances never move last_used backwards. */
-    if (ids != NULL && ats != NULL)
+    /* A maximum: uses flushed by other instances never move last_used backwards. Rows locked in id order first. */
+    if (ids != NULL && ats != NULL && (r = lock_uses(base, v, n)) == 0)
         r = exec(PG(base)->conn,
                  "UPDATE api_keys k SET last_used = GREATEST(coalesce(k.last_used, 0), u.at)"
                  " FROM unnest($1::bigint[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id",
@@ -1496,6 +1543,7 @@ static const struct store_ops POSTGRES_OPS = {
     .account_return_key = pg_account_return_key,
     .account_add_key = pg_account_add_key,
     .expiry_seen = pg_expiry_seen,
+    .keys_lock = pg_keys_lock,
     .sweep_claim = pg_sweep_claim,
     .key_insert = pg_key_insert,
     .key_read = pg_key_read,

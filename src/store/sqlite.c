@@ -187,13 +187,14 @@ static const char *const SQL[ST_COUNT] = {
     [ST_KEY_GET_DIGEST] = "SELECT " KEY_COLUMNS " FROM api_keys WHERE digest = ?1",
     [ST_KEY_PRIMARY] = "SELECT id FROM api_keys WHERE account_id = ?1 AND is_primary",
     [ST_KEY_UPDATE] = "UPDATE api_keys SET name = ?3, is_active = ?4, is_primary = ?5, expires_at = nullif(?6, 0),"
-                      " rotated_to = nullif(?7, 0), leaked_at = nullif(?8, 0), activated_at = nullif(?9, 0)"
+                      " rotated_to = nullif(?7, 0), leaked_at = nullif(?8, 0), activated_at = nullif(?9, 0),"
+                      " expiry_seen = CASE WHEN coalesce(expires_at, 0) = ?6 THEN expiry_seen ELSE 0 END"
                       " WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_DELETE] = "DELETE FROM api_keys WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_UNCOUNT] = "UPDATE accounts SET key_count = key_count - 1 WHERE id = ?1",
     [ST_KEY_LOAD] = "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY id",
-    [ST_KEY_ADD_COUNT] = "UPDATE accounts SET key_count = key_count + 1 WHERE id = ?1",
-    [ST_EXPIRY_SEEN] = "UPDATE api_keys SET expiry_seen = 1 WHERE id = ?1",
+    [ST_KEY_ADD_COUNT] = "UPDATE accounts SET key_count = key_count + 1 WHERE id = ?1 AND key_count < 2 * coalesce(max_keys, ?2)",
+    [ST_EXPIRY_SEEN] = "UPDATE api_keys SET expiry_seen = 1 WHERE id = ?1 AND expires_at = ?2",
     [ST_SWEEP_ENSURE] = "INSERT INTO sweeps (name, due_at) VALUES (?1, 0) ON CONFLICT DO NOTHING",
     [ST_SWEEP_CLAIM] = "UPDATE sweeps SET due_at = ?2 + ?3 WHERE name = ?1 AND (due_at <= ?2 OR due_at > ?2 + 2 * ?3)",
     [ST_LAST_USED] = "UPDATE api_keys SET last_used = max(coalesce(last_used, 0), ?2) WHERE id = ?1",
@@ -532,23 +533,25 @@ static int sq_uses_raise(struct store *base, const struct key_use *v, size_t n)
     return r;
 }
 
-static int sq_account_add_key(struct store *base, int64_t account_id)
+static int sq_account_add_key(struct store *base, int64_t account_id, unsigned default_max)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_stmt *st = stmt(s, ST_KEY_ADD_COUNT);
 
     sqlite3_bind_int64(st, 1, account_id);
-    return change_one(s, st, AK_ERR_NOT_FOUND);
+    sqlite3_bind_int64(st, 2, default_max);
+    return change_one(s, st, AK_ERR_LIMIT);
 }
 
-static int sq_expiry_seen(struct store *base, const int64_t *ids, size_t n)
+static int sq_expiry_seen(struct store *base, const struct key_use *v, size_t n)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     int r = 0;
 
     for (size_t i = 0; i < n && r == 0; i++) {
         sqlite3_stmt *st = stmt(s, ST_EXPIRY_SEEN);
-        sqlite3_bind_int64(st, 1, ids[i]);
+        sqlite3_bind_int64(st, 1, v[i].id);
+        sqlite3_bind_int64(st, 2, v[i].at);
         r = step_done(st);
     }
     return r;

@@ -166,8 +166,12 @@ struct store_ops {
     int (*account_take_key)(struct store *s, int64_t account_id, unsigned default_max);
     /* Counts one key less. */
     int (*account_return_key)(struct store *s, int64_t account_id);
-    /* Counts one more key whatever the cap (a rotation's new key). AK_ERR_NOT_FOUND if the account has no row. */
-    int (*account_add_key)(struct store *s, int64_t account_id);
+    /*
+     * Counts one more key for a rotation: past the cap, but not past twice
+     * the account's cap (or `default_max`): AK_ERR_LIMIT there. The caller
+     * holds the account's lock.
+     */
+    int (*account_add_key)(struct store *s, int64_t account_id, unsigned default_max);
     /* Inserts `rec`; sets rec->id and rec->version. A digest in use gives AK_ERR_COLLISION. */
     int (*key_insert)(struct store *s, struct key_rec *rec);
     /* Reads key `id`. AK_ERR_NOT_FOUND if there is none. */
@@ -176,16 +180,29 @@ struct store_ops {
     int (*key_read_digest)(struct store *s, const uint8_t digest[DIGEST_LEN], struct key_rec *ret);
     /* The id of the account's primary key, 0 if none. */
     int (*key_primary)(struct store *s, int64_t account_id, int64_t *ret_id);
-    /* Inserts sets every field but id, version, last_used and expiry_seen. */
-    /* Writes rec's name, active, primary, expires_at, rotated_to and leaked_at; sets rec->version. AK_ERR_NOT_FOUND if the row is
-     * gone. */
+    /*
+     * Writes rec's name, active, primary, expires_at, rotated_to, leaked_at
+     * and activated_at (a changed expires_at clears expiry_seen, which was
+     * about the old one); sets rec->version. AK_ERR_NOT_FOUND if the row is gone.
+     */
     int (*key_write)(struct store *s, struct key_rec *rec);
     /* Deletes key `id` of `account_id`. AK_ERR_NOT_FOUND if there is none. */
     int (*key_remove)(struct store *s, int64_t account_id, int64_t id);
     /* Raises last_used of each listed key to at least `at` (never lowers it). */
     int (*uses_raise)(struct store *s, const struct key_use *v, size_t n);
-    /* Records that these keys were refused as expired (expiry_seen: never cleared). Ids of deleted keys are skipped. */
-    int (*expiry_seen)(struct store *s, const int64_t *ids, size_t n);
+    /*
+     * Records that these keys were refused as expired at the expires_at in
+     * `at` (expiry_seen), where that is still their expires_at; others and
+     * deleted keys are skipped.
+     */
+    int (*expiry_seen)(struct store *s, const struct key_use *v, size_t n);
+    /*
+     * Optional (NULL where one write runs at a time over the whole store):
+     * locks the key rows `ids` (ascending) until the end of the transaction.
+     * Every write that changes several key rows takes them in this order, so
+     * that two transactions never wait on each other in a cycle.
+     */
+    int (*keys_lock)(struct store *s, const int64_t *ids, size_t n);
     /*
      * Claims the background job `name` for this period: sets *ret_claimed
      * (and moves its next due time to now + interval) when it was due at
@@ -321,26 +338,33 @@ int store_key_delete(struct store *s, const struct audit_origin *origin, int64_t
  * row, asks `fn` for the old key's new row and the new key, demotes the
  * old key before inserting the new one (which may become primary), links
  * the two (rotated_to / rotated_from) and records key.created and
- * key.rotated. The new key counts toward the cap but is never refused by
- * it. On 0, *fresh is the new key's row (id, version set), *ret_old the
+ * key.rotated. The new key counts toward the cap, which it may pass (up to
+ * twice it: AK_ERR_LIMIT beyond). On 0, *fresh is the new key's row (id, version set), *ret_old the
  * old key's. AK_ERR_NOT_FOUND if the key does not exist; `fn`'s error as is.
  */
-int store_key_rotate(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t id, store_rotate_fn fn,
-                     void *arg, struct key_rec *fresh, struct key_rec *ret_old);
+int store_key_rotate(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t id, unsigned default_max,
+                     store_rotate_fn fn, void *arg, struct key_rec *fresh, struct key_rec *ret_old);
 
 /*
  * Applies `fn` to each of `items` (sorted by account id) in one
  * transaction, recording `action` for each key it changes with the item's
  * details: a key that is gone or that `fn` refuses is skipped (its result
  * says why), not an error. ret_rows[i] is item i's new row when its result
- * is 0. A lost commit answer is AK_ERR_UNAVAILABLE: every item is
- * idempotent, so retry.
+ * is 0. A lost commit answer is AK_ERR_OUTCOME_UNKNOWN (the caller
+ * reloads); every item is idempotent, so a retry is harmless.
  */
 int store_keys_update_batch(struct store *s, const struct audit_origin *origin, enum audit_action action,
                             struct store_batch_item *items, size_t n, store_update_fn fn, void *arg, struct key_rec *ret_rows);
 
-/* Records that these keys were refused as expired (see key_rec.expiry_seen), in one transaction. */
-int store_expiry_seen(struct store *s, const int64_t *ids, size_t n);
+/* Records that these keys were refused as expired at v[i].at (see key_rec.expiry_seen), in one transaction. */
+int store_expiry_seen(struct store *s, const struct key_use *v, size_t n);
+
+/*
+ * Reads the keys with the given digests, in one read transaction: found[i]
+ * says whether recs[i] was filled. For what this instance's memory may not
+ * hold yet (a key just made elsewhere).
+ */
+int store_keys_by_digest(struct store *s, const uint8_t (*digests)[DIGEST_LEN], size_t n, struct key_rec *recs, bool *found);
 
 /* Claims background job `name` for one period (store_ops.sweep_claim), in one transaction. */
 int store_sweep_claim(struct store *s, const char *name, int64_t now, int64_t interval, bool *ret_claimed);

@@ -310,6 +310,9 @@ out:
 /* Reads key `id` of `account_id` (another account's key does not exist for it). */
 static int read_own(struct store *s, int64_t account_id, int64_t id, struct key_rec *ret);
 
+/* Locks key rows in id order (sorting `ids`), where the backend has row locks. */
+static int lock_keys(struct store *s, int64_t *ids, size_t n);
+
 /* Demotes the account's primary key, if it has one other than `keep`: *ret is its new row (ret->id 0 when none). */
 static int demote_primary(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t keep, struct key_rec *ret)
 {
@@ -451,7 +454,8 @@ int store_key_update(struct store *s, const struct audit_origin *origin, int64_t
     if ((r = OPS(s)->begin(s)) != 0)
         goto out;
     if ((r = OPS(s)->account_lock(s, account_id)) == 0 && (r = read_own(s, account_id, id, cur)) == 0 &&
-        (r = OPS(s)->key_primary(s, account_id, &primary)) == 0 && (r = fn(arg, cur, primary, next)) == 0) {
+        (r = OPS(s)->key_primary(s, account_id, &primary)) == 0 && (r = fn(arg, cur, primary, next)) == 0 &&
+        (!next->primary || primary == 0 || primary == id || (r = lock_keys(s, (int64_t[]){id, primary}, 2)) == 0)) {
         next->id = cur->id;
         next->account_id = cur->account_id;
         if ((!next->primary || (r = demote_primary(s, origin, account_id, id, old)) == 0) &&
@@ -507,10 +511,10 @@ int store_last_used_flush(struct store *s, const struct key_use *v, size_t n)
     return r == AK_ERR_OUTCOME_UNKNOWN ? AK_ERR_UNAVAILABLE : r;
 }
 
-int store_key_rotate(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t id, store_rotate_fn fn,
-                     void *arg, struct key_rec *fresh, struct key_rec *ret_old)
+int store_key_rotate(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t id, unsigned default_max,
+                     store_rotate_fn fn, void *arg, struct key_rec *fresh, struct key_rec *ret_old)
 {
-    struct key_rec *cur = malloc(sizeof(*cur)), *old = malloc(sizeof(*old)), *rec = malloc(sizeof(*rec));
+    struct key_rec *cur = malloc(sizeof(*cur)), *old = calloc(1, sizeof(*old)), *rec = malloc(sizeof(*rec));
     struct written w = {.id = id};
     int r;
 
@@ -524,7 +528,7 @@ int store_key_rotate(struct store *s, const struct audit_origin *origin, int64_t
     /*
      * The old key gives up primary (and takes its expiry) before the new
      * one is inserted, so that the one-primary index never sees two; the
-     * new key counts toward the cap but is never refused by it.
+     * new key counts toward the cap, which it may pass up to twice over.
      */
     if ((r = OPS(s)->account_lock(s, account_id)) == 0 && (r = read_own(s, account_id, id, cur)) == 0 &&
         (r = fn(arg, cur, old, rec)) == 0) {
@@ -533,7 +537,7 @@ int store_key_rotate(struct store *s, const struct audit_origin *origin, int64_t
         old->rotated_to = 0;
         rec->account_id = account_id;
         rec->rotated_from = cur->id;
-        if ((r = OPS(s)->key_write(s, old)) == 0 && (r = OPS(s)->account_add_key(s, account_id)) == 0 &&
+        if ((r = OPS(s)->key_write(s, old)) == 0 && (r = OPS(s)->account_add_key(s, account_id, default_max)) == 0 &&
             (r = OPS(s)->key_insert(s, rec)) == 0) {
             old->rotated_to = rec->id;
             if ((r = OPS(s)->key_write(s, old)) == 0 && (r = record_key(s, origin, AUDIT_KEY_CREATED, NULL, rec)) == 0 &&
@@ -556,6 +560,22 @@ out:
     return r;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Locks the key rows `ids` (sorted here, in place) where the backend locks rows: see store_ops.keys_lock. */
+static int lock_keys(struct store *s, int64_t *ids, size_t n)
+{
+    if (OPS(s)->keys_lock == NULL || n == 0)
+        return 0;
+    qsort(ids, n, sizeof(*ids), cmp_id);
+    return OPS(s)->keys_lock(s, ids, n);
+}
+
 int store_keys_update_batch(struct store *s, const struct audit_origin *origin, enum audit_action action,
                             struct store_batch_item *items, size_t n, store_update_fn fn, void *arg, struct key_rec *ret_rows)
 {
@@ -572,20 +592,32 @@ int store_keys_update_batch(struct store *s, const struct audit_origin *origin, 
     *o = *origin;
     if ((r = OPS(s)->begin(s)) != 0)
         goto out;
-    /* Accounts are locked in ascending order (the caller sorts the items): two batches never wait on each other in a cycle. */
+    /*
+     * Locks first, in one order for every writer: the accounts ascending
+     * (the caller sorts the items by account), then all the key rows by id,
+     * as the last_used flush takes them. Two transactions never wait on
+     * each other in a cycle.
+     */
+    for (size_t i = 0; i < n && r == 0; i++) {
+        items[i].result = 0;
+        if (items[i].account_id == locked)
+            continue;
+        if ((r = OPS(s)->account_lock(s, items[i].account_id)) == AK_ERR_NOT_FOUND) {
+            items[i].result = r;
+            r = 0;
+            continue; /* the next item of that account tries again, and finds it gone too */
+        }
+        locked = items[i].account_id;
+    }
+    for (size_t i = 0; i < n && r == 0; i++)
+        if (items[i].result == 0)
+            ids[nids++] = items[i].id;
+    if (r == 0)
+        r = lock_keys(s, ids, nids);
+    nids = 0;
     for (size_t i = 0; i < n && r == 0; i++) {
         struct store_batch_item *it = &items[i];
-        if (it->account_id != locked) {
-            if ((r = OPS(s)->account_lock(s, it->account_id)) == AK_ERR_NOT_FOUND) {
-                it->result = r;
-                r = 0;
-                continue;
-            }
-            if (r != 0)
-                break;
-            locked = it->account_id;
-        }
-        if ((it->result = read_own(s, it->account_id, it->id, cur)) == AK_ERR_NOT_FOUND)
+        if (it->result != 0 || (it->result = read_own(s, it->account_id, it->id, cur)) == AK_ERR_NOT_FOUND)
             continue;
         if (it->result != 0 || (r = OPS(s)->key_primary(s, it->account_id, &primary)) != 0) {
             r = r != 0 ? r : it->result;
@@ -602,7 +634,7 @@ int store_keys_update_batch(struct store *s, const struct audit_origin *origin, 
     }
     if (r == 0)
         r = announce(s, TOPIC_KEYS, ids, nids);
-    /* No settling: every item is idempotent (its rule refuses a row already changed), so a lost answer is simply retried. */
+    /* No settling: every item is idempotent (its rule refuses a row already changed); a lost answer makes the caller reload. */
     r = finish(s, r, NULL, NULL);
 out:
     free(cur);
@@ -611,18 +643,45 @@ out:
     return r;
 }
 
-int store_expiry_seen(struct store *s, const int64_t *ids, size_t n)
+int store_expiry_seen(struct store *s, const struct key_use *v, size_t n)
 {
+    int64_t *ids = malloc((n != 0 ? n : 1) * sizeof(*ids));
     int r;
 
-    if (n == 0)
-        return 0;
-    if ((r = OPS(s)->begin(s)) != 0)
-        return r;
-    if ((r = OPS(s)->expiry_seen(s, ids, n)) == 0)
+    if (ids == NULL)
+        return AK_ERR_NOMEM;
+    if (n == 0 || (r = OPS(s)->begin(s)) != 0) {
+        free(ids);
+        return n == 0 ? 0 : r;
+    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = v[i].id;
+    if ((r = OPS(s)->expiry_seen(s, v, n)) == 0)
         r = announce(s, TOPIC_KEYS, ids, n);
     r = finish(s, r, NULL, NULL);
+    free(ids);
     return r == AK_ERR_OUTCOME_UNKNOWN ? AK_ERR_UNAVAILABLE : r; /* marking again is harmless */
+}
+
+int store_keys_by_digest(struct store *s, const uint8_t (*digests)[DIGEST_LEN], size_t n, struct key_rec *recs, bool *found)
+{
+    int r = 0;
+
+    for (size_t i = 0; i < n; i++)
+        found[i] = false;
+    if (n == 0)
+        return 0;
+    /* A transaction only to read: it is rolled back. */
+    if ((r = OPS(s)->begin(s)) != 0)
+        return r;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        if ((r = OPS(s)->key_read_digest(s, digests[i], &recs[i])) == 0)
+            found[i] = true;
+        else if (r == AK_ERR_NOT_FOUND)
+            r = 0;
+    }
+    OPS(s)->rollback(s);
+    return r;
 }
 
 int store_sweep_claim(struct store *s, const char *name, int64_t now, int64_t interval, bool *ret_claimed)

@@ -195,7 +195,7 @@ def test_inactive_and_expired_keys_are_true_positives(admin_server):
     assert ev[0]["details"] == {"url": "", "source": ""}
 
 
-def test_unknown_malformed_deleted_and_admin_tokens_are_false_positives(admin_server):
+def test_unknown_malformed_and_deleted_tokens_are_false_positives(admin_server):
     server = admin_server
     admin = server.admin
     c = server.client
@@ -211,7 +211,6 @@ def test_unknown_malformed_deleted_and_admin_tokens_are_false_positives(admin_se
         bad_check,
         live["api_key"][:-6],
         "ghp_" + "a" * 36,
-        admin.key,
         "x" * 300,
     ]
     snap = snapshot(c)
@@ -222,6 +221,23 @@ def test_unknown_malformed_deleted_and_admin_tokens_are_false_positives(admin_se
     assert audit_events(admin) == events_before
     assert verify(server, live["api_key"]).status_code == 204
     assert admin.get("/v1/admin/accounts/?limit=1").status_code == 200  # the admin token still works
+
+
+def test_a_leaked_admin_token_is_revoked(admin_server):
+    """An operator's token in a report is the worst leak there is: revoked at once, recorded, labelled ours."""
+    server = admin_server
+    admin = server.admin
+    other = server.admin_client("scanner-ci")
+    body = admin_report(admin, report(other.key, url="https://github.com/o/r/blob/x/.env", source="content"))
+    assert labels(body) == ["true_positive"]
+    assert_error(other.get("/v1/admin/accounts/?limit=1"), 401, "invalid_admin_token")
+    events = audit_events(admin, action="admin_token.revoked")
+    assert len(events) == 1
+    assert events[0]["target"]["id"] == other.token_info["id"]
+    assert events[0]["details"] == {"url": "https://github.com/o/r/blob/x/.env", "source": "content"}
+    # Reported again: revoked already, so no longer ours, and nothing more happens.
+    assert labels(admin_report(admin, report(other.key))) == ["false_positive"]
+    assert len(audit_events(admin, action="admin_token.revoked")) == 1
 
 
 def test_reporting_again_is_true_positive_with_no_second_event(admin_server):

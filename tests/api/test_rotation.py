@@ -304,6 +304,39 @@ def test_rotation_works_at_the_key_cap(admin_server):
     create_key(owner, "Fits", "sandbox")
 
 
+def test_rotation_stops_at_twice_the_cap(admin_server):
+    """Rotating in a loop cannot grow an account without bound: past twice its cap, 409."""
+    admin = admin_server.admin
+    account, primary = admin_account(admin, "Looping", max_keys=2)
+    owner = Client(admin_server, primary["api_key"])
+    k = create_key(owner, "Second", "production")
+    for _ in range(2):  # 2 -> 4 keys: twice the cap
+        k, _, _ = rotated(owner, k["id"], {"grace_period_seconds": 0})
+    before = snapshot(owner)
+    assert_error(rotate(owner, k["id"], {"grace_period_seconds": 0}), 409, "key_limit_reached")
+    assert snapshot(owner) == before
+    assert admin_get_account(admin, account["id"])["key_count"] == 4
+
+
+def test_a_rotated_key_only_winds_down(server):
+    """During its grace the old key's expiry may move sooner, never later or to null, and it cannot be primary again."""
+    client = server.client
+    old = server.account.primary_id
+    new, _, _ = rotated(client, old, {"grace_period_seconds": 3600})
+    client = Client(server, new["api_key"])
+    listed = {k["id"]: k for k in client.list()}[old]
+    before = snapshot(client)
+    assert_error(client.patch(old, json={"expires_at": None}), 409, "already_rotated")
+    later = rfc3339(parse_time(listed["expires_at"]) + 60)
+    assert_error(client.patch(old, json={"expires_at": later}), 409, "already_rotated")
+    assert_error(client.patch(old, json={"is_primary": True}), 409, "already_rotated")
+    assert snapshot(client) == before
+    sooner = rfc3339(parse_time(listed["expires_at"]) - 60)
+    r = client.patch(old, json={"expires_at": sooner})
+    assert r.status_code == 200, r.text
+    assert r.body["expires_at"] == sooner
+
+
 def test_rotate_bola(server_factory):
     server = server_factory(accounts=("acme", "globex"))
     acme, globex = server.accounts

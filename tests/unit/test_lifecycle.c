@@ -21,6 +21,7 @@
 
 #include "backend.h"
 #include "core/accounts.h"
+#include "core/admin.h"
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/keys_impl.h"
@@ -352,6 +353,25 @@ static void test_sweep_idle(void **state)
     assert_true(out.active); /* due now, but the period was taken */
 }
 
+/* Store rules for test_expiry_mark_is_tied_to_its_expiry: rename only; move the expiry a day later. */
+static int keep_row(void *arg, const struct key_rec *cur, int64_t primary_id, struct key_rec *next)
+{
+    (void)arg;
+    (void)primary_id;
+    *next = *cur;
+    snprintf(next->name, sizeof(next->name), "renamed");
+    return 0;
+}
+
+static int later_expiry(void *arg, const struct key_rec *cur, int64_t primary_id, struct key_rec *next)
+{
+    (void)arg;
+    (void)primary_id;
+    *next = *cur;
+    next->expires_at += DAY;
+    return 0;
+}
+
 /* A key its owner reactivates starts its idle time again: not switched off by the next sweep. */
 static void test_idle_reactivated(void **state)
 {
@@ -417,6 +437,112 @@ static void test_sweep_expired(void **state)
     new_key(f, &a, 0, &out, k1);
 }
 
+/* A rotated key only winds down: no later expiry, no null, no return to primary; its rotations stop at twice the cap. */
+static void test_rotated_key_winds_down(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec fresh, old, out;
+    struct patch_req req = {.has_expires_at = true, .expires_at = 0};
+    struct acct a;
+    char key2[KEYBUF];
+    int r = 0, rotations = 0;
+
+    new_account(f, "a", &a);
+    assert_int_equal(lifecycle_rotate(f->k, &T_ORIGIN, &a.who, a.id, a.primary.id, DAY, &fresh, key2, sizeof(key2), &old), 0);
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, old.id, &req, &out), AK_ERR_ROTATED);
+    req.expires_at = old.expires_at + 60;
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, old.id, &req, &out), AK_ERR_ROTATED);
+    req.expires_at = old.expires_at - 60; /* sooner: fine */
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, old.id, &req, &out), 0);
+    req = (struct patch_req){.has_primary = true, .primary = true};
+    assert_int_equal(keys_update(f->k, &T_ORIGIN, &a.who, old.id, &req, &out), AK_ERR_ROTATED);
+    /* The cap is 5: rotation passes it, up to 10 keys. */
+    while (r == 0 && rotations < 20) {
+        int64_t last = fresh.id;
+        if ((r = lifecycle_rotate(f->k, &T_ORIGIN, NULL, a.id, last, 0, &fresh, key2, sizeof(key2), &old)) == 0)
+            rotations++;
+    }
+    assert_int_equal(r, AK_ERR_LIMIT);
+    assert_int_equal(catalog_account_keys(f->k->cat, a.id, NULL), 10);
+}
+
+/* A key this instance's memory does not hold yet (made elsewhere a moment ago) is found in the store and deactivated. */
+static void test_leak_of_a_key_not_in_memory(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec rec = {0}, out;
+    struct lifecycle_leak v;
+    struct principal p;
+    struct acct a;
+    char key[KEYBUF];
+
+    new_account(f, "a", &a);
+    rec.account_id = a.id;
+    rec.type = KEY_TYPE_PRODUCTION;
+    rec.active = true;
+    rec.created_at = timefmt_now();
+    snprintf(rec.name, sizeof(rec.name), "elsewhere");
+    assert_int_equal(mint(f->k, KEY_TYPE_PRODUCTION, &rec, key, sizeof(key)), 0);
+    assert_int_equal(store_key_insert(f->store, &T_ORIGIN, &rec, 100, NULL), 0);
+    assert_int_equal(catalog_get(f->k->cat, rec.id, &out), AK_ERR_NOT_FOUND);
+    leak(&v, key);
+    assert_int_equal(lifecycle_report_leaks(f->k, &T_ORIGIN, &v, 1), 0);
+    assert_true(v.true_positive);
+    get(f, rec.id, &out);
+    assert_true(!out.active && out.leaked_at != 0);
+    assert_int_equal(auth(f->k, key, timefmt_now(), &p), AK_ERR_LEAKED);
+}
+
+/* A reported admin token is revoked (and recorded), and labelled as ours. */
+static void test_leaked_admin_token_is_revoked(void **state)
+{
+    struct fixture *f = *state;
+    struct lifecycle_leak v;
+    struct token_rec t;
+    struct audit_origin who;
+    char token[KEYBUF], hdr[KEYBUF + 16];
+
+    assert_int_equal(admin_token_create(f->k, &T_ORIGIN, "ops", &t, token, sizeof(token)), 0);
+    leak(&v, token);
+    assert_int_equal(lifecycle_report_leaks(f->k, &T_ORIGIN, &v, 1), 0);
+    assert_true(v.true_positive);
+    snprintf(hdr, sizeof(hdr), "Bearer %s", token);
+    assert_int_equal(admin_authenticate(f->k, hdr, strlen(hdr), &who), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(events(f, "admin_token.revoked", t.id, NULL), 1);
+    /* Reported again: gone, so not ours any more. */
+    assert_int_equal(lifecycle_report_leaks(f->k, &T_ORIGIN, &v, 1), 0);
+    assert_false(v.true_positive);
+}
+
+/* The store's mark holds for the expiry it was seen at: a stale mark is not written, and a new expiry clears it. */
+static void test_expiry_mark_is_tied_to_its_expiry(void **state)
+{
+    struct fixture *f = *state;
+    int64_t now = timefmt_now();
+    struct key_rec rec, row, demoted;
+    struct key_use stale, right;
+    struct acct a;
+    char key[KEYBUF];
+
+    new_account(f, "a", &a);
+    new_key(f, &a, now + 100, &rec, key);
+    stale = (struct key_use){.id = rec.id, .at = now + 50};
+    assert_int_equal(store_expiry_seen(f->store, &stale, 1), 0);
+    assert_int_equal(f->store->ops->key_get(f->store, rec.id, &row), 0);
+    assert_false(row.expiry_seen);
+    right = (struct key_use){.id = rec.id, .at = now + 100};
+    assert_int_equal(store_expiry_seen(f->store, &right, 1), 0);
+    assert_int_equal(f->store->ops->key_get(f->store, rec.id, &row), 0);
+    assert_true(row.expiry_seen);
+    /* A write that keeps the expiry keeps the mark; one that changes it clears it. */
+    assert_int_equal(store_key_update(f->store, &T_ORIGIN, a.id, rec.id, keep_row, NULL, &row, &demoted), 0);
+    assert_int_equal(f->store->ops->key_get(f->store, rec.id, &row), 0);
+    assert_true(row.expiry_seen);
+    assert_int_equal(store_key_update(f->store, &T_ORIGIN, a.id, rec.id, later_expiry, NULL, &row, &demoted), 0);
+    assert_int_equal(f->store->ops->key_get(f->store, rec.id, &row), 0);
+    assert_false(row.expiry_seen);
+}
+
 #define TESTS(setup)                                                                                                               \
     cmocka_unit_test_setup_teardown(test_expiry_is_sticky, setup, teardown),                                                       \
         cmocka_unit_test_setup_teardown(test_patch_expiry_rules, setup, teardown),                                                 \
@@ -426,7 +552,11 @@ static void test_sweep_expired(void **state)
         cmocka_unit_test_setup_teardown(test_leaks, setup, teardown),                                                              \
         cmocka_unit_test_setup_teardown(test_sweep_idle, setup, teardown),                                                         \
         cmocka_unit_test_setup_teardown(test_idle_reactivated, setup, teardown),                                                   \
-        cmocka_unit_test_setup_teardown(test_sweep_expired, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_sweep_expired, setup, teardown),                                                      \
+        cmocka_unit_test_setup_teardown(test_rotated_key_winds_down, setup, teardown),                                             \
+        cmocka_unit_test_setup_teardown(test_leak_of_a_key_not_in_memory, setup, teardown),                                        \
+        cmocka_unit_test_setup_teardown(test_leaked_admin_token_is_revoked, setup, teardown),                                      \
+        cmocka_unit_test_setup_teardown(test_expiry_mark_is_tied_to_its_expiry, setup, teardown)
 
 int main(void)
 {
