@@ -1132,6 +1132,15 @@ def shared_server(backend, apikeyd_bin, tmp_path_factory):
     factory.close_all()
 
 
+@pytest.fixture(scope="module")
+def shared_admin_server(backend, apikeyd_bin, tmp_path_factory):
+    """shared_server with `server.admin` (an admin token's Client), for tests that only make refused or read-only calls."""
+    factory = ServerFactory(backend, tmp_path_factory.mktemp("shared-admin"))
+    server = factory(admin=True)
+    yield server
+    factory.close_all()
+
+
 @pytest.fixture
 def client(server):
     return server.client

@@ -219,8 +219,8 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize("label,value", BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
-def test_bad_expires_at_is_refused_on_create_and_patch(server, label, value):
-    client = server.client
+def test_bad_expires_at_is_refused_on_create_and_patch(shared_server, label, value):
+    client = shared_server.client
     key = create_key(client, "Target", "sandbox")
     before = snapshot(client)
     r = client.post(json={"name": "x", "key_type": "sandbox", "expires_at": value})
@@ -232,8 +232,8 @@ def test_bad_expires_at_is_refused_on_create_and_patch(server, label, value):
 
 
 @pytest.mark.parametrize("ago", [1, 3600, 400 * DAY])
-def test_expires_at_in_the_past_is_refused(server, ago):
-    client = server.client
+def test_expires_at_in_the_past_is_refused(shared_server, ago):
+    client = shared_server.client
     key = create_key(client, "Target", "sandbox")
     before = snapshot(client)
     r = client.post(json={"name": "x", "key_type": "sandbox", "expires_at": rfc3339(now() - ago)})
@@ -467,8 +467,8 @@ def test_default_retention_keeps_expired_keys_listed(server_factory, clock):
     [("--expired-retention-days", v) for v in ("-1", "36501", "abc", "", "1.5")]
     + [("--deactivate-idle-after", v) for v in ("0", "-1", "36501", "x", "")],
 )
-def test_bad_lifecycle_flags_are_usage_errors(server_factory, flag, value):
-    server = server_factory(start=False)
+def test_bad_lifecycle_flags_are_usage_errors(shared_server, flag, value):
+    server = shared_server
     p = run_cli("serve", "--db", server.db, "--listen", "127.0.0.1:1", flag, value, *server.common_args())
     assert p.returncode == 2, p.stderr
     assert flag in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr

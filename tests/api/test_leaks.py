@@ -348,8 +348,8 @@ REPORT_REFUSALS = [
 
 
 @pytest.mark.parametrize("label,kw,status,code", REPORT_REFUSALS, ids=[r[0] for r in REPORT_REFUSALS])
-def test_admin_report_refusals(admin_server, label, kw, status, code):
-    server = admin_server
+def test_admin_report_refusals(shared_admin_server, label, kw, status, code):
+    server = shared_admin_server
     k = create_key(server.client, "K", "sandbox")
     snap = snapshot(server.client)
     r = server.admin.post(ADMIN_LEAKS, **kw)

@@ -175,8 +175,8 @@ def test_rotation_never_extends_a_life_and_the_new_key_gets_the_same_lifetime(se
     ],
     ids=["no body", "empty body", "empty object", "explicit default"],
 )
-def test_rotate_default_grace_bodies(server, kw):
-    client = server.client
+def test_rotate_default_grace_bodies(shared_server, kw):
+    client = shared_server.client
     old = create_key(client, "K", "sandbox")
     before = now()
     r = client.post(rotate_path(old["id"]), **kw)
@@ -205,8 +205,8 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize("label,kw,status,code", BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
-def test_rotate_bad_bodies_change_nothing(server, label, kw, status, code):
-    client = server.client
+def test_rotate_bad_bodies_change_nothing(shared_server, label, kw, status, code):
+    client = shared_server.client
     old = create_key(client, "K", "production")
     before = snapshot(client)
     r = client.post(rotate_path(old["id"]), **kw)
@@ -368,8 +368,8 @@ def test_rotate_bola(server_factory):
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
-def test_rotate_other_methods_are_405(server, method):
-    client = server.client
+def test_rotate_other_methods_are_405(shared_server, method):
+    client = shared_server.client
     k = create_key(client, "K", "sandbox")
     before = snapshot(client)
     r = client.request(method, rotate_path(k["id"]))
