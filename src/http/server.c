@@ -51,6 +51,7 @@
 #define WRITE_DRAIN_MS 15000
 #define REPLY_DRAIN_MS 1000 /* to read replies already posted when the inbox closes */
 #define FLUSH_INTERVAL_MS 1000
+#define TEST_CLOCK_TICK_MS 100 /* how often APIKEYD_TEST_CLOCK_FILE is read, where it is set */
 
 #define PRUNE_INTERVAL_MS (3600 * 1000) /* audit retention is checked hourly (and batch after batch while there is more) */
 
@@ -215,21 +216,30 @@ static int load_leak_keys(const char *path, char *err, size_t errlen)
 static void *maintenance_main(void *arg)
 {
     struct maintenance *m = arg;
+    /* The test clock is looked at ten times a second, so that a test moving it waits little; the rest runs once a second. */
+    long tick_ms = m->test_clock_file != NULL ? TEST_CLOCK_TICK_MS : FLUSH_INTERVAL_MS;
+    int64_t next_flush_ms = 0;
     struct timespec until;
-    bool reloaded;
+    bool reloaded, moved;
 
     pthread_mutex_lock(&m->lock);
     while (!m->stop) {
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += FLUSH_INTERVAL_MS / 1000;
+        until.tv_nsec += tick_ms % 1000 * 1000000L;
+        until.tv_sec += tick_ms / 1000 + until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&m->cond, &m->lock, &until);
         if (m->stop)
             break;
         pthread_mutex_unlock(&m->lock);
-        /* Failures are retried on the next tick: uses stay pending in memory. */
-        keys_flush_uses(m->keys);
-        keys_sync(m->keys, &reloaded);
-        if (m->test_clock_file != NULL && read_test_clock(m->test_clock_file))
+        moved = m->test_clock_file != NULL && read_test_clock(m->test_clock_file);
+        if (moved || timefmt_mono_ms() >= next_flush_ms) {
+            /* Failures are retried on the next tick: uses stay pending in memory. */
+            keys_flush_uses(m->keys);
+            keys_sync(m->keys, &reloaded);
+            next_flush_ms = timefmt_mono_ms() + FLUSH_INTERVAL_MS;
+        }
+        if (moved)
             m->next_sweep_ms = 0; /* the clock moved: what became due is swept now */
         if (timefmt_mono_ms() >= m->next_sweep_ms) {
             lifecycle_sweep(m->keys, &m->lifecycle); /* failures: the next sweep retries */

@@ -1,7 +1,7 @@
 """Helpers shared by the key-lifecycle tests (issue 10: expiry, rotation, leaks, idle keys).
 
 - `ShiftClock`: the test clock, `APIKEYD_TEST_CLOCK_FILE`. The server reads the file (a decimal
-  number of seconds added to its clock) at start and about once a second; a change runs the
+  number of seconds added to its clock) at start and ten times a second; a change runs the
   lifecycle sweeps at once. Tests only move it forward, except the one that steps it back.
 - RFC 3339 formatting, audit-log reading, operator shortcuts.
 """
@@ -19,7 +19,7 @@ WEEK = 7 * DAY
 DEFAULT_GRACE = 86400
 MAX_GRACE = 2592000
 TEN_YEARS = 10 * 366 * DAY  # the contract's bound for expires_at
-CLOCK_TIMEOUT = 10.0  # the server reads the clock file about once a second
+CLOCK_TIMEOUT = 10.0  # the server reads the clock file ten times a second
 SWEEP_TIMEOUT = 30.0  # a clock change runs the sweeps at once; generous
 LIFECYCLE_FIELDS = ["expires_at", "rotated_from", "rotated_to", "leaked_at"]
 KEY_OBJECT = ["id", "name", "key_type", "key_prefix", "is_active", "is_primary", "created_at", "last_used",

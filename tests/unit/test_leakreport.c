@@ -30,8 +30,9 @@
 /* A new key: "EC" with a curve name ("P-256", "P-384"), or "RSA". */
 static EVP_PKEY *keygen(const char *type, const char *curve)
 {
-    EVP_PKEY *k =
-        strcmp(type, "RSA") == 0 ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048) : EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
+    EVP_PKEY *k = strcmp(type, "RSA") == 0
+                      ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024) /* small: only its refusal is tested */
+                      : EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
 
     assert_non_null(k);
     return k;
