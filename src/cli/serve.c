@@ -48,6 +48,8 @@ static void usage(FILE *out)
           "                       that long ago), never the primary (default: off; 1..36500)\n"
           "  --leak-report-keys FILE  GitHub's secret-scanning public keys (JSON, as GitHub publishes them):\n"
           "                       enables POST /v1/leaks/github; reread on SIGHUP\n"
+          "  --dashboard on|off   serve the web dashboard at /dashboard/ (default on)\n"
+          "  --dashboard-title TEXT  the dashboard's title, e.g. your API's name (default apikeyd)\n"
           "  --no-access-log      do not write one line per request to stderr\n"
           "  --help               this text\n",
           out);
@@ -104,6 +106,8 @@ int cli_serve(int argc, char **argv)
         {"expired-retention-days", required_argument, NULL, 'E'},
         {"deactivate-idle-after", required_argument, NULL, 'i'},
         {"leak-report-keys", required_argument, NULL, 'L'},
+        {"dashboard", required_argument, NULL, 'D'},
+        {"dashboard-title", required_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -116,7 +120,8 @@ int cli_serve(int argc, char **argv)
                                .auth_failures = 100,
                                .audit_retention_days = 365,
                                .lifecycle = {.idle_days = 0, .expired_retention_days = 30},
-                               .test_clock_file = NULL};
+                               .test_clock_file = NULL,
+                               .dashboard = true};
     struct netaddr_cidrs trusted;
     const char *trusted_text = NULL;
     struct cli_env env;
@@ -218,6 +223,16 @@ int cli_serve(int argc, char **argv)
             break;
         case 'L':
             sc.leak_report_keys = optarg;
+            break;
+        case 'D':
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+                fprintf(stderr, "apikeyd serve: --dashboard takes on or off\n");
+                return EXIT_USAGE;
+            }
+            sc.dashboard = optarg[1] == 'n';
+            break;
+        case 'N':
+            sc.dashboard_title = optarg;
             break;
         case 'h':
             usage(stdout);

@@ -27,6 +27,7 @@ struct api_handler {
     size_t max_header_bytes;
     const char *verify_token;
     size_t verify_token_len;
+    bool dashboard;
 };
 
 /* Whether the request's method is `m`. */

@@ -21,6 +21,7 @@
 #include "core/validate.h"
 #include "core/wipe.h"
 #include "http/api.h"
+#include "http/dashboard.h"
 #include "http/framing.h"
 #include "http/job.h"
 #include "http/render.h"
@@ -717,6 +718,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         on_verify(api, &x);
         return 0;
     }
+    if (api->dashboard && dashboard_path(req->path_normalized.base, req->path_normalized.len)) {
+        dashboard_handle(&x, req->path_normalized.base, req->path_normalized.len);
+        return 0;
+    }
     router_match(req->path_normalized.base, req->path_normalized.len, &rt);
     if (rt.id == ROUTE_NONE) {
         respond_error(&x, 404, "not_found", "no such resource");
@@ -805,4 +810,5 @@ void handlers_register(h2o_pathconf_t *path, const struct handlers_config *cfg)
     api->max_header_bytes = cfg->max_header_bytes;
     api->verify_token = cfg->verify_token;
     api->verify_token_len = cfg->verify_token != NULL ? strlen(cfg->verify_token) : 0;
+    api->dashboard = cfg->dashboard;
 }

@@ -7,6 +7,7 @@
 #define APIKEYD_HTTP_HANDLERS_H
 
 #include <h2o.h>
+#include <stdbool.h>
 
 struct keys;
 struct netaddr_cidrs;
@@ -21,6 +22,7 @@ struct handlers_config {
     const char *client_ip_header; /* trust this request header for the client address (behind a gateway); NULL: the peer */
     const struct netaddr_cidrs *trusted_proxies; /* peers whose client_ip_header is believed (copied); NULL: none */
     size_t max_header_bytes;                     /* request headers larger than this in total get 431 */
+    bool dashboard;                              /* serve the dashboard at /dashboard/ (dashboard_init done) */
 };
 
 /* Registers apikeyd's handler on `path`. */

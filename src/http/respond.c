@@ -63,6 +63,8 @@ static const char *reason(int status)
         return "OK";
     case 201:
         return "Created";
+    case 301:
+        return "Moved Permanently";
     case 204:
         return "No Content";
     case 400:
@@ -331,7 +333,8 @@ static void add_request_id(struct exchange *x)
                           h2o_strdup(&req->pool, x->request_id, len).base, len);
 }
 
-static void send_body(struct exchange *x, int status, const char *body, size_t len)
+/* Sends the answer: `body` of Content-Type `type` (none on an empty 204). */
+static void send_typed(struct exchange *x, int status, const char *type, const char *body, size_t len)
 {
     static h2o_generator_t generator = {NULL, NULL};
     h2o_req_t *req = x->req;
@@ -341,7 +344,7 @@ static void send_body(struct exchange *x, int status, const char *body, size_t l
     req->res.reason = reason(status);
     add_request_id(x);
     if (len != 0 || status != 204) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
         req->res.content_length = len;
     }
     log_line(x, status);
@@ -350,6 +353,16 @@ static void send_body(struct exchange *x, int status, const char *body, size_t l
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
         len = 0;
     h2o_send(req, &buf, len != 0 ? 1 : 0, H2O_SEND_STATE_FINAL);
+}
+
+static void send_body(struct exchange *x, int status, const char *body, size_t len)
+{
+    send_typed(x, status, "application/json", body, len);
+}
+
+void respond_typed(struct exchange *x, int status, const char *type, const char *body, size_t len)
+{
+    send_typed(x, status, type, body, len);
 }
 
 struct secret_buf {

@@ -71,6 +71,9 @@ void respond_json(struct exchange *x, int status, json_t *json);
 /* Sends `len` bytes of JSON from `body`, which must live as long as the request (its pool). */
 void respond_body(struct exchange *x, int status, const char *body, size_t len);
 
+/* Like respond_body, with Content-Type `type` (static or living as long as the request): the dashboard's files. */
+void respond_typed(struct exchange *x, int status, const char *type, const char *body, size_t len);
+
 /* Like respond_body, for a body that holds a key in clear: it is copied to a buffer wiped when the request ends. */
 void respond_body_secret(struct exchange *x, int status, const char *body, size_t len);
 

@@ -32,6 +32,7 @@
 #include "core/lifecycle.h"
 #include "core/throttle.h"
 #include "core/timefmt.h"
+#include "http/dashboard.h"
 #include "http/handlers.h"
 #include "http/leaks.h"
 #include "http/respond.h"
@@ -403,6 +404,10 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
 
     if (cfg->leak_report_keys != NULL && (r = load_leak_keys(cfg->leak_report_keys, err, errlen)) != 0)
         return AK_ERR_ARG;
+    if (cfg->dashboard && dashboard_init(cfg->dashboard_title) != 0) {
+        snprintf(err, errlen, "--dashboard-title must be 1 to %d characters of text", DASHBOARD_TITLE_MAX);
+        return AK_ERR_ARG;
+    }
     if (cfg->test_clock_file != NULL) {
         fprintf(stderr, "apikeyd: warning: APIKEYD_TEST_CLOCK_FILE is set: the clock is shifted for tests; never use it in "
                         "production\n");
@@ -462,7 +467,8 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
                                  .throttle = throttle,
                                  .client_ip_header = cfg->client_ip_header,
                                  .trusted_proxies = cfg->trusted_proxies,
-                                 .max_header_bytes = MAX_HEADER_BYTES};
+                                 .max_header_bytes = MAX_HEADER_BYTES,
+                                 .dashboard = cfg->dashboard};
     handlers_register(path, &hc);
 
     for (unsigned i = 0; i < n; i++) {

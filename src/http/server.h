@@ -31,6 +31,8 @@ struct server_config {
     struct lifecycle_policy lifecycle;           /* idle keys, expired keys (core/lifecycle.h) */
     const char *leak_report_keys;                /* GitHub's public keys for /v1/leaks/github (reloaded on SIGHUP); NULL: off */
     const char *test_clock_file;                 /* tests only: a file holding seconds to add to the clock; NULL: off */
+    bool dashboard;                              /* serve /dashboard/ */
+    const char *dashboard_title;                 /* its title; NULL: "apikeyd" */
 };
 
 /*
