@@ -1,34 +1,201 @@
 /*
  * apikeyd dashboard. The credential (an API key or an admin token) lives in
  * this module's memory only: never in localStorage, sessionStorage or a
- * cookie (see SECURITY.md). Reloading the page signs out.
+ * cookie (see SECURITY.md). Reloading the page signs out. Every string from
+ * the API is put in the page as text (textContent), never as HTML.
  */
 "use strict";
 (() => {
   let credential = null;
+  let sandbox = false;
   const $ = (id) => document.getElementById(id);
+
+  /* An element with text and attributes; children appended. */
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "text") e.textContent = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else if (v !== false && v !== null && v !== undefined) e.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children) e.append(c);
+    return e;
+  }
+
+  class ApiError extends Error {}
 
   async function api(method, path, body) {
     const headers = { Authorization: "Bearer " + credential };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await r.text();
-    const data = text ? JSON.parse(text) : null;
-    if (!r.ok) throw new Error(data && data.error ? data.error.message : r.statusText);
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+    if (!r.ok) throw new ApiError(data && data.error ? data.error.message : r.status + " " + r.statusText);
     return data;
   }
 
-  $("signin").addEventListener("submit", async (ev) => {
+  function alertBox(message) {
+    const box = $("alert");
+    box.textContent = message || "";
+    box.hidden = !message;
+  }
+
+  /* "3 minutes ago", with the exact time on hover. */
+  function timeCell(iso) {
+    if (!iso) return el("td", { text: "never" });
+    const t = Date.parse(iso), s = Math.round((Date.now() - t) / 1000);
+    const ago = Math.abs(s);
+    const unit = ago < 60 ? [ago, "second"] : ago < 3600 ? [Math.round(ago / 60), "minute"]
+      : ago < 86400 ? [Math.round(ago / 3600), "hour"] : [Math.round(ago / 86400), "day"];
+    const words = unit[0] + " " + unit[1] + (unit[0] === 1 ? "" : "s");
+    return el("td", {}, el("time", { datetime: iso, title: iso, text: s >= 0 ? words + " ago" : "in " + words }));
+  }
+
+  async function act(fn) {
+    alertBox("");
+    try { await fn(); } catch (e) { alertBox(e instanceof ApiError ? e.message : String(e)); }
+  }
+
+  /* ---- keys ---- */
+
+  async function showKeys() {
+    const data = await api("GET", "/v1/account/api-keys/");
+    const rows = data.api_keys.map(keyRow);
+    const table = el("table", { "aria-label": "API keys" },
+      el("thead", {}, el("tr", {}, ...["Name", "Type", "Prefix", "Active", "Primary", "Created", "Last used", "Expires",
+        "Rotation", "Leaked", "Actions"].map((h) => el("th", { scope: "col", text: h })))),
+      el("tbody", {}, ...rows));
+    $("view").replaceChildren(
+      el("h2", { text: "API keys" }),
+      el("p", { text: sandbox ? "Signed in with a sandbox key: only sandbox keys are shown, and only sandbox keys can be made."
+        : "The primary key cannot be deactivated, deleted or given an expiry; make another key primary first, or rotate it." }),
+      el("button", { type: "button", onclick: createDialog, text: "Create a key" }),
+      el("div", { class: "scroll" }, table));
+  }
+
+  function keyRow(k) {
+    const name = el("td", {}, el("span", { text: k.name }));
+    const actions = el("td", { class: "actions" },
+      el("button", { type: "button", onclick: () => rename(k, name), text: "Rename", "aria-label": "Rename " + k.name }),
+      el("button", { type: "button", disabled: k.is_primary || k.leaked_at !== null,
+        title: k.is_primary ? "The primary key stays active" : null,
+        onclick: () => act(async () => { await api("PATCH", "/v1/account/api-keys/" + k.id, { is_active: !k.is_active }); await showKeys(); }),
+        text: k.is_active ? "Deactivate" : "Activate", "aria-label": (k.is_active ? "Deactivate " : "Activate ") + k.name }),
+      el("button", { type: "button", disabled: k.is_primary || !k.is_active || k.key_type !== "production" || k.expires_at !== null,
+        title: k.is_primary ? null : "Only an active production key without an expiry can be primary",
+        onclick: () => act(async () => { await api("PATCH", "/v1/account/api-keys/" + k.id, { is_primary: true }); await showKeys(); }),
+        text: "Make primary", "aria-label": "Make " + k.name + " primary" }),
+      el("button", { type: "button", disabled: k.rotated_to !== null, onclick: () => rotateDialog(k), text: "Rotate",
+        "aria-label": "Rotate " + k.name }),
+      el("button", { type: "button", disabled: k.is_primary || k.leaked_at !== null,
+        title: k.is_primary ? "The primary key cannot be deleted" : null,
+        onclick: () => deleteDialog(k), text: "Delete", "aria-label": "Delete " + k.name }));
+    return el("tr", { "data-key-id": String(k.id) },
+      name, el("td", { text: k.key_type }), el("td", {}, el("code", { text: k.key_prefix })),
+      el("td", { text: k.is_active ? "yes" : "no" }), el("td", { text: k.is_primary ? "yes" : "no" }),
+      timeCell(k.created_at), timeCell(k.last_used), k.expires_at ? timeCell(k.expires_at) : el("td", { text: "never" }),
+      el("td", { text: k.rotated_to ? "replaced by #" + k.rotated_to : k.rotated_from ? "replaces #" + k.rotated_from : "" }),
+      el("td", { text: k.leaked_at ? "reported " + k.leaked_at : "" }), actions);
+  }
+
+  function rename(k, cell) {
+    const input = el("input", { value: k.name, "aria-label": "New name for " + k.name, maxlength: 100 });
+    const form = el("form", { class: "inline", onsubmit: (ev) => { ev.preventDefault();
+      act(async () => { await api("PATCH", "/v1/account/api-keys/" + k.id, { name: input.value }); await showKeys(); }); } },
+      input, el("button", { type: "submit", text: "Save" }),
+      el("button", { type: "button", onclick: () => act(showKeys), text: "Cancel" }));
+    cell.replaceChildren(form);
+    input.focus();
+  }
+
+  /* A modal dialog with `content`; resolves when it closes. */
+  function dialog(title, ...content) {
+    const d = el("dialog", { "aria-labelledby": "dialog-title" }, el("h2", { id: "dialog-title", text: title }), ...content);
+    document.body.append(d);
+    d.addEventListener("close", () => d.remove());
+    d.showModal();
+    return d;
+  }
+
+  function createDialog() {
+    const name = el("input", { id: "new-name", required: true, maxlength: 100 });
+    const type = el("select", { id: "new-type" },
+      ...(sandbox ? ["sandbox"] : ["production", "sandbox"]).map((t) => el("option", { value: t, text: t })));
+    const d = dialog("Create a key",
+      el("form", { method: "dialog", onsubmit: (ev) => { ev.preventDefault(); act(async () => {
+        const made = await api("POST", "/v1/account/api-keys/", { name: name.value, key_type: type.value });
+        d.close();
+        shownOnce(made);
+        await showKeys();
+      }); } },
+      el("label", { for: "new-name", text: "Name" }), name,
+      el("label", { for: "new-type", text: "Type" }), type,
+      el("button", { type: "submit", text: "Create" }),
+      el("button", { type: "button", onclick: () => d.close(), text: "Cancel" })));
+    name.focus();
+  }
+
+  /* The new key, shown once: the dialog forgets it when it closes. */
+  function shownOnce(made) {
+    const code = el("code", { id: "new-key", text: made.api_key });
+    const d = dialog("Your new key",
+      el("p", { class: "warning", text: made.message }), el("p", {}, code),
+      el("button", { type: "button", onclick: () => navigator.clipboard.writeText(code.textContent), text: "Copy" }),
+      el("button", { type: "button", onclick: () => { code.textContent = ""; d.close(); }, text: "Done" }));
+    d.addEventListener("close", () => { code.textContent = ""; });
+  }
+
+  function rotateDialog(k) {
+    const grace = el("input", { id: "grace", type: "number", min: 0, max: 2592000, value: 86400 });
+    const d = dialog("Rotate " + k.name,
+      el("p", { text: "A new key replaces this one; the old key keeps working for the grace period." }),
+      el("form", { onsubmit: (ev) => { ev.preventDefault(); act(async () => {
+        const made = await api("POST", "/v1/account/api-keys/" + k.id + "/rotate", { grace_period_seconds: Number(grace.value) });
+        d.close();
+        shownOnce(made);
+        await showKeys();
+      }); } },
+      el("label", { for: "grace", text: "Grace period, seconds" }), grace,
+      el("button", { type: "submit", text: "Rotate" }),
+      el("button", { type: "button", onclick: () => d.close(), text: "Cancel" })));
+  }
+
+  function deleteDialog(k) {
+    const d = dialog("Delete " + k.name + "?",
+      el("p", { text: "The key " + k.key_prefix + "… (" + k.name + ") stops working at once. This cannot be undone." }),
+      el("button", { type: "button", onclick: () => act(async () => {
+        await api("DELETE", "/v1/account/api-keys/" + k.id); d.close(); await showKeys(); }), text: "Delete " + k.name }),
+      el("button", { type: "button", onclick: () => d.close(), text: "Cancel" }));
+  }
+
+  /* ---- sign in and out ---- */
+
+  function signOut() {
+    credential = null;
+    $("view").replaceChildren();
+    $("session").hidden = true;
+    $("signin").hidden = false;
+    alertBox("");
+    $("credential").focus();
+  }
+
+  $("signout").addEventListener("click", signOut);
+  $("signin").addEventListener("submit", (ev) => {
     ev.preventDefault();
     credential = $("credential").value.trim();
     $("credential").value = "";
-    try {
-      await api("GET", "/v1/account/api-keys/");
-      $("signin-error").hidden = true;
-    } catch (e) {
-      credential = null;
-      $("signin-error").textContent = e.message;
-      $("signin-error").hidden = false;
-    }
+    sandbox = /^[a-z0-9]+_sand_/.test(credential);
+    act(async () => {
+      try {
+        await showKeys();
+      } catch (e) {
+        credential = null;
+        throw e;
+      }
+      $("signin").hidden = true;
+      $("session").hidden = false;
+      $("main").focus();
+    });
   });
 })();

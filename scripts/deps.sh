@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libh2o-evloop-dev libjansson-dev libsqlite3-dev libssl-dev zlib1g-dev
       libpq-dev libcmocka-dev python3-pytest python3-pytest-xdist python3-requests python3-jsonschema python3-yaml
-      python3-cryptography
+      python3-cryptography chromium chromium-driver python3-selenium
       clang-14 libclang-rt-14-dev clang-format sqlite3 curl nginx-light wrk valgrind postgresql
       systemd e2fsprogs gnuplot-nox gdb)
 missing=()
