@@ -1,0 +1,140 @@
+"""The dashboard in a real browser: Debian's chromium, headless, driven through chromedriver
+(python3-selenium), against a real apikeyd on SQLite. Every action on the page is checked
+through the API too.
+
+WIP (issue 11): the keys view's flows. Still to come: the audit and operator views, axe-core,
+screenshots at 1280 and 360 px, the interactive-time measurement, and running this suite from
+scripts/test.sh.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("APIKEYD_BIN") or REPO / "build" / "apikeyd")
+SHOTS = REPO / "build" / "screenshots"
+WAIT = 10
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def apikeyd(tmp_path):
+    """A server with one account; yields (base url, primary key)."""
+    db = tmp_path / "d.db"
+    out = subprocess.run([str(BIN), "account", "create", "--db", str(db), "--name", "acme"], capture_output=True, text=True,
+                         check=True)
+    key = json.loads(out.stdout)["api_key"]
+    port = free_port()
+    proc = subprocess.Popen([str(BIN), "serve", "--db", str(db), "--listen", f"127.0.0.1:{port}", "--no-access-log",
+                             "--dashboard-title", "Acme <b>API</b>"], stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    yield base, key
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def browser():
+    o = Options()
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
+        o.add_argument(a)
+    o.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    d = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=o)
+    yield d
+    d.quit()
+
+
+def sign_in(d, base, credential):
+    d.get(base + "/dashboard/")
+    d.find_element(By.ID, "credential").send_keys(credential)
+    d.find_element(By.CSS_SELECTOR, "#signin button[type=submit]").click()
+
+
+def rows(d):
+    WebDriverWait(d, WAIT).until(ec.presence_of_element_located((By.CSS_SELECTOR, "tbody tr")))
+    return d.find_elements(By.CSS_SELECTOR, "tbody tr")
+
+
+def api_keys(base, key):
+    r = requests.get(base + "/v1/account/api-keys/", headers={"Authorization": "Bearer " + key}, timeout=5)
+    assert r.status_code == 200, r.text
+    return {k["id"]: k for k in r.json()["api_keys"]}
+
+
+def test_security_headers_on_every_dashboard_answer(apikeyd):
+    base, _ = apikeyd
+    index = requests.get(base + "/dashboard/", timeout=5)
+    assert index.status_code == 200
+    assets = [a.split('"')[0] for a in index.text.split('assets/')[1:]]
+    for path in ["/dashboard/"] + [f"/dashboard/assets/{a}" for a in assets] + ["/dashboard/nope"]:
+        r = requests.get(base + path, timeout=5)
+        csp = r.headers.get("Content-Security-Policy", "")
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp, path
+        assert r.headers.get("X-Frame-Options") == "DENY", path
+    # the title is text, not markup
+    assert "Acme &lt;b&gt;API&lt;/b&gt;" in index.text and "<b>API</b>" not in index.text
+
+
+def test_sign_in_create_use_and_sign_out(apikeyd, browser):
+    base, key = apikeyd
+    d = browser
+    sign_in(d, base, key)
+    assert len(rows(d)) == 1
+    d.find_element(By.XPATH, "//button[text()='Create a key']").click()
+    d.find_element(By.ID, "new-name").send_keys("CI <img src=x onerror=alert(1)>")
+    d.find_element(By.XPATH, "//dialog//button[text()='Create']").click()
+    shown = WebDriverWait(d, WAIT).until(ec.presence_of_element_located((By.ID, "new-key"))).text
+    assert shown.startswith("ml_prod_")
+    made = [k for k in api_keys(base, key).values() if not k["is_primary"]]
+    assert len(made) == 1 and made[0]["key_prefix"] == shown[:12]
+    d.find_element(By.XPATH, "//dialog//button[text()='Done']").click()
+    assert d.find_elements(By.ID, "new-key") == []  # never again
+    # the name is text on the page, and nothing ran
+    WebDriverWait(d, WAIT).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tbody tr")) == 2)
+    assert "CI <img src=x onerror=alert(1)>" in d.find_element(By.TAG_NAME, "tbody").text
+    assert d.find_elements(By.CSS_SELECTOR, "tbody img") == []
+    # the key works; deactivated from the page, verify refuses it
+    verify = requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + shown}, timeout=5)
+    assert verify.status_code == 204
+    d.find_element(By.CSS_SELECTOR, f"tr[data-key-id='{made[0]['id']}'] button[aria-label^='Deactivate']").click()
+    WebDriverWait(d, WAIT).until(lambda d: api_keys(base, key)[made[0]["id"]]["is_active"] is False)
+    verify = requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + shown}, timeout=5)
+    assert verify.status_code == 401
+    # sign out: the credential is nowhere
+    d.find_element(By.ID, "signout").click()
+    assert d.execute_script("return [localStorage.length, sessionStorage.length, document.cookie]") == [0, 0, ""]
+    assert d.find_element(By.ID, "signin").is_displayed()
+
+
+def test_a_wrong_key_shows_the_api_message(apikeyd, browser):
+    base, _ = apikeyd
+    sign_in(browser, base, "ml_prod_notakey")
+    alert = WebDriverWait(browser, WAIT).until(ec.visibility_of_element_located((By.ID, "alert")))
+    assert "not valid" in alert.text
