@@ -71,6 +71,7 @@
       el("p", { text: sandbox ? "Signed in with a sandbox key: only sandbox keys are shown, and only sandbox keys can be made."
         : "The primary key cannot be deactivated, deleted or given an expiry; make another key primary first, or rotate it." }),
       el("button", { type: "button", onclick: createDialog, text: "Create a key" }),
+      sandbox ? "" : el("button", { type: "button", onclick: () => act(() => showAudit(null)), text: "Audit log" }),
       el("div", { class: "scroll" }, table));
   }
 
@@ -167,6 +168,26 @@
       el("button", { type: "button", onclick: () => act(async () => {
         await api("DELETE", "/v1/account/api-keys/" + k.id); d.close(); await showKeys(); }), text: "Delete " + k.name }),
       el("button", { type: "button", onclick: () => d.close(), text: "Cancel" }));
+  }
+
+  /* ---- audit log ---- */
+
+  /* One page of the account's events (newest first), and a button for the next one. */
+  async function showAudit(after) {
+    const page = await api("GET", "/v1/account/audit-log?limit=50" + (after ? "&after=" + encodeURIComponent(after) : ""));
+    const body = el("tbody", {}, ...page.events.map((e) => el("tr", {},
+      timeCell(e.at), el("td", { text: e.action }),
+      el("td", { text: e.actor.type + (e.actor.prefix ? " " + e.actor.prefix : "") }),
+      el("td", { text: e.target.type + " #" + e.target.id }),
+      el("td", {}, el("code", { text: e.changes ? JSON.stringify(e.changes) : "" })),
+      el("td", {}, el("code", { text: e.details ? JSON.stringify(e.details) : "" })))));
+    $("view").replaceChildren(
+      el("h2", { text: "Audit log" }),
+      el("button", { type: "button", onclick: () => act(showKeys), text: "Back to keys" }),
+      el("div", { class: "scroll" }, el("table", { "aria-label": "Audit log" },
+        el("thead", {}, el("tr", {}, ...["When", "Action", "By", "Target", "Changes", "Details"].map((h) => el("th", { scope: "col", text: h })))),
+        body)),
+      page.next_cursor ? el("button", { type: "button", onclick: () => act(() => showAudit(page.next_cursor)), text: "Older events" }) : "");
   }
 
   /* ---- sign in and out ---- */

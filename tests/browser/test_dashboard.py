@@ -138,3 +138,19 @@ def test_a_wrong_key_shows_the_api_message(apikeyd, browser):
     sign_in(browser, base, "ml_prod_notakey")
     alert = WebDriverWait(browser, WAIT).until(ec.visibility_of_element_located((By.ID, "alert")))
     assert "not valid" in alert.text
+
+
+def test_audit_log_view_pages_the_account_events(apikeyd, browser):
+    base, key = apikeyd
+    for i in range(3):
+        r = requests.post(base + "/v1/account/api-keys/", json={"name": f"K{i}", "key_type": "sandbox"},
+                          headers={"Authorization": "Bearer " + key}, timeout=5)
+        assert r.status_code == 201
+    d = browser
+    sign_in(d, base, key)
+    rows(d)
+    d.find_element(By.XPATH, "//button[text()='Audit log']").click()
+    WebDriverWait(d, WAIT).until(ec.presence_of_element_located((By.CSS_SELECTOR, "table[aria-label='Audit log'] tbody tr")))
+    actions = [r.find_elements(By.TAG_NAME, "td")[1].text for r in d.find_elements(By.CSS_SELECTOR, "table[aria-label='Audit log'] tbody tr")]
+    api = requests.get(base + "/v1/account/audit-log?limit=50", headers={"Authorization": "Bearer " + key}, timeout=5).json()
+    assert actions == [e["action"] for e in api["events"]]
