@@ -71,7 +71,7 @@
       el("p", { text: sandbox ? "Signed in with a sandbox key: only sandbox keys are shown, and only sandbox keys can be made."
         : "The primary key cannot be deactivated, deleted or given an expiry; make another key primary first, or rotate it." }),
       el("button", { type: "button", onclick: createDialog, text: "Create a key" }),
-      sandbox ? "" : el("button", { type: "button", onclick: () => act(() => showAudit(null)), text: "Audit log" }),
+      sandbox ? "" : el("button", { type: "button", onclick: () => act(() => showAudit(null, "")), text: "Audit log" }),
       el("div", { class: "scroll" }, table));
   }
 
@@ -172,9 +172,13 @@
 
   /* ---- audit log ---- */
 
-  /* One page of the account's events (newest first), and a button for the next one. */
-  async function showAudit(after) {
-    const page = await api("GET", "/v1/account/audit-log?limit=50" + (after ? "&after=" + encodeURIComponent(after) : ""));
+  /* One page of the account's events (newest first), all or about one key, and a button for the next page. */
+  async function showAudit(after, keyId) {
+    const q = "limit=50" + (keyId ? "&key_id=" + encodeURIComponent(keyId) : "") + (after ? "&after=" + encodeURIComponent(after) : "");
+    const [page, keys] = await Promise.all([api("GET", "/v1/account/audit-log?" + q), api("GET", "/v1/account/api-keys/")]);
+    const filter = el("select", { id: "audit-key", onchange: () => act(() => showAudit(null, filter.value)) },
+      el("option", { value: "", text: "every key" }),
+      ...keys.api_keys.map((k) => el("option", { value: String(k.id), selected: String(k.id) === String(keyId), text: k.name + " (" + k.key_prefix + ")" })));
     const body = el("tbody", {}, ...page.events.map((e) => el("tr", {},
       timeCell(e.at), el("td", { text: e.action }),
       el("td", { text: e.actor.type + (e.actor.prefix ? " " + e.actor.prefix : "") }),
@@ -184,10 +188,11 @@
     $("view").replaceChildren(
       el("h2", { text: "Audit log" }),
       el("button", { type: "button", onclick: () => act(showKeys), text: "Back to keys" }),
+      el("label", { for: "audit-key", text: "Events about" }), filter,
       el("div", { class: "scroll" }, el("table", { "aria-label": "Audit log" },
         el("thead", {}, el("tr", {}, ...["When", "Action", "By", "Target", "Changes", "Details"].map((h) => el("th", { scope: "col", text: h })))),
         body)),
-      page.next_cursor ? el("button", { type: "button", onclick: () => act(() => showAudit(page.next_cursor)), text: "Older events" }) : "");
+      page.next_cursor ? el("button", { type: "button", onclick: () => act(() => showAudit(page.next_cursor, keyId)), text: "Older events" }) : "");
   }
 
   /* ---- sign in and out ---- */

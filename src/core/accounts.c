@@ -163,10 +163,10 @@ out_free:
     return r;
 }
 
-int accounts_events(struct keys *k, int64_t before, unsigned limit, int64_t account_id, const char *action, accounts_event_cb cb,
-                    void *arg)
+int accounts_events(struct keys *k, int64_t before, unsigned limit, int64_t account_id, const char *action, int64_t key_id,
+                    accounts_event_cb cb, void *arg)
 {
-    struct event_query q = {.before = before, .limit = limit, .account_id = account_id, .action = action};
+    struct event_query q = {.before = before, .limit = limit, .account_id = account_id, .action = action, .key_id = key_id};
 
     return k->store->ops->event_list(k->store, &q, cb, arg);
 }
@@ -206,10 +206,10 @@ void accounts_listing_name(const char *external_id, char *out)
     snprintf(out, ACCOUNTS_LISTING_MAX, "accounts\x1f%s", external_id != NULL ? external_id : "");
 }
 
-void accounts_events_listing_name(bool own, int64_t account_id, const char *action, char *out)
+void accounts_events_listing_name(bool own, int64_t account_id, const char *action, int64_t key_id, char *out)
 {
-    snprintf(out, ACCOUNTS_LISTING_MAX, "%s\x1f%" PRId64 "\x1f%s", own ? "audit" : "admin-audit", account_id,
-             action != NULL ? action : "");
+    snprintf(out, ACCOUNTS_LISTING_MAX, "%s\x1f%" PRId64 "\x1f%s\x1f%" PRId64, own ? "audit" : "admin-audit", account_id,
+             action != NULL ? action : "", key_id);
 }
 
 void accounts_cursor_encode(struct keys *k, const char *listing, int64_t pos, char *out)

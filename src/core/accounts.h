@@ -71,10 +71,11 @@ int accounts_issue_key(struct keys *k, const struct audit_origin *origin, int64_
 
 /*
  * Calls `cb` for up to `limit` events with ids below `before` (0: from the
- * newest), newest first; filters when account_id is non-zero and action non-NULL.
+ * newest), newest first; filters when account_id is non-zero and action non-NULL,
+ * and to the events about key `key_id` (non-zero, with account_id).
  */
-int accounts_events(struct keys *k, int64_t before, unsigned limit, int64_t account_id, const char *action, accounts_event_cb cb,
-                    void *arg);
+int accounts_events(struct keys *k, int64_t before, unsigned limit, int64_t account_id, const char *action, int64_t key_id,
+                    accounts_event_cb cb, void *arg);
 
 #define ACCOUNTS_PRUNE_BATCH 10000 /* events deleted per transaction, so that writes never wait long behind it */
 
@@ -101,10 +102,11 @@ void accounts_cursor_encode(struct keys *k, const char *listing, int64_t pos, ch
 void accounts_listing_name(const char *external_id, char *out);
 
 /*
- * The same for an audit log: an account's own (`own`, of `account_id`), or
- * the operators' (filtered to `account_id` unless 0, `action` unless NULL).
+ * The same for an audit log: an account's own (`own`, of `account_id`,
+ * filtered to key `key_id` unless 0), or the operators' (filtered to
+ * `account_id` unless 0, `action` unless NULL).
  */
-void accounts_events_listing_name(bool own, int64_t account_id, const char *action, char *out);
+void accounts_events_listing_name(bool own, int64_t account_id, const char *action, int64_t key_id, char *out);
 
 /* Reads a cursor of `listing`. Returns 0 and *ret_pos, or AK_ERR_INVALID (garbage, or another listing's). */
 int accounts_cursor_decode(struct keys *k, const char *listing, const char *s, size_t len, int64_t *ret_pos);

@@ -124,11 +124,12 @@ int accounts_json_list(struct keys *k, const char *listing, int64_t after, unsig
 }
 
 int accounts_json_events(struct keys *k, const char *listing, int64_t before, unsigned limit, int64_t account_id,
-                         const char *action, json_t **ret)
+                         const char *action, int64_t key_id, json_t **ret)
 {
     struct page p = {.keys = k, .limit = limit};
 
     if ((p.items = json_array()) == NULL)
         return AK_ERR_NOMEM;
-    return page_finish(&p, accounts_events(k, before, limit + 1, account_id, action, page_event, &p), "events", listing, ret);
+    return page_finish(&p, accounts_events(k, before, limit + 1, account_id, action, key_id, page_event, &p), "events", listing,
+                       ret);
 }

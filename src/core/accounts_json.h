@@ -38,6 +38,6 @@ int accounts_json_list(struct keys *k, const char *listing, int64_t after, unsig
  * (accounts_events_listing_name). Returns as accounts_json_list.
  */
 int accounts_json_events(struct keys *k, const char *listing, int64_t before, unsigned limit, int64_t account_id,
-                         const char *action, json_t **ret);
+                         const char *action, int64_t key_id, json_t **ret);
 
 #endif

@@ -37,7 +37,7 @@ struct admin_job {
         struct issue_req issue;
         int64_t grace;
     } in;
-    int64_t key_id; /* OP_ROTATE: the key (id is the account) */
+    int64_t key_id; /* OP_ROTATE: the key (id is the account); OP_EVENTS: events about this key only (0: all) */
     /* listings */
     int64_t after;  /* accounts: ids above; events: ids below (0: from the newest) */
     unsigned limit; /* the page asked for */
@@ -87,7 +87,7 @@ static void admin_run(struct job *j)
         job->r = job->op == OP_LIST ? accounts_json_list(k, job->listing, job->after, job->limit,
                                                          job->external_id[0] != '\0' ? job->external_id : NULL, &page)
                                     : accounts_json_events(k, job->listing, job->after, job->limit, job->account_id,
-                                                           job->action[0] != '\0' ? job->action : NULL, &page);
+                                                           job->action[0] != '\0' ? job->action : NULL, job->key_id, &page);
         if (job->r == 0 && (job->body = json_dumps(page, JSON_COMPACT)) == NULL)
             job->r = AK_ERR_NOMEM;
         json_decref(page);
@@ -341,17 +341,34 @@ static struct admin_job *list_accounts(struct api_handler *api, struct exchange 
     return job;
 }
 
-/* The events of a listing: the admin's (filters from the query) or an account's (account_id fixed, no action filter). */
+/*
+ * The events of a listing: the admin's (filters from the query: account_id,
+ * action) or an account's (account_id fixed; key_id, the events about one
+ * of its keys).
+ */
 static struct admin_job *list_events(struct api_handler *api, struct exchange *x, int64_t account)
 {
+    struct query_param own[] = {{.name = "limit"}, {.name = "after"}, {.name = "key_id"}};
     struct query_param p[] = {{.name = "limit"}, {.name = "after"}, {.name = "account_id"}, {.name = "action"}};
     char listing[ACCOUNTS_LISTING_MAX];
     enum audit_action action;
     struct admin_job *job;
     unsigned limit;
-    int64_t after, account_id = account;
+    int64_t after, account_id = account, key_id = 0;
 
-    if (parse_query(x, p, account != 0 ? 2 : 4) != 0 || take_limit(x, &p[0], &limit) != 0)
+    if (account != 0) {
+        if (parse_query(x, own, 3) != 0)
+            return NULL;
+        if (own[2].seen && (key_id = router_parse_id(own[2].value, own[2].len)) == 0) {
+            respond_error(x, 400, "invalid_parameter", "key_id must be a positive integer");
+            return NULL;
+        }
+        p[0] = own[0];
+        p[1] = own[1];
+    } else if (parse_query(x, p, 4) != 0) {
+        return NULL;
+    }
+    if (take_limit(x, &p[0], &limit) != 0)
         return NULL;
     if (p[2].seen && (account_id = router_parse_id(p[2].value, p[2].len)) == 0) {
         respond_error(x, 400, "invalid_parameter", "account_id must be a positive integer");
@@ -361,12 +378,13 @@ static struct admin_job *list_events(struct api_handler *api, struct exchange *x
         respond_error(x, 400, "invalid_parameter", "action must be one of the audit log's actions (see docs/contract.md)");
         return NULL;
     }
-    accounts_events_listing_name(account != 0, account_id, p[3].seen ? p[3].value : NULL, listing);
+    accounts_events_listing_name(account != 0, account_id, p[3].seen ? p[3].value : NULL, key_id, listing);
     if (take_cursor(api, x, &p[1], listing, &after) != 0 || (job = admin_job_new(api, x, OP_EVENTS)) == NULL)
         return NULL;
     job->limit = limit;
     job->after = after;
     job->account_id = account_id;
+    job->key_id = key_id;
     if (p[3].seen)
         snprintf(job->action, sizeof(job->action), "%s", p[3].value);
     memcpy(job->listing, listing, sizeof(listing));

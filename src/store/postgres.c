@@ -118,6 +118,8 @@ static const char *const MIGRATIONS[] = {
     "  (key_type = 'production' AND expires_at IS NULL AND (is_active OR leaked_at IS NOT NULL)));"
     "ALTER TABLE audit_events ADD COLUMN details TEXT;"
     "CREATE TABLE sweeps (name TEXT PRIMARY KEY, due_at BIGINT NOT NULL);",
+    /* 5: an account's events about one key (the dashboard's audit view filtered by key) */
+    "CREATE INDEX audit_events_account_target ON audit_events(account_id, target_type, target_id, id);",
 };
 
 #define ACCOUNT_COLUMNS "id, name, coalesce(external_id, ''), status = 'suspended', coalesce(max_keys, 0), key_count, created_at"
@@ -1211,9 +1213,9 @@ static int map_event(const PGresult *res, int row, void *arg)
 static int pg_event_list(struct store *base, const struct event_query *q, store_event_cb cb, void *arg)
 {
     struct audit_event *ev = malloc(sizeof(*ev));
-    bool by_action = q->action != NULL && q->action[0] != '\0';
-    char before[24], limit[24], account[24];
-    const char *p[] = {before, limit, account, by_action ? q->action : NULL};
+    bool by_key = q->account_id != 0 && q->key_id != 0, by_action = !by_key && q->action != NULL && q->action[0] != '\0';
+    char before[24], limit[24], account[24], key[24];
+    const char *p[] = {before, limit, account, by_action ? q->action : NULL, key};
     int r;
 
     if (ev == NULL)
@@ -1221,6 +1223,7 @@ static int pg_event_list(struct store *base, const struct event_query *q, store_
     fmt_i64(before, sizeof(before), q->before != 0 ? q->before : INT64_MAX);
     fmt_i64(limit, sizeof(limit), q->limit);
     fmt_i64(account, sizeof(account), q->account_id);
+    fmt_i64(key, sizeof(key), q->key_id);
     /*
      * The filters as constant conditions, so that the planner picks the matching index. A
      * filtered page first takes its ids from the filter's own index (an index-only scan,
@@ -1233,14 +1236,17 @@ static int pg_event_list(struct store *base, const struct event_query *q, store_
 #define EVENTS_BY(cond)                                                                                                            \
     "SELECT " EVENT_COLUMNS " FROM audit_events WHERE id = ANY (ARRAY (SELECT id FROM audit_events WHERE " cond                    \
     " AND id < $1 ORDER BY id DESC LIMIT $2)) ORDER BY id DESC"
-    WITH_CONN(PG(base),
-              each_row(PG(base)->conn,
-                       q->account_id != 0 ? (by_action ? EVENTS_BY("account_id = $3 AND action = $4")
-                                                       : EVENTS_BY("account_id = $3 AND $4::text IS NULL"))
-                                          : (by_action ? EVENTS_BY("action = $4 AND $3::bigint = 0")
-                                                       : "SELECT " EVENT_COLUMNS " FROM audit_events WHERE id < $1"
-                                                         " AND $3::bigint = 0 AND $4::text IS NULL ORDER BY id DESC LIMIT $2"),
-                       4, p, map_event, ev, (int (*)(void *, const void *))cb, arg));
+    WITH_CONN(PG(base), each_row(PG(base)->conn,
+                                 by_key ? EVENTS_BY("account_id = $3 AND target_type = 'key' AND target_id = $5::bigint"
+                                                    " AND $4::text IS NULL")
+                                 : q->account_id != 0
+                                     ? (by_action ? EVENTS_BY("account_id = $3 AND action = $4 AND $5::bigint = $5::bigint")
+                                                  : EVENTS_BY("account_id = $3 AND $4::text IS NULL AND $5::bigint = $5::bigint"))
+                                     : (by_action ? EVENTS_BY("action = $4 AND $3::bigint = 0 AND $5::bigint = $5::bigint")
+                                                  : "SELECT " EVENT_COLUMNS " FROM audit_events WHERE id < $1"
+                                                    " AND $3::bigint = 0 AND $4::text IS NULL AND $5::bigint = $5::bigint"
+                                                    " ORDER BY id DESC LIMIT $2"),
+                                 5, p, map_event, ev, (int (*)(void *, const void *))cb, arg));
 #undef EVENTS_BY
     free(ev);
     return r;

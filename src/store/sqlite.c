@@ -100,6 +100,8 @@ static const char *const MIGRATIONS[] = {
     "CREATE UNIQUE INDEX api_keys_one_primary ON api_keys(account_id) WHERE is_primary;"
     "ALTER TABLE audit_events ADD COLUMN details TEXT;"
     "CREATE TABLE sweeps (name TEXT PRIMARY KEY, due_at INTEGER NOT NULL);",
+    /* 5: an account's events about one key (the dashboard's audit view filtered by key) */
+    "CREATE INDEX audit_events_account_target ON audit_events(account_id, target_type, target_id, id);",
 };
 
 enum {
@@ -133,6 +135,7 @@ enum {
     ST_EVENT_LIST_ACCOUNT,
     ST_EVENT_LIST_ACTION,
     ST_EVENT_LIST_BOTH,
+    ST_EVENT_LIST_KEY,
     ST_ACCOUNT_LIST_EXTERNAL,
     ST_KEY_ADD_COUNT,
     ST_EXPIRY_SEEN,
@@ -178,6 +181,8 @@ static const char *const SQL[ST_COUNT] = {
                               " ORDER BY id DESC LIMIT ?2",
     [ST_EVENT_LIST_ACTION] = "SELECT " EVENT_COLUMNS " FROM audit_events WHERE action = ?4 AND id < ?1"
                              " ORDER BY id DESC LIMIT ?2",
+    [ST_EVENT_LIST_KEY] = "SELECT " EVENT_COLUMNS " FROM audit_events WHERE account_id = ?3 AND target_type = 'key'"
+                          " AND target_id = ?5 AND id < ?1 ORDER BY id DESC LIMIT ?2",
     [ST_EVENT_LIST_BOTH] = "SELECT " EVENT_COLUMNS " FROM audit_events WHERE account_id = ?3 AND action = ?4 AND id < ?1"
                            " ORDER BY id DESC LIMIT ?2",
     [ST_KEY_INSERT] = "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
@@ -893,14 +898,17 @@ static int sq_event_list(struct store *base, const struct event_query *q, store_
     if (ev == NULL)
         return AK_ERR_NOMEM;
     pthread_mutex_lock(&s->lock);
-    st = stmt(s, q->account_id != 0 ? (by_action ? ST_EVENT_LIST_BOTH : ST_EVENT_LIST_ACCOUNT)
-                                    : (by_action ? ST_EVENT_LIST_ACTION : ST_EVENT_LIST));
+    st = stmt(s, q->account_id != 0 && q->key_id != 0 ? ST_EVENT_LIST_KEY
+                 : q->account_id != 0                 ? (by_action ? ST_EVENT_LIST_BOTH : ST_EVENT_LIST_ACCOUNT)
+                                                      : (by_action ? ST_EVENT_LIST_ACTION : ST_EVENT_LIST));
     sqlite3_bind_int64(st, 1, q->before != 0 ? q->before : INT64_MAX);
     sqlite3_bind_int64(st, 2, q->limit);
     if (q->account_id != 0)
         sqlite3_bind_int64(st, 3, q->account_id);
-    if (by_action)
+    if (by_action && q->key_id == 0)
         sqlite3_bind_text(st, 4, q->action, -1, SQLITE_STATIC);
+    if (q->account_id != 0 && q->key_id != 0)
+        sqlite3_bind_int64(st, 5, q->key_id);
     r = read_all(st, map_event, ev, (int (*)(void *, const void *))cb, arg);
     pthread_mutex_unlock(&s->lock);
     free(ev);

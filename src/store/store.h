@@ -37,12 +37,17 @@ struct account_query {
     const char *external_id;
 };
 
-/* A page of events: ids below `before` (0: from the newest), descending, at most `limit`; filters when non-zero / non-NULL. */
+/*
+ * A page of events: ids below `before` (0: from the newest), descending, at
+ * most `limit`; filters when non-zero / non-NULL. `key_id` (events about that
+ * key) goes with `account_id` and without `action`.
+ */
 struct event_query {
     int64_t before;
     unsigned limit;
     int64_t account_id;
     const char *action;
+    int64_t key_id;
 };
 
 /* What a change to an account asks of the rules, run inside the transaction (see store_account_update). */

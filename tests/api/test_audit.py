@@ -23,6 +23,7 @@ from conftest import (
     ServerFactory,
     assert_error,
     parse_time,
+    wait_until,
     walk_pages,
 )
 
@@ -456,3 +457,33 @@ def test_pagination_over_hundreds_of_events(server_factory):
         walked += r.body["events"]
         after = r.body["next_cursor"]
     assert walked == everything
+
+
+def test_account_log_filtered_by_key(server):
+    """?key_id= keeps the events about one key of the account, pages with cursors bound to that filter."""
+    client = server.client
+    a = client.create("A", "sandbox")
+    b = client.create("B", "sandbox")
+    client.update(a["id"], name="A2")
+    client.update(b["id"], name="B2")
+    client.update(a["id"], is_active=False)
+    r = client.get(f"/v1/account/audit-log?key_id={a['id']}")
+    assert r.status_code == 200, r.text
+    events = r.body["events"]
+    assert [e["action"] for e in events] == ["key.updated", "key.updated", "key.created"]
+    assert all(e["target"] == {"type": "key", "id": a["id"]} for e in events)
+    # paged one at a time: the same events, and the cursor is this filter's only
+    first = client.get(f"/v1/account/audit-log?key_id={a['id']}&limit=1")
+    cursor = first.body["next_cursor"]
+    assert cursor
+    second = client.get(f"/v1/account/audit-log?key_id={a['id']}&limit=1&after={cursor}")
+    assert second.status_code == 200 and second.body["events"][0]["id"] == events[1]["id"]
+    assert_error(client.get(f"/v1/account/audit-log?limit=1&after={cursor}"), 400, "invalid_cursor")
+    assert_error(client.get(f"/v1/account/audit-log?key_id={b['id']}&after={cursor}"), 400, "invalid_cursor")
+    # another account's key, or no key at all: nothing
+    other = server.create_account("other")
+    wait_until(lambda: other.client.get().status_code == 200, 10, what="the other account")
+    r = other.client.get(f"/v1/account/audit-log?key_id={a['id']}")
+    assert r.status_code == 200 and r.body["events"] == []
+    for bad in ("0", "-1", "x", "01", "99999999999999999999"):
+        assert_error(client.get(f"/v1/account/audit-log?key_id={bad}"), 400, "invalid_parameter")

@@ -22,7 +22,7 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("APIKEYD_BIN") or REPO / "build" / "apikeyd")
@@ -154,3 +154,10 @@ def test_audit_log_view_pages_the_account_events(apikeyd, browser):
     actions = [r.find_elements(By.TAG_NAME, "td")[1].text for r in d.find_elements(By.CSS_SELECTOR, "table[aria-label='Audit log'] tbody tr")]
     api = requests.get(base + "/v1/account/audit-log?limit=50", headers={"Authorization": "Bearer " + key}, timeout=5).json()
     assert actions == [e["action"] for e in api["events"]]
+
+    # filtered by one key: the page shows that key's events only, as the API does
+    first = api["events"][0]["target"]["id"]
+    Select(d.find_element(By.ID, "audit-key")).select_by_value(str(first))
+    WebDriverWait(d, WAIT).until(lambda d: d.find_element(By.ID, "audit-key").get_attribute("value") == str(first)
+                                 and all(f"#{first}" in r.find_elements(By.TAG_NAME, "td")[3].text
+                                         for r in d.find_elements(By.CSS_SELECTOR, "table[aria-label='Audit log'] tbody tr")))

@@ -125,7 +125,7 @@ static size_t events_of(struct fixture *f, int64_t account)
 {
     size_t n = 0;
 
-    assert_int_equal(accounts_events(f->k, 0, 1000, account, NULL, count_event, &n), 0);
+    assert_int_equal(accounts_events(f->k, 0, 1000, account, NULL, 0, count_event, &n), 0);
     return n;
 }
 

@@ -107,7 +107,7 @@ static int events(struct fixture *f, const char *action, int64_t id, char *detai
 {
     struct count_ctx c = {.action = action, .id = id};
 
-    assert_int_equal(accounts_events(f->k, 0, 1000, 0, NULL, count_event, &c), 0);
+    assert_int_equal(accounts_events(f->k, 0, 1000, 0, NULL, 0, count_event, &c), 0);
     if (details != NULL)
         strcpy(details, c.details);
     return c.n;
