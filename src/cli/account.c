@@ -192,12 +192,12 @@ static int run_list(struct keys *k, const struct args *a)
     json_t *page;
     int r;
 
-    accounts_listing_name(a->external_id, listing);
+    accounts_listing_name(a->external_id, NULL, listing);
     if (a->after != NULL && accounts_cursor_decode(k, listing, a->after, strlen(a->after), &after) != 0) {
         fprintf(stderr, "apikeyd: --after must be a next_cursor of this same listing, with the same --external-id\n");
         return 1;
     }
-    if ((r = accounts_json_list(k, listing, after, a->limit, a->external_id, &page)) != 0)
+    if ((r = accounts_json_list(k, listing, after, a->limit, a->external_id, NULL, &page)) != 0)
         return fail(0, r);
     if (cli_print_json(page) != 0) {
         fprintf(stderr, "apikeyd: cannot print the accounts\n");

@@ -67,11 +67,37 @@ int accounts_get(struct keys *k, int64_t id, struct account_rec *ret)
     return k->store->ops->account_get(k->store, id, ret);
 }
 
-int accounts_list(struct keys *k, int64_t after, unsigned limit, const char *external_id, accounts_account_cb cb, void *arg)
+/* `%name%` with LIKE's own characters escaped: a substring match, whatever the name holds. Caller frees. */
+static char *like_pattern(const char *name)
+{
+    size_t n = strlen(name);
+    char *p = malloc(2 * n + 3), *o = p;
+
+    if (p == NULL)
+        return NULL;
+    *o++ = '%';
+    for (size_t i = 0; i < n; i++) {
+        if (name[i] == '%' || name[i] == '_' || name[i] == '\\')
+            *o++ = '\\';
+        *o++ = name[i];
+    }
+    *o++ = '%';
+    *o = '\0';
+    return p;
+}
+
+int accounts_list(struct keys *k, int64_t after, unsigned limit, const char *external_id, const char *name, accounts_account_cb cb,
+                  void *arg)
 {
     struct account_query q = {.after = after, .limit = limit, .external_id = external_id};
+    char *pattern = NULL;
+    int r;
 
-    return k->store->ops->account_list(k->store, &q, cb, arg);
+    if (name != NULL && (external_id == NULL || external_id[0] == '\0') && (q.name_like = pattern = like_pattern(name)) == NULL)
+        return AK_ERR_NOMEM;
+    r = k->store->ops->account_list(k->store, &q, cb, arg);
+    free(pattern);
+    return r;
 }
 
 /* The rules of an account change, run inside its transaction on the current row. */
@@ -201,9 +227,9 @@ static void cursor_mac(struct keys *k, const char *listing, int64_t pos, char ou
     free(msg);
 }
 
-void accounts_listing_name(const char *external_id, char *out)
+void accounts_listing_name(const char *external_id, const char *name, char *out)
 {
-    snprintf(out, ACCOUNTS_LISTING_MAX, "accounts\x1f%s", external_id != NULL ? external_id : "");
+    snprintf(out, ACCOUNTS_LISTING_MAX, "accounts\x1f%s\x1f%s", external_id != NULL ? external_id : "", name != NULL ? name : "");
 }
 
 void accounts_events_listing_name(bool own, int64_t account_id, const char *action, int64_t key_id, char *out)

@@ -46,9 +46,11 @@ unsigned accounts_max_keys(const struct keys *k, const struct account_rec *rec);
 
 /*
  * Calls `cb` for up to `limit` accounts after id `after`, ascending (only
- * the one with `external_id` when it is not NULL).
+ * the one with `external_id` when it is not NULL, else those whose name holds
+ * `name`, case-insensitively for ASCII, when it is not NULL).
  */
-int accounts_list(struct keys *k, int64_t after, unsigned limit, const char *external_id, accounts_account_cb cb, void *arg);
+int accounts_list(struct keys *k, int64_t after, unsigned limit, const char *external_id, const char *name, accounts_account_cb cb,
+                  void *arg);
 
 /*
  * Applies `req` to account `id`. AK_ERR_NOT_FOUND; AK_ERR_BELOW_COUNT when
@@ -94,12 +96,12 @@ int accounts_prune_events(struct keys *k, unsigned retention_days, bool *ret_mor
 void accounts_cursor_encode(struct keys *k, const char *listing, int64_t pos, char *out);
 
 /*
- * The name of the accounts listing filtered to `external_id` (NULL: every
- * account), into `out` (ACCOUNTS_LISTING_MAX bytes): what its cursors are
+ * The name of the accounts listing filtered to `external_id` or to `name`
+ * (NULL: no filter), into `out` (ACCOUNTS_LISTING_MAX bytes): what its cursors are
  * made for. The HTTP API and the command line both name listings here, so
  * that a cursor from one pages on in the other.
  */
-void accounts_listing_name(const char *external_id, char *out);
+void accounts_listing_name(const char *external_id, const char *name, char *out);
 
 /*
  * The same for an audit log: an account's own (`own`, of `account_id`,

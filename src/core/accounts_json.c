@@ -114,13 +114,14 @@ static int page_finish(struct page *p, int r, const char *name, const char *list
     return r;
 }
 
-int accounts_json_list(struct keys *k, const char *listing, int64_t after, unsigned limit, const char *external_id, json_t **ret)
+int accounts_json_list(struct keys *k, const char *listing, int64_t after, unsigned limit, const char *external_id,
+                       const char *name, json_t **ret)
 {
     struct page p = {.keys = k, .limit = limit};
 
     if ((p.items = json_array()) == NULL)
         return AK_ERR_NOMEM;
-    return page_finish(&p, accounts_list(k, after, limit + 1, external_id, page_account, &p), "accounts", listing, ret);
+    return page_finish(&p, accounts_list(k, after, limit + 1, external_id, name, page_account, &p), "accounts", listing, ret);
 }
 
 int accounts_json_events(struct keys *k, const char *listing, int64_t before, unsigned limit, int64_t account_id,

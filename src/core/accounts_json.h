@@ -29,7 +29,8 @@ json_t *accounts_json_account(struct keys *k, const struct account_rec *a);
  * (accounts_listing_name of the same filter). On 0, *ret is a new
  * reference; otherwise a store error or AK_ERR_NOMEM.
  */
-int accounts_json_list(struct keys *k, const char *listing, int64_t after, unsigned limit, const char *external_id, json_t **ret);
+int accounts_json_list(struct keys *k, const char *listing, int64_t after, unsigned limit, const char *external_id,
+                       const char *name, json_t **ret);
 
 /*
  * A page of an audit log, {"events": [...], "next_cursor": ...}: up to

@@ -42,6 +42,7 @@ struct admin_job {
     int64_t after;  /* accounts: ids above; events: ids below (0: from the newest) */
     unsigned limit; /* the page asked for */
     char external_id[ACCOUNT_EXTERNAL_ID_MAX + 1];
+    char name[KEY_NAME_MAX_BYTES + 1]; /* accounts whose name holds this ("": every account) */
     int64_t account_id;
     char action[AUDIT_NAME_MAX + 1];
     char listing[ACCOUNTS_LISTING_MAX];
@@ -85,7 +86,8 @@ static void admin_run(struct job *j)
     case OP_LIST:
     case OP_EVENTS:
         job->r = job->op == OP_LIST ? accounts_json_list(k, job->listing, job->after, job->limit,
-                                                         job->external_id[0] != '\0' ? job->external_id : NULL, &page)
+                                                         job->external_id[0] != '\0' ? job->external_id : NULL,
+                                                         job->name[0] != '\0' ? job->name : NULL, &page)
                                     : accounts_json_events(k, job->listing, job->after, job->limit, job->account_id,
                                                            job->action[0] != '\0' ? job->action : NULL, job->key_id, &page);
         if (job->r == 0 && (job->body = json_dumps(page, JSON_COMPACT)) == NULL)
@@ -317,26 +319,33 @@ static struct admin_job *body_job(struct api_handler *api, struct exchange *x, e
 
 static struct admin_job *list_accounts(struct api_handler *api, struct exchange *x)
 {
-    struct query_param p[] = {{.name = "limit"}, {.name = "after"}, {.name = "external_id"}};
+    struct query_param p[] = {{.name = "limit"}, {.name = "after"}, {.name = "external_id"}, {.name = "name"}};
     char msg[VALIDATE_MSG_MAX], listing[ACCOUNTS_LISTING_MAX];
     struct admin_job *job;
     unsigned limit;
     int64_t after;
 
-    if (parse_query(x, p, 3) != 0 || take_limit(x, &p[0], &limit) != 0)
+    if (parse_query(x, p, 4) != 0 || take_limit(x, &p[0], &limit) != 0)
         return NULL;
+    if (p[3].seen &&
+        (p[2].seen || memchr(p[3].value, '\0', p[3].len) != NULL || validate_name(p[3].value, p[3].len, msg, sizeof(msg)) != 0)) {
+        respond_error(x, 400, "invalid_parameter", "name is 1 to 100 characters of text, and does not go with external_id");
+        return NULL;
+    }
     if (p[2].seen &&
         (memchr(p[2].value, '\0', p[2].len) != NULL || validate_external_id(p[2].value, p[2].len, msg, sizeof(msg)) != 0)) {
         respond_error(x, 400, "invalid_parameter", "external_id must be 1 to 255 printable ASCII characters");
         return NULL;
     }
-    accounts_listing_name(p[2].seen ? p[2].value : NULL, listing);
+    accounts_listing_name(p[2].seen ? p[2].value : NULL, p[3].seen ? p[3].value : NULL, listing);
     if (take_cursor(api, x, &p[1], listing, &after) != 0 || (job = admin_job_new(api, x, OP_LIST)) == NULL)
         return NULL;
     job->limit = limit;
     job->after = after;
     if (p[2].seen)
         memcpy(job->external_id, p[2].value, p[2].len + 1);
+    if (p[3].seen)
+        memcpy(job->name, p[3].value, p[3].len + 1);
     memcpy(job->listing, listing, sizeof(listing));
     return job;
 }

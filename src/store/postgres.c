@@ -1170,9 +1170,9 @@ static int pg_account_get(struct store *base, int64_t id, struct account_rec *re
 static int pg_account_list(struct store *base, const struct account_query *q, store_account_cb cb, void *arg)
 {
     struct account_rec *rec = malloc(sizeof(*rec));
-    bool by_external = q->external_id != NULL && q->external_id[0] != '\0';
+    bool by_external = q->external_id != NULL && q->external_id[0] != '\0', by_name = !by_external && q->name_like != NULL;
     char after[24], limit[24];
-    const char *p[] = {after, limit, q->external_id};
+    const char *p[] = {after, limit, by_external ? q->external_id : q->name_like};
     int r;
 
     if (rec == NULL)
@@ -1182,8 +1182,10 @@ static int pg_account_list(struct store *base, const struct account_query *q, st
     WITH_CONN(PG(base), each_row(PG(base)->conn,
                                  by_external ? "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id > $1 AND external_id = $3"
                                                " ORDER BY id LIMIT $2"
-                                             : "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id > $1 ORDER BY id LIMIT $2",
-                                 by_external ? 3 : 2, p, map_account, rec, (int (*)(void *, const void *))cb, arg));
+                                 : by_name ? "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id > $1 AND name ILIKE $3 ESCAPE '\\'"
+                                             " ORDER BY id LIMIT $2"
+                                           : "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id > $1 ORDER BY id LIMIT $2",
+                                 by_external || by_name ? 3 : 2, p, map_account, rec, (int (*)(void *, const void *))cb, arg));
     free(rec);
     return r;
 }

@@ -137,6 +137,7 @@ enum {
     ST_EVENT_LIST_BOTH,
     ST_EVENT_LIST_KEY,
     ST_ACCOUNT_LIST_EXTERNAL,
+    ST_ACCOUNT_LIST_NAME,
     ST_KEY_ADD_COUNT,
     ST_EXPIRY_SEEN,
     ST_SWEEP_ENSURE,
@@ -164,6 +165,8 @@ static const char *const SQL[ST_COUNT] = {
     [ST_ACCOUNT_KEYS_REMOVE] = "DELETE FROM api_keys WHERE account_id = ?1 RETURNING id",
     [ST_ACCOUNT_REMOVE] = "DELETE FROM accounts WHERE id = ?1",
     [ST_ACCOUNT_LIST] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [ST_ACCOUNT_LIST_NAME] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id > ?1 AND name LIKE ?3 ESCAPE '\\'"
+                             " ORDER BY id LIMIT ?2",
     [ST_ACCOUNT_LIST_EXTERNAL] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id > ?1 AND external_id = ?3 LIMIT ?2",
     [ST_SUSPENDED] = "SELECT id FROM accounts WHERE status = 'suspended' ORDER BY id",
     [ST_TOKEN_INSERT] = "INSERT INTO admin_tokens (name, token_prefix, digest, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -869,18 +872,19 @@ static int sq_account_list(struct store *base, const struct account_query *q, st
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     struct account_rec *rec = malloc(sizeof(*rec));
-    bool by_external = q->external_id != NULL && q->external_id[0] != '\0';
+    bool by_external = q->external_id != NULL && q->external_id[0] != '\0', by_name = !by_external && q->name_like != NULL;
     sqlite3_stmt *st;
     int r;
 
     if (rec == NULL)
         return AK_ERR_NOMEM;
     pthread_mutex_lock(&s->lock);
-    st = stmt(s, by_external ? ST_ACCOUNT_LIST_EXTERNAL : ST_ACCOUNT_LIST);
+    /* LIKE is case-insensitive for ASCII in SQLite, as ILIKE is in PostgreSQL. */
+    st = stmt(s, by_external ? ST_ACCOUNT_LIST_EXTERNAL : by_name ? ST_ACCOUNT_LIST_NAME : ST_ACCOUNT_LIST);
     sqlite3_bind_int64(st, 1, q->after);
     sqlite3_bind_int64(st, 2, q->limit);
-    if (by_external)
-        sqlite3_bind_text(st, 3, q->external_id, -1, SQLITE_STATIC);
+    if (by_external || by_name)
+        sqlite3_bind_text(st, 3, by_external ? q->external_id : q->name_like, -1, SQLITE_STATIC);
     r = read_all(st, map_account, rec, (int (*)(void *, const void *))cb, arg);
     pthread_mutex_unlock(&s->lock);
     free(rec);

@@ -30,11 +30,13 @@ typedef int (*store_account_cb)(void *arg, const struct account_rec *rec);
 typedef int (*store_token_cb)(void *arg, const struct token_rec *rec);
 typedef int (*store_event_cb)(void *arg, const struct audit_event *ev);
 
-/* A page of accounts: ids above `after`, ascending, at most `limit`; only `external_id` when it is not "". */
+/* A page of accounts: ids above `after`, ascending, at most `limit`; only `external_id` when it is not "", else only names like
+ * `name_like`. */
 struct account_query {
     int64_t after;
     unsigned limit;
     const char *external_id;
+    const char *name_like; /* with external_id "": names matching this LIKE pattern (case-insensitive, '\\' escapes), or NULL */
 };
 
 /*

@@ -1049,3 +1049,26 @@ def test_every_admin_response_carries_x_request_id(tenant):
                 assert re.fullmatch(r"[0-9a-f]{32}", rid), rid
             else:
                 assert rid == sent
+
+
+def test_accounts_searched_by_name(admin_server):
+    """?name= keeps the accounts whose name holds the text, case-insensitively (ASCII), with LIKE's own
+    characters taken literally; it pages with cursors bound to it and does not go with external_id."""
+    admin = admin_server.admin
+    for name in ("Acme Corp", "acme labs", "Globex", "100%_off", "x_y"):
+        r = admin.post(ADMIN_ACCOUNTS, json={"name": name})
+        assert r.status_code == 201, r.text
+    names = lambda text: [a["name"] for a in walk_pages(admin, ADMIN_ACCOUNTS, "accounts", limit=1, name=text)[0]]  # noqa: E731
+    assert names("ACME") == ["acme", "Acme Corp", "acme labs"]  # the server's own account is "acme"
+    assert names("%") == ["100%_off"]
+    assert names("_") == ["100%_off", "x_y"]
+    assert names("nothing") == []
+    first = admin.get(ADMIN_ACCOUNTS + "?name=corp&limit=1")
+    assert first.status_code == 200 and [a["name"] for a in first.body["accounts"]] == ["Acme Corp"]
+    second = admin.get(ADMIN_ACCOUNTS + "?name=acme&limit=1")
+    cursor = second.body["next_cursor"]
+    assert_error(admin.get(ADMIN_ACCOUNTS + f"?limit=1&after={cursor}"), 400, "invalid_cursor")
+    r = admin.get(ADMIN_ACCOUNTS + f"?name=acme&limit=1&after={cursor}")
+    assert [a["name"] for a in r.body["accounts"]] == ["Acme Corp"]
+    for bad in ("name=", "name=a&external_id=x", "name=" + "a" * 101):
+        assert_error(admin.get(ADMIN_ACCOUNTS + "?" + bad), 400, "invalid_parameter")
