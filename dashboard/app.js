@@ -195,6 +195,48 @@
       page.next_cursor ? el("button", { type: "button", onclick: () => act(() => showAudit(page.next_cursor, keyId)), text: "Older events" }) : "");
   }
 
+  /* ---- operators ---- */
+
+  /* A page of accounts, all or searched by name or external id; each with suspend/reactivate and "issue a primary key". */
+  async function showAccounts(search, by, after) {
+    const term = (search || "").trim();
+    const q = "limit=50" + (term ? (by === "external_id" ? "&external_id=" : "&name=") + encodeURIComponent(term) : "") +
+      (after ? "&after=" + encodeURIComponent(after) : "");
+    const page = await api("GET", "/v1/admin/accounts?" + q);
+    const input = el("input", { id: "account-search", type: "search", value: term, "aria-describedby": "account-search-help" });
+    const field = el("select", { id: "account-search-by" },
+      el("option", { value: "name", selected: by !== "external_id", text: "name" }),
+      el("option", { value: "external_id", selected: by === "external_id", text: "external id" }));
+    const rows = page.accounts.map((a) => el("tr", { "data-account-id": String(a.id) },
+      el("td", { text: String(a.id) }), el("td", { text: a.name }), el("td", { text: a.external_id || "" }),
+      el("td", { text: a.status }), el("td", { text: String(a.key_count) }),
+      el("td", { class: "actions" },
+        el("button", { type: "button", "aria-label": (a.status === "active" ? "Suspend " : "Reactivate ") + a.name,
+          text: a.status === "active" ? "Suspend" : "Reactivate",
+          onclick: () => act(async () => {
+            await api("PATCH", "/v1/admin/accounts/" + a.id, { status: a.status === "active" ? "suspended" : "active" });
+            await showAccounts(term, by, null);
+          }) }),
+        el("button", { type: "button", "aria-label": "Issue a primary key for " + a.name, text: "Issue a primary key",
+          onclick: () => act(async () => {
+            const made = await api("POST", "/v1/admin/accounts/" + a.id + "/keys",
+              { name: "Production Key", key_type: "production", make_primary: true });
+            shownOnce(made);
+            await showAccounts(term, by, null);
+          }) }))));
+    $("view").replaceChildren(
+      el("h2", { text: "Accounts" }),
+      el("form", { role: "search", onsubmit: (ev) => { ev.preventDefault(); act(() => showAccounts(input.value, field.value, null)); } },
+        el("label", { for: "account-search-by", text: "Search by" }), field,
+        el("label", { for: "account-search", text: "Search for" }), input,
+        el("p", { id: "account-search-help", text: "A name matches anywhere in it, in any case; an external id matches exactly." }),
+        el("button", { type: "submit", text: "Search" })),
+      el("div", { class: "scroll" }, el("table", { "aria-label": "Accounts" },
+        el("thead", {}, el("tr", {}, ...["Id", "Name", "External id", "Status", "Keys", "Actions"].map((h) => el("th", { scope: "col", text: h })))),
+        el("tbody", {}, ...rows))),
+      page.next_cursor ? el("button", { type: "button", onclick: () => act(() => showAccounts(term, by, page.next_cursor)), text: "More accounts" }) : "");
+  }
+
   /* ---- sign in and out ---- */
 
   function signOut() {
@@ -212,9 +254,10 @@
     credential = $("credential").value.trim();
     $("credential").value = "";
     sandbox = /^[a-z0-9]+_sand_/.test(credential);
+    const operator = /^[a-z0-9]+_admin_/.test(credential);
     act(async () => {
       try {
-        await showKeys();
+        await (operator ? showAccounts("", "name", null) : showKeys());
       } catch (e) {
         credential = null;
         throw e;

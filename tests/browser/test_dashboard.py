@@ -40,7 +40,7 @@ def free_port():
 
 @pytest.fixture
 def apikeyd(tmp_path):
-    """A server with one account; yields (base url, primary key)."""
+    """A server with one account; yields (base url, primary key, database path)."""
     db = tmp_path / "d.db"
     out = subprocess.run([str(BIN), "account", "create", "--db", str(db), "--name", "acme"], capture_output=True, text=True,
                          check=True)
@@ -55,7 +55,7 @@ def apikeyd(tmp_path):
                 break
         except requests.ConnectionError:
             time.sleep(0.05)
-    yield base, key
+    yield base, key, str(db)
     proc.terminate()
     proc.wait(10)
 
@@ -89,7 +89,7 @@ def api_keys(base, key):
 
 
 def test_security_headers_on_every_dashboard_answer(apikeyd):
-    base, _ = apikeyd
+    base, _, _ = apikeyd
     index = requests.get(base + "/dashboard/", timeout=5)
     assert index.status_code == 200
     assets = [a.split('"')[0] for a in index.text.split('assets/')[1:]]
@@ -103,7 +103,7 @@ def test_security_headers_on_every_dashboard_answer(apikeyd):
 
 
 def test_sign_in_create_use_and_sign_out(apikeyd, browser):
-    base, key = apikeyd
+    base, key, _ = apikeyd
     d = browser
     sign_in(d, base, key)
     assert len(rows(d)) == 1
@@ -134,14 +134,14 @@ def test_sign_in_create_use_and_sign_out(apikeyd, browser):
 
 
 def test_a_wrong_key_shows_the_api_message(apikeyd, browser):
-    base, _ = apikeyd
+    base, _, _ = apikeyd
     sign_in(browser, base, "ml_prod_notakey")
     alert = WebDriverWait(browser, WAIT).until(ec.visibility_of_element_located((By.ID, "alert")))
     assert "not valid" in alert.text
 
 
 def test_audit_log_view_pages_the_account_events(apikeyd, browser):
-    base, key = apikeyd
+    base, key, _ = apikeyd
     for i in range(3):
         r = requests.post(base + "/v1/account/api-keys/", json={"name": f"K{i}", "key_type": "sandbox"},
                           headers={"Authorization": "Bearer " + key}, timeout=5)
@@ -161,3 +161,32 @@ def test_audit_log_view_pages_the_account_events(apikeyd, browser):
     WebDriverWait(d, WAIT).until(lambda d: d.find_element(By.ID, "audit-key").get_attribute("value") == str(first)
                                  and all(f"#{first}" in r.find_elements(By.TAG_NAME, "td")[3].text
                                          for r in d.find_elements(By.CSS_SELECTOR, "table[aria-label='Audit log'] tbody tr")))
+
+
+def test_operator_searches_suspends_and_issues_a_primary(apikeyd, browser):
+    base, _, db = apikeyd
+    # an admin token, made by the CLI on the server's database; the server picks it up within a moment
+    token = json.loads(subprocess.run([str(BIN), "admin-token", "create", "--db", db, "--name", "ops"], capture_output=True,
+                                      text=True, check=True).stdout)["token"]
+    ops = {"Authorization": "Bearer " + token}
+    for _ in range(100):
+        if requests.get(base + "/v1/admin/accounts/", headers=ops, timeout=5).status_code == 200:
+            break
+        time.sleep(0.05)
+    r = requests.post(base + "/v1/admin/accounts/", json={"name": "Globex Corp", "external_id": "cus_globex"}, headers=ops, timeout=5)
+    assert r.status_code == 201, r.text
+    globex = r.json()["account"]["id"]
+    d = browser
+    sign_in(d, base, token)
+    WebDriverWait(d, WAIT).until(ec.presence_of_element_located((By.CSS_SELECTOR, "table[aria-label='Accounts'] tbody tr")))
+    d.find_element(By.ID, "account-search").send_keys("globex")
+    d.find_element(By.XPATH, "//form[@role='search']//button[text()='Search']").click()
+    WebDriverWait(d, WAIT).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "table[aria-label='Accounts'] tbody tr")) == 1)
+    d.find_element(By.CSS_SELECTOR, f"tr[data-account-id='{globex}'] button[aria-label^='Suspend']").click()
+    WebDriverWait(d, WAIT).until(lambda d: requests.get(base + f"/v1/admin/accounts/{globex}", headers=ops, timeout=5).json()["status"] == "suspended")
+    d.find_element(By.CSS_SELECTOR, f"tr[data-account-id='{globex}'] button[aria-label^='Reactivate']").click()
+    WebDriverWait(d, WAIT).until(lambda d: requests.get(base + f"/v1/admin/accounts/{globex}", headers=ops, timeout=5).json()["status"] == "active")
+    d.find_element(By.CSS_SELECTOR, f"tr[data-account-id='{globex}'] button[aria-label^='Issue a primary key']").click()
+    issued = WebDriverWait(d, WAIT).until(ec.presence_of_element_located((By.ID, "new-key"))).text
+    verify = requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + issued}, timeout=5)
+    assert verify.status_code == 204 and verify.headers["X-Account-Id"] == str(globex)
