@@ -190,3 +190,67 @@ def test_operator_searches_suspends_and_issues_a_primary(apikeyd, browser):
     issued = WebDriverWait(d, WAIT).until(ec.presence_of_element_located((By.ID, "new-key"))).text
     verify = requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + issued}, timeout=5)
     assert verify.status_code == 204 and verify.headers["X-Account-Id"] == str(globex)
+
+
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(d):
+    """axe-core's serious and critical violations on the page as it is (injected by the driver: CSP does not apply)."""
+    d.execute_script(AXE.read_text(encoding="utf-8"))
+    result = d.execute_async_script("const done = arguments[arguments.length - 1]; axe.run().then(done);")
+    return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]
+            if v["impact"] in ("serious", "critical")]
+
+
+def test_every_view_passes_axe(apikeyd, browser):
+    base, key, db = apikeyd
+    d = browser
+    d.get(base + "/dashboard/")
+    assert axe_violations(d) == []
+    sign_in(d, base, key)
+    rows(d)
+    assert axe_violations(d) == []
+    d.find_element(By.XPATH, "//button[text()='Create a key']").click()
+    assert axe_violations(d) == []
+    d.find_element(By.XPATH, "//dialog//button[text()='Cancel']").click()
+    d.find_element(By.XPATH, "//button[text()='Audit log']").click()
+    WebDriverWait(d, WAIT).until(ec.presence_of_element_located((By.CSS_SELECTOR, "table[aria-label='Audit log']")))
+    assert axe_violations(d) == []
+
+
+def test_screenshots_and_timing_with_100_keys(apikeyd, browser):
+    """Writes build/screenshots/*.png (each view at 1280 and 360 px) and build/bench/dashboard.txt: the
+    page's size, and the time from sign-in to the keys table of an account with 100 keys, from the
+    browser's performance timeline. Measured and reported, never asserted."""
+    base, key, _ = apikeyd
+    auth = {"Authorization": "Bearer " + key}
+    for i in range(99):
+        r = requests.post(base + "/v1/account/api-keys/", json={"name": f"Key {i:02d}", "key_type": "sandbox"}, headers=auth, timeout=5)
+        assert r.status_code == 201, r.text
+    d = browser
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    timings = []
+    for _ in range(5):
+        sign_in(d, base, key)
+        WebDriverWait(d, WAIT).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tbody tr")) == 100)
+        timings.append(d.execute_script(
+            "return performance.measure('m', 'signin', 'keys-rendered').duration"))
+        d.find_element(By.ID, "signout").click()
+    index = requests.get(base + "/dashboard/", timeout=5)
+    size = len(index.content) + sum(len(requests.get(base + "/dashboard/assets/" + a.split('"')[0], timeout=5).content)
+                                    for a in index.text.split("assets/")[1:])
+    out = REPO / "build" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dashboard.txt").write_text(f"dashboard_bytes={size}\nkeys100_signin_to_table_ms={sorted(timings)}\n")
+    print(f"dashboard: {size} bytes; sign-in to a table of 100 keys: {sorted(timings)} ms")
+    for width in (1280, 360):
+        d.set_window_size(width, 900)
+        sign_in(d, base, key)
+        WebDriverWait(d, WAIT).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tbody tr")) == 100)
+        d.save_screenshot(str(SHOTS / f"keys-{width}.png"))
+        d.find_element(By.XPATH, "//button[text()='Audit log']").click()
+        WebDriverWait(d, WAIT).until(ec.presence_of_element_located((By.CSS_SELECTOR, "table[aria-label='Audit log']")))
+        d.save_screenshot(str(SHOTS / f"audit-{width}.png"))
+        d.find_element(By.ID, "signout").click()
+        d.save_screenshot(str(SHOTS / f"signin-{width}.png"))
