@@ -84,8 +84,21 @@ valgrind_units() { # valgrind_units BUILD_DIR
     [ "$bad" -eq 0 ]
 }
 
+browser_tests() { # browser_tests BUILD_DIR: the dashboard in headless Debian chromium (tests/browser)
+    echo "== browser: dashboard tests ($1)"
+    (cd tests/browser && npm ci --no-audit --no-fund --silent) || return 1
+    set +e
+    APIKEYD_BIN="$PWD/$1/apikeyd" $PY -m pytest -q -p no:cacheprovider tests/browser 2>&1 | tee "$LOGS/pytest-browser.log"
+    local rc=${PIPESTATUS[0]}
+    set -e
+    tally "$LOGS/pytest-browser.log"
+    [ "$rc" -eq 5 ] && { echo "make test: the browser tests ran no tests" >&2; return 1; }
+    return "$rc"
+}
+
 bash scripts/deps.sh
 run_suite build release "${FLAGS[@]}"
+browser_tests build
 valgrind_units build
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0

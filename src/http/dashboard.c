@@ -109,6 +109,12 @@ int dashboard_init(const char *title)
     return 0;
 }
 
+const char *dashboard_index(size_t *ret_len)
+{
+    *ret_len = index_len;
+    return index_html;
+}
+
 bool dashboard_path(const char *path, size_t len)
 {
     const size_t n = sizeof(PREFIX) - 1;

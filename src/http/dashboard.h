@@ -27,6 +27,9 @@
  */
 int dashboard_init(const char *title);
 
+/* The page as dashboard_init filled it in (NULL before), and its length. */
+const char *dashboard_index(size_t *ret_len);
+
 /* Whether `path` (`len` bytes, no query) is the dashboard's: /dashboard or below. */
 bool dashboard_path(const char *path, size_t len);
 
