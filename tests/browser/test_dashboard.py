@@ -254,3 +254,81 @@ def test_screenshots_and_timing_with_100_keys(apikeyd, browser):
         d.save_screenshot(str(SHOTS / f"audit-{width}.png"))
         d.find_element(By.ID, "signout").click()
         d.save_screenshot(str(SHOTS / f"signin-{width}.png"))
+
+
+def row_of(d, key_id):
+    return d.find_element(By.CSS_SELECTOR, f"tr[data-key-id='{key_id}']")
+
+
+def test_rename_make_primary_delete_and_last_used(apikeyd, browser):
+    base, key, _ = apikeyd
+    auth = {"Authorization": "Bearer " + key}
+    made = requests.post(base + "/v1/account/api-keys/", json={"name": "Second", "key_type": "production"}, headers=auth,
+                         timeout=5).json()
+    extra = requests.post(base + "/v1/account/api-keys/", json={"name": "Doomed", "key_type": "sandbox"}, headers=auth,
+                          timeout=5).json()
+    d = browser
+    sign_in(d, base, key)
+    rows(d)
+    # rename in place
+    row_of(d, made["id"]).find_element(By.CSS_SELECTOR, "button[aria-label^='Rename']").click()
+    field = d.find_element(By.CSS_SELECTOR, f"tr[data-key-id='{made['id']}'] input")
+    field.clear()
+    field.send_keys("Renamed\n")
+    WebDriverWait(d, WAIT).until(lambda d: api_keys(base, key)[made["id"]]["name"] == "Renamed")
+    WebDriverWait(d, WAIT).until(lambda d: "Renamed" in row_of(d, made["id"]).text)
+    # last_used moves on the page after a use from outside
+    assert "never" in row_of(d, made["id"]).find_elements(By.TAG_NAME, "td")[6].text
+    assert requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + made["api_key"]}, timeout=5).status_code == 204
+    # last_used is recorded in memory at once; the page reads the list again when the view is shown
+    d.find_element(By.XPATH, "//button[text()='Audit log']").click()
+    d.find_element(By.XPATH, "//button[text()='Back to keys']").click()
+    WebDriverWait(d, WAIT).until(lambda d: "ago" in row_of(d, made["id"]).find_elements(By.TAG_NAME, "td")[6].text)
+    # make it primary: the old primary's protections move with it
+    row_of(d, made["id"]).find_element(By.CSS_SELECTOR, "button[aria-label^='Make']").click()
+    WebDriverWait(d, WAIT).until(lambda d: api_keys(base, key)[made["id"]]["is_primary"] is True)
+    WebDriverWait(d, WAIT).until(lambda d: not row_of(d, made["id"]).find_element(By.CSS_SELECTOR, "button[aria-label^='Delete']").is_enabled())
+    # delete, after a confirmation that names the key
+    row_of(d, extra["id"]).find_element(By.CSS_SELECTOR, "button[aria-label^='Delete']").click()
+    confirm = WebDriverWait(d, WAIT).until(ec.presence_of_element_located((By.XPATH, "//dialog//button[text()='Delete Doomed']")))
+    assert "Doomed" in d.find_element(By.TAG_NAME, "dialog").text
+    confirm.click()
+    WebDriverWait(d, WAIT).until(lambda d: extra["id"] not in api_keys(base, key))
+
+
+def test_a_sandbox_key_sees_only_sandbox_keys(apikeyd, browser):
+    base, key, _ = apikeyd
+    auth = {"Authorization": "Bearer " + key}
+    sand = requests.post(base + "/v1/account/api-keys/", json={"name": "Sandy", "key_type": "sandbox"}, headers=auth,
+                         timeout=5).json()
+    d = browser
+    sign_in(d, base, sand["api_key"])
+    shown = rows(d)
+    assert [r.get_attribute("data-key-id") for r in shown] == [str(sand["id"])]
+    assert d.find_elements(By.XPATH, "//button[text()='Audit log']") == []
+    d.find_element(By.XPATH, "//button[text()='Create a key']").click()
+    options = [o.get_attribute("value") for o in d.find_elements(By.CSS_SELECTOR, "#new-type option")]
+    assert options == ["sandbox"]
+
+
+def test_keyboard_alone_signs_in_and_creates_a_key(apikeyd, browser):
+    from selenium.webdriver.common.keys import Keys
+
+    base, key, _ = apikeyd
+    d = browser
+    d.get(base + "/dashboard/")
+    d.switch_to.active_element.send_keys(Keys.TAB)  # from the page to the first control: the credential field
+    WebDriverWait(d, WAIT).until(lambda d: d.switch_to.active_element.get_attribute("id") == "credential")
+    d.switch_to.active_element.send_keys(key + Keys.ENTER)
+    rows(d)
+    create = d.find_element(By.XPATH, "//button[text()='Create a key']")
+    for _ in range(30):
+        if d.switch_to.active_element == create:
+            break
+        d.switch_to.active_element.send_keys(Keys.TAB)
+    assert d.switch_to.active_element == create
+    create.send_keys(Keys.ENTER)
+    WebDriverWait(d, WAIT).until(lambda d: d.switch_to.active_element.get_attribute("id") == "new-name")
+    d.switch_to.active_element.send_keys("Typed" + Keys.ENTER)
+    WebDriverWait(d, WAIT).until(ec.presence_of_element_located((By.ID, "new-key")))
+    assert any(k["name"] == "Typed" for k in api_keys(base, key).values())
