@@ -60,8 +60,9 @@ def apikeyd(tmp_path):
     proc.wait(10)
 
 
-@pytest.fixture
-def browser():
+@pytest.fixture(scope="module")
+def chrome():
+    """One headless chromium for the file (starting one costs about a second); each test gets a fresh page."""
     o = Options()
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
         o.add_argument(a)
@@ -69,6 +70,13 @@ def browser():
     d = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=o)
     yield d
     d.quit()
+
+
+@pytest.fixture
+def browser(chrome):
+    chrome.set_window_size(1280, 900)
+    chrome.get("about:blank")
+    yield chrome
 
 
 def sign_in(d, base, credential):
