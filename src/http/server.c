@@ -401,8 +401,8 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (cfg->leak_report_keys != NULL && (r = load_leak_keys(cfg->leak_report_keys, err, errlen)) != 0)
-        return AK_ERR_ARG;
+    if (cfg->leak_keyring != NULL)
+        leaks_set_keyring(cfg->leak_keyring); /* loaded once, by the caller, which checked it */
     if (cfg->test_clock_file != NULL) {
         fprintf(stderr, "apikeyd: warning: APIKEYD_TEST_CLOCK_FILE is set: the clock is shifted for tests; never use it in "
                         "production\n");
