@@ -277,14 +277,10 @@ int cli_serve(int argc, char **argv)
         }
         sc.trusted_proxies = &trusted;
     }
-    if (sc.leak_report_keys != NULL) {
-        struct leak_keyring *kr;
-        if (leak_keyring_load(sc.leak_report_keys, &kr, err, sizeof(err)) != 0) {
-            fprintf(stderr, "apikeyd serve: --leak-report-keys: %s\n", err);
-            return EXIT_USAGE;
-        }
-        leak_keyring_free(kr); /* checked here; the server loads it for itself */
-        err[0] = '\0';
+    /* Loaded once, here: a bad file is a usage error; the server takes what was loaded (and rereads the file on SIGHUP). */
+    if (sc.leak_report_keys != NULL && leak_keyring_load(sc.leak_report_keys, &sc.leak_keyring, err, sizeof(err)) != 0) {
+        fprintf(stderr, "apikeyd serve: --leak-report-keys: %s\n", err);
+        return EXIT_USAGE;
     }
     sc.test_clock_file = test_clock_file();
     if (sc.verify_token != NULL && *sc.verify_token == '\0')
@@ -299,11 +295,14 @@ int cli_serve(int argc, char **argv)
      * the process without its shutdown.
      */
     block_stop_signals();
-    if (cli_env_open(&c, &env) != 0)
+    if (cli_env_open(&c, &env) != 0) {
+        leak_keyring_free(sc.leak_keyring);
         return 1;
+    }
     /* A shared store is followed (LISTEN) before it is loaded, so that no change in between is missed. */
     if ((r = keys_watched(env.keys) ? keys_watch(env.keys, 30000) : keys_load(env.keys)) != 0) {
         fprintf(stderr, "apikeyd: cannot load keys: %s\n", ak_strerror(r));
+        leak_keyring_free(sc.leak_keyring);
         cli_env_close(&env);
         return 1;
     }

@@ -402,8 +402,8 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (cfg->leak_report_keys != NULL && (r = load_leak_keys(cfg->leak_report_keys, err, errlen)) != 0)
-        return AK_ERR_ARG;
+    if (cfg->leak_keyring != NULL)
+        leaks_set_keyring(cfg->leak_keyring); /* loaded once, by the caller, which checked it */
     if (cfg->dashboard && dashboard_init(cfg->dashboard_title) != 0) {
         snprintf(err, errlen, "--dashboard-title must be 1 to %d characters of text", DASHBOARD_TITLE_MAX);
         return AK_ERR_ARG;

@@ -7,6 +7,7 @@
 #ifndef APIKEYD_HTTP_SERVER_H
 #define APIKEYD_HTTP_SERVER_H
 
+#include "core/leakreport.h"
 #include "core/lifecycle.h"
 #include <stddef.h>
 
@@ -30,6 +31,7 @@ struct server_config {
     unsigned audit_retention_days;               /* audit events older than this are deleted in the background */
     struct lifecycle_policy lifecycle;           /* idle keys, expired keys (core/lifecycle.h) */
     const char *leak_report_keys;                /* GitHub's public keys for /v1/leaks/github (reloaded on SIGHUP); NULL: off */
+    struct leak_keyring *leak_keyring;           /* that file, loaded (and checked) by the caller; taken */
     const char *test_clock_file;                 /* tests only: a file holding seconds to add to the clock; NULL: off */
     bool dashboard;                              /* serve /dashboard/ */
     const char *dashboard_title;                 /* its title; NULL: "apikeyd" */

@@ -614,18 +614,25 @@ static int returns_one(PGconn *conn, const char *sql, int n, const char *const *
     return r;
 }
 
-static int pg_account_take_key(struct store *base, int64_t account_id, unsigned default_max)
+/* Counts one more key unless the account has `factor` times its cap (its own, or default_max) already. */
+static int count_key(struct store *base, int64_t account_id, unsigned default_max, int factor)
 {
-    char a[24], m[24];
-    const char *p[] = {a, m};
+    char a[24], m[24], f[24];
+    const char *p[] = {a, m, f};
 
     fmt_i64(a, sizeof(a), account_id);
     fmt_i64(m, sizeof(m), (int64_t)default_max);
+    fmt_i64(f, sizeof(f), factor);
     /* Locks the account's row: safe against every other instance. */
     return returns_one(PG(base)->conn,
-                       "UPDATE accounts SET key_count = key_count + 1 WHERE id = $1 AND key_count < coalesce(max_keys, $2)"
+                       "UPDATE accounts SET key_count = key_count + 1 WHERE id = $1 AND key_count < $3 * coalesce(max_keys, $2)"
                        " RETURNING id",
-                       2, p, AK_ERR_LIMIT);
+                       3, p, AK_ERR_LIMIT);
+}
+
+static int pg_account_take_key(struct store *base, int64_t account_id, unsigned default_max)
+{
+    return count_key(base, account_id, default_max, 1);
 }
 
 /*
@@ -652,15 +659,7 @@ static char *int64_array_literal(const int64_t *first, size_t n, size_t stride)
 
 static int pg_account_add_key(struct store *base, int64_t account_id, unsigned default_max)
 {
-    char a[24], m[24];
-    const char *p[] = {a, m};
-
-    fmt_i64(a, sizeof(a), account_id);
-    fmt_i64(m, sizeof(m), (int64_t)default_max);
-    return returns_one(PG(base)->conn,
-                       "UPDATE accounts SET key_count = key_count + 1 WHERE id = $1 AND key_count < 2 * coalesce(max_keys, $2)"
-                       " RETURNING id",
-                       2, p, AK_ERR_LIMIT);
+    return count_key(base, account_id, default_max, 2);
 }
 
 static int pg_keys_lock(struct store *base, const int64_t *ids, size_t n)

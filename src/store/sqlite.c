@@ -138,7 +138,6 @@ enum {
     ST_EVENT_LIST_KEY,
     ST_ACCOUNT_LIST_EXTERNAL,
     ST_ACCOUNT_LIST_NAME,
-    ST_KEY_ADD_COUNT,
     ST_EXPIRY_SEEN,
     ST_SWEEP_ENSURE,
     ST_SWEEP_CLAIM,
@@ -157,7 +156,7 @@ enum {
 static const char *const SQL[ST_COUNT] = {
     [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (name, created_at, key_count, external_id, status, max_keys)"
                           " VALUES (?1, ?2, 0, ?3, ?4, ?5)",
-    [ST_KEY_COUNT] = "UPDATE accounts SET key_count = key_count + 1 WHERE id = ?1 AND key_count < coalesce(max_keys, ?2)",
+    [ST_KEY_COUNT] = "UPDATE accounts SET key_count = key_count + 1 WHERE id = ?1 AND key_count < ?3 * coalesce(max_keys, ?2)",
     [ST_ACCOUNT_READ] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id = ?1",
     [ST_ACCOUNT_EXISTS] = "SELECT id FROM accounts WHERE id = ?1",
     [ST_ACCOUNT_FIND] = "SELECT id FROM accounts WHERE external_id = ?1",
@@ -201,7 +200,6 @@ static const char *const SQL[ST_COUNT] = {
     [ST_KEY_DELETE] = "DELETE FROM api_keys WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_UNCOUNT] = "UPDATE accounts SET key_count = key_count - 1 WHERE id = ?1",
     [ST_KEY_LOAD] = "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY id",
-    [ST_KEY_ADD_COUNT] = "UPDATE accounts SET key_count = key_count + 1 WHERE id = ?1 AND key_count < 2 * coalesce(max_keys, ?2)",
     [ST_EXPIRY_SEEN] = "UPDATE api_keys SET expiry_seen = 1 WHERE id = ?1 AND expires_at = ?2",
     [ST_SWEEP_ENSURE] = "INSERT INTO sweeps (name, due_at) VALUES (?1, 0) ON CONFLICT DO NOTHING",
     [ST_SWEEP_CLAIM] = "UPDATE sweeps SET due_at = ?2 + ?3 WHERE name = ?1 AND (due_at <= ?2 OR due_at > ?2 + 2 * ?3)",
@@ -375,14 +373,21 @@ static int sq_account_lock(struct store *base, int64_t account_id)
     return read_id(st, &id);
 }
 
-static int sq_account_take_key(struct store *base, int64_t account_id, unsigned default_max)
+/* Counts one more key unless the account has `factor` times its cap (its own, or default_max) already. */
+static int count_key(struct store *base, int64_t account_id, unsigned default_max, int factor)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_stmt *st = stmt(s, ST_KEY_COUNT);
 
     sqlite3_bind_int64(st, 1, account_id);
     sqlite3_bind_int64(st, 2, (int64_t)default_max);
+    sqlite3_bind_int(st, 3, factor);
     return change_one(s, st, AK_ERR_LIMIT); /* no row changed: the account is full */
+}
+
+static int sq_account_take_key(struct store *base, int64_t account_id, unsigned default_max)
+{
+    return count_key(base, account_id, default_max, 1);
 }
 
 static int sq_account_return_key(struct store *base, int64_t account_id)
@@ -527,42 +532,34 @@ static int sq_key_remove(struct store *base, int64_t account_id, int64_t id)
     return change_one(s, st, AK_ERR_NOT_FOUND);
 }
 
-static int sq_uses_raise(struct store *base, const struct key_use *v, size_t n)
+/* Runs statement `which` (?1 an id, ?2 a time) for each of `v`. */
+static int each_use(struct store *base, int which, const struct key_use *v, size_t n)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     int r = 0;
 
     for (size_t i = 0; i < n && r == 0; i++) {
-        sqlite3_stmt *st = stmt(s, ST_LAST_USED);
+        sqlite3_stmt *st = stmt(s, which);
         sqlite3_bind_int64(st, 1, v[i].id);
         sqlite3_bind_int64(st, 2, v[i].at);
         r = step_done(st);
     }
     return r;
+}
+
+static int sq_uses_raise(struct store *base, const struct key_use *v, size_t n)
+{
+    return each_use(base, ST_LAST_USED, v, n);
 }
 
 static int sq_account_add_key(struct store *base, int64_t account_id, unsigned default_max)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    sqlite3_stmt *st = stmt(s, ST_KEY_ADD_COUNT);
-
-    sqlite3_bind_int64(st, 1, account_id);
-    sqlite3_bind_int64(st, 2, default_max);
-    return change_one(s, st, AK_ERR_LIMIT);
+    return count_key(base, account_id, default_max, 2);
 }
 
 static int sq_expiry_seen(struct store *base, const struct key_use *v, size_t n)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
-    int r = 0;
-
-    for (size_t i = 0; i < n && r == 0; i++) {
-        sqlite3_stmt *st = stmt(s, ST_EXPIRY_SEEN);
-        sqlite3_bind_int64(st, 1, v[i].id);
-        sqlite3_bind_int64(st, 2, v[i].at);
-        r = step_done(st);
-    }
-    return r;
+    return each_use(base, ST_EXPIRY_SEEN, v, n);
 }
 
 static int sq_sweep_claim(struct store *base, const char *name, int64_t now, int64_t interval, bool *ret_claimed)

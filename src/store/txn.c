@@ -547,9 +547,7 @@ int store_key_rotate(struct store *s, const struct audit_origin *origin, int64_t
         w.version = old->version;
     }
     if ((r = finish(s, r, check_updated, &w)) == 0) {
-        /* A settled commit wrote both rows: the new key's id and version are read back with its digest. */
-        if (rec->id == 0 && (r = check_inserted(s, rec)) != 0)
-            r = AK_ERR_OUTCOME_UNKNOWN;
+        /* Committed (or settled as committed): the transaction set the new key's id and version. */
         *fresh = *rec;
         *ret_old = *old;
     }
