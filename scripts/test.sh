@@ -101,7 +101,6 @@ run_suite build release "${FLAGS[@]}"
 browser_tests build
 valgrind_units build
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
-export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite build-asan asan -DAPIKEYD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug "${FLAGS[@]}"
 rm -rf "$LOGS"

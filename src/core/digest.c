@@ -172,6 +172,17 @@ static EVP_MAC_CTX *thread_ctx(const struct digest_secret *secret)
     return c->ctx;
 }
 
+void digest_thread_release(void)
+{
+    struct hmac_cache *c;
+
+    pthread_once(&cache_once, cache_setup);
+    if ((c = pthread_getspecific(cache_key)) != NULL) {
+        pthread_setspecific(cache_key, NULL);
+        cache_free(c);
+    }
+}
+
 int digest_compute(const struct digest_secret *secret, const char *key, size_t len, uint8_t out[DIGEST_LEN])
 {
     EVP_MAC_CTX *ctx = thread_ctx(secret);

@@ -33,4 +33,7 @@ void digest_secret_wipe(struct digest_secret *secret);
 /* out = HMAC-SHA-256(secret, key[0..len)). Returns 0, or AK_ERR_IO on a libcrypto failure. */
 int digest_compute(const struct digest_secret *secret, const char *key, size_t len, uint8_t out[DIGEST_LEN]);
 
+/* Frees (and wipes) the calling thread's HMAC context now, for a thread that will not exit but is done digesting. */
+void digest_thread_release(void);
+
 #endif
