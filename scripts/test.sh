@@ -34,7 +34,7 @@ ctest_tally() {
 }
 finish() {
     local rc=$?
-    echo "make test: $passed passed, $failed failed"
+    echo "make test: $passed passed, $failed failed (${SECONDS} s)"
     [ $rc -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ] || exit 1
 }
 trap finish EXIT
@@ -42,19 +42,19 @@ LOGS=$(mktemp -d)
 
 run_suite() { # run_suite BUILD_DIR LABEL [cmake flags...]
     local dir=$1 label=$2; shift 2
-    echo "== $label: build ($dir)"
+    echo "== [${SECONDS} s] $label: build ($dir)"
     cmake -S . -B "$dir" "$@" >/dev/null
     cmake --build "$dir" -j "$JOBS" >"$LOGS/build-$label.log" 2>&1 || { cat "$LOGS/build-$label.log"; return 1; }
-    echo "== $label: unit tests"
+    echo "== [${SECONDS} s] $label: unit tests"
     set +e
     (cd "$dir" && ctest --output-on-failure -j "$JOBS") 2>&1 | tee "$LOGS/ctest-$label.log"
     local crc=${PIPESTATUS[0]}
     ctest_tally "$LOGS/ctest-$label.log"
-    echo "== $label: fuzz corpus replay"
+    echo "== [${SECONDS} s] $label: fuzz corpus replay"
     bash fuzz/replay.sh "$dir" 2>&1 | tee "$LOGS/fuzz-$label.log"
     local frc=${PIPESTATUS[0]}
     tally "$LOGS/fuzz-$label.log"
-    echo "== $label: API tests"
+    echo "== [${SECONDS} s] $label: API tests"
     # Two workers (pytest-xdist), a file each at a time: most tests wait on processes and
     # sockets, not on the CPU, so this halves the wall time; a file's tests share a worker.
     APIKEYD_BIN="$PWD/$dir/apikeyd" $PY -m pytest -q -p no:cacheprovider -n "$PYTEST_WORKERS" --dist loadfile tests/api 2>&1 |
@@ -70,7 +70,7 @@ run_suite() { # run_suite BUILD_DIR LABEL [cmake flags...]
 
 valgrind_units() { # valgrind_units BUILD_DIR
     local n=0 bad=0 t
-    echo "== valgrind: unit tests"
+    echo "== [${SECONDS} s] valgrind: unit tests"
     for t in "$1"/test_*; do
         [ -x "$t" ] || continue
         if APIKEYD_TEST_SCALE=${APIKEYD_VALGRIND_SCALE:-20} valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=1 "$t" >"$LOGS/vg.out" 2>&1; then
@@ -85,7 +85,7 @@ valgrind_units() { # valgrind_units BUILD_DIR
 }
 
 browser_tests() { # browser_tests BUILD_DIR: the dashboard in headless Debian chromium (tests/browser)
-    echo "== browser: dashboard tests ($1)"
+    echo "== [${SECONDS} s] browser: dashboard tests ($1)"
     (cd tests/browser && npm ci --no-audit --no-fund --silent) || return 1
     set +e
     APIKEYD_BIN="$PWD/$1/apikeyd" $PY -m pytest -q -p no:cacheprovider tests/browser 2>&1 | tee "$LOGS/pytest-browser.log"
