@@ -50,15 +50,16 @@
     box.hidden = !message;
   }
 
-  /* "3 minutes ago", with the exact time on hover. */
-  function timeCell(iso) {
+  /* "3 minutes ago", with the exact time on hover; `past` words a time gone by (e.g. "expired"). */
+  function timeCell(iso, past) {
     if (!iso) return el("td", { text: "never" });
     const t = Date.parse(iso), s = Math.round((Date.now() - t) / 1000);
     const ago = Math.abs(s);
     const unit = ago < 60 ? [ago, "second"] : ago < 3600 ? [Math.round(ago / 60), "minute"]
       : ago < 86400 ? [Math.round(ago / 3600), "hour"] : [Math.round(ago / 86400), "day"];
     const words = unit[0] + " " + unit[1] + (unit[0] === 1 ? "" : "s");
-    return el("td", {}, el("time", { datetime: iso, title: iso, text: s >= 0 ? words + " ago" : "in " + words }));
+    return el("td", {}, el("time", { datetime: iso, title: iso,
+      text: s >= 0 ? (past ? past + " " : "") + words + " ago" : "in " + words }));
   }
 
   async function act(fn) {
@@ -84,25 +85,29 @@
 
   function keyRow(k) {
     const name = el("td", {}, el("span", { text: k.name }));
+    /* Why a button is off, said beside it (a disabled button cannot be focused, so a tooltip alone would reach no keyboard user). */
+    const why = k.is_primary ? "The primary key stays active, has no expiry and cannot be deleted: make another key primary first."
+      : k.leaked_at !== null ? "A key reported leaked stays off and is kept for the record: rotate it to replace it."
+      : k.rotated_to !== null ? "Already rotated: this key winds down at its expiry." : null;
+    const note = why ? el("p", { class: "note", id: "why-" + k.id, text: why }) : "";
+    /* A button of the row; when it is off and the note says why, the note describes it. */
+    const button = (text, label, disabled, onclick, title) => el("button", { type: "button", disabled, onclick, text,
+      "aria-label": label, "aria-describedby": disabled && why ? "why-" + k.id : null, title: disabled ? title : null });
+    const patch = (body) => act(async () => { await api("PATCH", "/v1/account/api-keys/" + k.id, body); await showKeys(); });
     const actions = el("td", { class: "actions" },
-      el("button", { type: "button", onclick: () => rename(k, name), text: "Rename", "aria-label": "Rename " + k.name }),
-      el("button", { type: "button", disabled: k.is_primary || k.leaked_at !== null,
-        title: k.is_primary ? "The primary key stays active" : null,
-        onclick: () => act(async () => { await api("PATCH", "/v1/account/api-keys/" + k.id, { is_active: !k.is_active }); await showKeys(); }),
-        text: k.is_active ? "Deactivate" : "Activate", "aria-label": (k.is_active ? "Deactivate " : "Activate ") + k.name }),
-      el("button", { type: "button", disabled: k.is_primary || !k.is_active || k.key_type !== "production" || k.expires_at !== null,
-        title: k.is_primary ? null : "Only an active production key without an expiry can be primary",
-        onclick: () => act(async () => { await api("PATCH", "/v1/account/api-keys/" + k.id, { is_primary: true }); await showKeys(); }),
-        text: "Make primary", "aria-label": "Make " + k.name + " primary" }),
-      el("button", { type: "button", disabled: k.rotated_to !== null, onclick: () => rotateDialog(k), text: "Rotate",
-        "aria-label": "Rotate " + k.name }),
-      el("button", { type: "button", disabled: k.is_primary || k.leaked_at !== null,
-        title: k.is_primary ? "The primary key cannot be deleted" : null,
-        onclick: () => deleteDialog(k), text: "Delete", "aria-label": "Delete " + k.name }));
+      button("Rename", "Rename " + k.name, false, () => rename(k, name)),
+      button(k.is_active ? "Deactivate" : "Activate", (k.is_active ? "Deactivate " : "Activate ") + k.name,
+        k.is_primary || k.leaked_at !== null, () => patch({ is_active: !k.is_active })),
+      button("Make primary", "Make " + k.name + " primary", k.is_primary || !k.is_active || k.key_type !== "production"
+        || k.expires_at !== null || k.rotated_to !== null || k.leaked_at !== null, () => patch({ is_primary: true }),
+        k.is_primary ? null : "Only an active production key without an expiry can be primary"),
+      button("Rotate", "Rotate " + k.name, k.rotated_to !== null, () => rotateDialog(k)),
+      button("Delete", "Delete " + k.name, k.is_primary || k.leaked_at !== null, () => deleteDialog(k)),
+      note);
     return el("tr", { "data-key-id": String(k.id) },
       name, el("td", { text: k.key_type }), el("td", {}, el("code", { class: "prefix", text: k.key_prefix })),
       el("td", { text: k.is_active ? "yes" : "no" }), el("td", { text: k.is_primary ? "yes" : "no" }),
-      timeCell(k.created_at), timeCell(k.last_used), k.expires_at ? timeCell(k.expires_at) : el("td", { text: "never" }),
+      timeCell(k.created_at), timeCell(k.last_used), k.expires_at ? timeCell(k.expires_at, "expired") : el("td", { text: "never" }),
       el("td", { text: k.rotated_to ? "replaced by #" + k.rotated_to : k.rotated_from ? "replaces #" + k.rotated_from : "" }),
       el("td", { text: k.leaked_at ? "reported " + k.leaked_at : "" }), actions);
   }

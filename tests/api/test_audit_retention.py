@@ -1,6 +1,5 @@
 """Audit retention: --audit-retention-days deletes older events in the background, and only those."""
 
-import json
 import sqlite3
 import time
 

@@ -56,16 +56,6 @@ def assert_one_line_error(p, *words):
         assert w in lines[0], (w, lines[0])
 
 
-def admin_client(server):
-    """A Client bearing a fresh admin token made by `apikeyd admin-token create`."""
-    p = run_cli("admin-token", "create", "--db", server.db, "--name", "ops", *server.common_args())
-    token = ok_json(p)["token"]
-    admin = Client(server, token)
-    # SQLite: a running server notices the new token within about 1 s.
-    wait_until(lambda: admin.get("/v1/admin/accounts/").status_code == 200, FOLLOW_TIMEOUT, what="admin token pickup")
-    return admin
-
-
 def http_account(admin, account_id):
     r = admin.get(f"/v1/admin/accounts/{account_id}/")
     assert r.status_code == 200, r.text
@@ -98,9 +88,16 @@ def wait_status(client, status, what):
 
 
 @pytest.fixture
-def ops(server):
-    """(server, admin client): a running server with account `acme`, and an operator's token."""
-    return server, admin_client(server)
+def ops(admin_server):
+    """(server, admin client): a running server with account `acme`, and an operator's token
+    (made before the start: nothing to wait for)."""
+    return admin_server, admin_server.admin
+
+
+@pytest.fixture
+def shared_ops(shared_admin_server):
+    """ops, one per module, for tests whose commands are all refused (they change nothing)."""
+    return shared_admin_server, shared_admin_server.admin
 
 
 # --------------------------------------------------------------------------- create
@@ -194,8 +191,8 @@ def test_list_filters_by_external_id_with_cursors_of_that_listing(ops):
 
 
 @pytest.mark.parametrize("cursor", ["garbage", "1.0000000000000000", "99999999999999999999.abcdefabcdefabcd"])
-def test_list_refuses_a_bad_cursor_with_exit_1(ops, cursor):
-    server, _ = ops
+def test_list_refuses_a_bad_cursor_with_exit_1(shared_ops, cursor):
+    server, _ = shared_ops
     assert_one_line_error(account_cli(server, "list", "--after", cursor), "--after")
 
 
@@ -336,8 +333,8 @@ def test_a_suspended_account_stays_manageable(ops):
     ],
     ids=lambda a: " ".join(a),
 )
-def test_an_unknown_account_is_one_line_and_exit_1(ops, args):
-    server, admin = ops
+def test_an_unknown_account_is_one_line_and_exit_1(shared_ops, args):
+    server, admin = shared_ops
     before = admin.get("/v1/admin/audit-log/").body
     assert_one_line_error(account_cli(server, *args), "no such account")
     assert admin.get("/v1/admin/audit-log/").body == before
@@ -483,11 +480,10 @@ def test_an_unopenable_database_is_one_line_and_exit_1(sub, backend, tmp_path):
 def test_apikeyd_max_keys_sets_the_default_cap_for_serve_and_the_operator_commands(server_factory):
     """APIKEYD_MAX_KEYS (as in the unit's EnvironmentFile) is the cap of accounts without their
     own, for `serve` and for the operator commands alike (the CLI counted 100 before)."""
-    server = server_factory(start=False, env={"APIKEYD_MAX_KEYS": "2"})
-    server.start()
+    server = server_factory(env={"APIKEYD_MAX_KEYS": "2"}, admin=True)
     env = {"APIKEYD_MAX_KEYS": "2"}
     account = server.account
-    admin = admin_client(server)
+    admin = server.admin
     assert http_account(admin, account.id)["max_keys"] == 2
     p = run_cli("account", "show", account.id, "--db", server.db, *server.common_args(), env=env)
     assert ok_json(p)["max_keys"] == 2

@@ -52,6 +52,8 @@ from conftest import (
     wait_until,
 )
 
+LONG = True  # mostly waiting: scheduled first (conftest.pytest_collection_modifyitems)
+
 CRASHTEST = REPO / "tests" / "crash" / "crashtest.py"
 UNIT = REPO / "contrib" / "apikeyd.service"
 VERIFY = "/v1/auth/verify"

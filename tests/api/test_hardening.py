@@ -53,6 +53,8 @@ from conftest import (
     wait_until,
 )
 
+LONG = True  # mostly waiting: scheduled first (conftest.pytest_collection_modifyitems)
+
 try:
     from conftest import sqlite_only
 except ImportError:  # a conftest without the backend matrix helpers

@@ -22,6 +22,8 @@ import pytest
 
 from conftest import Client, sqlite_only
 
+LONG = True  # mostly waiting: scheduled first (conftest.pytest_collection_modifyitems)
+
 GCORE_TIMEOUT = 120.0
 BRAND_PART = len("ml_prod_")  # the random part starts here
 RANDOM_LEN = 32

@@ -11,7 +11,6 @@
 Waits poll with generous bounds; no duration is asserted.
 """
 
-import json
 import time
 
 import pytest

@@ -28,7 +28,6 @@ import subprocess
 import threading
 import time
 
-import pytest
 
 from conftest import (
     PG_BINDIR,
@@ -39,6 +38,8 @@ from conftest import (
     postgres_only,
     wait_until,
 )
+
+LONG = True  # mostly waiting: scheduled first (conftest.pytest_collection_modifyitems)
 
 VERIFY = "/v1/auth/verify"
 INTRUDER = "intruder"

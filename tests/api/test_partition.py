@@ -41,6 +41,8 @@ from conftest import (
 )
 from tcpproxy import TcpProxy
 
+LONG = True  # mostly waiting: scheduled first (conftest.pytest_collection_modifyitems)
+
 VERIFY = "/v1/auth/verify"
 STALENESS = 3  # --max-staleness for the fail-closed tests
 # The watcher sends a heartbeat every 1 s and declares the link dead after 3 s unanswered; the
