@@ -17,7 +17,8 @@ with a message saying so; none is skipped. A test that only makes sense for one 
 so with `sqlite_only` / `postgres_only` (and a comment giving the reason).
 
 No test asserts a duration, except the issue's two explicit bars in test_multi_instance.py
-(propagation p99 under 100 ms, last_used on every instance within 2 s). Waiting for something
+(propagation p99 under 100 ms, last_used on every instance within 2 s), marked `alone`: `make test`
+runs them after the others, one at a time. Waiting for something
 that the contract says becomes visible "within about 1 s" polls with a bounded timeout.
 """
 
@@ -487,6 +488,14 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if call.when == "setup" and report.failed and call.excinfo is not None and PG_UNAVAILABLE in str(call.excinfo.value):
         report.when = "call"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "alone: a test that asserts one of the issues' time bars; `make test` runs these after the others, one at a"
+        " time, so that no other test's load is in its measurement",
+    )
 
 
 def pytest_collection_modifyitems(items):

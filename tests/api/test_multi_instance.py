@@ -128,6 +128,7 @@ class Clients:
 # --------------------------------------------------------------------------- propagation
 
 
+@pytest.mark.alone
 def test_changes_propagate_to_every_instance_within_100ms_p99(pg_factory, capsys):
     """Five operations in a cycle (create, deactivate, reactivate, make primary, delete the old
     primary), each through one instance (A, B, C in turn), each watched on the two others by
@@ -280,6 +281,7 @@ def wait_second_after(t):
         time.sleep(0.01)
 
 
+@pytest.mark.alone
 def test_last_used_from_two_instances_is_the_latest_everywhere(pg_factory):
     """Uses on A and on B: each visible on both within 2 s of the use, the later one winning,
     and never moving backwards, also when A's older use reaches the database after B's newer one."""
