@@ -115,6 +115,12 @@ def sign_in(d, base, credential):
     d.find_element(By.CSS_SELECTOR, "#signin button[type=submit]").click()
 
 
+def done(d):
+    """Closes the dialog showing a new key, and waits until it is gone (its close event comes a moment after the click)."""
+    d.find_element(By.XPATH, "//dialog//button[text()='Done']").click()
+    wait(d).until(lambda d: d.find_elements(By.TAG_NAME, "dialog") == [])
+
+
 def rows(d):
     wait(d).until(ec.presence_of_element_located((By.CSS_SELECTOR, "tbody tr")))
     return d.find_elements(By.CSS_SELECTOR, "tbody tr")
@@ -157,8 +163,8 @@ def test_sign_in_create_use_and_sign_out(apikeyd, browser):
     assert copied == shown
     made = [k for k in api_keys(base, key).values() if not k["is_primary"]]
     assert len(made) == 1 and made[0]["key_prefix"] == shown[:12]
-    d.find_element(By.XPATH, "//dialog//button[text()='Done']").click()
-    assert d.find_elements(By.ID, "new-key") == []  # never again
+    done(d)
+    assert shown not in d.page_source  # never again
     # the name is text on the page, and nothing ran
     wait(d).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tbody tr")) == 2)
     assert "CI <img src=x onerror=alert(1)>" in d.find_element(By.TAG_NAME, "tbody").text
@@ -272,6 +278,7 @@ def test_every_view_passes_axe(apikeyd, browser):
     d.find_element(By.XPATH, "//button[text()='Create a key']").click()
     assert axe_violations(d) == []
     d.find_element(By.XPATH, "//dialog//button[text()='Cancel']").click()
+    wait(d).until(lambda d: d.find_elements(By.TAG_NAME, "dialog") == [])
     d.find_element(By.XPATH, "//button[text()='Audit log']").click()
     wait(d).until(ec.presence_of_element_located((By.CSS_SELECTOR, "table[aria-label='Audit log']")))
     assert axe_violations(d) == []
@@ -320,7 +327,7 @@ def test_screenshots_and_timing_with_100_keys(apikeyd, browser):
         d.find_element(By.XPATH, "//dialog//button[text()='Create']").click()
         wait(d).until(ec.presence_of_element_located((By.ID, "new-key")))
         d.save_screenshot(str(SHOTS / f"created-{width}.png"))
-        d.find_element(By.XPATH, "//dialog//button[text()='Done']").click()
+        done(d)
         d.find_element(By.XPATH, "//button[text()='Audit log']").click()
         wait(d).until(ec.presence_of_element_located((By.CSS_SELECTOR, "table[aria-label='Audit log']")))
         d.save_screenshot(str(SHOTS / f"audit-{width}.png"))
@@ -426,7 +433,7 @@ def test_rotate_with_a_grace_period(apikeyd, browser):
     before = time.time()
     d.find_element(By.XPATH, "//dialog//button[text()='Rotate']").click()
     shown = wait(d).until(ec.presence_of_element_located((By.ID, "new-key"))).text
-    d.find_element(By.XPATH, "//dialog//button[text()='Done']").click()
+    done(d)
     # through the API: a new key linked both ways, the old one expiring after the grace period chosen
     keys = api_keys(base, key)
     new = next(k for k in keys.values() if k["rotated_from"] == old["id"])
