@@ -77,8 +77,8 @@
       el("h2", { text: "API keys" }),
       el("p", { text: sandbox ? "Signed in with a sandbox key: only sandbox keys are shown, and only sandbox keys can be made."
         : "The primary key cannot be deactivated, deleted or given an expiry; make another key primary first, or rotate it." }),
-      el("button", { type: "button", onclick: createDialog, text: "Create a key" }),
-      sandbox ? "" : el("button", { type: "button", onclick: () => act(() => showAudit(null, "")), text: "Audit log" }),
+      el("div", { class: "toolbar" }, el("button", { type: "button", onclick: createDialog, text: "Create a key" }),
+        sandbox ? "" : el("button", { type: "button", onclick: () => act(() => showAudit(null, "")), text: "Audit log" })),
       keys);
     performance.mark("keys-rendered"); /* for the timing the browser tests report */
   }

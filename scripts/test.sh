@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # `make test`: everything CI checks, in order, on a fresh machine:
-#   1. the release build (warnings as errors when WERROR=1) and its unit tests (CTest + cmocka)
-#   2. the black-box API suite (pytest) against build/apikeyd
-#   3. the unit tests under valgrind (no error, no leak), with the heavy loops of the
+#   1. the release build (warnings as errors when WERROR=1), its unit tests (CTest + cmocka) and
+#      the fuzz corpus replay
+#   2. the black-box API suite (pytest) against build/apikeyd; alongside it (the API tests mostly
+#      wait), the unit tests under valgrind (no error, no leak), with the heavy loops of the
 #      concurrency tests at 20% of their rounds (APIKEYD_TEST_SCALE, tests/unit/iterations.h):
-#      the full counts run in steps 1 and 4
-
-#   4. the same unit tests and API suite against an ASan+UBSan build
+#      the full counts run in steps 1 and 4; then the tests marked `alone`, one at a time
+#   3. the dashboard in headless chromium (tests/browser), on both backends
+#   4. the unit tests, fuzz replay and API suite again against an ASan+UBSan build
 # Exits non-zero on the first failure; the last line sums up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,15 @@ run_suite() { # run_suite BUILD_DIR LABEL WORKERS [cmake flags...]
     bash fuzz/replay.sh "$dir" 2>&1 | tee "$LOGS/fuzz-$label.log"
     local frc=${PIPESTATUS[0]}
     tally "$LOGS/fuzz-$label.log"
+    # ALONGSIDE (a function taking the build directory) runs in the background during the API
+    # tests, which mostly wait; its output comes after theirs, and it is done before the tests
+    # marked alone.
+    local bg="" brc=0
+    if [ -n "${ALONGSIDE:-}" ]; then
+        echo "== [${SECONDS} s] $label: $ALONGSIDE, alongside the API tests"
+        "$ALONGSIDE" "$dir" >"$LOGS/alongside-$label.log" 2>&1 &
+        bg=$!
+    fi
     echo "== [${SECONDS} s] $label: API tests"
     # Workers (pytest-xdist), a file each at a time; a file's tests share a worker. Files marked
     # LONG run first (tests/api/conftest.py).
@@ -64,6 +74,12 @@ run_suite() { # run_suite BUILD_DIR LABEL WORKERS [cmake flags...]
         tests/api 2>&1 | tee "$LOGS/pytest-$label.log"
     local rc=${PIPESTATUS[0]}
     tally "$LOGS/pytest-$label.log"
+    if [ -n "$bg" ]; then
+        wait "$bg"
+        brc=$?
+        cat "$LOGS/alongside-$label.log"
+        tally "$LOGS/alongside-$label.log"
+    fi
     # The tests asserting an issue's time bar, one at a time, with nothing else running.
     echo "== [${SECONDS} s] $label: API tests marked alone"
     APIKEYD_BIN="$PWD/$dir/apikeyd" $PY -m pytest -q -p no:cacheprovider -m alone tests/api 2>&1 |
@@ -73,20 +89,21 @@ run_suite() { # run_suite BUILD_DIR LABEL WORKERS [cmake flags...]
     tally "$LOGS/pytest-alone-$label.log"
     [ "$rc" -eq 5 ] || [ "$arc" -eq 5 ] && { echo "make test: pytest ran no tests" >&2; return 1; }
     [ "$arc" -eq 0 ] || return "$arc"
+    [ "$brc" -eq 0 ] || return "$brc"
     [ "$crc" -eq 0 ] || return "$crc"
     [ "$frc" -eq 0 ] || return "$frc"
     return "$rc"
 }
 
-valgrind_units() { # valgrind_units BUILD_DIR: every unit test program under valgrind, $JOBS at a time
-    local n=0 bad=0 t name
+valgrind_units() { # valgrind_units BUILD_DIR: every unit test program under valgrind, VALGRIND_JOBS at a time; prints the counts
+    local bad=0 t name
     local -a tests=()
     echo "== [${SECONDS} s] valgrind: unit tests"
     for t in "$1"/test_*; do
         [ -x "$t" ] && tests+=("$t")
     done
     for t in "${tests[@]}"; do
-        while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+        while [ "$(jobs -rp | wc -l)" -ge "${VALGRIND_JOBS:-$JOBS}" ]; do wait -n || true; done
         name=$(basename "$t")
         (
             APIKEYD_TEST_SCALE=${APIKEYD_VALGRIND_SCALE:-20} valgrind -q --leak-check=full \
@@ -102,9 +119,8 @@ valgrind_units() { # valgrind_units BUILD_DIR: every unit test program under val
         else
             echo "valgrind: $name FAILED"; cat "$LOGS/vg-$name.out"; bad=$((bad + 1))
         fi
-        n=$((n + 1))
     done
-    passed=$((passed + n - bad)); failed=$((failed + bad))
+    echo "== [${SECONDS} s] valgrind: $((${#tests[@]} - bad)) passed, $bad failed"
     [ "$bad" -eq 0 ]
 }
 
@@ -121,9 +137,9 @@ browser_tests() { # browser_tests BUILD_DIR: the dashboard in headless Debian ch
 }
 
 bash scripts/deps.sh
-run_suite build release "$RELEASE_WORKERS" "${FLAGS[@]}"
+# The unit tests under valgrind, one program at a time, alongside the release API tests.
+ALONGSIDE=valgrind_units VALGRIND_JOBS=1 run_suite build release "$RELEASE_WORKERS" "${FLAGS[@]}"
 browser_tests build
-valgrind_units build
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite build-asan asan "$ASAN_WORKERS" -DAPIKEYD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug "${FLAGS[@]}"
