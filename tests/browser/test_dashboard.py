@@ -115,6 +115,11 @@ def sign_in(d, base, credential):
     d.find_element(By.CSS_SELECTOR, "#signin button[type=submit]").click()
 
 
+def click(d, by, selector):
+    """Clicks the element once the page has rendered it (views render after their API answers)."""
+    wait(d).until(ec.element_to_be_clickable((by, selector))).click()
+
+
 def done(d):
     """Closes the dialog showing a new key, and waits until it is gone (its close event comes a moment after the click)."""
     d.find_element(By.XPATH, "//dialog//button[text()='Done']").click()
@@ -159,8 +164,8 @@ def test_sign_in_create_use_and_sign_out(apikeyd, browser):
     # the copy button puts exactly the key on the clipboard
     d.execute_cdp_cmd("Browser.grantPermissions", {"origin": base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
     d.find_element(By.XPATH, "//dialog//button[text()='Copy']").click()
-    copied = d.execute_async_script("const done = arguments[arguments.length - 1]; navigator.clipboard.readText().then(done, (e) => done('error: ' + e));")
-    assert copied == shown
+    read = "const done = arguments[arguments.length - 1]; navigator.clipboard.readText().then(done, (e) => done('error: ' + e));"
+    wait(d).until(lambda d: d.execute_async_script(read) == shown)  # the write is a promise: it lands a moment later
     made = [k for k in api_keys(base, key).values() if not k["is_primary"]]
     assert len(made) == 1 and made[0]["key_prefix"] == shown[:12]
     done(d)
@@ -247,10 +252,10 @@ def test_operator_searches_suspends_and_issues_a_primary(apikeyd, browser):
         and d.find_element(By.ID, "account-search").get_attribute("value") == "cus_globex")
     d.find_element(By.CSS_SELECTOR, f"tr[data-account-id='{globex}'] button[aria-label^='Suspend']").click()
     wait(d).until(lambda d: requests.get(base + f"/v1/admin/accounts/{globex}", headers=ops, timeout=5).json()["status"] == "suspended")
-    d.find_element(By.CSS_SELECTOR, f"tr[data-account-id='{globex}'] button[aria-label^='Reactivate']").click()
+    click(d, By.CSS_SELECTOR, f"tr[data-account-id='{globex}'] button[aria-label^='Reactivate']")
     wait(d).until(lambda d: requests.get(base + f"/v1/admin/accounts/{globex}", headers=ops, timeout=5).json()["status"] == "active")
     assert axe_violations(d) == []
-    d.find_element(By.CSS_SELECTOR, f"tr[data-account-id='{globex}'] button[aria-label^='Issue a primary key']").click()
+    click(d, By.CSS_SELECTOR, f"tr[data-account-id='{globex}'] button[aria-label^='Issue a primary key']")
     issued = wait(d).until(ec.presence_of_element_located((By.ID, "new-key"))).text
     verify = requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + issued}, timeout=5)
     assert verify.status_code == 204 and verify.headers["X-Account-Id"] == str(globex)
@@ -365,7 +370,7 @@ def test_rename_make_primary_delete_and_last_used(apikeyd, browser):
     assert requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + made["api_key"]}, timeout=5).status_code == 204
     # last_used is recorded in memory at once; the page reads the list again when the view is shown
     d.find_element(By.XPATH, "//button[text()='Audit log']").click()
-    d.find_element(By.XPATH, "//button[text()='Back to keys']").click()
+    click(d, By.XPATH, "//button[text()='Back to keys']")
     wait(d).until(lambda d: "ago" in row_of(d, made["id"]).find_elements(By.TAG_NAME, "td")[6].text)
     # make it primary: the old primary's protections move with it
     row_of(d, made["id"]).find_element(By.CSS_SELECTOR, "button[aria-label^='Make']").click()
