@@ -63,11 +63,17 @@ OPERATIONS = {
     ("/v1/admin/accounts/{id}/keys/{key_id}/rotate", "post"): {"201", "400", "401", "404", "409", "413", "415", "422", "503"},
     ("/v1/admin/leaked-keys/", "post"): {"200", "400", "401", "413", "415", "422", "503"},
     ("/v1/leaks/github", "post"): {"200", "400", "401", "404", "413", "422", "503"},
+    # issue 11: the dashboard (HTML, no authentication)
+    ("/dashboard/", "get"): {"200", "301", "404"},  # 404: --dashboard off
+    ("/dashboard/", "head"): {"200", "301", "404"},
+    ("/dashboard/assets/{asset}", "get"): {"200", "404"},
+    ("/dashboard/assets/{asset}", "head"): {"200", "404"},
 }
 ADMIN_PATHS = ["/v1/admin/accounts/", "/v1/admin/accounts/{id}/", "/v1/admin/accounts/{id}/keys/", "/v1/admin/audit-log/",
                "/v1/admin/accounts/{id}/keys/{key_id}/rotate", "/v1/admin/leaked-keys/"]  # fmt: skip
 GITHUB_PATHS = ["/v1/leaks/github"]
 VERIFY_PATHS = ["/v1/auth/verify/", "/v1/auth/verify/{path}"]
+DASHBOARD_PATHS = ["/dashboard/", "/dashboard/assets/{asset}"]  # a web page: HTML and its assets, no key
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -121,8 +127,12 @@ def test_operation_lists_every_status_with_schema(path, method):
     for status, resp in op["responses"].items():
         resp = SPEC.resolve(resp)
         assert resp.get("description")
-        if status == "204":
+        if status == "204" or (path in DASHBOARD_PATHS and status == "301"):
             assert "content" not in resp
+            continue
+        if path in DASHBOARD_PATHS and status == "200":
+            assert set(resp["content"]) <= {"text/html", "text/javascript", "text/css"}
+            assert resp["headers"]["Content-Security-Policy"] and resp["headers"]["X-Frame-Options"]
             continue
         schema = resp["content"]["application/json"]["schema"]
         Draft202012Validator.check_schema(schema)
@@ -137,6 +147,10 @@ def test_security_bearer_everywhere_but_healthz():
     assert DOC["paths"]["/healthz"]["get"]["security"] == []
     for (path, method) in OPERATIONS:
         if path == "/healthz":
+            continue
+        if path in DASHBOARD_PATHS:
+            # The page itself needs no key: it asks for one, and sends it only to the API.
+            assert DOC["paths"][path][method]["security"] == []
             continue
         if path in VERIFY_PATHS:
             # The gateway's X-Verify-Token comes on top of the key when --verify-token is set.
@@ -180,6 +194,8 @@ def test_401_documents_www_authenticate_and_405_documents_allow():
         ("/v1/admin/accounts/{id}/keys/{key_id}/rotate", "POST"),
         ("/v1/admin/leaked-keys/", "POST"),
         ("/v1/leaks/github", "POST"),
+        ("/dashboard/", "GET, HEAD"),
+        ("/dashboard/assets/{asset}", "GET, HEAD"),
     ]:
         resp = SPEC.resolve(DOC["paths"][path]["x-method-not-allowed"])
         assert resp["headers"]["Allow"]["schema"]["const"] == allow
