@@ -18,95 +18,64 @@
 static char *index_html; /* filled in by dashboard_init, never freed (lives as long as the process) */
 static size_t index_len;
 
-/* Appends `s` (`n` bytes) to the growing buffer, HTML-escaped when `escape`. */
-static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n, bool escape)
+/* The asset whose name in dashboard/ (or, with `served`, whose hashed name) is s[0..n), or NULL. */
+static const struct dashboard_asset *find_asset(const char *s, size_t n, bool served)
 {
-    for (size_t i = 0; i < n; i++) {
-        const char *rep = NULL;
-        char one[2] = {s[i], '\0'};
-        size_t rn;
-        if (escape) {
-            switch (s[i]) {
-            case '&':
-                rep = "&amp;";
-                break;
-            case '<':
-                rep = "&lt;";
-                break;
-            case '>':
-                rep = "&gt;";
-                break;
-            case '"':
-                rep = "&quot;";
-                break;
-            case '\'':
-                rep = "&#39;";
-                break;
-            }
-        }
-        if (rep == NULL)
-            rep = one;
-        rn = strlen(rep);
-        if (*len + rn + 1 > *cap) {
-            size_t ncap = (*cap + rn + 1) * 2;
-            char *nb = realloc(*buf, ncap);
-            if (nb == NULL)
-                return AK_ERR_NOMEM;
-            *buf = nb;
-            *cap = ncap;
-        }
-        memcpy(*buf + *len, rep, rn);
-        *len += rn;
+    for (unsigned i = 0; i < DASHBOARD_ASSET_COUNT; i++) {
+        const char *name = served ? DASHBOARD_ASSETS[i].served : DASHBOARD_ASSETS[i].name;
+        if (strlen(name) == n && memcmp(name, s, n) == 0)
+            return &DASHBOARD_ASSETS[i];
     }
-    (*buf)[*len] = '\0';
-    return 0;
-}
-
-/* The hashed name of asset `name`, or NULL. */
-static const char *served_name(const char *name, size_t n)
-{
-    for (unsigned i = 0; i < DASHBOARD_ASSET_COUNT; i++)
-        if (strlen(DASHBOARD_ASSETS[i].name) == n && memcmp(DASHBOARD_ASSETS[i].name, name, n) == 0)
-            return DASHBOARD_ASSETS[i].served;
     return NULL;
 }
 
+#define INDEX_PARTS 16 /* text and placeholders of index.html, with room to spare */
+
 int dashboard_init(const char *title)
 {
-    char msg[VALIDATE_MSG_MAX], *buf = NULL;
-    size_t len = 0, cap = 0;
+    char msg[VALIDATE_MSG_MAX], *page;
+    h2o_iovec_t parts[INDEX_PARTS], all;
+    h2o_mem_pool_t pool;
     const char *p = DASHBOARD_INDEX;
+    size_t n = 0;
     int r = 0;
 
     if (title == NULL)
         title = "apikeyd";
     if (strlen(title) > DASHBOARD_TITLE_MAX || validate_name(title, strlen(title), msg, sizeof(msg)) != 0)
         return AK_ERR_ARG;
-    /* {{TITLE}} is the title, escaped; {{name}} of an asset is its hashed name. */
-    while (r == 0 && *p != '\0') {
+    h2o_mem_init_pool(&pool);
+    /* {{TITLE}} is the title, HTML-escaped; {{name}} of an asset is its hashed name. */
+    for (;;) {
         const char *open = strstr(p, "{{"), *close = open != NULL ? strstr(open + 2, "}}") : NULL;
-        if (open == NULL || close == NULL) {
-            r = append(&buf, &len, &cap, p, strlen(p), false);
+        const struct dashboard_asset *a;
+
+        if (open == NULL || close == NULL || n + 3 > INDEX_PARTS) {
+            r = open == NULL || close == NULL ? 0 : AK_ERR_ARG;
+            parts[n++] = h2o_iovec_init(p, strlen(p));
             break;
         }
-        if ((r = append(&buf, &len, &cap, p, (size_t)(open - p), false)) != 0)
-            break;
-        if (close - open - 2 == 5 && memcmp(open + 2, "TITLE", 5) == 0) {
-            r = append(&buf, &len, &cap, title, strlen(title), true);
-        } else {
-            const char *served = served_name(open + 2, (size_t)(close - open - 2));
-            r = served != NULL ? append(&buf, &len, &cap, served, strlen(served), false) : AK_ERR_ARG;
-        }
+        parts[n++] = h2o_iovec_init(p, (size_t)(open - p));
+        if (close - open - 2 == 5 && memcmp(open + 2, "TITLE", 5) == 0)
+            parts[n++] = h2o_htmlescape(&pool, title, strlen(title));
+        else if ((a = find_asset(open + 2, (size_t)(close - open - 2), false)) != NULL)
+            parts[n++] = h2o_iovec_init(a->served, strlen(a->served));
+        else
+            r = AK_ERR_ARG;
         p = close + 2;
     }
-    if (r != 0) {
-        free(buf);
-        return r;
+    all = h2o_concat_list(&pool, parts, n);
+    if (r == 0 && (page = malloc(all.len + 1)) == NULL)
+        r = AK_ERR_NOMEM;
+    if (r == 0) {
+        memcpy(page, all.base, all.len);
+        page[all.len] = '\0';
+        free(index_html);
+        index_html = page;
+        index_len = all.len;
     }
-    free(index_html);
-    index_html = buf;
-    index_len = len;
-    return 0;
+    h2o_mem_clear_pool(&pool);
+    return r;
 }
 
 const char *dashboard_index(size_t *ret_len)
@@ -136,6 +105,7 @@ void dashboard_handle(struct exchange *x, const char *path, size_t len)
 {
     h2o_req_t *req = x->req;
     const size_t an = sizeof(ASSETS) - 1;
+    const struct dashboard_asset *a;
 
     security_headers(x);
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
@@ -154,15 +124,10 @@ void dashboard_handle(struct exchange *x, const char *path, size_t len)
         respond_typed(x, 200, "text/html; charset=utf-8", index_html, index_len);
         return;
     }
-    if (len > an && memcmp(path, ASSETS, an) == 0) {
-        for (unsigned i = 0; i < DASHBOARD_ASSET_COUNT; i++) {
-            const struct dashboard_asset *a = &DASHBOARD_ASSETS[i];
-            if (strlen(a->served) == len - an && memcmp(a->served, path + an, len - an) == 0) {
-                respond_header(x, "cache-control", "public, max-age=31536000, immutable");
-                respond_typed(x, 200, a->type, (const char *)a->bytes, a->len);
-                return;
-            }
-        }
+    if (len > an && memcmp(path, ASSETS, an) == 0 && (a = find_asset(path + an, len - an, true)) != NULL) {
+        respond_header(x, "cache-control", "public, max-age=31536000, immutable");
+        respond_typed(x, 200, a->type, (const char *)a->bytes, a->len);
+        return;
     }
     respond_error(x, 404, "not_found", "no such resource");
 }

@@ -63,10 +63,10 @@ static const char *reason(int status)
         return "OK";
     case 201:
         return "Created";
-    case 301:
-        return "Moved Permanently";
     case 204:
         return "No Content";
+    case 301:
+        return "Moved Permanently";
     case 400:
         return "Bad Request";
     case 401:
@@ -334,7 +334,7 @@ static void add_request_id(struct exchange *x)
 }
 
 /* Sends the answer: `body` of Content-Type `type` (none on an empty 204). */
-static void send_typed(struct exchange *x, int status, const char *type, const char *body, size_t len)
+void respond_typed(struct exchange *x, int status, const char *type, const char *body, size_t len)
 {
     static h2o_generator_t generator = {NULL, NULL};
     h2o_req_t *req = x->req;
@@ -357,12 +357,7 @@ static void send_typed(struct exchange *x, int status, const char *type, const c
 
 static void send_body(struct exchange *x, int status, const char *body, size_t len)
 {
-    send_typed(x, status, "application/json", body, len);
-}
-
-void respond_typed(struct exchange *x, int status, const char *type, const char *body, size_t len)
-{
-    send_typed(x, status, type, body, len);
+    respond_typed(x, status, "application/json", body, len);
 }
 
 struct secret_buf {
