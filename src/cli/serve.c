@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/leakreport.h"
 #include "core/netaddr.h"
+#include "http/dashboard.h"
 #include "http/respond.h"
 #include "http/server.h"
 
@@ -123,7 +124,7 @@ int cli_serve(int argc, char **argv)
                                .test_clock_file = NULL,
                                .dashboard = true};
     struct netaddr_cidrs trusted;
-    const char *trusted_text = NULL;
+    const char *trusted_text = NULL, *dashboard_title = NULL;
     struct cli_env env;
     char err[512] = "";
     int opt, r;
@@ -232,7 +233,7 @@ int cli_serve(int argc, char **argv)
             sc.dashboard = optarg[1] == 'n';
             break;
         case 'N':
-            sc.dashboard_title = optarg;
+            dashboard_title = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -276,6 +277,12 @@ int cli_serve(int argc, char **argv)
             return EXIT_USAGE;
         }
         sc.trusted_proxies = &trusted;
+    }
+    /* The page is filled in once, here: a bad title is a usage error, found before anything is opened. */
+    if ((sc.dashboard || dashboard_title != NULL) && (r = dashboard_init(dashboard_title)) != 0) {
+        if (r == AK_ERR_ARG)
+            fprintf(stderr, "apikeyd serve: --dashboard-title must be 1 to %d characters of text\n", DASHBOARD_TITLE_MAX);
+        return r == AK_ERR_ARG ? EXIT_USAGE : 1;
     }
     /* Loaded once, here: a bad file is a usage error; the server takes what was loaded (and rereads the file on SIGHUP). */
     if (sc.leak_report_keys != NULL && leak_keyring_load(sc.leak_report_keys, &sc.leak_keyring, err, sizeof(err)) != 0) {

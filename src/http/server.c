@@ -33,7 +33,6 @@
 #include "core/lifecycle.h"
 #include "core/throttle.h"
 #include "core/timefmt.h"
-#include "http/dashboard.h"
 #include "http/handlers.h"
 #include "http/leaks.h"
 #include "http/respond.h"
@@ -422,10 +421,6 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
 
     if (cfg->leak_keyring != NULL)
         leaks_set_keyring(cfg->leak_keyring); /* loaded once, by the caller, which checked it */
-    if (cfg->dashboard && dashboard_init(cfg->dashboard_title) != 0) {
-        snprintf(err, errlen, "--dashboard-title must be 1 to %d characters of text", DASHBOARD_TITLE_MAX);
-        return AK_ERR_ARG;
-    }
     if (cfg->test_clock_file != NULL) {
         fprintf(stderr, "apikeyd: warning: APIKEYD_TEST_CLOCK_FILE is set: the clock is shifted for tests; never use it in "
                         "production\n");

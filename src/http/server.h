@@ -33,8 +33,7 @@ struct server_config {
     const char *leak_report_keys;                /* GitHub's public keys for /v1/leaks/github (reloaded on SIGHUP); NULL: off */
     struct leak_keyring *leak_keyring;           /* that file, loaded (and checked) by the caller; taken */
     const char *test_clock_file;                 /* tests only: a file holding seconds to add to the clock; NULL: off */
-    bool dashboard;                              /* serve /dashboard/ */
-    const char *dashboard_title;                 /* its title; NULL: "apikeyd" */
+    bool dashboard;                              /* serve /dashboard/ (dashboard_init done by the caller) */
 };
 
 /*

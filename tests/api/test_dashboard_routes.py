@@ -5,9 +5,10 @@ the page does in a browser is tests/browser/test_dashboard.py."""
 
 import re
 
+import pytest
 import requests
 
-from conftest import SPEC, assert_error
+from conftest import SPEC, assert_error, free_port, run_cli
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -66,3 +67,14 @@ def test_the_title_is_text_in_the_page(server_factory):
     server = server_factory("--dashboard-title", 'Acme & <script>alert("x")</script>')
     page = get(server, "/dashboard/").text
     assert "Acme &amp; &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page and "<script>alert" not in page
+
+
+@pytest.mark.parametrize("title", ["", "   ", "x" * 101, "tab\there", "bell\x07"], ids=["empty", "blank", "101", "tab", "control"])
+@pytest.mark.parametrize("dashboard", ["on", "off"])
+def test_a_bad_title_stops_the_start_with_one_line_and_opens_nothing(title, dashboard, tmp_path):
+    db = tmp_path / "x.db"
+    p = run_cli("serve", "--db", db, "--listen", f"127.0.0.1:{free_port()}", "--dashboard", dashboard,
+                "--dashboard-title", title)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert p.stderr.count("\n") == 1 and "--dashboard-title" in p.stderr, p.stderr
+    assert p.stdout == "" and not db.exists()
