@@ -93,7 +93,7 @@ int accounts_list(struct keys *k, int64_t after, unsigned limit, const char *ext
     char *pattern = NULL;
     int r;
 
-    if (name != NULL && (external_id == NULL || external_id[0] == '\0') && (q.name_like = pattern = like_pattern(name)) == NULL)
+    if (name != NULL && (q.name_like = pattern = like_pattern(name)) == NULL) /* the store prefers external_id */
         return AK_ERR_NOMEM;
     r = k->store->ops->account_list(k->store, &q, cb, arg);
     free(pattern);
