@@ -57,6 +57,13 @@ class App:
     def __iter__(self):
         return iter((self.base, self.key, self.cli))
 
+    def create(self, name, key_type="sandbox"):
+        """A key made through the API with the account's primary key (201 asserted): its JSON."""
+        r = requests.post(self.base + "/v1/account/api-keys/", json={"name": name, "key_type": key_type},
+                          headers={"Authorization": "Bearer " + self.key}, timeout=5)
+        assert r.status_code == 201, r.text
+        return r.json()
+
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def apikeyd(request, tmp_path):
@@ -131,6 +138,11 @@ def rows(d):
     return d.find_elements(By.CSS_SELECTOR, "tbody tr")
 
 
+def verify(base, key):
+    """GET /v1/auth/verify with `key`: the response."""
+    return requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + key}, timeout=5)
+
+
 def api_keys(base, key):
     r = requests.get(base + "/v1/account/api-keys/", headers={"Authorization": "Bearer " + key}, timeout=5)
     assert r.status_code == 200, r.text
@@ -175,12 +187,10 @@ def test_sign_in_create_use_and_sign_out(apikeyd, browser):
     assert "CI <img src=x onerror=alert(1)>" in d.find_element(By.TAG_NAME, "tbody").text
     assert d.find_elements(By.CSS_SELECTOR, "tbody img") == []
     # the key works; deactivated from the page, verify refuses it
-    verify = requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + shown}, timeout=5)
-    assert verify.status_code == 204
+    assert verify(base, shown).status_code == 204
     d.find_element(By.CSS_SELECTOR, f"tr[data-key-id='{made[0]['id']}'] button[aria-label^='Deactivate']").click()
     wait(d).until(lambda d: api_keys(base, key)[made[0]["id"]]["is_active"] is False)
-    verify = requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + shown}, timeout=5)
-    assert verify.status_code == 401
+    assert verify(base, shown).status_code == 401
     # sign out: the credential is nowhere
     d.find_element(By.ID, "signout").click()
     assert d.execute_script("return [localStorage.length, sessionStorage.length, document.cookie]") == [0, 0, ""]
@@ -197,9 +207,7 @@ def test_a_wrong_key_shows_the_api_message(apikeyd, browser):
 def test_audit_log_view_pages_the_account_events(apikeyd, browser):
     base, key, _ = apikeyd
     for i in range(3):
-        r = requests.post(base + "/v1/account/api-keys/", json={"name": f"K{i}", "key_type": "sandbox"},
-                          headers={"Authorization": "Bearer " + key}, timeout=5)
-        assert r.status_code == 201
+        apikeyd.create(f"K{i}")
     d = browser
     sign_in(d, base, key)
     rows(d)
@@ -257,8 +265,8 @@ def test_operator_searches_suspends_and_issues_a_primary(apikeyd, browser):
     assert axe_violations(d) == []
     click(d, By.CSS_SELECTOR, f"tr[data-account-id='{globex}'] button[aria-label^='Issue a primary key']")
     issued = wait(d).until(ec.presence_of_element_located((By.ID, "new-key"))).text
-    verify = requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + issued}, timeout=5)
-    assert verify.status_code == 204 and verify.headers["X-Account-Id"] == str(globex)
+    r = verify(base, issued)
+    assert r.status_code == 204 and r.headers["X-Account-Id"] == str(globex)
 
 
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -296,8 +304,7 @@ def test_screenshots_and_timing_with_100_keys(apikeyd, browser):
     base, key, _ = apikeyd
     auth = {"Authorization": "Bearer " + key}
     for i in range(99):
-        r = requests.post(base + "/v1/account/api-keys/", json={"name": f"Key {i:02d}", "key_type": "sandbox"}, headers=auth, timeout=5)
-        assert r.status_code == 201, r.text
+        apikeyd.create(f"Key {i:02d}")
     d = browser
     SHOTS.mkdir(parents=True, exist_ok=True)
     timings = []
@@ -350,11 +357,8 @@ def row_of(d, key_id):
 
 def test_rename_make_primary_delete_and_last_used(apikeyd, browser):
     base, key, _ = apikeyd
-    auth = {"Authorization": "Bearer " + key}
-    made = requests.post(base + "/v1/account/api-keys/", json={"name": "Second", "key_type": "production"}, headers=auth,
-                         timeout=5).json()
-    extra = requests.post(base + "/v1/account/api-keys/", json={"name": "Doomed", "key_type": "sandbox"}, headers=auth,
-                          timeout=5).json()
+    made = apikeyd.create("Second", "production")
+    extra = apikeyd.create("Doomed")
     d = browser
     sign_in(d, base, key)
     rows(d)
@@ -367,7 +371,7 @@ def test_rename_make_primary_delete_and_last_used(apikeyd, browser):
     wait(d).until(lambda d: "Renamed" in row_of(d, made["id"]).text)
     # last_used moves on the page after a use from outside
     assert "never" in row_of(d, made["id"]).find_elements(By.TAG_NAME, "td")[6].text
-    assert requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + made["api_key"]}, timeout=5).status_code == 204
+    assert verify(base, made["api_key"]).status_code == 204
     # last_used is recorded in memory at once; the page reads the list again when the view is shown
     d.find_element(By.XPATH, "//button[text()='Audit log']").click()
     click(d, By.XPATH, "//button[text()='Back to keys']")
@@ -386,9 +390,7 @@ def test_rename_make_primary_delete_and_last_used(apikeyd, browser):
 
 def test_a_sandbox_key_sees_only_sandbox_keys(apikeyd, browser):
     base, key, _ = apikeyd
-    auth = {"Authorization": "Bearer " + key}
-    sand = requests.post(base + "/v1/account/api-keys/", json={"name": "Sandy", "key_type": "sandbox"}, headers=auth,
-                         timeout=5).json()
+    sand = apikeyd.create("Sandy")
     d = browser
     sign_in(d, base, sand["api_key"])
     shown = rows(d)
@@ -424,9 +426,7 @@ def test_keyboard_alone_signs_in_and_creates_a_key(apikeyd, browser):
 
 def test_rotate_with_a_grace_period(apikeyd, browser):
     base, key, _ = apikeyd
-    auth = {"Authorization": "Bearer " + key}
-    old = requests.post(base + "/v1/account/api-keys/", json={"name": "Billing", "key_type": "production"}, headers=auth,
-                        timeout=5).json()
+    old = apikeyd.create("Billing", "production")
     d = browser
     sign_in(d, base, key)
     rows(d)
@@ -446,7 +446,7 @@ def test_rotate_with_a_grace_period(apikeyd, browser):
     expires = time.mktime(time.strptime(keys[old["id"]]["expires_at"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     assert before + 600 - 5 <= expires <= time.time() + 600 + 5
     for k in (old["api_key"], shown):  # both work during the grace period
-        assert requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + k}, timeout=5).status_code == 204
+        assert verify(base, k).status_code == 204
     # on the page: the rotation is shown, and the old key says why it cannot be rotated again
     wait(d).until(lambda d: f"replaced by #{new['id']}" in row_of(d, old["id"]).text)
     assert f"replaces #{old['id']}" in row_of(d, new["id"]).text
@@ -460,10 +460,8 @@ def test_protections_are_explained_beside_the_controls(apikeyd, browser):
     """The primary's and a leaked key's protections are said in the row, next to the buttons they
     turn off (and linked to them for screen readers), not only as an error after a click."""
     base, key, _ = apikeyd
-    auth = {"Authorization": "Bearer " + key}
     primary = next(k for k in api_keys(base, key).values() if k["is_primary"])
-    leaked = requests.post(base + "/v1/account/api-keys/", json={"name": "Pasted in a gist", "key_type": "sandbox"},
-                           headers=auth, timeout=5).json()
+    leaked = apikeyd.create("Pasted in a gist")
     ops = {"Authorization": "Bearer " + admin_token(apikeyd)}
     r = requests.post(base + "/v1/admin/leaked-keys", json=[{"token": leaked["api_key"], "type": "apikeyd_key",
                                                               "url": "https://gist.example/1", "source": "gist"}],
@@ -489,8 +487,7 @@ def test_protections_are_explained_beside_the_controls(apikeyd, browser):
 def test_audit_log_pages_through_older_events(apikeyd, browser):
     base, key, _ = apikeyd
     auth = {"Authorization": "Bearer " + key}
-    made = requests.post(base + "/v1/account/api-keys/", json={"name": "Busy", "key_type": "sandbox"}, headers=auth,
-                         timeout=5).json()
+    made = apikeyd.create("Busy")
     for i in range(55):  # 56 events: more than a page (50)
         assert requests.patch(base + f"/v1/account/api-keys/{made['id']}", json={"name": f"Busy {i}"}, headers=auth,
                               timeout=5).status_code == 200
