@@ -147,12 +147,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (keys == NULL) {
         setup();
-        FUZZ_CHECK(keys_authenticate(keys, NULL, 0, NOW, &who) == AK_ERR_MISSING_KEY);
+        FUZZ_CHECK(keys_authenticate(keys, NULL, 0, NOW, NULL, &who) == AK_ERR_MISSING_KEY);
     }
     hdr = fuzz_dup(data, size);
     memset(&poison, 0xa5, sizeof(poison));
     who = poison;
-    r = keys_authenticate(keys, hdr, size, NOW, &who);
+    r = keys_authenticate(keys, hdr, size, NOW, NULL, &who);
     want = oracle(hdr, size, &i);
     FUZZ_CHECK(r == want);
     if (r == 0) {

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/leakreport.h"
 #include "core/netaddr.h"
+#include "core/usage.h"
 #include "http/dashboard.h"
 #include "http/respond.h"
 #include "http/server.h"
@@ -36,13 +37,15 @@ static void usage(FILE *out)
           "                       h2o 2.2 applies the shorter of the two timeouts to both)\n"
           "  --max-connections N  open connections at most; past it new ones are closed (default 10000)\n"
           "  --auth-failures N    invalid keys allowed per client address a minute before 429 (default 100, 0: off)\n"
-          "  --client-ip-header H take the client address for --auth-failures from header H (behind a gateway):\n"
-          "                       the right-most hop not in --trusted-proxies, asked only of a trusted peer\n"
-          "  --trusted-proxies CIDR,...  proxies trusted to set --client-ip-header\n"
-          "                       (default " NETADDR_DEFAULT_TRUSTED ")\n"
+          "  --trusted-proxies CIDR,...  peers trusted to name the client: from them, the client address (for\n"
+          "                       allowed_ips, --auth-failures and the audit log) is the right-most hop of\n"
+          "                       X-Forwarded-For that is not itself trusted; from others, the peer\n"
+          "  --client-ip-header H read that hop from header H instead of X-Forwarded-For (with it alone,\n"
+          "                       --trusted-proxies defaults to " NETADDR_DEFAULT_TRUSTED ")\n"
           "  --reuse-port         share --listen with other processes (SO_REUSEPORT); without it a second\n"
           "                       apikeyd on the same address fails to start\n"
           "  --audit-retention-days N  keep audit events N days, then delete them (default 365, 1..36500)\n"
+          "  --usage-retention-days N  keep usage per key N days, then delete it (default 90, 1..3660)\n"
           "  --expired-retention-days N  delete keys expired for longer than N days (default 30, 0..36500);\n"
           "                       until then they are listed (and refused)\n"
           "  --deactivate-idle-after DAYS  deactivate keys not used for DAYS days (or never used and created\n"
@@ -104,6 +107,7 @@ int cli_serve(int argc, char **argv)
         {"trusted-proxies", required_argument, NULL, 'T'},
         {"reuse-port", no_argument, NULL, 'R'},
         {"audit-retention-days", required_argument, NULL, 'A'},
+        {"usage-retention-days", required_argument, NULL, 'U'},
         {"expired-retention-days", required_argument, NULL, 'E'},
         {"deactivate-idle-after", required_argument, NULL, 'i'},
         {"leak-report-keys", required_argument, NULL, 'L'},
@@ -120,6 +124,7 @@ int cli_serve(int argc, char **argv)
                                .max_connections = 10000,
                                .auth_failures = 100,
                                .audit_retention_days = 365,
+                               .usage_retention_days = USAGE_RETENTION_DEFAULT_DAYS,
                                .lifecycle = {.idle_days = 0, .expired_retention_days = 30},
                                .test_clock_file = NULL,
                                .dashboard = true};
@@ -210,6 +215,12 @@ int cli_serve(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case 'U':
+            if (cli_parse_uint(optarg, 1, USAGE_RETENTION_MAX_DAYS, &sc.usage_retention_days) != 0) {
+                fprintf(stderr, "apikeyd serve: --usage-retention-days takes days from 1 to %d\n", USAGE_RETENTION_MAX_DAYS);
+                return EXIT_USAGE;
+            }
+            break;
         case 'E':
             if (cli_parse_uint(optarg, 0, 36500, &sc.lifecycle.expired_retention_days) != 0) {
                 fprintf(stderr, "apikeyd serve: --expired-retention-days takes days from 0 to 36500\n");
@@ -262,10 +273,8 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "apikeyd serve: --client-ip-header takes a header name\n");
         return EXIT_USAGE;
     }
-    if (trusted_text != NULL && sc.client_ip_header == NULL) {
-        fprintf(stderr, "apikeyd serve: --trusted-proxies needs --client-ip-header\n");
-        return EXIT_USAGE;
-    }
+    if (trusted_text != NULL && sc.client_ip_header == NULL)
+        sc.client_ip_header = "X-Forwarded-For";
     if (sc.client_ip_header != NULL) {
         if (trusted_text == NULL)
             trusted_text = NETADDR_DEFAULT_TRUSTED;

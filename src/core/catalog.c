@@ -23,12 +23,15 @@
 
 #include "core/ebr.h"
 #include "core/error.h"
+#include "core/guard.h"
+#include "core/scope.h"
 #include "store/store.h"
 
 struct usage {
     _Atomic int64_t last_used; /* written by readers on every authenticated request (when the second changes) */
     _Atomic int64_t flushed;   /* the value known to be in the store */
     _Atomic unsigned refs;     /* worlds holding the key: a reload adopts the record, so no use is lost */
+    _Atomic uint32_t verified; /* uses since the last usage flush (usage.h) */
     /*
      * Refused as expired: the expires_at it was refused at (0: never), and
      * the one the store holds the mark for. Sticky like the use record it
@@ -37,6 +40,8 @@ struct usage {
      */
     _Atomic int64_t seen_exp;
     _Atomic int64_t stored_exp;
+    /* Refusals since the last usage flush, by enum usage_count (index 0 unused); NULL until the key's first refusal. */
+    _Atomic(_Atomic uint32_t *) refused;
 };
 
 struct entry {
@@ -47,6 +52,7 @@ struct entry {
     int64_t expires_at; /* 0: never */
     int64_t rotated_from, rotated_to, leaked_at, activated_at;
     struct usage *usage;
+    struct guard *guard; /* scopes and allowlist; NULL: unrestricted (guard.h) */
     uint8_t digest[DIGEST_LEN];
     char prefix[KEYFMT_PREFIX_LEN + 1];
     uint8_t type;
@@ -96,6 +102,9 @@ struct catalog {
     /* ids of deleted keys, sorted: ids are never reused, so a late event about one is ignored */
     int64_t *gone;
     size_t ngone, capgone;
+    /* counts of keys removed before their usage was flushed (under wlock) */
+    struct usage_row *leftover;
+    size_t nleftover, capleftover;
 };
 
 static char tomb_marker;
@@ -344,10 +353,16 @@ static struct entry *entry_new(const struct key_rec *rec, struct usage *usage)
     char *json = encode_name(rec->name, &jlen);
     struct entry *e;
 
-    if (json == NULL || jlen > UINT16_MAX || (e = cat_malloc(sizeof(*e) + jlen + 1)) == NULL) {
+    struct guard *g = NULL;
+
+    if (json == NULL || jlen > UINT16_MAX ||
+        guard_new(rec->has_scopes ? rec->scopes : NULL, rec->has_ips ? rec->allowed_ips : NULL, &g) != 0 ||
+        (e = cat_malloc(sizeof(*e) + jlen + 1)) == NULL) {
         free(json);
+        guard_free(g);
         return NULL;
     }
+    e->guard = g;
     e->id = rec->id;
     e->account_id = rec->account_id;
     e->created_at = rec->created_at;
@@ -377,7 +392,17 @@ static struct entry *entry_new(const struct key_rec *rec, struct usage *usage)
 /* Frees one version of a key (its usage lives on in the next version). */
 static void entry_free_version(void *p)
 {
-    free(p);
+    struct entry *e = p;
+
+    if (e != NULL)
+        guard_free(e->guard);
+    free(e);
+}
+
+static void usage_free(struct usage *u)
+{
+    free((void *)atomic_load(&u->refused));
+    free(u);
 }
 
 /* Frees a key for good in one world: the version, and its usage record unless another world holds it. */
@@ -386,8 +411,8 @@ static void entry_free_key(void *p)
     struct entry *e = p;
 
     if (e != NULL && atomic_fetch_sub(&e->usage->refs, 1) == 1)
-        free(e->usage);
-    free(e);
+        usage_free(e->usage);
+    entry_free_version(e);
 }
 
 /* A usage record for a key first seen, held by one world. */
@@ -399,6 +424,8 @@ static struct usage *usage_new(int64_t last_used)
         atomic_init(&u->last_used, last_used);
         atomic_init(&u->flushed, last_used);
         atomic_init(&u->refs, 1);
+        atomic_init(&u->verified, 0);
+        atomic_init(&u->refused, NULL);
         atomic_init(&u->seen_exp, 0);
         atomic_init(&u->stored_exp, 0);
     }
@@ -423,6 +450,7 @@ static void entry_view(const struct entry *e, struct key_view *v)
     v->activated_at = e->activated_at;
     v->name_json = e->name_json;
     v->name_json_len = e->name_json_len;
+    v->guard = e->guard;
 }
 
 static void entry_to_rec(const struct entry *e, struct key_rec *rec)
@@ -444,6 +472,12 @@ static void entry_to_rec(const struct entry *e, struct key_rec *rec)
     rec->leaked_at = e->leaked_at;
     rec->activated_at = e->activated_at;
     rec->expiry_seen = e->expires_at != 0 && atomic_load_explicit(&e->usage->seen_exp, memory_order_relaxed) == e->expires_at;
+    size_t slen;
+    const char *scopes = guard_scopes(e->guard, &slen);
+    rec->has_scopes = scopes != NULL;
+    memcpy(rec->scopes, scopes != NULL ? scopes : "", slen + 1);
+    rec->has_ips = guard_has_ips(e->guard);
+    guard_format_ips(e->guard, rec->allowed_ips);
 }
 
 /* A copy of `old` (may be NULL) with `drop` removed and/or `add` put in id order (either may be NULL). */
@@ -622,6 +656,7 @@ void catalog_free(struct catalog *cat)
     if (cat == NULL)
         return;
     free(cat->gone);
+    free(cat->leftover);
     free(atomic_load(&cat->suspended));
     ebr_release(&cat->ebr);
     world_free(atomic_load(&cat->world));
@@ -668,7 +703,7 @@ static int load_one(void *arg, const struct key_rec *rec)
     }
     if ((e = entry_new(rec, u)) == NULL) {
         if (atomic_fetch_sub(&u->refs, 1) == 1)
-            free(u);
+            usage_free(u);
         return AK_ERR_NOMEM;
     }
     return world_insert(NULL, lc->fresh, e);
@@ -887,6 +922,39 @@ int catalog_put(struct catalog *cat, const struct key_rec *rec)
     return catalog_put_many(cat, rec, 1);
 }
 
+/* Takes the counts since the last flush out of `u` into row `r` (hour and key set by the caller). Whether any was non-zero. */
+static bool usage_drain(struct usage *u, struct usage_row *r)
+{
+    _Atomic uint32_t *refused = atomic_load_explicit(&u->refused, memory_order_acquire);
+    bool any = false;
+
+    memset(r->n, 0, sizeof(r->n));
+    if (atomic_load_explicit(&u->verified, memory_order_relaxed) != 0)
+        any = (r->n[USAGE_VERIFIED] = atomic_exchange_explicit(&u->verified, 0, memory_order_relaxed)) != 0;
+    for (int c = 1; refused != NULL && c < USAGE_NCOUNTS; c++)
+        if (atomic_load_explicit(&refused[c], memory_order_relaxed) != 0)
+            any |= (r->n[c] = atomic_exchange_explicit(&refused[c], 0, memory_order_relaxed)) != 0;
+    return any;
+}
+
+/* Writer: keeps the unflushed counts of `e`, which is being removed, for the next collect. On no memory they are lost. */
+static void leftover_add(struct catalog *cat, const struct entry *e)
+{
+    struct usage_row r = {.key_id = e->id, .account_id = e->account_id, .sandbox = e->type == KEY_TYPE_SANDBOX};
+    struct usage_row *nv;
+
+    if (!usage_drain(e->usage, &r))
+        return;
+    if (cat->nleftover == cat->capleftover) {
+        size_t cap = cat->capleftover != 0 ? cat->capleftover * 2 : 16;
+        if ((nv = realloc(cat->leftover, cap * sizeof(*nv))) == NULL)
+            return;
+        cat->leftover = nv;
+        cat->capleftover = cap;
+    }
+    cat->leftover[cat->nleftover++] = r;
+}
+
 int catalog_remove(struct catalog *cat, int64_t id)
 {
     struct world *w;
@@ -914,6 +982,7 @@ int catalog_remove(struct catalog *cat, int64_t id)
         free(l);
         goto out;
     }
+    leftover_add(cat, e); /* a reader racing the delete may still count one more: that one is lost */
     ptable_del(&w->by_id, (uint64_t)id, entry_id_key);
     ptable_del(&w->by_digest, digest_key(e->digest), entry_digest_key);
     if (a != NULL) {
@@ -1052,9 +1121,43 @@ bool catalog_is_suspended(struct catalog *cat, int64_t account_id)
     return r;
 }
 
-int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], int64_t now, struct principal *ret)
+/* Counts a refusal of `u` for `reason` (the array is made on the key's first refusal). */
+static void count_refusal(struct usage *u, enum usage_count reason)
+{
+    _Atomic uint32_t *v = atomic_load_explicit(&u->refused, memory_order_acquire), *fresh;
+
+    if (v == NULL) {
+        if ((fresh = calloc(USAGE_NCOUNTS, sizeof(*fresh))) == NULL)
+            return; /* not counted; the refusal itself stands */
+        if (atomic_compare_exchange_strong(&u->refused, &v, fresh))
+            v = fresh;
+        else
+            free((void *)fresh); /* another reader made it first: v is theirs */
+    }
+    atomic_fetch_add_explicit(&v[reason], 1, memory_order_relaxed);
+}
+
+/* Whether the key's scopes (NULL: unrestricted) grant what `req` asks. */
+static bool scopes_granted(const char *have, size_t hlen, const struct auth_req *req)
+{
+    if (have == NULL)
+        return true;
+    if (req->builtin != NULL && !scope_covers(have, hlen, req->builtin, strlen(req->builtin)))
+        return false;
+    if (req->required != NULL) {
+        const char *missing;
+        size_t mlen;
+        return scope_check_required(have, hlen, req->required, req->required_len, &missing, &mlen) == 0;
+    }
+    return true;
+}
+
+int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], int64_t now, const struct auth_req *req,
+                         struct principal *ret)
 {
     struct entry *e;
+    const char *scopes;
+    size_t slen;
     int r = AK_ERR_KEY_UNKNOWN;
 
     if (ebr_enter(&cat->ebr) != 0)
@@ -1064,6 +1167,7 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
         goto out;
     if (!e->active) {
         r = e->leaked_at != 0 ? AK_ERR_LEAKED : AK_ERR_KEY_INACTIVE;
+        count_refusal(e->usage, USAGE_INACTIVE);
         goto out;
     }
     /*
@@ -1078,22 +1182,45 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
             if (seen != e->expires_at && atomic_compare_exchange_strong(&e->usage->seen_exp, &seen, e->expires_at))
                 atomic_fetch_add(&cat->expiry_pending, 1);
             r = AK_ERR_EXPIRED;
+            count_refusal(e->usage, USAGE_EXPIRED);
             goto out;
         }
     }
     /* Not a use: a suspended account's key is refused before last_used moves. */
     if (idset_has(atomic_load_explicit(&cat->suspended, memory_order_acquire), e->account_id)) {
         r = AK_ERR_SUSPENDED;
+        count_refusal(e->usage, USAGE_SUSPENDED);
+        goto out;
+    }
+    /* Restrictions: not uses either (no last_used), counted by reason. */
+    if (guard_has_ips(e->guard) && req != NULL && req->client != NULL) {
+        struct netaddr client;
+        req->client(req->client_ctx, &client);
+        if (!guard_ip_allowed(e->guard, &client)) {
+            r = AK_ERR_IP;
+            count_refusal(e->usage, USAGE_IP);
+            goto out;
+        }
+    }
+    scopes = guard_scopes(e->guard, &slen);
+    if (req != NULL && !scopes_granted(scopes, slen, req)) {
+        r = AK_ERR_SCOPE;
+        count_refusal(e->usage, USAGE_SCOPE);
         goto out;
     }
     /* Write only when the second changes, so that a busy key does not bounce a cache line between cores. */
     if (atomic_load_explicit(&e->usage->last_used, memory_order_relaxed) < now)
         atomic_store_explicit(&e->usage->last_used, now, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->usage->verified, 1, memory_order_relaxed);
     ret->key_id = e->id;
     ret->account_id = e->account_id;
     ret->type = (enum key_type)e->type;
     memcpy(ret->prefix, e->prefix, sizeof(ret->prefix));
     ret->expires_at = e->expires_at;
+    ret->has_ips = guard_has_ips(e->guard);
+    ret->restricted = scopes != NULL;
+    ret->scopes_len = slen;
+    memcpy(ret->scopes, scopes != NULL ? scopes : "", slen + 1);
     r = 0;
 out:
     ebr_exit(&cat->ebr);
@@ -1167,43 +1294,70 @@ size_t catalog_account_keys(struct catalog *cat, int64_t account_id, int64_t *re
     return n;
 }
 
-int catalog_collect_uses(struct catalog *cat, struct key_use **ret, size_t *ret_n)
+/* Appends to a growing array of `size`-byte items. */
+static int push(void **v, size_t *n, size_t *cap, const void *item, size_t size)
 {
-    struct key_use *v = NULL, *nv;
+    void *nv;
+
+    if (*n == *cap) {
+        size_t c = *cap != 0 ? *cap * 2 : 64;
+        if ((nv = realloc(*v, c * size)) == NULL)
+            return AK_ERR_NOMEM;
+        *v = nv;
+        *cap = c;
+    }
+    memcpy((char *)*v + *n * size, item, size);
+    (*n)++;
+    return 0;
+}
+
+int catalog_collect(struct catalog *cat, int64_t hour, struct catalog_flush *ret)
+{
+    void *uses = NULL, *rows = NULL;
+    size_t nu = 0, cu = 0, nr = 0, cr = 0;
     struct ptable *t;
-    size_t n = 0, cap = 0;
     int r = 0;
 
-    if (ebr_enter(&cat->ebr) != 0)
-        return AK_ERR_NOMEM;
+    /* Counts of removed keys first: under the writers' lock, as catalog_remove adds them. */
+    pthread_mutex_lock(&cat->wlock);
+    for (size_t i = 0; i < cat->nleftover && r == 0; i++) {
+        cat->leftover[i].hour = hour;
+        r = push(&rows, &nr, &cr, &cat->leftover[i], sizeof(struct usage_row));
+    }
+    if (r == 0)
+        cat->nleftover = 0;
+    pthread_mutex_unlock(&cat->wlock);
+    if (r != 0 || ebr_enter(&cat->ebr) != 0) {
+        free(rows);
+        return AK_ERR_NOMEM; /* the leftovers stay for the next collect */
+    }
     t = TABLE(cat, by_id);
-    for (size_t i = 0; t != NULL && i <= t->mask; i++) {
+    for (size_t i = 0; t != NULL && i <= t->mask && r == 0; i++) {
         struct entry *e = atomic_load_explicit(&t->slot[i], memory_order_acquire);
+        struct usage_row row;
         int64_t at;
-        if (e == NULL || e == TOMB ||
-            (at = atomic_load_explicit(&e->usage->last_used, memory_order_relaxed)) <=
-                atomic_load_explicit(&e->usage->flushed, memory_order_relaxed))
+        if (e == NULL || e == TOMB)
             continue;
-        if (n == cap) {
-            cap = cap != 0 ? cap * 2 : 64;
-            if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
-                r = AK_ERR_NOMEM;
-                break;
-            }
-            v = nv;
+        if ((at = atomic_load_explicit(&e->usage->last_used, memory_order_relaxed)) >
+            atomic_load_explicit(&e->usage->flushed, memory_order_relaxed))
+            r = push(&uses, &nu, &cu, &(struct key_use){.id = e->id, .at = at}, sizeof(struct key_use));
+        /* Drained only once there is room for the row, so that no count is taken and dropped. */
+        if (r == 0 && nr == cr && (r = push(&rows, &nr, &cr, &row, sizeof(row))) == 0)
+            nr--;
+        if (r == 0 && usage_drain(e->usage, &row)) {
+            row.key_id = e->id;
+            row.account_id = e->account_id;
+            row.hour = hour;
+            row.sandbox = e->type == KEY_TYPE_SANDBOX;
+            push(&rows, &nr, &cr, &row, sizeof(row)); /* room was made above */
         }
-        v[n].id = e->id;
-        v[n].at = at;
-        n++;
     }
     ebr_exit(&cat->ebr);
-    if (r != 0) {
-        free(v);
-        return r;
-    }
-    *ret = v;
-    *ret_n = n;
-    return 0;
+    ret->uses = uses;
+    ret->nuses = nu;
+    ret->rows = rows;
+    ret->nrows = nr;
+    return 0; /* out of memory midway: what was not taken stays for the next collect */
 }
 
 /* Raises the flushed mark of each listed key, and its last_used too when `used` (a use made elsewhere). */

@@ -19,7 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/guard.h"
 #include "core/key.h"
+#include "core/netaddr.h"
+#include "core/usage.h"
 
 struct catalog;
 struct store;
@@ -45,6 +48,25 @@ struct key_view {
     int64_t activated_at;  /* last reactivated; 0: never */
     const char *name_json; /* the name as a JSON string literal, quotes included */
     size_t name_json_len;
+    const struct guard *guard; /* scopes and allowlist (guard.h); NULL: unrestricted */
+};
+
+/* What a request asks of a key besides being valid (catalog_authenticate). */
+struct auth_req {
+    /* The client's address, asked for only when the key has an allowlist; NULL: not checked. */
+    void (*client)(void *ctx, struct netaddr *ret);
+    void *client_ctx;
+    const char *builtin;  /* a management scope the route needs (scope.h), or NULL */
+    const char *required; /* a gateway's X-Required-Scopes value, well formed (scope_required_ok), or NULL */
+    size_t required_len;
+};
+
+/* What catalog_collect hands the flush: malloc'd arrays (NULL when empty) that the caller frees. */
+struct catalog_flush {
+    struct key_use *uses; /* keys whose last_used moved since they were last marked flushed */
+    size_t nuses;
+    struct usage_row *rows; /* counts since the last collect, one row per key with any */
+    size_t nrows;
 };
 
 typedef void (*catalog_view_cb)(void *arg, const struct key_view *view);
@@ -101,12 +123,15 @@ bool catalog_digest_taken(struct catalog *cat, const uint8_t digest[DIGEST_LEN])
 /*
  * Looks up the key with `digest` (compared in constant time). If it is
  * active, not expired at `now` (nor ever refused as expired: see
- * catalog_collect_expired) and its account is not suspended, records `now`
- * as its last use and fills `ret`. Returns 0, AK_ERR_KEY_UNKNOWN,
+ * catalog_collect_expired), its account is not suspended, and it grants
+ * what `req` asks (may be NULL: nothing), records `now` as its last use,
+ * counts it verified and fills `ret`. Returns 0, AK_ERR_KEY_UNKNOWN,
  * AK_ERR_LEAKED (an inactive key reported leaked), AK_ERR_KEY_INACTIVE,
- * AK_ERR_EXPIRED or AK_ERR_SUSPENDED.
+ * AK_ERR_EXPIRED, AK_ERR_SUSPENDED, AK_ERR_IP or AK_ERR_SCOPE; a known key's
+ * refusal is counted under its reason (usage.h) and is not a use.
  */
-int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], int64_t now, struct principal *ret);
+int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], int64_t now, const struct auth_req *req,
+                         struct principal *ret);
 
 /*
  * Replaces the set of suspended accounts with `ids` (ascending; copied).
@@ -130,11 +155,13 @@ void catalog_list_views(struct catalog *cat, int64_t account_id, bool sandbox_on
 size_t catalog_account_keys(struct catalog *cat, int64_t account_id, int64_t *ret_primary_id);
 
 /*
- * Collects the keys whose last_used moved since they were last marked
- * flushed. On success *ret is a malloc'd array (NULL when *ret_n is 0) that
- * the caller frees. Returns 0 or AK_ERR_NOMEM.
+ * Collects what the next flush writes: the keys whose last_used moved since
+ * they were last marked flushed, and the usage counts since the last
+ * collect (taken out of the catalog: the caller owns them now), labelled
+ * with `hour`. Returns 0 (when memory ran out midway, the rest stays for
+ * the next collect) or AK_ERR_NOMEM with nothing taken.
  */
-int catalog_collect_uses(struct catalog *cat, struct key_use **ret, size_t *ret_n);
+int catalog_collect(struct catalog *cat, int64_t hour, struct catalog_flush *ret);
 
 /* Records uses made elsewhere and already durable: raises last_used and the flushed mark (never lowers them). */
 void catalog_note_uses(struct catalog *cat, const struct key_use *uses, size_t n);

@@ -60,6 +60,10 @@ const char *ak_strerror(int err)
         return "the key was reported leaked";
     case AK_ERR_ROTATED:
         return "the key was rotated already";
+    case AK_ERR_SCOPE:
+        return "insufficient scope";
+    case AK_ERR_IP:
+        return "client address not allowed for this key";
     case AK_ERR_STALE:
         return "the key store has not been heard from for too long";
     }

@@ -37,6 +37,8 @@ enum ak_err {
     AK_ERR_EXPIRED = -25,          /* the key is past its expires_at */
     AK_ERR_LEAKED = -26,           /* the key was reported leaked: deactivated for good */
     AK_ERR_ROTATED = -27,          /* the key was rotated already */
+    AK_ERR_SCOPE = -28,            /* the key lacks a scope the request needs, or would grant one it lacks */
+    AK_ERR_IP = -29,               /* the client's address is not in the key's allowed_ips */
 };
 
 /* Returns a static, human-readable description of `err`. Never NULL. */

@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 #include "core/digest.h"
+#include "core/guard.h"
 #include "core/keyfmt.h"
+#include "core/scope.h"
 
 #define KEY_NAME_MAX_CHARS 100
 #define KEY_NAME_MAX_BYTES (KEY_NAME_MAX_CHARS * 4)
@@ -34,6 +36,11 @@ struct key_rec {
     int64_t leaked_at;    /* when it was reported leaked; 0: never */
     int64_t activated_at; /* when it was last reactivated (is_active false -> true); 0: never */
     bool expiry_seen;     /* refused as expired once: stays expired whatever the clock says later */
+    /* Restrictions (policy): absent means unrestricted; the texts are canonical (scope.h, guard.h). */
+    bool has_scopes;
+    bool has_ips;
+    char scopes[SCOPE_TEXT_MAX];
+    char allowed_ips[GUARD_IPS_TEXT_MAX];
 };
 
 /* Whether `rec` is expired at `now` (or was once seen so: a clock stepped back does not revive it). */
@@ -55,6 +62,10 @@ struct principal {
     enum key_type type;
     char prefix[KEYFMT_PREFIX_LEN + 1];
     int64_t expires_at; /* 0: never */
+    bool has_ips;       /* the key has an allowlist */
+    bool restricted;    /* the key has scopes: `scopes` holds them (canonical text, scopes_len bytes) */
+    size_t scopes_len;
+    char scopes[SCOPE_TEXT_MAX];
 };
 
 #endif

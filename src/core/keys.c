@@ -16,6 +16,7 @@
 #include "core/bearer.h"
 #include "core/error.h"
 #include "core/keys_impl.h"
+#include "core/policy.h"
 #include "core/timefmt.h"
 #include "store/store.h"
 
@@ -37,6 +38,7 @@ int keys_new(struct store *store, const struct digest_secret *secret, const stru
     atomic_init(&k->heard_ms, 0);
     atomic_init(&k->reload_wanted, 0);
     pthread_mutex_init(&k->write_lock, NULL);
+    pthread_mutex_init(&k->flush_lock, NULL);
     pthread_mutex_init(&k->tokens.lock, NULL);
     pthread_mutex_init(&k->watch_lock, NULL);
     pthread_cond_init(&k->watch_cond, NULL);
@@ -53,6 +55,8 @@ void keys_free(struct keys *k)
     free(k->tokens.v);
     pthread_mutex_destroy(&k->tokens.lock);
     pthread_mutex_destroy(&k->write_lock);
+    pthread_mutex_destroy(&k->flush_lock);
+    free(k->pending);
     pthread_mutex_destroy(&k->watch_lock);
     pthread_cond_destroy(&k->watch_cond);
     free(k);
@@ -141,7 +145,7 @@ int credential_digest(struct keys *k, const char *hdr, size_t len, bool admin, i
     return digest_compute(&k->secret, token, tlen, digest);
 }
 
-int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, struct principal *ret)
+int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, const struct auth_req *req, struct principal *ret)
 {
     uint8_t digest[DIGEST_LEN];
     enum key_type type;
@@ -149,7 +153,7 @@ int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, 
 
     if ((r = credential_digest(k, hdr, len, false, AK_ERR_KEY_UNKNOWN, &type, digest)) != 0)
         return r;
-    r = catalog_authenticate(k->cat, digest, now, ret);
+    r = catalog_authenticate(k->cat, digest, now, req, ret);
     OPENSSL_cleanse(digest, sizeof(digest));
     if (r == 0 && ret->type != type)
         r = AK_ERR_KEY_UNKNOWN; /* cannot happen short of a forged digest; refuse anyway */
@@ -164,6 +168,21 @@ void keys_list(struct keys *k, const struct principal *who, catalog_visit_cb cb,
 void keys_list_views(struct keys *k, const struct principal *who, catalog_view_cb cb, void *arg)
 {
     catalog_list_views(k->cat, who->account_id, who->type == KEY_TYPE_SANDBOX, cb, arg);
+}
+
+/* The caller's own record when the policy needs it (its allowlist), else NULL. Malloc'd; the caller frees it. */
+static struct key_rec *self_of(struct keys *k, const struct principal *who, int *ret_err)
+{
+    struct key_rec *self;
+
+    *ret_err = 0;
+    if (who == NULL || !who->has_ips)
+        return NULL;
+    if ((self = malloc(sizeof(*self))) == NULL)
+        *ret_err = AK_ERR_NOMEM;
+    else if (catalog_get(k->cat, who->key_id, self) != 0)
+        self->has_ips = true, self->allowed_ips[0] = '\0'; /* gone meanwhile: allows nothing */
+    return self;
 }
 
 int keys_target(struct keys *k, const struct principal *who, int64_t id, struct key_rec *ret)
@@ -211,7 +230,7 @@ fail:
 int keys_create(struct keys *k, const struct audit_origin *origin, const struct principal *who, const struct create_req *req,
                 struct key_rec *ret, char *ret_key, size_t keysz)
 {
-    struct key_rec *rec = calloc(1, sizeof(*rec));
+    struct key_rec *rec = calloc(1, sizeof(*rec)), *self = NULL;
     int r;
 
     if (rec == NULL)
@@ -228,7 +247,8 @@ int keys_create(struct keys *k, const struct audit_origin *origin, const struct 
     rec->primary = false;
     rec->created_at = timefmt_now();
     rec->expires_at = req->expires_at;
-    if ((r = mint(k, req->type, rec, ret_key, keysz)) != 0)
+    self = self_of(k, who, &r);
+    if (r != 0 || (r = policy_apply(who, self, &req->policy, true, rec)) != 0 || (r = mint(k, req->type, rec, ret_key, keysz)) != 0)
         goto out;
     r = store_key_insert(k->store, origin, rec, k->max_keys, NULL);
     if ((r = settle(k, r, r == 0 ? catalog_put(k->cat, rec) : 0)) != 0) {
@@ -240,10 +260,13 @@ out:
     pthread_mutex_unlock(&k->write_lock);
     OPENSSL_cleanse(rec->digest, sizeof(rec->digest));
     free(rec);
+    free(self);
     return r;
 }
 
 struct patch_ctx {
+    const struct principal *who;
+    const struct key_rec *self;
     const struct patch_req *req;
     int64_t now;
     int64_t seen_exp; /* the expires_at this instance refused the key at already (the store may not know yet); 0: none */
@@ -262,6 +285,11 @@ static int apply_patch(void *arg, const struct key_rec *cur, int64_t primary_id,
     const struct patch_ctx *pc = arg;
     const struct patch_req *req = pc->req;
 
+    int r;
+
+    /* A restricted key changes only keys within its own powers, and only into such keys. */
+    if ((r = policy_may_manage(pc->who, pc->self, cur)) != 0)
+        return r;
     *next = *cur;
     /* A rotated key only winds down: its expiry never moves later, and it never becomes primary again. */
     if (cur->rotated_to != 0 && ((req->has_expires_at && (req->expires_at == 0 || req->expires_at > cur->expires_at)) ||
@@ -279,14 +307,18 @@ static int apply_patch(void *arg, const struct key_rec *cur, int64_t primary_id,
             return AK_ERR_EXPIRED;
         next->expires_at = req->expires_at;
     }
+    if ((r = policy_apply(pc->who, pc->self, &req->policy, false, next)) != 0)
+        return r;
     if (cur->leaked_at != 0 && next->active)
         return AK_ERR_LEAKED;
     if (next->active && !cur->active)
         next->activated_at = pc->now; /* the idle policy counts from here: a key reactivated is not idle at once */
-    if (primary_id == cur->id && (!next->primary || (!next->active && cur->leaked_at == 0) || next->expires_at != 0))
+    if (primary_id == cur->id &&
+        (!next->primary || (!next->active && cur->leaked_at == 0) || next->expires_at != 0 || next->has_scopes))
         return AK_ERR_PRIMARY_PROTECTED;
     if (next->primary && primary_id != cur->id &&
-        (!next->active || next->type != KEY_TYPE_PRODUCTION || next->expires_at != 0 || key_expired(next, pc->now)))
+        (!next->active || next->type != KEY_TYPE_PRODUCTION || next->expires_at != 0 || key_expired(next, pc->now) ||
+         next->has_scopes))
         return AK_ERR_PRIMARY_INVALID;
     return 0;
 }
@@ -294,7 +326,11 @@ static int apply_patch(void *arg, const struct key_rec *cur, int64_t primary_id,
 /* A leaked key's row is the account's record of what happened: it is never deleted (but with its account). */
 static int check_delete(void *arg, const struct key_rec *cur)
 {
-    (void)arg;
+    const struct patch_ctx *pc = arg;
+    int r;
+
+    if ((r = policy_may_manage(pc->who, pc->self, cur)) != 0)
+        return r;
     return cur->primary ? AK_ERR_PRIMARY_PROTECTED : cur->leaked_at != 0 ? AK_ERR_LEAKED : 0;
 }
 
@@ -359,7 +395,8 @@ int keys_update(struct keys *k, const struct audit_origin *origin, const struct 
                 const struct patch_req *req, struct key_rec *ret)
 {
     struct key_rec *rec = malloc(sizeof(*rec)), *demoted = malloc(sizeof(*demoted));
-    struct patch_ctx pc = {.req = req, .now = timefmt_now()};
+    struct patch_ctx pc = {.who = who, .req = req, .now = timefmt_now()};
+    struct key_rec *self = NULL;
     int64_t last_used;
     int r;
 
@@ -367,6 +404,8 @@ int keys_update(struct keys *k, const struct audit_origin *origin, const struct 
         r = AK_ERR_NOMEM;
         goto out_free;
     }
+    if ((pc.self = self = self_of(k, who, &r)) == NULL && r != 0)
+        goto out_free;
     pthread_mutex_lock(&k->write_lock);
     /* Who may touch the key never changes with its state: the catalog knows it exactly. */
     if ((r = keys_target(k, who, id, rec)) != 0)
@@ -389,20 +428,26 @@ out:
 out_free:
     free(rec);
     free(demoted);
+    free(self);
     return r;
 }
 
 int keys_delete(struct keys *k, const struct audit_origin *origin, const struct principal *who, int64_t id)
 {
-    struct key_rec *rec = malloc(sizeof(*rec));
+    struct key_rec *rec = malloc(sizeof(*rec)), *self = NULL;
+    struct patch_ctx pc = {.who = who};
     int r;
 
     if (rec == NULL)
         return AK_ERR_NOMEM;
+    if ((pc.self = self = self_of(k, who, &r)) == NULL && r != 0) {
+        free(rec);
+        return r;
+    }
     pthread_mutex_lock(&k->write_lock);
     if ((r = keys_target(k, who, id, rec)) != 0)
         goto out;
-    r = store_key_delete(k->store, origin, who->account_id, id, check_delete, NULL);
+    r = store_key_delete(k->store, origin, who->account_id, id, check_delete, &pc);
     if (r == AK_ERR_NOT_FOUND) {
         forget(k, id); /* deleted elsewhere: not our change to answer for, but the catalog must follow */
     } else {
@@ -411,6 +456,7 @@ int keys_delete(struct keys *k, const struct audit_origin *origin, const struct 
 out:
     pthread_mutex_unlock(&k->write_lock);
     free(rec);
+    free(self);
     return r;
 }
 
@@ -429,17 +475,57 @@ static int flush_expired(struct keys *k)
     return r;
 }
 
+/* Keeps usage rows that could not be written for the next flush (bounded: past it the oldest are dropped). */
+static void pending_keep(struct keys *k, struct usage_row *rows, size_t n)
+{
+    struct usage_row *nv;
+    size_t keep = n < KEYS_USAGE_PENDING_MAX ? n : KEYS_USAGE_PENDING_MAX;
+
+    if (k->npending + keep > KEYS_USAGE_PENDING_MAX)
+        k->npending = 0; /* the store has been away for long: counts are lost rather than memory */
+    if (k->npending + keep > k->cappending) {
+        size_t cap = k->npending + keep + 1024;
+        if ((nv = realloc(k->pending, cap * sizeof(*nv))) == NULL)
+            return;
+        k->pending = nv;
+        k->cappending = cap;
+    }
+    memcpy(k->pending + k->npending, rows + (n - keep), keep * sizeof(*rows));
+    k->npending += keep;
+}
+
 int keys_flush_uses(struct keys *k)
 {
-    struct key_use *uses = NULL;
-    size_t n = 0;
+    struct catalog_flush f = {0};
     int r, re = flush_expired(k);
 
-    if ((r = catalog_collect_uses(k->cat, &uses, &n)) != 0 || n == 0)
-        return r != 0 ? r : re;
-    if ((r = store_last_used_flush(k->store, uses, n)) == 0)
-        catalog_mark_flushed(k->cat, uses, n);
-    free(uses);
+    pthread_mutex_lock(&k->flush_lock);
+    if ((r = catalog_collect(k->cat, usage_hour_of(timefmt_now()), &f)) != 0)
+        goto out;
+    if (k->npending != 0) {
+        pending_keep(k, f.rows, f.nrows);
+        free(f.rows);
+        f.rows = k->pending;
+        f.nrows = k->npending;
+        k->pending = NULL;
+        k->npending = k->cappending = 0;
+    }
+    if (f.nuses == 0 && f.nrows == 0)
+        goto out;
+    r = store_uses_flush(k->store, f.uses, f.nuses, f.rows, f.nrows);
+    if (r == 0 || r == AK_ERR_OUTCOME_UNKNOWN)
+        catalog_mark_flushed(k->cat, f.uses, f.nuses);
+    /*
+     * Counts are sums: written twice they would count twice. A commit whose
+     * answer was lost may have added them, so they are dropped (a count may
+     * be missing, never doubled); a refused write keeps them for the next.
+     */
+    if (r != 0 && r != AK_ERR_OUTCOME_UNKNOWN)
+        pending_keep(k, f.rows, f.nrows);
+out:
+    pthread_mutex_unlock(&k->flush_lock);
+    free(f.uses);
+    free(f.rows);
     return r != 0 ? r : re;
 }
 

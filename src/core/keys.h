@@ -53,7 +53,7 @@ int keys_load(struct keys *k);
  * longer than max_staleness_s (fail closed: a key revoked elsewhere meanwhile
  * must not keep working).
  */
-int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, struct principal *ret);
+int keys_authenticate(struct keys *k, const char *hdr, size_t len, int64_t now, const struct auth_req *req, struct principal *ret);
 
 /* Visits the keys `who` may see, in id order. */
 void keys_list(struct keys *k, const struct principal *who, catalog_visit_cb cb, void *arg);
@@ -90,7 +90,7 @@ int keys_update(struct keys *k, const struct audit_origin *origin, const struct 
 /* Deletes key `id`. Errors: those of keys_target, AK_ERR_PRIMARY_PROTECTED, store errors. */
 int keys_delete(struct keys *k, const struct audit_origin *origin, const struct principal *who, int64_t id);
 
-/* Writes pending last_used values to the store. */
+/* Writes pending last_used values and usage counts to the store. */
 int keys_flush_uses(struct keys *k);
 
 /*

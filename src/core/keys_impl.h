@@ -15,6 +15,9 @@
 #include "core/catalog.h"
 #include "core/digest.h"
 #include "core/keys.h"
+#include "core/usage.h"
+
+#define KEYS_USAGE_PENDING_MAX (1u << 22) /* rows kept while the store is away */
 
 /* The admin tokens, in memory: few, read only by operator requests, so a mutex and a list. */
 struct token_set {
@@ -34,6 +37,10 @@ struct keys {
     _Atomic int64_t heard_ms;  /* monotonic time the shared store was last heard from */
     _Atomic int reload_wanted; /* a write left the catalog behind the store */
     pthread_mutex_t write_lock;
+    /* usage rows a flush could not write, for the next (under flush_lock) */
+    pthread_mutex_t flush_lock;
+    struct usage_row *pending;
+    size_t npending, cappending;
     /* the first full load after keys_watch */
     pthread_mutex_t watch_lock;
     pthread_cond_t watch_cond;

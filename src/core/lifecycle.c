@@ -14,6 +14,7 @@
 #include "core/admin.h"
 #include "core/error.h"
 #include "core/keys_impl.h"
+#include "core/policy.h"
 #include "core/timefmt.h"
 #include "core/validate.h"
 #include "store/store.h"
@@ -29,6 +30,8 @@ void lifecycle_origin_system(struct audit_origin *ret, const char *details)
 
 struct rotate_ctx {
     int64_t now, grace;
+    const struct principal *who; /* NULL: the operator */
+    const struct key_rec *self;  /* who's own record, when it has an allowlist */
 };
 
 /*
@@ -43,8 +46,12 @@ static int rotate_rule(void *arg, const struct key_rec *cur, struct key_rec *old
     const struct rotate_ctx *rc = arg;
     int64_t until = rc->now + rc->grace;
 
+    int r;
+
     if (cur->rotated_to != 0)
         return AK_ERR_ROTATED;
+    if ((r = policy_may_manage(rc->who, rc->self, cur)) != 0)
+        return r;
     *old = *cur;
     old->primary = false;
     /* An expired key keeps the expiry it was refused at (and its mark); a live one ends at the grace, or sooner. */
@@ -61,6 +68,11 @@ static int rotate_rule(void *arg, const struct key_rec *cur, struct key_rec *old
     fresh->expiry_seen = false;
     fresh->activated_at = 0;
     fresh->expires_at = 0;
+    /* The replacement may do exactly what the old key could. */
+    fresh->has_scopes = cur->has_scopes;
+    strcpy(fresh->scopes, cur->scopes);
+    fresh->has_ips = cur->has_ips;
+    strcpy(fresh->allowed_ips, cur->allowed_ips);
     if (cur->expires_at != 0 && !cur->primary) {
         int64_t life = cur->expires_at - cur->created_at;
         if (life < 1)
@@ -76,12 +88,21 @@ int lifecycle_rotate(struct keys *k, const struct audit_origin *origin, const st
                      int64_t grace_s, struct key_rec *ret_new, char *ret_key, size_t keysz, struct key_rec *ret_old)
 {
     struct key_rec *target = malloc(sizeof(*target)), *fresh = calloc(1, sizeof(*fresh)), *old = malloc(sizeof(*old));
-    struct rotate_ctx rc = {.now = timefmt_now(), .grace = grace_s};
+    struct rotate_ctx rc = {.now = timefmt_now(), .grace = grace_s, .who = who};
+    struct key_rec *self = NULL;
     int r;
 
     if (target == NULL || fresh == NULL || old == NULL) {
         r = AK_ERR_NOMEM;
         goto out_free;
+    }
+    if (who != NULL && who->has_ips) {
+        if ((rc.self = self = malloc(sizeof(*self))) == NULL) {
+            r = AK_ERR_NOMEM;
+            goto out_free;
+        }
+        if (catalog_get(k->cat, who->key_id, self) != 0)
+            self->has_ips = true, self->allowed_ips[0] = '\0'; /* gone meanwhile: allows nothing */
     }
     pthread_mutex_lock(&k->write_lock);
     if (who != NULL)
@@ -114,6 +135,7 @@ out_free:
     free(target);
     free(fresh);
     free(old);
+    free(self);
     return r;
 }
 

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -187,6 +188,65 @@ static int unknown_field(const char *field, const char *allowed, char *msg, size
     return AK_ERR_INVALID;
 }
 
+/* A JSON array of strings into `items` / `lens` (at most `max`; more is reported as max + 1). */
+static int take_strings(json_t *v, const char *field, const char **items, size_t *lens, size_t max, size_t *ret_n, char *msg,
+                        size_t msglen)
+{
+    size_t n = json_array_size(v);
+
+    if (!json_is_array(v)) {
+        snprintf(msg, msglen, "%s must be null or an array of strings", field);
+        return AK_ERR_INVALID;
+    }
+    if (n > max) {
+        *ret_n = max + 1;
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(v, i);
+        if (!json_is_string(item)) {
+            snprintf(msg, msglen, "%s must be null or an array of strings", field);
+            return AK_ERR_INVALID;
+        }
+        items[i] = json_string_value(item);
+        lens[i] = json_string_length(item);
+    }
+    *ret_n = n;
+    return 0;
+}
+
+/* "scopes": null (unrestricted) or 1..50 scope names; "allowed_ips": null or 1..32 addresses or CIDR blocks. */
+static int take_policy(const char *field, json_t *v, struct policy_req *p, bool *ret_taken, char *msg, size_t msglen)
+{
+    const char *items[SCOPE_LIST_MAX + 1];
+    size_t lens[SCOPE_LIST_MAX + 1], n;
+    bool scopes = strcmp(field, "scopes") == 0;
+    int r;
+
+    *ret_taken = scopes || strcmp(field, "allowed_ips") == 0;
+    if (!*ret_taken)
+        return 0;
+    if (scopes ? p->set_scopes : p->set_ips) {
+        snprintf(msg, msglen, "%s is given twice", field);
+        return AK_ERR_INVALID;
+    }
+    if (scopes)
+        p->set_scopes = true;
+    else
+        p->set_ips = true;
+    if (json_is_null(v))
+        return 0;
+    if ((r = take_strings(v, field, items, lens, scopes ? SCOPE_LIST_MAX : GUARD_IPS_MAX, &n, msg, msglen)) != 0)
+        return r;
+    if (scopes) {
+        if ((r = scope_canonical(items, lens, n, p->scopes, msg, msglen)) == 0)
+            p->has_scopes = true;
+    } else if ((r = guard_ips_canonical(items, lens, n, p->allowed_ips, msg, msglen)) == 0) {
+        p->has_ips = true;
+    }
+    return r;
+}
+
 /* A create body; with `issue` non-NULL, also the operator's "make_primary". */
 /* expires_at: an RFC 3339 date-time, or null (0). Its range is checked against the clock by validate_expiry. */
 static int take_expires_at(json_t *v, int64_t *ret, char *msg, size_t msglen)
@@ -247,16 +307,24 @@ out:
 
 static int parse_create(const char *body, size_t len, struct create_req *ret, struct issue_req *issue, char *msg, size_t msglen)
 {
-    struct create_req req = {.expires_at = 0};
-    bool has_name = false, has_type = false;
+    struct create_req *req = calloc(1, sizeof(*req));
+    bool has_name = false, has_type = false, taken;
     const char *field;
     json_t *root = NULL, *v;
     int r;
 
-    if ((r = parse_object(body, len, &root, msg, msglen)) != 0)
+    if (req == NULL)
+        return AK_ERR_NOMEM;
+    if ((r = parse_object(body, len, &root, msg, msglen)) != 0) {
+        free(req);
         return r;
+    }
     json_object_foreach(root, field, v)
     {
+        if ((r = take_policy(field, v, &req->policy, &taken, msg, msglen)) != 0)
+            goto out;
+        if (taken)
+            continue;
         if (issue != NULL && strcmp(field, "make_primary") == 0) {
             if (!json_is_boolean(v)) {
                 snprintf(msg, msglen, "make_primary must be a boolean");
@@ -267,22 +335,24 @@ static int parse_create(const char *body, size_t len, struct create_req *ret, st
             continue;
         }
         if (strcmp(field, "name") == 0) {
-            if ((r = take_name(v, req.name, msg, msglen)) != 0)
+            if ((r = take_name(v, req->name, msg, msglen)) != 0)
                 goto out;
             has_name = true;
         } else if (strcmp(field, "key_type") == 0) {
-            if (!json_is_string(v) || key_type_parse(json_string_value(v), json_string_length(v), &req.type) != 0) {
+            if (!json_is_string(v) || key_type_parse(json_string_value(v), json_string_length(v), &req->type) != 0) {
                 snprintf(msg, msglen, "key_type must be \"production\" or \"sandbox\"");
                 r = AK_ERR_INVALID;
                 goto out;
             }
             has_type = true;
         } else if (strcmp(field, "expires_at") == 0) {
-            if ((r = take_expires_at(v, &req.expires_at, msg, msglen)) != 0)
+            if ((r = take_expires_at(v, &req->expires_at, msg, msglen)) != 0)
                 goto out;
         } else {
-            r = unknown_field(field, issue != NULL ? "name, key_type, expires_at, make_primary" : "name, key_type, expires_at", msg,
-                              msglen);
+            r = unknown_field(field,
+                              issue != NULL ? "name, key_type, expires_at, scopes, allowed_ips, make_primary"
+                                            : "name, key_type, expires_at, scopes, allowed_ips",
+                              msg, msglen);
             goto out;
         }
     }
@@ -296,15 +366,21 @@ static int parse_create(const char *body, size_t len, struct create_req *ret, st
         r = AK_ERR_INVALID;
         goto out;
     }
-    if (issue != NULL && issue->make_primary && req.type != KEY_TYPE_PRODUCTION) {
+    if (issue != NULL && issue->make_primary && req->type != KEY_TYPE_PRODUCTION) {
         snprintf(msg, msglen, "make_primary needs key_type \"production\"");
         r = AK_ERR_INVALID;
         goto out;
     }
-    *ret = req;
+    if (issue != NULL && issue->make_primary && req->policy.has_scopes) {
+        snprintf(msg, msglen, "a primary key cannot have scopes: it is always unrestricted");
+        r = AK_ERR_INVALID;
+        goto out;
+    }
+    *ret = *req;
     r = 0;
 out:
     json_decref(root);
+    free(req);
     return r;
 }
 
@@ -443,19 +519,28 @@ out:
 
 int validate_patch(const char *body, size_t len, struct patch_req *ret, char *msg, size_t msglen)
 {
-    struct patch_req req = {0};
+    struct patch_req *req = calloc(1, sizeof(*req));
+    bool taken;
     const char *field;
     json_t *root = NULL, *v;
     int r;
 
-    if ((r = parse_object(body, len, &root, msg, msglen)) != 0)
+    if (req == NULL)
+        return AK_ERR_NOMEM;
+    if ((r = parse_object(body, len, &root, msg, msglen)) != 0) {
+        free(req);
         return r;
+    }
     json_object_foreach(root, field, v)
     {
+        if ((r = take_policy(field, v, &req->policy, &taken, msg, msglen)) != 0)
+            goto out;
+        if (taken)
+            continue;
         if (strcmp(field, "name") == 0) {
-            if ((r = take_name(v, req.name, msg, msglen)) != 0)
+            if ((r = take_name(v, req->name, msg, msglen)) != 0)
                 goto out;
-            req.has_name = true;
+            req->has_name = true;
         } else if (strcmp(field, "is_active") == 0 || strcmp(field, "is_primary") == 0) {
             bool active = field[3] == 'a';
             if (!json_is_boolean(v)) {
@@ -464,29 +549,31 @@ int validate_patch(const char *body, size_t len, struct patch_req *ret, char *ms
                 goto out;
             }
             if (active) {
-                req.has_active = true;
-                req.active = json_is_true(v);
+                req->has_active = true;
+                req->active = json_is_true(v);
             } else {
-                req.has_primary = true;
-                req.primary = json_is_true(v);
+                req->has_primary = true;
+                req->primary = json_is_true(v);
             }
         } else if (strcmp(field, "expires_at") == 0) {
-            if ((r = take_expires_at(v, &req.expires_at, msg, msglen)) != 0)
+            if ((r = take_expires_at(v, &req->expires_at, msg, msglen)) != 0)
                 goto out;
-            req.has_expires_at = true;
+            req->has_expires_at = true;
         } else {
-            r = unknown_field(field, "name, is_active, is_primary, expires_at", msg, msglen);
+            r = unknown_field(field, "name, is_active, is_primary, expires_at, scopes, allowed_ips", msg, msglen);
             goto out;
         }
     }
-    if (!req.has_name && !req.has_active && !req.has_primary && !req.has_expires_at) {
-        snprintf(msg, msglen, "set at least one of name, is_active, is_primary, expires_at");
+    if (!req->has_name && !req->has_active && !req->has_primary && !req->has_expires_at && !req->policy.set_scopes &&
+        !req->policy.set_ips) {
+        snprintf(msg, msglen, "set at least one of name, is_active, is_primary, expires_at, scopes, allowed_ips");
         r = AK_ERR_INVALID;
         goto out;
     }
-    *ret = req;
+    *ret = *req;
     r = 0;
 out:
     json_decref(root);
+    free(req);
     return r;
 }

@@ -19,10 +19,18 @@
 #define VALIDATE_GRACE_DEFAULT_S 86400             /* a rotation's default overlap */
 #define VALIDATE_GRACE_MAX_S 2592000               /* 30 days */
 
+/* A key's restrictions as a request sets them: `set_*` when the field was sent, `has_*` when it is not null. */
+struct policy_req {
+    bool set_scopes, has_scopes, set_ips, has_ips;
+    char scopes[SCOPE_TEXT_MAX];          /* canonical (scope.h) */
+    char allowed_ips[GUARD_IPS_TEXT_MAX]; /* canonical (guard.h) */
+};
+
 struct create_req {
     char name[KEY_NAME_MAX_BYTES + 1];
     enum key_type type;
     int64_t expires_at; /* 0: never */
+    struct policy_req policy;
 };
 
 struct patch_req {
@@ -30,6 +38,7 @@ struct patch_req {
     char name[KEY_NAME_MAX_BYTES + 1];
     bool active, primary;
     int64_t expires_at; /* 0: null, clear it */
+    struct policy_req policy;
 };
 
 /*
@@ -53,7 +62,7 @@ int validate_json_depth(const char *body, size_t len, int max);
  */
 int validate_create(const char *body, size_t len, struct create_req *ret, char *msg, size_t msglen);
 
-/* Same for an update body ({"name", "is_active", "is_primary", "expires_at"}, at least one). */
+/* Same for an update body ({"name", "is_active", "is_primary", "expires_at", "scopes", "allowed_ips"}, at least one). */
 int validate_patch(const char *body, size_t len, struct patch_req *ret, char *msg, size_t msglen);
 
 /*

@@ -208,12 +208,7 @@ static struct admin_job *admin_job_new(struct api_handler *api, struct exchange 
 
 /* ---- query strings ---- */
 
-/*
- * Reads the query string into `params` (names the route knows), decoded in
- * the request's pool. Unknown, repeated or malformed parameters: 400
- * invalid_parameter, -1.
- */
-static int parse_query(struct exchange *x, struct query_param *params, size_t n)
+int api_parse_query(struct exchange *x, struct query_param *params, size_t n)
 {
     h2o_req_t *req = x->req;
     size_t len;
@@ -325,7 +320,7 @@ static struct admin_job *list_accounts(struct api_handler *api, struct exchange 
     unsigned limit;
     int64_t after;
 
-    if (parse_query(x, p, 4) != 0 || take_limit(x, &p[0], &limit) != 0)
+    if (api_parse_query(x, p, 4) != 0 || take_limit(x, &p[0], &limit) != 0)
         return NULL;
     if (p[3].seen &&
         (p[2].seen || memchr(p[3].value, '\0', p[3].len) != NULL || validate_name(p[3].value, p[3].len, msg, sizeof(msg)) != 0)) {
@@ -366,7 +361,7 @@ static struct admin_job *list_events(struct api_handler *api, struct exchange *x
     int64_t after, account_id = account, key_id = 0;
 
     if (account != 0) {
-        if (parse_query(x, own, 3) != 0)
+        if (api_parse_query(x, own, 3) != 0)
             return NULL;
         if (own[2].seen && (key_id = router_parse_id(own[2].value, own[2].len)) == 0) {
             respond_error(x, 400, "invalid_parameter", "key_id must be a positive integer");
@@ -374,7 +369,7 @@ static struct admin_job *list_events(struct api_handler *api, struct exchange *x
         }
         p[0] = own[0];
         p[1] = own[1];
-    } else if (parse_query(x, p, 4) != 0) {
+    } else if (api_parse_query(x, p, 4) != 0) {
         return NULL;
     }
     if (take_limit(x, &p[0], &limit) != 0)

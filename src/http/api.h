@@ -28,6 +28,7 @@ struct api_handler {
     const char *verify_token;
     size_t verify_token_len;
     bool dashboard;
+    unsigned usage_retention_days; /* how far back usage may be asked for */
 };
 
 /* Whether the request's method is `m`. */
@@ -92,6 +93,17 @@ void leaks_handle_admin(struct api_handler *api, struct exchange *x, const struc
 
 /* The operator API (/v1/admin/...), admin.c. */
 void admin_handle(struct api_handler *api, struct exchange *x, const struct route *rt);
+
+/*
+ * Reads the query string into `params` (names the route knows), decoded in
+ * the request's pool. Unknown, repeated or malformed parameters: 400
+ * invalid_parameter, -1. admin.c.
+ */
+struct query_param;
+int api_parse_query(struct exchange *x, struct query_param *params, size_t n);
+
+/* Usage per key (GET /v1/account/api-keys/{id}/usage, key_id non-zero) or of the account (GET /v1/account/usage); usage.c. */
+void usage_handle(struct api_handler *api, struct exchange *x, const struct principal *who, int64_t key_id);
 
 /* The account's audit log (GET /v1/account/audit-log), for an authenticated key; admin.c. */
 void audit_handle(struct api_handler *api, struct exchange *x, const struct principal *who);

@@ -16,8 +16,10 @@
 #include "core/keys.h"
 #include "core/lifecycle.h"
 #include "core/netaddr.h"
+#include "core/scope.h"
 #include "core/throttle.h"
 #include "core/timefmt.h"
+#include "core/usage.h"
 #include "core/validate.h"
 #include "core/wipe.h"
 #include "http/api.h"
@@ -280,21 +282,75 @@ bool api_authorization(struct exchange *x, const char **ret, size_t *ret_len)
     return true;
 }
 
-/* Returns 0 and fills `who`, or answers 401 (or 429, 403, 503) and returns -1. The key is wiped when the request ends. */
-static int authenticate(struct api_handler *api, struct exchange *x, struct principal *who)
+struct client_ctx {
+    struct api_handler *api;
+    h2o_req_t *req;
+};
+
+static void client_of(void *arg, struct netaddr *ret)
 {
+    struct client_ctx *c = arg;
+
+    client_addr(c->api, c->req, ret);
+}
+
+/* 403 insufficient_scope, with the scopes the request needed (RFC 6750, section 3.1). */
+static void respond_insufficient_scope(struct exchange *x, const char *scope, size_t len)
+{
+    char *hdr = h2o_mem_alloc_pool(&x->req->pool, len + 64), *p;
+    int n = snprintf(hdr, len + 64, "Bearer realm=\"apikeyd\", error=\"insufficient_scope\", scope=\"");
+
+    p = hdr + n;
+    /* Well formed by now (scope_required_ok): names of [a-z0-9:._*-], separated by spaces, commas or tabs. */
+    for (size_t i = 0, sep = 0; i < len; i++) {
+        if (scope[i] == ' ' || scope[i] == ',' || scope[i] == '\t') {
+            sep = p != hdr + n;
+            continue;
+        }
+        if (sep) {
+            *p++ = ' ';
+            sep = 0;
+        }
+        *p++ = scope[i];
+    }
+    memcpy(p, "\"", 2);
+    respond_header(x, "www-authenticate", hdr);
+    respond_error(x, 403, "insufficient_scope", "this API key lacks a scope that this request needs");
+}
+
+/*
+ * Returns 0 and fills `who`, or answers 401 (or 429, 403, 503) and returns
+ * -1. The key is wiped when the request ends. `builtin` is the management
+ * scope the route needs of a restricted key (NULL: none); `required` a
+ * gateway's X-Required-Scopes (well formed), or NULL.
+ */
+static int authenticate_for(struct api_handler *api, struct exchange *x, const char *builtin, const char *required,
+                            size_t required_len, struct principal *who)
+{
+    struct client_ctx cc = {api, x->req};
+    struct auth_req ar = {
+        .client = client_of, .client_ctx = &cc, .builtin = builtin, .required = required, .required_len = required_len};
     const char *hdr;
     size_t len;
     int r;
 
     api_authorization(x, &hdr, &len);
-    if ((r = keys_authenticate(api->keys, hdr, len, timefmt_now(), who)) != 0) {
-        if (!api_throttled(api, x, r))
+    if ((r = keys_authenticate(api->keys, hdr, len, timefmt_now(), &ar, who)) != 0) {
+        if (r == AK_ERR_SCOPE)
+            respond_insufficient_scope(x, builtin != NULL ? builtin : required, builtin != NULL ? strlen(builtin) : required_len);
+        else if (r == AK_ERR_IP)
+            respond_error(x, 403, "ip_not_allowed", "this API key may not be used from this address");
+        else if (!api_throttled(api, x, r))
             respond_unauthorized(x, r);
         return -1;
     }
     memcpy(x->prefix, who->prefix, sizeof(who->prefix));
     return 0;
+}
+
+static int authenticate(struct api_handler *api, struct exchange *x, const char *builtin, struct principal *who)
+{
+    return authenticate_for(api, x, builtin, NULL, 0, who);
 }
 
 bool api_is_json(h2o_req_t *req)
@@ -357,9 +413,15 @@ void api_render_key(struct render_buf *b, h2o_mem_pool_t *pool, const struct key
                          .leaked_at = rec->leaked_at,
                          .name_json = name_json != NULL ? name_json : "\"\"",
                          .name_json_len = name_json != NULL ? strlen(name_json) : 2};
+    struct guard *g = NULL;
 
+    /* The rules made the texts; on no memory, the key shows as allowing nothing rather than as unrestricted. */
+    if (guard_new(rec->has_scopes ? rec->scopes : NULL, rec->has_ips ? rec->allowed_ips : NULL, &g) != 0)
+        guard_new("", "", &g);
+    v.guard = g;
     render_init(b, pool, render_key_max(&v, extra_len));
     render_key(b, &v, extra, extra_len);
+    guard_free(g);
     free(name_json);
     json_decref(name);
 }
@@ -624,6 +686,15 @@ static bool verify_token_ok(struct api_handler *api, h2o_req_t *req)
            CRYPTO_memcmp(req->headers.entries[i].value.base, api->verify_token, api->verify_token_len) == 0;
 }
 
+/* Whether `s` holds nothing but separators (an empty X-Required-Scopes asks for nothing). */
+static bool blank(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] != ' ' && s[i] != ',' && s[i] != '\t')
+            return false;
+    return true;
+}
+
 /*
  * Forward authentication for gateways (nginx auth_request, Traefik
  * forwardAuth, Envoy ext_authz): 204 with the key's identity in headers, or
@@ -634,12 +705,30 @@ static void on_verify(struct api_handler *api, struct exchange *x)
     struct principal who;
     char *soon;
 
+    const char *want = NULL;
+    size_t want_len = 0;
+    ssize_t i;
+
     if (!verify_token_ok(api, x->req)) {
         respond_error(x, 403, "invalid_verify_token", "this endpoint requires the gateway's X-Verify-Token");
         return;
     }
-    if (authenticate(api, x, &who) != 0)
+    if ((i = h2o_find_header_by_str(&x->req->headers, H2O_STRLIT("x-required-scopes"), -1)) >= 0) {
+        want = x->req->headers.entries[i].value.base;
+        want_len = x->req->headers.entries[i].value.len;
+        if (h2o_find_header_by_str(&x->req->headers, H2O_STRLIT("x-required-scopes"), i) >= 0 ||
+            (!scope_required_ok(want, want_len) && !blank(want, want_len))) {
+            respond_error(x, 400, "invalid_required_scopes",
+                          "X-Required-Scopes must be one header of 1 to 50 scope names separated by spaces");
+            return;
+        }
+        if (!scope_required_ok(want, want_len))
+            want = NULL; /* empty: nothing required */
+    }
+    if (authenticate_for(api, x, NULL, want, want_len, &who) != 0)
         return;
+    if (who.restricted)
+        respond_header(x, "x-key-scopes", h2o_strdup(&x->req->pool, who.scopes, who.scopes_len).base);
     respond_header(x, "x-account-id", pool_i64(&x->req->pool, who.account_id));
     respond_header(x, "x-key-id", pool_i64(&x->req->pool, who.key_id));
     respond_header(x, "x-key-type", key_type_name(who.type));
@@ -754,7 +843,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             api_respond_method(&x, rt.id);
             return 0;
         }
-        if (authenticate(api, &x, &who) != 0)
+        if (authenticate(api, &x, SCOPE_KEYS_WRITE, &who) != 0)
             return 0;
         if (rt.key_id == 0)
             api_respond_core_error(&x, AK_ERR_NOT_FOUND);
@@ -762,12 +851,25 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             on_rotate(api, &x, &who, rt.key_id);
         return 0;
     }
+    if (rt.id == ROUTE_KEY_USAGE || rt.id == ROUTE_USAGE) {
+        if (!api_method_is(req, "GET")) {
+            api_respond_method(&x, rt.id);
+            return 0;
+        }
+        if (authenticate(api, &x, SCOPE_KEYS_READ, &who) != 0)
+            return 0;
+        if (rt.id == ROUTE_KEY_USAGE && rt.key_id == 0)
+            api_respond_core_error(&x, AK_ERR_NOT_FOUND);
+        else
+            usage_handle(api, &x, &who, rt.id == ROUTE_KEY_USAGE ? rt.key_id : 0);
+        return 0;
+    }
     if (rt.id == ROUTE_AUDIT) {
         if (!api_method_is(req, "GET")) {
             api_respond_method(&x, rt.id);
             return 0;
         }
-        if (authenticate(api, &x, &who) == 0)
+        if (authenticate(api, &x, SCOPE_AUDIT_READ, &who) == 0)
             audit_handle(api, &x, &who);
         return 0;
     }
@@ -777,7 +879,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         api_respond_method(&x, rt.id);
         return 0;
     }
-    if (authenticate(api, &x, &who) != 0)
+    if (authenticate(api, &x, list ? SCOPE_KEYS_READ : SCOPE_KEYS_WRITE, &who) != 0)
         return 0;
     if (list)
         on_list(api, &x, &who);
@@ -811,4 +913,5 @@ void handlers_register(h2o_pathconf_t *path, const struct handlers_config *cfg)
     api->verify_token = cfg->verify_token;
     api->verify_token_len = cfg->verify_token != NULL ? strlen(cfg->verify_token) : 0;
     api->dashboard = cfg->dashboard;
+    api->usage_retention_days = cfg->usage_retention_days != 0 ? cfg->usage_retention_days : USAGE_RETENTION_DEFAULT_DAYS;
 }

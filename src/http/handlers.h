@@ -23,6 +23,7 @@ struct handlers_config {
     const struct netaddr_cidrs *trusted_proxies; /* peers whose client_ip_header is believed (copied); NULL: none */
     size_t max_header_bytes;                     /* request headers larger than this in total get 431 */
     bool dashboard;                              /* serve the dashboard at /dashboard/ (dashboard_init done) */
+    unsigned usage_retention_days;               /* usage is kept (and may be asked for) this far back; 0: the default */
 };
 
 /* Registers apikeyd's handler on `path`. */

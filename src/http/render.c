@@ -84,15 +84,66 @@ static void render_id_or_null(struct render_buf *b, int64_t id)
         LIT(b, "null");
 }
 
+/* A canonical list (`sep`-separated names of safe characters: scopes, CIDRs) as a JSON array of strings. */
+static void render_list(struct render_buf *b, const char *s, size_t len, char sep)
+{
+    LIT(b, "[\"");
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == sep)
+            LIT(b, "\",\"");
+        else
+            render_raw(b, &s[i], 1);
+    }
+    LIT(b, "\"]");
+}
+
+/* The most bytes render_list appends for `len` bytes of text. */
+static size_t list_max(size_t len)
+{
+    return 3 * len + 8;
+}
+
 size_t render_key_max(const struct key_view *v, size_t extra_len)
 {
+    size_t slen;
+
+    guard_scopes(v->guard, &slen);
     /* The longer of each pair of alternatives in render_key, and the widest number and times. */
     return sizeof("{\"id\":") - 1 + sizeof("-9223372036854775808") - 1 + sizeof(",\"name\":") - 1 + v->name_json_len +
            sizeof(",\"key_type\":\"production\"") - 1 + extra_len + sizeof(",\"key_prefix\":\"") - 1 + strlen(v->prefix) +
            sizeof("\",\"is_active\":false") - 1 + sizeof(",\"is_primary\":false,\"created_at\":") - 1 + TIMEFMT_LEN + 2 +
            sizeof(",\"last_used\":") - 1 + TIMEFMT_LEN + 2 + sizeof(",\"expires_at\":") - 1 + TIMEFMT_LEN + 2 +
            sizeof(",\"rotated_from\":") - 1 + 20 + sizeof(",\"rotated_to\":") - 1 + 20 + sizeof(",\"leaked_at\":") - 1 +
-           TIMEFMT_LEN + 2 + sizeof("}") - 1;
+           TIMEFMT_LEN + 2 + sizeof(",\"scopes\":") - 1 + list_max(slen) + sizeof(",\"allowed_ips\":") - 1 +
+           list_max(GUARD_IPS_TEXT_MAX) + sizeof("}") - 1;
+}
+
+void render_scopes(struct render_buf *b, const struct guard *g)
+{
+    size_t slen;
+    const char *scopes = guard_scopes(g, &slen);
+
+    if (scopes == NULL)
+        LIT(b, "null");
+    else if (slen == 0)
+        LIT(b, "[]"); /* damaged in the store: grants nothing */
+    else
+        render_list(b, scopes, slen, ' ');
+}
+
+void render_allowed_ips(struct render_buf *b, const struct guard *g)
+{
+    char text[GUARD_IPS_TEXT_MAX];
+
+    if (!guard_has_ips(g)) {
+        LIT(b, "null");
+        return;
+    }
+    guard_format_ips(g, text);
+    if (text[0] == '\0')
+        LIT(b, "[]"); /* damaged in the store: allows nothing */
+    else
+        render_list(b, text, strlen(text), ',');
 }
 
 void render_key(struct render_buf *b, const struct key_view *v, const char *extra, size_t extra_len)
@@ -128,5 +179,9 @@ void render_key(struct render_buf *b, const struct key_view *v, const char *extr
     render_id_or_null(b, v->rotated_to);
     LIT(b, ",\"leaked_at\":");
     render_time_or_null(b, v->leaked_at);
+    LIT(b, ",\"scopes\":");
+    render_scopes(b, v->guard);
+    LIT(b, ",\"allowed_ips\":");
+    render_allowed_ips(b, v->guard);
     LIT(b, "}");
 }

@@ -27,7 +27,8 @@ void render_raw(struct render_buf *b, const char *s, size_t n);
 /*
  * Appends one key object: id, name, key_type, then `extra` (raw JSON members
  * with a leading comma, or NULL), then key_prefix, is_active, is_primary,
- * created_at, last_used.
+ * created_at, last_used, expires_at, rotated_from, rotated_to, leaked_at,
+ * scopes, allowed_ips.
  */
 void render_key(struct render_buf *b, const struct key_view *v, const char *extra, size_t extra_len);
 
@@ -37,5 +38,9 @@ void render_key(struct render_buf *b, const struct key_view *v, const char *extr
  * the old copy behind in the pool, which matters when `extra` holds a secret.
  */
 size_t render_key_max(const struct key_view *v, size_t extra_len);
+
+/* Appends a key's scopes / allowed_ips (guard.h; NULL: unrestricted) as JSON: null or an array of strings. */
+void render_scopes(struct render_buf *b, const struct guard *g);
+void render_allowed_ips(struct render_buf *b, const struct guard *g);
 
 #endif

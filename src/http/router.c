@@ -49,6 +49,8 @@ void router_match(const char *path, size_t len, struct route *ret)
     } else if (len >= sizeof(VERIFY_PATH) - 1 && memcmp(path, VERIFY_PATH, sizeof(VERIFY_PATH) - 1) == 0 &&
                (len == sizeof(VERIFY_PATH) - 1 || path[sizeof(VERIFY_PATH) - 1] == '/')) {
         ret->id = ROUTE_VERIFY;
+    } else if (is(path, len, "/v1/account/usage")) {
+        ret->id = ROUTE_USAGE;
     } else if (is(path, len, "/v1/account/audit-log")) {
         ret->id = ROUTE_AUDIT;
     } else if (is(path, len, "/v1/admin/audit-log")) {
@@ -87,6 +89,9 @@ void router_match(const char *path, size_t len, struct route *ret)
         if (seglen > 7 && memcmp(seg + seglen - 7, "/rotate", 7) == 0) {
             seglen -= 7;
             ret->id = ROUTE_KEY_ROTATE;
+        } else if (seglen > 6 && memcmp(seg + seglen - 6, "/usage", 6) == 0) {
+            seglen -= 6;
+            ret->id = ROUTE_KEY_USAGE;
         } else {
             ret->id = ROUTE_KEY;
         }
@@ -124,6 +129,8 @@ const char *router_allow(enum route_id id)
         return "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
     case ROUTE_AUDIT:
     case ROUTE_ADMIN_AUDIT:
+    case ROUTE_KEY_USAGE:
+    case ROUTE_USAGE:
         return "GET";
     case ROUTE_ADMIN_ACCOUNTS:
         return "GET, POST";

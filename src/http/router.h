@@ -18,6 +18,8 @@ enum route_id {
     ROUTE_AUDIT,        /* /v1/account/audit-log */
     ROUTE_KEY_ROTATE,   /* /v1/account/api-keys/{id}/rotate */
     ROUTE_LEAKS_GITHUB, /* /v1/leaks/github: GitHub secret scanning's reports (signed, no bearer) */
+    ROUTE_KEY_USAGE,    /* /v1/account/api-keys/{id}/usage */
+    ROUTE_USAGE,        /* /v1/account/usage */
     /* the operator API */
     ROUTE_ADMIN_ACCOUNTS,     /* /v1/admin/accounts */
     ROUTE_ADMIN_ACCOUNT,      /* /v1/admin/accounts/{id} */

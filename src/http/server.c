@@ -33,6 +33,7 @@
 #include "core/lifecycle.h"
 #include "core/throttle.h"
 #include "core/timefmt.h"
+#include "core/usage.h"
 #include "http/handlers.h"
 #include "http/leaks.h"
 #include "http/respond.h"
@@ -61,6 +62,7 @@
 struct maintenance {
     struct keys *keys;
     unsigned retention_days;
+    unsigned usage_retention_days;
     int64_t next_prune_ms;
     struct lifecycle_policy lifecycle;
     int64_t next_sweep_ms;
@@ -267,6 +269,9 @@ static void *maintenance_main(void *arg)
             bool more = false;
             /* One short transaction per tick: last_used flushes and syncs never wait behind a long delete. */
             accounts_prune_events(m->keys, m->retention_days, &more);
+            if (!more) {
+                usage_prune(m->keys, m->usage_retention_days, &more);
+            }
             m->next_prune_ms = timefmt_mono_ms() + (more ? 0 : PRUNE_INTERVAL_MS);
         }
         pthread_mutex_lock(&m->lock);
@@ -393,6 +398,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     struct worker *workers = NULL;
     struct maintenance maint = {.keys = cfg->keys,
                                 .retention_days = cfg->audit_retention_days,
+                                .usage_retention_days = cfg->usage_retention_days,
                                 .lifecycle = cfg->lifecycle,
                                 .test_clock_file = cfg->test_clock_file};
     struct writer *writer = NULL;
@@ -481,7 +487,8 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
                                  .client_ip_header = cfg->client_ip_header,
                                  .trusted_proxies = cfg->trusted_proxies,
                                  .max_header_bytes = MAX_HEADER_BYTES,
-                                 .dashboard = cfg->dashboard};
+                                 .dashboard = cfg->dashboard,
+                                 .usage_retention_days = cfg->usage_retention_days};
     handlers_register(path, &hc);
 
     for (unsigned i = 0; i < n; i++) {

@@ -29,6 +29,7 @@ struct server_config {
     const struct netaddr_cidrs *trusted_proxies; /* peers whose client_ip_header is believed; borrowed */
     int reuse_port;                              /* SO_REUSEPORT: let other processes share the address */
     unsigned audit_retention_days;               /* audit events older than this are deleted in the background */
+    unsigned usage_retention_days;               /* usage per key is kept this long (and may be asked for) */
     struct lifecycle_policy lifecycle;           /* idle keys, expired keys (core/lifecycle.h) */
     const char *leak_report_keys;                /* GitHub's public keys for /v1/leaks/github (reloaded on SIGHUP); NULL: off */
     struct leak_keyring *leak_keyring;           /* that file, loaded (and checked) by the caller; taken */

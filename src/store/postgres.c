@@ -120,6 +120,25 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE sweeps (name TEXT PRIMARY KEY, due_at BIGINT NOT NULL);",
     /* 5: an account's events about one key (the dashboard's audit view filtered by key) */
     "CREATE INDEX audit_events_account_target ON audit_events(account_id, target_type, target_id, id);",
+    /*
+     * 6: restricted keys (scopes and IP allowlists as canonical text; NULL:
+     * unrestricted) and usage per key and hour, added to by every instance.
+     */
+    "ALTER TABLE api_keys ADD COLUMN scopes TEXT, ADD COLUMN allowed_ips TEXT;"
+    "CREATE TABLE key_usage ("
+    "  key_id BIGINT NOT NULL,"
+    "  hour BIGINT NOT NULL,"
+    "  account_id BIGINT NOT NULL,"
+    "  sandbox BOOLEAN NOT NULL,"
+    "  verified BIGINT NOT NULL DEFAULT 0,"
+    "  inactive BIGINT NOT NULL DEFAULT 0,"
+    "  expired BIGINT NOT NULL DEFAULT 0,"
+    "  suspended BIGINT NOT NULL DEFAULT 0,"
+    "  scope BIGINT NOT NULL DEFAULT 0,"
+    "  ip BIGINT NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (key_id, hour));"
+    "CREATE INDEX key_usage_account ON key_usage(account_id, hour);"
+    "CREATE INDEX key_usage_hour ON key_usage(hour);",
 };
 
 #define ACCOUNT_COLUMNS "id, name, coalesce(external_id, ''), status = 'suspended', coalesce(max_keys, 0), key_count, created_at"
@@ -131,7 +150,7 @@ static const char *const MIGRATIONS[] = {
 #define KEY_COLUMNS                                                                                                                \
     "id, account_id, name, key_type, key_prefix, encode(digest, 'hex'), is_active, is_primary, created_at,"                        \
     " coalesce(last_used, 0), version, coalesce(expires_at, 0), coalesce(rotated_from, 0), coalesce(rotated_to, 0),"               \
-    " coalesce(leaked_at, 0), expiry_seen, coalesce(activated_at, 0)"
+    " coalesce(leaked_at, 0), expiry_seen, coalesce(activated_at, 0), scopes, allowed_ips"
 
 struct pg_store {
     struct store super;
@@ -357,6 +376,21 @@ static int64_t get_i64(const PGresult *res, int row, int col)
     return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
+/* A nullable text column into `out` (`cap` bytes); *ret_has says whether it was not NULL. AK_ERR_STORE if too long. */
+static int policy_column(const PGresult *res, int row, int col, bool *ret_has, char *out, size_t cap)
+{
+    size_t len = (size_t)PQgetlength(res, row, col);
+
+    *ret_has = !PQgetisnull(res, row, col);
+    out[0] = '\0';
+    if (!*ret_has)
+        return 0;
+    if (len >= cap)
+        return AK_ERR_STORE;
+    memcpy(out, PQgetvalue(res, row, col), len + 1);
+    return 0;
+}
+
 /* Reads one row of KEY_COLUMNS. */
 static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
 {
@@ -383,6 +417,9 @@ static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
     rec->leaked_at = strtoll(PQgetvalue(res, row, 14), NULL, 10);
     rec->expiry_seen = PQgetvalue(res, row, 15)[0] == 't';
     rec->activated_at = strtoll(PQgetvalue(res, row, 16), NULL, 10);
+    if (policy_column(res, row, 17, &rec->has_scopes, rec->scopes, sizeof(rec->scopes)) != 0 ||
+        policy_column(res, row, 18, &rec->has_ips, rec->allowed_ips, sizeof(rec->allowed_ips)) != 0)
+        return AK_ERR_STORE;
     return 0;
 }
 
@@ -434,7 +471,9 @@ static int pg_key_insert(struct store *base, struct key_rec *rec)
                        expires,
                        from,
                        to,
-                       leaked};
+                       leaked,
+                       rec->has_scopes ? rec->scopes : NULL,
+                       rec->has_ips ? rec->allowed_ips : NULL};
     PGresult *res;
     int r;
 
@@ -447,10 +486,10 @@ static int pg_key_insert(struct store *base, struct key_rec *rec)
     digest_param(rec->digest, digest);
     if ((r = exec(conn,
                   "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
-                  " expires_at, rotated_from, rotated_to, leaked_at)"
+                  " expires_at, rotated_from, rotated_to, leaked_at, scopes, allowed_ips)"
                   " VALUES ($1, $2, $3, $4, $5::bytea, $6, $7, $8, nullif($9::bigint, 0), nullif($10::bigint, 0),"
-                  " nullif($11::bigint, 0), nullif($12::bigint, 0)) RETURNING id, version",
-                  12, p, &res)) != 0)
+                  " nullif($11::bigint, 0), nullif($12::bigint, 0), $13, $14) RETURNING id, version",
+                  14, p, &res)) != 0)
         return r;
     rec->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     rec->version = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
@@ -494,7 +533,17 @@ static int pg_key_write(struct store *base, struct key_rec *rec)
 {
     PGconn *conn = PG(base)->conn;
     char i[24], a[24], expires[24], to[24], leaked[24], activated[24];
-    const char *p[] = {i, a, rec->name, rec->active ? "t" : "f", rec->primary ? "t" : "f", expires, to, leaked, activated};
+    const char *p[] = {i,
+                       a,
+                       rec->name,
+                       rec->active ? "t" : "f",
+                       rec->primary ? "t" : "f",
+                       expires,
+                       to,
+                       leaked,
+                       activated,
+                       rec->has_scopes ? rec->scopes : NULL,
+                       rec->has_ips ? rec->allowed_ips : NULL};
     PGresult *res;
     int r;
 
@@ -508,8 +557,9 @@ static int pg_key_write(struct store *base, struct key_rec *rec)
                   "UPDATE api_keys SET name = $3, is_active = $4, is_primary = $5, expires_at = nullif($6::bigint, 0),"
                   " rotated_to = nullif($7::bigint, 0), leaked_at = nullif($8::bigint, 0), activated_at = nullif($9::bigint, 0),"
                   " expiry_seen = CASE WHEN coalesce(expires_at, 0) = $6::bigint THEN expiry_seen ELSE false END,"
+                  " scopes = $10, allowed_ips = $11,"
                   " version = nextval('apikeyd_version') WHERE id = $1 AND account_id = $2 RETURNING version",
-                  9, p, &res)) != 0)
+                  11, p, &res)) != 0)
         return r;
     if (PQntuples(res) == 1)
         rec->version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -881,7 +931,8 @@ static int pg_account_remove(struct store *base, int64_t id, int64_t **ret_ids, 
     int r;
 
     fmt_i64(i, sizeof(i), id);
-    if ((r = exec(conn, "DELETE FROM api_keys WHERE account_id = $1 RETURNING id", 1, p, &res)) != 0)
+    if ((r = exec(conn, "DELETE FROM key_usage WHERE account_id = $1", 1, p, NULL)) != 0 ||
+        (r = exec(conn, "DELETE FROM api_keys WHERE account_id = $1 RETURNING id", 1, p, &res)) != 0)
         return r;
     r = result_ids(res, ret_ids, ret_n);
     PQclear(res);
@@ -975,6 +1026,72 @@ static int pg_events_prune(struct store *base, int64_t before, unsigned max, int
     *ret_n = strtoll(PQcmdTuples(res), NULL, 10);
     PQclear(res);
     return 0;
+}
+
+static int pg_usage_prune(struct store *base, int64_t before, unsigned max, int64_t *ret_n)
+{
+    char b[24], m[24];
+    const char *p[] = {b, m};
+    PGresult *res;
+    int r;
+
+    fmt_i64(b, sizeof(b), before);
+    fmt_i64(m, sizeof(m), max);
+    if ((r = exec(PG(base)->conn,
+                  "DELETE FROM key_usage WHERE ctid = ANY (ARRAY (SELECT ctid FROM key_usage WHERE hour < $1 LIMIT $2))", 2, p,
+                  &res)) != 0)
+        return r;
+    *ret_n = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+/*
+ * Adds the rows in one statement. Rows repeating a key and hour (counts kept
+ * from a failed flush beside new ones) are summed first, and rows are
+ * written in key order, so that two instances never wait on each other in
+ * a cycle.
+ */
+static int pg_usage_add(struct store *base, const struct usage_row *rows, size_t n)
+{
+    char *cols[4 + USAGE_NCOUNTS] = {NULL};
+    int64_t *sandbox = malloc(n * sizeof(*sandbox));
+    int r = AK_ERR_NOMEM;
+
+    if (n == 0) {
+        free(sandbox);
+        return 0;
+    }
+    if (sandbox == NULL)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        sandbox[i] = rows[i].sandbox;
+    cols[0] = int64_array_literal(&rows[0].key_id, n, sizeof(*rows));
+    cols[1] = int64_array_literal(&rows[0].hour, n, sizeof(*rows));
+    cols[2] = int64_array_literal(&rows[0].account_id, n, sizeof(*rows));
+    cols[3] = int64_array_literal(sandbox, n, sizeof(*sandbox));
+    for (int c = 0; c < USAGE_NCOUNTS; c++)
+        cols[4 + c] = int64_array_literal((const int64_t *)(const void *)&rows[0].n[c], n, sizeof(*rows));
+    for (int c = 0; c < 4 + USAGE_NCOUNTS; c++)
+        if (cols[c] == NULL)
+            goto out;
+    r = exec(PG(base)->conn,
+             "INSERT INTO key_usage (key_id, hour, account_id, sandbox, verified, inactive, expired, suspended, scope, ip)"
+             " SELECT k, h, min(a), bool_or(s <> 0), sum(v)::bigint, sum(i)::bigint, sum(e)::bigint, sum(su)::bigint,"
+             " sum(sc)::bigint, sum(ip)::bigint"
+             " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],"
+             " $8::bigint[], $9::bigint[], $10::bigint[]) AS u(k, h, a, s, v, i, e, su, sc, ip)"
+             " GROUP BY k, h ORDER BY k, h"
+             " ON CONFLICT (key_id, hour) DO UPDATE SET verified = key_usage.verified + excluded.verified,"
+             " inactive = key_usage.inactive + excluded.inactive, expired = key_usage.expired + excluded.expired,"
+             " suspended = key_usage.suspended + excluded.suspended, scope = key_usage.scope + excluded.scope,"
+             " ip = key_usage.ip + excluded.ip",
+             4 + USAGE_NCOUNTS, (const char *const *)cols, NULL);
+out:
+    for (int c = 0; c < 4 + USAGE_NCOUNTS; c++)
+        free(cols[c]);
+    free(sandbox);
+    return r;
 }
 
 static int pg_uses_raise(struct store *base, const struct key_use *v, size_t n)
@@ -1250,6 +1367,63 @@ static int pg_event_list(struct store *base, const struct event_query *q, store_
                                  5, p, map_event, ev, (int (*)(void *, const void *))cb, arg));
 #undef EVENTS_BY
     free(ev);
+    return r;
+}
+
+struct usage_scratch {
+    int64_t group;
+    uint64_t n[USAGE_NCOUNTS];
+};
+
+static int map_usage(const PGresult *res, int row, void *arg)
+{
+    struct usage_scratch *u = arg;
+
+    u->group = get_i64(res, row, 0);
+    for (int c = 0; c < USAGE_NCOUNTS; c++)
+        u->n[c] = (uint64_t)get_i64(res, row, 1 + c);
+    return 0;
+}
+
+struct usage_relay {
+    usage_sum_cb cb;
+    void *arg;
+};
+
+static int relay_usage(void *arg, const void *row)
+{
+    const struct usage_relay *rl = arg;
+    const struct usage_scratch *u = row;
+
+    return rl->cb(rl->arg, u->group, u->n);
+}
+
+static int pg_usage_sum(struct store *base, const struct usage_query *q, usage_sum_cb cb, void *arg)
+{
+    char account[24], key[24], from[24], to[24], bucket[24];
+    const char *p[] = {account, key, from, to, q->sandbox_only ? "t" : "f", bucket};
+    struct usage_relay rl = {cb, arg};
+    struct usage_scratch u;
+    int r;
+
+    fmt_i64(account, sizeof(account), q->account_id);
+    fmt_i64(key, sizeof(key), q->key_id);
+    fmt_i64(from, sizeof(from), q->from);
+    fmt_i64(to, sizeof(to), q->to);
+    fmt_i64(bucket, sizeof(bucket), q->bucket_s);
+#define USAGE_SUMS                                                                                                                 \
+    "sum(verified)::bigint, sum(inactive)::bigint, sum(expired)::bigint, sum(suspended)::bigint, sum(scope)::bigint,"              \
+    " sum(ip)::bigint"
+#define USAGE_WHERE                                                                                                                \
+    "account_id = $1 AND ($2::bigint = 0 OR key_id = $2) AND hour >= $3 AND hour < $4 AND (sandbox OR NOT $5::boolean)"
+    WITH_CONN(PG(base), each_row(PG(base)->conn,
+                                 q->by_key ? "SELECT key_id, " USAGE_SUMS " FROM key_usage WHERE " USAGE_WHERE
+                                             " AND $6::bigint = $6::bigint GROUP BY key_id ORDER BY key_id"
+                                           : "SELECT hour - hour % $6 AS b, " USAGE_SUMS " FROM key_usage WHERE " USAGE_WHERE
+                                             " GROUP BY b ORDER BY b",
+                                 6, p, map_usage, &u, relay_usage, &rl));
+#undef USAGE_SUMS
+#undef USAGE_WHERE
     return r;
 }
 
@@ -1563,6 +1737,9 @@ static const struct store_ops POSTGRES_OPS = {
     .token_read = pg_token_read,
     .token_remove = pg_token_remove,
     .event_append = pg_event_append,
+    .usage_add = pg_usage_add,
+    .usage_prune = pg_usage_prune,
+    .usage_sum = pg_usage_sum,
     .events_prune = pg_events_prune,
     .announce = pg_announce,
     .announce_uses = pg_announce_uses,

@@ -102,6 +102,26 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE sweeps (name TEXT PRIMARY KEY, due_at INTEGER NOT NULL);",
     /* 5: an account's events about one key (the dashboard's audit view filtered by key) */
     "CREATE INDEX audit_events_account_target ON audit_events(account_id, target_type, target_id, id);",
+    /*
+     * 6: restricted keys (scopes and IP allowlists as canonical text; NULL:
+     * unrestricted) and usage per key and hour, added to by every instance.
+     */
+    "ALTER TABLE api_keys ADD COLUMN scopes TEXT;"
+    "ALTER TABLE api_keys ADD COLUMN allowed_ips TEXT;"
+    "CREATE TABLE key_usage ("
+    "  key_id INTEGER NOT NULL,"
+    "  hour INTEGER NOT NULL,"
+    "  account_id INTEGER NOT NULL,"
+    "  sandbox INTEGER NOT NULL CHECK (sandbox IN (0, 1)),"
+    "  verified INTEGER NOT NULL DEFAULT 0,"
+    "  inactive INTEGER NOT NULL DEFAULT 0,"
+    "  expired INTEGER NOT NULL DEFAULT 0,"
+    "  suspended INTEGER NOT NULL DEFAULT 0,"
+    "  scope INTEGER NOT NULL DEFAULT 0,"
+    "  ip INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (key_id, hour)) WITHOUT ROWID;"
+    "CREATE INDEX key_usage_account ON key_usage(account_id, hour);"
+    "CREATE INDEX key_usage_hour ON key_usage(hour);",
 };
 
 enum {
@@ -141,6 +161,11 @@ enum {
     ST_EXPIRY_SEEN,
     ST_SWEEP_ENSURE,
     ST_SWEEP_CLAIM,
+    ST_USAGE_ADD,
+    ST_USAGE_PRUNE,
+    ST_USAGE_BUCKETS,
+    ST_USAGE_BY_KEY,
+    ST_USAGE_ACCOUNT_REMOVE,
     ST_COUNT
 };
 
@@ -151,7 +176,10 @@ enum {
 #define KEY_COLUMNS                                                                                                                \
     "id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at, coalesce(last_used, 0),"               \
     " coalesce(expires_at, 0), coalesce(rotated_from, 0), coalesce(rotated_to, 0), coalesce(leaked_at, 0), expiry_seen,"           \
-    " coalesce(activated_at, 0)"
+    " coalesce(activated_at, 0), scopes, allowed_ips"
+#define USAGE_SUMS "sum(verified), sum(inactive), sum(expired), sum(suspended), sum(scope), sum(ip)"
+/* ?1 account, ?2 key (0: all), ?3 from, ?4 to, ?5 sandbox only */
+#define USAGE_WHERE "account_id = ?1 AND (?2 = 0 OR key_id = ?2) AND hour >= ?3 AND hour < ?4 AND (sandbox OR NOT ?5)"
 
 static const char *const SQL[ST_COUNT] = {
     [ST_ACCOUNT_INSERT] = "INSERT INTO accounts (name, created_at, key_count, external_id, status, max_keys)"
@@ -188,15 +216,16 @@ static const char *const SQL[ST_COUNT] = {
     [ST_EVENT_LIST_BOTH] = "SELECT " EVENT_COLUMNS " FROM audit_events WHERE account_id = ?3 AND action = ?4 AND id < ?1"
                            " ORDER BY id DESC LIMIT ?2",
     [ST_KEY_INSERT] = "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
-                      " expires_at, rotated_from, rotated_to, leaked_at)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, nullif(?9, 0), nullif(?10, 0), nullif(?11, 0), nullif(?12, 0))",
+                      " expires_at, rotated_from, rotated_to, leaked_at, scopes, allowed_ips)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, nullif(?9, 0), nullif(?10, 0), nullif(?11, 0), nullif(?12, 0),"
+                      " ?13, ?14)",
     [ST_KEY_GET] = "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ?1",
     [ST_KEY_GET_DIGEST] = "SELECT " KEY_COLUMNS " FROM api_keys WHERE digest = ?1",
     [ST_KEY_PRIMARY] = "SELECT id FROM api_keys WHERE account_id = ?1 AND is_primary",
     [ST_KEY_UPDATE] = "UPDATE api_keys SET name = ?3, is_active = ?4, is_primary = ?5, expires_at = nullif(?6, 0),"
                       " rotated_to = nullif(?7, 0), leaked_at = nullif(?8, 0), activated_at = nullif(?9, 0),"
-                      " expiry_seen = CASE WHEN coalesce(expires_at, 0) = ?6 THEN expiry_seen ELSE 0 END"
-                      " WHERE id = ?1 AND account_id = ?2",
+                      " expiry_seen = CASE WHEN coalesce(expires_at, 0) = ?6 THEN expiry_seen ELSE 0 END,"
+                      " scopes = ?10, allowed_ips = ?11 WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_DELETE] = "DELETE FROM api_keys WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_UNCOUNT] = "UPDATE accounts SET key_count = key_count - 1 WHERE id = ?1",
     [ST_KEY_LOAD] = "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY id",
@@ -205,6 +234,16 @@ static const char *const SQL[ST_COUNT] = {
     [ST_SWEEP_CLAIM] = "UPDATE sweeps SET due_at = ?2 + ?3 WHERE name = ?1 AND (due_at <= ?2 OR due_at > ?2 + 2 * ?3)",
     [ST_LAST_USED] = "UPDATE api_keys SET last_used = max(coalesce(last_used, 0), ?2) WHERE id = ?1",
     [ST_DATA_VERSION] = "PRAGMA data_version",
+    [ST_USAGE_ADD] = "INSERT INTO key_usage (key_id, hour, account_id, sandbox, verified, inactive, expired, suspended, scope, ip)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (key_id, hour) DO UPDATE SET"
+                     " verified = verified + excluded.verified, inactive = inactive + excluded.inactive,"
+                     " expired = expired + excluded.expired, suspended = suspended + excluded.suspended,"
+                     " scope = scope + excluded.scope, ip = ip + excluded.ip",
+    [ST_USAGE_PRUNE] =
+        "DELETE FROM key_usage WHERE (key_id, hour) IN (SELECT key_id, hour FROM key_usage WHERE hour < ?1 LIMIT ?2)",
+    [ST_USAGE_BUCKETS] = "SELECT hour - hour % ?6 AS b, " USAGE_SUMS " FROM key_usage WHERE " USAGE_WHERE " GROUP BY b ORDER BY b",
+    [ST_USAGE_BY_KEY] = "SELECT key_id, " USAGE_SUMS " FROM key_usage WHERE " USAGE_WHERE " GROUP BY key_id ORDER BY key_id",
+    [ST_USAGE_ACCOUNT_REMOVE] = "DELETE FROM key_usage WHERE account_id = ?1",
 };
 
 struct sqlite_store {
@@ -399,6 +438,36 @@ static int sq_account_return_key(struct store *base, int64_t account_id)
     return step_done(st);
 }
 
+/* Binds rec's scopes and allowed_ips at `i` and `i + 1` (NULL: unrestricted). */
+static void bind_policy(sqlite3_stmt *st, int i, const struct key_rec *rec)
+{
+    if (rec->has_scopes)
+        sqlite3_bind_text(st, i, rec->scopes, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+    if (rec->has_ips)
+        sqlite3_bind_text(st, i + 1, rec->allowed_ips, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i + 1);
+}
+
+/* Copies a nullable text column into `out` (`cap` bytes); *ret_has says whether it was not NULL. AK_ERR_STORE if too long. */
+static int column_policy(sqlite3_stmt *st, int col, bool *ret_has, char *out, size_t cap)
+{
+    const unsigned char *v = sqlite3_column_text(st, col);
+    size_t len = (size_t)sqlite3_column_bytes(st, col);
+
+    *ret_has = v != NULL;
+    out[0] = '\0';
+    if (v == NULL)
+        return 0;
+    if (len >= cap)
+        return AK_ERR_STORE;
+    memcpy(out, v, len);
+    out[len] = '\0';
+    return 0;
+}
+
 static int sq_key_insert(struct store *base, struct key_rec *rec)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
@@ -417,6 +486,7 @@ static int sq_key_insert(struct store *base, struct key_rec *rec)
     sqlite3_bind_int64(st, 10, rec->rotated_from);
     sqlite3_bind_int64(st, 11, rec->rotated_to);
     sqlite3_bind_int64(st, 12, rec->leaked_at);
+    bind_policy(st, 13, rec);
     if ((r = step_done(st)) == 0) {
         rec->id = sqlite3_last_insert_rowid(s->db);
         rec->version = 0;
@@ -452,6 +522,9 @@ static int row_to_rec(sqlite3_stmt *st, struct key_rec *rec)
     rec->expiry_seen = sqlite3_column_int(st, 14) != 0;
     rec->activated_at = sqlite3_column_int64(st, 15);
     rec->version = 0;
+    if (column_policy(st, 16, &rec->has_scopes, rec->scopes, sizeof(rec->scopes)) != 0 ||
+        column_policy(st, 17, &rec->has_ips, rec->allowed_ips, sizeof(rec->allowed_ips)) != 0)
+        return AK_ERR_STORE;
     return 0;
 }
 
@@ -484,6 +557,7 @@ static int sq_key_write(struct store *base, struct key_rec *rec)
     sqlite3_bind_int64(st, 7, rec->rotated_to);
     sqlite3_bind_int64(st, 8, rec->leaked_at);
     sqlite3_bind_int64(st, 9, rec->activated_at);
+    bind_policy(st, 10, rec);
     if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
         r = AK_ERR_NOT_FOUND;
     return r;
@@ -714,6 +788,12 @@ static int sq_account_remove(struct store *base, int64_t id, int64_t **ret_ids, 
     sqlite3_bind_int64(st, 1, id);
     if ((r = collect_ids(st, &ids, &n)) != 0)
         return r;
+    st = stmt(s, ST_USAGE_ACCOUNT_REMOVE);
+    sqlite3_bind_int64(st, 1, id);
+    if ((r = step_done(st)) != 0) {
+        free(ids);
+        return r;
+    }
     st = stmt(s, ST_ACCOUNT_REMOVE);
     sqlite3_bind_int64(st, 1, id);
     if ((r = change_one(s, st, AK_ERR_NOT_FOUND)) != 0) {
@@ -807,6 +887,37 @@ static int sq_events_prune(struct store *base, int64_t before, unsigned max, int
     return r;
 }
 
+static int sq_usage_add(struct store *base, const struct usage_row *rows, size_t n)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    int r = 0;
+
+    for (size_t i = 0; i < n && r == 0; i++) {
+        sqlite3_stmt *st = stmt(s, ST_USAGE_ADD);
+        sqlite3_bind_int64(st, 1, rows[i].key_id);
+        sqlite3_bind_int64(st, 2, rows[i].hour);
+        sqlite3_bind_int64(st, 3, rows[i].account_id);
+        sqlite3_bind_int(st, 4, rows[i].sandbox);
+        for (int c = 0; c < USAGE_NCOUNTS; c++)
+            sqlite3_bind_int64(st, 5 + c, (int64_t)rows[i].n[c]);
+        r = step_done(st);
+    }
+    return r;
+}
+
+static int sq_usage_prune(struct store *base, int64_t before, unsigned max, int64_t *ret_n)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_USAGE_PRUNE);
+    int r;
+
+    sqlite3_bind_int64(st, 1, before);
+    sqlite3_bind_int64(st, 2, max);
+    if ((r = step_done(st)) == 0)
+        *ret_n = sqlite3_changes(s->db);
+    return r;
+}
+
 /* An event row; `changes` points into the statement's row (valid until the next step). */
 static int map_event(sqlite3_stmt *st, void *arg)
 {
@@ -850,6 +961,34 @@ static int sq_token_load(struct store *base, store_token_cb cb, void *arg)
 
     pthread_mutex_lock(&s->lock);
     r = read_all(stmt(s, ST_TOKEN_LOAD), map_token, &rec, (int (*)(void *, const void *))cb, arg);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int sq_usage_sum(struct store *base, const struct usage_query *q, usage_sum_cb cb, void *arg)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st;
+    int rc, r = 0;
+
+    pthread_mutex_lock(&s->lock);
+    st = stmt(s, q->by_key ? ST_USAGE_BY_KEY : ST_USAGE_BUCKETS);
+    sqlite3_bind_int64(st, 1, q->account_id);
+    sqlite3_bind_int64(st, 2, q->key_id);
+    sqlite3_bind_int64(st, 3, q->from);
+    sqlite3_bind_int64(st, 4, q->to);
+    sqlite3_bind_int(st, 5, q->sandbox_only);
+    if (!q->by_key)
+        sqlite3_bind_int64(st, 6, q->bucket_s);
+    while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t n[USAGE_NCOUNTS];
+        for (int c = 0; c < USAGE_NCOUNTS; c++)
+            n[c] = (uint64_t)sqlite3_column_int64(st, 1 + c);
+        r = cb(arg, sqlite3_column_int64(st, 0), n);
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
+    sqlite3_reset(st);
     pthread_mutex_unlock(&s->lock);
     return r;
 }
@@ -1024,6 +1163,9 @@ static const struct store_ops SQLITE_OPS = {
     .token_remove = sq_token_remove,
     .event_append = sq_event_append,
     .events_prune = sq_events_prune,
+    .usage_add = sq_usage_add,
+    .usage_prune = sq_usage_prune,
+    .usage_sum = sq_usage_sum,
     .announce = NULL, /* one instance per file */
     .announce_uses = NULL,
     .key_get = sq_key_get,

@@ -19,6 +19,7 @@
 #include "core/account.h"
 #include "core/audit.h"
 #include "core/key.h"
+#include "core/usage.h"
 
 struct store;
 
@@ -226,6 +227,10 @@ struct store_ops {
     int (*event_append)(struct store *s, struct audit_event *ev);
     /* Deletes at most `max` events older than `before`; sets *ret_n to how many. */
     int (*events_prune)(struct store *s, int64_t before, unsigned max, int64_t *ret_n);
+    /* Adds each row's counts to the key's row for that hour (creating it). */
+    int (*usage_add)(struct store *s, const struct usage_row *rows, size_t n);
+    /* Deletes at most `max` usage rows of hours before `before`; sets *ret_n to how many. */
+    int (*usage_prune)(struct store *s, int64_t before, unsigned max, int64_t *ret_n);
     /*
      * Optional (NULL where no other process listens): tells the others, at
      * commit, which rows of `topic` changed / which keys were used.
@@ -248,6 +253,8 @@ struct store_ops {
     int (*account_list)(struct store *s, const struct account_query *q, store_account_cb cb, void *arg);
     /* Calls `cb` for a page of events (struct event_query). */
     int (*event_list)(struct store *s, const struct event_query *q, store_event_cb cb, void *arg);
+    /* Calls `cb` with the sums of the usage rows `q` selects, per bucket or per key (struct usage_query). */
+    int (*usage_sum)(struct store *s, const struct usage_query *q, usage_sum_cb cb, void *arg);
     /* Sets *ret_changed when another process changed the data since the last call. */
     int (*poll_changed)(struct store *s, bool *ret_changed);
     /*
@@ -326,6 +333,9 @@ int store_token_revoke(struct store *s, const struct audit_origin *origin, int64
 /* Deletes at most `max` events older than `before`, in one short transaction; sets *ret_n to how many. */
 int store_events_prune(struct store *s, int64_t before, unsigned max, int64_t *ret_n);
 
+/* The same for usage rows of hours before `before`. */
+int store_usage_prune(struct store *s, int64_t before, unsigned max, int64_t *ret_n);
+
 /*
  * Updates key `id` of `account_id` holding the account's lock: reads the
  * row and the primary, asks `fn` for the new row, demotes the old primary
@@ -376,8 +386,12 @@ int store_keys_by_digest(struct store *s, const uint8_t (*digests)[DIGEST_LEN], 
 /* Claims background job `name` for one period (store_ops.sweep_claim), in one transaction. */
 int store_sweep_claim(struct store *s, const char *name, int64_t now, int64_t interval, bool *ret_claimed);
 
-/* Raises last_used of each listed key to at least `at`, in one transaction. A lost commit answer is AK_ERR_UNAVAILABLE: retry. */
-int store_last_used_flush(struct store *s, const struct key_use *v, size_t n);
+/*
+ * Raises last_used of each listed key to at least `at` and adds the usage
+ * rows, in one transaction. AK_ERR_OUTCOME_UNKNOWN when the commit's answer
+ * was lost: raising last_used again is harmless, adding counts again is not.
+ */
+int store_uses_flush(struct store *s, const struct key_use *v, size_t n, const struct usage_row *rows, size_t nrows);
 
 /* Whether `uri` names a PostgreSQL database (postgresql:// or postgres://). */
 bool store_is_postgres(const char *uri);

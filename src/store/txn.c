@@ -431,6 +431,17 @@ int store_events_prune(struct store *s, int64_t before, unsigned max, int64_t *r
     return r == AK_ERR_OUTCOME_UNKNOWN ? AK_ERR_UNAVAILABLE : r;
 }
 
+int store_usage_prune(struct store *s, int64_t before, unsigned max, int64_t *ret_n)
+{
+    int r;
+
+    *ret_n = 0;
+    if ((r = OPS(s)->begin(s)) != 0)
+        return r;
+    r = finish(s, OPS(s)->usage_prune(s, before, max, ret_n), NULL, NULL);
+    return r == AK_ERR_OUTCOME_UNKNOWN ? AK_ERR_UNAVAILABLE : r;
+}
+
 static int read_own(struct store *s, int64_t account_id, int64_t id, struct key_rec *ret)
 {
     int r = OPS(s)->key_read(s, id, ret);
@@ -495,20 +506,21 @@ out:
     return r;
 }
 
-int store_last_used_flush(struct store *s, const struct key_use *v, size_t n)
+int store_uses_flush(struct store *s, const struct key_use *v, size_t n, const struct usage_row *rows, size_t nrows)
 {
     int r;
 
-    if (n == 0)
+    if (n == 0 && nrows == 0)
         return 0;
     if ((r = OPS(s)->begin(s)) != 0)
         return r;
     /* A maximum: uses flushed by other instances never move last_used backwards. */
-    if ((r = OPS(s)->uses_raise(s, v, n)) == 0 && OPS(s)->announce_uses != NULL)
+    if (n != 0 && (r = OPS(s)->uses_raise(s, v, n)) == 0 && OPS(s)->announce_uses != NULL)
         r = OPS(s)->announce_uses(s, v, n);
-    /* A lost answer needs no settling: raising last_used again is harmless, so the uses stay pending. */
-    r = finish(s, r, NULL, NULL);
-    return r == AK_ERR_OUTCOME_UNKNOWN ? AK_ERR_UNAVAILABLE : r;
+    if (r == 0 && nrows != 0)
+        r = OPS(s)->usage_add(s, rows, nrows);
+    /* A lost answer is not settled: the caller knows what is safe to write again (last_used) and what is not (counts). */
+    return finish(s, r, NULL, NULL);
 }
 
 int store_key_rotate(struct store *s, const struct audit_origin *origin, int64_t account_id, int64_t id, unsigned default_max,

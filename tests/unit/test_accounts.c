@@ -54,7 +54,7 @@ static int auth(struct keys *k, const char *key, int64_t now, struct principal *
     char hdr[KEYBUF + 16];
 
     snprintf(hdr, sizeof(hdr), "Bearer %s", key);
-    return keys_authenticate(k, hdr, strlen(hdr), now, ret);
+    return keys_authenticate(k, hdr, strlen(hdr), now, NULL, ret);
 }
 
 static int admin_auth(struct keys *k, const char *token, struct audit_origin *ret)

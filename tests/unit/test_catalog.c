@@ -91,6 +91,20 @@ static void make_digest(int seed, uint8_t out[DIGEST_LEN])
     assert_int_equal(digest_compute(&s, text, strlen(text), out), 0);
 }
 
+/* The last_used part of a flush's collect (usage counts dropped). */
+static int collect_uses(struct catalog *cat, struct key_use **ret, size_t *ret_n)
+{
+    struct catalog_flush f;
+    int r = catalog_collect(cat, 0, &f);
+
+    if (r == 0) {
+        free(f.rows);
+        *ret = f.uses;
+        *ret_n = f.nuses;
+    }
+    return r;
+}
+
 static struct key_rec make_rec(int64_t id, int64_t account, enum key_type type, bool active, bool primary, const char *name)
 {
     struct key_rec r;
@@ -188,7 +202,7 @@ static void test_new_is_empty(void **state)
     assert_int_equal(catalog_size(f->cat), 0);
     assert_int_equal(catalog_get(f->cat, 1, &r), AK_ERR_NOT_FOUND);
     assert_false(catalog_digest_taken(f->cat, d));
-    assert_int_equal(catalog_authenticate(f->cat, d, 100, &p), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(catalog_authenticate(f->cat, d, 100, NULL, &p), AK_ERR_KEY_UNKNOWN);
     assert_int_equal(catalog_account_keys(f->cat, 1, &primary), 0);
     assert_int_equal(primary, 0);
     assert_int_equal(list(f->cat, 1, false)->n, 0);
@@ -373,24 +387,24 @@ static void test_authenticate(void **state)
 
     make_digest(1000, unknown);
     memset(&p, 0x5a, sizeof(p));
-    assert_int_equal(catalog_authenticate(f->cat, unknown, 100, &p), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(catalog_authenticate(f->cat, unknown, 100, NULL, &p), AK_ERR_KEY_UNKNOWN);
     /* Same first bytes, different last byte: still unknown (the whole digest is compared). */
     memcpy(near, a.digest, DIGEST_LEN);
     near[DIGEST_LEN - 1] ^= 1;
-    assert_int_equal(catalog_authenticate(f->cat, near, 100, &p), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(catalog_authenticate(f->cat, near, 100, NULL, &p), AK_ERR_KEY_UNKNOWN);
     memcpy(near, a.digest, DIGEST_LEN);
     near[8] ^= 0x80;
-    assert_int_equal(catalog_authenticate(f->cat, near, 100, &p), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(catalog_authenticate(f->cat, near, 100, NULL, &p), AK_ERR_KEY_UNKNOWN);
     assert_int_equal(catalog_get(f->cat, 1, &got), 0);
     assert_int_equal(got.last_used, 0);
 
     /* Inactive: refused, and not recorded as a use. */
-    assert_int_equal(catalog_authenticate(f->cat, b.digest, 100, &p), AK_ERR_KEY_INACTIVE);
+    assert_int_equal(catalog_authenticate(f->cat, b.digest, 100, NULL, &p), AK_ERR_KEY_INACTIVE);
     assert_int_equal(catalog_get(f->cat, 2, &got), 0);
     assert_int_equal(got.last_used, 0);
 
     memset(&p, 0, sizeof(p));
-    assert_int_equal(catalog_authenticate(f->cat, a.digest, 1000, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 1000, NULL, &p), 0);
     assert_int_equal(p.key_id, 1);
     assert_int_equal(p.account_id, 7);
     assert_int_equal(p.type, KEY_TYPE_PRODUCTION);
@@ -399,18 +413,18 @@ static void test_authenticate(void **state)
     assert_int_equal(got.last_used, 1000);
     assert_int_equal(list(f->cat, 7, false)->recs[0].last_used, 1000);
 
-    assert_int_equal(catalog_authenticate(f->cat, c.digest, 500, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, c.digest, 500, NULL, &p), 0);
     assert_int_equal(p.key_id, 3);
     assert_int_equal(p.account_id, 8);
     assert_int_equal(p.type, KEY_TYPE_SANDBOX);
     assert_string_equal(p.prefix, c.prefix);
 
     /* last_used never goes backward. */
-    assert_int_equal(catalog_authenticate(f->cat, a.digest, 900, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 900, NULL, &p), 0);
     assert_int_equal(catalog_get(f->cat, 1, &got), 0);
     assert_int_equal(got.last_used, 1000);
-    assert_int_equal(catalog_authenticate(f->cat, a.digest, 1000, &p), 0);
-    assert_int_equal(catalog_authenticate(f->cat, a.digest, 1001, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 1000, NULL, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 1001, NULL, &p), 0);
     assert_int_equal(catalog_get(f->cat, 1, &got), 0);
     assert_int_equal(got.last_used, 1001);
     /* Nor below a value that came with the record. */
@@ -418,17 +432,17 @@ static void test_authenticate(void **state)
     c.id = 4;
     make_digest(4, c.digest);
     assert_int_equal(catalog_put(f->cat, &c), 0);
-    assert_int_equal(catalog_authenticate(f->cat, c.digest, 4000, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, c.digest, 4000, NULL, &p), 0);
     assert_int_equal(catalog_get(f->cat, 4, &got), 0);
     assert_int_equal(got.last_used, 5000);
 
     /* A reactivated key authenticates again; a removed one is unknown. */
     b.active = true;
     assert_int_equal(catalog_put(f->cat, &b), 0);
-    assert_int_equal(catalog_authenticate(f->cat, b.digest, 2000, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, b.digest, 2000, NULL, &p), 0);
     assert_int_equal(p.key_id, 2);
     catalog_remove(f->cat, 2);
-    assert_int_equal(catalog_authenticate(f->cat, b.digest, 2000, &p), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(catalog_authenticate(f->cat, b.digest, 2000, NULL, &p), AK_ERR_KEY_UNKNOWN);
 }
 
 static int cmp_use(const void *x, const void *y)
@@ -449,13 +463,13 @@ static void test_collect_and_mark_flushed(void **state)
 
     assert_int_equal(catalog_put(f->cat, &a), 0);
     assert_int_equal(catalog_put(f->cat, &b), 0);
-    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(collect_uses(f->cat, &uses, &n), 0);
     assert_int_equal(n, 0);
     free(uses);
 
-    assert_int_equal(catalog_authenticate(f->cat, a.digest, 100, &p), 0);
-    assert_int_equal(catalog_authenticate(f->cat, b.digest, 200, &p), 0);
-    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 100, NULL, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, b.digest, 200, NULL, &p), 0);
+    assert_int_equal(collect_uses(f->cat, &uses, &n), 0);
     assert_int_equal(n, 2);
     assert_non_null(uses);
     qsort(uses, n, sizeof(*uses), cmp_use);
@@ -468,33 +482,33 @@ static void test_collect_and_mark_flushed(void **state)
     {
         struct key_use *again = NULL;
         size_t m = 0;
-        assert_int_equal(catalog_collect_uses(f->cat, &again, &m), 0);
+        assert_int_equal(collect_uses(f->cat, &again, &m), 0);
         assert_int_equal(m, 2);
         free(again);
     }
     catalog_mark_flushed(f->cat, uses, n);
     free(uses);
     uses = NULL;
-    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(collect_uses(f->cat, &uses, &n), 0);
     assert_int_equal(n, 0);
     free(uses);
 
     /* The same second again is no news; a later one is. */
-    assert_int_equal(catalog_authenticate(f->cat, a.digest, 100, &p), 0);
-    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 100, NULL, &p), 0);
+    assert_int_equal(collect_uses(f->cat, &uses, &n), 0);
     assert_int_equal(n, 0);
     free(uses);
-    assert_int_equal(catalog_authenticate(f->cat, a.digest, 150, &p), 0);
-    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 150, NULL, &p), 0);
+    assert_int_equal(collect_uses(f->cat, &uses, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(uses[0].id, 1);
     assert_int_equal(uses[0].at, 150);
 
     /* A use newer than what was flushed stays pending. */
-    assert_int_equal(catalog_authenticate(f->cat, a.digest, 160, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 160, NULL, &p), 0);
     catalog_mark_flushed(f->cat, uses, n); /* marks 150 */
     free(uses);
-    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(collect_uses(f->cat, &uses, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(uses[0].at, 160);
     /* Marking an older value does not undo a newer mark; marking unknown ids is harmless. */
@@ -505,7 +519,7 @@ static void test_collect_and_mark_flushed(void **state)
         catalog_mark_flushed(f->cat, old, 1);
     }
     free(uses);
-    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(collect_uses(f->cat, &uses, &n), 0);
     assert_int_equal(n, 0);
     free(uses);
 }
@@ -589,7 +603,7 @@ static void test_load_from_store(void **state)
     assert_int_equal(primary, p1.id);
     assert_int_equal(catalog_account_keys(f->cat, p3.account_id, &primary), 1);
     assert_int_equal(primary, p3.id);
-    assert_int_equal(catalog_authenticate(f->cat, k4.digest, 10, &pr), 0);
+    assert_int_equal(catalog_authenticate(f->cat, k4.digest, 10, NULL, &pr), 0);
     assert_int_equal(pr.key_id, k4.id);
     assert_int_equal(pr.account_id, p1.account_id);
 }
@@ -614,7 +628,7 @@ static void test_load_replaces_content(void **state)
     assert_int_equal(catalog_size(f->cat), 2);
     assert_int_equal(catalog_get(f->cat, 999, &got), AK_ERR_NOT_FOUND);
     assert_false(catalog_digest_taken(f->cat, stray.digest));
-    assert_int_equal(catalog_authenticate(f->cat, stray.digest, 10, &pr), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(catalog_authenticate(f->cat, stray.digest, 10, NULL, &pr), AK_ERR_KEY_UNKNOWN);
     assert_int_equal(catalog_get(f->cat, p1.id, &got), 0);
     assert_string_equal(got.name, "Production Key");
     assert_int_equal(list(f->cat, p1.account_id, false)->n, 2);
@@ -624,7 +638,7 @@ static void test_load_replaces_content(void **state)
     assert_int_equal(catalog_load(f->cat, f->store), 0);
     assert_int_equal(catalog_size(f->cat), 1);
     assert_int_equal(catalog_get(f->cat, k2.id, &got), AK_ERR_NOT_FOUND);
-    assert_int_equal(catalog_authenticate(f->cat, k2.digest, 10, &pr), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(catalog_authenticate(f->cat, k2.digest, 10, NULL, &pr), AK_ERR_KEY_UNKNOWN);
     assert_int_equal(list(f->cat, p1.account_id, false)->n, 1);
 }
 
@@ -640,28 +654,28 @@ static void test_load_keeps_newer_last_used(void **state)
     size_t n = 0;
 
     assert_int_equal(catalog_load(f->cat, f->store), 0);
-    assert_int_equal(catalog_authenticate(f->cat, p1.digest, 2000, &pr), 0);
-    assert_int_equal(catalog_authenticate(f->cat, k2.digest, 2000, &pr), 0);
+    assert_int_equal(catalog_authenticate(f->cat, p1.digest, 2000, NULL, &pr), 0);
+    assert_int_equal(catalog_authenticate(f->cat, k2.digest, 2000, NULL, &pr), 0);
     /* The store has seen neither use; k2 gets a newer one in the store. */
-    assert_int_equal(store_last_used_flush(f->store, &flush, 1), 0);
+    assert_int_equal(store_uses_flush(f->store, &flush, 1, NULL, 0), 0);
     assert_int_equal(catalog_load(f->cat, f->store), 0);
     assert_int_equal(catalog_get(f->cat, p1.id, &got), 0);
     assert_int_equal(got.last_used, 2000); /* memory newer: kept */
     assert_int_equal(catalog_get(f->cat, k2.id, &got), 0);
     assert_int_equal(got.last_used, 3000); /* store newer: taken */
     /* The kept use is still pending for the store; k2's is already there. */
-    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(collect_uses(f->cat, &uses, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(uses[0].id, p1.id);
     assert_int_equal(uses[0].at, 2000);
     catalog_mark_flushed(f->cat, uses, n);
     free(uses);
     uses = NULL;
-    assert_int_equal(catalog_collect_uses(f->cat, &uses, &n), 0);
+    assert_int_equal(collect_uses(f->cat, &uses, &n), 0);
     assert_int_equal(n, 0);
     free(uses);
     /* And last_used does not go backward through a load either. */
-    assert_int_equal(catalog_authenticate(f->cat, k2.digest, 2500, &pr), 0);
+    assert_int_equal(catalog_authenticate(f->cat, k2.digest, 2500, NULL, &pr), 0);
     assert_int_equal(catalog_get(f->cat, k2.id, &got), 0);
     assert_int_equal(got.last_used, 3000);
 }
@@ -762,7 +776,7 @@ static void *hammer_main(void *arg)
     while (rec != NULL && !atomic_load(&h->stop)) {
         for (size_t i = 0; i < h->nids; i++)
             catalog_get(h->cat, h->ids[i], rec);
-        if (catalog_authenticate(h->cat, h->digest, ++now, &p) == 0)
+        if (catalog_authenticate(h->cat, h->digest, ++now, NULL, &p) == 0)
             atomic_store(&h->last_now, now);
     }
     free(rec);
@@ -1042,17 +1056,17 @@ static void test_authenticate_suspended(void **state)
     assert_int_equal(catalog_put(f->cat, &a), 0);
     assert_int_equal(catalog_put(f->cat, &off), 0);
     assert_int_equal(catalog_put(f->cat, &b), 0);
-    assert_int_equal(catalog_authenticate(f->cat, a.digest, 100, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 100, NULL, &p), 0);
     assert_int_equal(catalog_suspend(f->cat, 10, true), 0);
     memset(&p, 0x5a, sizeof(p));
-    assert_int_equal(catalog_authenticate(f->cat, a.digest, 200, &p), AK_ERR_SUSPENDED);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 200, NULL, &p), AK_ERR_SUSPENDED);
     assert_int_equal(p.key_id, (int64_t)0x5a5a5a5a5a5a5a5aLL); /* nothing handed out */
-    assert_int_equal(catalog_authenticate(f->cat, off.digest, 200, &p), AK_ERR_KEY_INACTIVE);
-    assert_int_equal(catalog_authenticate(f->cat, b.digest, 200, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, off.digest, 200, NULL, &p), AK_ERR_KEY_INACTIVE);
+    assert_int_equal(catalog_authenticate(f->cat, b.digest, 200, NULL, &p), 0);
     assert_int_equal(catalog_get(f->cat, a.id, &got), 0);
     assert_int_equal(got.last_used, 100);
     assert_int_equal(catalog_suspend(f->cat, 10, false), 0);
-    assert_int_equal(catalog_authenticate(f->cat, a.digest, 300, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 300, NULL, &p), 0);
     assert_int_equal(p.key_id, a.id);
     assert_int_equal(catalog_get(f->cat, a.id, &got), 0);
     assert_int_equal(got.last_used, 300);

@@ -266,7 +266,7 @@ static void read_authenticate(struct run *r, int64_t id)
     id_digest(id, d);
     memset(&p, 0, sizeof(p));
     s0 = atomic_load(&r->state[id]);
-    rc = catalog_authenticate(r->cat, d, NOW, &p);
+    rc = catalog_authenticate(r->cat, d, NOW, NULL, &p);
     s1 = atomic_load(&r->state[id]);
     atomic_fetch_add_explicit(&r->calls[0], 1, memory_order_relaxed);
     if (rc != 0 && rc != AK_ERR_KEY_INACTIVE && rc != AK_ERR_KEY_UNKNOWN) {
@@ -554,7 +554,7 @@ static void writer_put_removed(struct writer *w)
     model_rec(w, id, &rec);
     assert_int_equal(catalog_put(w->run->cat, &rec), 0);
     assert_int_equal(catalog_get(w->run->cat, id, &got), AK_ERR_NOT_FOUND);
-    assert_int_equal(catalog_authenticate(w->run->cat, rec.digest, NOW, &p), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(catalog_authenticate(w->run->cat, rec.digest, NOW, NULL, &p), AK_ERR_KEY_UNKNOWN);
 }
 
 /* The primary moves to another never-removed key of account 1 (demote, then promote: two versions). */
@@ -673,7 +673,7 @@ static void check_final(const struct writer *w)
         id_digest(id, d);
         if (st != ST_PRESENT) {
             assert_int_equal(catalog_get(cat, id, &got), AK_ERR_NOT_FOUND);
-            assert_int_equal(catalog_authenticate(cat, d, NOW, &p), AK_ERR_KEY_UNKNOWN);
+            assert_int_equal(catalog_authenticate(cat, d, NOW, NULL, &p), AK_ERR_KEY_UNKNOWN);
             assert_false(catalog_digest_taken(cat, d));
             continue;
         }
@@ -691,7 +691,7 @@ static void check_final(const struct writer *w)
         assert_int_equal(got.created_at, want.created_at);
         assert_int_equal(got.version, want.version);
         assert_true(got.last_used == 0 || got.last_used == NOW);
-        rc = catalog_authenticate(cat, d, NOW, &p);
+        rc = catalog_authenticate(cat, d, NOW, NULL, &p);
         assert_int_equal(rc, want.active ? 0 : AK_ERR_KEY_INACTIVE);
     }
     assert_int_equal(catalog_size(cat), present);
@@ -1009,7 +1009,7 @@ static void *load_reader_main(void *arg)
         switch (pick(&rng, 4)) {
         case 0: { /* a key in both stores is always there */
             id_digest(seed, d);
-            rc = catalog_authenticate(r->cat, d, NOW, &p);
+            rc = catalog_authenticate(r->cat, d, NOW, NULL, &p);
             if (rc != 0 || p.key_id != f->stable_id[seed] || p.account_id != f->account)
                 fail_rec("catalog_authenticate during loads: key of seed %d: %d, id %" PRId64, seed, rc, p.key_id);
             atomic_fetch_add_explicit(&r->calls[0], 1, memory_order_relaxed);
@@ -1018,7 +1018,7 @@ static void *load_reader_main(void *arg)
         case 1: { /* a key of one store only: there or not, never garbage */
             int s = pick(&rng, 2) == 0 ? 1001 + (int)pick(&rng, LOAD_ONLY_A) : 2001 + (int)pick(&rng, LOAD_ONLY_B);
             id_digest(s, d);
-            rc = catalog_authenticate(r->cat, d, NOW, &p);
+            rc = catalog_authenticate(r->cat, d, NOW, NULL, &p);
             if ((rc != 0 && rc != AK_ERR_KEY_UNKNOWN) || (rc == 0 && (p.account_id != f->account || seed_of_id(f, p.key_id) != 0)))
                 fail_rec("catalog_authenticate during loads: key of seed %d: %d", s, rc);
             atomic_fetch_add_explicit(&r->calls[0], 1, memory_order_relaxed);
@@ -1136,7 +1136,7 @@ static void *susp_reader(void *arg)
         unsigned long g1 = atomic_load(&s->seq[a]), g2;
         bool want = atomic_load(&s->suspended[a]), is;
         struct principal p;
-        int r = catalog_authenticate(s->cat, s->digests[a], ++now, &p);
+        int r = catalog_authenticate(s->cat, s->digests[a], ++now, NULL, &p);
 
         is = catalog_is_suspended(s->cat, a);
         g2 = atomic_load(&s->seq[a]);

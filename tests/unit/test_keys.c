@@ -129,7 +129,7 @@ static int auth(struct keys *k, const char *key, int64_t now, struct principal *
     char hdr[KEYBUF + 16];
 
     snprintf(hdr, sizeof(hdr), "Bearer %s", key);
-    return keys_authenticate(k, hdr, strlen(hdr), now, ret);
+    return keys_authenticate(k, hdr, strlen(hdr), now, NULL, ret);
 }
 
 static void new_account(struct keys *k, const char *name, struct account *a)
@@ -650,11 +650,11 @@ static void test_authenticate_outcomes(void **state)
 
     memset(&who, 0x5a, sizeof(who));
     before = who;
-    assert_int_equal(keys_authenticate(f->k, NULL, 0, 10, &who), AK_ERR_MISSING_KEY);
-    assert_int_equal(keys_authenticate(f->k, "", 0, 10, &who), AK_ERR_MISSING_KEY);
-    assert_int_equal(keys_authenticate(f->k, "Bearer ", 7, 10, &who), AK_ERR_MISSING_KEY);
-    assert_int_equal(keys_authenticate(f->k, "Basic abc", 9, 10, &who), AK_ERR_KEY_FORMAT);
-    assert_int_equal(keys_authenticate(f->k, ksand, len, 10, &who), AK_ERR_KEY_FORMAT); /* no scheme */
+    assert_int_equal(keys_authenticate(f->k, NULL, 0, 10, NULL, &who), AK_ERR_MISSING_KEY);
+    assert_int_equal(keys_authenticate(f->k, "", 0, 10, NULL, &who), AK_ERR_MISSING_KEY);
+    assert_int_equal(keys_authenticate(f->k, "Bearer ", 7, 10, NULL, &who), AK_ERR_MISSING_KEY);
+    assert_int_equal(keys_authenticate(f->k, "Basic abc", 9, 10, NULL, &who), AK_ERR_KEY_FORMAT);
+    assert_int_equal(keys_authenticate(f->k, ksand, len, 10, NULL, &who), AK_ERR_KEY_FORMAT); /* no scheme */
     assert_int_equal(auth(f->k, "ml_prod_abc", 10, &who), AK_ERR_KEY_FORMAT);
     /* Tampered checksum. */
     memcpy(bad, ksand, len + 1);
@@ -689,7 +689,7 @@ static void test_authenticate_outcomes(void **state)
     {
         char hdr[KEYBUF + 32];
         snprintf(hdr, sizeof(hdr), "  bearer \t%s  ", a.key);
-        assert_int_equal(keys_authenticate(f->k, hdr, strlen(hdr), 50, &who), 0);
+        assert_int_equal(keys_authenticate(f->k, hdr, strlen(hdr), 50, NULL, &who), 0);
         assert_int_equal(who.key_id, a.primary.id);
     }
 }

@@ -53,7 +53,7 @@ static int auth(struct keys *k, const char *key, int64_t now, struct principal *
     char hdr[KEYBUF + 16];
 
     snprintf(hdr, sizeof(hdr), "Bearer %s", key);
-    return keys_authenticate(k, hdr, strlen(hdr), now, ret);
+    return keys_authenticate(k, hdr, strlen(hdr), now, NULL, ret);
 }
 
 /* An account with its primary key (`primary`, in clear) and the principal of that key. */

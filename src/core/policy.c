@@ -1,0 +1,48 @@
+/*
+ * policy: see policy.h. Coverage of scopes is scope.h's, containment of
+ * allowlists guard.h's; this file only says which of them must hold when.
+ */
+#include "core/policy.h"
+
+#include <string.h>
+
+#include "core/error.h"
+#include "core/scope.h"
+
+/* Whether `rec` is at most as powerful as `who` (and `self`, for the allowlist). */
+static bool within(const struct principal *who, const struct key_rec *self, const struct key_rec *rec)
+{
+    if (who->restricted &&
+        (!rec->has_scopes || rec->primary || !scope_list_within(who->scopes, who->scopes_len, rec->scopes, strlen(rec->scopes))))
+        return false;
+    if (who->has_ips && (self == NULL || !rec->has_ips || !guard_ips_within(self->allowed_ips, rec->allowed_ips)))
+        return false;
+    return true;
+}
+
+int policy_may_manage(const struct principal *who, const struct key_rec *self, const struct key_rec *target)
+{
+    if (who == NULL || (!who->restricted && !who->has_ips))
+        return 0;
+    return within(who, self, target) ? 0 : AK_ERR_SCOPE;
+}
+
+int policy_apply(const struct principal *who, const struct key_rec *self, const struct policy_req *req, bool creating,
+                 struct key_rec *rec)
+{
+    if (req->set_scopes) {
+        rec->has_scopes = req->has_scopes;
+        strcpy(rec->scopes, req->has_scopes ? req->scopes : "");
+    } else if (creating && who != NULL && who->restricted) {
+        rec->has_scopes = true;
+        memcpy(rec->scopes, who->scopes, who->scopes_len + 1);
+    }
+    if (req->set_ips) {
+        rec->has_ips = req->has_ips;
+        strcpy(rec->allowed_ips, req->has_ips ? req->allowed_ips : "");
+    } else if (creating && who != NULL && who->has_ips && self != NULL) {
+        rec->has_ips = self->has_ips;
+        strcpy(rec->allowed_ips, self->allowed_ips);
+    }
+    return policy_may_manage(who, self, rec);
+}

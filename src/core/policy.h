@@ -1,0 +1,32 @@
+/*
+ * policy: the rules of restricted keys that are about keys managing keys.
+ * A key can never grant what it lacks: a key with scopes creates and edits
+ * only keys whose scopes lie within its own, never makes a key primary and
+ * never un-restricts one; a key with an allowlist gives only allowlists
+ * within its own. Keys without restrictions (and the operator) are not
+ * limited here. What a request may do with a key is judged at verification
+ * (catalog_authenticate); this is for the writes. Pure: no I/O.
+ */
+#ifndef APIKEYD_CORE_POLICY_H
+#define APIKEYD_CORE_POLICY_H
+
+#include "core/key.h"
+#include "core/validate.h"
+
+/*
+ * Whether `who` (NULL: the operator), whose own record is `self` (may be
+ * NULL when who has no allowlist), may change or delete the existing key
+ * `target`: 0, or AK_ERR_SCOPE when the target holds more than `who` does.
+ */
+int policy_may_manage(const struct principal *who, const struct key_rec *self, const struct key_rec *target);
+
+/*
+ * Sets the restrictions of `rec` (a key being made or changed) from `req`:
+ * fields sent replace the current ones; for a new key (`creating`), fields
+ * not sent are inherited from a restricted creator. Then checks that `rec`
+ * grants nothing `who` lacks. 0 or AK_ERR_SCOPE.
+ */
+int policy_apply(const struct principal *who, const struct key_rec *self, const struct policy_req *req, bool creating,
+                 struct key_rec *rec);
+
+#endif
