@@ -49,6 +49,7 @@ struct options {
     const char *brand;
     unsigned long accounts;
     unsigned long keys_per_account;
+    unsigned long restricted_pct; /* this per cent of the non-primary keys get BENCH_SCOPES and BENCH_IPS */
 };
 
 struct loader {
@@ -60,16 +61,34 @@ struct loader {
     const char *brand;
     int64_t now;
     unsigned long keys_in_txn;
+    unsigned long restricted_pct;
+    unsigned long seen; /* non-primary keys so far */
 };
+
+/*
+ * The restriction of a restricted key (issue 12's benchmark): 20 scopes in
+ * canonical form (sorted) and 32 CIDRs, the loopback block last, so that a
+ * request from 127.0.0.1 is checked against every block before it passes.
+ */
+#define BENCH_SCOPES                                                                                                               \
+    "api:a api:b api:c api:d api:e audit:read billing:read billing:write keys:read posts:read posts:write s0:read s1:read "        \
+    "s2:read s3:read s4:read s5:read s6:read s7:read users:*"
+#define BENCH_IPS                                                                                                                  \
+    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,198.51.100.0/24,203.0.113.0/24,100.64.0.0/10,192.0.2.0/24,198.18.0.0/15,"             \
+    "2001:db8::/32,2001:db8:1::/48,fd00::/8,fe80::/10,11.0.0.0/8,12.0.0.0/8,13.0.0.0/8,14.0.0.0/8,15.0.0.0/8,16.0.0.0/8,"          \
+    "17.0.0.0/8,18.0.0.0/8,19.0.0.0/8,20.0.0.0/8,21.0.0.0/8,22.0.0.0/8,23.0.0.0/8,24.0.0.0/8,25.0.0.0/8,26.0.0.0/8,"               \
+    "27.0.0.0/8,28.0.0.0/8,29.0.0.0/8,127.0.0.0/8"
 
 static void usage(FILE *f)
 {
     fputs("usage: bulkload --db PATH --accounts N --keys-per-account M --out KEYS.txt\n"
-          "                [--secret-file PATH] [--brand NAME]\n"
+          "                [--secret-file PATH] [--brand NAME] [--restricted-percent P]\n"
           "\n"
           "Creates (or extends) an apikeyd SQLite database with N accounts of M active keys\n"
           "each (one primary production key, the rest alternately sandbox and production)\n"
-          "and writes every key in clear to KEYS.txt, one per line. Benchmark data only.\n",
+          "and writes every key in clear to KEYS.txt, one per line. With --restricted-percent,\n"
+          "P per cent of the non-primary keys get 20 scopes and 32 CIDRs (127.0.0.0/8 last).\n"
+          "Benchmark data only.\n",
           f);
 }
 
@@ -105,6 +124,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"out", required_argument, NULL, 'o'},
         {"secret-file", required_argument, NULL, 's'},
         {"brand", required_argument, NULL, 'b'},
+        {"restricted-percent", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -136,6 +156,12 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case 'b':
             o->brand = optarg;
+            break;
+        case 'r':
+            if (parse_count(optarg, 100, &o->restricted_pct) != 0) {
+                fprintf(stderr, "bulkload: --restricted-percent takes a number from 1 to 100\n");
+                return 2;
+            }
             break;
         case 'h':
             usage(stdout);
@@ -215,6 +241,14 @@ static int insert_key(struct loader *l, int64_t account_id, unsigned long n, enu
     sqlite3_bind_blob(st, 5, digest, DIGEST_LEN, SQLITE_STATIC);
     sqlite3_bind_int(st, 6, primary);
     sqlite3_bind_int64(st, 7, l->now);
+    /* Spread evenly: key n of every 100 non-primary keys is restricted while n < the percentage. */
+    if (!primary && l->restricted_pct != 0 && (l->seen++ % 100) < l->restricted_pct) {
+        sqlite3_bind_text(st, 8, BENCH_SCOPES, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 9, BENCH_IPS, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, 8);
+        sqlite3_bind_null(st, 9);
+    }
     if (sqlite3_step(st) != SQLITE_DONE) {
         sql_fail(l, "insert key");
         goto out;
@@ -286,6 +320,7 @@ int main(int argc, char **argv)
         return r;
     l.brand = o.brand;
     l.now = timefmt_now();
+    l.restricted_pct = o.restricted_pct;
     /* The product creates and migrates the schema; we only add rows to it. */
     if (store_open(o.db, &store, err, sizeof(err)) != 0) {
         fprintf(stderr, "bulkload: %s\n", err);
@@ -324,7 +359,7 @@ int main(int argc, char **argv)
             SQLITE_OK ||
         sqlite3_prepare_v2(l.db,
                            "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary,"
-                           " created_at) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)",
+                           " created_at, scopes, allowed_ips) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9)",
                            -1, &l.key_insert, NULL) != SQLITE_OK) {
         sql_fail(&l, "prepare");
         goto out;

@@ -22,6 +22,9 @@
 #       same rounds (wrk -t2 -c64), the two ratios and their quotient;
 #   [h] issue 10, likewise with APIKEYD_BEFORE_BIN: as [f], with an expires_at on every key
 #       of the after binary's account (but the primary, which cannot have one);
+#   [i] issue 12: verify of a key with 20 scopes and 32 CIDRs asked for 3 scopes against the
+#       plain verify, interleaved; 1,000,000 keys of which 10 % are so restricted: start-up,
+#       VmRSS, random verify against limit;
 #   [g] issue 9 at scale, on SQLite and on PostgreSQL (a throwaway cluster): 100,000
 #       accounts and 1,000,000 audit events seeded with SQL (bench/seed.sql) into a
 #       database made by build/apikeyd; start-up time with one key and with two keys per
@@ -47,13 +50,14 @@ SHARED=${APIKEYD_SHARED_BENCH:-$ROOT/../shared/bench}
 OUT=$ROOT/build/bench
 APIKEYD=$ROOT/build/apikeyd
 BULKLOAD=$ROOT/build/bulkload
-SECTIONS=${BENCH_SECTIONS:-a b c d e f g h}
+SECTIONS=${BENCH_SECTIONS:-a b c d e f g h i}
 
 # Fixed options.
 CMP_SECS=4 CMP_ROUNDS=3 # compare.sh's own defaults
 LAT_SECS=5
 BIG_ACCOUNTS=10000 BIG_KEYS_PER_ACCOUNT=100 STARTS=3
 RAND_SECS=6 RAND_ROUNDS=3
+RESTR_SECS=4 RESTR_ROUNDS=5
 WR_SECS=4 WR_ROUNDS=3 WR_MAX_KEYS=1000000
 SWEEP_SECS=3 SWEEP_CONNS="1 2 4 8 16 32 64 128 256"
 
@@ -612,6 +616,74 @@ elif want h; then
     before_after h "$HDB" "$HKEY"
 fi
 
+# --- [i] issue 12: restricted keys ---------------------------------------------------
+# Verify of a key with 20 scopes and 32 CIDRs (loopback last, so every block is tried), asked
+# for 3 scopes (X-Required-Scopes; one through a wildcard), against the plain verify of the
+# primary key of the same server, interleaved in the same rounds; then 1,000,000 keys of which
+# 10 % carry the same restrictions: start-up and VmRSS, and random verify against limit.
+if want i; then
+    hdr "[i] restricted keys: ${RESTR_ROUNDS} interleaved rounds of ${RESTR_SECS} s (wrk -t2 -c64)"
+    start_refs
+    IDB=$WORK/i.db
+    IKEY=$("$APIKEYD" account create --db "$IDB" --name bench | json_get api_key)
+    start_apikeyd "$IDB" "$WORK/i.log" --no-access-log
+    ISCOPES='["api:a","api:b","api:c","api:d","api:e","audit:read","billing:read","billing:write","keys:read","posts:read","posts:write","s0:read","s1:read","s2:read","s3:read","s4:read","s5:read","s6:read","s7:read","users:*"]'
+    IIPS='["10.0.0.0/8","172.16.0.0/12","192.168.0.0/16","198.51.100.0/24","203.0.113.0/24","100.64.0.0/10","192.0.2.0/24","198.18.0.0/15","2001:db8::/32","2001:db8:1::/48","fd00::/8","fe80::/10","11.0.0.0/8","12.0.0.0/8","13.0.0.0/8","14.0.0.0/8","15.0.0.0/8","16.0.0.0/8","17.0.0.0/8","18.0.0.0/8","19.0.0.0/8","20.0.0.0/8","21.0.0.0/8","22.0.0.0/8","23.0.0.0/8","24.0.0.0/8","25.0.0.0/8","26.0.0.0/8","27.0.0.0/8","28.0.0.0/8","29.0.0.0/8","127.0.0.0/8"]'
+    code=$(curl -s -o "$WORK/i-key.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $IKEY" \
+        -H 'Content-Type: application/json' -d "{\"name\":\"Restricted\",\"key_type\":\"production\",\"scopes\":$ISCOPES,\"allowed_ips\":$IIPS}" \
+        "http://127.0.0.1:$SRV_PORT/v1/account/api-keys/")
+    [ "$code" = 201 ] || die "creating the restricted key answered $code: $(cat "$WORK/i-key.json")"
+    RKEY=$(json_get api_key <"$WORK/i-key.json")
+    IWANT="posts:write billing:read users:admin"
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $RKEY" -H "X-Required-Scopes: $IWANT" \
+        "http://127.0.0.1:$SRV_PORT$VERIFY_PATH")
+    [ "$code" = 204 ] || issue "[i] the restricted key answered $code on verify with X-Required-Scopes: $IWANT"
+    ip="" ir=""
+    for r in $(seq "$RESTR_ROUNDS"); do
+        ip+="$(wrkrun "i-plain-$r" -t2 -c64 -d"${RESTR_SECS}s" -H "Authorization: Bearer $IKEY" "http://127.0.0.1:$SRV_PORT$VERIFY_PATH") "
+        ir+="$(wrkrun "i-restricted-$r" -t2 -c64 -d"${RESTR_SECS}s" -H "Authorization: Bearer $RKEY" -H "X-Required-Scopes: $IWANT" \
+            "http://127.0.0.1:$SRV_PORT$VERIFY_PATH") "
+        alive i || break
+    done
+    stop_apikeyd i
+    res i_plain_rps "$(echo "$ip" | med)"
+    res i_restricted_rps "$(echo "$ir" | med)"
+    res i_restricted_vs_plain "$(div "${R[i_restricted_rps]}" "${R[i_plain_rps]}")"
+    printf '%-36s %12s   runs\n' who 'req/s(med)'
+    printf '%-36s %12s   %s\n' "verify, plain key" "${R[i_plain_rps]}" "$ip" \
+        "verify, 20 scopes + 32 CIDRs, 3 asked" "${R[i_restricted_rps]}" "$ir"
+    NKEYS=$((BIG_ACCOUNTS * BIG_KEYS_PER_ACCOUNT))
+    say "$NKEYS keys in $BIG_ACCOUNTS accounts, 10 % of the non-primary keys with 20 scopes and 32 CIDRs"
+    IBIG=$WORK/i-big.db
+    "$BULKLOAD" --db "$IBIG" --accounts "$BIG_ACCOUNTS" --keys-per-account "$BIG_KEYS_PER_ACCOUNT" --restricted-percent 10 \
+        --out "$WORK/i-keys.txt" | sed 's/^/  /'
+    res i_restricted_keys "$(sqlite3 "$IBIG" 'SELECT count(*) FROM api_keys WHERE scopes IS NOT NULL')"
+    starts=""
+    for n in $(seq "$STARTS"); do
+        start_apikeyd "$IBIG" "$WORK/i-big.log" --no-access-log
+        starts+="$SRV_STARTUP "
+        [ "$n" = "$STARTS" ] || stop_apikeyd i-start
+    done
+    res i_startup_s "$(echo "$starts" | med)"
+    res i_rss_start_mb "$(rss_mb "$SRV_PID")"
+    # Sanity: a restricted key of the load verifies from loopback (its last block) and asked for its scopes.
+    k=$(sed -n 2p "$WORK/i-keys.txt")
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $k" -H "X-Required-Scopes: $IWANT" "http://127.0.0.1:$SRV_PORT$VERIFY_PATH")
+    [ "$code" = 204 ] || issue "[i] restricted key 2 of the bulk load answered $code on verify"
+    echo "$KEY" >"$WORK/limit-key.txt"
+    rr="" rl=""
+    for r in $(seq "$RAND_ROUNDS"); do
+        rr+="$(KEYS_FILE="$WORK/i-keys.txt" KEYS_SHARDS=2 wrkrun "i-random-$r" -t2 -c64 -d"${RAND_SECS}s" -s "$ROOT/bench/random_keys.lua" "http://127.0.0.1:$SRV_PORT$VERIFY_PATH") "
+        rl+="$(KEYS_FILE="$WORK/limit-key.txt" KEYS_SHARDS=1 wrkrun "i-limit-$r" -t2 -c64 -d"${RAND_SECS}s" -s "$ROOT/bench/random_keys.lua" "$LIMIT_URL") "
+        alive i-big || break
+    done
+    res i_rss_after_mb "$(rss_mb "$SRV_PID")"
+    res i_random_vs_limit "$(div "$(echo "$rr" | med)" "$(echo "$rl" | med)")"
+    stop_apikeyd i-big
+    say "start-up: ${R[i_startup_s]} s median of: ${starts% }; VmRSS after start-up ${R[i_rss_start_mb]} MB, after the random run ${R[i_rss_after_mb]} MB; ${R[i_restricted_keys]} restricted keys"
+    say "i: restricted_vs_plain=${R[i_restricted_vs_plain]} startup_s=${R[i_startup_s]} rss_start_mb=${R[i_rss_start_mb]} rss_after_mb=${R[i_rss_after_mb]} random_vs_limit=${R[i_random_vs_limit]}"
+fi
+
 # --- [g] issue 9 at scale: 100,000 accounts, 1,000,000 audit events ------------------
 # Per backend: a database made by this apikeyd (account 1 with a real key, admin token 1),
 # then bench/seed.sql straight into it (SQLite: the sqlite3 CLI; PostgreSQL: psql), then:
@@ -788,6 +860,12 @@ SUM=$OUT/summary.md
     row "[h] list: after with expiry / before (quotient)" "$(v h_list_after_over_before)" ">=" 0.95
     echo "| [h] verify / limit: after (expiry), before | $(v h_verify_after_vs_limit), $(v h_verify_before_vs_limit) | | |"
     row "[h] verify: after with expiry / before (quotient)" "$(v h_verify_after_over_before)" ">=" 0.95
+    # issue 12: restricted keys
+    row "[i] verify, 20 scopes + 32 CIDRs / plain" "$(v i_restricted_vs_plain)" ">=" 0.9
+    row "[i] 1M keys, 10 % restricted: start-up, s" "$(v i_startup_s)" "<" 3
+    row "[i] 1M keys, 10 % restricted: VmRSS after start-up, MB" "$(v i_rss_start_mb)" "<" 350
+    row "[i] 1M keys, 10 % restricted: VmRSS after random run, MB" "$(v i_rss_after_mb)" "<" 350
+    echo "| [i] 1M keys, 10 % restricted: random verify / limit | $(v i_random_vs_limit) | | |"
     for b in sqlite postgres; do
         for c in $G_CASES; do row "[g] $b: $c p99 (one client), ms" "$(v g_${b}_${c}_p99_ms)" "<" 5; done
         row "[g] $b: start-up, 100k accounts x 1 key, s" "$(v g_${b}_startup_1key_s)" "<" 3

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -102,6 +103,15 @@ struct catalog {
     /* ids of deleted keys, sorted: ids are never reused, so a late event about one is ignored */
     int64_t *gone;
     size_t ngone, capgone;
+    /*
+     * Restrictions shared by keys that have the same ones (under wlock): an
+     * open-addressing set of guards, each holding one reference of its own.
+     * Keys are often made from a few templates (inherited, rotated), so a
+     * million keys need as many guards as there are distinct policies.
+     */
+    struct guard **guards;
+    size_t gmask, gused;
+    uint64_t gseed;
     /* counts of keys removed before their usage was flushed (under wlock) */
     struct usage_row *leftover;
     size_t nleftover, capleftover;
@@ -347,7 +357,78 @@ static void decode_name(const struct entry *e, char *out)
 
 /* ---- entries and lists ---- */
 
-static struct entry *entry_new(const struct key_rec *rec, struct usage *usage)
+/* Writer: the guard for these restrictions, shared with keys that have the same (a new reference), NULL when none. */
+static int guard_get(struct catalog *cat, const char *scopes, const char *ips, struct guard **ret)
+{
+    uint64_t h;
+    size_t i;
+    struct guard *g;
+    int r;
+
+    *ret = NULL;
+    if (scopes == NULL && ips == NULL)
+        return 0;
+    h = guard_hash(scopes, ips, cat->gseed);
+    for (i = (size_t)h & cat->gmask; cat->guards != NULL && cat->guards[i] != NULL; i = (i + 1) & cat->gmask)
+        if (guard_is(cat->guards[i], scopes, ips)) {
+            *ret = guard_ref(cat->guards[i]);
+            return 0;
+        }
+    if ((r = guard_new(scopes, ips, &g)) != 0)
+        return r;
+    if (cat->guards == NULL || (cat->gused + 1) * 2 > cat->gmask + 1) {
+        size_t cap = cat->guards != NULL ? (cat->gmask + 1) * 2 : 64;
+        struct guard **t = cat_calloc(cap, sizeof(*t));
+        if (t == NULL) {
+            *ret = g; /* not shared, still correct */
+            return 0;
+        }
+        for (size_t j = 0; cat->guards != NULL && j <= cat->gmask; j++)
+            if (cat->guards[j] != NULL) {
+                size_t k =
+                    (size_t)guard_hash(guard_scopes(cat->guards[j], &(size_t){0}), guard_ips_text(cat->guards[j]), cat->gseed) &
+                    (cap - 1);
+                while (t[k] != NULL)
+                    k = (k + 1) & (cap - 1);
+                t[k] = cat->guards[j];
+            }
+        free(cat->guards);
+        cat->guards = t;
+        cat->gmask = cap - 1;
+        for (i = (size_t)h & cat->gmask; cat->guards[i] != NULL; i = (i + 1) & cat->gmask)
+            ;
+    }
+    cat->guards[i] = guard_ref(g);
+    cat->gused++;
+    *ret = g;
+    return 0;
+}
+
+/* Writer: drops the set's reference of guards no key holds any more (the set is rebuilt without them). */
+static void guards_prune(struct catalog *cat)
+{
+    struct guard **old = cat->guards;
+    size_t n = old != NULL ? cat->gmask + 1 : 0;
+
+    cat->guards = NULL;
+    cat->gmask = 0;
+    cat->gused = 0;
+    for (size_t j = 0; j < n; j++) {
+        struct guard *g = old[j], *again;
+        if (g == NULL)
+            continue;
+        if (guard_refs(g) > 1) {
+            size_t slen;
+            const char *sc = guard_scopes(g, &slen);
+            if (guard_get(cat, sc, guard_ips_text(g), &again) == 0)
+                guard_free(again); /* re-entered: the set took its own reference */
+        }
+        guard_free(g);
+    }
+    free(old);
+}
+
+static struct entry *entry_new(struct catalog *cat, const struct key_rec *rec, struct usage *usage)
 {
     size_t jlen;
     char *json = encode_name(rec->name, &jlen);
@@ -356,7 +437,7 @@ static struct entry *entry_new(const struct key_rec *rec, struct usage *usage)
     struct guard *g = NULL;
 
     if (json == NULL || jlen > UINT16_MAX ||
-        guard_new(rec->has_scopes ? rec->scopes : NULL, rec->has_ips ? rec->allowed_ips : NULL, &g) != 0 ||
+        guard_get(cat, rec->has_scopes ? rec->scopes : NULL, rec->has_ips ? rec->allowed_ips : NULL, &g) != 0 ||
         (e = cat_malloc(sizeof(*e) + jlen + 1)) == NULL) {
         free(json);
         guard_free(g);
@@ -605,6 +686,8 @@ struct catalog *catalog_new(void)
     }
     atomic_init(&cat->world, w);
     pthread_mutex_init(&cat->wlock, NULL);
+    if (RAND_bytes((unsigned char *)&cat->gseed, sizeof(cat->gseed)) != 1)
+        cat->gseed = (uint64_t)(uintptr_t)cat;
     return cat;
 }
 
@@ -660,6 +743,9 @@ void catalog_free(struct catalog *cat)
     free(atomic_load(&cat->suspended));
     ebr_release(&cat->ebr);
     world_free(atomic_load(&cat->world));
+    for (size_t j = 0; cat->guards != NULL && j <= cat->gmask; j++)
+        guard_free(cat->guards[j]);
+    free(cat->guards);
     pthread_mutex_destroy(&cat->wlock);
     free(cat);
 }
@@ -673,6 +759,7 @@ static void raise_to(_Atomic int64_t *v, int64_t at)
 }
 
 struct load_ctx {
+    struct catalog *cat;
     struct world *fresh; /* being built, private */
     struct world *old;   /* the published one (its writer holds wlock) */
 };
@@ -701,7 +788,7 @@ static int load_one(void *arg, const struct key_rec *rec)
     } else if ((u = usage_new(rec->last_used)) == NULL) {
         return AK_ERR_NOMEM;
     }
-    if ((e = entry_new(rec, u)) == NULL) {
+    if ((e = entry_new(lc->cat, rec, u)) == NULL) {
         if (atomic_fetch_sub(&u->refs, 1) == 1)
             usage_free(u);
         return AK_ERR_NOMEM;
@@ -720,6 +807,7 @@ int catalog_load(struct catalog *cat, struct store *store)
         return AK_ERR_NOMEM;
     pthread_mutex_lock(&cat->wlock);
     old = lc.old = atomic_load_explicit(&cat->world, memory_order_relaxed);
+    lc.cat = cat;
     if ((r = store->ops->key_load(store, load_one, &lc)) != 0) {
         pthread_mutex_unlock(&cat->wlock);
         world_free(lc.fresh);
@@ -728,6 +816,7 @@ int catalog_load(struct catalog *cat, struct store *store)
     atomic_store_explicit(&cat->world, lc.fresh, memory_order_release);
     retire(&cat->ebr, old, world_free);
     ebr_reclaim(&cat->ebr);
+    guards_prune(cat); /* the old world's guards go with it, whenever its readers leave */
     pthread_mutex_unlock(&cat->wlock);
     return r;
 }
@@ -742,7 +831,7 @@ static int put_new(struct catalog *cat, struct world *w, const struct key_rec *r
         return AK_ERR_COLLISION;
     if ((u = usage_new(rec->last_used)) == NULL)
         return AK_ERR_NOMEM;
-    if ((e = entry_new(rec, u)) == NULL) {
+    if ((e = entry_new(cat, rec, u)) == NULL) {
         free(u);
         return AK_ERR_NOMEM;
     }
@@ -861,7 +950,7 @@ int catalog_put_many(struct catalog *cat, const struct key_rec *recs, size_t n)
             r = AK_ERR_ARG; /* a key's digest and account never change */
             continue;
         }
-        if ((news[i] = entry_new(rec, old->usage)) == NULL) {
+        if ((news[i] = entry_new(cat, rec, old->usage)) == NULL) {
             r = AK_ERR_NOMEM;
             continue;
         }

@@ -1,12 +1,13 @@
 /*
  * guard: see guard.h. Layout of one allocation: the header, then nv4
  * pairs of uint32_t (network, mask; host order), then nv6 blocks of 17
- * bytes (address, prefix), then the scope text with its NUL. `order` has
- * bit i set when the i-th block of the allowlist as given is an IPv6 one,
- * so that the text comes back in its order.
+ * bytes (address, prefix), then the scope text with its NUL, then the
+ * allowlist's text with its NUL (what it was made from, kept so that equal
+ * restrictions are found and shared without parsing, and shown as given).
  */
 #include "core/guard.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,8 @@
 #define V6_ITEM 17
 
 struct guard {
-    uint32_t order;
+    _Atomic uint32_t refs;
+    uint16_t ips_len;
     uint16_t scopes_len;
     uint8_t nv4, nv6;
     bool has_scopes, has_ips;
@@ -58,8 +60,8 @@ static int next_block(const char **p, struct netaddr_cidr *ret)
 int guard_new(const char *scopes, const char *ips, struct guard **ret)
 {
     struct netaddr_cidr v[GUARD_IPS_MAX];
-    size_t n = 0, nv4 = 0, slen = scopes != NULL ? strlen(scopes) : 0;
-    uint32_t order = 0, *w4;
+    size_t n = 0, nv4 = 0, slen = scopes != NULL ? strlen(scopes) : 0, ilen = ips != NULL ? strlen(ips) : 0;
+    uint32_t *w4;
     unsigned char *w6;
     struct guard *g;
     const char *p = ips;
@@ -71,21 +73,22 @@ int guard_new(const char *scopes, const char *ips, struct guard **ret)
     }
     if (slen > UINT16_MAX)
         slen = 0; /* never written by apikeyd (scope.h bounds it): grants nothing */
-    while (p != NULL && (r = n < GUARD_IPS_MAX ? next_block(&p, &v[n]) : AK_ERR_INVALID) != 0) {
+    if (ilen > UINT16_MAX)
+        n = nv4 = ilen = 0; /* likewise: allows nothing */
+    while (p != NULL && (r = n < GUARD_IPS_MAX ? next_block(&p, &v[n]) : *p == '\0' ? 0 : AK_ERR_INVALID) != 0) {
         if (r < 0) {
             n = nv4 = 0; /* text apikeyd did not write: fail closed, no address is allowed */
-            order = 0;
+            ilen = 0;
             break;
         }
         if (is_v4_block(&v[n]))
             nv4++;
-        else
-            order |= (uint32_t)1 << n;
         n++;
     }
-    if ((g = malloc(sizeof(*g) + nv4 * 8 + (n - nv4) * V6_ITEM + slen + 1)) == NULL)
+    if ((g = malloc(sizeof(*g) + nv4 * 8 + (n - nv4) * V6_ITEM + slen + 1 + ilen + 1)) == NULL)
         return AK_ERR_NOMEM;
-    g->order = order;
+    atomic_init(&g->refs, 1);
+    g->ips_len = (uint16_t)ilen;
     g->scopes_len = (uint16_t)slen;
     g->nv4 = (uint8_t)nv4;
     g->nv6 = (uint8_t)(n - nv4);
@@ -104,13 +107,65 @@ int guard_new(const char *scopes, const char *ips, struct guard **ret)
         }
     }
     memcpy(w6, scopes != NULL ? scopes : "", slen + 1);
+    memcpy(w6 + slen + 1, ips != NULL ? ips : "", ilen + 1);
     *ret = g;
     return 0;
 }
 
+struct guard *guard_ref(struct guard *g)
+{
+    if (g != NULL)
+        atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+    return g;
+}
+
 void guard_free(struct guard *g)
 {
-    free(g);
+    if (g != NULL && atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
+        free(g);
+}
+
+unsigned guard_refs(const struct guard *g)
+{
+    return atomic_load_explicit(&((struct guard *)g)->refs, memory_order_acquire);
+}
+
+/* The allowlist text stored after the scopes. */
+static const char *ips_text(const struct guard *g)
+{
+    return (const char *)g->data + (size_t)g->nv4 * 8 + (size_t)g->nv6 * V6_ITEM + g->scopes_len + 1;
+}
+
+const char *guard_ips_text(const struct guard *g)
+{
+    return guard_has_ips(g) ? ips_text(g) : NULL;
+}
+
+bool guard_is(const struct guard *g, const char *scopes, const char *ips)
+{
+    size_t slen;
+    const char *mine = guard_scopes(g, &slen);
+
+    if ((g == NULL) != (scopes == NULL && ips == NULL))
+        return false;
+    if (g == NULL)
+        return true;
+    if ((mine == NULL) != (scopes == NULL) || (mine != NULL && strcmp(mine, scopes) != 0))
+        return false;
+    return g->has_ips == (ips != NULL) && (ips == NULL || strcmp(ips_text(g), ips) == 0);
+}
+
+uint64_t guard_hash(const char *scopes, const char *ips, uint64_t seed)
+{
+    uint64_t h = seed ^ 0xcbf29ce484222325ULL;
+    const char *parts[2] = {scopes, ips};
+
+    for (int i = 0; i < 2; i++) {
+        h = (h ^ (parts[i] != NULL ? 0x9e : 0x37)) * 0x100000001b3ULL;
+        for (const unsigned char *p = (const unsigned char *)parts[i]; p != NULL && *p != '\0'; p++)
+            h = (h ^ *p) * 0x100000001b3ULL;
+    }
+    return h;
 }
 
 static bool in_v6(const unsigned char *item, const struct netaddr *a)
@@ -161,39 +216,9 @@ bool guard_has_ips(const struct guard *g)
 
 void guard_format_ips(const struct guard *g, char *out)
 {
-    size_t o = 0, n, i4 = 0, i6 = 0;
-    const uint32_t *w4;
-    const unsigned char *w6;
-
     out[0] = '\0';
-    if (!guard_has_ips(g))
-        return;
-    n = (size_t)g->nv4 + g->nv6;
-    w4 = (const uint32_t *)(const void *)g->data;
-    w6 = g->data + (size_t)g->nv4 * 8;
-    for (size_t i = 0; i < n; i++) {
-        struct netaddr_cidr c = {.addr = {.b = {0}}};
-        char text[NETADDR_TEXT_MAX];
-        if (g->order & ((uint32_t)1 << i)) {
-            memcpy(c.addr.b, w6 + i6 * V6_ITEM, 16);
-            c.prefix = w6[i6 * V6_ITEM + 16];
-            i6++;
-        } else {
-            uint32_t a = w4[2 * i4], m = w4[2 * i4 + 1];
-            unsigned bits = 0;
-            while (bits < 32 && (m & ((uint32_t)1 << (31 - bits))))
-                bits++;
-            c.addr.b[10] = c.addr.b[11] = 0xff;
-            c.addr.b[12] = (uint8_t)(a >> 24);
-            c.addr.b[13] = (uint8_t)(a >> 16);
-            c.addr.b[14] = (uint8_t)(a >> 8);
-            c.addr.b[15] = (uint8_t)a;
-            c.prefix = bits + 96;
-            i4++;
-        }
-        netaddr_cidr_format(&c, text);
-        o += (size_t)snprintf(out + o, GUARD_IPS_TEXT_MAX - o, "%s%s", i != 0 ? "," : "", text);
-    }
+    if (guard_has_ips(g))
+        memcpy(out, ips_text(g), (size_t)g->ips_len + 1);
 }
 
 static bool same_block(const struct netaddr_cidr *a, const struct netaddr_cidr *b)

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/netaddr.h"
 
@@ -32,8 +33,20 @@ struct guard;
  */
 int guard_new(const char *scopes, const char *ips, struct guard **ret);
 
-/* Frees `g`; accepts NULL. */
-void guard_free(struct guard *g);
+/*
+ * Guards are shared by keys with the same restrictions (the catalog interns
+ * them): guard_new gives one reference, guard_ref takes another, guard_free
+ * drops one and frees the guard with the last. Atomic: any thread may drop.
+ */
+struct guard *guard_ref(struct guard *g);
+void guard_free(struct guard *g); /* accepts NULL */
+unsigned guard_refs(const struct guard *g);
+
+/* Whether `g` (NULL: unrestricted) was made from exactly these texts (NULL: absent). */
+bool guard_is(const struct guard *g, const char *scopes, const char *ips);
+
+/* A hash of the texts a guard is made from, for interning (keyed by `seed`). */
+uint64_t guard_hash(const char *scopes, const char *ips, uint64_t seed);
 
 /* Whether `client` may use the key (no allowlist, or in one of its blocks). Accepts NULL `g`. */
 bool guard_ip_allowed(const struct guard *g, const struct netaddr *client);
@@ -41,10 +54,13 @@ bool guard_ip_allowed(const struct guard *g, const struct netaddr *client);
 /* The key's scopes as canonical text, or NULL when it is unrestricted. Accepts NULL `g`. */
 const char *guard_scopes(const struct guard *g, size_t *ret_len);
 
+/* The allowlist's text as the guard was made from it ("" when damaged), NULL when none. Accepts NULL `g`. */
+const char *guard_ips_text(const struct guard *g);
+
 /* Whether the key has an allowlist. Accepts NULL `g`. */
 bool guard_has_ips(const struct guard *g);
 
-/* Writes the allowlist's canonical text into `out` (GUARD_IPS_TEXT_MAX bytes); "" when none. */
+/* Writes the allowlist's canonical text into `out` (GUARD_IPS_TEXT_MAX bytes); "" when none or damaged. */
 void guard_format_ips(const struct guard *g, char *out);
 
 /*
