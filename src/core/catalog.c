@@ -1233,12 +1233,7 @@ static bool scopes_granted(const char *have, size_t hlen, const struct auth_req 
         return true;
     if (req->builtin != NULL && !scope_covers(have, hlen, req->builtin, strlen(req->builtin)))
         return false;
-    if (req->required != NULL) {
-        const char *missing;
-        size_t mlen;
-        return scope_check_required(have, hlen, req->required, req->required_len, &missing, &mlen) == 0;
-    }
-    return true;
+    return req->required == NULL || scope_all_covered(have, hlen, req->required, req->required_len);
 }
 
 int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], int64_t now, const struct auth_req *req,

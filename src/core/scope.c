@@ -138,6 +138,17 @@ bool scope_required_ok(const char *want, size_t wlen)
     return n != 0;
 }
 
+bool scope_all_covered(const char *have, size_t hlen, const char *want, size_t wlen)
+{
+    const char *p = want, *end = want + wlen, *w;
+    size_t wl;
+
+    while (next_item(&p, end, true, &w, &wl))
+        if (!scope_covers(have, hlen, w, wl))
+            return false;
+    return true;
+}
+
 int scope_check_required(const char *have, size_t hlen, const char *want, size_t wlen, const char **ret_missing,
                          size_t *ret_missing_len)
 {

@@ -53,6 +53,9 @@ bool scope_list_within(const char *have, size_t hlen, const char *want, size_t w
 int scope_check_required(const char *have, size_t hlen, const char *want, size_t wlen, const char **ret_missing,
                          size_t *ret_missing_len);
 
+/* Whether every name of a well-formed required-scopes value (scope_required_ok) is covered by `have`; the hot path's check. */
+bool scope_all_covered(const char *have, size_t hlen, const char *want, size_t wlen);
+
 /* Whether a required-scopes header value is well formed (as scope_check_required reads it). */
 bool scope_required_ok(const char *want, size_t wlen);
 
