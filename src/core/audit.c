@@ -166,6 +166,32 @@ static json_t *id_or_null(int64_t id)
     return id != 0 ? json_integer(id) : json_null();
 }
 
+/* A canonical list (names separated by `sep`) as a JSON array of strings, or null when absent. */
+static json_t *list_or_null(bool has, const char *text, char sep)
+{
+    json_t *a;
+    const char *p = text, *e;
+
+    if (!has)
+        return json_null();
+    if ((a = json_array()) == NULL)
+        return NULL;
+    while (*p != '\0') {
+        e = strchr(p, sep);
+        if (e == NULL)
+            e = p + strlen(p);
+        if (json_array_append_new(a, json_stringn(p, (size_t)(e - p))) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+        p = *e != '\0' ? e + 1 : e;
+    }
+    return a;
+}
+
+#define KEY_SCOPES(r) list_or_null((r)->has_scopes, (r)->scopes, ' ')
+#define KEY_ALLOWED_IPS(r) list_or_null((r)->has_ips, (r)->allowed_ips, ',')
+
 int audit_key_changes(const struct key_rec *old, const struct key_rec *new, char **ret)
 {
     struct changes c;
@@ -180,6 +206,8 @@ int audit_key_changes(const struct key_rec *old, const struct key_rec *new, char
     FIELD(&c, "rotated_from", old, new, KEY_ROTATED_FROM);
     FIELD(&c, "rotated_to", old, new, KEY_ROTATED_TO);
     FIELD(&c, "leaked_at", old, new, KEY_LEAKED);
+    FIELD(&c, "scopes", old, new, KEY_SCOPES);
+    FIELD(&c, "allowed_ips", old, new, KEY_ALLOWED_IPS);
     return finish(&c, ret);
 }
 
