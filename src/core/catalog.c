@@ -1418,7 +1418,7 @@ int catalog_collect(struct catalog *cat, int64_t hour, struct catalog_flush *ret
     t = TABLE(cat, by_id);
     for (size_t i = 0; t != NULL && i <= t->mask && r == 0; i++) {
         struct entry *e = atomic_load_explicit(&t->slot[i], memory_order_acquire);
-        struct usage_row row;
+        struct usage_row row = {.key_id = 0};
         int64_t at;
         if (e == NULL || e == TOMB)
             continue;

@@ -512,8 +512,8 @@ int keys_flush_uses(struct keys *k)
     }
     if (f.nuses == 0 && f.nrows == 0)
         goto out;
-    r = store_uses_flush(k->store, f.uses, f.nuses, f.rows, f.nrows);
-    if (r == 0 || r == AK_ERR_OUTCOME_UNKNOWN)
+    /* last_used is a maximum: on any failure the uses stay pending and are written again. */
+    if ((r = store_uses_flush(k->store, f.uses, f.nuses, f.rows, f.nrows)) == 0)
         catalog_mark_flushed(k->cat, f.uses, f.nuses);
     /*
      * Counts are sums: written twice they would count twice. A commit whose
