@@ -21,6 +21,7 @@
 
 #define USAGE_DEFAULT_HOURS 24
 #define USAGE_DEFAULT_DAYS 30
+#define USAGE_BUCKETS_MAX 2232 /* 93 days of hours: an answer stays well under a megabyte */
 
 struct usage_job {
     struct job super; /* first */
@@ -203,6 +204,10 @@ void usage_handle(struct api_handler *api, struct exchange *x, const struct prin
     }
     if (to > now + bucket) {
         respond_error(x, 400, "invalid_parameter", "to must not be in the future");
+        return;
+    }
+    if ((to - from) / bucket > USAGE_BUCKETS_MAX) {
+        respond_error(x, 400, "invalid_parameter", "the window holds more than 2232 hours (93 days); ask by day instead");
         return;
     }
     if ((job = job_new(sizeof(*job), x, usage_run, usage_answer, NULL)) == NULL) {
