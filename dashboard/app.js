@@ -31,6 +31,26 @@
       el("tbody", {}, ...rows)));
   }
 
+  /* An SVG element (the usage chart), as el() makes HTML ones. */
+  function svg(tag, attrs, ...children) {
+    const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "text") e.textContent = v;
+      else if (v !== false && v !== null && v !== undefined) e.setAttribute(k, v);
+    }
+    for (const c of children) e.append(c);
+    return e;
+  }
+
+  /* A list typed as text: items separated by spaces, commas or new lines, repeats dropped; nothing typed is null. */
+  function listOf(text) {
+    const items = [...new Set(text.split(/[\s,]+/).filter(Boolean))];
+    return items.length ? items : null;
+  }
+  /* Scopes as the API keeps them: sorted, without repeats (names are ASCII, so sort() is bytewise). */
+  const scopesOf = (text) => { const l = listOf(text); return l && l.sort(); };
+  const sameList = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
   class ApiError extends Error {}
 
   async function api(method, path, body) {
@@ -67,18 +87,27 @@
     try { await fn(); } catch (e) { alertBox(e instanceof ApiError ? e.message : String(e)); }
   }
 
+  /* A dialog's own error line: a modal dialog hides the page's alert behind it, so its forms say the API's message inside it. */
+  const dialogError = () => el("p", { id: "dialog-error", role: "alert", hidden: true });
+  async function actIn(box, fn) {
+    box.textContent = "";
+    box.hidden = true;
+    try { await fn(); } catch (e) { box.textContent = e instanceof ApiError ? e.message : String(e); box.hidden = false; }
+  }
+
   /* ---- keys ---- */
 
   async function showKeys() {
     const data = await api("GET", "/v1/account/api-keys/");
     const keys = table("API keys", ["Name", "Type", "Prefix", "Active", "Primary", "Created", "Last used", "Expires",
-      "Rotation", "Leaked", "Actions"], data.api_keys.map(keyRow));
+      "Rotation", "Leaked", "Access", "Actions"], data.api_keys.map(keyRow));
     $("view").replaceChildren(
       el("h2", { text: "API keys" }),
       el("p", { text: sandbox ? "Signed in with a sandbox key: only sandbox keys are shown, and only sandbox keys can be made."
-        : "The primary key cannot be deactivated, deleted or given an expiry; make another key primary first, or rotate it." }),
+        : "The primary key cannot be deactivated, deleted, or given an expiry or scopes; make another key primary first, or rotate it." }),
       el("div", { class: "toolbar" }, el("button", { type: "button", onclick: createDialog, text: "Create a key" }),
-        sandbox ? "" : el("button", { type: "button", onclick: () => act(() => showAudit(null, "")), text: "Audit log" })),
+        sandbox ? "" : el("button", { type: "button", onclick: () => act(() => showAudit(null, "")), text: "Audit log" }),
+        el("button", { type: "button", onclick: () => act(() => showUsage(null, "hour")), text: "Account usage" })),
       keys);
     performance.mark("keys-rendered"); /* for the timing the browser tests report */
   }
@@ -86,7 +115,7 @@
   function keyRow(k) {
     const name = el("td", {}, el("span", { text: k.name }));
     /* Why a button is off, said beside it (a disabled button cannot be focused, so a tooltip alone would reach no keyboard user). */
-    const why = k.is_primary ? "The primary key stays active, has no expiry and cannot be deleted: make another key primary first."
+    const why = k.is_primary ? "The primary key stays active and unrestricted (no scopes), has no expiry and cannot be deleted: make another key primary first."
       : k.leaked_at !== null ? "A key reported leaked stays off and is kept for the record: rotate it to replace it."
       : k.rotated_to !== null ? "Already rotated: this key winds down at its expiry." : null;
     const note = why ? el("p", { class: "note", id: "why-" + k.id, text: why }) : "";
@@ -96,12 +125,14 @@
     const patch = (body) => act(async () => { await api("PATCH", "/v1/account/api-keys/" + k.id, body); await showKeys(); });
     const actions = el("td", { class: "actions" },
       button("Rename", "Rename " + k.name, false, () => rename(k, name)),
+      button("Access", "Edit access of " + k.name, false, () => accessDialog(k)),
       button(k.is_active ? "Deactivate" : "Activate", (k.is_active ? "Deactivate " : "Activate ") + k.name,
         k.is_primary || k.leaked_at !== null, () => patch({ is_active: !k.is_active })),
       button("Make primary", "Make " + k.name + " primary", k.is_primary || !k.is_active || k.key_type !== "production"
-        || k.expires_at !== null || k.rotated_to !== null || k.leaked_at !== null, () => patch({ is_primary: true }),
-        k.is_primary ? null : "Only an active production key without an expiry can be primary"),
+        || k.expires_at !== null || k.rotated_to !== null || k.leaked_at !== null || k.scopes !== null, () => patch({ is_primary: true }),
+        k.is_primary ? null : "Only an active production key without an expiry or scopes can be primary"),
       button("Rotate", "Rotate " + k.name, k.rotated_to !== null, () => rotateDialog(k)),
+      button("Usage", "Usage of " + k.name, false, () => act(() => showUsage(k, "hour"))),
       button("Delete", "Delete " + k.name, k.is_primary || k.leaked_at !== null, () => deleteDialog(k)),
       note);
     return el("tr", { "data-key-id": String(k.id) },
@@ -109,7 +140,21 @@
       el("td", { text: k.is_active ? "yes" : "no" }), el("td", { text: k.is_primary ? "yes" : "no" }),
       timeCell(k.created_at), timeCell(k.last_used), k.expires_at ? timeCell(k.expires_at, "expired") : el("td", { text: "never" }),
       el("td", { text: k.rotated_to ? "replaced by #" + k.rotated_to : k.rotated_from ? "replaces #" + k.rotated_from : "" }),
-      el("td", { text: k.leaked_at ? "reported " + k.leaked_at : "" }), actions);
+      el("td", { text: k.leaked_at ? "reported " + k.leaked_at : "" }), accessCell(k), actions);
+  }
+
+  /* What a key may do and from where, in two short lines: its scopes (or "unrestricted"), its allowlist (or "any address").
+     A long list shows its first items, the rest behind a disclosure. */
+  function accessCell(k) {
+    const items = (list, none) => {
+      if (!list) return [el("span", { class: "none", text: none })];
+      const codes = (l) => l.flatMap((s, i) => [i ? " " : "", el("code", { text: s })]);
+      return list.length <= 4 ? codes(list)
+        : [...codes(list.slice(0, 3)), " ", el("details", {}, el("summary", { text: (list.length - 3) + " more" }), ...codes(list.slice(3)))];
+    };
+    return el("td", { class: "access" },
+      el("div", { class: "scopes" }, el("span", { class: "what", text: "Scopes: " }), ...items(k.scopes, "unrestricted")),
+      el("div", { class: "ips" }, el("span", { class: "what", text: "From: " }), ...items(k.allowed_ips, "any address")));
   }
 
   function rename(k, cell) {
@@ -131,22 +176,70 @@
     return d;
   }
 
+  /* The scopes and allowlist fields of the create and edit forms (ids `prefix`-scopes and `prefix`-ips), with their help. */
+  function accessFields(prefix, k, lockedWhy) {
+    const scopes = el("input", { id: prefix + "-scopes", value: k && k.scopes ? k.scopes.join(" ") : "", disabled: !!lockedWhy,
+      autocomplete: "off", spellcheck: "false", "aria-describedby": prefix + "-scopes-help" });
+    const ips = el("textarea", { id: prefix + "-ips", rows: 3, spellcheck: "false", "aria-describedby": prefix + "-ips-help" });
+    ips.value = k && k.allowed_ips ? k.allowed_ips.join("\n") : "";
+    /* Creating, an empty field is left out of the request, and the API gives what the signed-in key has. */
+    const inherit = (what, its) => k ? "." : " (or, signed in with a key that has " + what + ", " + its + ").";
+    const fields = [
+      el("label", { for: prefix + "-scopes", text: "Scopes" }), scopes,
+      el("p", { class: "note", id: prefix + "-scopes-help", text: lockedWhy
+        || "Names separated by spaces or commas, e.g. posts:read billing:*. Empty: unrestricted" + inherit("scopes", "its scopes") }),
+      el("label", { for: prefix + "-ips", text: "Allowed addresses" }), ips,
+      el("p", { class: "note", id: prefix + "-ips-help", text: "IP addresses or CIDR blocks (203.0.113.0/24, 2001:db8::/32), "
+        + "separated by commas, spaces or new lines. Empty: any address" + inherit("an allowlist", "its allowlist") })];
+    return { scopes, ips, fields };
+  }
+
   function createDialog() {
     const name = el("input", { id: "new-name", required: true, maxlength: 100 });
     const type = el("select", { id: "new-type" },
       ...(sandbox ? ["sandbox"] : ["production", "sandbox"]).map((t) => el("option", { value: t, text: t })));
+    const access = accessFields("new", null, null);
+    const error = dialogError();
     const d = dialog("Create a key",
-      el("form", { method: "dialog", onsubmit: (ev) => { ev.preventDefault(); act(async () => {
-        const made = await api("POST", "/v1/account/api-keys/", { name: name.value, key_type: type.value });
+      el("form", { method: "dialog", onsubmit: (ev) => { ev.preventDefault(); actIn(error, async () => {
+        /* Left empty, a field is left out: the API then gives what the signed-in key has (null for an unrestricted one). */
+        const body = { name: name.value, key_type: type.value };
+        const scopes = scopesOf(access.scopes.value), ips = listOf(access.ips.value);
+        if (scopes) body.scopes = scopes;
+        if (ips) body.allowed_ips = ips;
+        const made = await api("POST", "/v1/account/api-keys/", body);
         d.close();
         shownOnce(made);
-        await showKeys();
+        await act(showKeys);
       }); } },
       el("label", { for: "new-name", text: "Name" }), name,
       el("label", { for: "new-type", text: "Type" }), type,
+      ...access.fields, error,
       el("button", { type: "submit", text: "Create" }),
       el("button", { type: "button", onclick: () => d.close(), text: "Cancel" })));
     name.focus();
+  }
+
+  /* Edits a key's scopes and allowlist; the PATCH carries only what changed (nothing changed: no request).
+     The primary's scopes stay null: the field is off, and its help says why. */
+  function accessDialog(k) {
+    const access = accessFields("edit", k, k.is_primary
+      ? "The primary key is always unrestricted: its scopes cannot be set. Make another key primary first to restrict this one." : null);
+    const error = dialogError();
+    const d = dialog("Access of " + k.name,
+      el("form", { onsubmit: (ev) => { ev.preventDefault(); actIn(error, async () => {
+        const body = {};
+        const scopes = scopesOf(access.scopes.value), ips = listOf(access.ips.value);
+        if (!k.is_primary && !sameList(scopes, k.scopes)) body.scopes = scopes;
+        if (!sameList(ips, k.allowed_ips)) body.allowed_ips = ips;
+        if (Object.keys(body).length) await api("PATCH", "/v1/account/api-keys/" + k.id, body);
+        d.close();
+        await act(showKeys);
+      }); } },
+      ...access.fields, error,
+      el("button", { type: "submit", text: "Save" }),
+      el("button", { type: "button", onclick: () => d.close(), text: "Cancel" })));
+    (k.is_primary ? access.ips : access.scopes).focus();
   }
 
   /* The new key, shown once: the dialog forgets it when it closes. */
@@ -161,24 +254,26 @@
 
   function rotateDialog(k) {
     const grace = el("input", { id: "grace", type: "number", min: 0, max: 2592000, value: 86400 });
+    const error = dialogError();
     const d = dialog("Rotate " + k.name,
-      el("p", { text: "A new key replaces this one; the old key keeps working for the grace period." }),
-      el("form", { onsubmit: (ev) => { ev.preventDefault(); act(async () => {
+      el("p", { text: "A new key replaces this one (with the same scopes and allowlist); the old key keeps working for the grace period." }),
+      el("form", { onsubmit: (ev) => { ev.preventDefault(); actIn(error, async () => {
         const made = await api("POST", "/v1/account/api-keys/" + k.id + "/rotate", { grace_period_seconds: Number(grace.value) });
         d.close();
         shownOnce(made);
-        await showKeys();
+        await act(showKeys);
       }); } },
-      el("label", { for: "grace", text: "Grace period, seconds" }), grace,
+      el("label", { for: "grace", text: "Grace period, seconds" }), grace, error,
       el("button", { type: "submit", text: "Rotate" }),
       el("button", { type: "button", onclick: () => d.close(), text: "Cancel" })));
   }
 
   function deleteDialog(k) {
+    const error = dialogError();
     const d = dialog("Delete " + k.name + "?",
-      el("p", { text: "The key " + k.key_prefix + "… (" + k.name + ") stops working at once. This cannot be undone." }),
-      el("button", { type: "button", onclick: () => act(async () => {
-        await api("DELETE", "/v1/account/api-keys/" + k.id); d.close(); await showKeys(); }), text: "Delete " + k.name }),
+      el("p", { text: "The key " + k.key_prefix + "… (" + k.name + ") stops working at once. This cannot be undone." }), error,
+      el("button", { type: "button", onclick: () => actIn(error, async () => {
+        await api("DELETE", "/v1/account/api-keys/" + k.id); d.close(); await act(showKeys); }), text: "Delete " + k.name }),
       el("button", { type: "button", onclick: () => d.close(), text: "Cancel" }));
   }
 
@@ -203,6 +298,118 @@
       el("label", { for: "audit-key", text: "Events about" }), filter,
       events,
       page.next_cursor ? el("button", { type: "button", onclick: () => act(() => showAudit(page.next_cursor, keyId)), text: "Older events" }) : "");
+  }
+
+  /* ---- usage ---- */
+
+  /* The API's refusal reasons, in its order, and how the page words them. */
+  const REASONS = [["inactive", "inactive or leaked"], ["expired", "expired"], ["suspended", "account suspended"],
+    ["scope", "missing scope"], ["ip", "address not allowed"]];
+  const refusedOf = (r) => REASONS.reduce((n, [reason]) => n + r[reason], 0);
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  /* A bucket's start (RFC 3339, UTC) in a few characters: "14:00" for an hour, "3 Nov" for a day. */
+  const hourOf = (iso) => iso.slice(11, 16);
+  const dayOf = (iso) => Number(iso.slice(8, 10)) + " " + MONTHS[Number(iso.slice(5, 7)) - 1];
+  const when = (iso, granularity) => granularity === "hour" ? dayOf(iso) + " " + hourOf(iso) : dayOf(iso) + " " + iso.slice(0, 4);
+
+  /* The smallest of 1, 2, 5, 10, 20, 50... at least `x`: the step of the y axis. */
+  function niceStep(x) {
+    if (x <= 1) return 1;
+    const p = 10 ** Math.floor(Math.log10(x));
+    return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= x);
+  }
+
+  /* The buckets as an inline SVG bar chart, each bar stacked: verified (below) and refused (above). Each bucket is a
+     <g class="bucket"> with its counts (data-verified, data-refused) and a tooltip; the chart's name is the heading
+     `titleId`, its description the summary `descId`; a table beside it holds the same numbers. */
+  function usageChart(u, titleId, descId) {
+    const W = 720, H = 270, L = 64, R = 12, T = 36, B = 56, pw = W - L - R, ph = H - T - B;
+    const n = u.buckets.length, band = pw / n, bw = Math.max(1, band * 0.7);
+    const max = Math.max(0, ...u.buckets.map((b) => b.verified + refusedOf(b.refused)));
+    const step = niceStep(max / 4), top = Math.max(step, Math.ceil(max / step) * step);
+    const y = (v) => T + ph - (v / top) * ph;
+    const parts = [];
+    for (let v = 0; v <= top; v += step)
+      parts.push(svg("line", { class: "grid", x1: L, x2: W - R, y1: y(v), y2: y(v) }),
+        svg("text", { class: "tick", x: L - 6, y: y(v) + 4, "text-anchor": "end", text: String(v) }));
+    const every = Math.ceil(n / 8);
+    u.buckets.forEach((b, i) => {
+      const refused = refusedOf(b.refused), x = L + i * band + (band - bw) / 2;
+      const reasons = REASONS.filter(([r]) => b.refused[r]).map(([r, words]) => b.refused[r] + " " + words);
+      const g = svg("g", { class: "bucket", "data-start": b.start, "data-verified": b.verified, "data-refused": refused },
+        svg("title", { text: when(b.start, u.granularity) + " UTC: " + b.verified + " verified, " + refused + " refused"
+          + (reasons.length ? " (" + reasons.join(", ") + ")" : "") }),
+        /* the whole column, invisible, so that the tooltip shows over an empty bucket too */
+        svg("rect", { class: "hit", x: L + i * band, y: T, width: band, height: ph }));
+      if (b.verified)
+        g.append(svg("rect", { class: "verified", x, y: y(b.verified), width: bw, height: y(0) - y(b.verified), "data-count": b.verified }));
+      if (refused)
+        g.append(svg("rect", { class: "refused", x, y: y(b.verified + refused), width: bw, height: y(b.verified) - y(b.verified + refused),
+          "data-count": refused }));
+      parts.push(g);
+      if (i % every === 0)
+        parts.push(svg("text", { class: "tick", x: L + (i + 0.5) * band, y: T + ph + 6, "text-anchor": "middle", "dominant-baseline": "hanging",
+          text: u.granularity === "hour" ? hourOf(b.start) : dayOf(b.start) }));
+    });
+    parts.push(svg("line", { class: "axis", x1: L, x2: W - R, y1: y(0), y2: y(0) }),
+      svg("line", { class: "axis", x1: L, x2: L, y1: T, y2: y(0) }),
+      svg("text", { class: "axis-title", x: L + pw / 2, y: H - 8, "text-anchor": "middle",
+        text: u.granularity === "hour" ? "Hour starting (UTC)" : "Day (UTC)" }),
+      svg("text", { class: "axis-title", transform: "translate(18 " + (T + ph / 2) + ") rotate(-90)", "text-anchor": "middle",
+        text: "Requests" }),
+      svg("rect", { class: "swatch verified", x: L, y: 10, width: 12, height: 12 }),
+      svg("text", { class: "legend", x: L + 18, y: 21, text: "verified" }),
+      svg("rect", { class: "swatch refused", x: L + 100, y: 10, width: 12, height: 12 }),
+      svg("text", { class: "legend", x: L + 118, y: 21, text: "refused" }));
+    return svg("svg", { class: "chart", viewBox: "0 0 " + W + " " + H, role: "img", "aria-labelledby": titleId,
+      "aria-describedby": descId }, ...parts);
+  }
+
+  /* Counts as cells: verified, refused, then each reason. */
+  const countCells = (verified, refused) => [el("td", { text: String(verified) }), el("td", { text: String(refusedOf(refused)) }),
+    ...REASONS.map(([r]) => el("td", { text: String(refused[r]) }))];
+  const countHeaders = ["Verified", "Refused", ...REASONS.map(([, words]) => "Refused: " + words)];
+
+  /* A key's usage (`k`), or the account's (`k` null): by hour over the last 24 hours or by day over the last 30 days,
+     as a chart, a summary by reason and a table; the account's also per key. */
+  async function showUsage(k, granularity) {
+    const path = k ? "/v1/account/api-keys/" + k.id + "/usage" : "/v1/account/usage";
+    const [u, list] = await Promise.all([api("GET", path + "?granularity=" + granularity),
+      k ? null : api("GET", "/v1/account/api-keys/")]);
+    const span = granularity === "hour" ? "the last 24 hours" : "the last 30 days";
+    const t = u.total, refused = refusedOf(t.refused);
+    const summary = "In " + span + ": " + (t.verified + refused) + " requests, " + t.verified + " verified and " + refused
+      + " refused (" + REASONS.map(([r, words]) => words + ": " + t.refused[r]).join(", ") + ").";
+    const choice = (g, text) => el("button", { type: "button", "aria-pressed": String(g === granularity), text,
+      onclick: () => act(() => showUsage(k, g)) });
+    const buckets = table("Usage by " + granularity, ["Start (UTC)", ...countHeaders], u.buckets.map((b) =>
+      el("tr", {}, el("td", { text: when(b.start, granularity) }), ...countCells(b.verified, b.refused))));
+    let perKey = "";
+    if (!k) {
+      const names = new Map(list.api_keys.map((x) => [x.id, x]));
+      perKey = [el("h3", { text: "By key" }), u.keys.length === 0 ? el("p", { text: "No key was used in " + span + "." })
+        : table("Usage by key", ["Key", ...countHeaders], u.keys.map((c) => {
+          const x = names.get(c.key_id);
+          return el("tr", { "data-key-id": String(c.key_id) },
+            el("td", {}, x ? el("button", { type: "button", class: "link", "aria-label": "Usage of " + x.name, text: x.name,
+              onclick: () => act(() => showUsage(x, granularity)) }) : "#" + c.key_id + " (deleted)"),
+            ...countCells(c.verified, c.refused));
+        }))];
+    }
+    $("view").replaceChildren(
+      el("h2", { text: k ? "Usage of " + k.name : "Account usage" }),
+      el("p", { text: (k ? "Requests authenticated with " + k.name + " (" + k.key_prefix + "…)"
+        : sandbox ? "Requests authenticated with the account's sandbox keys" : "Requests authenticated with the account's keys")
+        + ", counted within a second or two. Unknown keys are not counted." }),
+      el("div", { class: "toolbar" }, el("button", { type: "button", onclick: () => act(showKeys), text: "Back to keys" }),
+        choice("hour", "Last 24 hours"), choice("day", "Last 30 days")),
+      el("h3", { id: "chart-title", text: "Requests per " + granularity + ", " + (granularity === "hour"
+        ? when(u.from, "hour") + " to " + when(u.to, "hour") + " UTC"
+        : when(u.buckets[0].start, "day") + " to " + when(u.buckets[u.buckets.length - 1].start, "day") + " (UTC)") }),
+      el("p", { id: "usage-summary", text: summary }),
+      el("div", { class: "chart" }, usageChart(u, "chart-title", "usage-summary")),
+      el("details", {}, el("summary", { text: "The same numbers as a table" }), buckets),
+      ...(perKey || []));
   }
 
   /* ---- operators ---- */

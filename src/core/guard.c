@@ -106,8 +106,11 @@ int guard_new(const char *scopes, const char *ips, struct guard **ret)
             w6 += V6_ITEM;
         }
     }
-    memcpy(w6, scopes != NULL ? scopes : "", slen + 1);
-    memcpy(w6 + slen + 1, ips != NULL ? ips : "", ilen + 1);
+    /* Each text with a NUL of its own: a length cut to 0 above (text not kept) must not copy the text's first byte. */
+    memcpy(w6, scopes != NULL ? scopes : "", slen);
+    w6[slen] = '\0';
+    memcpy(w6 + slen + 1, ips != NULL ? ips : "", ilen);
+    w6[slen + 1 + ilen] = '\0';
     *ret = g;
     return 0;
 }

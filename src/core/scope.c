@@ -26,8 +26,13 @@ bool scope_name_ok(const char *s, size_t len)
 {
     size_t body = len;
 
+    /*
+     * The name before a wildcard is 1 to 64 characters, as a plain one is:
+     * "posts:*" is "posts" and ":*" (a ':' just before it is a tail
+     * character of the name, as in "a::*").
+     */
     if (len >= 2 && s[len - 2] == ':' && s[len - 1] == '*')
-        body = len - 1; /* the ':' stays part of the name: "posts:*" is "posts:" and a wildcard */
+        body = len - 2;
     if (body == 0 || body > 64 || !head_char(s[0]))
         return false;
     for (size_t i = 1; i < body; i++)

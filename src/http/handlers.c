@@ -91,6 +91,10 @@ void api_respond_error_for(struct exchange *x, int err, const char *what)
         respond_error(x, 409, "key_leaked",
                       "this key was reported leaked: it stays deactivated and its record is kept; rotate it for a replacement");
         return;
+    case AK_ERR_SCOPE:
+        respond_error(x, 403, "insufficient_scope",
+                      "an API key can only manage and create keys within its own scopes and allowlist, never a primary key");
+        return;
     case AK_ERR_ROTATED:
         respond_error(x, 409, "already_rotated", "this key was rotated already; rotate its replacement (rotated_to) instead");
         return;

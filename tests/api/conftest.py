@@ -72,6 +72,8 @@ KEY_FIELDS = [
     "id", "name", "key_type", "key_prefix", "is_active", "is_primary", "created_at", "last_used",
     # issue 10: the key lifecycle
     "expires_at", "rotated_from", "rotated_to", "leaked_at",
+    # issue 12: restricted keys
+    "scopes", "allowed_ips",
 ]  # fmt: skip
 CREATED_MESSAGE = "Save this key securely. It will not be shown again."
 ERROR_CODES = {

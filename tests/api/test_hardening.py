@@ -803,7 +803,8 @@ def test_client_ip_header_ignored_from_an_untrusted_peer(server_factory):
         ["--client-ip-header", "X-Forwarded-For", "--trusted-proxies", "proxy.example"],
         ["--client-ip-header", "X-Forwarded-For", "--trusted-proxies", "10.0.0.0/8,"],
         ["--client-ip-header", "X-Forwarded-For", "--trusted-proxies", ""],
-        ["--trusted-proxies", "10.0.0.0/8"],
+        # issue 12: --trusted-proxies alone is valid (it implies X-Forwarded-For), and its value is checked alike
+        ["--trusted-proxies", "10.0.0.0/33"],
     ],
     ids=["prefix", "name", "trailing comma", "empty", "without --client-ip-header"],
 )

@@ -83,6 +83,7 @@ class Upstream:
                     **{field: self.headers.get(name) for field, name in IDENTITY.items()},
                     "authorization": self.headers.get("Authorization"),
                     "verify_token": self.headers.get("X-Verify-Token"),
+                    "key_scopes": self.headers.get("X-Key-Scopes"),  # issue 12 (scoped_gateway)
                     "body": body.decode("utf-8", "replace"),
                 }
                 with upstream.lock:
@@ -134,10 +135,12 @@ class Nginx:
         self.port = None
         self.config = None
 
-    def start(self, apikeyd_port, upstream_port, token):
+    def start(self, apikeyd_port, upstream_port, token, transform=None):
         for _ in range(3):
             self.port = free_port()
             self.config = render_config(self.port, apikeyd_port, upstream_port, token)
+            if transform is not None:  # a derived config (scoped_gateway): the documented one, plus
+                self.config = transform(self.config)
             self.config_path.write_text(self.config, encoding="utf-8")
             argv = [str(NGINX), "-p", f"{self.workdir}/", "-c", str(self.config_path), "-g", "daemon off; master_process off;"]
             with open(self.output, "ab") as out:
@@ -248,10 +251,11 @@ def gateway(backend, apikeyd_bin, tmp_path_factory):
 def no_nginx_errors(request):
     """After each test that used the gateway: nothing at [error] or worse in nginx's logs
     (an upstream that answers garbage, a refused connection to apikeyd, ...)."""
-    if "gateway" not in request.fixturenames:
+    name = next((n for n in ("gateway", "scoped_gateway") if n in request.fixturenames), None)
+    if name is None:
         yield
         return
-    nginx = request.getfixturevalue("gateway").nginx
+    nginx = request.getfixturevalue(name).nginx
     before = len(nginx.error_lines())
     yield
     new = nginx.error_lines()[before:]
@@ -410,3 +414,189 @@ def test_use_through_the_gateway_sets_last_used(gateway):
     created = admin.create("Metered", "sandbox")
     assert gateway.get(key=created["api_key"]).status_code == 200
     wait_until(lambda: admin.by_id()[created["id"]]["last_used"], LAST_USED_TIMEOUT, what="last_used in the list")
+
+
+# --------------------------------------------------------------------------- issue 12: scopes and allowlists
+#
+# A second gateway runs a config derived from the documented one (rendered as above), with only
+# additions: the verification subrequest sets `X-Forwarded-For $remote_addr` unless the
+# documented one sets X-Forwarded-For already (then that line is what is tested; apikeyd runs
+# with --trusted-proxies 127.0.0.1/32, so it believes nginx's header), the protected locations
+# pass X-Key-Scopes on to the upstream unless the documented config does (always set: a
+# client's own never gets through), and locations whose subrequest sends X-Required-Scopes:
+#   /posts/     auth_request /_apikeyd_verify_posts     X-Required-Scopes "posts:write"
+#   /billing/   auth_request /_apikeyd_verify_billing   X-Required-Scopes "billing:read billing:write"
+#   /spoofable/ auth_request /_apikeyd_verify_spoofable (the documented subrequest as it is,
+#               without the X-Forwarded-For line: the control that shows the line matters)
+
+MAIN_BLOCK_RE = re.compile(r"^( *)location / \{\n.*?^\1\}\n", re.S | re.M)
+VERIFY_BLOCK_RE = re.compile(r"^( *)location = /_apikeyd_verify \{\n.*?^\1\}\n", re.S | re.M)
+XFF_LINE = "proxy_set_header X-Forwarded-For $remote_addr;"
+SCOPES_LINES = ["auth_request_set $apikeyd_key_scopes $upstream_http_x_key_scopes;",
+                "proxy_set_header X-Key-Scopes $apikeyd_key_scopes;"]  # fmt: skip
+SCOPED_LOCATIONS = {  # path -> (subrequest location, X-Required-Scopes or None, X-Forwarded-For set by nginx)
+    "/posts/": ("/_apikeyd_verify_posts", "posts:write", True),
+    "/billing/": ("/_apikeyd_verify_billing", "billing:read billing:write", True),
+    "/spoofable/": ("/_apikeyd_verify_spoofable", None, False),
+}
+
+
+def _add_lines(block, after_re, lines, indent):
+    """`lines` inserted after the first line of `block` matching `after_re` (none already there)."""
+    lines = [line for line in lines if line not in block]
+    if not lines:
+        return block
+    m = re.search(after_re, block, re.M)
+    assert m, f"no line matching {after_re!r} in:\n{block}"
+    return block[: m.end()] + "".join(f"\n{indent}{line}" for line in lines) + block[m.end():]
+
+
+def _without(block, header):
+    """`block` without any `proxy_set_header <header> ...;` line."""
+    return re.sub(r"^ *proxy_set_header " + re.escape(header) + r" .*\n", "", block, flags=re.M | re.I)
+
+
+def scoped_config(text):
+    """The rendered documented config plus the additions described above."""
+    main = MAIN_BLOCK_RE.search(text)
+    verify = VERIFY_BLOCK_RE.search(text)
+    assert main and verify, "the documented config no longer has `location /` and `location = /_apikeyd_verify`"
+    inner = main.group(1) + "    "
+    main_block = main.group(0)
+    if not re.search(r"proxy_set_header\s+X-Key-Scopes\s", main_block, re.I):  # the documented config may pass it already
+        main_block = _add_lines(main_block, r"^ *auth_request /_apikeyd_verify;$", SCOPES_LINES, inner)
+    verify_block = verify.group(0)
+    if not re.search(r"proxy_set_header\s+X-Forwarded-For\s", verify_block, re.I):  # a documented one is kept as it is
+        verify_block = _add_lines(verify_block, r"^ *proxy_pass http://apikeyd/v1/auth/verify;$", [XFF_LINE], inner)
+    extra = ""
+    for path, (sub, required, xff) in SCOPED_LOCATIONS.items():
+        block = main_block.replace("location / {", f"location {path} {{", 1)
+        block = block.replace("auth_request /_apikeyd_verify;", f"auth_request {sub};", 1)
+        sub_block = _without(verify_block if xff else _without(verify_block, "X-Forwarded-For"), "X-Required-Scopes")
+        sub_block = sub_block.replace("location = /_apikeyd_verify {", f"location = {sub} {{", 1)
+        if required is not None:
+            sub_block = _add_lines(sub_block, r"^ *proxy_pass http://apikeyd/v1/auth/verify;$",
+                                   [f'proxy_set_header X-Required-Scopes "{required}";'], inner)  # fmt: skip
+        extra += "\n" + block + "\n" + sub_block
+    end = verify.end()
+    return text[: main.start()] + main_block + text[main.end(): verify.start()] + verify_block + extra + text[end:]
+
+
+@pytest.fixture(scope="module")
+def scoped_gateway(backend, apikeyd_bin, tmp_path_factory):
+    """apikeyd (--verify-token, --trusted-proxies 127.0.0.1/32) + upstream + nginx on scoped_config."""
+    require_nginx()
+    root = tmp_path_factory.mktemp("scoped-gateway")
+    factory = ServerFactory(backend, root / "apikeyd")
+    upstream = nginx = None
+    try:
+        server = factory("--verify-token", TOKEN, "--trusted-proxies", "127.0.0.1/32", accounts=("acme",))
+        upstream = Upstream()
+        nginx = Nginx(root / "nginx").start(server.port, upstream.port, TOKEN, transform=scoped_config)
+        gw = Gateway(server, upstream, nginx)
+        yield gw
+        gw.session.close()
+    finally:
+        try:
+            if nginx is not None:
+                nginx.stop()
+        finally:
+            try:
+                if upstream is not None:
+                    upstream.close()
+            finally:
+                factory.close_all()
+
+
+def make_key(client, name, **fields):
+    r = client.post(json={"name": name, "key_type": "production", **fields})
+    assert r.status_code == 201, r.text
+    return r.body
+
+
+def assert_forbidden(r):
+    """nginx's answer when apikeyd's subrequest answered 403: 403, and the upstream never saw it."""
+    assert r.status_code == 403, f"expected 403, got {r.status_code}: {r.text[:300]}"
+    assert not r.reached_upstream, "a refused request reached the upstream"
+
+
+def test_scoped_config_is_the_documented_one_plus_additions(scoped_gateway):
+    config = scoped_gateway.nginx.config
+    documented = render_config(scoped_gateway.nginx.port, scoped_gateway.server.port, scoped_gateway.upstream.port, TOKEN)
+    # Every documented line is still there (additions only).
+    for line in documented.splitlines():
+        if line.strip() and not line.strip().startswith("#"):
+            assert line in config.splitlines(), f"the derived config lost a documented line: {line!r}"
+    for path, (sub, required, _) in SCOPED_LOCATIONS.items():
+        assert f"location {path} {{" in config and f"auth_request {sub};" in config
+        if required is not None:
+            assert f'proxy_set_header X-Required-Scopes "{required}";' in config
+
+
+def test_required_scopes_per_location(scoped_gateway):
+    gw = scoped_gateway
+    acme = gw.server.account
+    posts = make_key(acme.client, "Posts writer", scopes=["posts:*"])
+    billing = make_key(acme.client, "Billing", scopes=["billing:write", "billing:read"])
+    reader = make_key(acme.client, "Billing reader", scopes=["billing:read"])
+
+    r = gw.get("/posts/42", key=posts["api_key"])
+    assert_reached(r, acme, posts["id"], "production", posts["api_key"])
+    assert r.echo["key_scopes"] == "posts:*" and r.echo["uri"] == "/posts/42"
+    assert_forbidden(gw.get("/billing/7", key=posts["api_key"]))
+    r = gw.get("/orders/1", key=posts["api_key"])  # `location /` requires no scope
+    assert_reached(r, acme, posts["id"], "production", posts["api_key"])
+    assert r.echo["key_scopes"] == "posts:*"
+
+    r = gw.get("/billing/7", key=billing["api_key"])
+    assert_reached(r, acme, billing["id"], "production", billing["api_key"])
+    assert r.echo["key_scopes"] == "billing:read billing:write"
+    assert_forbidden(gw.get("/posts/42", key=billing["api_key"]))
+    assert_forbidden(gw.get("/billing/7", key=reader["api_key"]))  # all the required scopes, not one
+
+    # An unrestricted key passes everywhere; the upstream gets no X-Key-Scopes.
+    for path in ("/posts/1", "/billing/1", "/orders/1"):
+        r = gw.get(path, key=acme.key)
+        assert_reached(r, acme, acme.primary_id, "production", acme.key)
+        assert r.echo["key_scopes"] is None
+    # No key, or an unknown one: 401 as everywhere.
+    assert_refused(gw.get("/posts/1"))
+    assert_refused(gw.get("/billing/1", key=forge_key()))
+
+
+def test_client_cannot_forge_scopes(scoped_gateway):
+    gw = scoped_gateway
+    acme = gw.server.account
+    posts = make_key(acme.client, "Posts only", scopes=["posts:*"])
+    # Its own X-Required-Scopes never replaces the location's.
+    assert_forbidden(gw.get("/billing/1", key=posts["api_key"], headers={"X-Required-Scopes": "posts:read"}))
+    assert_forbidden(gw.get("/billing/1", key=posts["api_key"], headers={"X-Required-Scopes": ""}))
+    # Its own X-Key-Scopes never reaches the upstream.
+    forged = {"X-Key-Scopes": "billing:* posts:*"}
+    r = gw.get("/posts/1", key=posts["api_key"], headers=forged)
+    assert_reached(r, acme, posts["id"], "production", posts["api_key"])
+    assert r.echo["key_scopes"] == "posts:*"
+    r = gw.get("/posts/1", key=acme.key, headers=forged)
+    assert_reached(r, acme, acme.primary_id, "production", acme.key)
+    assert r.echo["key_scopes"] is None
+
+
+def test_client_cannot_spoof_its_address_through_the_gateway(scoped_gateway):
+    """apikeyd trusts nginx (127.0.0.1); nginx names the client ($remote_addr: 127.0.0.1 here)
+    in the subrequest's X-Forwarded-For, replacing whatever the client sent."""
+    gw = scoped_gateway
+    acme = gw.server.account
+    far = make_key(acme.client, "Private network only", allowed_ips=["10.0.0.0/8"])
+    near = make_key(acme.client, "Loopback only", allowed_ips=["127.0.0.1"])
+    for headers in ({}, {"X-Forwarded-For": "10.9.9.9"}, {"X-Forwarded-For": "10.9.9.9, 10.8.8.8"}):
+        assert_forbidden(gw.get("/orders/1", key=far["api_key"], headers=headers))
+        assert_forbidden(gw.get("/posts/1", key=far["api_key"], headers=headers))
+        r = gw.get("/orders/1", key=near["api_key"], headers=headers)
+        assert_reached(r, acme, near["id"], "production", near["api_key"])
+    # The control: a subrequest that passes on the client's own X-Forwarded-For (no
+    # `proxy_set_header X-Forwarded-For $remote_addr;`) lets it choose its address.
+    r = gw.get("/spoofable/1", key=far["api_key"], headers={"X-Forwarded-For": "10.9.9.9"})
+    assert_reached(r, acme, far["id"], "production", far["api_key"])
+    assert_forbidden(gw.get("/spoofable/1", key=far["api_key"]))
+    # A refused request is not a use.
+    wait_until(lambda: acme.client.by_id()[near["id"]]["last_used"], LAST_USED_TIMEOUT, what="the allowed key's last_used")

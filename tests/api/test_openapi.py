@@ -11,6 +11,10 @@ from conftest import CREATED_MESSAGE, ERROR_CODES, KEY_FIELDS, SPEC, assert_key_
 
 DOC = SPEC.doc
 SCHEMAS = DOC["components"]["schemas"]
+# Issue 12 (restricted keys, usage): two more key members, last, and three more error codes
+# (the union keeps these tests right whether or not conftest lists them already).
+ALL_KEY_FIELDS = KEY_FIELDS + [f for f in ("scopes", "allowed_ips") if f not in KEY_FIELDS]
+ALL_ERROR_CODES = set(ERROR_CODES) | {"insufficient_scope", "ip_not_allowed", "invalid_required_scopes"}
 
 # The seed's list response, verbatim.
 SEED_LIST_VERBATIM = {
@@ -39,7 +43,9 @@ SEED_LIST_VERBATIM = {
 }
 # Issue 10 gave every key object four more members, always present: the seed's keys with them.
 LIFECYCLE_NULLS = {"expires_at": None, "rotated_from": None, "rotated_to": None, "leaked_at": None}
-SEED_LIST = {"api_keys": [dict(key, **LIFECYCLE_NULLS) for key in SEED_LIST_VERBATIM["api_keys"]]}
+# Issue 12 gave them two more, always present: null for an unrestricted key.
+RESTRICTION_NULLS = {"scopes": None, "allowed_ips": None}
+SEED_LIST = {"api_keys": [dict(key, **LIFECYCLE_NULLS, **RESTRICTION_NULLS) for key in SEED_LIST_VERBATIM["api_keys"]]}
 
 OPERATIONS = {
     ("/v1/account/api-keys/", "get"): {"200", "401", "403", "429", "503"},  # 403: account_suspended
@@ -47,8 +53,9 @@ OPERATIONS = {
     ("/v1/account/api-keys/{id}/", "patch"): {"200", "400", "401", "403", "404", "409", "413", "415", "422", "429", "503"},
     ("/v1/account/api-keys/{id}/", "delete"): {"204", "401", "403", "404", "409", "429", "503"},
     ("/healthz", "get"): {"200"},
-    ("/v1/auth/verify/", "get"): {"204", "401", "403", "429", "503"},  # 503: PostgreSQL, --max-staleness
-    ("/v1/auth/verify/{path}", "get"): {"204", "401", "403", "429", "503"},
+    # 400: invalid_required_scopes; 503: PostgreSQL, --max-staleness
+    ("/v1/auth/verify/", "get"): {"204", "400", "401", "403", "429", "503"},
+    ("/v1/auth/verify/{path}", "get"): {"204", "400", "401", "403", "429", "503"},
     # issue 9: the account's audit log and the operator API
     ("/v1/account/audit-log/", "get"): {"200", "400", "401", "403", "429", "503"},
     ("/v1/admin/accounts/", "get"): {"200", "400", "401", "503"},
@@ -68,6 +75,9 @@ OPERATIONS = {
     ("/dashboard/", "head"): {"200", "301", "404"},
     ("/dashboard/assets/{asset}", "get"): {"200", "404"},
     ("/dashboard/assets/{asset}", "head"): {"200", "404"},
+    # issue 12: usage per key
+    ("/v1/account/api-keys/{id}/usage", "get"): {"200", "400", "401", "403", "404", "429", "503"},
+    ("/v1/account/usage/", "get"): {"200", "400", "401", "403", "429", "503"},
 }
 ADMIN_PATHS = ["/v1/admin/accounts/", "/v1/admin/accounts/{id}/", "/v1/admin/accounts/{id}/keys/", "/v1/admin/audit-log/",
                "/v1/admin/accounts/{id}/keys/{key_id}/rotate", "/v1/admin/leaked-keys/"]  # fmt: skip
@@ -196,6 +206,8 @@ def test_401_documents_www_authenticate_and_405_documents_allow():
         ("/v1/leaks/github", "POST"),
         ("/dashboard/", "GET, HEAD"),
         ("/dashboard/assets/{asset}", "GET, HEAD"),
+        ("/v1/account/api-keys/{id}/usage", "GET"),
+        ("/v1/account/usage/", "GET"),
     ]:
         resp = SPEC.resolve(DOC["paths"][path]["x-method-not-allowed"])
         assert resp["headers"]["Allow"]["schema"]["const"] == allow
@@ -233,8 +245,8 @@ def test_every_path_takes_the_x_request_id_parameter():
 
 def test_api_key_schema_has_exactly_the_seed_fields():
     s = SCHEMAS["ApiKey"]
-    assert list(s["properties"]) == KEY_FIELDS
-    assert s["required"] == KEY_FIELDS
+    assert list(s["properties"]) == ALL_KEY_FIELDS
+    assert s["required"] == ALL_KEY_FIELDS
     assert s["additionalProperties"] is False
     assert s["properties"]["last_used"]["type"] == ["string", "null"]
     for field in ("created_at", "last_used", "expires_at", "leaked_at"):
@@ -244,27 +256,29 @@ def test_api_key_schema_has_exactly_the_seed_fields():
         assert SPEC.resolve(s["properties"][field])["type"] == ["string", "null"]
     for field in ("rotated_from", "rotated_to"):
         assert SPEC.resolve(s["properties"][field])["type"] == ["integer", "null"]
+    for field in ("scopes", "allowed_ips"):
+        assert SPEC.resolve(s["properties"][field])["type"] == ["array", "null"]
 
 
 def test_created_api_key_schema():
     for name in ("CreatedApiKey", "IssuedApiKey", "RotatedApiKey"):
         s = SCHEMAS[name]
-        assert list(s["properties"]) == KEY_FIELDS + ["api_key", "message"], name
-        assert set(s["required"]) == set(KEY_FIELDS + ["api_key", "message"]), name
+        assert list(s["properties"]) == ALL_KEY_FIELDS + ["api_key", "message"], name
+        assert set(s["required"]) == set(ALL_KEY_FIELDS + ["api_key", "message"]), name
         assert s["additionalProperties"] is False, name
         assert s["properties"]["message"]["const"] == CREATED_MESSAGE, name
 
 
 def test_request_schemas():
     create = SCHEMAS["CreateRequest"]
-    assert set(create["properties"]) == {"name", "key_type", "expires_at"}
+    assert set(create["properties"]) == {"name", "key_type", "expires_at", "scopes", "allowed_ips"}
     assert set(create["required"]) == {"name", "key_type"}
     assert create["additionalProperties"] is False
     update = SCHEMAS["UpdateRequest"]
-    assert set(update["properties"]) == {"name", "is_active", "is_primary", "expires_at"}
+    assert set(update["properties"]) == {"name", "is_active", "is_primary", "expires_at", "scopes", "allowed_ips"}
     assert update["additionalProperties"] is False and update["minProperties"] == 1
     issue = SCHEMAS["AdminKeyCreate"]
-    assert set(issue["properties"]) == {"name", "key_type", "expires_at", "make_primary"}
+    assert set(issue["properties"]) == {"name", "key_type", "expires_at", "scopes", "allowed_ips", "make_primary"}
     assert set(issue["required"]) == {"name", "key_type"}
     rotate = SCHEMAS["RotateRequest"]
     assert set(rotate["properties"]) == {"grace_period_seconds"} and rotate["additionalProperties"] is False
@@ -272,6 +286,8 @@ def test_request_schemas():
     assert (grace["minimum"], grace["maximum"], grace["default"]) == (0, 2592000, 86400)
     for name in ("CreateRequest", "UpdateRequest", "AdminKeyCreate"):
         assert SPEC.resolve(SCHEMAS[name]["properties"]["expires_at"])["type"] == ["string", "null"], name
+        assert SPEC.resolve(SCHEMAS[name]["properties"]["scopes"]) is SCHEMAS["ScopesInput"], name
+        assert SPEC.resolve(SCHEMAS[name]["properties"]["allowed_ips"]) is SCHEMAS["AllowedIpsInput"], name
 
 
 def test_leak_report_schemas():
@@ -293,7 +309,7 @@ def test_leak_report_schemas():
 
 def test_error_codes_are_the_contract_codes():
     code = SCHEMAS["Error"]["properties"]["error"]["properties"]["code"]
-    assert set(code["enum"]) == ERROR_CODES
+    assert set(code["enum"]) == ALL_ERROR_CODES
     assert SCHEMAS["Error"]["properties"]["error"]["required"] == ["code", "message"]
 
 
@@ -321,10 +337,11 @@ def test_new_object_field_orders():
     assert list(SCHEMAS["AuditEvent"]["properties"]) == [
         "id", "at", "account_id", "actor", "action", "target", "changes", "details", "client_ip", "request_id"]
     assert list(SCHEMAS["AccountCreated"]["properties"]) == ["account", "api_key"]
-    assert list(SCHEMAS["IssuedApiKey"]["properties"]) == KEY_FIELDS + ["api_key", "message"]
+    assert list(SCHEMAS["IssuedApiKey"]["properties"]) == ALL_KEY_FIELDS + ["api_key", "message"]
     for name in ("Account", "AccountCreate", "AccountPatch", "AccountCreated", "AdminKeyCreate",
                  "IssuedApiKey", "AuditEvent", "AuditActor", "AuditTarget", "AccountPage", "AuditPage",
-                 "RotatedApiKey", "RotateRequest", "LeakDetails"):
+                 "RotatedApiKey", "RotateRequest", "LeakDetails", "KeyUsage", "AccountUsage", "UsageCounts",
+                 "RefusedCounts", "UsageBucket", "UsageByKey"):
         assert SCHEMAS[name]["additionalProperties"] is False, name
     assert set(SCHEMAS["AuditAction"]["enum"]) == {
         "key.created", "key.updated", "key.deleted", "account.created", "account.updated",
@@ -334,9 +351,9 @@ def test_new_object_field_orders():
 
 def test_seed_list_example_validates():
     SPEC.validate_schema("ApiKeyList", SEED_LIST)
-    # The seed's fields come first, in the seed's order; the lifecycle members follow.
+    # The seed's fields come first, in the seed's order; the lifecycle members follow, then the restrictions.
     assert KEY_FIELDS[: len(SEED_LIST_VERBATIM["api_keys"][0])] == list(SEED_LIST_VERBATIM["api_keys"][0])
-    assert list(SEED_LIST["api_keys"][0]) == KEY_FIELDS
+    assert list(SEED_LIST["api_keys"][0]) == ALL_KEY_FIELDS
 
 
 @pytest.mark.parametrize(
@@ -379,6 +396,31 @@ def test_seed_list_example_validates():
         ("RotateRequest", {"grace_period_seconds": -1}),
         ("RotateRequest", {"grace": 5}),
         ("AuditEvent", dict(SCHEMAS["AuditEvent"]["examples"][0], changes={"digest": {"old": None, "new": "x"}})),
+        # issue 12: restrictions and usage
+        ("ApiKey", {k: v for k, v in SEED_LIST["api_keys"][1].items() if k != "scopes"}),
+        ("ApiKey", dict(SEED_LIST["api_keys"][0], scopes=["keys:read"])),  # the primary is never scoped
+        ("ApiKey", dict(SEED_LIST["api_keys"][1], scopes=[])),
+        ("ApiKey", dict(SEED_LIST["api_keys"][1], scopes=["Posts:write"])),
+        ("ApiKey", dict(SEED_LIST["api_keys"][1], scopes=["posts:write", "posts:write"])),
+        ("ApiKey", dict(SEED_LIST["api_keys"][1], scopes=["x"] * 51)),
+        ("ApiKey", dict(SEED_LIST["api_keys"][1], scopes="posts:write")),
+        ("ApiKey", dict(SEED_LIST["api_keys"][1], allowed_ips=[])),
+        ("ApiKey", dict(SEED_LIST["api_keys"][1], allowed_ips=["10.0.0.1"])),
+        ("ApiKey", dict(SEED_LIST["api_keys"][1], allowed_ips=["10.0.0.0/8"] * 33)),
+        ("IssuedApiKey", dict(SCHEMAS["IssuedApiKey"]["examples"][0], scopes=["keys:read"])),
+        ("RotatedApiKey", dict(SCHEMAS["RotatedApiKey"]["examples"][0], is_primary=True)),  # it has scopes
+        ("AdminKeyCreate", {"name": "k", "key_type": "production", "make_primary": True, "scopes": ["keys:read"]}),
+        ("UsageCounts", {"verified": -1, "refused": {"inactive": 0, "expired": 0, "suspended": 0, "scope": 0, "ip": 0}}),
+        ("UsageCounts", {"verified": 1.5, "refused": {"inactive": 0, "expired": 0, "suspended": 0, "scope": 0, "ip": 0}}),
+        ("UsageCounts", {"verified": 1, "refused": {"inactive": 0, "expired": 0, "suspended": 0, "scope": 0}}),
+        ("UsageCounts", {"verified": 1, "refused": {"inactive": 0, "expired": 0, "suspended": 0, "scope": 0, "ip": 0,
+                                                    "unknown": 0}}),
+        ("KeyUsage", dict(SCHEMAS["KeyUsage"]["examples"][0], granularity="week")),
+        ("KeyUsage", dict(SCHEMAS["KeyUsage"]["examples"][0], keys=[])),
+        ("KeyUsage", {k: v for k, v in SCHEMAS["KeyUsage"]["examples"][0].items() if k != "key_id"}),
+        ("AccountUsage", dict(SCHEMAS["AccountUsage"]["examples"][0], key_id=1)),
+        ("AccountUsage", {k: v for k, v in SCHEMAS["AccountUsage"]["examples"][0].items() if k != "keys"}),
+        ("AuditEvent", dict(SCHEMAS["AuditEvent"]["examples"][0], changes={"scopes": {"old": None, "new": ["Bad"]}})),
     ],
 )
 def test_schemas_reject_wrong_instances(name, instance):
@@ -440,16 +482,21 @@ def test_verified_response_documents_the_identity_headers():
     verified = DOC["components"]["responses"]["Verified"]
     assert "content" not in verified
     headers = {name: SPEC.resolve(h) for name, h in verified["headers"].items()}
-    assert list(headers) == ["X-Account-Id", "X-Key-Id", "X-Key-Type", "X-Key-Prefix", "X-Key-Expires-At", "X-Request-Id"]
-    # X-Key-Expires-At only for a key that expires within 7 days; every other header always.
-    assert all(h["required"] is True for name, h in headers.items() if name != "X-Key-Expires-At")
-    assert headers["X-Key-Expires-At"]["required"] is False
+    assert list(headers) == ["X-Account-Id", "X-Key-Id", "X-Key-Type", "X-Key-Prefix", "X-Key-Expires-At", "X-Key-Scopes",
+                             "X-Request-Id"]  # fmt: skip
+    # X-Key-Expires-At only for a key that expires within 7 days, X-Key-Scopes only for a key
+    # with scopes; every other header always.
+    optional = {"X-Key-Expires-At", "X-Key-Scopes"}
+    assert all(h["required"] is True for name, h in headers.items() if name not in optional)
+    assert all(headers[name]["required"] is False for name in optional)
     for name, good, bad in [
         ("X-Account-Id", ["1", "9223372036854775807"], ["0", "01", "-1", "x", ""]),
         ("X-Key-Id", ["42"], ["0", "4 2"]),
         ("X-Key-Type", ["production", "sandbox"], ["staging", ""]),
         ("X-Key-Prefix", ["ml_prod_abc1", "ml_sand_xyz7"], ["ml_prod_abc", "ml_prod_abc1X"]),
         ("X-Key-Expires-At", ["2025-01-20T00:00:00Z"], ["2025-01-20T00:00:00+00:00", "2025-01-20", ""]),
+        ("X-Key-Scopes", ["posts:write", "billing:read posts:*", " ".join(["a"] * 50)],
+         ["", "posts:write,billing:read", "posts:write  billing:read", " posts:write", "Posts", " ".join(["a"] * 51)]),
     ]:
         validator = SPEC.validator(headers[name]["schema"])
         for value in good:
@@ -461,8 +508,50 @@ def test_verified_response_documents_the_identity_headers():
 def test_invalid_verify_token_response():
     resp = DOC["components"]["responses"]["InvalidVerifyToken"]
     validator = SPEC.validator(resp["content"]["application/json"]["schema"])
-    assert not list(validator.iter_errors({"error": {"code": "invalid_verify_token", "message": "m"}}))
+    for code in ("invalid_verify_token", "account_suspended", "insufficient_scope", "ip_not_allowed"):
+        assert not list(validator.iter_errors({"error": {"code": code, "message": "m"}})), code
     assert list(validator.iter_errors({"error": {"code": "forbidden", "message": "m"}}))
+
+
+def test_403s_of_account_keys_name_the_restrictions():
+    """Every route an account key may call documents 403 insufficient_scope (with its
+    WWW-Authenticate) and ip_not_allowed."""
+    header = DOC["components"]["headers"]["WWW-Authenticate-Scope"]
+    validator = SPEC.validator(header["schema"])
+    for good in ['Bearer realm="apikeyd", error="insufficient_scope", scope="keys:write"',
+                 'Bearer realm="apikeyd", error="insufficient_scope", scope="posts:write billing:read posts:*"',
+                 'Bearer realm="apikeyd", error="invalid_token"']:  # fmt: skip
+        assert not list(validator.iter_errors(good)), good
+    for bad in ["Bearer", 'Bearer realm="apikeyd-admin"', 'Basic realm="apikeyd"']:
+        assert list(validator.iter_errors(bad)), bad
+    for (path, method) in OPERATIONS:
+        if path in ADMIN_PATHS + GITHUB_PATHS + DASHBOARD_PATHS + ["/healthz"]:
+            continue  # no account key there
+        op = DOC["paths"][path][method]
+        resp = SPEC.resolve(op["responses"]["403"])
+        assert SPEC.resolve(resp["headers"]["WWW-Authenticate"]) is header, (path, method)
+        codes = resp["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"]["properties"]["code"]
+        assert {"insufficient_scope", "ip_not_allowed", "account_suspended"} <= set(codes["enum"]), (path, method)
+
+
+def test_usage_routes_take_their_query_parameters():
+    for path in ("/v1/account/api-keys/{id}/usage", "/v1/account/usage/"):
+        params = {SPEC.resolve(p)["name"]: SPEC.resolve(p) for p in DOC["paths"][path]["get"]["parameters"]}
+        assert set(params) == {"from", "to", "granularity"}, path
+        assert all(p["in"] == "query" and p["required"] is False for p in params.values())
+        assert params["granularity"]["schema"]["enum"] == ["hour", "day"]
+        bad = SPEC.resolve(DOC["paths"][path]["get"]["responses"]["400"])
+        assert bad is DOC["components"]["responses"]["BadUsageQuery"]
+    assert SPEC.operation("GET", "/v1/account/api-keys/7/usage?granularity=day")[0] == "/v1/account/api-keys/{id}/usage"
+    assert SPEC.operation("GET", "/v1/account/api-keys/7/usage/")[0] == "/v1/account/api-keys/{id}/usage"
+    assert SPEC.operation("GET", "/v1/account/usage")[0] == "/v1/account/usage/"
+
+
+def test_refused_reasons_are_exactly_the_counted_ones():
+    assert SCHEMAS["RefusedCounts"]["required"] == ["inactive", "expired", "suspended", "scope", "ip"]
+    assert list(SCHEMAS["RefusedCounts"]["properties"]) == ["inactive", "expired", "suspended", "scope", "ip"]
+    assert list(SCHEMAS["KeyUsage"]["properties"]) == ["key_id", "granularity", "from", "to", "total", "buckets"]
+    assert list(SCHEMAS["AccountUsage"]["properties"]) == ["granularity", "from", "to", "total", "buckets", "keys"]
 
 
 @pytest.mark.parametrize(

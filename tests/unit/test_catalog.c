@@ -1137,6 +1137,415 @@ static void test_new_primary_with_demotion(void **state)
     assert_true(got.primary);
 }
 
+/* ---- restrictions and usage per key (issue 12) ---- */
+
+#define HOUR_A 1705309200 /* 2024-01-15T09:00:00Z */
+#define HOUR_B (HOUR_A + USAGE_HOUR_S)
+
+/* A client address callback: `ctx` is the address's text; counts its calls. */
+struct client_stub {
+    const char *text;
+    int calls;
+};
+
+static void stub_client(void *ctx, struct netaddr *ret)
+{
+    struct client_stub *c = ctx;
+
+    c->calls++;
+    if (netaddr_parse(c->text, strlen(c->text), ret) != 0)
+        fail_msg("stub client \"%s\" does not parse", c->text);
+}
+
+/* One collect's usage rows (the last_used part dropped), sorted by key id. */
+struct rows {
+    struct usage_row *v;
+    size_t n;
+};
+
+static int cmp_row(const void *x, const void *y)
+{
+    const struct usage_row *a = x, *b = y;
+
+    return a->key_id < b->key_id ? -1 : a->key_id > b->key_id;
+}
+
+static struct rows collect_rows(struct catalog *cat, int64_t hour)
+{
+    struct catalog_flush fl;
+    struct rows r;
+
+    memset(&fl, 0x5a, sizeof(fl));
+    assert_int_equal(catalog_collect(cat, hour, &fl), 0);
+    free(fl.uses);
+    r.v = fl.rows;
+    r.n = fl.nrows;
+    assert_true(r.n == 0 || r.v != NULL);
+    if (r.n > 1)
+        qsort(r.v, r.n, sizeof(*r.v), cmp_row);
+    return r;
+}
+
+static const struct usage_row *row_of(const struct rows *r, int64_t key_id)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i].key_id == key_id)
+            return &r->v[i];
+    return NULL;
+}
+
+/* Checks the row of `key_id`: its labels and every count (verified, inactive, expired, suspended, scope, ip). */
+static void expect_row(const struct rows *r, int64_t key_id, int64_t account_id, bool sandbox, int64_t hour,
+                       const uint64_t want[USAGE_NCOUNTS])
+{
+    const struct usage_row *row = row_of(r, key_id);
+
+    if (row == NULL)
+        fail_msg("no usage row for key %lld", (long long)key_id);
+    assert_int_equal(row->account_id, account_id);
+    assert_int_equal(row->sandbox, sandbox);
+    assert_int_equal(row->hour, hour);
+    for (int c = 0; c < USAGE_NCOUNTS; c++)
+        if (row->n[c] != want[c])
+            fail_msg("key %lld: %s is %llu, want %llu", (long long)key_id, usage_count_name(c), (unsigned long long)row->n[c],
+                     (unsigned long long)want[c]);
+}
+
+/* A known key's every outcome is counted under its reason; unknown keys and unused keys have no row. */
+static void test_usage_counted_by_reason(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec ok = make_rec(1, 1, KEY_TYPE_PRODUCTION, true, true, "ok"),
+                   off = make_rec(2, 1, KEY_TYPE_SANDBOX, false, false, "off"),
+                   leaked = make_rec(3, 1, KEY_TYPE_PRODUCTION, false, false, "leaked"),
+                   old = make_rec(4, 1, KEY_TYPE_SANDBOX, true, false, "expired"),
+                   susp = make_rec(5, 2, KEY_TYPE_PRODUCTION, true, true, "suspended"),
+                   scoped = make_rec(6, 1, KEY_TYPE_PRODUCTION, true, false, "scoped"),
+                   fenced = make_rec(7, 1, KEY_TYPE_SANDBOX, true, false, "fenced"),
+                   idle = make_rec(8, 1, KEY_TYPE_PRODUCTION, true, false, "idle"), got;
+    struct client_stub outside = {"192.0.2.1", 0}, inside = {"10.1.2.3", 0};
+    struct auth_req need_write = {.builtin = SCOPE_KEYS_WRITE}, need_posts = {.required = "posts:read", .required_len = 10},
+                    from_outside = {.client = stub_client, .client_ctx = &outside},
+                    from_inside = {.client = stub_client, .client_ctx = &inside};
+    struct principal p;
+    uint8_t unknown[DIGEST_LEN];
+    struct rows r;
+
+    leaked.leaked_at = 50;
+    old.expires_at = 1000;
+    scoped.has_scopes = true;
+    snprintf(scoped.scopes, sizeof(scoped.scopes), "posts:*");
+    fenced.has_ips = true;
+    snprintf(fenced.allowed_ips, sizeof(fenced.allowed_ips), "10.0.0.0/8");
+    assert_int_equal(catalog_put_many(f->cat, (struct key_rec[]){ok, off, leaked, old, susp, scoped, fenced, idle}, 8), 0);
+    assert_int_equal(catalog_suspend(f->cat, 2, true), 0);
+    make_digest(999, unknown);
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(catalog_authenticate(f->cat, ok.digest, 2000, NULL, &p), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(catalog_authenticate(f->cat, off.digest, 2000, NULL, &p), AK_ERR_KEY_INACTIVE);
+    assert_int_equal(catalog_authenticate(f->cat, leaked.digest, 2000, NULL, &p), AK_ERR_LEAKED);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(catalog_authenticate(f->cat, old.digest, 2000, NULL, &p), AK_ERR_EXPIRED);
+    assert_int_equal(catalog_authenticate(f->cat, susp.digest, 2000, NULL, &p), AK_ERR_SUSPENDED);
+    assert_int_equal(catalog_authenticate(f->cat, scoped.digest, 2000, &need_write, &p), AK_ERR_SCOPE);
+    assert_int_equal(catalog_authenticate(f->cat, scoped.digest, 2000, &need_write, &p), AK_ERR_SCOPE);
+    assert_int_equal(catalog_authenticate(f->cat, scoped.digest, 2000, &need_posts, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, fenced.digest, 2000, &from_outside, &p), AK_ERR_IP);
+    assert_int_equal(catalog_authenticate(f->cat, fenced.digest, 2000, &from_inside, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, fenced.digest, 2000, &from_inside, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, unknown, 2000, NULL, &p), AK_ERR_KEY_UNKNOWN);
+
+    r = collect_rows(f->cat, HOUR_A);
+    assert_int_equal(r.n, 7); /* not the idle key, not the unknown one */
+    assert_null(row_of(&r, idle.id));
+    expect_row(&r, ok.id, 1, false, HOUR_A, (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 3});
+    expect_row(&r, off.id, 1, true, HOUR_A, (uint64_t[USAGE_NCOUNTS]){[USAGE_INACTIVE] = 2});
+    expect_row(&r, leaked.id, 1, false, HOUR_A, (uint64_t[USAGE_NCOUNTS]){[USAGE_INACTIVE] = 1});
+    expect_row(&r, old.id, 1, true, HOUR_A, (uint64_t[USAGE_NCOUNTS]){[USAGE_EXPIRED] = 4});
+    expect_row(&r, susp.id, 2, false, HOUR_A, (uint64_t[USAGE_NCOUNTS]){[USAGE_SUSPENDED] = 1});
+    expect_row(&r, scoped.id, 1, false, HOUR_A, (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 1, [USAGE_SCOPE] = 2});
+    expect_row(&r, fenced.id, 1, true, HOUR_A, (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 2, [USAGE_IP] = 1});
+    free(r.v);
+    /* Refusals are not uses. */
+    assert_int_equal(catalog_get(f->cat, off.id, &got), 0);
+    assert_int_equal(got.last_used, 0);
+    assert_int_equal(catalog_get(f->cat, old.id, &got), 0);
+    assert_int_equal(got.last_used, 0);
+    assert_int_equal(catalog_get(f->cat, susp.id, &got), 0);
+    assert_int_equal(got.last_used, 0);
+
+    /* Taken: a second collect has none; new counts are labelled with the hour of their collect. */
+    r = collect_rows(f->cat, HOUR_A);
+    assert_int_equal(r.n, 0);
+    free(r.v); /* may be room made for rows, none filled */
+    assert_int_equal(catalog_authenticate(f->cat, ok.digest, 5000, NULL, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, off.digest, 5000, NULL, &p), AK_ERR_KEY_INACTIVE);
+    r = collect_rows(f->cat, HOUR_B);
+    assert_int_equal(r.n, 2);
+    expect_row(&r, ok.id, 1, false, HOUR_B, (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 1});
+    expect_row(&r, off.id, 1, true, HOUR_B, (uint64_t[USAGE_NCOUNTS]){[USAGE_INACTIVE] = 1});
+    free(r.v);
+    r = collect_rows(f->cat, HOUR_B);
+    assert_int_equal(r.n, 0);
+    free(r.v); /* may be room made for rows, none filled */
+}
+
+/* A key's counts survive a new version of it (a PATCH) and its removal before the flush (then as a leftover, once). */
+static void test_usage_survives_update_and_remove(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec a = make_rec(1, 3, KEY_TYPE_SANDBOX, true, false, "a"), b = make_rec(2, 3, KEY_TYPE_PRODUCTION, true, true, "b"),
+                   c = make_rec(3, 3, KEY_TYPE_PRODUCTION, true, false, "c");
+    struct principal p;
+    struct rows r;
+
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_put(f->cat, &b), 0);
+    assert_int_equal(catalog_put(f->cat, &c), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 100, NULL, &p), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 101, NULL, &p), 0);
+    /* a new version, deactivated: the counts so far stay, the next is a refusal */
+    a.active = false;
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_authenticate(f->cat, a.digest, 102, NULL, &p), AK_ERR_KEY_INACTIVE);
+    assert_int_equal(catalog_authenticate(f->cat, b.digest, 102, NULL, &p), 0);
+    assert_int_equal(catalog_remove(f->cat, a.id), 0);
+    assert_int_equal(catalog_remove(f->cat, c.id), 0); /* never used: leaves nothing */
+    r = collect_rows(f->cat, HOUR_B);
+    assert_int_equal(r.n, 2);
+    expect_row(&r, a.id, 3, true, HOUR_B, (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 2, [USAGE_INACTIVE] = 1});
+    expect_row(&r, b.id, 3, false, HOUR_B, (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 1});
+    free(r.v);
+    r = collect_rows(f->cat, HOUR_B);
+    assert_int_equal(r.n, 0);
+    free(r.v); /* may be room made for rows, none filled */
+    /* Collected, then removed: nothing left over to count twice. */
+    assert_int_equal(catalog_authenticate(f->cat, b.digest, 103, NULL, &p), 0);
+    r = collect_rows(f->cat, HOUR_A);
+    assert_int_equal(r.n, 1);
+    free(r.v);
+    assert_int_equal(catalog_remove(f->cat, b.id), 0);
+    r = collect_rows(f->cat, HOUR_A);
+    assert_int_equal(r.n, 0);
+    free(r.v); /* may be room made for rows, none filled */
+}
+
+struct usage_race {
+    struct catalog *cat;
+    const uint8_t *good, *off;
+    long rounds;
+    atomic_int ready;
+    atomic_int go;
+    atomic_int finished;
+    atomic_long bad;
+};
+
+/* One reader: `rounds` verifications of one key and as many refusals of another (no cmocka here: it counts). */
+static void *usage_race_main(void *arg)
+{
+    struct usage_race *u = arg;
+    struct principal p;
+
+    atomic_fetch_add(&u->ready, 1);
+    while (!atomic_load(&u->go))
+        sched_yield();
+    for (long i = 0; i < u->rounds; i++) {
+        if (catalog_authenticate(u->cat, u->good, 1000 + i % 7, NULL, &p) != 0)
+            atomic_fetch_add(&u->bad, 1);
+        if (catalog_authenticate(u->cat, u->off, 1000, NULL, &p) != AK_ERR_KEY_INACTIVE)
+            atomic_fetch_add(&u->bad, 1);
+    }
+    atomic_fetch_add(&u->finished, 1);
+    return NULL;
+}
+
+/*
+ * N threads count on the same two keys at once (the refusals' counters are
+ * made by whichever thread refuses first) while the flush collects
+ * again and again: every count arrives exactly once.
+ */
+static void test_usage_concurrent_counts(void **state)
+{
+    enum { N = 4 };
+    struct fixture *f = *state;
+    struct key_rec good = make_rec(1, 1, KEY_TYPE_PRODUCTION, true, true, "good"),
+                   off = make_rec(2, 1, KEY_TYPE_PRODUCTION, false, false, "off");
+    struct usage_race u = {.cat = f->cat, .good = good.digest, .off = off.digest, .rounds = test_iterations(20000, 2000)};
+    pthread_t tid[N];
+    uint64_t verified = 0, inactive = 0, other = 0;
+    long collects = 0;
+
+    assert_int_equal(catalog_put(f->cat, &good), 0);
+    assert_int_equal(catalog_put(f->cat, &off), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pthread_create(&tid[i], NULL, usage_race_main, &u), 0);
+    while (atomic_load(&u.ready) != N)
+        sched_yield();
+    atomic_store(&u.go, 1);
+    /* The flush collects while the readers run, then once more after they are done. */
+    for (bool last = false; !last; collects++) {
+        struct rows r;
+        last = atomic_load(&u.finished) == N;
+        r = collect_rows(f->cat, HOUR_A);
+        for (size_t i = 0; i < r.n; i++) {
+            if (r.v[i].key_id != good.id && r.v[i].key_id != off.id)
+                fail_msg("a row for key %lld", (long long)r.v[i].key_id);
+            verified += r.v[i].n[USAGE_VERIFIED];
+            inactive += r.v[i].n[USAGE_INACTIVE];
+            other += r.v[i].n[USAGE_EXPIRED] + r.v[i].n[USAGE_SUSPENDED] + r.v[i].n[USAGE_SCOPE] + r.v[i].n[USAGE_IP];
+            if (r.v[i].key_id == good.id && r.v[i].n[USAGE_INACTIVE] != 0)
+                fail_msg("the good key counted as inactive");
+            if (r.v[i].key_id == off.id && r.v[i].n[USAGE_VERIFIED] != 0)
+                fail_msg("the inactive key counted as verified");
+        }
+        free(r.v);
+        sched_yield(); /* under valgrind, which runs one thread at a time, the readers must get their turn */
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(tid[i], NULL);
+    assert_int_equal(atomic_load(&u.bad), 0);
+    assert_int_equal(verified, (uint64_t)N * (uint64_t)u.rounds);
+    assert_int_equal(inactive, (uint64_t)N * (uint64_t)u.rounds);
+    assert_int_equal(other, 0);
+    assert_true(collects >= 1);
+    /* nothing more to come */
+    {
+        struct rows r = collect_rows(f->cat, HOUR_A);
+        assert_int_equal(r.n, 0);
+        free(r.v); /* may be room made for rows, none filled */
+    }
+}
+
+/* An allowlist refusal: AK_ERR_IP, not a use, counted; the client is asked only of keys with an allowlist. */
+static void test_authenticate_allowlist(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec fenced = make_rec(1, 1, KEY_TYPE_PRODUCTION, true, false, "fenced"),
+                   plain = make_rec(2, 1, KEY_TYPE_PRODUCTION, true, true, "plain"),
+                   off = make_rec(3, 1, KEY_TYPE_PRODUCTION, false, false, "off"),
+                   both = make_rec(4, 1, KEY_TYPE_PRODUCTION, true, false, "both"), got;
+    struct client_stub stub = {"192.0.2.1", 0};
+    struct auth_req req = {.client = stub_client, .client_ctx = &stub};
+    struct principal p, untouched;
+    struct rows r;
+
+    fenced.has_ips = off.has_ips = both.has_ips = true;
+    snprintf(fenced.allowed_ips, sizeof(fenced.allowed_ips), "10.0.0.0/8,::1/128");
+    snprintf(off.allowed_ips, sizeof(off.allowed_ips), "10.0.0.0/8");
+    snprintf(both.allowed_ips, sizeof(both.allowed_ips), "10.0.0.0/8");
+    both.has_scopes = true;
+    snprintf(both.scopes, sizeof(both.scopes), "keys:read");
+    fenced.last_used = 500;
+    assert_int_equal(catalog_put_many(f->cat, (struct key_rec[]){fenced, plain, off, both}, 4), 0);
+
+    memset(&p, 0x5a, sizeof(p));
+    untouched = p;
+    assert_int_equal(catalog_authenticate(f->cat, fenced.digest, 1000, &req, &p), AK_ERR_IP);
+    assert_int_equal(stub.calls, 1);
+    assert_memory_equal(&p, &untouched, sizeof(p));
+    assert_int_equal(catalog_get(f->cat, fenced.id, &got), 0);
+    assert_int_equal(got.last_used, 500);
+    assert_true(got.has_ips);
+    assert_string_equal(got.allowed_ips, "10.0.0.0/8,::1/128");
+    assert_false(got.has_scopes);
+    stub.text = "2001:db8::1";
+    assert_int_equal(catalog_authenticate(f->cat, fenced.digest, 1000, &req, &p), AK_ERR_IP);
+    stub.text = "::ffff:11.0.0.1";
+    assert_int_equal(catalog_authenticate(f->cat, fenced.digest, 1000, &req, &p), AK_ERR_IP);
+    /* Inside: a use. */
+    stub.text = "10.200.0.1";
+    assert_int_equal(catalog_authenticate(f->cat, fenced.digest, 1000, &req, &p), 0);
+    assert_int_equal(p.key_id, fenced.id);
+    assert_true(p.has_ips);
+    assert_false(p.restricted);
+    assert_int_equal(p.scopes_len, 0);
+    assert_int_equal(catalog_get(f->cat, fenced.id, &got), 0);
+    assert_int_equal(got.last_used, 1000);
+    stub.text = "::1";
+    assert_int_equal(catalog_authenticate(f->cat, fenced.digest, 1001, &req, &p), 0);
+    assert_int_equal(stub.calls, 5);
+
+    /* A key without an allowlist never asks for the client. */
+    stub.text = "192.0.2.1";
+    assert_int_equal(catalog_authenticate(f->cat, plain.digest, 1000, &req, &p), 0);
+    assert_int_equal(stub.calls, 5);
+    assert_false(p.has_ips);
+    /* An inactive key is refused as inactive first; an allowlist refusal comes before a scope refusal. */
+    assert_int_equal(catalog_authenticate(f->cat, off.digest, 1000, &req, &p), AK_ERR_KEY_INACTIVE);
+    req.builtin = SCOPE_KEYS_WRITE;
+    assert_int_equal(catalog_authenticate(f->cat, both.digest, 1000, &req, &p), AK_ERR_IP);
+    stub.text = "10.0.0.1";
+    assert_int_equal(catalog_authenticate(f->cat, both.digest, 1000, &req, &p), AK_ERR_SCOPE);
+    req.builtin = SCOPE_KEYS_READ;
+    assert_int_equal(catalog_authenticate(f->cat, both.digest, 1000, &req, &p), 0);
+    assert_true(p.restricted);
+    assert_true(p.has_ips);
+
+    r = collect_rows(f->cat, HOUR_A);
+    expect_row(&r, fenced.id, 1, false, HOUR_A, (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 2, [USAGE_IP] = 3});
+    expect_row(&r, off.id, 1, false, HOUR_A, (uint64_t[USAGE_NCOUNTS]){[USAGE_INACTIVE] = 1});
+    expect_row(&r, both.id, 1, false, HOUR_A, (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 1, [USAGE_IP] = 1, [USAGE_SCOPE] = 1});
+    free(r.v);
+}
+
+/* Scopes at verification: the route's built-in scope and a gateway's required ones; the principal carries the list. */
+static void test_authenticate_scopes(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec scoped = make_rec(1, 1, KEY_TYPE_PRODUCTION, true, false, "scoped"),
+                   plain = make_rec(2, 1, KEY_TYPE_PRODUCTION, true, true, "plain"), got;
+    struct auth_req req = {0};
+    struct principal p;
+
+    scoped.has_scopes = true;
+    snprintf(scoped.scopes, sizeof(scoped.scopes), "keys:read posts:*");
+    assert_int_equal(catalog_put(f->cat, &scoped), 0);
+    assert_int_equal(catalog_put(f->cat, &plain), 0);
+
+    assert_int_equal(catalog_authenticate(f->cat, scoped.digest, 100, &req, &p), 0);
+    assert_true(p.restricted);
+    assert_false(p.has_ips);
+    assert_int_equal(p.scopes_len, strlen("keys:read posts:*"));
+    assert_string_equal(p.scopes, "keys:read posts:*");
+    assert_int_equal(catalog_authenticate(f->cat, scoped.digest, 100, NULL, &p), 0);
+    req.builtin = SCOPE_KEYS_READ;
+    assert_int_equal(catalog_authenticate(f->cat, scoped.digest, 100, &req, &p), 0);
+    req.builtin = SCOPE_KEYS_WRITE;
+    assert_int_equal(catalog_authenticate(f->cat, scoped.digest, 200, &req, &p), AK_ERR_SCOPE);
+    assert_int_equal(catalog_get(f->cat, scoped.id, &got), 0);
+    assert_int_equal(got.last_used, 100); /* a refusal is not a use */
+    assert_true(got.has_scopes);
+    assert_string_equal(got.scopes, "keys:read posts:*");
+    req.builtin = SCOPE_AUDIT_READ;
+    assert_int_equal(catalog_authenticate(f->cat, scoped.digest, 200, &req, &p), AK_ERR_SCOPE);
+    req.builtin = NULL;
+    req.required = "posts:a,posts:b:c\tkeys:read";
+    req.required_len = strlen(req.required);
+    assert_int_equal(catalog_authenticate(f->cat, scoped.digest, 200, &req, &p), 0);
+    req.required = "posts:a billing:read";
+    req.required_len = strlen(req.required);
+    assert_int_equal(catalog_authenticate(f->cat, scoped.digest, 300, &req, &p), AK_ERR_SCOPE);
+    /* only required_len bytes count */
+    req.required_len = strlen("posts:a");
+    assert_int_equal(catalog_authenticate(f->cat, scoped.digest, 300, &req, &p), 0);
+    /* both at once: each must hold */
+    req.builtin = SCOPE_KEYS_WRITE;
+    assert_int_equal(catalog_authenticate(f->cat, scoped.digest, 300, &req, &p), AK_ERR_SCOPE);
+
+    /* An unrestricted key passes whatever is asked, and says so. */
+    req.builtin = SCOPE_AUDIT_READ;
+    req.required = "anything:at:all other";
+    req.required_len = strlen(req.required);
+    memset(&p, 0x5a, sizeof(p));
+    assert_int_equal(catalog_authenticate(f->cat, plain.digest, 300, &req, &p), 0);
+    assert_false(p.restricted);
+    assert_false(p.has_ips);
+    assert_int_equal(p.scopes_len, 0);
+    assert_string_equal(p.scopes, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1163,6 +1572,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_set_suspended_replaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_authenticate_suspended, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_primary_with_demotion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_counted_by_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_survives_update_and_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_concurrent_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authenticate_allowlist, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authenticate_scopes, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,10 @@
  * `extra` members land right after key_type; and render_buf growth across
  * pool blocks (many keys into one buffer from a small hint equal the
  * concatenation of each rendered alone); render_key_max bounds every output,
- * so that a buffer sized with it never moves.
+ * so that a buffer sized with it never moves. Keys with restrictions carry
+ * "scopes" and "allowed_ips" last (null when unrestricted, arrays of the
+ * canonical names and blocks otherwise, [] for damaged text), the largest
+ * lists included, built with guard_new as the catalog builds them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +27,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/guard.h"
+#include "core/scope.h"
 #include "http/render.h"
 
 #define TIME_MAX 253402300799 /* 9999-12-31T23:59:59Z */
@@ -59,6 +64,11 @@ struct sample {
     char prefix[KEYFMT_PREFIX_LEN + 1];
     char *name_json; /* from jansson, as the catalog keeps it */
     const char *extra;
+    /* What the guard was made from (NULL: none), and whether the allowlist text is damaged (shown as []). */
+    const char *scopes;
+    const char *ips;
+    bool ips_damaged;
+    struct guard *guard;
 };
 
 static void sample_set_name(struct sample *s, const char *name)
@@ -75,10 +85,90 @@ static void sample_set_name(struct sample *s, const char *name)
     s->v.name_json_len = strlen(s->name_json);
 }
 
+/* Gives the sample a guard made from these texts (NULL: absent), as the catalog makes one. */
+static void sample_set_guard(struct sample *s, const char *scopes, const char *ips, bool damaged)
+{
+    guard_free(s->guard);
+    s->guard = NULL;
+    assert_int_equal(guard_new(scopes, ips, &s->guard), 0);
+    assert_true((s->guard == NULL) == (scopes == NULL && ips == NULL));
+    s->scopes = scopes;
+    s->ips = ips;
+    s->ips_damaged = damaged;
+    s->v.guard = s->guard;
+}
+
 static void sample_release(struct sample *s)
 {
     free(s->name_json);
     s->name_json = NULL;
+    guard_free(s->guard);
+    s->guard = NULL;
+    s->v.guard = NULL;
+}
+
+/* The longest canonical scope list: 50 names of 64 characters and ":*". */
+static const char *longest_scopes(void)
+{
+    static char text[SCOPE_TEXT_MAX];
+    size_t o = 0;
+
+    if (text[0] != '\0')
+        return text;
+    for (int i = 0; i < SCOPE_LIST_MAX; i++) {
+        if (i != 0)
+            text[o++] = ' ';
+        text[o++] = (char)('0' + i / 26);
+        memset(text + o, 'a' + i % 26, 63);
+        o += 63;
+        memcpy(text + o, ":*", 2);
+        o += 2;
+    }
+    text[o] = '\0';
+    return text;
+}
+
+/* The longest allowlist: 32 IPv6 blocks of the longest canonical text. */
+static const char *longest_ips(void)
+{
+    static char text[GUARD_IPS_TEXT_MAX];
+    size_t o = 0;
+
+    if (text[0] != '\0')
+        return text;
+    for (int i = 0; i < GUARD_IPS_MAX; i++)
+        o += (size_t)snprintf(text + o, sizeof(text) - o, "%sffff:ffff:ffff:ffff:ffff:ffff:ffff:ff%02x/128", i != 0 ? "," : "", i);
+    return text;
+}
+
+/* One of the restrictions a key may carry. */
+static void random_guard(uint64_t *rng, struct sample *s)
+{
+    switch (pick(rng, 10)) {
+    case 0:
+        sample_set_guard(s, "billing:read keys:read posts:*", NULL, false);
+        break;
+    case 1:
+        sample_set_guard(s, NULL, "10.0.0.0/8,::1/128", false);
+        break;
+    case 2:
+        sample_set_guard(s, "billing:read keys:read posts:*", "10.0.0.0/8,::1/128", false);
+        break;
+    case 3:
+        sample_set_guard(s, "a", "::/0", false);
+        break;
+    case 4:
+        sample_set_guard(s, longest_scopes(), longest_ips(), false);
+        break;
+    case 5:
+        sample_set_guard(s, "keys:write", "garbage", true); /* damaged in the store: allows nothing */
+        break;
+    case 6:
+        sample_set_guard(s, "", "2001:db8::/32,0.0.0.0/0,203.0.113.7/32", false); /* damaged scopes: grant nothing */
+        break;
+    default:
+        sample_set_guard(s, NULL, NULL, false);
+    }
 }
 
 /* Characters a name may hold: one code point each, printable, no control characters. */
@@ -187,6 +277,7 @@ static void random_sample(uint64_t *rng, struct sample *s)
     random_name(rng, n, name, sizeof(name));
     sample_set_name(s, name);
     s->extra = extras[pick(rng, sizeof(extras) / sizeof(extras[0]))];
+    random_guard(rng, s);
 }
 
 static void ref_time_or_null(json_t *o, const char *field, int64_t t)
@@ -199,6 +290,24 @@ static void ref_time_or_null(json_t *o, const char *field, int64_t t)
     }
     ref_time(t, buf);
     assert_int_equal(json_object_set_new(o, field, json_string(buf)), 0);
+}
+
+/* `text` split at `sep` as a JSON array of strings; NULL: null; "" or damaged: []. */
+static json_t *ref_list(const char *text, char sep, bool damaged)
+{
+    json_t *a;
+    const char *p;
+
+    if (text == NULL)
+        return json_null();
+    assert_non_null(a = json_array());
+    for (p = text; !damaged && *p != '\0';) {
+        const char *e = strchr(p, sep);
+        size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+        assert_int_equal(json_array_append_new(a, json_stringn(p, n)), 0);
+        p += n + (e != NULL);
+    }
+    return a;
 }
 
 /* The same object built with jansson, member by member in the documented order, then serialized compactly. */
@@ -244,6 +353,8 @@ static char *reference(const struct sample *s)
                      0);
     assert_int_equal(json_object_set_new(o, "rotated_to", s->v.rotated_to != 0 ? json_integer(s->v.rotated_to) : json_null()), 0);
     ref_time_or_null(o, "leaked_at", s->v.leaked_at);
+    assert_int_equal(json_object_set_new(o, "scopes", ref_list(s->scopes, ' ', false)), 0);
+    assert_int_equal(json_object_set_new(o, "allowed_ips", ref_list(s->ips, ',', s->ips_damaged)), 0);
     out = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     assert_non_null(out);
@@ -254,11 +365,11 @@ static char *reference(const struct sample *s)
 static void check_parsed(const struct sample *s, const char *out, size_t len)
 {
     static const char *const before[] = {"id", "name", "key_type"};
-    static const char *const after[] = {"key_prefix", "is_active",    "is_primary", "created_at", "last_used",
-                                        "expires_at", "rotated_from", "rotated_to", "leaked_at"};
+    static const char *const after[] = {"key_prefix",   "is_active",  "is_primary", "created_at", "last_used",  "expires_at",
+                                        "rotated_from", "rotated_to", "leaked_at",  "scopes",     "allowed_ips"};
     json_error_t err;
     json_t *o = json_loadb(out, len, JSON_REJECT_DUPLICATES, &err), *extra = NULL;
-    const char *want[20];
+    const char *want[24];
     size_t nwant = 0, i = 0;
     char t[32];
     void *it;
@@ -277,7 +388,7 @@ static void check_parsed(const struct sample *s, const char *out, size_t len)
         assert_non_null(extra = json_loads(wrapped, 0, NULL));
         json_object_foreach(extra, k, val)
         {
-            assert_true(nwant < 20);
+            assert_true(nwant < 24);
             want[nwant++] = k;
             assert_true(json_equal(json_object_get(o, k), val));
         }
@@ -308,6 +419,13 @@ static void check_parsed(const struct sample *s, const char *out, size_t len)
     } else {
         ref_time(s->v.last_used, t);
         assert_string_equal(json_string_value(json_object_get(o, "last_used")), t);
+    }
+    {
+        json_t *scopes = ref_list(s->scopes, ' ', false), *ips = ref_list(s->ips, ',', s->ips_damaged);
+        if (!json_equal(json_object_get(o, "scopes"), scopes) || !json_equal(json_object_get(o, "allowed_ips"), ips))
+            fail_msg("scopes / allowed_ips of %.*s", (int)len, out);
+        json_decref(scopes);
+        json_decref(ips);
     }
     json_decref(extra);
     json_decref(o);
@@ -347,13 +465,14 @@ static void test_fixed_key(void **state)
     static const char want[] = "{\"id\":1,\"name\":\"Production \\\"Key\\\" \\\\ \xc3\xa9\xf0\x9f\x94\x91\","
                                "\"key_type\":\"production\",\"key_prefix\":\"ml_prod_a1B2\",\"is_active\":true,"
                                "\"is_primary\":true,\"created_at\":\"2024-01-15T10:00:00Z\",\"last_used\":null,"
-                               "\"expires_at\":null,\"rotated_from\":null,\"rotated_to\":null,\"leaked_at\":null}";
-    static const char want_extra[] =
-        "{\"id\":9223372036854775807,\"name\":\"x\",\"key_type\":\"sandbox\","
-        "\"api_key\":\"k\",\"message\":\"m\",\"key_prefix\":\"ml_sand_Zz09\",\"is_active\":false,"
-        "\"is_primary\":false,\"created_at\":\"1970-01-01T00:00:01Z\","
-        "\"last_used\":\"9999-12-31T23:59:59Z\",\"expires_at\":\"9999-12-31T23:59:59Z\","
-        "\"rotated_from\":9223372036854775807,\"rotated_to\":1,\"leaked_at\":\"2024-01-15T10:00:00Z\"}";
+                               "\"expires_at\":null,\"rotated_from\":null,\"rotated_to\":null,\"leaked_at\":null,"
+                               "\"scopes\":null,\"allowed_ips\":null}";
+    static const char want_extra[] = "{\"id\":9223372036854775807,\"name\":\"x\",\"key_type\":\"sandbox\","
+                                     "\"api_key\":\"k\",\"message\":\"m\",\"key_prefix\":\"ml_sand_Zz09\",\"is_active\":false,"
+                                     "\"is_primary\":false,\"created_at\":\"1970-01-01T00:00:01Z\","
+                                     "\"last_used\":\"9999-12-31T23:59:59Z\",\"expires_at\":\"9999-12-31T23:59:59Z\","
+                                     "\"rotated_from\":9223372036854775807,\"rotated_to\":1,\"leaked_at\":\"2024-01-15T10:00:00Z\","
+                                     "\"scopes\":null,\"allowed_ips\":null}";
     struct sample s = {0};
     struct render_buf b;
     h2o_mem_pool_t pool;
@@ -382,6 +501,108 @@ static void test_fixed_key(void **state)
     render_one(&pool, &s, 0, &b);
     assert_same(b.p, b.len, want_extra, sizeof(want_extra) - 1);
     check_parsed(&s, b.p, b.len);
+    sample_release(&s);
+    h2o_mem_clear_pool(&pool);
+}
+
+/* The restrictions, written out by hand: last, after leaked_at; null, arrays in canonical order, [] for damaged text. */
+static void test_fixed_restricted_key(void **state)
+{
+    static const char head[] = "{\"id\":2,\"name\":\"r\",\"key_type\":\"production\",\"key_prefix\":\"ml_prod_r2D2\","
+                               "\"is_active\":true,\"is_primary\":false,\"created_at\":\"2024-01-15T10:00:00Z\","
+                               "\"last_used\":null,\"expires_at\":null,\"rotated_from\":null,\"rotated_to\":null,"
+                               "\"leaked_at\":null,";
+    static const struct {
+        const char *scopes, *ips;
+        bool damaged;
+        const char *scopes_json, *ips_json;
+    } cases[] = {
+        {"billing:read keys:read posts:*", "10.0.0.0/8,::1/128", false, "[\"billing:read\",\"keys:read\",\"posts:*\"]",
+         "[\"10.0.0.0/8\",\"::1/128\"]"},
+        {"billing:read keys:read posts:*", NULL, false, "[\"billing:read\",\"keys:read\",\"posts:*\"]", "null"},
+        {NULL, "::1/128,10.0.0.0/8", false, "null", "[\"::1/128\",\"10.0.0.0/8\"]"},
+        {"a", "::/0", false, "[\"a\"]", "[\"::/0\"]"},
+        {"keys:write", "garbage", true, "[\"keys:write\"]", "[]"},
+        {"keys:write", "10.0.0.0/40", true, "[\"keys:write\"]", "[]"},
+        {"", NULL, false, "[]", "null"},
+        {NULL, NULL, false, "null", "null"},
+    };
+    struct sample s = {0};
+    struct render_buf b;
+    h2o_mem_pool_t pool;
+    char want[1024];
+
+    (void)state;
+    h2o_mem_init_pool(&pool);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        s.v = (struct key_view){.id = 2, .type = KEY_TYPE_PRODUCTION, .active = true, .created_at = 1705312800};
+        snprintf(s.prefix, sizeof(s.prefix), "ml_prod_r2D2");
+        s.v.prefix = s.prefix;
+        sample_set_name(&s, "r");
+        sample_set_guard(&s, cases[i].scopes, cases[i].ips, cases[i].damaged);
+        snprintf(want, sizeof(want), "%s\"scopes\":%s,\"allowed_ips\":%s}", head, cases[i].scopes_json, cases[i].ips_json);
+        render_one(&pool, &s, 0, &b);
+        assert_same(b.p, b.len, want, strlen(want));
+        check_parsed(&s, b.p, b.len);
+        /* the pieces alone */
+        render_init(&b, &pool, 0);
+        render_scopes(&b, s.guard);
+        render_raw(&b, "|", 1);
+        render_allowed_ips(&b, s.guard);
+        snprintf(want, sizeof(want), "%s|%s", cases[i].scopes_json, cases[i].ips_json);
+        assert_same(b.p, b.len, want, strlen(want));
+    }
+    sample_release(&s);
+    h2o_mem_clear_pool(&pool);
+}
+
+/*
+ * The largest key there is: the longest name of the widest escapes, extra
+ * members, 50 scopes of 66 characters and 32 of the longest IPv6 blocks.
+ * render_key_max still bounds it, and a buffer of that size never moves.
+ */
+static void test_largest_key(void **state)
+{
+    static const char *const fill[] = {"\"", "\xf0\x9f\x94\x91", "\\"};
+    h2o_mem_pool_t pool;
+    struct sample s = {0};
+
+    (void)state;
+    h2o_mem_init_pool(&pool);
+    for (size_t f = 0; f < sizeof(fill) / sizeof(fill[0]); f++) {
+        char name[KEY_NAME_MAX_BYTES + 1] = "";
+        struct render_buf b;
+        char *want;
+
+        for (size_t i = 0; i < KEY_NAME_MAX_CHARS; i++)
+            strcat(name, fill[f]);
+        s.v = (struct key_view){.id = INT64_MIN,
+                                .type = KEY_TYPE_PRODUCTION,
+                                .created_at = TIME_MAX,
+                                .last_used = TIME_MAX,
+                                .expires_at = TIME_MAX,
+                                .rotated_from = INT64_MAX,
+                                .rotated_to = INT64_MAX,
+                                .leaked_at = TIME_MAX};
+        snprintf(s.prefix, sizeof(s.prefix), "ml_prod_ZZZZ");
+        s.v.prefix = s.prefix;
+        s.extra = ",\"api_key\":\"ml_prod_Ab3dEf6hIj9lMn2pQr5tUv8xYz1B4d7G0a1b2c\",\"message\":\"Store this key securely.\"";
+        sample_set_name(&s, name);
+        sample_set_guard(&s, longest_scopes(), longest_ips(), false);
+        assert_int_equal(strlen(longest_scopes()), SCOPE_LIST_MAX * SCOPE_NAME_MAX + SCOPE_LIST_MAX - 1);
+        render_one(&pool, &s, 0, &b);
+        assert_true(b.len > strlen(longest_scopes()) + strlen(longest_ips())); /* the lists are there */
+        assert_true(b.len <= render_key_max(&s.v, strlen(s.extra)));
+        if (f == 0) {
+            /* id INT64_MIN is no key's, but the bound holds for it too; jansson agrees on the rest */
+            s.v.id = INT64_MAX;
+            render_one(&pool, &s, 0, &b);
+        }
+        check_parsed(&s, b.p, b.len);
+        want = reference(&s);
+        assert_same(b.p, b.len, want, strlen(want));
+        free(want);
+    }
     sample_release(&s);
     h2o_mem_clear_pool(&pool);
 }
@@ -521,10 +742,8 @@ static void test_buffer_growth(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixed_key),
-        cmocka_unit_test(test_generated_keys),
-        cmocka_unit_test(test_long_names),
-        cmocka_unit_test(test_buffer_growth),
+        cmocka_unit_test(test_fixed_key),      cmocka_unit_test(test_fixed_restricted_key), cmocka_unit_test(test_largest_key),
+        cmocka_unit_test(test_generated_keys), cmocka_unit_test(test_long_names),           cmocka_unit_test(test_buffer_growth),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

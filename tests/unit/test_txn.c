@@ -8,7 +8,12 @@
  * primary move; account.created + key.created for a new account) with the
  * right action, target, changes and actor. Also: pruning deletes only older
  * events, in batches; an external_id that is taken creates nothing; the
- * key cap is the account's own or the default.
+ * key cap is the account's own or the default. Restrictions (scopes,
+ * allowed_ips) are kept and cleared as written; usage rows flushed with
+ * last_used (in one transaction: a failing usage write raises no
+ * last_used) add up per key and hour, read back per hour, per day and per
+ * key, within a window, for one key or only sandbox keys, and are pruned
+ * by age in batches.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,6 +54,7 @@ enum fault {
     F_KEY_REMOVE,
     F_TOKEN_INSERT,
     F_TOKEN_REMOVE,
+    F_USAGE_ADD,
 };
 
 static struct {
@@ -120,6 +126,11 @@ static int fs_token_remove(struct store *s, int64_t id)
     return strike(F_TOKEN_REMOVE) ? AK_ERR_STORE : fs.real->token_remove(s, id);
 }
 
+static int fs_usage_add(struct store *s, const struct usage_row *rows, size_t n)
+{
+    return strike(F_USAGE_ADD) ? AK_ERR_STORE : fs.real->usage_add(s, rows, n);
+}
+
 static int fs_events_prune(struct store *s, int64_t before, unsigned max, int64_t *ret_n)
 {
     int r = fs.real->events_prune(s, before, max, ret_n);
@@ -152,6 +163,7 @@ static int setup_faulty(void **state, enum backend b)
     fs.ops.token_insert = fs_token_insert;
     fs.ops.token_remove = fs_token_remove;
     fs.ops.events_prune = fs_events_prune;
+    fs.ops.usage_add = fs_usage_add;
     f->store->ops = &fs.ops;
     return 0;
 }
@@ -928,6 +940,271 @@ static void test_take_key_caps(void **state)
     assert_int_equal(account_get(f, own2).key_count, 3);
 }
 
+/* What store_key_update's rules callback applies: the restrictions of a policy_req (as policy_apply sets them). */
+static int apply_restrictions(void *arg, const struct key_rec *cur, int64_t primary_id, struct key_rec *next)
+{
+    const struct policy_req *p = arg;
+
+    (void)primary_id;
+    *next = *cur;
+    if (p->set_scopes) {
+        next->has_scopes = p->has_scopes;
+        snprintf(next->scopes, sizeof(next->scopes), "%s", p->has_scopes ? p->scopes : "");
+    }
+    if (p->set_ips) {
+        next->has_ips = p->has_ips;
+        snprintf(next->allowed_ips, sizeof(next->allowed_ips), "%s", p->has_ips ? p->allowed_ips : "");
+    }
+    return 0;
+}
+
+struct found_key {
+    int64_t id;
+    bool found;
+    struct key_rec rec;
+};
+
+static int find_key(void *arg, const struct key_rec *rec)
+{
+    struct found_key *fk = arg;
+
+    if (rec->id == fk->id) {
+        fk->found = true;
+        fk->rec = *rec;
+    }
+    return 0;
+}
+
+/* Scopes and allowed_ips as written, through key_get and key_load; null kept apart from a value. */
+static void test_key_restrictions(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec *k = calloc(1, sizeof(*k)), *got = calloc(1, sizeof(*got)), *demoted = calloc(1, sizeof(*demoted));
+    struct policy_req *p = calloc(1, sizeof(*p));
+    struct found_key *fk = calloc(1, sizeof(*fk));
+    int64_t a;
+
+    assert_non_null(k);
+    assert_non_null(got);
+    assert_non_null(demoted);
+    assert_non_null(p);
+    assert_non_null(fk);
+    a = must_account(f, "restricted", "", 0, NULL);
+    *k = new_key(a, "scoped", KEY_TYPE_SANDBOX, false);
+    k->has_scopes = true;
+    snprintf(k->scopes, sizeof(k->scopes), "keys:read posts:*");
+    k->has_ips = true;
+    snprintf(k->allowed_ips, sizeof(k->allowed_ips), "10.0.0.0/8,::1/128");
+    assert_int_equal(store_key_insert(f->store, &OP, k, KEYS_DEFAULT_MAX, NULL), 0);
+    *got = key_get(f, k->id);
+    assert_true(got->has_scopes);
+    assert_string_equal(got->scopes, "keys:read posts:*");
+    assert_true(got->has_ips);
+    assert_string_equal(got->allowed_ips, "10.0.0.0/8,::1/128");
+    fk->id = k->id;
+    assert_int_equal(f->store->ops->key_load(f->store, find_key, fk), 0);
+    assert_true(fk->found);
+    assert_string_equal(fk->rec.scopes, "keys:read posts:*");
+    assert_string_equal(fk->rec.allowed_ips, "10.0.0.0/8,::1/128");
+
+    /* Cleared: null, not "". */
+    p->set_scopes = true;
+    assert_int_equal(store_key_update(f->store, &OP, a, k->id, apply_restrictions, p, got, demoted), 0);
+    *got = key_get(f, k->id);
+    assert_false(got->has_scopes);
+    assert_string_equal(got->scopes, "");
+    assert_true(got->has_ips);
+    /* Set again, the other one cleared. */
+    memset(p, 0, sizeof(*p));
+    p->set_scopes = p->has_scopes = true;
+    snprintf(p->scopes, sizeof(p->scopes), "a");
+    p->set_ips = true;
+    assert_int_equal(store_key_update(f->store, &OP, a, k->id, apply_restrictions, p, got, demoted), 0);
+    *got = key_get(f, k->id);
+    assert_true(got->has_scopes);
+    assert_string_equal(got->scopes, "a");
+    assert_false(got->has_ips);
+    assert_string_equal(got->allowed_ips, "");
+    /* A plain key has neither. */
+    *k = new_key(a, "plain", KEY_TYPE_SANDBOX, false);
+    assert_int_equal(store_key_insert(f->store, &OP, k, KEYS_DEFAULT_MAX, NULL), 0);
+    *got = key_get(f, k->id);
+    assert_false(got->has_scopes);
+    assert_false(got->has_ips);
+    free(k);
+    free(got);
+    free(demoted);
+    free(p);
+    free(fk);
+}
+
+#define SUMS_MAX 16
+
+struct sums {
+    size_t n;
+    int64_t group[SUMS_MAX];
+    uint64_t v[SUMS_MAX][USAGE_NCOUNTS];
+};
+
+static int collect_sum(void *arg, int64_t group, const uint64_t n[USAGE_NCOUNTS])
+{
+    struct sums *s = arg;
+
+    assert_true(s->n < SUMS_MAX);
+    assert_true(s->n == 0 || s->group[s->n - 1] < group); /* ascending */
+    s->group[s->n] = group;
+    memcpy(s->v[s->n], n, sizeof(s->v[0]));
+    s->n++;
+    return 0;
+}
+
+static struct sums *usage_sums(struct fixture *f, const struct usage_query *q)
+{
+    static struct sums s;
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(f->store->ops->usage_sum(f->store, q, collect_sum, &s), 0);
+    return &s;
+}
+
+/* Checks group `i` of `s`: its start (or key id) and every count. */
+static void expect_sum(const struct sums *s, size_t i, int64_t group, const uint64_t want[USAGE_NCOUNTS])
+{
+    if (i >= s->n)
+        fail_msg("%zu groups, no group %zu", s->n, i);
+    assert_int_equal(s->group[i], group);
+    for (int c = 0; c < USAGE_NCOUNTS; c++)
+        if (s->v[i][c] != want[c])
+            fail_msg("group %lld: %s is %llu, want %llu", (long long)group, usage_count_name(c), (unsigned long long)s->v[i][c],
+                     (unsigned long long)want[c]);
+}
+
+#define DAY0 1705276800 /* 2024-01-15T00:00:00Z */
+#define H(n) (DAY0 + (n)*USAGE_HOUR_S)
+#define BIG 5000000000ULL /* past 32 bits */
+
+/*
+ * Usage rows written with the flush add up per key and hour (twice the
+ * same row: the sum), and read back per hour, per day, per key, in a
+ * window [from, to), for one key, or only sandbox keys, never another
+ * account's. A flush is one transaction: when the rows fail, last_used
+ * does not move either. Pruning deletes rows older than the bound, a batch
+ * at a time.
+ */
+static void test_usage_flush_sum_prune(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec k1, k3;
+    int64_t a1 = must_account(f, "usage one", "", 0, &k1), a2 = must_account(f, "usage two", "", 0, &k3);
+    int64_t k2 = must_insert(f, a1, "sandbox", KEY_TYPE_SANDBOX);
+    const struct usage_row rows[] = {
+        {.key_id = k1.id, .account_id = a1, .hour = H(0), .n = {[USAGE_VERIFIED] = 5, [USAGE_INACTIVE] = 1}},
+        {.key_id = k2, .account_id = a1, .hour = H(0), .sandbox = true, .n = {[USAGE_VERIFIED] = 2, [USAGE_IP] = 3}},
+        {.key_id = k1.id, .account_id = a1, .hour = H(1), .n = {[USAGE_VERIFIED] = 7, [USAGE_SCOPE] = 2}},
+        {.key_id = k3.id, .account_id = a2, .hour = H(0), .n = {[USAGE_VERIFIED] = 100}},
+        {.key_id = k2, .account_id = a1, .hour = H(25), .sandbox = true, .n = {[USAGE_EXPIRED] = 4, [USAGE_SUSPENDED] = 1}},
+        {.key_id = k2, .account_id = a1, .hour = H(1), .sandbox = true, .n = {[USAGE_VERIFIED] = BIG}},
+    };
+    const struct usage_row again = {.key_id = k1.id, .account_id = a1, .hour = H(0), .n = {[USAGE_VERIFIED] = 1}};
+    struct key_use use = {.id = k1.id, .at = 1700001000};
+    struct usage_query q = {.account_id = a1, .from = H(0), .to = H(48), .bucket_s = USAGE_HOUR_S};
+    struct sums *s;
+    int64_t n = -1;
+
+    assert_int_equal(store_uses_flush(f->store, &use, 1, rows, sizeof(rows) / sizeof(rows[0])), 0);
+    assert_int_equal(key_get(f, k1.id).last_used, 1700001000);
+    assert_int_equal(store_uses_flush(f->store, NULL, 0, &again, 1), 0); /* rows alone */
+    /* Nothing at all: nothing to do. */
+    assert_int_equal(store_uses_flush(f->store, NULL, 0, NULL, 0), 0);
+
+    /* One transaction: a failing usage write leaves last_used where it was. */
+    use.at = 1700009999;
+    arm(F_USAGE_ADD, 1);
+    assert_int_equal(store_uses_flush(f->store, &use, 1, &again, 1), AK_ERR_STORE);
+    arm(F_NONE, 0);
+    assert_int_equal(key_get(f, k1.id).last_used, 1700001000);
+
+    /* Per hour. */
+    s = usage_sums(f, &q);
+    assert_int_equal(s->n, 3);
+    expect_sum(s, 0, H(0), (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 8, [USAGE_INACTIVE] = 1, [USAGE_IP] = 3});
+    expect_sum(s, 1, H(1), (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 7 + BIG, [USAGE_SCOPE] = 2});
+    expect_sum(s, 2, H(25), (uint64_t[USAGE_NCOUNTS]){[USAGE_EXPIRED] = 4, [USAGE_SUSPENDED] = 1});
+    /* Per day. */
+    q.bucket_s = USAGE_DAY_S;
+    s = usage_sums(f, &q);
+    assert_int_equal(s->n, 2);
+    expect_sum(s, 0, DAY0,
+               (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 15 + BIG, [USAGE_INACTIVE] = 1, [USAGE_SCOPE] = 2, [USAGE_IP] = 3});
+    expect_sum(s, 1, DAY0 + USAGE_DAY_S, (uint64_t[USAGE_NCOUNTS]){[USAGE_EXPIRED] = 4, [USAGE_SUSPENDED] = 1});
+    /* Per key, ascending id; the other account's key is not there. */
+    q.by_key = true;
+    s = usage_sums(f, &q);
+    assert_int_equal(s->n, 2);
+    expect_sum(s, 0, k1.id, (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 13, [USAGE_INACTIVE] = 1, [USAGE_SCOPE] = 2});
+    expect_sum(s, 1, k2,
+               (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 2 + BIG, [USAGE_EXPIRED] = 4, [USAGE_SUSPENDED] = 1, [USAGE_IP] = 3});
+    /* Only sandbox keys. */
+    q.sandbox_only = true;
+    s = usage_sums(f, &q);
+    assert_int_equal(s->n, 1);
+    assert_int_equal(s->group[0], k2);
+    q.by_key = false;
+    q.bucket_s = USAGE_HOUR_S;
+    s = usage_sums(f, &q);
+    assert_int_equal(s->n, 3);
+    expect_sum(s, 0, H(0), (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 2, [USAGE_IP] = 3});
+    q.sandbox_only = false;
+    /* One key. */
+    q.key_id = k1.id;
+    s = usage_sums(f, &q);
+    assert_int_equal(s->n, 2);
+    expect_sum(s, 0, H(0), (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 6, [USAGE_INACTIVE] = 1});
+    expect_sum(s, 1, H(1), (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 7, [USAGE_SCOPE] = 2});
+    q.key_id = 0;
+    /* The window: from inclusive, to exclusive. */
+    q.from = H(1);
+    q.to = H(2);
+    s = usage_sums(f, &q);
+    assert_int_equal(s->n, 1);
+    assert_int_equal(s->group[0], H(1));
+    q.from = H(0);
+    q.to = H(1);
+    s = usage_sums(f, &q);
+    assert_int_equal(s->n, 1);
+    assert_int_equal(s->group[0], H(0));
+    q.from = H(2);
+    q.to = H(25);
+    s = usage_sums(f, &q);
+    assert_int_equal(s->n, 0);
+    /* The other account sees its own only. */
+    q = (struct usage_query){.account_id = a2, .from = H(0), .to = H(48), .by_key = true};
+    s = usage_sums(f, &q);
+    assert_int_equal(s->n, 1);
+    expect_sum(s, 0, k3.id, (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 100});
+
+    /* Pruning: rows of hours before the bound, a batch at a time. */
+    assert_int_equal(store_usage_prune(f->store, H(1), 2, &n), 0);
+    assert_int_equal(n, 2); /* a full batch: there may be more */
+    assert_int_equal(store_usage_prune(f->store, H(1), 2, &n), 0);
+    assert_int_equal(n, 1); /* (k1, 0), (k2, 0), (k3, 0) */
+    assert_int_equal(store_usage_prune(f->store, H(1), 2, &n), 0);
+    assert_int_equal(n, 0);
+    q = (struct usage_query){.account_id = a1, .from = H(0), .to = H(48), .bucket_s = USAGE_HOUR_S};
+    s = usage_sums(f, &q);
+    assert_int_equal(s->n, 2);
+    assert_int_equal(s->group[0], H(1));
+    assert_int_equal(s->group[1], H(25));
+    q.account_id = a2;
+    s = usage_sums(f, &q);
+    assert_int_equal(s->n, 0);
+    assert_int_equal(store_usage_prune(f->store, H(25) + 1, 1000, &n), 0);
+    assert_int_equal(n, 3);
+    q.account_id = a1;
+    s = usage_sums(f, &q);
+    assert_int_equal(s->n, 0);
+}
+
 #define TESTS(setup)                                                                                                               \
     cmocka_unit_test_setup_teardown(test_account_create_events, setup, teardown),                                                  \
         cmocka_unit_test_setup_teardown(test_account_create_atomic, setup, teardown),                                              \
@@ -940,7 +1217,9 @@ static void test_take_key_caps(void **state)
         cmocka_unit_test_setup_teardown(test_key_delete, setup, teardown),                                                         \
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),                                                             \
         cmocka_unit_test_setup_teardown(test_events_prune, setup, teardown),                                                       \
-        cmocka_unit_test_setup_teardown(test_take_key_caps, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_take_key_caps, setup, teardown),                                                      \
+        cmocka_unit_test_setup_teardown(test_key_restrictions, setup, teardown),                                                   \
+        cmocka_unit_test_setup_teardown(test_usage_flush_sum_prune, setup, teardown)
 
 int main(void)
 {

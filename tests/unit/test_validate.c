@@ -1216,6 +1216,262 @@ static void test_rotate_body(void **state)
     assert_int_equal(validate_rotate("{", 1, &g, msg, sizeof(msg)), AK_ERR_JSON);
 }
 
+/* ------------------------------------------ scopes and allowed_ips (issue 12) */
+
+/* The message of a refused create / patch body (which must be refused with `want`). */
+static void refused_msg(bool is_patch, const char *body, int want, char *msg, size_t msglen)
+{
+    struct create_req *c = malloc(sizeof(*c));
+    struct patch_req *p = malloc(sizeof(*p));
+    int r;
+
+    assert_non_null(c);
+    assert_non_null(p);
+    memset(msg, 0, msglen);
+    r = is_patch ? validate_patch(body, strlen(body), p, msg, msglen) : validate_create(body, strlen(body), c, msg, msglen);
+    if (r != want)
+        fail_msg("%s body %.120s: got %d, want %d", is_patch ? "patch" : "create", body, r, want);
+    free(c);
+    free(p);
+}
+
+/* A create body of name, key_type and `members` (",\"scopes\":..." or ""). */
+static int create_with(const char *members, struct create_req *ret)
+{
+    size_t n = strlen(members) + 64;
+    char *b = malloc(n);
+    int r;
+
+    assert_non_null(b);
+    snprintf(b, n, "{\"name\":\"k\",\"key_type\":\"sandbox\"%s}", members);
+    r = create(b, ret);
+    free(b);
+    return r;
+}
+
+/* `n` JSON strings `pre` + the index (`width` digits at least) + `post`, comma-separated, in a malloc'd array literal. */
+static char *json_list(const char *pre, int width, const char *post, int n)
+{
+    size_t cap = (size_t)n * 96 + 8, o = 0;
+    char *b = malloc(cap);
+
+    assert_non_null(b);
+    b[o++] = '[';
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(b + o, cap - o, "%s\"%s%0*d%s\"", i != 0 ? "," : "", pre, width, i, post);
+    b[o++] = ']';
+    b[o] = '\0';
+    return b;
+}
+
+static void test_create_policy_valid(void **state)
+{
+    struct create_req req;
+    char *list, members[8192];
+
+    (void)state;
+    /* Absent: nothing set. */
+    assert_int_equal(create_with("", &req), 0);
+    assert_false(req.policy.set_scopes);
+    assert_false(req.policy.has_scopes);
+    assert_false(req.policy.set_ips);
+    assert_false(req.policy.has_ips);
+    /* Null: sent, unrestricted. */
+    assert_int_equal(create_with(",\"scopes\":null,\"allowed_ips\":null", &req), 0);
+    assert_true(req.policy.set_scopes);
+    assert_false(req.policy.has_scopes);
+    assert_true(req.policy.set_ips);
+    assert_false(req.policy.has_ips);
+    /* Arrays: canonical text (scopes sorted without repeats; blocks canonical, in order, without repeats). */
+    assert_int_equal(create_with(",\"scopes\":[\"posts:*\",\"billing:read\",\"keys:read\",\"billing:read\"],"
+                                 "\"allowed_ips\":[\"10.1.2.3/8\",\"::1\",\"127.0.0.1\",\"10.0.0.0/8\"]",
+                                 &req),
+                     0);
+    assert_true(req.policy.set_scopes);
+    assert_true(req.policy.has_scopes);
+    assert_string_equal(req.policy.scopes, "billing:read keys:read posts:*");
+    assert_true(req.policy.set_ips);
+    assert_true(req.policy.has_ips);
+    assert_string_equal(req.policy.allowed_ips, "10.0.0.0/8,::1/128,127.0.0.1/32");
+    assert_string_equal(req.name, "k");
+    /* One field without the other. */
+    assert_int_equal(create_with(",\"allowed_ips\":[\"2001:DB8::1/32\"]", &req), 0);
+    assert_false(req.policy.set_scopes);
+    assert_true(req.policy.has_ips);
+    assert_string_equal(req.policy.allowed_ips, "2001:db8::/32");
+    /* Fields in any order, before the name. */
+    assert_int_equal(create("{\"scopes\":[\"a\"],\"name\":\"k\",\"allowed_ips\":[\"::/0\"],\"key_type\":\"production\"}", &req), 0);
+    assert_string_equal(req.policy.scopes, "a");
+    assert_string_equal(req.policy.allowed_ips, "::/0");
+    assert_int_equal(req.type, KEY_TYPE_PRODUCTION);
+    /* The most: 50 scopes (of the longest names), 32 blocks. */
+    list = json_list("", 2, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:*", 50);
+    snprintf(members, sizeof(members), ",\"scopes\":%s", list);
+    free(list);
+    assert_int_equal(create_with(members, &req), 0);
+    assert_int_equal(strlen(req.policy.scopes), 50 * SCOPE_NAME_MAX + 49);
+    list = json_list("10.0.", 1, ".0/24", 32);
+    snprintf(members, sizeof(members), ",\"allowed_ips\":%s", list);
+    free(list);
+    assert_int_equal(create_with(members, &req), 0);
+    assert_true(strncmp(req.policy.allowed_ips, "10.0.0.0/24,10.0.1.0/24,", 24) == 0);
+    assert_non_null(strstr(req.policy.allowed_ips, ",10.0.31.0/24"));
+}
+
+static void test_create_policy_refused(void **state)
+{
+    static const struct {
+        const char *members, *in_msg;
+    } bad[] = {
+        {",\"scopes\":\"keys:read\"", "scopes must be null or an array of strings"},
+        {",\"scopes\":5", "scopes must be null or an array of strings"},
+        {",\"scopes\":true", "scopes must be null or an array of strings"},
+        {",\"scopes\":{}", "scopes must be null or an array of strings"},
+        {",\"scopes\":[1]", "scopes must be null or an array of strings"},
+        {",\"scopes\":[\"a\",null]", "scopes must be null or an array of strings"},
+        {",\"scopes\":[[\"a\"]]", "scopes must be null or an array of strings"},
+        {",\"scopes\":[]", "1 to 50"},
+        {",\"scopes\":[\"A\"]", "scope 1"},
+        {",\"scopes\":[\"a\",\"b c\"]", "scope 2"},
+        {",\"scopes\":[\"\"]", "scope 1"},
+        {",\"scopes\":[\"*\"]", "scope 1"},
+        {",\"scopes\":[\"a*\"]", "scope 1"},
+        {",\"scopes\":[\"a:**\"]", "scope 1"},
+        {",\"scopes\":[\"a:*:b\"]", "scope 1"},
+        {",\"scopes\":[\"a\\u0000b\"]", "scope 1"},
+        {",\"scopes\":[\"caf\\u00e9\"]", "scope 1"},
+        {",\"scopes\":[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]", "scope 1"}, /* 65 */
+        {",\"allowed_ips\":\"10.0.0.0/8\"", "allowed_ips must be null or an array of strings"},
+        {",\"allowed_ips\":{}", "allowed_ips must be null or an array of strings"},
+        {",\"allowed_ips\":[10]", "allowed_ips must be null or an array of strings"},
+        {",\"allowed_ips\":[]", "1 to 32"},
+        {",\"allowed_ips\":[\"garbage\"]", "item 1"},
+        {",\"allowed_ips\":[\"::1\",\"10.0.0.0/33\"]", "item 2"},
+        {",\"allowed_ips\":[\"::/129\"]", "item 1"},
+        {",\"allowed_ips\":[\"10.0.0.1\\u0000\"]", "item 1"},
+        {",\"allowed_ips\":[\" 10.0.0.1\"]", "item 1"},
+        {",\"allowed_ips\":[\"10.0.0.0/8,::1\"]", "item 1"},
+    };
+    char members[4096], body[4200], msg[VALIDATE_MSG_MAX];
+    struct create_req req;
+    char *list;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(body, sizeof(body), "{\"name\":\"k\",\"key_type\":\"sandbox\"%s}", bad[i].members);
+        expect_create(body, AK_ERR_INVALID);
+        refused_msg(false, body, AK_ERR_INVALID, msg, sizeof(msg));
+        if (strstr(msg, bad[i].in_msg) == NULL)
+            fail_msg("%s: message \"%s\" lacks \"%s\"", bad[i].members, msg, bad[i].in_msg);
+    }
+    /* 51 scopes, 33 blocks: refused, however valid each one is. */
+    list = json_list("s", 1, "", 51);
+    snprintf(members, sizeof(members), ",\"scopes\":%s", list);
+    free(list);
+    assert_int_equal(create_with(members, &req), AK_ERR_INVALID);
+    list = json_list("10.0.", 1, ".0/24", 33);
+    snprintf(members, sizeof(members), ",\"allowed_ips\":%s", list);
+    free(list);
+    assert_int_equal(create_with(members, &req), AK_ERR_INVALID);
+    snprintf(body, sizeof(body), "{\"name\":\"k\",\"key_type\":\"sandbox\"%s}", members);
+    refused_msg(false, body, AK_ERR_INVALID, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "1 to 32"));
+    /* Given twice: not acceptable JSON, as any repeated member. */
+    expect_create("{\"name\":\"k\",\"key_type\":\"sandbox\",\"scopes\":[\"a\"],\"scopes\":null}", AK_ERR_JSON);
+    expect_create("{\"name\":\"k\",\"key_type\":\"sandbox\",\"allowed_ips\":null,\"allowed_ips\":null}", AK_ERR_JSON);
+    /* A good policy does not excuse a missing name. */
+    expect_create("{\"key_type\":\"sandbox\",\"scopes\":[\"a\"]}", AK_ERR_INVALID);
+}
+
+static void test_unknown_field_names_policy_fields(void **state)
+{
+    char msg[VALIDATE_MSG_MAX];
+
+    (void)state;
+    refused_msg(false, "{\"name\":\"k\",\"key_type\":\"sandbox\",\"scope\":[\"a\"]}", AK_ERR_INVALID, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "\"scope\""));
+    assert_non_null(strstr(msg, "name, key_type, expires_at, scopes, allowed_ips"));
+    refused_msg(true, "{\"allowedIps\":null}", AK_ERR_INVALID, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "\"allowedIps\""));
+    assert_non_null(strstr(msg, "name, is_active, is_primary, expires_at, scopes, allowed_ips"));
+    /* An empty PATCH names every field it could have set. */
+    refused_msg(true, "{}", AK_ERR_INVALID, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "scopes, allowed_ips"));
+    {
+        union op_req r;
+        char m[VALIDATE_MSG_MAX] = "";
+        const char *body = "{\"name\":\"k\",\"key_type\":\"sandbox\",\"x\":1}";
+        assert_int_equal(validate_issue(body, strlen(body), &r.issue, m, sizeof(m)), AK_ERR_INVALID);
+        assert_non_null(strstr(m, "scopes, allowed_ips, make_primary"));
+    }
+}
+
+static void test_patch_policy(void **state)
+{
+    struct patch_req req;
+    char msg[VALIDATE_MSG_MAX];
+
+    (void)state;
+    /* Only scopes: accepted. */
+    assert_int_equal(patch("{\"scopes\":[\"posts:write\",\"posts:read\"]}", &req), 0);
+    assert_false(req.has_name);
+    assert_false(req.has_active);
+    assert_false(req.has_primary);
+    assert_false(req.has_expires_at);
+    assert_true(req.policy.set_scopes);
+    assert_true(req.policy.has_scopes);
+    assert_string_equal(req.policy.scopes, "posts:read posts:write");
+    assert_false(req.policy.set_ips);
+    /* Only scopes, null: accepted too (un-restricting is the rules' business, not the body's). */
+    assert_int_equal(patch("{\"scopes\":null}", &req), 0);
+    assert_true(req.policy.set_scopes);
+    assert_false(req.policy.has_scopes);
+    /* Only allowed_ips. */
+    assert_int_equal(patch("{\"allowed_ips\":[\"192.168.1.77/24\"]}", &req), 0);
+    assert_false(req.policy.set_scopes);
+    assert_true(req.policy.set_ips);
+    assert_true(req.policy.has_ips);
+    assert_string_equal(req.policy.allowed_ips, "192.168.1.0/24");
+    assert_int_equal(patch("{\"allowed_ips\":null}", &req), 0);
+    assert_true(req.policy.set_ips);
+    assert_false(req.policy.has_ips);
+    /* With the other fields. */
+    assert_int_equal(patch("{\"name\":\"n\",\"scopes\":[\"a\"],\"is_active\":false,\"allowed_ips\":[\"::1\"]}", &req), 0);
+    assert_true(req.has_name);
+    assert_true(req.has_active);
+    assert_string_equal(req.policy.scopes, "a");
+    assert_string_equal(req.policy.allowed_ips, "::1/128");
+    /* Refusals as on create. */
+    expect_patch("{\"scopes\":[]}", AK_ERR_INVALID);
+    expect_patch("{\"scopes\":\"a\"}", AK_ERR_INVALID);
+    expect_patch("{\"scopes\":[\"Bad\"]}", AK_ERR_INVALID);
+    expect_patch("{\"allowed_ips\":[]}", AK_ERR_INVALID);
+    expect_patch("{\"allowed_ips\":[\"10.0.0.0/40\"]}", AK_ERR_INVALID);
+    expect_patch("{\"allowed_ips\":[\"10.0.0.1\"],\"name\":\"\"}", AK_ERR_INVALID);
+    expect_patch("{\"scopes\":null,\"scopes\":null}", AK_ERR_JSON);
+    refused_msg(true, "{\"allowed_ips\":[\"nope\"]}", AK_ERR_INVALID, msg, sizeof(msg));
+    assert_non_null(strstr(msg, "allowed_ips item 1"));
+}
+
+/* The operator's issue: a primary key stays unrestricted in scopes. */
+static void test_issue_policy(void **state)
+{
+    union op_req r;
+
+    (void)state;
+    expect_op(OP_ISSUE, "{\"name\":\"p\",\"key_type\":\"production\",\"make_primary\":true,\"scopes\":[\"a\"]}", AK_ERR_INVALID);
+    expect_op(OP_ISSUE, "{\"scopes\":[\"a\"],\"make_primary\":true,\"name\":\"p\",\"key_type\":\"production\"}", AK_ERR_INVALID);
+    assert_int_equal(op(OP_ISSUE, "{\"name\":\"p\",\"key_type\":\"production\",\"make_primary\":true,\"scopes\":null}", &r), 0);
+    assert_true(r.issue.make_primary);
+    assert_true(r.issue.key.policy.set_scopes);
+    assert_false(r.issue.key.policy.has_scopes);
+    assert_int_equal(op(OP_ISSUE, "{\"name\":\"p\",\"key_type\":\"production\",\"scopes\":[\"b\",\"a\"]}", &r), 0);
+    assert_false(r.issue.make_primary);
+    assert_string_equal(r.issue.key.policy.scopes, "a b");
+    assert_int_equal(op(OP_ISSUE, "{\"name\":\"p\",\"key_type\":\"production\",\"allowed_ips\":[\"10.0.0.1\"]}", &r), 0);
+    assert_string_equal(r.issue.key.policy.allowed_ips, "10.0.0.1/32");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1256,6 +1512,11 @@ int main(void)
         cmocka_unit_test(test_expires_at),
         cmocka_unit_test(test_expiry_range),
         cmocka_unit_test(test_rotate_body),
+        cmocka_unit_test(test_create_policy_valid),
+        cmocka_unit_test(test_create_policy_refused),
+        cmocka_unit_test(test_unknown_field_names_policy_fields),
+        cmocka_unit_test(test_patch_policy),
+        cmocka_unit_test(test_issue_policy),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
