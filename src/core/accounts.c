@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "core/policy.h"
 #include "core/keys_impl.h"
+#include "core/policy.h"
 #include "core/timefmt.h"
 #include "store/store.h"
 

@@ -207,7 +207,9 @@ void usage_handle(struct api_handler *api, struct exchange *x, const struct prin
         return;
     }
     if ((to - from) / bucket > USAGE_BUCKETS_MAX) {
-        respond_error(x, 400, "invalid_parameter", "the window holds more than 2232 hours (93 days); ask by day instead");
+        respond_error(x, 400, "invalid_parameter",
+                      bucket == USAGE_HOUR_S ? "the window holds more than 2232 hours (93 days); ask by day instead"
+                                             : "the window holds more than 2232 days");
         return;
     }
     if ((job = job_new(sizeof(*job), x, usage_run, usage_answer, NULL)) == NULL) {
