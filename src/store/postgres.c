@@ -1010,7 +1010,8 @@ static int pg_event_append(struct store *base, struct audit_event *ev)
     return 0;
 }
 
-static int pg_events_prune(struct store *base, int64_t before, unsigned max, int64_t *ret_n)
+/* Runs a batched DELETE (`sql`: $1 the cut-off, $2 the batch size); sets *ret_n to the rows deleted. */
+static int prune(struct store *base, const char *sql, int64_t before, unsigned max, int64_t *ret_n)
 {
     char b[24], m[24];
     const char *p[] = {b, m};
@@ -1019,31 +1020,23 @@ static int pg_events_prune(struct store *base, int64_t before, unsigned max, int
 
     fmt_i64(b, sizeof(b), before);
     fmt_i64(m, sizeof(m), max);
-    if ((r = exec(PG(base)->conn,
-                  "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2)", 2, p,
-                  &res)) != 0)
+    if ((r = exec(PG(base)->conn, sql, 2, p, &res)) != 0)
         return r;
     *ret_n = strtoll(PQcmdTuples(res), NULL, 10);
     PQclear(res);
     return 0;
 }
 
+static int pg_events_prune(struct store *base, int64_t before, unsigned max, int64_t *ret_n)
+{
+    return prune(base, "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2)",
+                 before, max, ret_n);
+}
+
 static int pg_usage_prune(struct store *base, int64_t before, unsigned max, int64_t *ret_n)
 {
-    char b[24], m[24];
-    const char *p[] = {b, m};
-    PGresult *res;
-    int r;
-
-    fmt_i64(b, sizeof(b), before);
-    fmt_i64(m, sizeof(m), max);
-    if ((r = exec(PG(base)->conn,
-                  "DELETE FROM key_usage WHERE ctid = ANY (ARRAY (SELECT ctid FROM key_usage WHERE hour < $1 LIMIT $2))", 2, p,
-                  &res)) != 0)
-        return r;
-    *ret_n = strtoll(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    return 0;
+    return prune(base, "DELETE FROM key_usage WHERE ctid = ANY (ARRAY (SELECT ctid FROM key_usage WHERE hour < $1 LIMIT $2))",
+                 before, max, ret_n);
 }
 
 /*
