@@ -61,7 +61,7 @@ struct auth_req {
     size_t required_len;
 };
 
-/* What catalog_collect hands the flush: malloc'd arrays (NULL when empty) that the caller frees. */
+/* What catalog_collect hands the flush: malloc'd arrays (possibly non-NULL with a count of 0) that the caller frees. */
 struct catalog_flush {
     struct key_use *uses; /* keys whose last_used moved since they were last marked flushed */
     size_t nuses;
