@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,11 @@ struct usage {
     _Atomic int64_t flushed;   /* the value known to be in the store */
     _Atomic unsigned refs;     /* worlds holding the key: a reload adopts the record, so no use is lost */
     _Atomic uint32_t verified; /* uses since the last usage flush (usage.h) */
+    /* What a key only has once it was refused: NULL until then (most keys never are; 16 bytes a key saved). */
+    _Atomic(struct refusals *) refusals;
+};
+
+struct refusals {
     /*
      * Refused as expired: the expires_at it was refused at (0: never), and
      * the one the store holds the mark for. Sticky like the use record it
@@ -41,9 +47,17 @@ struct usage {
      */
     _Atomic int64_t seen_exp;
     _Atomic int64_t stored_exp;
-    /* Refusals since the last usage flush, by enum usage_count (index 0 unused); NULL until the key's first refusal. */
-    _Atomic(_Atomic uint32_t *) refused;
+    /* Refusals since the last usage flush, by enum usage_count (index 0 unused). */
+    _Atomic uint32_t n[USAGE_NCOUNTS];
 };
+
+/* What few keys have, kept out of line; keys with none of it share NO_RARE. */
+struct rare {
+    int64_t rotated_from, rotated_to, leaked_at;
+    struct guard *guard; /* scopes and allowlist; NULL: unrestricted (guard.h) */
+};
+
+static const struct rare NO_RARE;
 
 struct entry {
     int64_t id;
@@ -51,9 +65,9 @@ struct entry {
     int64_t created_at;
     int64_t version;
     int64_t expires_at; /* 0: never */
-    int64_t rotated_from, rotated_to, leaked_at, activated_at;
+    int64_t activated_at;
     struct usage *usage;
-    struct guard *guard; /* scopes and allowlist; NULL: unrestricted (guard.h) */
+    const struct rare *rare; /* NO_RARE or owned by this version */
     uint8_t digest[DIGEST_LEN];
     char prefix[KEYFMT_PREFIX_LEN + 1];
     uint8_t type;
@@ -428,35 +442,65 @@ static void guards_prune(struct catalog *cat)
     free(old);
 }
 
+/* The refusal record of `u`, made on first need; NULL only when out of memory. */
+static struct refusals *refusals_get(struct usage *u)
+{
+    struct refusals *v = atomic_load_explicit(&u->refusals, memory_order_acquire), *fresh;
+
+    if (v != NULL)
+        return v;
+    if ((fresh = calloc(1, sizeof(*fresh))) == NULL)
+        return NULL;
+    if (atomic_compare_exchange_strong(&u->refusals, &v, fresh))
+        return fresh;
+    free(fresh); /* another reader made it first: v is theirs */
+    return v;
+}
+
+/* The expires_at `u` was refused at (0: never). */
+static int64_t seen_exp(struct usage *u)
+{
+    struct refusals *v = atomic_load_explicit(&u->refusals, memory_order_acquire);
+
+    return v != NULL ? atomic_load_explicit(&v->seen_exp, memory_order_relaxed) : 0;
+}
+
 static struct entry *entry_new(struct catalog *cat, const struct key_rec *rec, struct usage *usage)
 {
     size_t jlen;
     char *json = encode_name(rec->name, &jlen);
-    struct entry *e;
-
+    struct entry *e = NULL;
+    struct rare *x = NULL;
     struct guard *g = NULL;
+    struct refusals *seen = NULL;
 
     if (json == NULL || jlen > UINT16_MAX ||
-        guard_get(cat, rec->has_scopes ? rec->scopes : NULL, rec->has_ips ? rec->allowed_ips : NULL, &g) != 0 ||
-        (e = cat_malloc(sizeof(*e) + jlen + 1)) == NULL) {
-        free(json);
-        guard_free(g);
-        return NULL;
+        guard_get(cat, rec->has_scopes ? rec->scopes : NULL, rec->has_ips ? rec->allowed_ips : NULL, &g) != 0)
+        goto fail;
+    if ((g != NULL || rec->rotated_from != 0 || rec->rotated_to != 0 || rec->leaked_at != 0) &&
+        (x = cat_malloc(sizeof(*x))) == NULL)
+        goto fail;
+    if (rec->expiry_seen && rec->expires_at != 0 && (seen = refusals_get(usage)) == NULL)
+        goto fail;
+    if ((e = cat_malloc(offsetof(struct entry, name_json) + jlen + 1)) == NULL)
+        goto fail;
+    if (x != NULL) {
+        x->rotated_from = rec->rotated_from;
+        x->rotated_to = rec->rotated_to;
+        x->leaked_at = rec->leaked_at;
+        x->guard = g;
     }
-    e->guard = g;
+    e->rare = x != NULL ? x : &NO_RARE;
     e->id = rec->id;
     e->account_id = rec->account_id;
     e->created_at = rec->created_at;
     e->version = rec->version;
     e->expires_at = rec->expires_at;
-    e->rotated_from = rec->rotated_from;
-    e->rotated_to = rec->rotated_to;
-    e->leaked_at = rec->leaked_at;
     e->activated_at = rec->activated_at;
     e->usage = usage;
-    if (rec->expiry_seen && rec->expires_at != 0) {
-        atomic_store(&usage->seen_exp, rec->expires_at); /* the store's word */
-        atomic_store(&usage->stored_exp, rec->expires_at);
+    if (seen != NULL) {
+        atomic_store(&seen->seen_exp, rec->expires_at); /* the store's word */
+        atomic_store(&seen->stored_exp, rec->expires_at);
     }
     memcpy(e->digest, rec->digest, DIGEST_LEN);
     memcpy(e->prefix, rec->prefix, sizeof(e->prefix));
@@ -468,6 +512,11 @@ static struct entry *entry_new(struct catalog *cat, const struct key_rec *rec, s
     memcpy(e->name_json, json, jlen + 1);
     free(json);
     return e;
+fail:
+    free(json);
+    free(x);
+    guard_free(g);
+    return NULL;
 }
 
 /* Frees one version of a key (its usage lives on in the next version). */
@@ -475,14 +524,16 @@ static void entry_free_version(void *p)
 {
     struct entry *e = p;
 
-    if (e != NULL)
-        guard_free(e->guard);
+    if (e != NULL && e->rare != &NO_RARE) {
+        guard_free(e->rare->guard);
+        free((void *)e->rare);
+    }
     free(e);
 }
 
 static void usage_free(struct usage *u)
 {
-    free((void *)atomic_load(&u->refused));
+    free(atomic_load(&u->refusals));
     free(u);
 }
 
@@ -506,9 +557,7 @@ static struct usage *usage_new(int64_t last_used)
         atomic_init(&u->flushed, last_used);
         atomic_init(&u->refs, 1);
         atomic_init(&u->verified, 0);
-        atomic_init(&u->refused, NULL);
-        atomic_init(&u->seen_exp, 0);
-        atomic_init(&u->stored_exp, 0);
+        atomic_init(&u->refusals, NULL);
     }
     return u;
 }
@@ -524,14 +573,14 @@ static void entry_view(const struct entry *e, struct key_view *v)
     v->last_used = atomic_load_explicit(&e->usage->last_used, memory_order_relaxed);
     v->prefix = e->prefix;
     v->expires_at = e->expires_at;
-    v->rotated_from = e->rotated_from;
-    v->rotated_to = e->rotated_to;
-    v->leaked_at = e->leaked_at;
-    v->expiry_seen = e->expires_at != 0 && atomic_load_explicit(&e->usage->seen_exp, memory_order_relaxed) == e->expires_at;
+    v->rotated_from = e->rare->rotated_from;
+    v->rotated_to = e->rare->rotated_to;
+    v->leaked_at = e->rare->leaked_at;
+    v->expiry_seen = e->expires_at != 0 && seen_exp(e->usage) == e->expires_at;
     v->activated_at = e->activated_at;
     v->name_json = e->name_json;
     v->name_json_len = e->name_json_len;
-    v->guard = e->guard;
+    v->guard = e->rare->guard;
 }
 
 static void entry_to_rec(const struct entry *e, struct key_rec *rec)
@@ -548,17 +597,17 @@ static void entry_to_rec(const struct entry *e, struct key_rec *rec)
     rec->last_used = atomic_load_explicit(&e->usage->last_used, memory_order_relaxed);
     rec->version = e->version;
     rec->expires_at = e->expires_at;
-    rec->rotated_from = e->rotated_from;
-    rec->rotated_to = e->rotated_to;
-    rec->leaked_at = e->leaked_at;
+    rec->rotated_from = e->rare->rotated_from;
+    rec->rotated_to = e->rare->rotated_to;
+    rec->leaked_at = e->rare->leaked_at;
     rec->activated_at = e->activated_at;
-    rec->expiry_seen = e->expires_at != 0 && atomic_load_explicit(&e->usage->seen_exp, memory_order_relaxed) == e->expires_at;
+    rec->expiry_seen = e->expires_at != 0 && seen_exp(e->usage) == e->expires_at;
     size_t slen;
-    const char *scopes = guard_scopes(e->guard, &slen);
+    const char *scopes = guard_scopes(e->rare->guard, &slen);
     rec->has_scopes = scopes != NULL;
     memcpy(rec->scopes, scopes != NULL ? scopes : "", slen + 1);
-    rec->has_ips = guard_has_ips(e->guard);
-    guard_format_ips(e->guard, rec->allowed_ips);
+    rec->has_ips = guard_has_ips(e->rare->guard);
+    guard_format_ips(e->rare->guard, rec->allowed_ips);
 }
 
 /* A copy of `old` (may be NULL) with `drop` removed and/or `add` put in id order (either may be NULL). */
@@ -832,7 +881,7 @@ static int put_new(struct catalog *cat, struct world *w, const struct key_rec *r
     if ((u = usage_new(rec->last_used)) == NULL)
         return AK_ERR_NOMEM;
     if ((e = entry_new(cat, rec, u)) == NULL) {
-        free(u);
+        usage_free(u);
         return AK_ERR_NOMEM;
     }
     return world_insert(&cat->ebr, w, e);
@@ -1014,7 +1063,8 @@ int catalog_put(struct catalog *cat, const struct key_rec *rec)
 /* Takes the counts since the last flush out of `u` into row `r` (hour and key set by the caller). Whether any was non-zero. */
 static bool usage_drain(struct usage *u, struct usage_row *r)
 {
-    _Atomic uint32_t *refused = atomic_load_explicit(&u->refused, memory_order_acquire);
+    struct refusals *x = atomic_load_explicit(&u->refusals, memory_order_acquire);
+    _Atomic uint32_t *refused = x != NULL ? x->n : NULL;
     bool any = false;
 
     memset(r->n, 0, sizeof(r->n));
@@ -1210,20 +1260,13 @@ bool catalog_is_suspended(struct catalog *cat, int64_t account_id)
     return r;
 }
 
-/* Counts a refusal of `u` for `reason` (the array is made on the key's first refusal). */
+/* Counts a refusal of `u` for `reason` (the record is made on the key's first refusal). */
 static void count_refusal(struct usage *u, enum usage_count reason)
 {
-    _Atomic uint32_t *v = atomic_load_explicit(&u->refused, memory_order_acquire), *fresh;
+    struct refusals *x = refusals_get(u);
 
-    if (v == NULL) {
-        if ((fresh = calloc(USAGE_NCOUNTS, sizeof(*fresh))) == NULL)
-            return; /* not counted; the refusal itself stands */
-        if (atomic_compare_exchange_strong(&u->refused, &v, fresh))
-            v = fresh;
-        else
-            free((void *)fresh); /* another reader made it first: v is theirs */
-    }
-    atomic_fetch_add_explicit(&v[reason], 1, memory_order_relaxed);
+    if (x != NULL) /* out of memory: not counted; the refusal itself stands */
+        atomic_fetch_add_explicit(&x->n[reason], 1, memory_order_relaxed);
 }
 
 /* Whether the key's scopes (NULL: unrestricted) grant what `req` asks. */
@@ -1250,7 +1293,7 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
     if (e == NULL || CRYPTO_memcmp(e->digest, digest, DIGEST_LEN) != 0)
         goto out;
     if (!e->active) {
-        r = e->leaked_at != 0 ? AK_ERR_LEAKED : AK_ERR_KEY_INACTIVE;
+        r = e->rare->leaked_at != 0 ? AK_ERR_LEAKED : AK_ERR_KEY_INACTIVE;
         count_refusal(e->usage, USAGE_INACTIVE);
         goto out;
     }
@@ -1261,9 +1304,11 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
      * a wall clock stepped backwards cannot make it valid again.
      */
     if (e->expires_at != 0) {
-        int64_t seen = atomic_load_explicit(&e->usage->seen_exp, memory_order_relaxed);
+        int64_t seen = seen_exp(e->usage);
         if (seen == e->expires_at || now >= e->expires_at) {
-            if (seen != e->expires_at && atomic_compare_exchange_strong(&e->usage->seen_exp, &seen, e->expires_at))
+            /* Out of memory, the mark waits for the next refusal; this one stands. */
+            struct refusals *x = seen != e->expires_at ? refusals_get(e->usage) : NULL;
+            if (x != NULL && atomic_compare_exchange_strong(&x->seen_exp, &seen, e->expires_at))
                 atomic_fetch_add(&cat->expiry_pending, 1);
             r = AK_ERR_EXPIRED;
             count_refusal(e->usage, USAGE_EXPIRED);
@@ -1277,16 +1322,16 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
         goto out;
     }
     /* Restrictions: not uses either (no last_used), counted by reason. */
-    if (guard_has_ips(e->guard) && req != NULL && req->client != NULL) {
+    if (guard_has_ips(e->rare->guard) && req != NULL && req->client != NULL) {
         struct netaddr client;
         req->client(req->client_ctx, &client);
-        if (!guard_ip_allowed(e->guard, &client)) {
+        if (!guard_ip_allowed(e->rare->guard, &client)) {
             r = AK_ERR_IP;
             count_refusal(e->usage, USAGE_IP);
             goto out;
         }
     }
-    scopes = guard_scopes(e->guard, &slen);
+    scopes = guard_scopes(e->rare->guard, &slen);
     if (req != NULL && !scopes_granted(scopes, slen, req)) {
         r = AK_ERR_SCOPE;
         count_refusal(e->usage, USAGE_SCOPE);
@@ -1301,7 +1346,7 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
     ret->type = (enum key_type)e->type;
     memcpy(ret->prefix, e->prefix, sizeof(ret->prefix));
     ret->expires_at = e->expires_at;
-    ret->has_ips = guard_has_ips(e->guard);
+    ret->has_ips = guard_has_ips(e->rare->guard);
     ret->restricted = scopes != NULL;
     ret->scopes_len = slen;
     memcpy(ret->scopes, scopes != NULL ? scopes : "", slen + 1);
@@ -1492,10 +1537,12 @@ int catalog_collect_expired(struct catalog *cat, struct key_use **ret, size_t *r
     t = TABLE(cat, by_id);
     for (size_t i = 0; t != NULL && i <= t->mask; i++) {
         struct entry *e = atomic_load_explicit(&t->slot[i], memory_order_acquire);
+        struct refusals *x;
         int64_t seen;
         if (e == NULL || e == TOMB || e->expires_at == 0 ||
-            (seen = atomic_load_explicit(&e->usage->seen_exp, memory_order_relaxed)) != e->expires_at ||
-            atomic_load_explicit(&e->usage->stored_exp, memory_order_relaxed) == seen)
+            (x = atomic_load_explicit(&e->usage->refusals, memory_order_acquire)) == NULL ||
+            (seen = atomic_load_explicit(&x->seen_exp, memory_order_relaxed)) != e->expires_at ||
+            atomic_load_explicit(&x->stored_exp, memory_order_relaxed) == seen)
             continue;
         if (n == cap) {
             cap = cap != 0 ? cap * 2 : 16;
@@ -1533,8 +1580,9 @@ void catalog_mark_expired_stored(struct catalog *cat, const struct key_use *v, s
     t = TABLE(cat, by_id);
     for (size_t i = 0; i < n; i++) {
         struct entry *e = ptable_find(t, (uint64_t)v[i].id, entry_id_key);
-        if (e != NULL)
-            atomic_store_explicit(&e->usage->stored_exp, v[i].at, memory_order_relaxed);
+        struct refusals *x = e != NULL ? atomic_load_explicit(&e->usage->refusals, memory_order_acquire) : NULL;
+        if (x != NULL) /* made when the key was refused as expired */
+            atomic_store_explicit(&x->stored_exp, v[i].at, memory_order_relaxed);
     }
     ebr_exit(&cat->ebr);
 }
