@@ -79,6 +79,7 @@ struct entry {
 
 struct keylist {
     size_t n;
+    size_t cap;        /* room in e[]: more than n only in a world being loaded (load_append) */
     struct entry *e[]; /* by id */
 };
 
@@ -294,6 +295,21 @@ static int ptable_set(struct ebr *ebr, _Atomic(struct ptable *) *tp, uint64_t ke
     }
     if (t == NULL || (t->used + 1) * 2 > t->mask + 1) {
         if ((r = ptable_grow(ebr, tp, (t != NULL ? t->live : 0) + 1, kf)) != 0)
+            return r;
+        t = atomic_load_explicit(tp, memory_order_relaxed);
+    }
+    ptable_place(t, key, item);
+    return 0;
+}
+
+/* Adds `item` under `key`, known to be absent, to a table no reader can see yet. */
+static int ptable_add(_Atomic(struct ptable *) *tp, uint64_t key, void *item, ptable_key_fn kf)
+{
+    struct ptable *t = atomic_load_explicit(tp, memory_order_relaxed);
+    int r;
+
+    if (t == NULL || (t->used + 1) * 2 > t->mask + 1) {
+        if ((r = ptable_grow(NULL, tp, (t != NULL ? t->live : 0) + 1, kf)) != 0)
             return r;
         t = atomic_load_explicit(tp, memory_order_relaxed);
     }
@@ -631,6 +647,7 @@ static struct keylist *keylist_edit(const struct keylist *old, const struct entr
     if (add != NULL)
         l->e[k++] = add;
     l->n = k;
+    l->cap = n + 1;
     return l;
 }
 
@@ -718,6 +735,42 @@ static int world_insert(struct ebr *ebr, struct world *w, struct entry *e)
     }
     atomic_store_explicit(&a->keys, l, memory_order_release);
     retire(ebr, old, free);
+    return 0;
+}
+
+/*
+ * Adds `e` to `w`, a world being loaded that no reader can see, with keys
+ * coming in ascending id order (key_load's): like world_insert, without its
+ * copies. A key list grows in place by doubling rather than being copied for
+ * every key; the tables are probed once, without the replace scan (ids are
+ * unique in the store; digests were checked by the caller). Takes `e`.
+ */
+static int load_append(struct world *w, struct entry *e)
+{
+    struct account *a = ptable_find(atomic_load_explicit(&w->accounts, memory_order_relaxed), (uint64_t)e->account_id, account_key);
+    struct keylist *l;
+    int r;
+
+    if (a == NULL || (l = atomic_load_explicit(&a->keys, memory_order_relaxed)) == NULL ||
+        (l->n != 0 && l->e[l->n - 1]->id >= e->id))
+        return world_insert(NULL, w, e); /* the general case: not in id order, or a new account */
+    if (l->n == l->cap) {
+        size_t cap = l->cap * 2;
+        struct keylist *nl = realloc(l, sizeof(*l) + cap * sizeof(l->e[0]));
+        if (nl == NULL) {
+            entry_free_key(e);
+            return AK_ERR_NOMEM;
+        }
+        nl->cap = cap;
+        atomic_store_explicit(&a->keys, l = nl, memory_order_relaxed);
+    }
+    if ((r = ptable_add(&w->by_id, (uint64_t)e->id, e, entry_id_key)) != 0 ||
+        (r = ptable_add(&w->by_digest, digest_key(e->digest), e, entry_digest_key)) != 0) {
+        ptable_del(&w->by_id, (uint64_t)e->id, entry_id_key);
+        entry_free_key(e);
+        return r;
+    }
+    l->e[l->n++] = e;
     return 0;
 }
 
@@ -842,7 +895,7 @@ static int load_one(void *arg, const struct key_rec *rec)
             usage_free(u);
         return AK_ERR_NOMEM;
     }
-    return world_insert(NULL, lc->fresh, e);
+    return load_append(lc->fresh, e);
 }
 
 int catalog_load(struct catalog *cat, struct store *store)

@@ -139,14 +139,14 @@ static void assert_rec_equal(const struct key_rec *a, const struct key_rec *b)
 
 struct seen {
     size_t n;
-    struct key_rec recs[16];
+    struct key_rec recs[128];
 };
 
 static void visit(void *arg, const struct key_rec *rec)
 {
     struct seen *s = arg;
 
-    assert_true(s->n < 16);
+    assert_true(s->n < 128);
     s->recs[s->n++] = *rec;
 }
 
@@ -606,6 +606,47 @@ static void test_load_from_store(void **state)
     assert_int_equal(catalog_authenticate(f->cat, k4.digest, 10, NULL, &pr), 0);
     assert_int_equal(pr.key_id, k4.id);
     assert_int_equal(pr.account_id, p1.account_id);
+}
+
+/* Many keys of two accounts, interleaved: each key list grows in place while loading; edits after it copy as usual. */
+static void test_load_many_keys_per_account(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec a = store_account(f->store, "a", 1), b = store_account(f->store, "b", 2), k;
+    int64_t ids[2][41] = {{a.id}, {b.id}};
+    size_t n[2] = {1, 1};
+    struct seen *s;
+
+    for (int i = 0; i < 80; i++) {
+        int which = i % 3 == 0; /* a gets two of every three */
+        char name[16];
+        snprintf(name, sizeof(name), "k%d", i);
+        k = store_key(f->store, which ? b.account_id : a.account_id, KEY_TYPE_PRODUCTION, name, 100 + i);
+        if (n[which] < 41)
+            ids[which][n[which]++] = k.id;
+    }
+    assert_int_equal(catalog_load(f->cat, f->store), 0);
+    assert_int_equal(catalog_size(f->cat), 82);
+    s = list(f->cat, a.account_id, false);
+    assert_int_equal(s->n, 54);
+    for (size_t i = 1; i < s->n; i++)
+        assert_true(s->recs[i - 1].id < s->recs[i].id);
+    for (size_t i = 0; i < n[0]; i++)
+        assert_int_equal(s->recs[i].id, ids[0][i]);
+    s = list(f->cat, b.account_id, false);
+    assert_int_equal(s->n, 28);
+    for (size_t i = 0; i < n[1] && i < s->n; i++)
+        assert_int_equal(s->recs[i].id, ids[1][i]);
+    /* An edit after the load, and a removal: the lists behave as any other. */
+    k = s->recs[5];
+    snprintf(k.name, sizeof(k.name), "renamed");
+    k.version++;
+    assert_int_equal(catalog_put(f->cat, &k), 0);
+    assert_int_equal(catalog_remove(f->cat, s->recs[6].id), 0);
+    s = list(f->cat, b.account_id, false);
+    assert_int_equal(s->n, 27);
+    assert_string_equal(s->recs[5].name, "renamed");
+    assert_int_equal(catalog_account_keys(f->cat, a.account_id, NULL), 54);
 }
 
 static void test_load_replaces_content(void **state)
@@ -1559,6 +1600,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_collect_and_mark_flushed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_from_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_many_keys_per_account, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_replaces_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_keeps_newer_last_used, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_failure_keeps_content, setup, teardown),
