@@ -391,6 +391,7 @@ if want c; then
     "$BULKLOAD" --db "$BIG" --accounts "$BIG_ACCOUNTS" --keys-per-account "$BIG_KEYS_PER_ACCOUNT" --out "$WORK/keys.txt" | sed 's/^/  /'
     res bulkload_s "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b - a}')"
     res bulkload_db_mb "$(du -m "$BIG" | cut -f1)"
+    sync # start-up is timed without the load's write-back competing for the machine
     starts=""
     for i in $(seq "$STARTS"); do
         start_apikeyd "$BIG" "$WORK/c.log" --no-access-log
@@ -658,13 +659,21 @@ if want i; then
     "$BULKLOAD" --db "$IBIG" --accounts "$BIG_ACCOUNTS" --keys-per-account "$BIG_KEYS_PER_ACCOUNT" --restricted-percent 10 \
         --out "$WORK/i-keys.txt" | sed 's/^/  /'
     res i_restricted_keys "$(sqlite3 "$IBIG" 'SELECT count(*) FROM api_keys WHERE scopes IS NOT NULL')"
-    starts=""
+    sync
+    # With [c]'s database at hand, its plain start-up is timed in turn with this one, for context.
+    starts="" pstarts=""
     for n in $(seq "$STARTS"); do
+        if [ -f "${BIG:-}" ]; then
+            start_apikeyd "$BIG" "$WORK/i-plain.log" --no-access-log
+            pstarts+="$SRV_STARTUP "
+            stop_apikeyd i-plain
+        fi
         start_apikeyd "$IBIG" "$WORK/i-big.log" --no-access-log
         starts+="$SRV_STARTUP "
         [ "$n" = "$STARTS" ] || stop_apikeyd i-start
     done
     res i_startup_s "$(echo "$starts" | med)"
+    [ -z "$pstarts" ] || res i_plain_startup_s "$(echo "$pstarts" | med)"
     res i_rss_start_mb "$(rss_mb "$SRV_PID")"
     # Sanity: a restricted key of the load verifies from loopback (its last block) and asked for its scopes.
     k=$(sed -n 2p "$WORK/i-keys.txt")
@@ -680,6 +689,7 @@ if want i; then
     res i_rss_after_mb "$(rss_mb "$SRV_PID")"
     res i_random_vs_limit "$(div "$(echo "$rr" | med)" "$(echo "$rl" | med)")"
     stop_apikeyd i-big
+    [ -z "$pstarts" ] || say "start-up of [c]'s plain 1M keys in the same turns: ${R[i_plain_startup_s]} s median of: ${pstarts% }"
     say "start-up: ${R[i_startup_s]} s median of: ${starts% }; VmRSS after start-up ${R[i_rss_start_mb]} MB, after the random run ${R[i_rss_after_mb]} MB; ${R[i_restricted_keys]} restricted keys"
     say "i: restricted_vs_plain=${R[i_restricted_vs_plain]} startup_s=${R[i_startup_s]} rss_start_mb=${R[i_rss_start_mb]} rss_after_mb=${R[i_rss_after_mb]} random_vs_limit=${R[i_random_vs_limit]}"
 fi
@@ -863,6 +873,7 @@ SUM=$OUT/summary.md
     # issue 12: restricted keys
     row "[i] verify, 20 scopes + 32 CIDRs / plain" "$(v i_restricted_vs_plain)" ">=" 0.9
     row "[i] 1M keys, 10 % restricted: start-up, s" "$(v i_startup_s)" "<" 3
+    echo "| [i] 1M plain keys ([c]), start-up in the same turns, s | $(v i_plain_startup_s) | | |"
     row "[i] 1M keys, 10 % restricted: VmRSS after start-up, MB" "$(v i_rss_start_mb)" "<" 350
     row "[i] 1M keys, 10 % restricted: VmRSS after random run, MB" "$(v i_rss_after_mb)" "<" 350
     echo "| [i] 1M keys, 10 % restricted: random verify / limit | $(v i_random_vs_limit) | | |"

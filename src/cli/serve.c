@@ -2,6 +2,7 @@
  * serve: `apikeyd serve`: load every key into memory and serve the API.
  */
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -311,6 +312,14 @@ int cli_serve(int argc, char **argv)
      * the process without its shutdown.
      */
     block_stop_signals();
+    /*
+     * A fixed mmap threshold: glibc otherwise raises it to the size of the
+     * largest block freed (a flush's batch of a second's uses, megabytes
+     * under load), after which such batches come from the heap and their
+     * pages stay resident when freed. Measured with a million keys under
+     * random verification: 63 MB retained without it, 28 MB with it.
+     */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     if (cli_env_open(&c, &env) != 0) {
         leak_keyring_free(sc.leak_keyring);
         return 1;
