@@ -753,6 +753,74 @@ static void test_load_failure_keeps_content(void **state)
     assert_int_equal(catalog_get(f->cat, 50, &got), AK_ERR_NOT_FOUND);
 }
 
+/*
+ * A store of `n` keys in 7 accounts (ids 1..n, in order, as key_load hands
+ * them) that then ends with `end`; with `dup` non-zero, key `dup` carries key
+ * 1's digest. Enough keys for several of the loader's batches.
+ */
+struct many_store {
+    struct store super;
+    int n, dup, end;
+};
+
+static int many_load(struct store *s, store_key_cb cb, void *arg)
+{
+    struct many_store *ms = (struct many_store *)s;
+    int r = 0;
+
+    for (int id = 1; id <= ms->n && r == 0; id++) {
+        struct key_rec rec = make_rec(id, 1 + id % 7, KEY_TYPE_PRODUCTION, true, id <= 7, "many");
+        if (id == ms->dup)
+            make_digest(1, rec.digest);
+        r = cb(arg, &rec);
+    }
+    return r != 0 ? r : ms->end;
+}
+
+static const struct store_ops MANY_OPS = {.name = "many", .key_load = many_load};
+
+static void test_load_in_batches(void **state)
+{
+    struct fixture *f = *state;
+    struct many_store ms = {.super = {.ops = &MANY_OPS}, .n = 5000};
+    struct key_rec got;
+    struct principal pr;
+    uint8_t d[DIGEST_LEN];
+
+    assert_int_equal(catalog_load(f->cat, &ms.super), 0);
+    assert_int_equal(catalog_size(f->cat), 5000);
+    for (int id = 1; id <= 5000; id += 499) {
+        assert_int_equal(catalog_get(f->cat, id, &got), 0);
+        assert_int_equal(got.account_id, 1 + id % 7);
+        make_digest(id, d);
+        assert_int_equal(catalog_authenticate(f->cat, d, 10, NULL, &pr), 0);
+        assert_int_equal(pr.key_id, id);
+    }
+    assert_int_equal(catalog_account_keys(f->cat, 1, NULL), 714);
+    /* Loaded again over itself: usage records are adopted, the content is the same. */
+    assert_int_equal(catalog_load(f->cat, &ms.super), 0);
+    assert_int_equal(catalog_size(f->cat), 5000);
+}
+
+/* A failure after several batches (the store's, or a digest seen twice) leaves the catalog as it was, nothing leaked. */
+static void test_load_in_batches_failing_keeps_content(void **state)
+{
+    struct fixture *f = *state;
+    struct many_store ms = {.super = {.ops = &MANY_OPS}, .n = 3000, .end = AK_ERR_STORE};
+    struct key_rec a = make_rec(9999, 1, KEY_TYPE_PRODUCTION, true, true, "a"), got;
+
+    assert_int_equal(catalog_put(f->cat, &a), 0);
+    assert_int_equal(catalog_load(f->cat, &ms.super), AK_ERR_STORE);
+    assert_int_equal(catalog_size(f->cat), 1);
+    ms.end = 0;
+    ms.dup = 2500;
+    assert_int_equal(catalog_load(f->cat, &ms.super), AK_ERR_COLLISION);
+    assert_int_equal(catalog_size(f->cat), 1);
+    assert_int_equal(catalog_get(f->cat, 9999, &got), 0);
+    assert_rec_equal(&got, &a);
+    assert_int_equal(catalog_get(f->cat, 1, &got), AK_ERR_NOT_FOUND);
+}
+
 /* Issue 8: a batch naming one id twice (a hostile NOTIFY did it) was applied twice and retired one version twice. */
 static void test_put_many_merges_repeated_ids(void **state)
 {
@@ -1601,6 +1669,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_account_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_from_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_many_keys_per_account, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_in_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_in_batches_failing_keeps_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_replaces_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_keeps_newer_last_used, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_failure_keeps_content, setup, teardown),
