@@ -709,9 +709,6 @@ def test_a_restricted_key_gives_no_more_than_it_has(apikeyd, browser):
                        headers={"Authorization": "Bearer " + boss["api_key"]}, timeout=5)
     assert error.text == r.json()["error"]["message"]  # the form says what the API says
     assert api_keys(base, key)[child["id"]]["scopes"] == boss["scopes"]
-    if r.status_code == 500:  # tests/api/test_restricted.py fails on the same answer
-        pytest.xfail("apikeyd answers 500 internal_error, not 403 insufficient_scope, to a restricted caller granting "
-                     "more than it has (api_respond_error_for in src/http/handlers.c has no case for AK_ERR_SCOPE)")
     assert r.status_code == 403 and r.json()["error"]["code"] == "insufficient_scope"
 
 
