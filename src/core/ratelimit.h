@@ -1,0 +1,64 @@
+/*
+ * ratelimit: one key's rate limit as this instance counts it (issue 13).
+ *
+ * Windows are fixed and start at the epoch (limits.h, rate_window_of): the
+ * model of the RateLimit header draft, and the one that is exact without a
+ * timestamp per request. The hot path is one compare-and-swap on one word
+ * holding the window and this instance's admissions in it.
+ *
+ * Alone, an instance admits up to the limit in each window: exact. With
+ * others (a shared store), it admits up to its cap, which the exchange
+ * (ratesync.c) sets from what every instance reported: its share of what
+ * was left, so that what all admit between two exchanges cannot exceed
+ * it. For windows the exchange has not spoken about yet, the default cap
+ * applies (the limit alone, or a share of it, see rate_set_default).
+ */
+#ifndef APIKEYD_CORE_RATELIMIT_H
+#define APIKEYD_CORE_RATELIMIT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct rate_state {
+    _Atomic uint64_t word;   /* window << RATE_COUNT_BITS | admissions here in that window */
+    _Atomic uint64_t cap;    /* window << RATE_COUNT_BITS | the most admitted here in it, from the exchange */
+    _Atomic uint64_t others; /* window << RATE_COUNT_BITS | the other instances' admissions in it, as last heard */
+    _Atomic uint32_t share;  /* default cap in parts per million of the limit; 0: the whole limit */
+    _Atomic uint32_t demand; /* requests (admitted or not) since the exchange last took them */
+};
+
+#define RATE_COUNT_BITS 30 /* 2^30 > RATE_LIMIT_MAX */
+
+struct rate_verdict {
+    bool admitted;
+    int64_t left;     /* left in the window for the whole deployment, as this instance knows it (>= 0) */
+    int64_t reset_in; /* seconds to the window's end */
+};
+
+/* A state with nothing counted (zeroed memory is one too). */
+void rate_init(struct rate_state *st);
+
+/*
+ * Counts one request at `now` against `limit` per `window_s` seconds and
+ * says whether it is admitted. A clock stepped back does not open a window
+ * already counted: the request counts in the later one.
+ */
+void rate_take(struct rate_state *st, int64_t limit, int32_t window_s, int64_t now, struct rate_verdict *ret);
+
+/* What is left in the current window without taking anything (for answers that are not counted). */
+void rate_peek(struct rate_state *st, int64_t limit, int32_t window_s, int64_t now, struct rate_verdict *ret);
+
+/* This instance's admissions in window `w` (0 for any other window), for the exchange. */
+uint32_t rate_count(struct rate_state *st, int64_t w);
+
+/* The requests seen since the last call, for the exchange's demand weights. */
+uint32_t rate_take_demand(struct rate_state *st);
+
+/* The exchange's word for window `w`: this instance may admit up to `cap`; the others admitted `others`. */
+void rate_set_cap(struct rate_state *st, int64_t w, uint32_t cap, uint32_t others);
+
+/* The cap for windows without a word from the exchange, as a share of the limit in parts per million (0: all). */
+void rate_set_default(struct rate_state *st, uint32_t share_ppm);
+
+#endif
