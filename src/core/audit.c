@@ -191,6 +191,9 @@ static json_t *list_or_null(bool has, const char *text, char sep)
 
 #define KEY_SCOPES(r) list_or_null((r)->has_scopes, (r)->scopes, ' ')
 #define KEY_ALLOWED_IPS(r) list_or_null((r)->has_ips, (r)->allowed_ips, ',')
+#define KEY_RATE_LIMIT(r)                                                                                                          \
+    ((r)->rate_limit != 0 ? json_pack("{s:I,s:i}", "limit", (json_int_t)(r)->rate_limit, "window_seconds", (int)(r)->rate_window)  \
+                          : json_null())
 
 int audit_key_changes(const struct key_rec *old, const struct key_rec *new, char **ret)
 {
@@ -208,6 +211,7 @@ int audit_key_changes(const struct key_rec *old, const struct key_rec *new, char
     FIELD(&c, "leaked_at", old, new, KEY_LEAKED);
     FIELD(&c, "scopes", old, new, KEY_SCOPES);
     FIELD(&c, "allowed_ips", old, new, KEY_ALLOWED_IPS);
+    FIELD(&c, "rate_limit", old, new, KEY_RATE_LIMIT);
     return finish(&c, ret);
 }
 

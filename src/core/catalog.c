@@ -26,14 +26,16 @@
 #include "core/ebr.h"
 #include "core/error.h"
 #include "core/guard.h"
+#include "core/ratelimit.h"
 #include "core/scope.h"
 #include "store/store.h"
 
 struct usage {
-    _Atomic int64_t last_used; /* written by readers on every authenticated request (when the second changes) */
-    _Atomic int64_t flushed;   /* the value known to be in the store */
-    _Atomic unsigned refs;     /* worlds holding the key: a reload adopts the record, so no use is lost */
-    _Atomic uint32_t verified; /* uses since the last usage flush (usage.h) */
+    _Atomic int64_t last_used;         /* written by readers on every authenticated request (when the second changes) */
+    _Atomic int64_t flushed;           /* the value known to be in the store */
+    _Atomic unsigned refs;             /* worlds holding the key: a reload adopts the record, so no use is lost */
+    _Atomic uint32_t verified;         /* uses since the last usage flush (usage.h) */
+    _Atomic(struct rate_state *) rate; /* the rate limit's counts here; NULL until the key is first counted */
     /* What a key only has once it was refused: NULL until then (most keys never are; 16 bytes a key saved). */
     _Atomic(struct refusals *) refusals;
 };
@@ -55,6 +57,8 @@ struct refusals {
 struct rare {
     int64_t rotated_from, rotated_to, leaked_at;
     struct guard *guard; /* scopes and allowlist; NULL: unrestricted (guard.h) */
+    int64_t rate_limit;  /* 0: none (limits.h) */
+    int32_t rate_window;
 };
 
 static const struct rare NO_RARE;
@@ -493,7 +497,7 @@ static struct entry *entry_new(struct catalog *cat, const struct key_rec *rec, s
     if (json == NULL || jlen > UINT16_MAX ||
         guard_get(cat, rec->has_scopes ? rec->scopes : NULL, rec->has_ips ? rec->allowed_ips : NULL, &g) != 0)
         goto fail;
-    if ((g != NULL || rec->rotated_from != 0 || rec->rotated_to != 0 || rec->leaked_at != 0) &&
+    if ((g != NULL || rec->rotated_from != 0 || rec->rotated_to != 0 || rec->leaked_at != 0 || rec->rate_limit != 0) &&
         (x = cat_malloc(sizeof(*x))) == NULL)
         goto fail;
     if (rec->expiry_seen && rec->expires_at != 0 && (seen = refusals_get(usage)) == NULL)
@@ -505,6 +509,8 @@ static struct entry *entry_new(struct catalog *cat, const struct key_rec *rec, s
         x->rotated_to = rec->rotated_to;
         x->leaked_at = rec->leaked_at;
         x->guard = g;
+        x->rate_limit = rec->rate_limit;
+        x->rate_window = rec->rate_window;
     }
     e->rare = x != NULL ? x : &NO_RARE;
     e->id = rec->id;
@@ -549,6 +555,7 @@ static void entry_free_version(void *p)
 
 static void usage_free(struct usage *u)
 {
+    free(atomic_load(&u->rate));
     free(atomic_load(&u->refusals));
     free(u);
 }
@@ -574,6 +581,7 @@ static struct usage *usage_new(int64_t last_used)
         atomic_init(&u->refs, 1);
         atomic_init(&u->verified, 0);
         atomic_init(&u->refusals, NULL);
+        atomic_init(&u->rate, NULL);
     }
     return u;
 }
@@ -597,6 +605,8 @@ static void entry_view(const struct entry *e, struct key_view *v)
     v->name_json = e->name_json;
     v->name_json_len = e->name_json_len;
     v->guard = e->rare->guard;
+    v->rate_limit = e->rare->rate_limit;
+    v->rate_window = e->rare->rate_window;
 }
 
 static void entry_to_rec(const struct entry *e, struct key_rec *rec)
@@ -624,6 +634,8 @@ static void entry_to_rec(const struct entry *e, struct key_rec *rec)
     memcpy(rec->scopes, scopes != NULL ? scopes : "", slen + 1);
     rec->has_ips = guard_has_ips(e->rare->guard);
     guard_format_ips(e->rare->guard, rec->allowed_ips);
+    rec->rate_limit = e->rare->rate_limit;
+    rec->rate_window = e->rare->rate_window;
 }
 
 /* A copy of `old` (may be NULL) with `drop` removed and/or `add` put in id order (either may be NULL). */
@@ -1445,6 +1457,22 @@ static void count_refusal(struct usage *u, enum usage_count reason)
         atomic_fetch_add_explicit(&x->n[reason], 1, memory_order_relaxed);
 }
 
+/* The rate state of `u`, made on first need; NULL only when out of memory. */
+static struct rate_state *rate_get(struct usage *u)
+{
+    struct rate_state *v = atomic_load_explicit(&u->rate, memory_order_acquire), *fresh;
+
+    if (v != NULL)
+        return v;
+    if ((fresh = malloc(sizeof(*fresh))) == NULL)
+        return NULL;
+    rate_init(fresh);
+    if (atomic_compare_exchange_strong(&u->rate, &v, fresh))
+        return fresh;
+    free(fresh); /* another reader made it first */
+    return v;
+}
+
 /* Whether the key's scopes (NULL: unrestricted) grant what `req` asks. */
 static bool scopes_granted(const char *have, size_t hlen, const struct auth_req *req)
 {
@@ -1461,13 +1489,19 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
     struct entry *e;
     const char *scopes;
     size_t slen;
+    struct rate_state *rs = NULL;
+    struct rate_verdict rv;
     int r = AK_ERR_KEY_UNKNOWN;
 
+    if (req != NULL && req->rate != NULL)
+        req->rate->limit = 0;
     if (ebr_enter(&cat->ebr) != 0)
         return AK_ERR_NOMEM;
     e = ptable_find(TABLE(cat, by_digest), digest_key(digest), entry_digest_key);
-    if (e == NULL || CRYPTO_memcmp(e->digest, digest, DIGEST_LEN) != 0)
+    if (e == NULL || CRYPTO_memcmp(e->digest, digest, DIGEST_LEN) != 0) {
+        e = NULL;
         goto out;
+    }
     if (!e->active) {
         r = e->rare->leaked_at != 0 ? AK_ERR_LEAKED : AK_ERR_KEY_INACTIVE;
         count_refusal(e->usage, USAGE_INACTIVE);
@@ -1513,6 +1547,19 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
         count_refusal(e->usage, USAGE_SCOPE);
         goto out;
     }
+    /* The rate limit counts what passed every rule above (a refusal there takes no slot). */
+    if (e->rare->rate_limit != 0) {
+        if ((rs = rate_get(e->usage)) == NULL) {
+            r = AK_ERR_NOMEM;
+            goto out;
+        }
+        rate_take(rs, e->rare->rate_limit, e->rare->rate_window, now, &rv);
+        if (!rv.admitted) {
+            r = AK_ERR_RATE_LIMITED;
+            count_refusal(e->usage, USAGE_RATE_LIMITED);
+            goto out;
+        }
+    }
     /* Write only when the second changes, so that a busy key does not bounce a cache line between cores. */
     if (atomic_load_explicit(&e->usage->last_used, memory_order_relaxed) < now)
         atomic_store_explicit(&e->usage->last_used, now, memory_order_relaxed);
@@ -1526,8 +1573,19 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
     ret->restricted = scopes != NULL;
     ret->scopes_len = slen;
     memcpy(ret->scopes, scopes != NULL ? scopes : "", slen + 1);
+    ret->rate_limit = e->rare->rate_limit;
+    ret->rate_window = e->rare->rate_window;
     r = 0;
 out:
+    /* What a limited key's every answer says of its rate limit (refusals before it: what is left, untouched). */
+    if (e != NULL && e->rare->rate_limit != 0 && req != NULL && req->rate != NULL) {
+        if (rs == NULL && (rs = atomic_load_explicit(&e->usage->rate, memory_order_acquire)) != NULL)
+            rate_peek(rs, e->rare->rate_limit, e->rare->rate_window, now, &rv);
+        else if (rs == NULL)
+            rv = (struct rate_verdict){.left = e->rare->rate_limit, .reset_in = rate_reset_in(now, e->rare->rate_window)};
+        *req->rate = (struct rate_report){
+            .limit = e->rare->rate_limit, .window = e->rare->rate_window, .left = rv.left, .reset = rv.reset_in};
+    }
     ebr_exit(&cat->ebr);
     return r;
 }

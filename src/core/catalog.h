@@ -49,6 +49,16 @@ struct key_view {
     const char *name_json; /* the name as a JSON string literal, quotes included */
     size_t name_json_len;
     const struct guard *guard; /* scopes and allowlist (guard.h); NULL: unrestricted */
+    int64_t rate_limit;        /* 0: none */
+    int32_t rate_window;
+};
+
+/* Where a known key with a rate limit stands after a request, for the answer's RateLimit fields. */
+struct rate_report {
+    int64_t limit; /* 0: the key is unknown or has no rate limit (nothing else is set) */
+    int32_t window;
+    int64_t left;  /* left in the window after this request */
+    int64_t reset; /* seconds to the window's end */
 };
 
 /* What a request asks of a key besides being valid (catalog_authenticate). */
@@ -59,6 +69,7 @@ struct auth_req {
     const char *builtin;  /* a management scope the route needs (scope.h), or NULL */
     const char *required; /* a gateway's X-Required-Scopes value, well formed (scope_required_ok), or NULL */
     size_t required_len;
+    struct rate_report *rate; /* filled for every answer, refusals included (NULL: not asked) */
 };
 
 /* What catalog_collect hands the flush: malloc'd arrays (possibly non-NULL with a count of 0) that the caller frees. */

@@ -64,6 +64,8 @@ const char *ak_strerror(int err)
         return "insufficient scope";
     case AK_ERR_IP:
         return "client address not allowed for this key";
+    case AK_ERR_RATE_LIMITED:
+        return "rate limit exceeded";
     case AK_ERR_STALE:
         return "the key store has not been heard from for too long";
     }

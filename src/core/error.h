@@ -39,6 +39,7 @@ enum ak_err {
     AK_ERR_ROTATED = -27,          /* the key was rotated already */
     AK_ERR_SCOPE = -28,            /* the key lacks a scope the request needs, or would grant one it lacks */
     AK_ERR_IP = -29,               /* the client's address is not in the key's allowed_ips */
+    AK_ERR_RATE_LIMITED = -30,     /* the key is over its rate limit in this window */
 };
 
 /* Returns a static, human-readable description of `err`. Never NULL. */

@@ -11,6 +11,7 @@
 #include "core/digest.h"
 #include "core/guard.h"
 #include "core/keyfmt.h"
+#include "core/limits.h"
 #include "core/scope.h"
 
 #define KEY_NAME_MAX_CHARS 100
@@ -41,7 +42,20 @@ struct key_rec {
     bool has_ips;
     char scopes[SCOPE_TEXT_MAX];
     char allowed_ips[GUARD_IPS_TEXT_MAX];
+    /* Rate limit (limits.h): requests per fixed window of rate_window seconds; both 0: none. */
+    int64_t rate_limit;
+    int32_t rate_window;
 };
+
+/* Sets rec's rate limit from values read back from a store; false (nothing set) when they are out of range. */
+static inline bool key_set_rate(struct key_rec *rec, int64_t limit, int64_t window)
+{
+    if (!((limit == 0 && window == 0) || (limit >= 1 && limit <= RATE_LIMIT_MAX && window >= 1 && window <= RATE_WINDOW_MAX)))
+        return false;
+    rec->rate_limit = limit;
+    rec->rate_window = (int32_t)window;
+    return true;
+}
 
 /* Whether `rec` is expired at `now` (or was once seen so: a clock stepped back does not revive it). */
 static inline bool key_expired(const struct key_rec *rec, int64_t now)
@@ -66,6 +80,9 @@ struct principal {
     bool restricted;    /* the key has scopes: `scopes` holds them (canonical text, scopes_len bytes) */
     size_t scopes_len;
     char scopes[SCOPE_TEXT_MAX];
+    /* The key's rate limit (0: none), for the policy of what it may give. */
+    int64_t rate_limit;
+    int32_t rate_window;
 };
 
 #endif

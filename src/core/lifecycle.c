@@ -73,6 +73,8 @@ static int rotate_rule(void *arg, const struct key_rec *cur, struct key_rec *old
     strcpy(fresh->scopes, cur->scopes);
     fresh->has_ips = cur->has_ips;
     strcpy(fresh->allowed_ips, cur->allowed_ips);
+    fresh->rate_limit = cur->rate_limit;
+    fresh->rate_window = cur->rate_window;
     if (cur->expires_at != 0 && !cur->primary) {
         int64_t life = cur->expires_at - cur->created_at;
         if (life < 1)

@@ -134,7 +134,8 @@ int limits_policy_header(const struct key_limits *l, int64_t now, char *buf, siz
     return (int)off;
 }
 
-int limits_state_header(const struct key_limits *l, int64_t now, int64_t rate_left, int64_t quota_left, char *buf, size_t size)
+int limits_state_header(const struct key_limits *l, int64_t now, int64_t rate_left, int64_t rate_reset, int64_t quota_left,
+                        char *buf, size_t size)
 {
     size_t off = 0;
 
@@ -145,9 +146,7 @@ int limits_state_header(const struct key_limits *l, int64_t now, int64_t rate_le
         rate_left = 0;
     if (quota_left < 0)
         quota_left = 0;
-    if (l->rate_limit > 0 &&
-        !fits(snprintf(AT, "\"rate\";r=%lld;t=%lld", (long long)rate_left, (long long)rate_reset_in(now, l->rate_window)), size,
-              &off))
+    if (l->rate_limit > 0 && !fits(snprintf(AT, "\"rate\";r=%lld;t=%lld", (long long)rate_left, (long long)rate_reset), size, &off))
         return -1;
     if (l->has_quota) {
         if (off != 0 && !fits(snprintf(AT, ", "), size, &off))

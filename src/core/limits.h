@@ -16,6 +16,7 @@
 #define QUOTA_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON client */
 #define COST_MAX 1000
 #define COST_DEFAULT 1
+#define LIMITS_HEADER_MAX 160 /* room for either header field value, both policies at their widest */
 
 enum refill_interval {
     REFILL_NONE = 0,
@@ -73,8 +74,10 @@ int limits_policy_header(const struct key_limits *l, int64_t now, char *buf, siz
 
 /*
  * The RateLimit field value: `"rate";r=LEFT;t=RESET` and/or `"quota";r=LEFT[;t=REFILL]`.
- * `rate_left` and `quota_left` are what is left after this request. As above.
+ * `rate_left` and `quota_left` are what is left after this request, `rate_reset`
+ * the seconds to the end of the window it counted in. As above.
  */
-int limits_state_header(const struct key_limits *l, int64_t now, int64_t rate_left, int64_t quota_left, char *buf, size_t size);
+int limits_state_header(const struct key_limits *l, int64_t now, int64_t rate_left, int64_t rate_reset, int64_t quota_left,
+                        char *buf, size_t size);
 
 #endif

@@ -9,9 +9,20 @@
 #include "core/error.h"
 #include "core/scope.h"
 
+/*
+ * Whether a rate limit of `limit` per `window` s is no looser than `who`'s:
+ * no faster on average and no larger a burst (a window's worth).
+ */
+static bool rate_within(const struct principal *who, int64_t limit, int32_t window)
+{
+    return limit != 0 && limit <= who->rate_limit && limit * who->rate_window <= who->rate_limit * window;
+}
+
 /* Whether `rec` is at most as powerful as `who` (and `self`, for the allowlist). */
 static bool within(const struct principal *who, const struct key_rec *self, const struct key_rec *rec)
 {
+    if (who->rate_limit != 0 && !rate_within(who, rec->rate_limit, rec->rate_window))
+        return false;
     if (who->restricted &&
         (!rec->has_scopes || rec->primary || !scope_list_within(who->scopes, who->scopes_len, rec->scopes, strlen(rec->scopes))))
         return false;
@@ -22,7 +33,7 @@ static bool within(const struct principal *who, const struct key_rec *self, cons
 
 int policy_may_manage(const struct principal *who, const struct key_rec *self, const struct key_rec *target)
 {
-    if (who == NULL || (!who->restricted && !who->has_ips))
+    if (who == NULL || (!who->restricted && !who->has_ips && who->rate_limit == 0))
         return 0;
     return within(who, self, target) ? 0 : AK_ERR_SCOPE;
 }
@@ -43,6 +54,13 @@ int policy_apply(const struct principal *who, const struct key_rec *self, const 
     } else if (creating && who != NULL && who->has_ips && self != NULL) {
         rec->has_ips = self->has_ips;
         strcpy(rec->allowed_ips, self->allowed_ips);
+    }
+    if (req->set_rate) {
+        rec->rate_limit = req->has_rate ? req->rate_limit : 0;
+        rec->rate_window = req->has_rate ? req->rate_window : 0;
+    } else if (creating && who != NULL && who->rate_limit != 0) {
+        rec->rate_limit = who->rate_limit;
+        rec->rate_window = who->rate_window;
     }
     return policy_may_manage(who, self, rec);
 }

@@ -3,8 +3,10 @@
  * A key can never grant what it lacks: a key with scopes creates and edits
  * only keys whose scopes lie within its own, never makes a key primary and
  * never un-restricts one; a key with an allowlist gives only allowlists
- * within its own. Keys without restrictions (and the operator) are not
- * limited here. What a request may do with a key is judged at verification
+ * within its own; a key with a rate limit gives only rate limits no looser
+ * than its own (no higher average rate, no larger burst), which a new key
+ * inherits when none is given. Keys without restrictions (and the operator)
+ * are not limited here. What a request may do with a key is judged at verification
  * (catalog_authenticate); this is for the writes. Pure: no I/O.
  */
 #ifndef APIKEYD_CORE_POLICY_H

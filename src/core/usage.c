@@ -15,8 +15,9 @@
 #define USAGE_PRUNE_BATCH 5000
 
 static const char *const NAMES[USAGE_NCOUNTS] = {
-    [USAGE_VERIFIED] = "verified",   [USAGE_INACTIVE] = "inactive", [USAGE_EXPIRED] = "expired",
-    [USAGE_SUSPENDED] = "suspended", [USAGE_SCOPE] = "scope",       [USAGE_IP] = "ip",
+    [USAGE_VERIFIED] = "verified",         [USAGE_INACTIVE] = "inactive",     [USAGE_EXPIRED] = "expired",
+    [USAGE_SUSPENDED] = "suspended",       [USAGE_SCOPE] = "scope",           [USAGE_IP] = "ip",
+    [USAGE_RATE_LIMITED] = "rate_limited", [USAGE_QUOTA] = "quota_exhausted",
 };
 
 const char *usage_count_name(enum usage_count c)

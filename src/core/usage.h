@@ -23,6 +23,8 @@ enum usage_count {
     USAGE_SUSPENDED,    /* refused: the account is suspended */
     USAGE_SCOPE,        /* refused: lacks a required scope */
     USAGE_IP,           /* refused: the client is not in allowed_ips */
+    USAGE_RATE_LIMITED, /* refused: over the key's rate limit */
+    USAGE_QUOTA,        /* refused: the key's quota is spent (quota_exhausted) */
     USAGE_NCOUNTS
 };
 

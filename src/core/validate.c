@@ -215,7 +215,51 @@ static int take_strings(json_t *v, const char *field, const char **items, size_t
     return 0;
 }
 
-/* "scopes": null (unrestricted) or 1..50 scope names; "allowed_ips": null or 1..32 addresses or CIDR blocks. */
+/* A JSON integer member `name` of `o` in [min, max] into *ret; AK_ERR_INVALID naming `field`.`name` otherwise. */
+static int take_int_member(json_t *o, const char *field, const char *name, int64_t min, int64_t max, int64_t *ret, char *msg,
+                           size_t msglen)
+{
+    json_t *v = json_object_get(o, name);
+
+    if (v == NULL) {
+        snprintf(msg, msglen, "%s.%s is required", field, name);
+        return AK_ERR_INVALID;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+        snprintf(msg, msglen, "%s.%s must be an integer from %lld to %lld", field, name, (long long)min, (long long)max);
+        return AK_ERR_INVALID;
+    }
+    *ret = json_integer_value(v);
+    return 0;
+}
+
+/* "rate_limit": null (none) or {"limit": 1..10^9, "window_seconds": 1..86400}, nothing else. */
+static int take_rate(json_t *v, struct policy_req *p, char *msg, size_t msglen)
+{
+    int64_t limit, window;
+    int r;
+
+    p->set_rate = true;
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_object(v) || json_object_size(v) > 2) {
+        snprintf(msg, msglen, "rate_limit must be null or {\"limit\": 1..%lld, \"window_seconds\": 1..%d}",
+                 (long long)RATE_LIMIT_MAX, RATE_WINDOW_MAX);
+        return AK_ERR_INVALID;
+    }
+    if ((r = take_int_member(v, "rate_limit", "limit", 1, RATE_LIMIT_MAX, &limit, msg, msglen)) != 0 ||
+        (r = take_int_member(v, "rate_limit", "window_seconds", 1, RATE_WINDOW_MAX, &window, msg, msglen)) != 0)
+        return r;
+    p->has_rate = true;
+    p->rate_limit = limit;
+    p->rate_window = (int32_t)window;
+    return 0;
+}
+
+/*
+ * "scopes": null (unrestricted) or 1..50 scope names; "allowed_ips": null or 1..32 addresses or CIDR blocks;
+ * "rate_limit" (take_rate).
+ */
 static int take_policy(const char *field, json_t *v, struct policy_req *p, bool *ret_taken, char *msg, size_t msglen)
 {
     const char *items[SCOPE_LIST_MAX + 1];
@@ -223,6 +267,14 @@ static int take_policy(const char *field, json_t *v, struct policy_req *p, bool 
     bool scopes = strcmp(field, "scopes") == 0;
     int r;
 
+    if (strcmp(field, "rate_limit") == 0) {
+        *ret_taken = true;
+        if (p->set_rate) {
+            snprintf(msg, msglen, "rate_limit is given twice");
+            return AK_ERR_INVALID;
+        }
+        return take_rate(v, p, msg, msglen);
+    }
     *ret_taken = scopes || strcmp(field, "allowed_ips") == 0;
     if (!*ret_taken)
         return 0;
@@ -350,8 +402,8 @@ static int parse_create(const char *body, size_t len, struct create_req *ret, st
                 goto out;
         } else {
             r = unknown_field(field,
-                              issue != NULL ? "name, key_type, expires_at, scopes, allowed_ips, make_primary"
-                                            : "name, key_type, expires_at, scopes, allowed_ips",
+                              issue != NULL ? "name, key_type, expires_at, scopes, allowed_ips, rate_limit, make_primary"
+                                            : "name, key_type, expires_at, scopes, allowed_ips, rate_limit",
                               msg, msglen);
             goto out;
         }
@@ -560,13 +612,13 @@ int validate_patch(const char *body, size_t len, struct patch_req *ret, char *ms
                 goto out;
             req->has_expires_at = true;
         } else {
-            r = unknown_field(field, "name, is_active, is_primary, expires_at, scopes, allowed_ips", msg, msglen);
+            r = unknown_field(field, "name, is_active, is_primary, expires_at, scopes, allowed_ips, rate_limit", msg, msglen);
             goto out;
         }
     }
     if (!req->has_name && !req->has_active && !req->has_primary && !req->has_expires_at && !req->policy.set_scopes &&
-        !req->policy.set_ips) {
-        snprintf(msg, msglen, "set at least one of name, is_active, is_primary, expires_at, scopes, allowed_ips");
+        !req->policy.set_ips && !req->policy.set_rate) {
+        snprintf(msg, msglen, "set at least one of name, is_active, is_primary, expires_at, scopes, allowed_ips, rate_limit");
         r = AK_ERR_INVALID;
         goto out;
     }

@@ -24,6 +24,10 @@ struct policy_req {
     bool set_scopes, has_scopes, set_ips, has_ips;
     char scopes[SCOPE_TEXT_MAX];          /* canonical (scope.h) */
     char allowed_ips[GUARD_IPS_TEXT_MAX]; /* canonical (guard.h) */
+    /* "rate_limit": {"limit", "window_seconds"} or null (limits.h ranges) */
+    bool set_rate, has_rate;
+    int64_t rate_limit;
+    int32_t rate_window;
 };
 
 struct create_req {

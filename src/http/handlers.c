@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/keys.h"
 #include "core/lifecycle.h"
+#include "core/limits.h"
 #include "core/netaddr.h"
 #include "core/scope.h"
 #include "core/throttle.h"
@@ -298,6 +299,37 @@ static void client_of(void *arg, struct netaddr *ret)
     client_addr(c->api, c->req, ret);
 }
 
+/*
+ * Every answer for a key with a limit says where it stands, in the fields of
+ * draft-ietf-httpapi-ratelimit-headers, for the gateway to pass on.
+ */
+static void respond_limits(struct exchange *x, const struct rate_report *rate, int64_t now)
+{
+    struct key_limits l = {.rate_limit = rate->limit, .rate_window = rate->window};
+    char *policy, *state;
+
+    if (rate->limit == 0)
+        return;
+    policy = h2o_mem_alloc_pool(&x->req->pool, LIMITS_HEADER_MAX);
+    state = h2o_mem_alloc_pool(&x->req->pool, LIMITS_HEADER_MAX);
+    if (limits_policy_header(&l, now, policy, LIMITS_HEADER_MAX) > 0)
+        respond_header(x, "ratelimit-policy", policy);
+    if (limits_state_header(&l, now, rate->left, rate->reset, 0, state, LIMITS_HEADER_MAX) > 0)
+        respond_header(x, "ratelimit", state);
+}
+
+/* 429 rate_limited: the window's limit is reached; Retry-After is when it ends. */
+static void respond_rate_limited(struct exchange *x, const struct rate_report *rate)
+{
+    char *after = h2o_mem_alloc_pool(&x->req->pool, 24), *msg = h2o_mem_alloc_pool(&x->req->pool, 128);
+
+    snprintf(after, 24, "%lld", (long long)(rate->reset > 0 ? rate->reset : 1));
+    snprintf(msg, 128, "this API key may make %lld requests per %d seconds; retry after %s seconds", (long long)rate->limit,
+             (int)rate->window, after);
+    respond_header(x, "retry-after", after);
+    respond_error(x, 429, "rate_limited", msg);
+}
+
 /* 403 insufficient_scope, with the scopes the request needed (RFC 6750, section 3.1). */
 static void respond_insufficient_scope(struct exchange *x, const char *scope, size_t len)
 {
@@ -332,15 +364,25 @@ static int authenticate_for(struct api_handler *api, struct exchange *x, const c
                             size_t required_len, struct principal *who)
 {
     struct client_ctx cc = {api, x->req};
-    struct auth_req ar = {
-        .client = client_of, .client_ctx = &cc, .builtin = builtin, .required = required, .required_len = required_len};
+    struct rate_report rate = {.limit = 0};
+    struct auth_req ar = {.client = client_of,
+                          .client_ctx = &cc,
+                          .builtin = builtin,
+                          .required = required,
+                          .required_len = required_len,
+                          .rate = &rate};
     const char *hdr;
     size_t len;
+    int64_t now = timefmt_now();
     int r;
 
     api_authorization(x, &hdr, &len);
-    if ((r = keys_authenticate(api->keys, hdr, len, timefmt_now(), &ar, who)) != 0) {
-        if (r == AK_ERR_SCOPE)
+    r = keys_authenticate(api->keys, hdr, len, now, &ar, who);
+    respond_limits(x, &rate, now);
+    if (r != 0) {
+        if (r == AK_ERR_RATE_LIMITED)
+            respond_rate_limited(x, &rate);
+        else if (r == AK_ERR_SCOPE)
             respond_insufficient_scope(x, builtin != NULL ? builtin : required, builtin != NULL ? strlen(builtin) : required_len);
         else if (r == AK_ERR_IP)
             respond_error(x, 403, "ip_not_allowed", "this API key may not be used from this address");
@@ -415,6 +457,8 @@ void api_render_key(struct render_buf *b, h2o_mem_pool_t *pool, const struct key
                          .rotated_from = rec->rotated_from,
                          .rotated_to = rec->rotated_to,
                          .leaked_at = rec->leaked_at,
+                         .rate_limit = rec->rate_limit,
+                         .rate_window = rec->rate_window,
                          .name_json = name_json != NULL ? name_json : "\"\"",
                          .name_json_len = name_json != NULL ? strlen(name_json) : 2};
     struct guard *g = NULL;

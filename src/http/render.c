@@ -115,7 +115,8 @@ size_t render_key_max(const struct key_view *v, size_t extra_len)
            sizeof(",\"last_used\":") - 1 + TIMEFMT_LEN + 2 + sizeof(",\"expires_at\":") - 1 + TIMEFMT_LEN + 2 +
            sizeof(",\"rotated_from\":") - 1 + 20 + sizeof(",\"rotated_to\":") - 1 + 20 + sizeof(",\"leaked_at\":") - 1 +
            TIMEFMT_LEN + 2 + sizeof(",\"scopes\":") - 1 + list_max(slen) + sizeof(",\"allowed_ips\":") - 1 +
-           list_max(GUARD_IPS_TEXT_MAX) + sizeof("}") - 1;
+           list_max(GUARD_IPS_TEXT_MAX) + sizeof(",\"rate_limit\":{\"limit\":1000000000,\"window_seconds\":86400}") - 1 +
+           sizeof("}") - 1;
 }
 
 void render_scopes(struct render_buf *b, const struct guard *g)
@@ -183,5 +184,14 @@ void render_key(struct render_buf *b, const struct key_view *v, const char *extr
     render_scopes(b, v->guard);
     LIT(b, ",\"allowed_ips\":");
     render_allowed_ips(b, v->guard);
+    if (v->rate_limit != 0) {
+        LIT(b, ",\"rate_limit\":{\"limit\":");
+        render_i64(b, v->rate_limit);
+        LIT(b, ",\"window_seconds\":");
+        render_i64(b, v->rate_window);
+        LIT(b, "}");
+    } else {
+        LIT(b, ",\"rate_limit\":null");
+    }
     LIT(b, "}");
 }

@@ -139,6 +139,15 @@ static const char *const MIGRATIONS[] = {
     "  PRIMARY KEY (key_id, hour));"
     "CREATE INDEX key_usage_account ON key_usage(account_id, hour);"
     "CREATE INDEX key_usage_hour ON key_usage(hour);",
+    /*
+     * 7: rate limits (requests per fixed window; NULL: none), and the usage
+     * counts of refusals by rate limit and by quota.
+     */
+    "ALTER TABLE api_keys ADD COLUMN rate_limit BIGINT CHECK (rate_limit BETWEEN 1 AND 1000000000),"
+    "  ADD COLUMN rate_window INTEGER CHECK (rate_window BETWEEN 1 AND 86400),"
+    "  ADD CONSTRAINT api_keys_rate_both CHECK ((rate_limit IS NULL) = (rate_window IS NULL));"
+    "ALTER TABLE key_usage ADD COLUMN rate_limited BIGINT NOT NULL DEFAULT 0,"
+    "  ADD COLUMN quota_exhausted BIGINT NOT NULL DEFAULT 0;",
 };
 
 #define ACCOUNT_COLUMNS "id, name, coalesce(external_id, ''), status = 'suspended', coalesce(max_keys, 0), key_count, created_at"
@@ -150,7 +159,8 @@ static const char *const MIGRATIONS[] = {
 #define KEY_COLUMNS                                                                                                                \
     "id, account_id, name, key_type, key_prefix, encode(digest, 'hex'), is_active, is_primary, created_at,"                        \
     " coalesce(last_used, 0), version, coalesce(expires_at, 0), coalesce(rotated_from, 0), coalesce(rotated_to, 0),"               \
-    " coalesce(leaked_at, 0), expiry_seen, coalesce(activated_at, 0), scopes, allowed_ips"
+    " coalesce(leaked_at, 0), expiry_seen, coalesce(activated_at, 0), scopes, allowed_ips, coalesce(rate_limit, 0),"               \
+    " coalesce(rate_window, 0)"
 
 struct pg_store {
     struct store super;
@@ -418,7 +428,8 @@ static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
     rec->expiry_seen = PQgetvalue(res, row, 15)[0] == 't';
     rec->activated_at = strtoll(PQgetvalue(res, row, 16), NULL, 10);
     if (policy_column(res, row, 17, &rec->has_scopes, rec->scopes, sizeof(rec->scopes)) != 0 ||
-        policy_column(res, row, 18, &rec->has_ips, rec->allowed_ips, sizeof(rec->allowed_ips)) != 0)
+        policy_column(res, row, 18, &rec->has_ips, rec->allowed_ips, sizeof(rec->allowed_ips)) != 0 ||
+        !key_set_rate(rec, strtoll(PQgetvalue(res, row, 19), NULL, 10), strtoll(PQgetvalue(res, row, 20), NULL, 10)))
         return AK_ERR_STORE;
     return 0;
 }
@@ -459,7 +470,7 @@ static void digest_param(const uint8_t d[DIGEST_LEN], char out[DIGEST_PARAM_LEN]
 static int pg_key_insert(struct store *base, struct key_rec *rec)
 {
     PGconn *conn = PG(base)->conn;
-    char account[24], created[24], digest[DIGEST_PARAM_LEN], expires[24], from[24], to[24], leaked[24];
+    char account[24], created[24], digest[DIGEST_PARAM_LEN], expires[24], from[24], to[24], leaked[24], rate[24], window[24];
     const char *p[] = {account,
                        rec->name,
                        key_type_name(rec->type),
@@ -473,10 +484,14 @@ static int pg_key_insert(struct store *base, struct key_rec *rec)
                        to,
                        leaked,
                        rec->has_scopes ? rec->scopes : NULL,
-                       rec->has_ips ? rec->allowed_ips : NULL};
+                       rec->has_ips ? rec->allowed_ips : NULL,
+                       rate,
+                       window};
     PGresult *res;
     int r;
 
+    fmt_i64(rate, sizeof(rate), rec->rate_limit);
+    fmt_i64(window, sizeof(window), rec->rate_window);
     fmt_i64(account, sizeof(account), rec->account_id);
     fmt_i64(created, sizeof(created), rec->created_at);
     fmt_i64(expires, sizeof(expires), rec->expires_at);
@@ -486,10 +501,11 @@ static int pg_key_insert(struct store *base, struct key_rec *rec)
     digest_param(rec->digest, digest);
     if ((r = exec(conn,
                   "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
-                  " expires_at, rotated_from, rotated_to, leaked_at, scopes, allowed_ips)"
+                  " expires_at, rotated_from, rotated_to, leaked_at, scopes, allowed_ips, rate_limit, rate_window)"
                   " VALUES ($1, $2, $3, $4, $5::bytea, $6, $7, $8, nullif($9::bigint, 0), nullif($10::bigint, 0),"
-                  " nullif($11::bigint, 0), nullif($12::bigint, 0), $13, $14) RETURNING id, version",
-                  14, p, &res)) != 0)
+                  " nullif($11::bigint, 0), nullif($12::bigint, 0), $13, $14, nullif($15::bigint, 0), nullif($16::integer, 0))"
+                  " RETURNING id, version",
+                  16, p, &res)) != 0)
         return r;
     rec->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     rec->version = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
@@ -532,7 +548,7 @@ static int pg_key_primary(struct store *base, int64_t account_id, int64_t *ret)
 static int pg_key_write(struct store *base, struct key_rec *rec)
 {
     PGconn *conn = PG(base)->conn;
-    char i[24], a[24], expires[24], to[24], leaked[24], activated[24];
+    char i[24], a[24], expires[24], to[24], leaked[24], activated[24], rate[24], window[24];
     const char *p[] = {i,
                        a,
                        rec->name,
@@ -543,10 +559,14 @@ static int pg_key_write(struct store *base, struct key_rec *rec)
                        leaked,
                        activated,
                        rec->has_scopes ? rec->scopes : NULL,
-                       rec->has_ips ? rec->allowed_ips : NULL};
+                       rec->has_ips ? rec->allowed_ips : NULL,
+                       rate,
+                       window};
     PGresult *res;
     int r;
 
+    fmt_i64(rate, sizeof(rate), rec->rate_limit);
+    fmt_i64(window, sizeof(window), rec->rate_window);
     fmt_i64(i, sizeof(i), rec->id);
     fmt_i64(a, sizeof(a), rec->account_id);
     fmt_i64(expires, sizeof(expires), rec->expires_at);
@@ -557,9 +577,9 @@ static int pg_key_write(struct store *base, struct key_rec *rec)
                   "UPDATE api_keys SET name = $3, is_active = $4, is_primary = $5, expires_at = nullif($6::bigint, 0),"
                   " rotated_to = nullif($7::bigint, 0), leaked_at = nullif($8::bigint, 0), activated_at = nullif($9::bigint, 0),"
                   " expiry_seen = CASE WHEN coalesce(expires_at, 0) = $6::bigint THEN expiry_seen ELSE false END,"
-                  " scopes = $10, allowed_ips = $11,"
+                  " scopes = $10, allowed_ips = $11, rate_limit = nullif($12::bigint, 0), rate_window = nullif($13::integer, 0),"
                   " version = nextval('apikeyd_version') WHERE id = $1 AND account_id = $2 RETURNING version",
-                  11, p, &res)) != 0)
+                  13, p, &res)) != 0)
         return r;
     if (PQntuples(res) == 1)
         rec->version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -1069,16 +1089,19 @@ static int pg_usage_add(struct store *base, const struct usage_row *rows, size_t
         if (cols[c] == NULL)
             goto out;
     r = exec(PG(base)->conn,
-             "INSERT INTO key_usage (key_id, hour, account_id, sandbox, verified, inactive, expired, suspended, scope, ip)"
+             "INSERT INTO key_usage (key_id, hour, account_id, sandbox, verified, inactive, expired, suspended, scope, ip,"
+             " rate_limited, quota_exhausted)"
              " SELECT k, h, min(a), bool_or(s <> 0), sum(v)::bigint, sum(i)::bigint, sum(e)::bigint, sum(su)::bigint,"
-             " sum(sc)::bigint, sum(ip)::bigint"
+             " sum(sc)::bigint, sum(ip)::bigint, sum(rl)::bigint, sum(qe)::bigint"
              " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],"
-             " $8::bigint[], $9::bigint[], $10::bigint[]) AS u(k, h, a, s, v, i, e, su, sc, ip)"
+             " $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])"
+             " AS u(k, h, a, s, v, i, e, su, sc, ip, rl, qe)"
              " GROUP BY k, h ORDER BY k, h"
              " ON CONFLICT (key_id, hour) DO UPDATE SET verified = key_usage.verified + excluded.verified,"
              " inactive = key_usage.inactive + excluded.inactive, expired = key_usage.expired + excluded.expired,"
              " suspended = key_usage.suspended + excluded.suspended, scope = key_usage.scope + excluded.scope,"
-             " ip = key_usage.ip + excluded.ip",
+             " ip = key_usage.ip + excluded.ip, rate_limited = key_usage.rate_limited + excluded.rate_limited,"
+             " quota_exhausted = key_usage.quota_exhausted + excluded.quota_exhausted",
              4 + USAGE_NCOUNTS, (const char *const *)cols, NULL);
 out:
     for (int c = 0; c < 4 + USAGE_NCOUNTS; c++)
@@ -1406,7 +1429,7 @@ static int pg_usage_sum(struct store *base, const struct usage_query *q, usage_s
     fmt_i64(bucket, sizeof(bucket), q->bucket_s);
 #define USAGE_SUMS                                                                                                                 \
     "sum(verified)::bigint, sum(inactive)::bigint, sum(expired)::bigint, sum(suspended)::bigint, sum(scope)::bigint,"              \
-    " sum(ip)::bigint"
+    " sum(ip)::bigint, sum(rate_limited)::bigint, sum(quota_exhausted)::bigint"
 #define USAGE_WHERE                                                                                                                \
     "account_id = $1 AND ($2::bigint = 0 OR key_id = $2) AND hour >= $3 AND hour < $4 AND (sandbox OR NOT $5::boolean)"
     WITH_CONN(PG(base), each_row(PG(base)->conn,

@@ -122,6 +122,15 @@ static const char *const MIGRATIONS[] = {
     "  PRIMARY KEY (key_id, hour)) WITHOUT ROWID;"
     "CREATE INDEX key_usage_account ON key_usage(account_id, hour);"
     "CREATE INDEX key_usage_hour ON key_usage(hour);",
+    /*
+     * 7: rate limits (requests per fixed window; NULL: none), and the usage
+     * counts of refusals by rate limit and by quota.
+     */
+    "ALTER TABLE api_keys ADD COLUMN rate_limit INTEGER CHECK (rate_limit BETWEEN 1 AND 1000000000);"
+    "ALTER TABLE api_keys ADD COLUMN rate_window INTEGER"
+    "  CHECK (rate_window BETWEEN 1 AND 86400 AND (rate_limit IS NULL) = (rate_window IS NULL));"
+    "ALTER TABLE key_usage ADD COLUMN rate_limited INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE key_usage ADD COLUMN quota_exhausted INTEGER NOT NULL DEFAULT 0;",
 };
 
 enum {
@@ -176,8 +185,9 @@ enum {
 #define KEY_COLUMNS                                                                                                                \
     "id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at, coalesce(last_used, 0),"               \
     " coalesce(expires_at, 0), coalesce(rotated_from, 0), coalesce(rotated_to, 0), coalesce(leaked_at, 0), expiry_seen,"           \
-    " coalesce(activated_at, 0), scopes, allowed_ips"
-#define USAGE_SUMS "sum(verified), sum(inactive), sum(expired), sum(suspended), sum(scope), sum(ip)"
+    " coalesce(activated_at, 0), scopes, allowed_ips, coalesce(rate_limit, 0), coalesce(rate_window, 0)"
+#define USAGE_SUMS                                                                                                                 \
+    "sum(verified), sum(inactive), sum(expired), sum(suspended), sum(scope), sum(ip), sum(rate_limited), sum(quota_exhausted)"
 /* ?1 account, ?2 key (0: all), ?3 from, ?4 to, ?5 sandbox only */
 #define USAGE_WHERE "account_id = ?1 AND (?2 = 0 OR key_id = ?2) AND hour >= ?3 AND hour < ?4 AND (sandbox OR NOT ?5)"
 
@@ -216,16 +226,17 @@ static const char *const SQL[ST_COUNT] = {
     [ST_EVENT_LIST_BOTH] = "SELECT " EVENT_COLUMNS " FROM audit_events WHERE account_id = ?3 AND action = ?4 AND id < ?1"
                            " ORDER BY id DESC LIMIT ?2",
     [ST_KEY_INSERT] = "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
-                      " expires_at, rotated_from, rotated_to, leaked_at, scopes, allowed_ips)"
+                      " expires_at, rotated_from, rotated_to, leaked_at, scopes, allowed_ips, rate_limit, rate_window)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, nullif(?9, 0), nullif(?10, 0), nullif(?11, 0), nullif(?12, 0),"
-                      " ?13, ?14)",
+                      " ?13, ?14, nullif(?15, 0), nullif(?16, 0))",
     [ST_KEY_GET] = "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ?1",
     [ST_KEY_GET_DIGEST] = "SELECT " KEY_COLUMNS " FROM api_keys WHERE digest = ?1",
     [ST_KEY_PRIMARY] = "SELECT id FROM api_keys WHERE account_id = ?1 AND is_primary",
     [ST_KEY_UPDATE] = "UPDATE api_keys SET name = ?3, is_active = ?4, is_primary = ?5, expires_at = nullif(?6, 0),"
                       " rotated_to = nullif(?7, 0), leaked_at = nullif(?8, 0), activated_at = nullif(?9, 0),"
                       " expiry_seen = CASE WHEN coalesce(expires_at, 0) = ?6 THEN expiry_seen ELSE 0 END,"
-                      " scopes = ?10, allowed_ips = ?11 WHERE id = ?1 AND account_id = ?2",
+                      " scopes = ?10, allowed_ips = ?11, rate_limit = nullif(?12, 0), rate_window = nullif(?13, 0)"
+                      " WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_DELETE] = "DELETE FROM api_keys WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_UNCOUNT] = "UPDATE accounts SET key_count = key_count - 1 WHERE id = ?1",
     [ST_KEY_LOAD] = "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY id",
@@ -234,11 +245,14 @@ static const char *const SQL[ST_COUNT] = {
     [ST_SWEEP_CLAIM] = "UPDATE sweeps SET due_at = ?2 + ?3 WHERE name = ?1 AND (due_at <= ?2 OR due_at > ?2 + 2 * ?3)",
     [ST_LAST_USED] = "UPDATE api_keys SET last_used = max(coalesce(last_used, 0), ?2) WHERE id = ?1",
     [ST_DATA_VERSION] = "PRAGMA data_version",
-    [ST_USAGE_ADD] = "INSERT INTO key_usage (key_id, hour, account_id, sandbox, verified, inactive, expired, suspended, scope, ip)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (key_id, hour) DO UPDATE SET"
+    [ST_USAGE_ADD] = "INSERT INTO key_usage (key_id, hour, account_id, sandbox, verified, inactive, expired, suspended, scope, ip,"
+                     " rate_limited, quota_exhausted)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (key_id, hour) DO UPDATE SET"
                      " verified = verified + excluded.verified, inactive = inactive + excluded.inactive,"
                      " expired = expired + excluded.expired, suspended = suspended + excluded.suspended,"
-                     " scope = scope + excluded.scope, ip = ip + excluded.ip",
+                     " scope = scope + excluded.scope, ip = ip + excluded.ip,"
+                     " rate_limited = rate_limited + excluded.rate_limited,"
+                     " quota_exhausted = quota_exhausted + excluded.quota_exhausted",
     [ST_USAGE_PRUNE] =
         "DELETE FROM key_usage WHERE (key_id, hour) IN (SELECT key_id, hour FROM key_usage WHERE hour < ?1 LIMIT ?2)",
     [ST_USAGE_BUCKETS] = "SELECT hour - hour % ?6 AS b, " USAGE_SUMS " FROM key_usage WHERE " USAGE_WHERE " GROUP BY b ORDER BY b",
@@ -487,6 +501,8 @@ static int sq_key_insert(struct store *base, struct key_rec *rec)
     sqlite3_bind_int64(st, 11, rec->rotated_to);
     sqlite3_bind_int64(st, 12, rec->leaked_at);
     bind_policy(st, 13, rec);
+    sqlite3_bind_int64(st, 15, rec->rate_limit);
+    sqlite3_bind_int(st, 16, rec->rate_window);
     if ((r = step_done(st)) == 0) {
         rec->id = sqlite3_last_insert_rowid(s->db);
         rec->version = 0;
@@ -525,7 +541,7 @@ static int row_to_rec(sqlite3_stmt *st, struct key_rec *rec)
     if (column_policy(st, 16, &rec->has_scopes, rec->scopes, sizeof(rec->scopes)) != 0 ||
         column_policy(st, 17, &rec->has_ips, rec->allowed_ips, sizeof(rec->allowed_ips)) != 0)
         return AK_ERR_STORE;
-    return 0;
+    return key_set_rate(rec, sqlite3_column_int64(st, 18), sqlite3_column_int64(st, 19)) ? 0 : AK_ERR_STORE;
 }
 
 static int sq_key_primary(struct store *base, int64_t account_id, int64_t *ret)
@@ -558,6 +574,8 @@ static int sq_key_write(struct store *base, struct key_rec *rec)
     sqlite3_bind_int64(st, 8, rec->leaked_at);
     sqlite3_bind_int64(st, 9, rec->activated_at);
     bind_policy(st, 10, rec);
+    sqlite3_bind_int64(st, 12, rec->rate_limit);
+    sqlite3_bind_int(st, 13, rec->rate_window);
     if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
         r = AK_ERR_NOT_FOUND;
     return r;

@@ -74,6 +74,8 @@ KEY_FIELDS = [
     "expires_at", "rotated_from", "rotated_to", "leaked_at",
     # issue 12: restricted keys
     "scopes", "allowed_ips",
+    # issue 13: limits
+    "rate_limit",
 ]  # fmt: skip
 CREATED_MESSAGE = "Save this key securely. It will not be shown again."
 ERROR_CODES = {

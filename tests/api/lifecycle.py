@@ -22,9 +22,9 @@ TEN_YEARS = 10 * 366 * DAY  # the contract's bound for expires_at
 CLOCK_TIMEOUT = 10.0  # the server reads the clock file ten times a second
 SWEEP_TIMEOUT = 30.0  # a clock change runs the sweeps at once; generous
 LIFECYCLE_FIELDS = ["expires_at", "rotated_from", "rotated_to", "leaked_at"]
-# Issue 12's restrictions come last.
+# Issue 12's restrictions come last, then issue 13's limits.
 KEY_OBJECT = ["id", "name", "key_type", "key_prefix", "is_active", "is_primary", "created_at", "last_used",
-              *LIFECYCLE_FIELDS, "scopes", "allowed_ips"]  # fmt: skip
+              *LIFECYCLE_FIELDS, "scopes", "allowed_ips", "rate_limit"]  # fmt: skip
 
 
 def rfc3339(t):

@@ -14,7 +14,7 @@ SCHEMAS = DOC["components"]["schemas"]
 # Issue 12 (restricted keys, usage): two more key members, last, and three more error codes
 # (the union keeps these tests right whether or not conftest lists them already).
 ALL_KEY_FIELDS = KEY_FIELDS + [f for f in ("scopes", "allowed_ips") if f not in KEY_FIELDS]
-ALL_ERROR_CODES = set(ERROR_CODES) | {"insufficient_scope", "ip_not_allowed", "invalid_required_scopes"}
+ALL_ERROR_CODES = set(ERROR_CODES) | {"insufficient_scope", "ip_not_allowed", "invalid_required_scopes", "rate_limited"}
 
 # The seed's list response, verbatim.
 SEED_LIST_VERBATIM = {

@@ -1655,6 +1655,75 @@ static void test_authenticate_scopes(void **state)
     assert_string_equal(p.scopes, "");
 }
 
+/* Issue 13: a rate-limited key is admitted `limit` times a window, then refused (counted, not a use); the report says where it
+ * stands. */
+static void test_rate_limit(void **state)
+{
+    struct fixture *f = *state;
+    struct key_rec k = make_rec(1, 1, KEY_TYPE_PRODUCTION, true, true, "limited"), got;
+    struct rate_report rate;
+    struct auth_req req = {.rate = &rate};
+    struct principal p, untouched;
+    struct rows r;
+
+    k.rate_limit = 3;
+    k.rate_window = 60;
+    assert_int_equal(catalog_put(f->cat, &k), 0);
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_int_equal(got.rate_limit, 3);
+    assert_int_equal(got.rate_window, 60);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(catalog_authenticate(f->cat, k.digest, 6000 + i, &req, &p), 0);
+        assert_int_equal(p.rate_limit, 3);
+        assert_int_equal(p.rate_window, 60);
+        assert_int_equal(rate.limit, 3);
+        assert_int_equal(rate.window, 60);
+        assert_int_equal(rate.left, 2 - i);
+        assert_int_equal(rate.reset, 60 - i);
+    }
+    memset(&p, 0x5a, sizeof(p));
+    untouched = p;
+    assert_int_equal(catalog_authenticate(f->cat, k.digest, 6010, &req, &p), AK_ERR_RATE_LIMITED);
+    assert_memory_equal(&p, &untouched, sizeof(p)); /* a refusal fills no principal */
+    assert_int_equal(rate.left, 0);
+    assert_int_equal(rate.reset, 50);
+    assert_int_equal(catalog_authenticate(f->cat, k.digest, 6059, NULL, &p), AK_ERR_RATE_LIMITED); /* no report asked */
+    assert_int_equal(catalog_get(f->cat, 1, &got), 0);
+    assert_int_equal(got.last_used, 6002); /* refusals are not uses */
+    r = collect_rows(f->cat, HOUR_A);
+    expect_row(&r, k.id, 1, false, HOUR_A, (uint64_t[USAGE_NCOUNTS]){[USAGE_VERIFIED] = 3, [USAGE_RATE_LIMITED] = 2});
+    free(r.v);
+    /* The next window; a new version of the key (a PATCH) keeps the counts, with its new limit. */
+    assert_int_equal(catalog_authenticate(f->cat, k.digest, 6060, &req, &p), 0);
+    k.rate_limit = 2;
+    k.version = 2;
+    assert_int_equal(catalog_put(f->cat, &k), 0);
+    assert_int_equal(catalog_authenticate(f->cat, k.digest, 6061, &req, &p), 0);
+    assert_int_equal(rate.left, 0);
+    assert_int_equal(catalog_authenticate(f->cat, k.digest, 6062, &req, &p), AK_ERR_RATE_LIMITED);
+    /* Unlimited again: no count, no report. */
+    k.rate_limit = 0;
+    k.rate_window = 0;
+    k.version = 3;
+    assert_int_equal(catalog_put(f->cat, &k), 0);
+    assert_int_equal(catalog_authenticate(f->cat, k.digest, 6063, &req, &p), 0);
+    assert_int_equal(p.rate_limit, 0);
+    assert_int_equal(rate.limit, 0);
+    /* A refusal before the rate limit takes no slot but reports it; an unknown key reports none. */
+    k.rate_limit = 1;
+    k.rate_window = 60;
+    k.active = false;
+    k.primary = false;
+    k.version = 4;
+    assert_int_equal(catalog_put(f->cat, &k), 0);
+    assert_int_equal(catalog_authenticate(f->cat, k.digest, 6120, &req, &p), AK_ERR_KEY_INACTIVE);
+    assert_int_equal(rate.limit, 1);
+    assert_int_equal(rate.left, 1);
+    make_digest(4242, k.digest);
+    assert_int_equal(catalog_authenticate(f->cat, k.digest, 6120, &req, &p), AK_ERR_KEY_UNKNOWN);
+    assert_int_equal(rate.limit, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1671,6 +1740,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_many_keys_per_account, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_in_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_in_batches_failing_keeps_content, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_replaces_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_keeps_newer_last_used, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_failure_keeps_content, setup, teardown),

@@ -127,24 +127,24 @@ static void test_headers(void **state)
     (void)state;
     assert_int_equal(limits_policy_header(&l, now, buf, sizeof(buf)), (int)strlen("\"rate\";q=1000;w=60"));
     assert_string_equal(buf, "\"rate\";q=1000;w=60");
-    assert_true(limits_state_header(&l, now, 998, 0, buf, sizeof(buf)) > 0);
+    assert_true(limits_state_header(&l, now, 998, 42, 0, buf, sizeof(buf)) > 0);
     assert_string_equal(buf, "\"rate\";r=998;t=42");
     l.has_quota = true;
     l.remaining = 500;
     assert_true(limits_policy_header(&l, now, buf, sizeof(buf)) > 0);
     assert_string_equal(buf, "\"rate\";q=1000;w=60, \"quota\";q=500");
-    assert_true(limits_state_header(&l, now, -3, 499, buf, sizeof(buf)) > 0);
+    assert_true(limits_state_header(&l, now, -3, 42, 499, buf, sizeof(buf)) > 0);
     assert_string_equal(buf, "\"rate\";r=0;t=42, \"quota\";r=499");
     l.refill_amount = 100000;
     l.refill_interval = REFILL_MONTH;
     assert_true(limits_policy_header(&l, now, buf, sizeof(buf)) > 0);
     assert_string_equal(buf, "\"rate\";q=1000;w=60, \"quota\";q=100000;w=2678400"); /* December: 31 days */
-    assert_true(limits_state_header(&l, now, 5, 99870, buf, sizeof(buf)) > 0);
+    assert_true(limits_state_header(&l, now, 5, 42, 99870, buf, sizeof(buf)) > 0);
     snprintf(buf + 128, 128, "\"rate\";r=5;t=42, \"quota\";r=99870;t=%lld", (long long)(utc(2027, 1, 1, 0, 0, 0) - now));
     assert_string_equal(buf, buf + 128);
     l.rate_limit = 0;
     l.refill_interval = REFILL_DAY;
-    assert_true(limits_state_header(&l, now, 0, 7, buf, sizeof(buf)) > 0);
+    assert_true(limits_state_header(&l, now, 0, 0, 7, buf, sizeof(buf)) > 0);
     snprintf(buf + 128, 128, "\"quota\";r=7;t=%lld", (long long)(utc(2026, 12, 3, 0, 0, 0) - now));
     assert_string_equal(buf, buf + 128);
     /* No limits: no field. Too small a buffer: -1. */
@@ -154,7 +154,7 @@ static void test_headers(void **state)
     l.rate_limit = 1000000000;
     l.rate_window = 86400;
     assert_int_equal(limits_policy_header(&l, now, buf, 10), -1);
-    assert_int_equal(limits_state_header(&l, now, 1, 1, buf, 10), -1);
+    assert_int_equal(limits_state_header(&l, now, 1, 1, 1, buf, 10), -1);
     assert_int_equal(limits_policy_header(&l, now, buf, 0), -1);
 }
 

@@ -369,6 +369,81 @@ static void test_both_limits(void **state)
     free(c);
 }
 
+/* ---- a caller with a rate limit (issue 13) ---- */
+
+/* policy_apply of a request that sets rate_limit to `limit`/`window` (limit 0: null; -1: unsent) on a new key. */
+static int rate_create(const struct caller *c, int64_t limit, int32_t window, struct key_rec *ret)
+{
+    struct policy_req *r = req_new(UNSENT, UNSENT);
+    struct key_rec *k = key_new(NULL, NULL);
+    int rc;
+
+    if (limit >= 0) {
+        r->set_rate = true;
+        r->has_rate = limit > 0;
+        r->rate_limit = limit;
+        r->rate_window = limit > 0 ? window : 0;
+    }
+    rc = policy_apply(c != NULL ? &c->who : NULL, c != NULL ? &c->self : NULL, r, true, k);
+    if (ret != NULL)
+        *ret = *k;
+    free(r);
+    free(k);
+    return rc;
+}
+
+static void test_rate_limited_caller(void **state)
+{
+    struct caller *c = caller_new(NULL, NULL);
+    struct key_rec *k = malloc(sizeof(*k)), *t;
+
+    (void)state;
+    assert_non_null(k);
+    c->who.rate_limit = c->self.rate_limit = 600;
+    c->who.rate_window = c->self.rate_window = 60; /* 10 a second, bursts of 600 */
+    /* Inherited when unsent; tighter ones given as asked. */
+    assert_int_equal(rate_create(c, -1, 0, k), 0);
+    assert_int_equal(k->rate_limit, 600);
+    assert_int_equal(k->rate_window, 60);
+    assert_int_equal(rate_create(c, 600, 60, k), 0);
+    assert_int_equal(rate_create(c, 10, 1, k), 0); /* same rate, smaller burst */
+    assert_int_equal(k->rate_limit, 10);
+    assert_int_equal(k->rate_window, 1);
+    assert_int_equal(rate_create(c, 1, 86400, k), 0);
+    /* Looser: none at all, a bigger burst, a higher rate. */
+    assert_int_equal(rate_create(c, 0, 0, NULL), AK_ERR_SCOPE);
+    assert_int_equal(rate_create(c, 601, 60, NULL), AK_ERR_SCOPE);
+    assert_int_equal(rate_create(c, 11, 1, NULL), AK_ERR_SCOPE);
+    assert_int_equal(rate_create(c, 600, 59, NULL), AK_ERR_SCOPE);
+    assert_int_equal(rate_create(c, 1000, 3600, NULL), AK_ERR_SCOPE);
+    /* Managing: only keys no looser than itself. */
+    t = key_new(NULL, NULL);
+    assert_int_equal(policy_may_manage(&c->who, &c->self, t), AK_ERR_SCOPE);
+    t->rate_limit = 600;
+    t->rate_window = 60;
+    assert_int_equal(policy_may_manage(&c->who, &c->self, t), 0);
+    t->rate_limit = 1000000000;
+    t->rate_window = 86400;
+    assert_int_equal(policy_may_manage(&c->who, &c->self, t), AK_ERR_SCOPE);
+    free(t);
+    /* The largest values do not overflow the comparison. */
+    c->who.rate_limit = 1000000000;
+    c->who.rate_window = 1;
+    assert_int_equal(rate_create(c, 1000000000, 86400, k), 0);
+    c->who.rate_window = 86400;
+    assert_int_equal(rate_create(c, 1000000000, 1, NULL), AK_ERR_SCOPE);
+    /* A caller without a rate limit gives any, null included; the operator too. */
+    c->who.rate_limit = c->who.rate_window = 0;
+    assert_int_equal(rate_create(c, 0, 0, k), 0);
+    assert_int_equal(k->rate_limit, 0);
+    assert_int_equal(rate_create(c, -1, 0, k), 0);
+    assert_int_equal(k->rate_limit, 0);
+    assert_int_equal(rate_create(NULL, 5, 5, k), 0);
+    assert_int_equal(k->rate_limit, 5);
+    free(k);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_scoped_create),          cmocka_unit_test(test_scoped_manage),
         cmocka_unit_test(test_scoped_patch),           cmocka_unit_test(test_allowlisted_create),
         cmocka_unit_test(test_allowlisted_manage),     cmocka_unit_test(test_both_limits),
+        cmocka_unit_test(test_rate_limited_caller),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

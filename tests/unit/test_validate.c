@@ -1318,6 +1318,62 @@ static void test_create_policy_valid(void **state)
     assert_non_null(strstr(req.policy.allowed_ips, ",10.0.31.0/24"));
 }
 
+/* rate_limit (issue 13): null or {"limit", "window_seconds"} in range, nothing else. */
+static void test_rate_limit(void **state)
+{
+    static const char *const bad[] = {
+        "{\"limit\":0,\"window_seconds\":60}",
+        "{\"limit\":-1,\"window_seconds\":60}",
+        "{\"limit\":1000000001,\"window_seconds\":60}",
+        "{\"limit\":10,\"window_seconds\":0}",
+        "{\"limit\":10,\"window_seconds\":86401}",
+        "{\"limit\":1.5,\"window_seconds\":60}",
+        "{\"limit\":10,\"window_seconds\":60.0}",
+        "{\"limit\":\"10\",\"window_seconds\":60}",
+        "{\"limit\":true,\"window_seconds\":60}",
+        "{\"limit\":null,\"window_seconds\":60}",
+        "{\"limit\":10}",
+        "{\"window_seconds\":60}",
+        "{}",
+        "{\"limit\":10,\"window_seconds\":60,\"burst\":1}",
+        "{\"limit\":10,\"window\":60}",
+        "[10,60]",
+        "10",
+        "\"10/60\"",
+        "true",
+        "{\"limit\":99999999999999999999,\"window_seconds\":60}",
+    };
+    struct create_req c;
+    struct patch_req p;
+    char body[256], msg[VALIDATE_MSG_MAX];
+
+    (void)state;
+    assert_int_equal(create_with(",\"rate_limit\":{\"limit\":1000,\"window_seconds\":60}", &c), 0);
+    assert_true(c.policy.set_rate && c.policy.has_rate);
+    assert_int_equal(c.policy.rate_limit, 1000);
+    assert_int_equal(c.policy.rate_window, 60);
+    assert_int_equal(create_with(",\"rate_limit\":{\"window_seconds\":86400,\"limit\":1000000000}", &c), 0);
+    assert_int_equal(c.policy.rate_limit, 1000000000);
+    assert_int_equal(c.policy.rate_window, 86400);
+    assert_int_equal(create_with(",\"rate_limit\":{\"limit\":1,\"window_seconds\":1}", &c), 0);
+    assert_int_equal(create_with(",\"rate_limit\":null", &c), 0);
+    assert_true(c.policy.set_rate && !c.policy.has_rate);
+    assert_int_equal(create_with("", &c), 0);
+    assert_false(c.policy.set_rate);
+    /* PATCH with rate_limit alone is a change. */
+    assert_int_equal(validate_patch("{\"rate_limit\":null}", strlen("{\"rate_limit\":null}"), &p, msg, sizeof(msg)), 0);
+    assert_true(p.policy.set_rate && !p.policy.has_rate);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(body, sizeof(body), "{\"name\":\"k\",\"key_type\":\"sandbox\",\"rate_limit\":%s}", bad[i]);
+        refused_msg(false, body, AK_ERR_INVALID, msg, sizeof(msg));
+        /* A number past 64 bits is refused by the parser's range check, which names no field. */
+        assert_non_null(strstr(msg, strstr(bad[i], "99999999999999999999") != NULL ? "out of range" : "rate_limit"));
+        snprintf(body, sizeof(body), "{\"rate_limit\":%s}", bad[i]);
+        refused_msg(true, body, AK_ERR_INVALID, msg, sizeof(msg));
+    }
+    refused_msg(true, "{\"rate_limit\":null,\"rate_limit\":null}", AK_ERR_JSON, msg, sizeof(msg));
+}
+
 static void test_create_policy_refused(void **state)
 {
     static const struct {
@@ -1402,7 +1458,7 @@ static void test_unknown_field_names_policy_fields(void **state)
         char m[VALIDATE_MSG_MAX] = "";
         const char *body = "{\"name\":\"k\",\"key_type\":\"sandbox\",\"x\":1}";
         assert_int_equal(validate_issue(body, strlen(body), &r.issue, m, sizeof(m)), AK_ERR_INVALID);
-        assert_non_null(strstr(m, "scopes, allowed_ips, make_primary"));
+        assert_non_null(strstr(m, "scopes, allowed_ips, rate_limit, make_primary"));
     }
 }
 
@@ -1514,6 +1570,7 @@ int main(void)
         cmocka_unit_test(test_rotate_body),
         cmocka_unit_test(test_create_policy_valid),
         cmocka_unit_test(test_create_policy_refused),
+        cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_unknown_field_names_policy_fields),
         cmocka_unit_test(test_patch_policy),
         cmocka_unit_test(test_issue_policy),
