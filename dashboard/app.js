@@ -304,7 +304,7 @@
 
   /* The API's refusal reasons, in its order, and how the page words them. */
   const REASONS = [["inactive", "inactive or leaked"], ["expired", "expired"], ["suspended", "account suspended"],
-    ["scope", "missing scope"], ["ip", "address not allowed"]];
+    ["scope", "missing scope"], ["ip", "address not allowed"], ["rate_limited", "rate limited"], ["quota_exhausted", "quota spent"]];
   const refusedOf = (r) => REASONS.reduce((n, [reason]) => n + r[reason], 0);
   const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   /* A bucket's start (RFC 3339, UTC) in a few characters: "14:00" for an hour, "3 Nov" for a day. */

@@ -13,7 +13,7 @@ DOC = SPEC.doc
 SCHEMAS = DOC["components"]["schemas"]
 # Issue 12 (restricted keys, usage): two more key members, last, and three more error codes
 # (the union keeps these tests right whether or not conftest lists them already).
-ALL_KEY_FIELDS = KEY_FIELDS + [f for f in ("scopes", "allowed_ips") if f not in KEY_FIELDS]
+ALL_KEY_FIELDS = KEY_FIELDS + [f for f in ("scopes", "allowed_ips", "rate_limit") if f not in KEY_FIELDS]
 ALL_ERROR_CODES = set(ERROR_CODES) | {"insufficient_scope", "ip_not_allowed", "invalid_required_scopes", "rate_limited"}
 
 # The seed's list response, verbatim.
@@ -45,7 +45,10 @@ SEED_LIST_VERBATIM = {
 LIFECYCLE_NULLS = {"expires_at": None, "rotated_from": None, "rotated_to": None, "leaked_at": None}
 # Issue 12 gave them two more, always present: null for an unrestricted key.
 RESTRICTION_NULLS = {"scopes": None, "allowed_ips": None}
-SEED_LIST = {"api_keys": [dict(key, **LIFECYCLE_NULLS, **RESTRICTION_NULLS) for key in SEED_LIST_VERBATIM["api_keys"]]}
+# Issue 13: and a rate limit, null for none.
+LIMIT_NULLS = {"rate_limit": None}
+SEED_LIST = {"api_keys": [dict(key, **LIFECYCLE_NULLS, **RESTRICTION_NULLS, **LIMIT_NULLS)
+                          for key in SEED_LIST_VERBATIM["api_keys"]]}
 
 OPERATIONS = {
     ("/v1/account/api-keys/", "get"): {"200", "401", "403", "429", "503"},  # 403: account_suspended
@@ -271,14 +274,14 @@ def test_created_api_key_schema():
 
 def test_request_schemas():
     create = SCHEMAS["CreateRequest"]
-    assert set(create["properties"]) == {"name", "key_type", "expires_at", "scopes", "allowed_ips"}
+    assert set(create["properties"]) == {"name", "key_type", "expires_at", "scopes", "allowed_ips", "rate_limit"}
     assert set(create["required"]) == {"name", "key_type"}
     assert create["additionalProperties"] is False
     update = SCHEMAS["UpdateRequest"]
-    assert set(update["properties"]) == {"name", "is_active", "is_primary", "expires_at", "scopes", "allowed_ips"}
+    assert set(update["properties"]) == {"name", "is_active", "is_primary", "expires_at", "scopes", "allowed_ips", "rate_limit"}
     assert update["additionalProperties"] is False and update["minProperties"] == 1
     issue = SCHEMAS["AdminKeyCreate"]
-    assert set(issue["properties"]) == {"name", "key_type", "expires_at", "scopes", "allowed_ips", "make_primary"}
+    assert set(issue["properties"]) == {"name", "key_type", "expires_at", "scopes", "allowed_ips", "rate_limit", "make_primary"}
     assert set(issue["required"]) == {"name", "key_type"}
     rotate = SCHEMAS["RotateRequest"]
     assert set(rotate["properties"]) == {"grace_period_seconds"} and rotate["additionalProperties"] is False
@@ -548,8 +551,8 @@ def test_usage_routes_take_their_query_parameters():
 
 
 def test_refused_reasons_are_exactly_the_counted_ones():
-    assert SCHEMAS["RefusedCounts"]["required"] == ["inactive", "expired", "suspended", "scope", "ip"]
-    assert list(SCHEMAS["RefusedCounts"]["properties"]) == ["inactive", "expired", "suspended", "scope", "ip"]
+    assert SCHEMAS["RefusedCounts"]["required"] == ["inactive", "expired", "suspended", "scope", "ip", "rate_limited", "quota_exhausted"]
+    assert list(SCHEMAS["RefusedCounts"]["properties"]) == ["inactive", "expired", "suspended", "scope", "ip", "rate_limited", "quota_exhausted"]
     assert list(SCHEMAS["KeyUsage"]["properties"]) == ["key_id", "granularity", "from", "to", "total", "buckets"]
     assert list(SCHEMAS["AccountUsage"]["properties"]) == ["granularity", "from", "to", "total", "buckets", "keys"]
 

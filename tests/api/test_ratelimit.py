@@ -21,7 +21,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import ACCOUNT_AUDIT, ADMIN_ACCOUNTS, COLLECTION, Client, ServerFactory, assert_error, snapshot, wait_until
+from conftest import (
+    ACCOUNT_AUDIT,
+    ADMIN_ACCOUNTS,
+    COLLECTION,
+    Client,
+    ServerFactory,
+    assert_error,
+    snapshot,
+    wait_until,
+    walk_pages,
+)
 from lifecycle import CLOCK_TIMEOUT, ShiftClock, rfc3339
 
 VERIFY = "/v1/auth/verify"
@@ -138,8 +148,8 @@ def test_bad_rate_limits_are_422_and_change_nothing(env, acme, value):
 def test_rate_limit_is_audited(env, acme):
     k = make(acme, "audited")
     acme.update(k["id"], rate_limit=rate(3, 30))
-    events = acme.get(f"{ACCOUNT_AUDIT}?action=key.updated").body["events"]
-    mine = next(e for e in events if e["target_id"] == k["id"])
+    events = walk_pages(acme, ACCOUNT_AUDIT, "events", limit=1000)[0]
+    mine = next(e for e in events if e["action"] == "key.updated" and e["target"]["id"] == k["id"])
     assert mine["changes"]["rate_limit"] == {"old": None, "new": rate(3, 30)}
 
 

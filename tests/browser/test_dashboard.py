@@ -745,7 +745,8 @@ def test_usage_chart_shows_the_exact_counts(apikeyd, browser):
     for _ in range(2):
         r = verify(base, made["api_key"])
         assert r.status_code == 403 and r.json()["error"]["code"] == "ip_not_allowed"
-    expected = {"verified": 5, "refused": {"inactive": 0, "expired": 0, "suspended": 0, "scope": 3, "ip": 2}}
+    expected = {"verified": 5, "refused": {"inactive": 0, "expired": 0, "suspended": 0, "scope": 3, "ip": 2, "rate_limited": 0,
+                                     "quota_exhausted": 0}}
     # counted in memory, in the store within a flush (every second)
     wait(None).until(lambda _: usage(apikeyd, made["id"])["total"] == expected)
     api = usage(apikeyd, made["id"])
@@ -761,7 +762,7 @@ def test_usage_chart_shows_the_exact_counts(apikeyd, browser):
             assert buckets[b["start"]] == [b["verified"], sum(b["refused"].values())], b
     summary = d.find_element(By.ID, "usage-summary").text
     assert summary == ("In the last 24 hours: 10 requests, 5 verified and 5 refused (inactive or leaked: 0, expired: 0, "
-                       "account suspended: 0, missing scope: 3, address not allowed: 2).")
+                       "account suspended: 0, missing scope: 3, address not allowed: 2, rate limited: 0, quota spent: 0).")
     svg = d.find_element(By.CSS_SELECTOR, "svg.chart")
     assert svg.get_attribute("role") == "img" and svg.get_attribute("aria-describedby") == "usage-summary"
     assert d.find_element(By.ID, svg.get_attribute("aria-labelledby")).text.startswith("Requests per hour, ")
@@ -770,8 +771,8 @@ def test_usage_chart_shows_the_exact_counts(apikeyd, browser):
     d.find_element(By.XPATH, "//summary[text()='The same numbers as a table']").click()
     lines = [[c.text for c in r.find_elements(By.TAG_NAME, "td")[1:]]
              for r in d.find_elements(By.CSS_SELECTOR, "table[aria-label='Usage by hour'] tbody tr")]
-    busy = [line for line in lines if line != ["0"] * 7]
-    assert [sum(int(line[i]) for line in busy) for i in range(7)] == [5, 5, 0, 0, 0, 3, 2]
+    busy = [line for line in lines if line != ["0"] * 9]
+    assert [sum(int(line[i]) for line in busy) for i in range(9)] == [5, 5, 0, 0, 0, 3, 2, 0, 0]
     # by day over the last 30 days: the same totals
     d.find_element(By.XPATH, "//button[text()='Last 30 days']").click()
     wait(d).until(lambda d: d.find_element(By.XPATH, "//button[text()='Last 30 days']").get_attribute("aria-pressed") == "true")
