@@ -30,6 +30,8 @@
 #       database made by build/apikeyd; start-up time with one key and with two keys per
 #       account, and p50 / p99 of the operator and audit listings with one keep-alive
 #       client (bench/listing_latency.py); query plans to build/bench/plans-*.txt.
+#   [j] issue 13: verify of a key with a rate limit it never reaches against the plain verify,
+#       interleaved as [i].
 #
 # Then a summary table against the targets of issues 3 and 9. Results also go to
 # build/bench/results.txt (key=value), build/bench/summary.md,
@@ -50,7 +52,7 @@ SHARED=${APIKEYD_SHARED_BENCH:-$ROOT/../shared/bench}
 OUT=$ROOT/build/bench
 APIKEYD=$ROOT/build/apikeyd
 BULKLOAD=$ROOT/build/bulkload
-SECTIONS=${BENCH_SECTIONS:-a b c d e f g h i}
+SECTIONS=${BENCH_SECTIONS:-a b c d e f g h i j}
 
 # Fixed options.
 CMP_SECS=4 CMP_ROUNDS=3 # compare.sh's own defaults
@@ -694,6 +696,39 @@ if want i; then
     say "i: restricted_vs_plain=${R[i_restricted_vs_plain]} startup_s=${R[i_startup_s]} rss_start_mb=${R[i_rss_start_mb]} rss_after_mb=${R[i_rss_after_mb]} random_vs_limit=${R[i_random_vs_limit]}"
 fi
 
+# --- [j] issue 13: verify of a rate-limited key against the plain verify ----------------------
+# One key with a rate limit it never reaches (10^9 a day: every request is counted, none is
+# refused) against the account's plain primary, interleaved like [i].
+if want j; then
+    hdr "[j] rate-limited key: ${RESTR_ROUNDS} interleaved rounds of ${RESTR_SECS} s (wrk -t2 -c64)"
+    start_refs
+    JDB=$WORK/j.db
+    JKEY=$("$APIKEYD" account create --db "$JDB" --name bench | json_get api_key)
+    start_apikeyd "$JDB" "$WORK/j.log" --no-access-log
+    code=$(curl -s -o "$WORK/j-key.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $JKEY" \
+        -H 'Content-Type: application/json' \
+        -d '{"name":"Limited","key_type":"production","rate_limit":{"limit":1000000000,"window_seconds":86400}}' \
+        "http://127.0.0.1:$SRV_PORT/v1/account/api-keys/")
+    [ "$code" = 201 ] || die "creating the rate-limited key answered $code: $(cat "$WORK/j-key.json")"
+    LKEY=$(json_get api_key <"$WORK/j-key.json")
+    curl -s -D "$WORK/j-head.txt" -o /dev/null -H "Authorization: Bearer $LKEY" "http://127.0.0.1:$SRV_PORT$VERIFY_PATH"
+    grep -qi '^ratelimit: "rate";r=' "$WORK/j-head.txt" || issue "[j] the rate-limited key's verify carried no RateLimit field"
+    jp="" jl=""
+    for r in $(seq "$RESTR_ROUNDS"); do
+        jp+="$(wrkrun "j-plain-$r" -t2 -c64 -d"${RESTR_SECS}s" -H "Authorization: Bearer $JKEY" "http://127.0.0.1:$SRV_PORT$VERIFY_PATH") "
+        jl+="$(wrkrun "j-limited-$r" -t2 -c64 -d"${RESTR_SECS}s" -H "Authorization: Bearer $LKEY" "http://127.0.0.1:$SRV_PORT$VERIFY_PATH") "
+        alive j || break
+    done
+    stop_apikeyd j
+    res j_plain_rps "$(echo "$jp" | med)"
+    res j_limited_rps "$(echo "$jl" | med)"
+    res j_limited_vs_plain "$(div "${R[j_limited_rps]}" "${R[j_plain_rps]}")"
+    printf '%-36s %12s   runs\n' who 'req/s(med)'
+    printf '%-36s %12s   %s\n' "verify, plain key" "${R[j_plain_rps]}" "$jp" \
+        "verify, rate-limited key" "${R[j_limited_rps]}" "$jl"
+    say "j: limited_vs_plain=${R[j_limited_vs_plain]}"
+fi
+
 # --- [g] issue 9 at scale: 100,000 accounts, 1,000,000 audit events ------------------
 # Per backend: a database made by this apikeyd (account 1 with a real key, admin token 1),
 # then bench/seed.sql straight into it (SQLite: the sqlite3 CLI; PostgreSQL: psql), then:
@@ -877,6 +912,8 @@ SUM=$OUT/summary.md
     row "[i] 1M keys, 10 % restricted: VmRSS after start-up, MB" "$(v i_rss_start_mb)" "<" 350
     row "[i] 1M keys, 10 % restricted: VmRSS after random run, MB" "$(v i_rss_after_mb)" "<" 350
     echo "| [i] 1M keys, 10 % restricted: random verify / limit | $(v i_random_vs_limit) | | |"
+    # issue 13: rate limits
+    row "[j] verify, rate-limited key / plain" "$(v j_limited_vs_plain)" ">=" 0.9
     for b in sqlite postgres; do
         for c in $G_CASES; do row "[g] $b: $c p99 (one client), ms" "$(v g_${b}_${c}_p99_ms)" "<" 5; done
         row "[g] $b: start-up, 100k accounts x 1 key, s" "$(v g_${b}_startup_1key_s)" "<" 3
