@@ -154,7 +154,14 @@
     };
     return el("td", { class: "access" },
       el("div", { class: "scopes" }, el("span", { class: "what", text: "Scopes: " }), ...items(k.scopes, "unrestricted")),
-      el("div", { class: "ips" }, el("span", { class: "what", text: "From: " }), ...items(k.allowed_ips, "any address")));
+      el("div", { class: "ips" }, el("span", { class: "what", text: "From: " }), ...items(k.allowed_ips, "any address")),
+      el("div", { class: "rate" }, el("span", { class: "what", text: "Rate: " }), k.rate_limit
+        ? el("span", { text: rateText(k.rate_limit) }) : el("span", { class: "none", text: "no limit" })));
+  }
+
+  /* A rate limit in words: "1000 per 60 s". */
+  function rateText(r) {
+    return r.limit + " per " + r.window_seconds + " s";
   }
 
   function rename(k, cell) {
@@ -191,7 +198,16 @@
       el("label", { for: prefix + "-ips", text: "Allowed addresses" }), ips,
       el("p", { class: "note", id: prefix + "-ips-help", text: "IP addresses or CIDR blocks (203.0.113.0/24, 2001:db8::/32), "
         + "separated by commas, spaces or new lines. Empty: any address" + inherit("an allowlist", "its allowlist") })];
-    return { scopes, ips, fields };
+    /* The rate limit: requests per window of seconds; both empty: no limit. Numbers go to the API as typed. */
+    const rate = el("input", { id: prefix + "-rate", inputmode: "numeric", autocomplete: "off", "aria-describedby": prefix + "-rate-help",
+      value: k && k.rate_limit ? String(k.rate_limit.limit) : "" });
+    const per = el("input", { id: prefix + "-window", inputmode: "numeric", autocomplete: "off", "aria-describedby": prefix + "-rate-help",
+      value: k && k.rate_limit ? String(k.rate_limit.window_seconds) : "" });
+    fields.push(el("label", { for: prefix + "-rate", text: "Rate limit: requests" }), rate,
+      el("label", { for: prefix + "-window", text: "per seconds" }), per,
+      el("p", { class: "note", id: prefix + "-rate-help", text: "At most this many requests in each window of this many seconds "
+        + "(1 to 86400), e.g. 1000 per 60. Both empty: no limit" + inherit("a rate limit", "its rate limit") }));
+    return { scopes, ips, rate, per, fields };
   }
 
   function createDialog() {
@@ -207,6 +223,8 @@
         const scopes = scopesOf(access.scopes.value), ips = listOf(access.ips.value);
         if (scopes) body.scopes = scopes;
         if (ips) body.allowed_ips = ips;
+        const rate = rateOf(access);
+        if (rate) body.rate_limit = rate;
         const made = await api("POST", "/v1/account/api-keys/", body);
         d.close();
         shownOnce(made);
@@ -218,6 +236,15 @@
       el("button", { type: "submit", text: "Create" }),
       el("button", { type: "button", onclick: () => d.close(), text: "Cancel" })));
     name.focus();
+  }
+
+  /* The rate limit the form says: null when both fields are empty; numbers when they are numbers, else the text as typed
+     (the API then says what is wrong, in the dialog). */
+  function rateOf(access) {
+    const l = access.rate.value.trim(), w = access.per.value.trim();
+    if (!l && !w) return null;
+    const num = (v) => (/^-?[0-9]+$/.test(v) ? Number(v) : v);
+    return { limit: num(l), window_seconds: num(w) };
   }
 
   /* Edits a key's scopes and allowlist; the PATCH carries only what changed (nothing changed: no request).
@@ -232,6 +259,8 @@
         const scopes = scopesOf(access.scopes.value), ips = listOf(access.ips.value);
         if (!k.is_primary && !sameList(scopes, k.scopes)) body.scopes = scopes;
         if (!sameList(ips, k.allowed_ips)) body.allowed_ips = ips;
+        const rate = rateOf(access);
+        if (JSON.stringify(rate) !== JSON.stringify(k.rate_limit)) body.rate_limit = rate;
         if (Object.keys(body).length) await api("PATCH", "/v1/account/api-keys/" + k.id, body);
         d.close();
         await act(showKeys);

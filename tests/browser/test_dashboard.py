@@ -685,6 +685,65 @@ def test_edit_access_sends_only_the_changes_and_shows_the_refusal(apikeyd, brows
     wait(d).until(lambda d: not row_of(d, scoped["id"]).find_element(By.CSS_SELECTOR, "button[aria-label^='Make']").is_enabled())
 
 
+def rate_of(d, key_id):
+    return row_of(d, key_id).find_element(By.CSS_SELECTOR, "td.access .rate").text
+
+
+def test_rate_limits_shown_set_and_edited(apikeyd, browser):
+    """Issue 13: each row says a key's rate limit; the create form sets one, the access dialog changes it (sending only
+    the change), clears it (null), and shows the API's 422 for a bad one, changing nothing."""
+    base, key, _ = apikeyd
+    d = browser
+    sign_in(d, base, key)
+    primary = rows(d)[0].get_attribute("data-key-id")
+    assert rate_of(d, primary) == "Rate: no limit"
+    record(d)
+    d.find_element(By.XPATH, "//button[text()='Create a key']").click()
+    d.find_element(By.ID, "new-name").send_keys("Partner")
+    d.find_element(By.ID, "new-rate").send_keys("1000")
+    d.find_element(By.ID, "new-window").send_keys("60")
+    d.find_element(By.XPATH, "//dialog//button[text()='Create']").click()
+    shown = wait(d).until(ec.presence_of_element_located((By.ID, "new-key"))).text
+    done(d)
+    posted = [b for _, p, b in sent(d, "POST") if p == "/v1/account/api-keys/"]
+    assert posted == [{"name": "Partner", "key_type": "production", "rate_limit": {"limit": 1000, "window_seconds": 60}}]
+    made = next(k for k in api_keys(base, key).values() if k["name"] == "Partner")
+    assert made["rate_limit"] == {"limit": 1000, "window_seconds": 60}
+    wait(d).until(lambda d: rate_of(d, made["id"]) == "Rate: 1000 per 60 s")
+    r = requests.get(base + "/v1/auth/verify", headers={"Authorization": "Bearer " + shown}, timeout=5)
+    assert r.status_code == 204 and r.headers["RateLimit-Policy"] == '"rate";q=1000;w=60'
+    # changed: the PATCH carries the rate limit alone
+    open_access(d, made["id"])
+    rate, per = d.find_element(By.ID, "edit-rate"), d.find_element(By.ID, "edit-window")
+    assert (rate.get_attribute("value"), per.get_attribute("value")) == ("1000", "60")
+    retype(rate, "5")
+    retype(per, "1")
+    save(d)
+    assert sent(d, "PATCH")[-1][2] == {"rate_limit": {"limit": 5, "window_seconds": 1}}
+    wait(d).until(lambda d: rate_of(d, made["id"]) == "Rate: 5 per 1 s")
+    # a bad one: the API's message in the dialog, nothing changed
+    open_access(d, made["id"])
+    retype(d.find_element(By.ID, "edit-rate"), "0")
+    d.find_element(By.XPATH, "//dialog//button[text()='Save']").click()
+    error = wait(d).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "dialog #dialog-error")))
+    body = sent(d, "PATCH")[-1][2]
+    assert body == {"rate_limit": {"limit": 0, "window_seconds": 1}}
+    r = requests.patch(base + f"/v1/account/api-keys/{made['id']}", json=body, headers={"Authorization": "Bearer " + key},
+                       timeout=5)
+    assert r.status_code == 422 and error.text == r.json()["error"]["message"]
+    assert api_keys(base, key)[made["id"]]["rate_limit"] == {"limit": 5, "window_seconds": 1}
+    d.find_element(By.XPATH, "//dialog//button[text()='Cancel']").click()
+    wait(d).until(lambda d: d.find_elements(By.TAG_NAME, "dialog") == [])
+    # both emptied: no limit (null)
+    open_access(d, made["id"])
+    d.find_element(By.ID, "edit-rate").clear()
+    d.find_element(By.ID, "edit-window").clear()
+    save(d)
+    assert sent(d, "PATCH")[-1][2] == {"rate_limit": None}
+    assert api_keys(base, key)[made["id"]]["rate_limit"] is None
+    wait(d).until(lambda d: rate_of(d, made["id"]) == "Rate: no limit")
+
+
 def test_a_restricted_key_gives_no_more_than_it_has(apikeyd, browser):
     """Signed in with a key that has scopes and an allowlist: a key made with the fields empty gets the same; giving
     it a scope beyond the signed-in key's shows the API's 403 in the form, and changes nothing."""
