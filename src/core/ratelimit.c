@@ -17,6 +17,19 @@ void rate_init(struct rate_state *st)
     atomic_init(&st->others, 0);
     atomic_init(&st->share, 0);
     atomic_init(&st->demand, 0);
+    atomic_init(&st->window, 0);
+}
+
+/* Window numbers of another length mean nothing here: a new length starts from nothing counted. */
+static void same_length(struct rate_state *st, int32_t window_s)
+{
+    int32_t was = atomic_load_explicit(&st->window, memory_order_acquire);
+
+    if (was != window_s && atomic_compare_exchange_strong(&st->window, &was, window_s)) {
+        atomic_store(&st->cap, 0);
+        atomic_store(&st->others, 0);
+        atomic_store(&st->word, 0);
+    }
 }
 
 /* The most this instance admits in window `w`, and the others' admissions in it as last heard. */
@@ -46,9 +59,11 @@ static int64_t window_for(uint64_t cur, int64_t now, int32_t window_s)
 
 void rate_take(struct rate_state *st, int64_t limit, int32_t window_s, int64_t now, struct rate_verdict *ret)
 {
-    uint64_t cur = atomic_load_explicit(&st->word, memory_order_relaxed);
+    uint64_t cur;
     int64_t w, n, cap, others;
 
+    same_length(st, window_s);
+    cur = atomic_load_explicit(&st->word, memory_order_relaxed);
     atomic_fetch_add_explicit(&st->demand, 1, memory_order_relaxed);
     for (;;) {
         w = window_for(cur, now, window_s);
@@ -72,9 +87,14 @@ void rate_take(struct rate_state *st, int64_t limit, int32_t window_s, int64_t n
 
 void rate_peek(struct rate_state *st, int64_t limit, int32_t window_s, int64_t now, struct rate_verdict *ret)
 {
-    uint64_t cur = atomic_load_explicit(&st->word, memory_order_relaxed);
-    int64_t w = window_for(cur, now, window_s), n = WIN(cur) == w ? CNT(cur) : 0, others;
-    int64_t cap = cap_of(st, limit, w, &others);
+    uint64_t cur;
+    int64_t w, n, others, cap;
+
+    same_length(st, window_s);
+    cur = atomic_load_explicit(&st->word, memory_order_relaxed);
+    w = window_for(cur, now, window_s);
+    n = WIN(cur) == w ? CNT(cur) : 0;
+    cap = cap_of(st, limit, w, &others);
 
     ret->admitted = n < cap;
     ret->left = limit - n - others > 0 ? limit - n - others : 0;

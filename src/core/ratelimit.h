@@ -26,6 +26,7 @@ struct rate_state {
     _Atomic uint64_t others; /* window << RATE_COUNT_BITS | the other instances' admissions in it, as last heard */
     _Atomic uint32_t share;  /* default cap in parts per million of the limit; 0: the whole limit */
     _Atomic uint32_t demand; /* requests (admitted or not) since the exchange last took them */
+    _Atomic int32_t window;  /* the window length the counts are in; another one starts afresh */
 };
 
 #define RATE_COUNT_BITS 30 /* 2^30 > RATE_LIMIT_MAX */
@@ -42,7 +43,8 @@ void rate_init(struct rate_state *st);
 /*
  * Counts one request at `now` against `limit` per `window_s` seconds and
  * says whether it is admitted. A clock stepped back does not open a window
- * already counted: the request counts in the later one.
+ * already counted: the request counts in the later one. A key whose window
+ * length changed (a PATCH) starts counting afresh in windows of the new length.
  */
 void rate_take(struct rate_state *st, int64_t limit, int32_t window_s, int64_t now, struct rate_verdict *ret);
 

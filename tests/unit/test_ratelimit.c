@@ -99,6 +99,24 @@ static void test_clock_back(void **state)
     assert_int_equal(take(&st, 3, 10, 110, 5), 3);
 }
 
+/* A new window length (a PATCH) starts afresh: old window numbers are of another length (a bug found in review: a
+ * longer window read the old, larger window number as a later window and refused for good). */
+static void test_window_length_changed(void **state)
+{
+    struct rate_state st;
+    struct rate_verdict v;
+
+    (void)state;
+    rate_init(&st);
+    assert_int_equal(take(&st, 3, 60, 1800000000, 5), 3);
+    assert_int_equal(take(&st, 3, 3600, 1800000010, 5), 3);
+    rate_peek(&st, 3, 3600, 1800000011, &v);
+    assert_false(v.admitted);
+    assert_int_equal(v.reset_in, 3600 - (1800000011 % 3600));
+    assert_int_equal(take(&st, 3, 3600, 1800000000 + 3600, 5), 3); /* the next hour */
+    assert_int_equal(take(&st, 2, 1, 1800003601, 5), 2);
+}
+
 /* What another instance would see: the exchange caps this one at its share, and tells what the others took. */
 static void test_exchange_caps(void **state)
 {
@@ -171,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_exact_per_window),      cmocka_unit_test(test_at_the_limit_never_refused),
         cmocka_unit_test(test_limit_one_and_largest), cmocka_unit_test(test_clock_back),
         cmocka_unit_test(test_exchange_caps),         cmocka_unit_test(test_threads_exact),
+        cmocka_unit_test(test_window_length_changed),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
