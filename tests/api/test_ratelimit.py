@@ -280,3 +280,14 @@ def test_rate_limit_survives_a_restart(env, acme):
     k = make(acme, "durable", rate_limit=rate(42, 4200))
     env.server.restart()
     assert acme.by_id()[k["id"]]["rate_limit"] == rate(42, 4200)
+
+
+def test_a_new_window_length_counts_afresh(env, acme, day):
+    """A PATCH to another window length starts counting in windows of that length (found in review: the old
+    window number read as a later window refused the key for good)."""
+    k = make(acme, "reshaped", rate_limit=rate(2, DAY))
+    assert [verify(env.server, k["api_key"]).status_code for _ in range(3)] == [204, 204, 429]
+    acme.update(k["id"], rate_limit=rate(2, 3600))
+    assert [verify(env.server, k["api_key"]).status_code for _ in range(3)] == [204, 204, 429]
+    acme.update(k["id"], rate_limit=rate(3, 3600))  # the same length, a higher limit: the same window's count goes on
+    assert [verify(env.server, k["api_key"]).status_code for _ in range(2)] == [204, 429]
