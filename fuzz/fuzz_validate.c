@@ -177,6 +177,27 @@ static void check_rotate(const char *body, size_t len, const json_t *root)
         fuzz_check_msg(msg, sizeof(msg));
 }
 
+/*
+ * The model of rate_limit (absent: true, nothing set): null, or an object of exactly "limit" (1..10^9) and
+ * "window_seconds" (1..86400), both integers. *ret_limit 0 for null.
+ */
+static bool rate_ok(const json_t *v, int64_t *ret_limit, int64_t *ret_window)
+{
+    const json_t *l, *w;
+
+    *ret_limit = *ret_window = 0;
+    if (v == NULL || json_is_null(v))
+        return true;
+    if (!json_is_object(v) || json_object_size(v) != 2 || (l = json_object_get(v, "limit")) == NULL ||
+        (w = json_object_get(v, "window_seconds")) == NULL || !json_is_integer(l) || !json_is_integer(w) ||
+        json_integer_value(l) < 1 || json_integer_value(l) > 1000000000 || json_integer_value(w) < 1 ||
+        json_integer_value(w) > 86400)
+        return false;
+    *ret_limit = json_integer_value(l);
+    *ret_window = json_integer_value(w);
+    return true;
+}
+
 static void check_create(const char *body, size_t len, const json_t *root)
 {
     struct create_req req, poison;
@@ -188,13 +209,16 @@ static void check_create(const char *body, size_t len, const json_t *root)
     req = poison;
     memset(msg, 0x55, sizeof(msg));
     r = validate_create(body, len, &req, msg, sizeof(msg));
-    int64_t expires = 0;
+    int64_t expires = 0, limit = 0, window = 0;
+    const json_t *rate = NULL;
 
     if (json_is_object(root)) {
         const json_t *name = json_object_get(root, "name"), *type = json_object_get(root, "key_type"),
                      *exp = json_object_get(root, "expires_at");
-        want_ok = json_object_size(root) == 2u + (exp != NULL) && name_ok(name) &&
-                  (same_string(type, "production") || same_string(type, "sandbox")) && expires_ok(exp, &expires);
+        rate = json_object_get(root, "rate_limit");
+        want_ok = json_object_size(root) == 2u + (exp != NULL) + (rate != NULL) && name_ok(name) &&
+                  (same_string(type, "production") || same_string(type, "sandbox")) && expires_ok(exp, &expires) &&
+                  rate_ok(rate, &limit, &window);
     }
     if (root == NULL) {
         FUZZ_CHECK(r == AK_ERR_JSON);
@@ -212,15 +236,18 @@ static void check_create(const char *body, size_t len, const json_t *root)
     FUZZ_CHECK(req.type == KEY_TYPE_PRODUCTION || req.type == KEY_TYPE_SANDBOX);
     FUZZ_CHECK(same_string(json_object_get(root, "key_type"), key_type_name(req.type)));
     FUZZ_CHECK(req.expires_at == expires);
+    FUZZ_CHECK(req.policy.set_rate == (rate != NULL));
+    FUZZ_CHECK(req.policy.has_rate == (limit != 0));
+    FUZZ_CHECK(!req.policy.has_rate || (req.policy.rate_limit == limit && req.policy.rate_window == window));
 }
 
 static void check_patch(const char *body, size_t len, const json_t *root)
 {
     struct patch_req req, poison;
     char msg[VALIDATE_MSG_MAX], nmsg[VALIDATE_MSG_MAX];
-    const json_t *name = NULL, *active = NULL, *primary = NULL, *exp = NULL;
+    const json_t *name = NULL, *active = NULL, *primary = NULL, *exp = NULL, *rate = NULL;
     bool want_ok = false;
-    int64_t expires = 0;
+    int64_t expires = 0, limit = 0, window = 0;
     int r;
 
     memset(&poison, 0xa5, sizeof(poison));
@@ -233,10 +260,12 @@ static void check_patch(const char *body, size_t len, const json_t *root)
         active = json_object_get(root, "is_active");
         primary = json_object_get(root, "is_primary");
         exp = json_object_get(root, "expires_at");
-        known = (size_t)(name != NULL) + (size_t)(active != NULL) + (size_t)(primary != NULL) + (size_t)(exp != NULL);
+        rate = json_object_get(root, "rate_limit");
+        known = (size_t)(name != NULL) + (size_t)(active != NULL) + (size_t)(primary != NULL) + (size_t)(exp != NULL) +
+                (size_t)(rate != NULL);
         want_ok = known > 0 && known == json_object_size(root) && (name == NULL || name_ok(name)) &&
                   (active == NULL || json_is_boolean(active)) && (primary == NULL || json_is_boolean(primary)) &&
-                  expires_ok(exp, &expires);
+                  expires_ok(exp, &expires) && rate_ok(rate, &limit, &window);
     }
     if (root == NULL) {
         FUZZ_CHECK(r == AK_ERR_JSON);
@@ -263,6 +292,9 @@ static void check_patch(const char *body, size_t len, const json_t *root)
     FUZZ_CHECK(req.has_expires_at == (exp != NULL));
     if (req.has_expires_at)
         FUZZ_CHECK(req.expires_at == expires);
+    FUZZ_CHECK(req.policy.set_rate == (rate != NULL));
+    FUZZ_CHECK(req.policy.has_rate == (limit != 0));
+    FUZZ_CHECK(!req.policy.has_rate || (req.policy.rate_limit == limit && req.policy.rate_window == window));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
