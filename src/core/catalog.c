@@ -280,23 +280,12 @@ static int ptable_grow(struct ebr *ebr, _Atomic(struct ptable *) *tp, size_t wan
     return 0;
 }
 
-/* Writer: stores `item` under `key`, replacing an item with the same key. */
-static int ptable_set(struct ebr *ebr, _Atomic(struct ptable *) *tp, uint64_t key, void *item, ptable_key_fn kf)
+/* Writer: adds `item` under `key`, known to be absent (growing the table when needed). */
+static int ptable_add(struct ebr *ebr, _Atomic(struct ptable *) *tp, uint64_t key, void *item, ptable_key_fn kf)
 {
     struct ptable *t = atomic_load_explicit(tp, memory_order_relaxed);
     int r;
 
-    if (t != NULL) {
-        for (size_t i = home(key, t->mask);; i = (i + 1) & t->mask) {
-            void *p = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
-            if (p == NULL)
-                break;
-            if (p != TOMB && kf(p) == key) {
-                atomic_store_explicit(&t->slot[i], item, memory_order_release);
-                return 0;
-            }
-        }
-    }
     if (t == NULL || (t->used + 1) * 2 > t->mask + 1) {
         if ((r = ptable_grow(ebr, tp, (t != NULL ? t->live : 0) + 1, kf)) != 0)
             return r;
@@ -306,19 +295,21 @@ static int ptable_set(struct ebr *ebr, _Atomic(struct ptable *) *tp, uint64_t ke
     return 0;
 }
 
-/* Adds `item` under `key`, known to be absent, to a table no reader can see yet. */
-static int ptable_add(_Atomic(struct ptable *) *tp, uint64_t key, void *item, ptable_key_fn kf)
+/* Writer: stores `item` under `key`, replacing an item with the same key. */
+static int ptable_set(struct ebr *ebr, _Atomic(struct ptable *) *tp, uint64_t key, void *item, ptable_key_fn kf)
 {
     struct ptable *t = atomic_load_explicit(tp, memory_order_relaxed);
-    int r;
 
-    if (t == NULL || (t->used + 1) * 2 > t->mask + 1) {
-        if ((r = ptable_grow(NULL, tp, (t != NULL ? t->live : 0) + 1, kf)) != 0)
-            return r;
-        t = atomic_load_explicit(tp, memory_order_relaxed);
+    for (size_t i = t != NULL ? home(key, t->mask) : 0; t != NULL; i = (i + 1) & t->mask) {
+        void *p = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
+        if (p == NULL)
+            break;
+        if (p != TOMB && kf(p) == key) {
+            atomic_store_explicit(&t->slot[i], item, memory_order_release);
+            return 0;
+        }
     }
-    ptable_place(t, key, item);
-    return 0;
+    return ptable_add(ebr, tp, key, item, kf);
 }
 
 /* Writer: removes `key`, leaving a tombstone so that concurrent probes continue past it. */
@@ -776,8 +767,8 @@ static int load_append(struct world *w, struct entry *e)
         nl->cap = cap;
         atomic_store_explicit(&a->keys, l = nl, memory_order_relaxed);
     }
-    if ((r = ptable_add(&w->by_id, (uint64_t)e->id, e, entry_id_key)) != 0 ||
-        (r = ptable_add(&w->by_digest, digest_key(e->digest), e, entry_digest_key)) != 0) {
+    if ((r = ptable_add(NULL, &w->by_id, (uint64_t)e->id, e, entry_id_key)) != 0 ||
+        (r = ptable_add(NULL, &w->by_digest, digest_key(e->digest), e, entry_digest_key)) != 0) {
         ptable_del(&w->by_id, (uint64_t)e->id, entry_id_key);
         entry_free_key(e);
         return r;

@@ -370,7 +370,7 @@ static char *reference(const struct sample *s)
 static void check_parsed(const struct sample *s, const char *out, size_t len)
 {
     static const char *const before[] = {"id", "name", "key_type"};
-    static const char *const after[] = {"key_prefix",   "is_active",  "is_primary", "created_at", "last_used",  "expires_at",
+    static const char *const after[] = {"key_prefix",   "is_active",  "is_primary", "created_at", "last_used",   "expires_at",
                                         "rotated_from", "rotated_to", "leaked_at",  "scopes",     "allowed_ips", "rate_limit"};
     json_error_t err;
     json_t *o = json_loadb(out, len, JSON_REJECT_DUPLICATES, &err), *extra = NULL;
