@@ -188,6 +188,16 @@ start_apikeyd() {
     t1=$("$PY" "$WORK/ready.py" "$SRV_PORT" "$SRV_PID" 120) || die "apikeyd did not start: $(tail -3 "$log")"
     SRV_STARTUP=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b - a}')
 }
+# new_key LABEL PRIMARY BODY: creates a key on the running server with PRIMARY's authority and
+# prints it; dies unless the answer is 201 (the answer stays in $WORK/LABEL.json).
+new_key() {
+    local code
+    code=$(curl -s -o "$WORK/$1.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $2" \
+        -H 'Content-Type: application/json' -d "$3" "http://127.0.0.1:$SRV_PORT/v1/account/api-keys/")
+    [ "$code" = 201 ] || die "creating a key ($1) answered $code: $(cat "$WORK/$1.json")"
+    json_get api_key <"$WORK/$1.json"
+}
+
 # alive LABEL: 0 while the server runs; reports its death once as an issue (the
 # run goes on: each section starts its own server).
 alive() {
@@ -632,11 +642,7 @@ if want i; then
     start_apikeyd "$IDB" "$WORK/i.log" --no-access-log
     ISCOPES='["api:a","api:b","api:c","api:d","api:e","audit:read","billing:read","billing:write","keys:read","posts:read","posts:write","s0:read","s1:read","s2:read","s3:read","s4:read","s5:read","s6:read","s7:read","users:*"]'
     IIPS='["10.0.0.0/8","172.16.0.0/12","192.168.0.0/16","198.51.100.0/24","203.0.113.0/24","100.64.0.0/10","192.0.2.0/24","198.18.0.0/15","2001:db8::/32","2001:db8:1::/48","fd00::/8","fe80::/10","11.0.0.0/8","12.0.0.0/8","13.0.0.0/8","14.0.0.0/8","15.0.0.0/8","16.0.0.0/8","17.0.0.0/8","18.0.0.0/8","19.0.0.0/8","20.0.0.0/8","21.0.0.0/8","22.0.0.0/8","23.0.0.0/8","24.0.0.0/8","25.0.0.0/8","26.0.0.0/8","27.0.0.0/8","28.0.0.0/8","29.0.0.0/8","127.0.0.0/8"]'
-    code=$(curl -s -o "$WORK/i-key.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $IKEY" \
-        -H 'Content-Type: application/json' -d "{\"name\":\"Restricted\",\"key_type\":\"production\",\"scopes\":$ISCOPES,\"allowed_ips\":$IIPS}" \
-        "http://127.0.0.1:$SRV_PORT/v1/account/api-keys/")
-    [ "$code" = 201 ] || die "creating the restricted key answered $code: $(cat "$WORK/i-key.json")"
-    RKEY=$(json_get api_key <"$WORK/i-key.json")
+    RKEY=$(new_key i-key "$IKEY" "{\"name\":\"Restricted\",\"key_type\":\"production\",\"scopes\":$ISCOPES,\"allowed_ips\":$IIPS}")
     IWANT="posts:write billing:read users:admin"
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $RKEY" -H "X-Required-Scopes: $IWANT" \
         "http://127.0.0.1:$SRV_PORT$VERIFY_PATH")
@@ -705,12 +711,7 @@ if want j; then
     JDB=$WORK/j.db
     JKEY=$("$APIKEYD" account create --db "$JDB" --name bench | json_get api_key)
     start_apikeyd "$JDB" "$WORK/j.log" --no-access-log
-    code=$(curl -s -o "$WORK/j-key.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $JKEY" \
-        -H 'Content-Type: application/json' \
-        -d '{"name":"Limited","key_type":"production","rate_limit":{"limit":1000000000,"window_seconds":86400}}' \
-        "http://127.0.0.1:$SRV_PORT/v1/account/api-keys/")
-    [ "$code" = 201 ] || die "creating the rate-limited key answered $code: $(cat "$WORK/j-key.json")"
-    LKEY=$(json_get api_key <"$WORK/j-key.json")
+    LKEY=$(new_key j-key "$JKEY" '{"name":"Limited","key_type":"production","rate_limit":{"limit":1000000000,"window_seconds":86400}}')
     curl -s -D "$WORK/j-head.txt" -o /dev/null -H "Authorization: Bearer $LKEY" "http://127.0.0.1:$SRV_PORT$VERIFY_PATH"
     grep -qi '^ratelimit: "rate";r=' "$WORK/j-head.txt" || issue "[j] the rate-limited key's verify carried no RateLimit field"
     jp="" jl=""
