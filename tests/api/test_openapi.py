@@ -486,10 +486,10 @@ def test_verified_response_documents_the_identity_headers():
     assert "content" not in verified
     headers = {name: SPEC.resolve(h) for name, h in verified["headers"].items()}
     assert list(headers) == ["X-Account-Id", "X-Key-Id", "X-Key-Type", "X-Key-Prefix", "X-Key-Expires-At", "X-Key-Scopes",
-                             "X-Request-Id"]  # fmt: skip
+                             "RateLimit-Policy", "RateLimit", "X-Request-Id"]  # fmt: skip
     # X-Key-Expires-At only for a key that expires within 7 days, X-Key-Scopes only for a key
-    # with scopes; every other header always.
-    optional = {"X-Key-Expires-At", "X-Key-Scopes"}
+    # with scopes, the RateLimit fields only for a key with a rate limit; every other header always.
+    optional = {"X-Key-Expires-At", "X-Key-Scopes", "RateLimit-Policy", "RateLimit"}
     assert all(h["required"] is True for name, h in headers.items() if name not in optional)
     assert all(headers[name]["required"] is False for name in optional)
     for name, good, bad in [
