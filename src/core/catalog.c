@@ -63,6 +63,12 @@ struct rare {
 
 static const struct rare NO_RARE;
 
+/* A key registered for the rate exchange: its id and usage record, on which the registry holds a reference. */
+struct rate_reg {
+    int64_t id;
+    struct usage *usage;
+};
+
 struct entry {
     int64_t id;
     int64_t account_id;
@@ -131,6 +137,12 @@ struct catalog {
     struct guard **guards;
     size_t gmask, gused;
     uint64_t gseed;
+    /* keys counted against a rate limit, for the exchange (catalog_rate_each); under rlock */
+    pthread_mutex_t rlock;
+    struct rate_reg *rated;
+    size_t nrated, caprated;
+    _Atomic uint32_t rate_ppm; /* the default share of new rate states (0: all) */
+    _Atomic bool rate_shared;  /* register rate states */
     /* counts of keys removed before their usage was flushed (under wlock) */
     struct usage_row *leftover;
     size_t nleftover, capleftover;
@@ -551,13 +563,20 @@ static void usage_free(struct usage *u)
     free(u);
 }
 
+/* Drops one holder's reference on `u` (a world's, or the rate registry's): the last frees it. */
+static void usage_release(struct usage *u)
+{
+    if (atomic_fetch_sub(&u->refs, 1) == 1)
+        usage_free(u);
+}
+
 /* Frees a key for good in one world: the version, and its usage record unless another world holds it. */
 static void entry_free_key(void *p)
 {
     struct entry *e = p;
 
-    if (e != NULL && atomic_fetch_sub(&e->usage->refs, 1) == 1)
-        usage_free(e->usage);
+    if (e != NULL)
+        usage_release(e->usage);
     entry_free_version(e);
 }
 
@@ -791,6 +810,7 @@ struct catalog *catalog_new(void)
     }
     atomic_init(&cat->world, w);
     pthread_mutex_init(&cat->wlock, NULL);
+    pthread_mutex_init(&cat->rlock, NULL);
     if (RAND_bytes((unsigned char *)&cat->gseed, sizeof(cat->gseed)) != 1)
         cat->gseed = (uint64_t)(uintptr_t)cat;
     return cat;
@@ -845,6 +865,10 @@ void catalog_free(struct catalog *cat)
         return;
     free(cat->gone);
     free(cat->leftover);
+    for (size_t j = 0; j < cat->nrated; j++)
+        usage_release(cat->rated[j].usage);
+    free(cat->rated);
+    pthread_mutex_destroy(&cat->rlock);
     free(atomic_load(&cat->suspended));
     ebr_release(&cat->ebr);
     world_free(atomic_load(&cat->world));
@@ -1448,20 +1472,89 @@ static void count_refusal(struct usage *u, enum usage_count reason)
         atomic_fetch_add_explicit(&x->n[reason], 1, memory_order_relaxed);
 }
 
-/* The rate state of `u`, made on first need; NULL only when out of memory. */
-static struct rate_state *rate_get(struct usage *u)
+/* Registers key `id`'s rate state for the exchange (out of memory: not yet; its next request tries again). */
+static void rate_register(struct catalog *cat, int64_t id, struct usage *u, struct rate_state *st)
+{
+    pthread_mutex_lock(&cat->rlock);
+    if (atomic_load(&st->listed) == 0) {
+        if (cat->nrated == cat->caprated) {
+            size_t cap = cat->caprated != 0 ? cat->caprated * 2 : 64;
+            struct rate_reg *grown = realloc(cat->rated, cap * sizeof(*grown));
+            if (grown == NULL)
+                goto out;
+            cat->rated = grown;
+            cat->caprated = cap;
+        }
+        atomic_fetch_add(&u->refs, 1);
+        cat->rated[cat->nrated++] = (struct rate_reg){.id = id, .usage = u};
+        atomic_store(&st->listed, 1);
+    }
+out:
+    pthread_mutex_unlock(&cat->rlock);
+}
+
+/* The rate state of key `id` (usage `u`), made on first need; NULL only when out of memory. */
+static struct rate_state *rate_get(struct catalog *cat, int64_t id, struct usage *u)
 {
     struct rate_state *v = atomic_load_explicit(&u->rate, memory_order_acquire), *fresh;
 
-    if (v != NULL)
-        return v;
-    if ((fresh = malloc(sizeof(*fresh))) == NULL)
-        return NULL;
-    rate_init(fresh);
-    if (atomic_compare_exchange_strong(&u->rate, &v, fresh))
-        return fresh;
-    free(fresh); /* another reader made it first */
+    if (v == NULL) {
+        if ((fresh = malloc(sizeof(*fresh))) == NULL)
+            return NULL;
+        rate_init(fresh);
+        rate_set_default(fresh, atomic_load_explicit(&cat->rate_ppm, memory_order_relaxed));
+        if (atomic_compare_exchange_strong(&u->rate, &v, fresh))
+            v = fresh;
+        else
+            free(fresh); /* another reader made it first */
+    }
+    if (atomic_load_explicit(&v->listed, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&cat->rate_shared, memory_order_relaxed))
+        rate_register(cat, id, u, v);
     return v;
+}
+
+void catalog_rate_share(struct catalog *cat, uint32_t default_ppm)
+{
+    pthread_mutex_lock(&cat->rlock);
+    atomic_store(&cat->rate_ppm, default_ppm);
+    atomic_store(&cat->rate_shared, true);
+    for (size_t j = 0; j < cat->nrated; j++) {
+        struct rate_state *st = atomic_load(&cat->rated[j].usage->rate);
+        if (st != NULL)
+            rate_set_default(st, default_ppm);
+    }
+    pthread_mutex_unlock(&cat->rlock);
+}
+
+void catalog_rate_each(struct catalog *cat, bool (*fn)(void *arg, const struct rate_key *k), void *arg)
+{
+    size_t kept = 0;
+
+    pthread_mutex_lock(&cat->rlock);
+    if (ebr_enter(&cat->ebr) != 0) {
+        pthread_mutex_unlock(&cat->rlock);
+        return;
+    }
+    for (size_t j = 0; j < cat->nrated; j++) {
+        struct rate_reg *g = &cat->rated[j];
+        struct entry *e = ptable_find(TABLE(cat, by_id), (uint64_t)g->id, entry_id_key);
+        struct rate_state *st = atomic_load(&g->usage->rate);
+        struct rate_key k;
+        if (e != NULL && e->usage == g->usage && e->rare->rate_limit != 0 && st != NULL) {
+            k = (struct rate_key){.key_id = g->id, .limit = e->rare->rate_limit, .window = e->rare->rate_window, .state = st};
+            if (fn(arg, &k)) {
+                cat->rated[kept++] = *g;
+                continue;
+            }
+        }
+        if (st != NULL)
+            atomic_store(&st->listed, 0);
+        usage_release(g->usage);
+    }
+    cat->nrated = kept;
+    ebr_exit(&cat->ebr);
+    pthread_mutex_unlock(&cat->rlock);
 }
 
 /* Whether the key's scopes (NULL: unrestricted) grant what `req` asks. */
@@ -1540,7 +1633,7 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
     }
     /* The rate limit counts what passed every rule above (a refusal there takes no slot). */
     if (e->rare->rate_limit != 0) {
-        if ((rs = rate_get(e->usage)) == NULL) {
+        if ((rs = rate_get(cat, e->id, e->usage)) == NULL) {
             r = AK_ERR_NOMEM;
             goto out;
         }

@@ -61,6 +61,14 @@ struct rate_report {
     int64_t reset; /* seconds to the window's end */
 };
 
+/* A key whose rate limit this instance counts, for the exchange (ratesync.h). */
+struct rate_key {
+    int64_t key_id;
+    int64_t limit;
+    int32_t window;
+    struct rate_state *state; /* valid until the next catalog_rate_each */
+};
+
 /* What a request asks of a key besides being valid (catalog_authenticate). */
 struct auth_req {
     /* The client's address, asked for only when the key has an allowlist; NULL: not checked. */
@@ -84,6 +92,22 @@ typedef void (*catalog_view_cb)(void *arg, const struct key_view *view);
 
 /* Returns a new, empty catalog, or NULL when out of memory. */
 struct catalog *catalog_new(void);
+
+/*
+ * With a shared store (ratesync.h): from now on, each key counted against
+ * its rate limit is registered for the exchange, and a window the exchange
+ * has not spoken about admits up to `default_ppm` millionths of the limit
+ * here (rate_set_default), on new and registered keys alike.
+ */
+void catalog_rate_share(struct catalog *cat, uint32_t default_ppm);
+
+/*
+ * Calls `fn` for every registered key that still has a rate limit, with its
+ * limit now; forgets the others (deleted, limit removed) and those for
+ * which `fn` returns false (idle: a request registers it again). One thread
+ * at a time (the exchange's).
+ */
+void catalog_rate_each(struct catalog *cat, bool (*fn)(void *arg, const struct rate_key *k), void *arg);
 
 /* Frees the catalog and every entry; accepts NULL. */
 void catalog_free(struct catalog *cat);

@@ -13,11 +13,15 @@
 void rate_init(struct rate_state *st)
 {
     atomic_init(&st->word, 0);
-    atomic_init(&st->cap, 0);
-    atomic_init(&st->others, 0);
+    for (int i = 0; i < 2; i++) {
+        atomic_init(&st->cap[i], 0);
+        atomic_init(&st->others[i], 0);
+    }
     atomic_init(&st->share, 0);
     atomic_init(&st->demand, 0);
     atomic_init(&st->window, 0);
+    atomic_init(&st->listed, 0);
+    st->leased[0] = st->leased[1] = 0;
 }
 
 /* Window numbers of another length mean nothing here: a new length starts from nothing counted. */
@@ -26,8 +30,10 @@ static void same_length(struct rate_state *st, int32_t window_s)
     int32_t was = atomic_load_explicit(&st->window, memory_order_acquire);
 
     if (was != window_s && atomic_compare_exchange_strong(&st->window, &was, window_s)) {
-        atomic_store(&st->cap, 0);
-        atomic_store(&st->others, 0);
+        for (int i = 0; i < 2; i++) {
+            atomic_store(&st->cap[i], 0);
+            atomic_store(&st->others[i], 0);
+        }
         atomic_store(&st->word, 0);
     }
 }
@@ -35,11 +41,11 @@ static void same_length(struct rate_state *st, int32_t window_s)
 /* The most this instance admits in window `w`, and the others' admissions in it as last heard. */
 static int64_t cap_of(struct rate_state *st, int64_t limit, int64_t w, int64_t *ret_others)
 {
-    uint64_t c = atomic_load_explicit(&st->cap, memory_order_acquire);
+    uint64_t c = atomic_load_explicit(&st->cap[w & 1], memory_order_acquire);
     uint32_t ppm;
 
     if (WIN(c) == w && c != 0) {
-        uint64_t o = atomic_load_explicit(&st->others, memory_order_relaxed);
+        uint64_t o = atomic_load_explicit(&st->others[w & 1], memory_order_relaxed);
         *ret_others = WIN(o) == w ? CNT(o) : 0;
         return CNT(c) < limit ? CNT(c) : limit;
     }
@@ -113,14 +119,15 @@ uint32_t rate_take_demand(struct rate_state *st)
     return atomic_exchange_explicit(&st->demand, 0, memory_order_relaxed);
 }
 
-void rate_set_cap(struct rate_state *st, int64_t w, uint32_t cap, uint32_t others)
+void rate_set_cap(struct rate_state *st, int32_t window_s, int64_t w, uint32_t cap, uint32_t others)
 {
+    same_length(st, window_s);
     if (cap > COUNT_MASK)
         cap = (uint32_t)COUNT_MASK;
     if (others > COUNT_MASK)
         others = (uint32_t)COUNT_MASK;
-    atomic_store_explicit(&st->others, PACK(w, others), memory_order_relaxed);
-    atomic_store_explicit(&st->cap, PACK(w, cap), memory_order_release);
+    atomic_store_explicit(&st->others[w & 1], PACK(w, others), memory_order_relaxed);
+    atomic_store_explicit(&st->cap[w & 1], PACK(w, cap), memory_order_release);
 }
 
 void rate_set_default(struct rate_state *st, uint32_t share_ppm)

@@ -9,9 +9,9 @@
  * Alone, an instance admits up to the limit in each window: exact. With
  * others (a shared store), it admits up to its cap, which the exchange
  * (ratesync.c) sets from what every instance reported: its share of what
- * was left, so that what all admit between two exchanges cannot exceed
- * it. For windows the exchange has not spoken about yet, the default cap
- * applies (the limit alone, or a share of it, see rate_set_default).
+ * was left, so that what all admit cannot exceed it. For windows the
+ * exchange has not spoken about yet, the default cap applies (the limit
+ * alone, or a share of it, see rate_set_default).
  */
 #ifndef APIKEYD_CORE_RATELIMIT_H
 #define APIKEYD_CORE_RATELIMIT_H
@@ -21,12 +21,19 @@
 #include <stdint.h>
 
 struct rate_state {
-    _Atomic uint64_t word;   /* window << RATE_COUNT_BITS | admissions here in that window */
-    _Atomic uint64_t cap;    /* window << RATE_COUNT_BITS | the most admitted here in it, from the exchange */
-    _Atomic uint64_t others; /* window << RATE_COUNT_BITS | the other instances' admissions in it, as last heard */
+    _Atomic uint64_t word; /* window << RATE_COUNT_BITS | admissions here in that window */
+    /*
+     * From the exchange, for two windows (the current and the next, slot
+     * window & 1): window << RATE_COUNT_BITS | the most admitted here in it
+     * (the slots leased to this instance), and the slots the others hold.
+     */
+    _Atomic uint64_t cap[2];
+    _Atomic uint64_t others[2];
     _Atomic uint32_t share;  /* default cap in parts per million of the limit; 0: the whole limit */
     _Atomic uint32_t demand; /* requests (admitted or not) since the exchange last took them */
     _Atomic int32_t window;  /* the window length the counts are in; another one starts afresh */
+    _Atomic uint32_t listed; /* registered for the exchange (catalog.c) */
+    uint64_t leased[2];      /* the exchange's own: window << RATE_COUNT_BITS | slots the store leased here in it */
 };
 
 #define RATE_COUNT_BITS 30 /* 2^30 > RATE_LIMIT_MAX */
@@ -57,8 +64,12 @@ uint32_t rate_count(struct rate_state *st, int64_t w);
 /* The requests seen since the last call, for the exchange's demand weights. */
 uint32_t rate_take_demand(struct rate_state *st);
 
-/* The exchange's word for window `w`: this instance may admit up to `cap`; the others admitted `others`. */
-void rate_set_cap(struct rate_state *st, int64_t w, uint32_t cap, uint32_t others);
+/*
+ * The exchange's word for window `w` (the current one or the next) of
+ * `window_s` seconds: this instance may admit up to `cap`; the others hold
+ * `others` of the limit.
+ */
+void rate_set_cap(struct rate_state *st, int32_t window_s, int64_t w, uint32_t cap, uint32_t others);
 
 /* The cap for windows without a word from the exchange, as a share of the limit in parts per million (0: all). */
 void rate_set_default(struct rate_state *st, uint32_t share_ppm);

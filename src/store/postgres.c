@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,9 @@
 #define MIGRATION_MS (10 * 60 * 1000)
 #define HEARTBEAT_MS 1000
 #define DEAD_MS 3000
-#define SETTLE_MS 5000 /* how long an ambiguous commit's old backend may take to end */
+#define SETTLE_MS 5000      /* how long an ambiguous commit's old backend may take to end */
+#define RATE_MS 1000        /* the rate exchange's bound: a store slower than this is as good as away */
+#define RATE_PRUNE_EVERY 10 /* beats between two deletes of ended windows */
 
 /* Each entry moves the schema one version forward; never edit a released one. */
 static const char *const MIGRATIONS[] = {
@@ -148,6 +151,24 @@ static const char *const MIGRATIONS[] = {
     "  ADD CONSTRAINT api_keys_rate_both CHECK ((rate_limit IS NULL) = (rate_window IS NULL));"
     "ALTER TABLE key_usage ADD COLUMN rate_limited BIGINT NOT NULL DEFAULT 0,"
     "  ADD COLUMN quota_exhausted BIGINT NOT NULL DEFAULT 0;",
+    /*
+     * 8: shared rate limits (issue 13). Leases of each limited key's windows,
+     * and the instances alive. UNLOGGED: counts of windows lasting at most a
+     * day, rebuilt by the next leases after a crash; never worth a WAL write.
+     */
+    "CREATE UNLOGGED TABLE rate_windows ("
+    "  key_id BIGINT NOT NULL,"
+    "  window_s INTEGER NOT NULL,"
+    "  window_start BIGINT NOT NULL,"
+    "  ends_at BIGINT NOT NULL,"
+    "  lim BIGINT NOT NULL,"
+    "  owed BIGINT NOT NULL,"
+    "  want BIGINT NOT NULL,"
+    "  granted BIGINT NOT NULL,"
+    "  last_grant BIGINT NOT NULL,"
+    "  PRIMARY KEY (key_id, window_s, window_start));"
+    "CREATE INDEX rate_windows_ends ON rate_windows(ends_at);"
+    "CREATE UNLOGGED TABLE rate_instances (id BIGINT PRIMARY KEY, seen_at TIMESTAMPTZ NOT NULL);",
 };
 
 #define ACCOUNT_COLUMNS "id, name, coalesce(external_id, ''), status = 'suspended', coalesce(max_keys, 0), key_count, created_at"
@@ -169,6 +190,10 @@ struct pg_store {
     PGconn *conn;
     int commit_pid;         /* backend of a COMMIT whose answer was lost (under lock) */
     _Atomic int writer_pid; /* backend pid of `conn`, to skip our own notifications */
+    /* the rate exchange's connection (rate_lease, rate_beat), so that it never waits behind a write */
+    pthread_mutex_t rate_lock;
+    PGconn *rate_conn;
+    unsigned beats;
     /* the watcher */
     const struct store_watch_ops *watch_ops;
     void *watch_arg;
@@ -1718,9 +1743,116 @@ static void pg_free(struct store *base)
     }
     if (s->conn != NULL)
         PQfinish(s->conn);
+    if (s->rate_conn != NULL)
+        PQfinish(s->rate_conn);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->rate_lock);
     free(s->uri);
     free(s);
+}
+
+/* The rate exchange's connection, up (reconnecting if it dropped); under rate_lock. */
+static int rate_conn(struct pg_store *s)
+{
+    if (s->rate_conn != NULL && PQstatus(s->rate_conn) == CONNECTION_OK)
+        return 0;
+    if (s->rate_conn != NULL)
+        PQfinish(s->rate_conn);
+    s->rate_conn = connect_db(s->uri);
+    return PQstatus(s->rate_conn) == CONNECTION_OK ? 0 : AK_ERR_UNAVAILABLE;
+}
+
+static int cmp_ask(const void *a, const void *b)
+{
+    const struct rate_ask *x = a, *y = b;
+
+    if (x->key_id != y->key_id)
+        return x->key_id < y->key_id ? -1 : 1;
+    return x->window_start < y->window_start ? -1 : x->window_start > y->window_start;
+}
+
+/*
+ * One upsert for every ask. The row of a window holds the slots leased in
+ * it; each ask adds what it owes, then takes what it wants as far as the
+ * limit allows. The SET expressions all read the row as it was, under its
+ * lock, so that last_grant is exactly what this ask got. The asks go in
+ * (key, window) order, as every instance sends them: two exchanges never
+ * lock the same rows in opposite orders.
+ */
+static int pg_rate_lease(struct store *base, struct rate_ask *asks, size_t n)
+{
+    static const char *const SQL =
+        "INSERT INTO rate_windows AS r (key_id, window_s, window_start, ends_at, lim, owed, want, granted, last_grant)"
+        " SELECT k, ws, st, st + ws, lim, ow, wa, GREATEST(ow, LEAST(lim, ow + wa)), GREATEST(0, LEAST(lim - ow, wa))"
+        " FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])"
+        "   AS a(k, ws, st, lim, ow, wa) ORDER BY k, st"
+        " ON CONFLICT (key_id, window_s, window_start) DO UPDATE SET lim = excluded.lim, owed = excluded.owed,"
+        "   want = excluded.want,"
+        "   granted = GREATEST(r.granted + excluded.owed, LEAST(excluded.lim, r.granted + excluded.owed + excluded.want)),"
+        "   last_grant = GREATEST(0, LEAST(excluded.lim - r.granted - excluded.owed, excluded.want))"
+        " RETURNING key_id, window_start, granted, last_grant";
+    struct pg_store *s = PG(base);
+    char *arr[6] = {NULL};
+    const size_t off[6] = {offsetof(struct rate_ask, key_id),       offsetof(struct rate_ask, window_s),
+                           offsetof(struct rate_ask, window_start), offsetof(struct rate_ask, limit),
+                           offsetof(struct rate_ask, owed),         offsetof(struct rate_ask, want)};
+    PGresult *res = NULL;
+    int r = 0;
+
+    if (n == 0)
+        return 0;
+    qsort(asks, n, sizeof(*asks), cmp_ask);
+    for (int i = 0; i < 6; i++)
+        if ((arr[i] = int64_array_literal((const int64_t *)((const char *)asks + off[i]), n, sizeof(*asks))) == NULL)
+            r = AK_ERR_NOMEM;
+    pthread_mutex_lock(&s->rate_lock);
+    if (r == 0 && (r = rate_conn(s)) == 0 && (r = exec_ms(s->rate_conn, SQL, 6, (const char *const *)arr, &res, RATE_MS)) == 0) {
+        for (int i = 0; i < PQntuples(res); i++) {
+            struct rate_ask key = {.key_id = get_i64(res, i, 0), .window_start = get_i64(res, i, 1)};
+            struct rate_ask *a = bsearch(&key, asks, n, sizeof(*asks), cmp_ask);
+            if (a != NULL) {
+                a->total = get_i64(res, i, 2);
+                a->granted = get_i64(res, i, 3);
+            }
+        }
+        PQclear(res);
+    }
+    pthread_mutex_unlock(&s->rate_lock);
+    for (int i = 0; i < 6; i++)
+        free(arr[i]);
+    return r;
+}
+
+/* The database's clock judges who is alive, so that instances' clocks need not agree. */
+static int pg_rate_beat(struct store *base, int64_t instance_id, int64_t now, unsigned *ret_live)
+{
+    struct pg_store *s = PG(base);
+    char id[24], before[24];
+    const char *p[] = {id};
+    const char *pp[] = {before};
+    PGresult *res = NULL;
+    int r;
+
+    fmt_i64(id, sizeof(id), instance_id);
+    fmt_i64(before, sizeof(before), now - 3600);
+    pthread_mutex_lock(&s->rate_lock);
+    if ((r = rate_conn(s)) == 0 &&
+        (r = exec_ms(s->rate_conn,
+                     "WITH beat AS (INSERT INTO rate_instances (id, seen_at) VALUES ($1::bigint, now())"
+                     "  ON CONFLICT (id) DO UPDATE SET seen_at = now())"
+                     " SELECT 1 + count(*) FROM rate_instances WHERE id <> $1::bigint AND seen_at > now() - interval '3 seconds'",
+                     1, p, &res, RATE_MS)) == 0) {
+        int64_t live = get_i64(res, 0, 0);
+        *ret_live = live < 1 ? 1 : live > 65535 ? 65535 : (unsigned)live;
+        PQclear(res);
+        if (++s->beats % RATE_PRUNE_EVERY == 0) /* failures: the next prune retries */
+            exec_ms(s->rate_conn,
+                    "WITH w AS (DELETE FROM rate_windows WHERE ends_at < $1::bigint)"
+                    " DELETE FROM rate_instances WHERE seen_at < now() - interval '1 hour'",
+                    1, pp, NULL, RATE_MS);
+    }
+    pthread_mutex_unlock(&s->rate_lock);
+    return r;
 }
 
 static const struct store_ops POSTGRES_OPS = {
@@ -1767,6 +1899,8 @@ static const struct store_ops POSTGRES_OPS = {
     .account_list = pg_account_list,
     .event_list = pg_event_list,
     .poll_changed = pg_poll_changed,
+    .rate_lease = pg_rate_lease,
+    .rate_beat = pg_rate_beat,
     .watch = pg_watch,
 };
 
@@ -1819,6 +1953,7 @@ int store_postgres_open(const char *uri, struct store **ret, char *err, size_t e
     }
     s->super.ops = &POSTGRES_OPS;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->rate_lock, NULL);
     atomic_init(&s->stop, 0);
     s->conn = connect_db(uri);
     if (PQstatus(s->conn) != CONNECTION_OK) {

@@ -23,6 +23,24 @@
 
 struct store;
 
+/*
+ * One key's ask of a shared rate limit's window (store_ops.rate_lease):
+ * instances lease the slots of a window before they admit requests in it,
+ * so that together they never admit more than the limit.
+ */
+struct rate_ask {
+    int64_t key_id;
+    int64_t window_s;
+    int64_t window_start; /* Unix seconds, a multiple of window_s */
+    int64_t limit;
+    int64_t owed; /* admitted here without a lease (see ratesync.h): taken whatever is left */
+    int64_t want; /* slots to lease, as far as the limit allows */
+    /* the answer */
+    int64_t granted; /* of `want` */
+    int64_t total;   /* slots every instance holds in the window, after this ask */
+    void *cookie;    /* the caller's (rate_lease sorts the asks) */
+};
+
 /* Called once per key by key_load, in id order. A non-zero return stops the walk and is returned. */
 typedef int (*store_key_cb)(void *arg, const struct key_rec *rec);
 
@@ -257,6 +275,19 @@ struct store_ops {
     int (*usage_sum)(struct store *s, const struct usage_query *q, usage_sum_cb cb, void *arg);
     /* Sets *ret_changed when another process changed the data since the last call. */
     int (*poll_changed)(struct store *s, bool *ret_changed);
+    /*
+     * Optional (NULL for a store only one process serves): leases rate-limit
+     * slots for `n` asks with distinct (key_id, window_start), in one round
+     * trip, filling in each ask's answer. Any thread; never waits long (a
+     * store that does not answer within a second is an error).
+     */
+    int (*rate_lease)(struct store *s, struct rate_ask *asks, size_t n);
+    /*
+     * Optional, with rate_lease: records that instance `instance_id` is alive
+     * and sets *ret_live to the instances alive now (itself included); drops
+     * the windows that ended more than an hour before `now`.
+     */
+    int (*rate_beat)(struct store *s, int64_t instance_id, int64_t now, unsigned *ret_live);
     /*
      * Optional (NULL where changes cannot come from elsewhere but through
      * poll_changed): starts reporting other processes' changes to `ops`

@@ -128,7 +128,7 @@ static void test_exchange_caps(void **state)
     assert_int_equal(take(&st, 100, 60, 60, 10), 10);
     assert_int_equal(rate_take_demand(&st), 10);
     assert_int_equal(rate_take_demand(&st), 0);
-    rate_set_cap(&st, 1, 25, 40); /* window 1: up to 25 here; the others took 40 */
+    rate_set_cap(&st, 60, 1, 25, 40); /* window 1: up to 25 here; the others took 40 */
     assert_int_equal(take(&st, 100, 60, 61, 30), 15);
     assert_int_equal(rate_take_demand(&st), 30);
     rate_peek(&st, 100, 60, 62, &v);
@@ -138,13 +138,29 @@ static void test_exchange_caps(void **state)
     assert_false(v.admitted);
     assert_int_equal(v.left, 0); /* this instance's share is spent */
     /* A cap above the limit is held to the limit. */
-    rate_set_cap(&st, 2, 500, 0);
+    rate_set_cap(&st, 60, 2, 500, 0);
     assert_int_equal(take(&st, 100, 60, 125, 150), 100);
     /* A window the exchange has not spoken about: the default share (a third), or all of it. */
     rate_set_default(&st, 333333);
     assert_int_equal(take(&st, 99, 60, 185, 99), 32);
     rate_set_default(&st, 0);
     assert_int_equal(take(&st, 99, 60, 245, 200), 99);
+}
+
+/* The exchange leases the next window before it starts: both words hold, each for its own window. */
+static void test_exchange_next_window(void **state)
+{
+    struct rate_state st;
+
+    (void)state;
+    rate_init(&st);
+    rate_set_default(&st, 500000);
+    rate_set_cap(&st, 60, 1, 7, 0);
+    rate_set_cap(&st, 60, 2, 3, 90); /* the next window, leased early */
+    assert_int_equal(take(&st, 100, 60, 65, 20), 7);
+    assert_int_equal(take(&st, 100, 60, 125, 20), 3);
+    /* Window 3 has no word (its slot holds window 1's): the default share, half of the limit. */
+    assert_int_equal(take(&st, 100, 60, 185, 80), 50);
 }
 
 struct racer {
@@ -188,8 +204,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_per_window),      cmocka_unit_test(test_at_the_limit_never_refused),
         cmocka_unit_test(test_limit_one_and_largest), cmocka_unit_test(test_clock_back),
-        cmocka_unit_test(test_exchange_caps),         cmocka_unit_test(test_threads_exact),
-        cmocka_unit_test(test_window_length_changed),
+        cmocka_unit_test(test_exchange_caps),         cmocka_unit_test(test_exchange_next_window),
+        cmocka_unit_test(test_threads_exact),         cmocka_unit_test(test_window_length_changed),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
