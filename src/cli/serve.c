@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/leakreport.h"
 #include "core/netaddr.h"
+#include "core/ratesync.h"
 #include "core/usage.h"
 #include "http/dashboard.h"
 #include "http/respond.h"
@@ -28,6 +29,8 @@ static void usage(FILE *out)
           "  --max-keys N         keys per account (default 100)\n"
           "  --max-staleness S    PostgreSQL: refuse to verify keys (503) when the database has not been\n"
           "                       heard from for S seconds (default 10; 0: keep verifying, fail open)\n"
+          "  --rate-sync-ms MS    PostgreSQL: how often instances exchange rate-limit counts (default 100,\n"
+          "                       10..10000); shorter holds limits closer under uneven load, at more writes\n"
           "  --brand NAME         key brand, the \"ml\" of ml_prod_... (default ml)\n"
           "  --verify-token TOKEN require this token in X-Verify-Token on /v1/auth/verify\n"
           "                       (env APIKEYD_VERIFY_TOKEN)\n"
@@ -114,6 +117,7 @@ int cli_serve(int argc, char **argv)
         {"leak-report-keys", required_argument, NULL, 'L'},
         {"dashboard", required_argument, NULL, 'D'},
         {"dashboard-title", required_argument, NULL, 'N'},
+        {"rate-sync-ms", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -128,7 +132,8 @@ int cli_serve(int argc, char **argv)
                                .usage_retention_days = USAGE_RETENTION_DEFAULT_DAYS,
                                .lifecycle = {.idle_days = 0, .expired_retention_days = 30},
                                .test_clock_file = NULL,
-                               .dashboard = true};
+                               .dashboard = true,
+                               .rate_sync_ms = RATESYNC_INTERVAL_MS_DEFAULT};
     struct netaddr_cidrs trusted;
     const char *trusted_text = NULL, *dashboard_title = NULL;
     struct cli_env env;
@@ -246,6 +251,13 @@ int cli_serve(int argc, char **argv)
             break;
         case 'N':
             dashboard_title = optarg;
+            break;
+        case 'r':
+            if (cli_parse_uint(optarg, RATESYNC_INTERVAL_MS_MIN, RATESYNC_INTERVAL_MS_MAX, &sc.rate_sync_ms) != 0) {
+                fprintf(stderr, "apikeyd serve: --rate-sync-ms takes milliseconds from %d to %d\n", RATESYNC_INTERVAL_MS_MIN,
+                        RATESYNC_INTERVAL_MS_MAX);
+                return EXIT_USAGE;
+            }
             break;
         case 'h':
             usage(stdout);

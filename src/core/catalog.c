@@ -1487,6 +1487,7 @@ static void rate_register(struct catalog *cat, int64_t id, struct usage *u, stru
         }
         atomic_fetch_add(&u->refs, 1);
         cat->rated[cat->nrated++] = (struct rate_reg){.id = id, .usage = u};
+        rate_set_default(st, atomic_load(&cat->rate_ppm)); /* the instances alive may have changed since it was made */
         atomic_store(&st->listed, 1);
     }
 out:

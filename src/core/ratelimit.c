@@ -22,6 +22,7 @@ void rate_init(struct rate_state *st)
     atomic_init(&st->window, 0);
     atomic_init(&st->listed, 0);
     st->leased[0] = st->leased[1] = 0;
+    st->leased_len = 0;
 }
 
 /* Window numbers of another length mean nothing here: a new length starts from nothing counted. */

@@ -33,7 +33,9 @@ struct rate_state {
     _Atomic uint32_t demand; /* requests (admitted or not) since the exchange last took them */
     _Atomic int32_t window;  /* the window length the counts are in; another one starts afresh */
     _Atomic uint32_t listed; /* registered for the exchange (catalog.c) */
-    uint64_t leased[2];      /* the exchange's own: window << RATE_COUNT_BITS | slots the store leased here in it */
+    /* the exchange's own: window << RATE_COUNT_BITS | slots the store leased here in it, in windows of leased_len s */
+    uint64_t leased[2];
+    int32_t leased_len;
 };
 
 #define RATE_COUNT_BITS 30 /* 2^30 > RATE_LIMIT_MAX */

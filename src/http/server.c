@@ -31,6 +31,7 @@
 #include "core/keys.h"
 #include "core/leakreport.h"
 #include "core/lifecycle.h"
+#include "core/ratesync.h"
 #include "core/throttle.h"
 #include "core/timefmt.h"
 #include "core/usage.h"
@@ -402,6 +403,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
                                 .lifecycle = cfg->lifecycle,
                                 .test_clock_file = cfg->test_clock_file};
     struct writer *writer = NULL;
+    struct ratesync *ratesync = NULL;
     struct throttle *throttle = NULL;
     SSL_CTX *ssl_ctx = NULL;
     struct addrinfo *ai = NULL;
@@ -476,6 +478,11 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         r = AK_ERR_NOMEM;
         goto out;
     }
+    if ((r = ratesync_start(cfg->keys, cfg->rate_sync_ms != 0 ? cfg->rate_sync_ms : RATESYNC_INTERVAL_MS_DEFAULT, &ratesync)) !=
+        0) {
+        snprintf(err, errlen, "cannot start the rate-limit exchange: %s", ak_strerror(r));
+        goto out;
+    }
     if (cfg->auth_failures != 0 && (throttle = throttle_new(cfg->auth_failures, 65536)) == NULL) {
         r = AK_ERR_NOMEM;
         goto out;
@@ -533,6 +540,8 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         pthread_cond_wait(&park_cond, &park_lock);
     pthread_mutex_unlock(&park_lock);
     writer_stop(writer);
+    ratesync_stop(ratesync);
+    ratesync = NULL;
     pthread_mutex_lock(&maint.lock);
     maint.stop = 1;
     pthread_cond_signal(&maint.cond);
@@ -554,6 +563,7 @@ out:
             close(workers[i].fd);
     free(workers);
     freeaddrinfo(ai);
+    ratesync_stop(ratesync); /* NULL unless start failed after it */
     if (finished_workers == NULL) {
         /* never served: nothing can still use these */
         throttle_free(throttle);

@@ -35,6 +35,7 @@ struct server_config {
     struct leak_keyring *leak_keyring;           /* that file, loaded (and checked) by the caller; taken */
     const char *test_clock_file;                 /* tests only: a file holding seconds to add to the clock; NULL: off */
     bool dashboard;                              /* serve /dashboard/ (dashboard_init done by the caller) */
+    unsigned rate_sync_ms;                       /* a shared store: the rate-limit exchange's interval (ratesync.h) */
 };
 
 /*

@@ -1855,6 +1855,21 @@ static int pg_rate_beat(struct store *base, int64_t instance_id, int64_t now, un
     return r;
 }
 
+static int pg_rate_leave(struct store *base, int64_t instance_id)
+{
+    struct pg_store *s = PG(base);
+    char id[24];
+    const char *p[] = {id};
+    int r;
+
+    fmt_i64(id, sizeof(id), instance_id);
+    pthread_mutex_lock(&s->rate_lock);
+    if ((r = rate_conn(s)) == 0)
+        r = exec_ms(s->rate_conn, "DELETE FROM rate_instances WHERE id = $1::bigint", 1, p, NULL, RATE_MS);
+    pthread_mutex_unlock(&s->rate_lock);
+    return r;
+}
+
 static const struct store_ops POSTGRES_OPS = {
     .name = "postgresql",
     .free = pg_free,
@@ -1901,6 +1916,7 @@ static const struct store_ops POSTGRES_OPS = {
     .poll_changed = pg_poll_changed,
     .rate_lease = pg_rate_lease,
     .rate_beat = pg_rate_beat,
+    .rate_leave = pg_rate_leave,
     .watch = pg_watch,
 };
 

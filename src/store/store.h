@@ -288,6 +288,8 @@ struct store_ops {
      * the windows that ended more than an hour before `now`.
      */
     int (*rate_beat)(struct store *s, int64_t instance_id, int64_t now, unsigned *ret_live);
+    /* With rate_beat: instance `instance_id` stops (a clean shutdown), so that the others need not wait to stop counting it. */
+    int (*rate_leave)(struct store *s, int64_t instance_id);
     /*
      * Optional (NULL where changes cannot come from elsewhere but through
      * poll_changed): starts reporting other processes' changes to `ops`

@@ -892,6 +892,36 @@ def server_factory(backend, apikeyd_bin, tmp_path):
 
 
 @pytest.fixture
+def pg_factory(pg_cluster, apikeyd_bin, tmp_path):
+    """Servers on the session's PostgreSQL; `pg_factory(share=a)` is another instance on a's database."""
+    factory = ServerFactory(PostgresBackend.bind(pg_cluster), tmp_path)
+    yield factory
+    factory.close_all()
+
+
+@pytest.fixture
+def fault_cluster():
+    """A PostgreSQL cluster of the test's own: the test stops and restarts it."""
+    cluster = start_pg_cluster("pgfault")
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def fault_factory(fault_cluster, apikeyd_bin, tmp_path):
+    """Servers on `fault_cluster`."""
+    factory = ServerFactory(PostgresBackend.bind(fault_cluster), tmp_path)
+    yield factory
+    factory.close_all()
+
+
+def instances(factory, n, *extra_args):
+    """`n` instances on one database (the first one's), started with `extra_args`."""
+    first = factory(*extra_args)
+    return [first] + [factory(*extra_args, share=first) for _ in range(n - 1)]
+
+
+@pytest.fixture
 def server(server_factory):
     """A fresh server with one account, `acme`, whose primary key is `server.client`'s key."""
     return server_factory()

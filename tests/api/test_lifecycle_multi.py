@@ -13,19 +13,15 @@ Waits poll with generous bounds; no duration is asserted.
 
 import time
 
-import pytest
 
-from conftest import Client, PostgresBackend, ServerFactory, assert_error, wait_until
+from conftest import (
+    Client,
+    assert_error,
+    wait_until,
+)
 
 VERIFY = "/v1/auth/verify"
 PROPAGATION_TIMEOUT = 5.0
-
-
-@pytest.fixture
-def pg_factory(pg_cluster, apikeyd_bin, tmp_path):
-    factory = ServerFactory(PostgresBackend.bind(pg_cluster), tmp_path)
-    yield factory
-    factory.close_all()
 
 
 def verify(server, key):

@@ -26,14 +26,12 @@ import pytest
 from conftest import (
     ACCOUNT_PICKUP_TIMEOUT,
     Client,
-    PostgresBackend,
-    ServerFactory,
     assert_error,
     free_port,
+    instances,
     parse_time,
     run_cli,
     snapshot,
-    start_pg_cluster,
     strict_json,
     wait_until,
 )
@@ -49,19 +47,6 @@ LAST_USED_BAR = 2.0  # the issue's bar: last_used visible on every instance with
 CONVERGE_TIMEOUT = 5.0  # instances agreeing with the database after a race
 RECOVERY_TIMEOUT = 10.0  # reconnect and resync after PostgreSQL comes back
 OPS = ("create", "deactivate", "reactivate", "make primary", "delete")
-
-
-@pytest.fixture
-def pg_factory(pg_cluster, apikeyd_bin, tmp_path):
-    """Servers on the session's PostgreSQL; `pg_factory(share=a)` is another instance on a's database."""
-    factory = ServerFactory(PostgresBackend.bind(pg_cluster), tmp_path)
-    yield factory
-    factory.close_all()
-
-
-def instances(factory, n, *extra_args):
-    first = factory(*extra_args)
-    return [first] + [factory(*extra_args, share=first) for _ in range(n - 1)]
 
 
 def verify(client):
@@ -516,21 +501,6 @@ def test_simultaneous_creates_never_exceed_the_cap(pg_factory):
 
 
 # --------------------------------------------------------------------------- faults
-
-
-@pytest.fixture
-def fault_cluster():
-    """A PostgreSQL cluster of the test's own: the test stops and restarts it."""
-    cluster = start_pg_cluster("pgfault")
-    yield cluster
-    cluster.destroy()
-
-
-@pytest.fixture
-def fault_factory(fault_cluster, apikeyd_bin, tmp_path):
-    factory = ServerFactory(PostgresBackend.bind(fault_cluster), tmp_path)
-    yield factory
-    factory.close_all()
 
 
 class Traffic:
