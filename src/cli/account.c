@@ -141,10 +141,10 @@ static json_t *key_tail(const struct key_rec *rec)
         (rec->expires_at != 0 && timefmt_format(rec->expires_at, expires, sizeof(expires)) != 0))
         return NULL;
     /* The command line gives no restrictions: a key it makes is unrestricted. */
-    return json_pack("{s:s,s:b,s:b,s:s,s:n,s:o,s:n,s:n,s:n,s:n,s:n,s:n}", "key_prefix", rec->prefix, "is_active", rec->active,
-                     "is_primary", rec->primary, "created_at", created, "last_used", "expires_at",
+    return json_pack("{s:s,s:b,s:b,s:s,s:n,s:o,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}", "key_prefix", rec->prefix, "is_active",
+                     rec->active, "is_primary", rec->primary, "created_at", created, "last_used", "expires_at",
                      rec->expires_at != 0 ? json_string(expires) : json_null(), "rotated_from", "rotated_to", "leaked_at", "scopes",
-                     "allowed_ips", "rate_limit");
+                     "allowed_ips", "rate_limit", "remaining", "refill");
 }
 
 /* Prints `o` (taken), a new key's object, and wipes its api_key after. */

@@ -168,7 +168,7 @@ int accounts_issue_key(struct keys *k, const struct audit_origin *origin, int64_
     rec->primary = req->make_primary;
     rec->created_at = timefmt_now();
     rec->expires_at = req->key.expires_at;
-    policy_apply(NULL, NULL, &req->key.policy, true, rec); /* the operator: never refused */
+    policy_apply(NULL, NULL, &req->key.policy, true, rec->created_at, rec); /* the operator: never refused */
     if (rec->primary && rec->expires_at != 0) {
         r = AK_ERR_PRIMARY_INVALID; /* a primary never expires but through rotation */
         goto out_free;

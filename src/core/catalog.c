@@ -26,16 +26,19 @@
 #include "core/ebr.h"
 #include "core/error.h"
 #include "core/guard.h"
+#include "core/quota.h"
 #include "core/ratelimit.h"
 #include "core/scope.h"
+#include "core/timefmt.h"
 #include "store/store.h"
 
 struct usage {
-    _Atomic int64_t last_used;         /* written by readers on every authenticated request (when the second changes) */
-    _Atomic int64_t flushed;           /* the value known to be in the store */
-    _Atomic unsigned refs;             /* worlds holding the key: a reload adopts the record, so no use is lost */
-    _Atomic uint32_t verified;         /* uses since the last usage flush (usage.h) */
-    _Atomic(struct rate_state *) rate; /* the rate limit's counts here; NULL until the key is first counted */
+    _Atomic int64_t last_used;           /* written by readers on every authenticated request (when the second changes) */
+    _Atomic int64_t flushed;             /* the value known to be in the store */
+    _Atomic unsigned refs;               /* worlds holding the key: a reload adopts the record, so no use is lost */
+    _Atomic uint32_t verified;           /* uses since the last usage flush (usage.h) */
+    _Atomic(struct rate_state *) rate;   /* the rate limit's counts here; NULL until the key is first counted */
+    _Atomic(struct quota_local *) quota; /* the quota's credits leased here; NULL until the key first spends */
     /* What a key only has once it was refused: NULL until then (most keys never are; 16 bytes a key saved). */
     _Atomic(struct refusals *) refusals;
 };
@@ -59,6 +62,7 @@ struct rare {
     struct guard *guard; /* scopes and allowlist; NULL: unrestricted (guard.h) */
     int64_t rate_limit;  /* 0: none (limits.h) */
     int32_t rate_window;
+    struct quota_terms quota; /* id 0: none */
 };
 
 static const struct rare NO_RARE;
@@ -500,7 +504,8 @@ static struct entry *entry_new(struct catalog *cat, const struct key_rec *rec, s
     if (json == NULL || jlen > UINT16_MAX ||
         guard_get(cat, rec->has_scopes ? rec->scopes : NULL, rec->has_ips ? rec->allowed_ips : NULL, &g) != 0)
         goto fail;
-    if ((g != NULL || rec->rotated_from != 0 || rec->rotated_to != 0 || rec->leaked_at != 0 || rec->rate_limit != 0) &&
+    if ((g != NULL || rec->rotated_from != 0 || rec->rotated_to != 0 || rec->leaked_at != 0 || rec->rate_limit != 0 ||
+         rec->has_quota) &&
         (x = cat_malloc(sizeof(*x))) == NULL)
         goto fail;
     if (rec->expiry_seen && rec->expires_at != 0 && (seen = refusals_get(usage)) == NULL)
@@ -514,6 +519,14 @@ static struct entry *entry_new(struct catalog *cat, const struct key_rec *rec, s
         x->guard = g;
         x->rate_limit = rec->rate_limit;
         x->rate_window = rec->rate_window;
+        x->quota = (struct quota_terms){0};
+        if (rec->has_quota)
+            x->quota = (struct quota_terms){.id = rec->quota_id,
+                                            .remaining = rec->remaining,
+                                            .refill_amount = rec->refill_amount,
+                                            .interval = (enum refill_interval)rec->refill_interval,
+                                            .period = rec->quota_period,
+                                            .version = rec->quota_version};
     }
     e->rare = x != NULL ? x : &NO_RARE;
     e->id = rec->id;
@@ -559,6 +572,7 @@ static void entry_free_version(void *p)
 static void usage_free(struct usage *u)
 {
     free(atomic_load(&u->rate));
+    free(atomic_load(&u->quota));
     free(atomic_load(&u->refusals));
     free(u);
 }
@@ -592,6 +606,7 @@ static struct usage *usage_new(int64_t last_used)
         atomic_init(&u->verified, 0);
         atomic_init(&u->refusals, NULL);
         atomic_init(&u->rate, NULL);
+        atomic_init(&u->quota, NULL);
     }
     return u;
 }
@@ -617,6 +632,11 @@ static void entry_view(const struct entry *e, struct key_view *v)
     v->guard = e->rare->guard;
     v->rate_limit = e->rare->rate_limit;
     v->rate_window = e->rare->rate_window;
+    v->has_quota = e->rare->quota.id != 0;
+    v->remaining =
+        v->has_quota ? quota_left(atomic_load_explicit(&e->usage->quota, memory_order_acquire), &e->rare->quota, timefmt_now()) : 0;
+    v->refill_amount = e->rare->quota.refill_amount;
+    v->refill_interval = e->rare->quota.interval;
 }
 
 static void entry_to_rec(const struct entry *e, struct key_rec *rec)
@@ -646,6 +666,14 @@ static void entry_to_rec(const struct entry *e, struct key_rec *rec)
     guard_format_ips(e->rare->guard, rec->allowed_ips);
     rec->rate_limit = e->rare->rate_limit;
     rec->rate_window = e->rare->rate_window;
+    rec->has_quota = e->rare->quota.id != 0;
+    rec->quota_id = e->rare->quota.id;
+    rec->remaining = e->rare->quota.remaining;
+    rec->refill_amount = e->rare->quota.refill_amount;
+    rec->refill_interval = (int32_t)e->rare->quota.interval;
+    rec->quota_period = e->rare->quota.period;
+    rec->quota_version = e->rare->quota.version;
+    rec->quota_dirty = 0;
 }
 
 /* A copy of `old` (may be NULL) with `drop` removed and/or `add` put in id order (either may be NULL). */
@@ -1472,6 +1500,30 @@ static void count_refusal(struct usage *u, enum usage_count reason)
         atomic_fetch_add_explicit(&x->n[reason], 1, memory_order_relaxed);
 }
 
+/* The quota credits of usage `u`, made on first need; NULL only when out of memory. */
+static struct quota_local *quota_get(struct usage *u)
+{
+    struct quota_local *v = atomic_load_explicit(&u->quota, memory_order_acquire), *fresh;
+
+    if (v == NULL) {
+        if ((fresh = calloc(1, sizeof(*fresh))) == NULL)
+            return NULL;
+        if (atomic_compare_exchange_strong(&u->quota, &v, fresh))
+            v = fresh;
+        else
+            free(fresh); /* another reader made it first */
+    }
+    return v;
+}
+
+/* A use of a key: last_used (written only when the second changes, so a busy key does not bounce a cache line), usage. */
+static void count_use(struct usage *u, int64_t now)
+{
+    if (atomic_load_explicit(&u->last_used, memory_order_relaxed) < now)
+        atomic_store_explicit(&u->last_used, now, memory_order_relaxed);
+    atomic_fetch_add_explicit(&u->verified, 1, memory_order_relaxed);
+}
+
 /* Registers key `id`'s rate state for the exchange (out of memory: not yet; its next request tries again). */
 static void rate_register(struct catalog *cat, int64_t id, struct usage *u, struct rate_state *st)
 {
@@ -1576,10 +1628,15 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
     size_t slen;
     struct rate_state *rs = NULL;
     struct rate_verdict rv;
+    struct quota_local *qs;
+    struct quota_outcome qo = {.prefetch = false};
+    int64_t quota_left_now = -1;
     int r = AK_ERR_KEY_UNKNOWN;
 
     if (req != NULL && req->rate != NULL)
         req->rate->limit = 0;
+    if (req != NULL && req->quota != NULL)
+        req->quota->has = false;
     if (ebr_enter(&cat->ebr) != 0)
         return AK_ERR_NOMEM;
     e = ptable_find(TABLE(cat, by_digest), digest_key(digest), entry_digest_key);
@@ -1645,10 +1702,6 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
             goto out;
         }
     }
-    /* Write only when the second changes, so that a busy key does not bounce a cache line between cores. */
-    if (atomic_load_explicit(&e->usage->last_used, memory_order_relaxed) < now)
-        atomic_store_explicit(&e->usage->last_used, now, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->usage->verified, 1, memory_order_relaxed);
     ret->key_id = e->id;
     ret->account_id = e->account_id;
     ret->type = (enum key_type)e->type;
@@ -1660,8 +1713,37 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
     memcpy(ret->scopes, scopes != NULL ? scopes : "", slen + 1);
     ret->rate_limit = e->rare->rate_limit;
     ret->rate_window = e->rare->rate_window;
+    ret->quota_id = e->rare->quota.id;
+    /* The quota is spent last, by what every other rule admitted. */
+    if (e->rare->quota.id != 0 && req != NULL && req->cost > 0) {
+        if ((qs = quota_get(e->usage)) == NULL) {
+            r = AK_ERR_NOMEM;
+            goto out;
+        }
+        quota_spend(qs, &e->rare->quota, now, timefmt_mono_ms(), req->cost, &qo);
+        quota_left_now = qo.left;
+        if (qo.verdict == QUOTA_EXHAUSTED) {
+            r = AK_ERR_QUOTA;
+            count_refusal(e->usage, USAGE_QUOTA);
+            goto out;
+        }
+        if (qo.verdict == QUOTA_LEASE) {
+            r = AK_ERR_QUOTA_LEASE; /* neither a use nor a refusal yet: catalog_quota_used says which */
+            goto out;
+        }
+    }
+    count_use(e->usage, now);
     r = 0;
 out:
+    if (e != NULL && e->rare->quota.id != 0 && req != NULL && req->quota != NULL) {
+        if (quota_left_now < 0)
+            quota_left_now = quota_left(atomic_load_explicit(&e->usage->quota, memory_order_acquire), &e->rare->quota, now);
+        *req->quota = (struct quota_report){.has = true,
+                                            .left = quota_left_now,
+                                            .refill_amount = e->rare->quota.refill_amount,
+                                            .interval = e->rare->quota.interval,
+                                            .prefetch = qo.prefetch};
+    }
     /* What a limited key's every answer says of its rate limit (refusals before it: what is left, untouched). */
     if (e != NULL && e->rare->rate_limit != 0 && req != NULL && req->rate != NULL) {
         if (rs == NULL && (rs = atomic_load_explicit(&e->usage->rate, memory_order_acquire)) != NULL)
@@ -1673,6 +1755,85 @@ out:
     }
     ebr_exit(&cat->ebr);
     return r;
+}
+
+int catalog_quota_hold(struct catalog *cat, int64_t key_id, struct quota_hold *ret)
+{
+    struct entry *e;
+    int r = AK_ERR_NOT_FOUND;
+
+    if (ebr_enter(&cat->ebr) != 0)
+        return AK_ERR_NOMEM;
+    e = ptable_find(TABLE(cat, by_id), (uint64_t)key_id, entry_id_key);
+    if (e != NULL && e->rare->quota.id != 0) {
+        if ((ret->local = quota_get(e->usage)) == NULL) {
+            r = AK_ERR_NOMEM;
+        } else {
+            atomic_fetch_add(&e->usage->refs, 1);
+            ret->key_id = key_id;
+            ret->terms = e->rare->quota;
+            ret->usage = e->usage;
+            r = 0;
+        }
+    }
+    ebr_exit(&cat->ebr);
+    return r;
+}
+
+void catalog_quota_used(struct quota_hold *h, bool admitted, int64_t now)
+{
+    if (admitted)
+        count_use(h->usage, now);
+    else
+        count_refusal(h->usage, USAGE_QUOTA);
+}
+
+void catalog_quota_release(struct quota_hold *h)
+{
+    if (h->usage != NULL)
+        usage_release(h->usage);
+    h->usage = NULL;
+}
+
+int catalog_quota_holds(struct catalog *cat, struct quota_hold **ret, size_t *ret_n)
+{
+    struct ptable *t;
+    struct quota_hold *v = NULL, *grown;
+    size_t n = 0, cap = 0;
+    int r = 0;
+
+    *ret = NULL;
+    *ret_n = 0;
+    if (ebr_enter(&cat->ebr) != 0)
+        return AK_ERR_NOMEM;
+    t = TABLE(cat, by_id);
+    for (size_t i = 0; t != NULL && i <= t->mask && r == 0; i++) {
+        struct entry *e = atomic_load_explicit(&t->slot[i], memory_order_acquire);
+        struct quota_local *q;
+        if (e == NULL || (void *)e == TOMB || e->rare->quota.id == 0 || (q = atomic_load(&e->usage->quota)) == NULL ||
+            atomic_load(&q->credits) == 0)
+            continue;
+        if (n == cap) {
+            cap = cap != 0 ? cap * 2 : 16;
+            if ((grown = realloc(v, cap * sizeof(*v))) == NULL) {
+                r = AK_ERR_NOMEM;
+                break;
+            }
+            v = grown;
+        }
+        atomic_fetch_add(&e->usage->refs, 1);
+        v[n++] = (struct quota_hold){.key_id = e->id, .local = q, .terms = e->rare->quota, .usage = e->usage};
+    }
+    ebr_exit(&cat->ebr);
+    if (r != 0) {
+        for (size_t i = 0; i < n; i++)
+            catalog_quota_release(&v[i]);
+        free(v);
+        return r;
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
 }
 
 void catalog_list_views(struct catalog *cat, int64_t account_id, bool sandbox_only, catalog_view_cb cb, void *arg)

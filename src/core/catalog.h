@@ -22,6 +22,7 @@
 #include "core/guard.h"
 #include "core/key.h"
 #include "core/netaddr.h"
+#include "core/quota.h"
 #include "core/usage.h"
 
 struct catalog;
@@ -51,6 +52,10 @@ struct key_view {
     const struct guard *guard; /* scopes and allowlist (guard.h); NULL: unrestricted */
     int64_t rate_limit;        /* 0: none */
     int32_t rate_window;
+    bool has_quota;
+    int64_t remaining;     /* as this instance knows it */
+    int64_t refill_amount; /* 0: no refill */
+    enum refill_interval refill_interval;
 };
 
 /* Where a known key with a rate limit stands after a request, for the answer's RateLimit fields. */
@@ -59,6 +64,23 @@ struct rate_report {
     int32_t window;
     int64_t left;  /* left in the window after this request */
     int64_t reset; /* seconds to the window's end */
+};
+
+/* Where a known key with a quota stands after a request, for the answer's RateLimit fields. */
+struct quota_report {
+    bool has; /* false: the key is unknown or has no quota (nothing else is set) */
+    int64_t left;
+    int64_t refill_amount; /* 0: no refill */
+    enum refill_interval interval;
+    bool prefetch; /* the credits here run low: lease more now (keys_quota_settle with cost 0) */
+};
+
+/* A hold on a key's quota, for a lease off the event loop (keys_quota_settle); see catalog_quota_hold. */
+struct quota_hold {
+    int64_t key_id;
+    struct quota_local *local;
+    struct quota_terms terms;
+    void *usage; /* the catalog's, referenced until catalog_quota_release */
 };
 
 /* A key whose rate limit this instance counts, for the exchange (ratesync.h). */
@@ -78,6 +100,9 @@ struct auth_req {
     const char *required; /* a gateway's X-Required-Scopes value, well formed (scope_required_ok), or NULL */
     size_t required_len;
     struct rate_report *rate; /* filled for every answer, refusals included (NULL: not asked) */
+    /* Credits the request spends from the key's quota (0: none; the management API spends none). */
+    uint32_t cost;
+    struct quota_report *quota; /* filled like `rate` (NULL: not asked) */
 };
 
 /* What catalog_collect hands the flush: malloc'd arrays (possibly non-NULL with a count of 0) that the caller frees. */
@@ -108,6 +133,24 @@ void catalog_rate_share(struct catalog *cat, uint32_t default_ppm);
  * at a time (the exchange's).
  */
 void catalog_rate_each(struct catalog *cat, bool (*fn)(void *arg, const struct rate_key *k), void *arg);
+
+/*
+ * Holds key `key_id`'s quota credits and terms for a lease: 0, or
+ * AK_ERR_NOT_FOUND when the key is gone or has no quota. Any thread.
+ */
+int catalog_quota_hold(struct catalog *cat, int64_t key_id, struct quota_hold *ret);
+
+/*
+ * What became of a request that waited for a lease (catalog_authenticate
+ * answered AK_ERR_QUOTA_LEASE): admitted (a use: last_used, usage) or
+ * refused as quota_exhausted (counted).
+ */
+void catalog_quota_used(struct quota_hold *h, bool admitted, int64_t now);
+
+void catalog_quota_release(struct quota_hold *h);
+
+/* Holds every key with quota credits leased here (for their return at shutdown): a malloc'd array, *ret_n of them. */
+int catalog_quota_holds(struct catalog *cat, struct quota_hold **ret, size_t *ret_n);
 
 /* Frees the catalog and every entry; accepts NULL. */
 void catalog_free(struct catalog *cat);

@@ -66,6 +66,10 @@ const char *ak_strerror(int err)
         return "client address not allowed for this key";
     case AK_ERR_RATE_LIMITED:
         return "rate limit exceeded";
+    case AK_ERR_QUOTA:
+        return "the key's quota is spent";
+    case AK_ERR_QUOTA_LEASE:
+        return "the key's quota has no credits leased here";
     case AK_ERR_STALE:
         return "the key store has not been heard from for too long";
     }

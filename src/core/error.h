@@ -40,6 +40,8 @@ enum ak_err {
     AK_ERR_SCOPE = -28,            /* the key lacks a scope the request needs, or would grant one it lacks */
     AK_ERR_IP = -29,               /* the client's address is not in the key's allowed_ips */
     AK_ERR_RATE_LIMITED = -30,     /* the key is over its rate limit in this window */
+    AK_ERR_QUOTA = -31,            /* the key's quota is spent */
+    AK_ERR_QUOTA_LEASE = -32,      /* the key's quota has no credits here: lease them (keys_quota_settle) to decide */
 };
 
 /* Returns a static, human-readable description of `err`. Never NULL. */

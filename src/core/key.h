@@ -45,7 +45,25 @@ struct key_rec {
     /* Rate limit (limits.h): requests per fixed window of rate_window seconds; both 0: none. */
     int64_t rate_limit;
     int32_t rate_window;
+    /*
+     * Quota (issue 13, quota.h): a balance of credits that verification
+     * spends, shared by the keys of a rotation (one quota_id). has_quota
+     * false: unlimited. As a store reads it: the balance it holds (leases
+     * to instances taken out), the refill, the period the balance is for,
+     * and the quota's version (raised by every write of it).
+     */
+    bool has_quota;
+    int64_t quota_id; /* 0: not stored yet */
+    int64_t remaining;
+    int64_t refill_amount;   /* 0: no refill */
+    int32_t refill_interval; /* enum refill_interval (limits.h) */
+    int64_t quota_period;    /* the refill period the balance is for (its start); 0 without refill */
+    int64_t quota_version;
+    uint8_t quota_dirty; /* what a write sets of the quota (KEY_QUOTA_*; store: key_insert, key_write) */
 };
+
+#define KEY_QUOTA_REMAINING 1 /* the balance (for the period now) */
+#define KEY_QUOTA_REFILL 2    /* the refill */
 
 /* Sets rec's rate limit from values read back from a store; false (nothing set) when they are out of range. */
 static inline bool key_set_rate(struct key_rec *rec, int64_t limit, int64_t window)
@@ -54,6 +72,34 @@ static inline bool key_set_rate(struct key_rec *rec, int64_t limit, int64_t wind
         return false;
     rec->rate_limit = limit;
     rec->rate_window = (int32_t)window;
+    return true;
+}
+
+/*
+ * Sets rec's quota from values read back from a store (id 0: none; the
+ * interval as its name, "" for none); false (nothing set) when out of range.
+ */
+static inline bool key_set_quota(struct key_rec *rec, int64_t id, int64_t remaining, int64_t refill_amount, const char *interval,
+                                 size_t interval_len, int64_t period, int64_t version)
+{
+    enum refill_interval iv = refill_interval_parse(interval, interval_len);
+
+    if (id == 0) {
+        rec->has_quota = false;
+        rec->quota_id = rec->remaining = rec->refill_amount = rec->quota_period = rec->quota_version = 0;
+        rec->refill_interval = REFILL_NONE;
+        return true;
+    }
+    if (id < 0 || remaining < 0 || remaining > QUOTA_MAX || refill_amount < 0 || refill_amount > QUOTA_MAX ||
+        (refill_amount != 0) != (iv != REFILL_NONE) || (iv == REFILL_NONE && interval_len != 0) || version < 1)
+        return false;
+    rec->has_quota = true;
+    rec->quota_id = id;
+    rec->remaining = remaining;
+    rec->refill_amount = refill_amount;
+    rec->refill_interval = (int32_t)iv;
+    rec->quota_period = period;
+    rec->quota_version = version;
     return true;
 }
 
@@ -83,6 +129,8 @@ struct principal {
     /* The key's rate limit (0: none), for the policy of what it may give. */
     int64_t rate_limit;
     int32_t rate_window;
+    /* The key's quota (0: none): the keys it makes spend from it too. */
+    int64_t quota_id;
 };
 
 #endif

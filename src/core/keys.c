@@ -248,7 +248,8 @@ int keys_create(struct keys *k, const struct audit_origin *origin, const struct 
     rec->created_at = timefmt_now();
     rec->expires_at = req->expires_at;
     self = self_of(k, who, &r);
-    if (r != 0 || (r = policy_apply(who, self, &req->policy, true, rec)) != 0 || (r = mint(k, req->type, rec, ret_key, keysz)) != 0)
+    if (r != 0 || (r = policy_apply(who, self, &req->policy, true, rec->created_at, rec)) != 0 ||
+        (r = mint(k, req->type, rec, ret_key, keysz)) != 0)
         goto out;
     r = store_key_insert(k->store, origin, rec, k->max_keys, NULL);
     if ((r = settle(k, r, r == 0 ? catalog_put(k->cat, rec) : 0)) != 0) {
@@ -307,7 +308,7 @@ static int apply_patch(void *arg, const struct key_rec *cur, int64_t primary_id,
             return AK_ERR_EXPIRED;
         next->expires_at = req->expires_at;
     }
-    if ((r = policy_apply(pc->who, pc->self, &req->policy, false, next)) != 0)
+    if ((r = policy_apply(pc->who, pc->self, &req->policy, false, pc->now, next)) != 0)
         return r;
     if (cur->leaked_at != 0 && next->active)
         return AK_ERR_LEAKED;

@@ -94,6 +94,19 @@ int keys_delete(struct keys *k, const struct audit_origin *origin, const struct 
 int keys_flush_uses(struct keys *k);
 
 /*
+ * Leases credits of key `key_id`'s quota from the store (quota.h), off the
+ * event loop: for a request of `cost` that keys_authenticate could not
+ * decide (AK_ERR_QUOTA_LEASE), which it then admits (0, a use, *ret_left
+ * credits left) or refuses (AK_ERR_QUOTA, counted); or, with cost 0, the
+ * next block before the credits here run out. Errors: AK_ERR_NOT_FOUND
+ * (the key is gone or has no quota now), store errors.
+ */
+int keys_quota_settle(struct keys *k, int64_t key_id, uint32_t cost, int64_t now, int64_t *ret_left);
+
+/* Gives the credits leased here and not spent back to the store (a clean shutdown). */
+int keys_quota_return(struct keys *k);
+
+/*
  * For a store shared by several instances (one with watch): starts
  * following other instances' changes and waits, up to `timeout_ms`, for the
  * first full load that follows. Returns 0 (also when the store has no

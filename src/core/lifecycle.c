@@ -75,6 +75,15 @@ static int rotate_rule(void *arg, const struct key_rec *cur, struct key_rec *old
     strcpy(fresh->allowed_ips, cur->allowed_ips);
     fresh->rate_limit = cur->rate_limit;
     fresh->rate_window = cur->rate_window;
+    /* One balance for both: the replacement spends from the old key's quota (never twice the credits). */
+    fresh->has_quota = cur->has_quota;
+    fresh->quota_id = cur->quota_id;
+    fresh->remaining = cur->remaining;
+    fresh->refill_amount = cur->refill_amount;
+    fresh->refill_interval = cur->refill_interval;
+    fresh->quota_period = cur->quota_period;
+    fresh->quota_version = cur->quota_version;
+    fresh->quota_dirty = 0;
     if (cur->expires_at != 0 && !cur->primary) {
         int64_t life = cur->expires_at - cur->created_at;
         if (life < 1)

@@ -23,6 +23,8 @@ static bool within(const struct principal *who, const struct key_rec *self, cons
 {
     if (who->rate_limit != 0 && !rate_within(who, rec->rate_limit, rec->rate_window))
         return false;
+    if (who->quota_id != 0 && (rec->quota_id != who->quota_id || rec->quota_dirty != 0))
+        return false; /* a key with a quota manages only keys that spend from it, and never sets a balance */
     if (who->restricted &&
         (!rec->has_scopes || rec->primary || !scope_list_within(who->scopes, who->scopes_len, rec->scopes, strlen(rec->scopes))))
         return false;
@@ -33,12 +35,12 @@ static bool within(const struct principal *who, const struct key_rec *self, cons
 
 int policy_may_manage(const struct principal *who, const struct key_rec *self, const struct key_rec *target)
 {
-    if (who == NULL || (!who->restricted && !who->has_ips && who->rate_limit == 0))
+    if (who == NULL || (!who->restricted && !who->has_ips && who->rate_limit == 0 && who->quota_id == 0))
         return 0;
     return within(who, self, target) ? 0 : AK_ERR_SCOPE;
 }
 
-int policy_apply(const struct principal *who, const struct key_rec *self, const struct policy_req *req, bool creating,
+int policy_apply(const struct principal *who, const struct key_rec *self, const struct policy_req *req, bool creating, int64_t now,
                  struct key_rec *rec)
 {
     if (req->set_scopes) {
@@ -62,5 +64,28 @@ int policy_apply(const struct principal *who, const struct key_rec *self, const 
         rec->rate_limit = who->rate_limit;
         rec->rate_window = who->rate_window;
     }
+    if (req->set_quota) {
+        rec->has_quota = req->has_quota;
+        rec->remaining = req->has_quota ? req->remaining : 0;
+        rec->quota_dirty |= KEY_QUOTA_REMAINING;
+        if (!req->has_quota && !req->set_refill) { /* unlimited: the refill goes with the quota */
+            rec->refill_amount = 0;
+            rec->refill_interval = REFILL_NONE;
+        }
+    } else if (creating && who != NULL && who->quota_id != 0) {
+        /* a key with a quota makes keys that spend from it */
+        rec->has_quota = true;
+        rec->quota_id = who->quota_id;
+    }
+    if (req->set_refill) {
+        if (req->has_refill && !rec->has_quota)
+            return AK_ERR_INVALID;
+        rec->refill_amount = req->has_refill ? req->refill_amount : 0;
+        rec->refill_interval = req->has_refill ? req->refill_interval : REFILL_NONE;
+        rec->quota_dirty |= KEY_QUOTA_REFILL;
+    }
+    if (rec->quota_dirty != 0 && rec->has_quota)
+        rec->quota_period =
+            rec->refill_interval != REFILL_NONE ? refill_period_start((enum refill_interval)rec->refill_interval, now) : 0;
     return policy_may_manage(who, self, rec);
 }

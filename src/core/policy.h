@@ -5,7 +5,8 @@
  * never un-restricts one; a key with an allowlist gives only allowlists
  * within its own; a key with a rate limit gives only rate limits no looser
  * than its own (no higher average rate, no larger burst), which a new key
- * inherits when none is given. Keys without restrictions (and the operator)
+ * inherits when none is given; a key with a quota makes keys that spend
+ * from the same quota, manages only those, and sets no balance or refill. Keys without restrictions (and the operator)
  * are not limited here. What a request may do with a key is judged at verification
  * (catalog_authenticate); this is for the writes. Pure: no I/O.
  */
@@ -26,9 +27,11 @@ int policy_may_manage(const struct principal *who, const struct key_rec *self, c
  * Sets the restrictions of `rec` (a key being made or changed) from `req`:
  * fields sent replace the current ones; for a new key (`creating`), fields
  * not sent are inherited from a restricted creator. Then checks that `rec`
- * grants nothing `who` lacks. 0 or AK_ERR_SCOPE.
+ * grants nothing `who` lacks. A quota set or changed is for the refill
+ * period holding `now`. 0, AK_ERR_SCOPE, or AK_ERR_INVALID for a refill
+ * on a key without a quota.
  */
-int policy_apply(const struct principal *who, const struct key_rec *self, const struct policy_req *req, bool creating,
+int policy_apply(const struct principal *who, const struct key_rec *self, const struct policy_req *req, bool creating, int64_t now,
                  struct key_rec *rec);
 
 #endif

@@ -256,6 +256,46 @@ static int take_rate(json_t *v, struct policy_req *p, char *msg, size_t msglen)
     return 0;
 }
 
+/* "remaining": null (unlimited) or 0..2^53-1; "refill": null or {"amount": 1..2^53-1, "interval": "day"|"month"}. */
+static int take_quota(const char *field, json_t *v, struct policy_req *p, char *msg, size_t msglen)
+{
+    json_t *iv;
+    int64_t amount;
+    int r;
+
+    if (strcmp(field, "remaining") == 0) {
+        p->set_quota = true;
+        if (json_is_null(v))
+            return 0;
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > QUOTA_MAX) {
+            snprintf(msg, msglen, "remaining must be null (unlimited) or an integer from 0 to %lld", (long long)QUOTA_MAX);
+            return AK_ERR_INVALID;
+        }
+        p->has_quota = true;
+        p->remaining = json_integer_value(v);
+        return 0;
+    }
+    p->set_refill = true;
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_object(v) || json_object_size(v) > 2) {
+        snprintf(msg, msglen, "refill must be null or {\"amount\": 1..%lld, \"interval\": \"day\" or \"month\"}",
+                 (long long)QUOTA_MAX);
+        return AK_ERR_INVALID;
+    }
+    if ((r = take_int_member(v, "refill", "amount", 1, QUOTA_MAX, &amount, msg, msglen)) != 0)
+        return r;
+    iv = json_object_get(v, "interval");
+    if (iv == NULL || !json_is_string(iv) ||
+        (p->refill_interval = refill_interval_parse(json_string_value(iv), json_string_length(iv))) == REFILL_NONE) {
+        snprintf(msg, msglen, "refill.interval must be \"day\" or \"month\"");
+        return AK_ERR_INVALID;
+    }
+    p->has_refill = true;
+    p->refill_amount = amount;
+    return 0;
+}
+
 /*
  * "scopes": null (unrestricted) or 1..50 scope names; "allowed_ips": null or 1..32 addresses or CIDR blocks;
  * "rate_limit" (take_rate).
@@ -274,6 +314,14 @@ static int take_policy(const char *field, json_t *v, struct policy_req *p, bool 
             return AK_ERR_INVALID;
         }
         return take_rate(v, p, msg, msglen);
+    }
+    if (strcmp(field, "remaining") == 0 || strcmp(field, "refill") == 0) {
+        *ret_taken = true;
+        if (strcmp(field, "remaining") == 0 ? p->set_quota : p->set_refill) {
+            snprintf(msg, msglen, "%s is given twice", field);
+            return AK_ERR_INVALID;
+        }
+        return take_quota(field, v, p, msg, msglen);
     }
     *ret_taken = scopes || strcmp(field, "allowed_ips") == 0;
     if (!*ret_taken)
@@ -402,8 +450,9 @@ static int parse_create(const char *body, size_t len, struct create_req *ret, st
                 goto out;
         } else {
             r = unknown_field(field,
-                              issue != NULL ? "name, key_type, expires_at, scopes, allowed_ips, rate_limit, make_primary"
-                                            : "name, key_type, expires_at, scopes, allowed_ips, rate_limit",
+                              issue != NULL
+                                  ? "name, key_type, expires_at, scopes, allowed_ips, rate_limit, remaining, refill, make_primary"
+                                  : "name, key_type, expires_at, scopes, allowed_ips, rate_limit, remaining, refill",
                               msg, msglen);
             goto out;
         }
@@ -415,6 +464,11 @@ static int parse_create(const char *body, size_t len, struct create_req *ret, st
     }
     if (!has_type) {
         snprintf(msg, msglen, "key_type is required");
+        r = AK_ERR_INVALID;
+        goto out;
+    }
+    if (req->policy.has_refill && !req->policy.has_quota) {
+        snprintf(msg, msglen, "refill needs remaining: a quota to refill");
         r = AK_ERR_INVALID;
         goto out;
     }
@@ -612,13 +666,16 @@ int validate_patch(const char *body, size_t len, struct patch_req *ret, char *ms
                 goto out;
             req->has_expires_at = true;
         } else {
-            r = unknown_field(field, "name, is_active, is_primary, expires_at, scopes, allowed_ips, rate_limit", msg, msglen);
+            r = unknown_field(field, "name, is_active, is_primary, expires_at, scopes, allowed_ips, rate_limit, remaining, refill",
+                              msg, msglen);
             goto out;
         }
     }
     if (!req->has_name && !req->has_active && !req->has_primary && !req->has_expires_at && !req->policy.set_scopes &&
-        !req->policy.set_ips && !req->policy.set_rate) {
-        snprintf(msg, msglen, "set at least one of name, is_active, is_primary, expires_at, scopes, allowed_ips, rate_limit");
+        !req->policy.set_ips && !req->policy.set_rate && !req->policy.set_quota && !req->policy.set_refill) {
+        snprintf(msg, msglen,
+                 "set at least one of name, is_active, is_primary, expires_at, scopes, allowed_ips, rate_limit,"
+                 " remaining, refill");
         r = AK_ERR_INVALID;
         goto out;
     }

@@ -28,6 +28,11 @@ struct policy_req {
     bool set_rate, has_rate;
     int64_t rate_limit;
     int32_t rate_window;
+    /* "remaining": a count or null (unlimited); "refill": {"amount", "interval"} or null */
+    bool set_quota, has_quota, set_refill, has_refill;
+    int64_t remaining;
+    int64_t refill_amount;
+    int32_t refill_interval; /* enum refill_interval */
 };
 
 struct create_req {

@@ -35,6 +35,13 @@
 
 static void client_addr(struct api_handler *api, h2o_req_t *req, struct netaddr *ret);
 
+/* What authentication found of a key's limits, for the answer's headers. */
+struct limits_seen {
+    int64_t now;
+    struct rate_report rate;
+    struct quota_report quota;
+};
+
 bool api_method_is(h2o_req_t *req, const char *m)
 {
     return h2o_memis(req->method.base, req->method.len, m, strlen(m));
@@ -95,6 +102,9 @@ void api_respond_error_for(struct exchange *x, int err, const char *what)
     case AK_ERR_SCOPE:
         respond_error(x, 403, "insufficient_scope",
                       "an API key can only manage and create keys within its own scopes and allowlist, never a primary key");
+        return;
+    case AK_ERR_INVALID: /* the one rule that needs the key: policy_apply */
+        respond_error(x, 422, "validation_error", "refill needs remaining: set a quota to refill");
         return;
     case AK_ERR_ROTATED:
         respond_error(x, 409, "already_rotated", "this key was rotated already; rotate its replacement (rotated_to) instead");
@@ -303,19 +313,41 @@ static void client_of(void *arg, struct netaddr *ret)
  * Every answer for a key with a limit says where it stands, in the fields of
  * draft-ietf-httpapi-ratelimit-headers, for the gateway to pass on.
  */
-static void respond_limits(struct exchange *x, const struct rate_report *rate, int64_t now)
+static void respond_limits(struct exchange *x, const struct rate_report *rate, const struct quota_report *quota, int64_t now)
 {
     struct key_limits l = {.rate_limit = rate->limit, .rate_window = rate->window};
     char *policy, *state;
 
-    if (rate->limit == 0)
+    if (quota->has) {
+        l.has_quota = true;
+        l.remaining = quota->left;
+        l.refill_amount = quota->refill_amount;
+        l.refill_interval = quota->interval;
+    }
+    if (rate->limit == 0 && !quota->has)
         return;
     policy = h2o_mem_alloc_pool(&x->req->pool, LIMITS_HEADER_MAX);
     state = h2o_mem_alloc_pool(&x->req->pool, LIMITS_HEADER_MAX);
     if (limits_policy_header(&l, now, policy, LIMITS_HEADER_MAX) > 0)
         respond_header(x, "ratelimit-policy", policy);
-    if (limits_state_header(&l, now, rate->left, rate->reset, 0, state, LIMITS_HEADER_MAX) > 0)
+    if (limits_state_header(&l, now, rate->left, rate->reset, quota->left, state, LIMITS_HEADER_MAX) > 0)
         respond_header(x, "ratelimit", state);
+}
+
+/* 429 quota_exhausted: the key's credits are spent; Retry-After is the next refill, if it refills. */
+static void respond_quota_exhausted(struct exchange *x, const struct quota_report *quota, int64_t now)
+{
+    char *after;
+
+    if (quota->has && quota->refill_amount != 0) {
+        after = h2o_mem_alloc_pool(&x->req->pool, 24);
+        snprintf(after, 24, "%lld", (long long)(refill_next(quota->interval, now) - now));
+        respond_header(x, "retry-after", after);
+    }
+    respond_error(x, 429, "quota_exhausted",
+                  quota->has && quota->refill_amount != 0
+                      ? "this API key has spent its quota; it refills at the start of the next period (Retry-After)"
+                      : "this API key has spent its quota");
 }
 
 /* 429 rate_limited: the window's limit is reached; Retry-After is when it ends. */
@@ -361,27 +393,32 @@ static void respond_insufficient_scope(struct exchange *x, const char *scope, si
  * gateway's X-Required-Scopes (well formed), or NULL.
  */
 static int authenticate_for(struct api_handler *api, struct exchange *x, const char *builtin, const char *required,
-                            size_t required_len, struct principal *who)
+                            size_t required_len, uint32_t cost, struct principal *who, struct limits_seen *seen)
 {
     struct client_ctx cc = {api, x->req};
-    struct rate_report rate = {.limit = 0};
     struct auth_req ar = {.client = client_of,
                           .client_ctx = &cc,
                           .builtin = builtin,
                           .required = required,
                           .required_len = required_len,
-                          .rate = &rate};
+                          .rate = &seen->rate,
+                          .cost = cost,
+                          .quota = &seen->quota};
     const char *hdr;
     size_t len;
-    int64_t now = timefmt_now();
     int r;
 
+    seen->now = timefmt_now();
     api_authorization(x, &hdr, &len);
-    r = keys_authenticate(api->keys, hdr, len, now, &ar, who);
-    respond_limits(x, &rate, now);
+    r = keys_authenticate(api->keys, hdr, len, seen->now, &ar, who);
+    if (r == AK_ERR_QUOTA_LEASE) /* answered once the lease decides (verify_lease) */
+        return r;
+    respond_limits(x, &seen->rate, &seen->quota, seen->now);
     if (r != 0) {
         if (r == AK_ERR_RATE_LIMITED)
-            respond_rate_limited(x, &rate);
+            respond_rate_limited(x, &seen->rate);
+        else if (r == AK_ERR_QUOTA)
+            respond_quota_exhausted(x, &seen->quota, seen->now);
         else if (r == AK_ERR_SCOPE)
             respond_insufficient_scope(x, builtin != NULL ? builtin : required, builtin != NULL ? strlen(builtin) : required_len);
         else if (r == AK_ERR_IP)
@@ -396,7 +433,9 @@ static int authenticate_for(struct api_handler *api, struct exchange *x, const c
 
 static int authenticate(struct api_handler *api, struct exchange *x, const char *builtin, struct principal *who)
 {
-    return authenticate_for(api, x, builtin, NULL, 0, who);
+    struct limits_seen seen;
+
+    return authenticate_for(api, x, builtin, NULL, 0, 0, who, &seen);
 }
 
 bool api_is_json(h2o_req_t *req)
@@ -459,6 +498,10 @@ void api_render_key(struct render_buf *b, h2o_mem_pool_t *pool, const struct key
                          .leaked_at = rec->leaked_at,
                          .rate_limit = rec->rate_limit,
                          .rate_window = rec->rate_window,
+                         .has_quota = rec->has_quota,
+                         .remaining = rec->remaining,
+                         .refill_amount = rec->refill_amount,
+                         .refill_interval = (enum refill_interval)rec->refill_interval,
                          .name_json = name_json != NULL ? name_json : "\"\"",
                          .name_json_len = name_json != NULL ? strlen(name_json) : 2};
     struct guard *g = NULL;
@@ -748,14 +791,109 @@ static bool blank(const char *s, size_t len)
  * forwardAuth, Envoy ext_authz): 204 with the key's identity in headers, or
  * the same 401 the API gives. Any method, any path below /v1/auth/verify.
  */
+/* 204 with the key's identity, for the gateway to pass on. */
+static void verify_admitted(struct exchange *x, const struct principal *who)
+{
+    char *soon;
+
+    if (who->restricted)
+        respond_header(x, "x-key-scopes", h2o_strdup(&x->req->pool, who->scopes, who->scopes_len).base);
+    respond_header(x, "x-account-id", pool_i64(&x->req->pool, who->account_id));
+    respond_header(x, "x-key-id", pool_i64(&x->req->pool, who->key_id));
+    respond_header(x, "x-key-type", key_type_name(who->type));
+    respond_header(x, "x-key-prefix", h2o_strdup(&x->req->pool, who->prefix, SIZE_MAX).base);
+    /* The gateway (or the API owner) can warn the customer of an expiry this close. */
+    if (who->expires_at != 0 && who->expires_at - timefmt_now() <= LIFECYCLE_SOON_S) {
+        soon = h2o_mem_alloc_pool(&x->req->pool, TIMEFMT_LEN + 1);
+        if (timefmt_format(who->expires_at, soon, TIMEFMT_LEN + 1) == 0)
+            respond_header(x, "x-key-expires-at", soon);
+    }
+    respond_empty(x, 204);
+}
+
+/* A verification waiting for its key's quota to lease credits, on the writer thread. */
+struct lease_job {
+    struct job super;
+    struct api_handler *api;
+    struct principal who;
+    struct limits_seen seen;
+    uint32_t cost;
+    int result;
+};
+
+static void lease_run(struct job *j)
+{
+    struct lease_job *job = (struct lease_job *)j;
+
+    job->result = keys_quota_settle(job->api->keys, job->who.key_id, job->cost, job->seen.now, &job->seen.quota.left);
+}
+
+static void lease_answer(struct job *j, struct exchange *x)
+{
+    struct lease_job *job = (struct lease_job *)j;
+
+    if (job->cost == 0) /* a prefetch: its request was answered long ago */
+        return;
+    respond_limits(x, &job->seen.rate, &job->seen.quota, job->seen.now);
+    if (job->result == 0) {
+        memcpy(x->prefix, job->who.prefix, sizeof(job->who.prefix));
+        verify_admitted(x, &job->who);
+    } else if (job->result == AK_ERR_QUOTA) {
+        respond_quota_exhausted(x, &job->seen.quota, job->seen.now);
+    } else if (job->result == AK_ERR_NOT_FOUND) {
+        respond_unauthorized(x, AK_ERR_KEY_UNKNOWN); /* deleted meanwhile */
+    } else {
+        respond_header(x, "retry-after", "1");
+        respond_error(x, 503, "store_unavailable", "the key store is unavailable to lease quota credits; retry later");
+    }
+}
+
+/* Leases quota credits off the loop: for this request (cost > 0, answered then), or ahead of need (cost 0). */
+static int lease_submit(struct api_handler *api, struct exchange *x, const struct principal *who, const struct limits_seen *seen,
+                        uint32_t cost)
+{
+    struct lease_job *job = job_new(sizeof(*job), x, lease_run, lease_answer, NULL);
+
+    if (job == NULL)
+        return AK_ERR_NOMEM;
+    job->api = api;
+    job->who = *who;
+    job->seen = *seen;
+    job->cost = cost;
+    job_submit(api->writer, &job->super);
+    return 0;
+}
+
+/* X-Cost: the credits a verification spends from its key's quota (default 1). 0 and *ret, or -1 after a 400. */
+static int take_cost(struct exchange *x, uint32_t *ret)
+{
+    ssize_t i = h2o_find_header_by_str(&x->req->headers, H2O_STRLIT("x-cost"), -1);
+
+    *ret = COST_DEFAULT;
+    if (i < 0)
+        return 0;
+    if (h2o_find_header_by_str(&x->req->headers, H2O_STRLIT("x-cost"), i) >= 0 ||
+        cost_parse(x->req->headers.entries[i].value.base, x->req->headers.entries[i].value.len, ret) != 0) {
+        respond_error(x, 400, "invalid_cost", "X-Cost must be one header holding an integer from 0 to 1000");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Forward authentication for gateways (nginx auth_request, Traefik
+ * forwardAuth, Envoy ext_authz): 204 with the key's identity in headers, or
+ * the same 401 the API gives. Any method, any path below /v1/auth/verify.
+ */
 static void on_verify(struct api_handler *api, struct exchange *x)
 {
     struct principal who;
-    char *soon;
-
+    struct limits_seen seen;
     const char *want = NULL;
     size_t want_len = 0;
+    uint32_t cost;
     ssize_t i;
+    int r;
 
     if (!verify_token_ok(api, x->req)) {
         respond_error(x, 403, "invalid_verify_token", "this endpoint requires the gateway's X-Verify-Token");
@@ -773,21 +911,18 @@ static void on_verify(struct api_handler *api, struct exchange *x)
         if (!scope_required_ok(want, want_len))
             want = NULL; /* empty: nothing required */
     }
-    if (authenticate_for(api, x, NULL, want, want_len, &who) != 0)
+    if (take_cost(x, &cost) != 0)
         return;
-    if (who.restricted)
-        respond_header(x, "x-key-scopes", h2o_strdup(&x->req->pool, who.scopes, who.scopes_len).base);
-    respond_header(x, "x-account-id", pool_i64(&x->req->pool, who.account_id));
-    respond_header(x, "x-key-id", pool_i64(&x->req->pool, who.key_id));
-    respond_header(x, "x-key-type", key_type_name(who.type));
-    respond_header(x, "x-key-prefix", h2o_strdup(&x->req->pool, who.prefix, SIZE_MAX).base);
-    /* The gateway (or the API owner) can warn the customer of an expiry this close. */
-    if (who.expires_at != 0 && who.expires_at - timefmt_now() <= LIFECYCLE_SOON_S) {
-        soon = h2o_mem_alloc_pool(&x->req->pool, TIMEFMT_LEN + 1);
-        if (timefmt_format(who.expires_at, soon, TIMEFMT_LEN + 1) == 0)
-            respond_header(x, "x-key-expires-at", soon);
+    if ((r = authenticate_for(api, x, NULL, want, want_len, cost, &who, &seen)) == AK_ERR_QUOTA_LEASE) {
+        if (lease_submit(api, x, &who, &seen, cost) != 0)
+            api_respond_core_error(x, AK_ERR_NOMEM);
+        return;
     }
-    respond_empty(x, 204);
+    if (r != 0)
+        return;
+    if (seen.quota.prefetch)
+        (void)lease_submit(api, x, &who, &seen, 0); /* out of memory: the request that finds the credits spent leases */
+    verify_admitted(x, &who);
 }
 
 /*

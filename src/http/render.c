@@ -116,7 +116,8 @@ size_t render_key_max(const struct key_view *v, size_t extra_len)
            sizeof(",\"rotated_from\":") - 1 + 20 + sizeof(",\"rotated_to\":") - 1 + 20 + sizeof(",\"leaked_at\":") - 1 +
            TIMEFMT_LEN + 2 + sizeof(",\"scopes\":") - 1 + list_max(slen) + sizeof(",\"allowed_ips\":") - 1 +
            list_max(GUARD_IPS_TEXT_MAX) + sizeof(",\"rate_limit\":{\"limit\":1000000000,\"window_seconds\":86400}") - 1 +
-           sizeof("}") - 1;
+           sizeof(",\"remaining\":9007199254740991") - 1 +
+           sizeof(",\"refill\":{\"amount\":9007199254740991,\"interval\":\"month\"}") - 1 + sizeof("}") - 1;
 }
 
 void render_scopes(struct render_buf *b, const struct guard *g)
@@ -192,6 +193,22 @@ void render_key(struct render_buf *b, const struct key_view *v, const char *extr
         LIT(b, "}");
     } else {
         LIT(b, ",\"rate_limit\":null");
+    }
+    if (v->has_quota) {
+        LIT(b, ",\"remaining\":");
+        render_i64(b, v->remaining);
+    } else {
+        LIT(b, ",\"remaining\":null");
+    }
+    if (v->has_quota && v->refill_amount != 0) {
+        LIT(b, ",\"refill\":{\"amount\":");
+        render_i64(b, v->refill_amount);
+        if (v->refill_interval == REFILL_MONTH)
+            LIT(b, ",\"interval\":\"month\"}");
+        else
+            LIT(b, ",\"interval\":\"day\"}");
+    } else {
+        LIT(b, ",\"refill\":null");
     }
     LIT(b, "}");
 }

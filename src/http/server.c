@@ -549,6 +549,9 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     pthread_join(maint.tid, NULL);
     if ((r = keys_flush_uses(cfg->keys)) != 0)
         snprintf(err, errlen, "cannot flush last_used at shutdown: %s", ak_strerror(r));
+    /* The writer is stopped: no lease is on its way. What is not given back is lost until the next refill. */
+    if (keys_quota_return(cfg->keys) != 0)
+        fprintf(stderr, "apikeyd: could not give unspent quota credits back to the store\n");
     /*
      * The loops are not disposed: h2o keeps timers of its own linked until
      * the process exits. Keep them reachable so leak checkers stay quiet.

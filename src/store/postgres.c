@@ -169,6 +169,28 @@ static const char *const MIGRATIONS[] = {
     "  PRIMARY KEY (key_id, window_s, window_start));"
     "CREATE INDEX rate_windows_ends ON rate_windows(ends_at);"
     "CREATE UNLOGGED TABLE rate_instances (id BIGINT PRIMARY KEY, seen_at TIMESTAMPTZ NOT NULL);",
+    /*
+     * 9: quotas (issue 13): a balance of credits, shared by the keys of a
+     * rotation, with an optional refill per UTC day or month. A quota goes
+     * with the last key that has it.
+     */
+    "CREATE TABLE key_quotas ("
+    "  quota_id BIGSERIAL PRIMARY KEY,"
+    "  remaining BIGINT NOT NULL CHECK (remaining BETWEEN 0 AND 9007199254740991),"
+    "  refill_amount BIGINT CHECK (refill_amount BETWEEN 1 AND 9007199254740991),"
+    "  refill_interval TEXT CHECK (refill_interval IN ('day', 'month')),"
+    "  refill_period BIGINT NOT NULL DEFAULT 0,"
+    "  quota_version BIGINT NOT NULL DEFAULT 1,"
+    "  CHECK ((refill_amount IS NULL) = (refill_interval IS NULL)));"
+    "ALTER TABLE api_keys ADD COLUMN quota_id BIGINT REFERENCES key_quotas(quota_id);"
+    "CREATE INDEX api_keys_quota ON api_keys(quota_id) WHERE quota_id IS NOT NULL;"
+    "CREATE FUNCTION key_quotas_unused() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    "  IF OLD.quota_id IS NOT NULL AND (TG_OP = 'DELETE' OR OLD.quota_id IS DISTINCT FROM NEW.quota_id) THEN"
+    "    DELETE FROM key_quotas WHERE quota_id = OLD.quota_id"
+    "      AND NOT EXISTS (SELECT 1 FROM api_keys WHERE quota_id = OLD.quota_id);"
+    "  END IF; RETURN NULL; END $$;"
+    "CREATE TRIGGER key_quotas_unused AFTER DELETE OR UPDATE OF quota_id ON api_keys"
+    "  FOR EACH ROW EXECUTE FUNCTION key_quotas_unused();",
 };
 
 #define ACCOUNT_COLUMNS "id, name, coalesce(external_id, ''), status = 'suspended', coalesce(max_keys, 0), key_count, created_at"
@@ -181,7 +203,11 @@ static const char *const MIGRATIONS[] = {
     "id, account_id, name, key_type, key_prefix, encode(digest, 'hex'), is_active, is_primary, created_at,"                        \
     " coalesce(last_used, 0), version, coalesce(expires_at, 0), coalesce(rotated_from, 0), coalesce(rotated_to, 0),"               \
     " coalesce(leaked_at, 0), expiry_seen, coalesce(activated_at, 0), scopes, allowed_ips, coalesce(rate_limit, 0),"               \
-    " coalesce(rate_window, 0)"
+    " coalesce(rate_window, 0), coalesce(quota_id, 0), coalesce(remaining, 0), coalesce(refill_amount, 0),"                        \
+    " coalesce(refill_interval, ''), coalesce(refill_period, 0), coalesce(quota_version, 0)"
+/* Where KEY_COLUMNS come from: a key and its quota, if any. */
+#define KEY_TABLE "api_keys LEFT JOIN key_quotas USING (quota_id)"
+#define QUOTA_COLUMNS "quota_id, remaining, coalesce(refill_amount, 0), coalesce(refill_interval, ''), refill_period, quota_version"
 
 struct pg_store {
     struct store super;
@@ -454,9 +480,81 @@ static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
     rec->activated_at = strtoll(PQgetvalue(res, row, 16), NULL, 10);
     if (policy_column(res, row, 17, &rec->has_scopes, rec->scopes, sizeof(rec->scopes)) != 0 ||
         policy_column(res, row, 18, &rec->has_ips, rec->allowed_ips, sizeof(rec->allowed_ips)) != 0 ||
-        !key_set_rate(rec, strtoll(PQgetvalue(res, row, 19), NULL, 10), strtoll(PQgetvalue(res, row, 20), NULL, 10)))
+        !key_set_rate(rec, strtoll(PQgetvalue(res, row, 19), NULL, 10), strtoll(PQgetvalue(res, row, 20), NULL, 10)) ||
+        !key_set_quota(rec, strtoll(PQgetvalue(res, row, 21), NULL, 10), strtoll(PQgetvalue(res, row, 22), NULL, 10),
+                       strtoll(PQgetvalue(res, row, 23), NULL, 10), PQgetvalue(res, row, 24), (size_t)PQgetlength(res, row, 24),
+                       strtoll(PQgetvalue(res, row, 25), NULL, 10), strtoll(PQgetvalue(res, row, 26), NULL, 10)))
         return AK_ERR_STORE;
+    rec->quota_dirty = 0;
     return 0;
+}
+
+/* Reads one row of QUOTA_COLUMNS. */
+static int row_to_quota(const PGresult *res, int row, struct quota_row *ret)
+{
+    struct key_rec *rec = calloc(1, sizeof(*rec));
+    int r = AK_ERR_NOMEM;
+
+    if (rec != NULL) {
+        r = key_set_quota(rec, strtoll(PQgetvalue(res, row, 0), NULL, 10), strtoll(PQgetvalue(res, row, 1), NULL, 10),
+                          strtoll(PQgetvalue(res, row, 2), NULL, 10), PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3),
+                          strtoll(PQgetvalue(res, row, 4), NULL, 10), strtoll(PQgetvalue(res, row, 5), NULL, 10)) &&
+                    rec->has_quota
+                ? 0
+                : AK_ERR_STORE;
+        *ret = (struct quota_row){.id = rec->quota_id,
+                                  .remaining = rec->remaining,
+                                  .refill_amount = rec->refill_amount,
+                                  .interval = rec->refill_interval,
+                                  .period = rec->quota_period,
+                                  .version = rec->quota_version};
+        free(rec);
+    }
+    return r;
+}
+
+/* See save_quota in sqlite.c: what a request set of rec's quota. */
+static int save_quota(PGconn *conn, struct key_rec *rec)
+{
+    const char *iv = refill_interval_name((enum refill_interval)rec->refill_interval);
+    char id[24], remaining[24], amount[24], period[24];
+    const char *p[] = {remaining, amount, iv != NULL ? iv : "",
+                       period,    id,     (rec->quota_dirty & KEY_QUOTA_REMAINING) != 0 ? "t" : "f"};
+    PGresult *res;
+    int r;
+
+    if (!rec->quota_dirty)
+        return 0;
+    if (!rec->has_quota) {
+        rec->quota_id = 0;
+        return 0;
+    }
+    fmt_i64(id, sizeof(id), rec->quota_id);
+    fmt_i64(remaining, sizeof(remaining), rec->remaining);
+    fmt_i64(amount, sizeof(amount), rec->refill_amount);
+    fmt_i64(period, sizeof(period), rec->quota_period);
+    if (rec->quota_id == 0)
+        r = exec(conn,
+                 "INSERT INTO key_quotas (remaining, refill_amount, refill_interval, refill_period)"
+                 " VALUES ($1, nullif($2::bigint, 0), nullif($3, ''), $4) RETURNING quota_id, quota_version, remaining",
+                 4, p, &res);
+    else
+        r = exec(conn,
+                 "UPDATE key_quotas SET remaining = CASE WHEN $6::boolean THEN $1::bigint ELSE remaining END,"
+                 " refill_amount = nullif($2::bigint, 0), refill_interval = nullif($3, ''), refill_period = $4,"
+                 " quota_version = quota_version + 1 WHERE quota_id = $5 RETURNING quota_id, quota_version, remaining",
+                 6, p, &res);
+    if (r != 0)
+        return r;
+    if (PQntuples(res) == 1) {
+        rec->quota_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        rec->quota_version = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        rec->remaining = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    } else {
+        r = AK_ERR_STORE; /* the key holds it: it cannot be gone */
+    }
+    PQclear(res);
+    return r;
 }
 
 /* Locks the account's row for the rest of the transaction. AK_ERR_NOT_FOUND if there is no such account. */
@@ -495,7 +593,8 @@ static void digest_param(const uint8_t d[DIGEST_LEN], char out[DIGEST_PARAM_LEN]
 static int pg_key_insert(struct store *base, struct key_rec *rec)
 {
     PGconn *conn = PG(base)->conn;
-    char account[24], created[24], digest[DIGEST_PARAM_LEN], expires[24], from[24], to[24], leaked[24], rate[24], window[24];
+    char account[24], created[24], digest[DIGEST_PARAM_LEN], expires[24], from[24], to[24], leaked[24], rate[24], window[24],
+        quota[24];
     const char *p[] = {account,
                        rec->name,
                        key_type_name(rec->type),
@@ -511,10 +610,14 @@ static int pg_key_insert(struct store *base, struct key_rec *rec)
                        rec->has_scopes ? rec->scopes : NULL,
                        rec->has_ips ? rec->allowed_ips : NULL,
                        rate,
-                       window};
+                       window,
+                       quota};
     PGresult *res;
     int r;
 
+    if ((r = save_quota(conn, rec)) != 0)
+        return r;
+    fmt_i64(quota, sizeof(quota), rec->quota_id);
     fmt_i64(rate, sizeof(rate), rec->rate_limit);
     fmt_i64(window, sizeof(window), rec->rate_window);
     fmt_i64(account, sizeof(account), rec->account_id);
@@ -526,11 +629,11 @@ static int pg_key_insert(struct store *base, struct key_rec *rec)
     digest_param(rec->digest, digest);
     if ((r = exec(conn,
                   "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
-                  " expires_at, rotated_from, rotated_to, leaked_at, scopes, allowed_ips, rate_limit, rate_window)"
+                  " expires_at, rotated_from, rotated_to, leaked_at, scopes, allowed_ips, rate_limit, rate_window, quota_id)"
                   " VALUES ($1, $2, $3, $4, $5::bytea, $6, $7, $8, nullif($9::bigint, 0), nullif($10::bigint, 0),"
-                  " nullif($11::bigint, 0), nullif($12::bigint, 0), $13, $14, nullif($15::bigint, 0), nullif($16::integer, 0))"
-                  " RETURNING id, version",
-                  16, p, &res)) != 0)
+                  " nullif($11::bigint, 0), nullif($12::bigint, 0), $13, $14, nullif($15::bigint, 0), nullif($16::integer, 0),"
+                  " nullif($17::bigint, 0)) RETURNING id, version",
+                  17, p, &res)) != 0)
         return r;
     rec->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     rec->version = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
@@ -547,7 +650,7 @@ static int read_key(PGconn *conn, int64_t id, struct key_rec *ret)
     int r;
 
     fmt_i64(i, sizeof(i), id);
-    if ((r = exec(conn, "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = $1", 1, p, &res)) != 0)
+    if ((r = exec(conn, "SELECT " KEY_COLUMNS " FROM " KEY_TABLE " WHERE id = $1", 1, p, &res)) != 0)
         return r;
     r = PQntuples(res) == 1 ? row_to_rec(res, 0, ret) : AK_ERR_NOT_FOUND;
     PQclear(res);
@@ -573,7 +676,7 @@ static int pg_key_primary(struct store *base, int64_t account_id, int64_t *ret)
 static int pg_key_write(struct store *base, struct key_rec *rec)
 {
     PGconn *conn = PG(base)->conn;
-    char i[24], a[24], expires[24], to[24], leaked[24], activated[24], rate[24], window[24];
+    char i[24], a[24], expires[24], to[24], leaked[24], activated[24], rate[24], window[24], quota[24];
     const char *p[] = {i,
                        a,
                        rec->name,
@@ -586,10 +689,14 @@ static int pg_key_write(struct store *base, struct key_rec *rec)
                        rec->has_scopes ? rec->scopes : NULL,
                        rec->has_ips ? rec->allowed_ips : NULL,
                        rate,
-                       window};
+                       window,
+                       quota};
     PGresult *res;
     int r;
 
+    if ((r = save_quota(conn, rec)) != 0)
+        return r;
+    fmt_i64(quota, sizeof(quota), rec->quota_id);
     fmt_i64(rate, sizeof(rate), rec->rate_limit);
     fmt_i64(window, sizeof(window), rec->rate_window);
     fmt_i64(i, sizeof(i), rec->id);
@@ -603,8 +710,9 @@ static int pg_key_write(struct store *base, struct key_rec *rec)
                   " rotated_to = nullif($7::bigint, 0), leaked_at = nullif($8::bigint, 0), activated_at = nullif($9::bigint, 0),"
                   " expiry_seen = CASE WHEN coalesce(expires_at, 0) = $6::bigint THEN expiry_seen ELSE false END,"
                   " scopes = $10, allowed_ips = $11, rate_limit = nullif($12::bigint, 0), rate_window = nullif($13::integer, 0),"
-                  " version = nextval('apikeyd_version') WHERE id = $1 AND account_id = $2 RETURNING version",
-                  13, p, &res)) != 0)
+                  " quota_id = nullif($14::bigint, 0), version = nextval('apikeyd_version') WHERE id = $1 AND account_id = $2"
+                  " RETURNING version",
+                  14, p, &res)) != 0)
         return r;
     if (PQntuples(res) == 1)
         rec->version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -866,7 +974,7 @@ static int pg_key_read_digest(struct store *base, const uint8_t digest[DIGEST_LE
     int r;
 
     digest_param(digest, d);
-    if ((r = exec(PG(base)->conn, "SELECT " KEY_COLUMNS " FROM api_keys WHERE digest = $1::bytea", 1, p, &res)) != 0)
+    if ((r = exec(PG(base)->conn, "SELECT " KEY_COLUMNS " FROM " KEY_TABLE " WHERE digest = $1::bytea", 1, p, &res)) != 0)
         return r;
     r = PQntuples(res) == 1 ? row_to_rec(res, 0, ret) : AK_ERR_NOT_FOUND;
     PQclear(res);
@@ -1235,7 +1343,7 @@ static int load_keys(PGconn *conn, store_key_cb cb, void *arg)
 
     if (rec == NULL)
         return AK_ERR_NOMEM;
-    if (!PQsendQueryParams(conn, "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY id", 0, NULL, NULL, NULL, NULL, 0) ||
+    if (!PQsendQueryParams(conn, "SELECT " KEY_COLUMNS " FROM " KEY_TABLE " ORDER BY id", 0, NULL, NULL, NULL, NULL, 0) ||
         !PQsetSingleRowMode(conn)) {
         free(rec);
         return AK_ERR_UNAVAILABLE;
@@ -1554,7 +1662,7 @@ static int flush_keys(struct pg_store *s, PGconn *conn, struct watch_state *ws)
     int r;
 
     if ((r = query_ids(conn, ws, ws->keys, &ws->nkeys,
-                       "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ANY($1::bigint[]) ORDER BY id", &n, &res)) != 0 ||
+                       "SELECT " KEY_COLUMNS " FROM " KEY_TABLE " WHERE id = ANY($1::bigint[]) ORDER BY id", &n, &res)) != 0 ||
         n == 0)
         return r;
     for (int row = 0; row < PQntuples(res) && nrecs < NOTIFY_IDS_MAX; row++)
@@ -1751,6 +1859,34 @@ static void pg_free(struct store *base)
     free(s);
 }
 
+static int pg_quota_read(struct store *base, int64_t id, struct quota_row *ret)
+{
+    char i[24];
+    const char *p[] = {i};
+    PGresult *res;
+    int r;
+
+    fmt_i64(i, sizeof(i), id);
+    if ((r = exec(PG(base)->conn, "SELECT " QUOTA_COLUMNS " FROM key_quotas WHERE quota_id = $1 FOR UPDATE", 1, p, &res)) != 0)
+        return r;
+    r = PQntuples(res) == 1 ? row_to_quota(res, 0, ret) : AK_ERR_NOT_FOUND;
+    PQclear(res);
+    return r;
+}
+
+static int pg_quota_balance(struct store *base, const struct quota_row *row)
+{
+    char i[24], remaining[24], period[24];
+    const char *p[] = {i, remaining, period};
+
+    fmt_i64(i, sizeof(i), row->id);
+    fmt_i64(remaining, sizeof(remaining), row->remaining);
+    fmt_i64(period, sizeof(period), row->period);
+    return returns_one(PG(base)->conn,
+                       "UPDATE key_quotas SET remaining = $2, refill_period = $3 WHERE quota_id = $1 RETURNING quota_id", 3, p,
+                       AK_ERR_NOT_FOUND);
+}
+
 /* The rate exchange's connection, up (reconnecting if it dropped); under rate_lock. */
 static int rate_conn(struct pg_store *s)
 {
@@ -1914,6 +2050,8 @@ static const struct store_ops POSTGRES_OPS = {
     .account_list = pg_account_list,
     .event_list = pg_event_list,
     .poll_changed = pg_poll_changed,
+    .quota_read = pg_quota_read,
+    .quota_balance = pg_quota_balance,
     .rate_lease = pg_rate_lease,
     .rate_beat = pg_rate_beat,
     .rate_leave = pg_rate_leave,

@@ -131,6 +131,28 @@ static const char *const MIGRATIONS[] = {
     "  CHECK (rate_window BETWEEN 1 AND 86400 AND (rate_limit IS NULL) = (rate_window IS NULL));"
     "ALTER TABLE key_usage ADD COLUMN rate_limited INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE key_usage ADD COLUMN quota_exhausted INTEGER NOT NULL DEFAULT 0;",
+    /*
+     * 8: quotas (issue 13): a balance of credits, shared by the keys of a
+     * rotation, with an optional refill per UTC day or month. A quota goes
+     * with the last key that has it.
+     */
+    "CREATE TABLE key_quotas ("
+    "  quota_id INTEGER PRIMARY KEY,"
+    "  remaining INTEGER NOT NULL CHECK (remaining BETWEEN 0 AND 9007199254740991),"
+    "  refill_amount INTEGER CHECK (refill_amount BETWEEN 1 AND 9007199254740991),"
+    "  refill_interval TEXT CHECK (refill_interval IN ('day', 'month')),"
+    "  refill_period INTEGER NOT NULL DEFAULT 0,"
+    "  quota_version INTEGER NOT NULL DEFAULT 1,"
+    "  CHECK ((refill_amount IS NULL) = (refill_interval IS NULL)));"
+    "ALTER TABLE api_keys ADD COLUMN quota_id INTEGER REFERENCES key_quotas(quota_id);"
+    "CREATE INDEX api_keys_quota ON api_keys(quota_id) WHERE quota_id IS NOT NULL;"
+    "CREATE TRIGGER key_quotas_unused_delete AFTER DELETE ON api_keys WHEN old.quota_id IS NOT NULL BEGIN"
+    "  DELETE FROM key_quotas WHERE quota_id = old.quota_id"
+    "    AND NOT EXISTS (SELECT 1 FROM api_keys WHERE quota_id = old.quota_id); END;"
+    "CREATE TRIGGER key_quotas_unused_update AFTER UPDATE OF quota_id ON api_keys"
+    "  WHEN old.quota_id IS NOT NULL AND old.quota_id IS NOT new.quota_id BEGIN"
+    "  DELETE FROM key_quotas WHERE quota_id = old.quota_id"
+    "    AND NOT EXISTS (SELECT 1 FROM api_keys WHERE quota_id = old.quota_id); END;",
 };
 
 enum {
@@ -144,6 +166,10 @@ enum {
     ST_KEY_PRIMARY,
     ST_KEY_DELETE,
     ST_KEY_LOAD,
+    ST_QUOTA_INSERT,
+    ST_QUOTA_UPDATE,
+    ST_QUOTA_READ,
+    ST_QUOTA_BALANCE,
     ST_LAST_USED,
     ST_DATA_VERSION,
     ST_ACCOUNT_READ,
@@ -185,7 +211,12 @@ enum {
 #define KEY_COLUMNS                                                                                                                \
     "id, account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at, coalesce(last_used, 0),"               \
     " coalesce(expires_at, 0), coalesce(rotated_from, 0), coalesce(rotated_to, 0), coalesce(leaked_at, 0), expiry_seen,"           \
-    " coalesce(activated_at, 0), scopes, allowed_ips, coalesce(rate_limit, 0), coalesce(rate_window, 0)"
+    " coalesce(activated_at, 0), scopes, allowed_ips, coalesce(rate_limit, 0), coalesce(rate_window, 0),"                          \
+    " coalesce(quota_id, 0), coalesce(remaining, 0), coalesce(refill_amount, 0), coalesce(refill_interval, ''),"                   \
+    " refill_period, quota_version"
+/* Where KEY_COLUMNS come from: a key and its quota, if any. */
+#define KEY_TABLE "api_keys LEFT JOIN key_quotas USING (quota_id)"
+#define QUOTA_COLUMNS "quota_id, remaining, coalesce(refill_amount, 0), coalesce(refill_interval, ''), refill_period, quota_version"
 #define USAGE_SUMS                                                                                                                 \
     "sum(verified), sum(inactive), sum(expired), sum(suspended), sum(scope), sum(ip), sum(rate_limited), sum(quota_exhausted)"
 /* ?1 account, ?2 key (0: all), ?3 from, ?4 to, ?5 sandbox only */
@@ -226,20 +257,27 @@ static const char *const SQL[ST_COUNT] = {
     [ST_EVENT_LIST_BOTH] = "SELECT " EVENT_COLUMNS " FROM audit_events WHERE account_id = ?3 AND action = ?4 AND id < ?1"
                            " ORDER BY id DESC LIMIT ?2",
     [ST_KEY_INSERT] = "INSERT INTO api_keys (account_id, name, key_type, key_prefix, digest, is_active, is_primary, created_at,"
-                      " expires_at, rotated_from, rotated_to, leaked_at, scopes, allowed_ips, rate_limit, rate_window)"
+                      " expires_at, rotated_from, rotated_to, leaked_at, scopes, allowed_ips, rate_limit, rate_window, quota_id)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, nullif(?9, 0), nullif(?10, 0), nullif(?11, 0), nullif(?12, 0),"
-                      " ?13, ?14, nullif(?15, 0), nullif(?16, 0))",
-    [ST_KEY_GET] = "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ?1",
-    [ST_KEY_GET_DIGEST] = "SELECT " KEY_COLUMNS " FROM api_keys WHERE digest = ?1",
+                      " ?13, ?14, nullif(?15, 0), nullif(?16, 0), nullif(?17, 0))",
+    [ST_KEY_GET] = "SELECT " KEY_COLUMNS " FROM " KEY_TABLE " WHERE id = ?1",
+    [ST_KEY_GET_DIGEST] = "SELECT " KEY_COLUMNS " FROM " KEY_TABLE " WHERE digest = ?1",
     [ST_KEY_PRIMARY] = "SELECT id FROM api_keys WHERE account_id = ?1 AND is_primary",
     [ST_KEY_UPDATE] = "UPDATE api_keys SET name = ?3, is_active = ?4, is_primary = ?5, expires_at = nullif(?6, 0),"
                       " rotated_to = nullif(?7, 0), leaked_at = nullif(?8, 0), activated_at = nullif(?9, 0),"
                       " expiry_seen = CASE WHEN coalesce(expires_at, 0) = ?6 THEN expiry_seen ELSE 0 END,"
-                      " scopes = ?10, allowed_ips = ?11, rate_limit = nullif(?12, 0), rate_window = nullif(?13, 0)"
-                      " WHERE id = ?1 AND account_id = ?2",
+                      " scopes = ?10, allowed_ips = ?11, rate_limit = nullif(?12, 0), rate_window = nullif(?13, 0),"
+                      " quota_id = nullif(?14, 0) WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_DELETE] = "DELETE FROM api_keys WHERE id = ?1 AND account_id = ?2",
     [ST_KEY_UNCOUNT] = "UPDATE accounts SET key_count = key_count - 1 WHERE id = ?1",
-    [ST_KEY_LOAD] = "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY id",
+    [ST_QUOTA_INSERT] = "INSERT INTO key_quotas (remaining, refill_amount, refill_interval, refill_period, quota_version)"
+                        " VALUES (?1, nullif(?2, 0), nullif(?3, ''), ?4, 1)",
+    [ST_QUOTA_UPDATE] = "UPDATE key_quotas SET remaining = CASE WHEN ?6 THEN ?2 ELSE remaining END,"
+                        " refill_amount = nullif(?3, 0), refill_interval = nullif(?4, ''), refill_period = ?5,"
+                        " quota_version = quota_version + 1 WHERE quota_id = ?1 RETURNING quota_version, remaining",
+    [ST_QUOTA_READ] = "SELECT " QUOTA_COLUMNS " FROM key_quotas WHERE quota_id = ?1",
+    [ST_QUOTA_BALANCE] = "UPDATE key_quotas SET remaining = ?2, refill_period = ?3 WHERE quota_id = ?1",
+    [ST_KEY_LOAD] = "SELECT " KEY_COLUMNS " FROM " KEY_TABLE " ORDER BY id",
     [ST_EXPIRY_SEEN] = "UPDATE api_keys SET expiry_seen = 1 WHERE id = ?1 AND expires_at = ?2",
     [ST_SWEEP_ENSURE] = "INSERT INTO sweeps (name, due_at) VALUES (?1, 0) ON CONFLICT DO NOTHING",
     [ST_SWEEP_CLAIM] = "UPDATE sweeps SET due_at = ?2 + ?3 WHERE name = ?1 AND (due_at <= ?2 OR due_at > ?2 + 2 * ?3)",
@@ -482,6 +520,94 @@ static int column_policy(sqlite3_stmt *st, int col, bool *ret_has, char *out, si
     return 0;
 }
 
+/*
+ * Writes what a request set of rec's quota (rec->quota_dirty): a new quota
+ * row, or the new balance and refill of its own (a new version, which
+ * voids the credits leased before), or none (the key keeps no quota; the
+ * row goes with its last key, by trigger).
+ */
+static int save_quota(struct sqlite_store *s, struct key_rec *rec)
+{
+    const char *iv = refill_interval_name((enum refill_interval)rec->refill_interval);
+    sqlite3_stmt *st;
+    int r, rc;
+
+    if (!rec->quota_dirty)
+        return 0;
+    if (!rec->has_quota) {
+        rec->quota_id = 0;
+        return 0;
+    }
+    st = stmt(s, rec->quota_id == 0 ? ST_QUOTA_INSERT : ST_QUOTA_UPDATE);
+    int i = rec->quota_id == 0 ? 1 : 2;
+    if (rec->quota_id != 0)
+        sqlite3_bind_int64(st, 1, rec->quota_id);
+    sqlite3_bind_int64(st, i, rec->remaining);
+    sqlite3_bind_int64(st, i + 1, rec->refill_amount);
+    sqlite3_bind_text(st, i + 2, iv != NULL ? iv : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, i + 3, rec->quota_period);
+    if (rec->quota_id == 0) {
+        if ((r = step_done(st)) == 0) {
+            rec->quota_id = sqlite3_last_insert_rowid(s->db);
+            rec->quota_version = 1;
+        }
+        return r;
+    }
+    sqlite3_bind_int(st, 6, (rec->quota_dirty & KEY_QUOTA_REMAINING) != 0);
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rec->quota_version = sqlite3_column_int64(st, 0);
+        rec->remaining = sqlite3_column_int64(st, 1);
+        r = 0;
+    } else {
+        r = rc == SQLITE_DONE ? AK_ERR_STORE : map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE; /* the key holds it: not gone */
+    }
+    sqlite3_reset(st);
+    return r;
+}
+
+static int sq_quota_read(struct store *base, int64_t id, struct quota_row *ret)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_QUOTA_READ);
+    struct key_rec *rec;
+    int rc, r;
+
+    sqlite3_bind_int64(st, 1, id);
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        r = AK_ERR_NOMEM;
+        if ((rec = calloc(1, sizeof(*rec))) != NULL) {
+            r = key_set_quota(rec, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
+                              (const char *)sqlite3_column_text(st, 3), (size_t)sqlite3_column_bytes(st, 3),
+                              sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5)) &&
+                        rec->has_quota
+                    ? 0
+                    : AK_ERR_STORE;
+            *ret = (struct quota_row){.id = rec->quota_id,
+                                      .remaining = rec->remaining,
+                                      .refill_amount = rec->refill_amount,
+                                      .interval = rec->refill_interval,
+                                      .period = rec->quota_period,
+                                      .version = rec->quota_version};
+            free(rec);
+        }
+    } else {
+        r = rc == SQLITE_DONE ? AK_ERR_NOT_FOUND : map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
+    }
+    sqlite3_reset(st);
+    return r;
+}
+
+static int sq_quota_balance(struct store *base, const struct quota_row *row)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st = stmt(s, ST_QUOTA_BALANCE);
+
+    sqlite3_bind_int64(st, 1, row->id);
+    sqlite3_bind_int64(st, 2, row->remaining);
+    sqlite3_bind_int64(st, 3, row->period);
+    return change_one(s, st, AK_ERR_NOT_FOUND);
+}
+
 static int sq_key_insert(struct store *base, struct key_rec *rec)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
@@ -503,6 +629,12 @@ static int sq_key_insert(struct store *base, struct key_rec *rec)
     bind_policy(st, 13, rec);
     sqlite3_bind_int64(st, 15, rec->rate_limit);
     sqlite3_bind_int(st, 16, rec->rate_window);
+    if ((r = save_quota(s, rec)) != 0) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return r;
+    }
+    sqlite3_bind_int64(st, 17, rec->quota_id);
     if ((r = step_done(st)) == 0) {
         rec->id = sqlite3_last_insert_rowid(s->db);
         rec->version = 0;
@@ -541,7 +673,13 @@ static int row_to_rec(sqlite3_stmt *st, struct key_rec *rec)
     if (column_policy(st, 16, &rec->has_scopes, rec->scopes, sizeof(rec->scopes)) != 0 ||
         column_policy(st, 17, &rec->has_ips, rec->allowed_ips, sizeof(rec->allowed_ips)) != 0)
         return AK_ERR_STORE;
-    return key_set_rate(rec, sqlite3_column_int64(st, 18), sqlite3_column_int64(st, 19)) ? 0 : AK_ERR_STORE;
+    rec->quota_dirty = 0;
+    return key_set_rate(rec, sqlite3_column_int64(st, 18), sqlite3_column_int64(st, 19)) &&
+                   key_set_quota(rec, sqlite3_column_int64(st, 20), sqlite3_column_int64(st, 21), sqlite3_column_int64(st, 22),
+                                 (const char *)sqlite3_column_text(st, 23), (size_t)sqlite3_column_bytes(st, 23),
+                                 sqlite3_column_int64(st, 24), sqlite3_column_int64(st, 25))
+               ? 0
+               : AK_ERR_STORE;
 }
 
 static int sq_key_primary(struct store *base, int64_t account_id, int64_t *ret)
@@ -576,6 +714,12 @@ static int sq_key_write(struct store *base, struct key_rec *rec)
     bind_policy(st, 10, rec);
     sqlite3_bind_int64(st, 12, rec->rate_limit);
     sqlite3_bind_int(st, 13, rec->rate_window);
+    if ((r = save_quota(s, rec)) != 0) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return r;
+    }
+    sqlite3_bind_int64(st, 14, rec->quota_id);
     if ((r = step_done(st)) == 0 && sqlite3_changes(s->db) != 1)
         r = AK_ERR_NOT_FOUND;
     return r;
@@ -1188,6 +1332,8 @@ static const struct store_ops SQLITE_OPS = {
     .announce_uses = NULL,
     .key_get = sq_key_get,
     .key_load = sq_key_load,
+    .quota_read = sq_quota_read,
+    .quota_balance = sq_quota_balance,
     .suspended_load = sq_suspended_load,
     .token_load = sq_token_load,
     .account_get = sq_account_get,

@@ -41,6 +41,16 @@ struct rate_ask {
     void *cookie;    /* the caller's (rate_lease sorts the asks) */
 };
 
+/* A quota's row (key.h): its balance in the store, refill, period and version. */
+struct quota_row {
+    int64_t id;
+    int64_t remaining;
+    int64_t refill_amount; /* 0: none */
+    int32_t interval;      /* enum refill_interval */
+    int64_t period;
+    int64_t version;
+};
+
 /* Called once per key by key_load, in id order. A non-zero return stops the walk and is returned. */
 typedef int (*store_key_cb)(void *arg, const struct key_rec *rec);
 
@@ -276,6 +286,13 @@ struct store_ops {
     /* Sets *ret_changed when another process changed the data since the last call. */
     int (*poll_changed)(struct store *s, bool *ret_changed);
     /*
+     * Reads quota `id`'s row, locked until the transaction ends (in one).
+     * AK_ERR_NOT_FOUND when it is gone.
+     */
+    int (*quota_read)(struct store *s, int64_t id, struct quota_row *ret);
+    /* Sets quota `row->id`'s balance and period (a lease or a return; the version stays). In a transaction. */
+    int (*quota_balance)(struct store *s, const struct quota_row *row);
+    /*
      * Optional (NULL for a store only one process serves): leases rate-limit
      * slots for `n` asks with distinct (key_id, window_start), in one round
      * trip, filling in each ask's answer. Any thread; never waits long (a
@@ -418,6 +435,27 @@ int store_keys_by_digest(struct store *s, const uint8_t (*digests)[DIGEST_LEN], 
 
 /* Claims background job `name` for one period (store_ops.sweep_claim), in one transaction. */
 int store_sweep_claim(struct store *s, const char *name, int64_t now, int64_t interval, bool *ret_claimed);
+
+/* A lease of a quota's credits (store_quota_lease). */
+struct quota_lease {
+    int64_t granted; /* credits taken out of the balance for the caller */
+    int64_t left;    /* the balance after */
+    int64_t period;  /* the refill period they are for */
+    int64_t version; /* the quota's version */
+};
+
+/*
+ * Takes up to `want` credits of quota `id` out of its balance at `now`
+ * (refilling it first when a new period began), in one transaction: at
+ * least `min` if the balance has them (the request that asks), and beyond
+ * that no more than a quarter of the balance, so that instances share a
+ * small one. A commit whose outcome is unknown counts as nothing granted
+ * (the credits may be lost, never spent twice).
+ */
+int store_quota_lease(struct store *s, int64_t id, int64_t want, int64_t min, int64_t now, struct quota_lease *ret);
+
+/* Gives `amount` unspent credits back to quota `id`, unless it was written or refilled since they were leased. */
+int store_quota_return(struct store *s, int64_t id, int64_t amount, int64_t version, int64_t period);
 
 /*
  * Raises last_used of each listed key to at least `at` and adds the usage

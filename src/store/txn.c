@@ -362,6 +362,9 @@ int store_key_insert(struct store *s, const struct audit_origin *origin, struct 
     if ((r = finish(s, r, check_inserted, copy)) == 0) {
         rec->id = copy->id;
         rec->version = copy->version;
+        rec->quota_id = copy->quota_id;
+        rec->quota_version = copy->quota_version;
+        rec->remaining = copy->remaining;
         if (ret_demoted != NULL)
             *ret_demoted = *demoted;
     }
@@ -703,5 +706,58 @@ int store_sweep_claim(struct store *s, const char *name, int64_t now, int64_t in
         return r;
     if ((r = finish(s, OPS(s)->sweep_claim(s, name, now, interval, ret_claimed), NULL, NULL)) != 0)
         *ret_claimed = false; /* not known to be ours: another instance may run it; this period may be skipped */
+    return r == AK_ERR_OUTCOME_UNKNOWN ? AK_ERR_UNAVAILABLE : r;
+}
+
+int store_quota_lease(struct store *s, int64_t id, int64_t want, int64_t min, int64_t now, struct quota_lease *ret)
+{
+    struct quota_row row;
+    int64_t period, balance, quarter;
+    int r;
+
+    memset(ret, 0, sizeof(*ret));
+    if ((r = OPS(s)->begin(s)) != 0)
+        return r;
+    if ((r = OPS(s)->quota_read(s, id, &row)) == 0) {
+        period = row.interval != REFILL_NONE ? refill_period_start((enum refill_interval)row.interval, now) : 0;
+        balance = row.remaining;
+        if (row.interval != REFILL_NONE && row.period < period) { /* a new period: the refill, in place of what was left */
+            balance = row.refill_amount;
+            row.period = period;
+        }
+        quarter = (balance + 3) / 4;
+        ret->granted = want < quarter ? want : quarter;
+        if (ret->granted < min)
+            ret->granted = min;
+        if (ret->granted > balance)
+            ret->granted = balance;
+        row.remaining = balance - ret->granted;
+        ret->left = row.remaining;
+        ret->period = row.interval != REFILL_NONE ? row.period : 0;
+        ret->version = row.version;
+        r = OPS(s)->quota_balance(s, &row);
+    }
+    if ((r = finish(s, r, NULL, NULL)) != 0)
+        memset(ret, 0, sizeof(*ret));
+    return r == AK_ERR_OUTCOME_UNKNOWN ? AK_ERR_UNAVAILABLE : r;
+}
+
+int store_quota_return(struct store *s, int64_t id, int64_t amount, int64_t version, int64_t period)
+{
+    struct quota_row row;
+    int r;
+
+    if (amount <= 0)
+        return 0;
+    if ((r = OPS(s)->begin(s)) != 0)
+        return r;
+    if ((r = OPS(s)->quota_read(s, id, &row)) == 0 && row.version == version &&
+        (row.interval == REFILL_NONE || row.period == period)) {
+        row.remaining = row.remaining + amount < QUOTA_MAX ? row.remaining + amount : QUOTA_MAX;
+        r = OPS(s)->quota_balance(s, &row);
+    } else if (r == AK_ERR_NOT_FOUND) {
+        r = 0; /* the quota is gone with its keys */
+    }
+    r = finish(s, r, NULL, NULL);
     return r == AK_ERR_OUTCOME_UNKNOWN ? AK_ERR_UNAVAILABLE : r;
 }

@@ -100,7 +100,7 @@ static int create_as(const struct caller *c, const char *scopes, const char *ips
 {
     struct policy_req *r = req_new(scopes, ips);
     struct key_rec *k = key_new(NULL, NULL);
-    int rc = policy_apply(c != NULL ? &c->who : NULL, c != NULL ? &c->self : NULL, r, true, k);
+    int rc = policy_apply(c != NULL ? &c->who : NULL, c != NULL ? &c->self : NULL, r, true, 0, k);
 
     free(r);
     *ret = k;
@@ -120,7 +120,7 @@ static int create_rc(const struct caller *c, const char *scopes, const char *ips
 static int patch_as(const struct caller *c, const char *scopes, const char *ips, struct key_rec *k)
 {
     struct policy_req *r = req_new(scopes, ips);
-    int rc = policy_apply(c != NULL ? &c->who : NULL, c != NULL ? &c->self : NULL, r, false, k);
+    int rc = policy_apply(c != NULL ? &c->who : NULL, c != NULL ? &c->self : NULL, r, false, 0, k);
 
     free(r);
     return rc;
@@ -384,7 +384,7 @@ static int rate_create(const struct caller *c, int64_t limit, int32_t window, st
         r->rate_limit = limit;
         r->rate_window = limit > 0 ? window : 0;
     }
-    rc = policy_apply(c != NULL ? &c->who : NULL, c != NULL ? &c->self : NULL, r, true, k);
+    rc = policy_apply(c != NULL ? &c->who : NULL, c != NULL ? &c->self : NULL, r, true, 0, k);
     if (ret != NULL)
         *ret = *k;
     free(r);
