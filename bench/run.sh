@@ -30,8 +30,10 @@
 #       database made by build/apikeyd; start-up time with one key and with two keys per
 #       account, and p50 / p99 of the operator and audit listings with one keep-alive
 #       client (bench/listing_latency.py); query plans to build/bench/plans-*.txt.
-#   [j] issue 13: verify of a key with a rate limit it never reaches against the plain verify,
-#       interleaved as [i].
+#   [j] issue 13: verify of a key with a rate limit it never reaches and a quota it never
+#       spends against the plain verify, interleaved as [i].
+#   [k] issue 13 across instances: the same on each of 2 instances on one PostgreSQL database
+#       (the rate exchange and the quota leases running).
 #
 # Then a summary table against the targets of issues 3 and 9. Results also go to
 # build/bench/results.txt (key=value), build/bench/summary.md,
@@ -52,7 +54,7 @@ SHARED=${APIKEYD_SHARED_BENCH:-$ROOT/../shared/bench}
 OUT=$ROOT/build/bench
 APIKEYD=$ROOT/build/apikeyd
 BULKLOAD=$ROOT/build/bulkload
-SECTIONS=${BENCH_SECTIONS:-a b c d e f g h i j}
+SECTIONS=${BENCH_SECTIONS:-a b c d e f g h i j k}
 
 # Fixed options.
 CMP_SECS=4 CMP_ROUNDS=3 # compare.sh's own defaults
@@ -704,16 +706,18 @@ fi
 
 # --- [j] issue 13: verify of a rate-limited key against the plain verify ----------------------
 # One key with a rate limit it never reaches (10^9 a day: every request is counted, none is
-# refused) against the account's plain primary, interleaved like [i].
+# refused) and a quota it never spends (2^53-1 credits: every request spends one, leased in
+# blocks) against the account's plain primary, interleaved like [i].
+LIMITED_BODY='{"name":"Limited","key_type":"production","rate_limit":{"limit":1000000000,"window_seconds":86400},"remaining":9007199254740991}'
 if want j; then
-    hdr "[j] rate-limited key: ${RESTR_ROUNDS} interleaved rounds of ${RESTR_SECS} s (wrk -t2 -c64)"
+    hdr "[j] limited key (rate limit and quota): ${RESTR_ROUNDS} interleaved rounds of ${RESTR_SECS} s (wrk -t2 -c64)"
     start_refs
     JDB=$WORK/j.db
     JKEY=$("$APIKEYD" account create --db "$JDB" --name bench | json_get api_key)
     start_apikeyd "$JDB" "$WORK/j.log" --no-access-log
-    LKEY=$(new_key j-key "$JKEY" '{"name":"Limited","key_type":"production","rate_limit":{"limit":1000000000,"window_seconds":86400}}')
+    LKEY=$(new_key j-key "$JKEY" "$LIMITED_BODY")
     curl -s -D "$WORK/j-head.txt" -o /dev/null -H "Authorization: Bearer $LKEY" "http://127.0.0.1:$SRV_PORT$VERIFY_PATH"
-    grep -qi '^ratelimit: "rate";r=' "$WORK/j-head.txt" || issue "[j] the rate-limited key's verify carried no RateLimit field"
+    grep -qi '^ratelimit: "rate";r=.*"quota";r=' "$WORK/j-head.txt" || issue "[j] the limited key's verify carried no RateLimit fields"
     jp="" jl=""
     for r in $(seq "$RESTR_ROUNDS"); do
         jp+="$(wrkrun "j-plain-$r" -t2 -c64 -d"${RESTR_SECS}s" -H "Authorization: Bearer $JKEY" "http://127.0.0.1:$SRV_PORT$VERIFY_PATH") "
@@ -726,7 +730,7 @@ if want j; then
     res j_limited_vs_plain "$(div "${R[j_limited_rps]}" "${R[j_plain_rps]}")"
     printf '%-36s %12s   runs\n' who 'req/s(med)'
     printf '%-36s %12s   %s\n' "verify, plain key" "${R[j_plain_rps]}" "$jp" \
-        "verify, rate-limited key" "${R[j_limited_rps]}" "$jl"
+        "verify, rate limit + quota" "${R[j_limited_rps]}" "$jl"
     say "j: limited_vs_plain=${R[j_limited_vs_plain]}"
 fi
 
@@ -866,6 +870,47 @@ if want g; then
     say "g: p99_ms (sqlite / postgres):$(for c in $G_CASES; do printf ' %s=%s/%s' "$c" "${R[g_sqlite_${c}_p99_ms]:--}" "${R[g_postgres_${c}_p99_ms]:--}"; done)"
 fi
 
+# --- [k] issue 13 across instances: [j] on each of 2 instances on one PostgreSQL ---------------
+# Two instances on a throwaway cluster (pg_start); each round measures, on instance A then B,
+# the plain primary and the limited key, interleaved. Both instances run the rate exchange
+# (every 100 ms) and lease quota blocks meanwhile.
+if want k; then
+    hdr "[k] limited key on 2 PostgreSQL instances: ${RESTR_ROUNDS} rounds of ${RESTR_SECS} s per instance (wrk -t2 -c64)"
+    if ! pg_start; then
+        issue "[k] skipped: cannot start a PostgreSQL cluster (needs root, the postgres user, $PG_BINDIR)"
+    else
+        start_refs
+        KURI="postgresql://postgres@/bench?host=$PGDIR&port=$PGPORT"
+        KKEY=$("$APIKEYD" account create --db "$KURI" --secret-file "$WORK/k.secret" --name bench | json_get api_key)
+        start_apikeyd "$KURI" "$WORK/k-a.log" --no-access-log --secret-file "$WORK/k.secret"
+        KA_PID=$SRV_PID KA_PORT=$SRV_PORT KA_LOG=$SRV_LOG
+        KLKEY=$(new_key k-key "$KKEY" "$LIMITED_BODY")
+        start_apikeyd "$KURI" "$WORK/k-b.log" --no-access-log --secret-file "$WORK/k.secret"
+        KB_PID=$SRV_PID KB_PORT=$SRV_PORT KB_LOG=$SRV_LOG
+        for inst in a b; do
+            port_var=K${inst^^}_PORT
+            kport=${!port_var}
+            until curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KLKEY" "http://127.0.0.1:$kport$VERIFY_PATH" | grep -q 204; do sleep 0.1; done
+            kp="" kl=""
+            for r in $(seq "$RESTR_ROUNDS"); do
+                kp+="$(wrkrun "k-$inst-plain-$r" -t2 -c64 -d"${RESTR_SECS}s" -H "Authorization: Bearer $KKEY" "http://127.0.0.1:$kport$VERIFY_PATH") "
+                kl+="$(wrkrun "k-$inst-limited-$r" -t2 -c64 -d"${RESTR_SECS}s" -H "Authorization: Bearer $KLKEY" "http://127.0.0.1:$kport$VERIFY_PATH") "
+            done
+            res "k_${inst}_plain_rps" "$(echo "$kp" | med)"
+            res "k_${inst}_limited_rps" "$(echo "$kl" | med)"
+            res "k_${inst}_limited_vs_plain" "$(div "${R[k_${inst}_limited_rps]}" "${R[k_${inst}_plain_rps]}")"
+            printf '%-36s %12s   %s\n' "instance $inst: verify, plain key" "${R[k_${inst}_plain_rps]}" "$kp" \
+                "instance $inst: verify, rate limit + quota" "${R[k_${inst}_limited_rps]}" "$kl"
+        done
+        SRV_PID=$KB_PID SRV_PORT=$KB_PORT SRV_LOG=$KB_LOG SRV_DEAD=0
+        stop_apikeyd k-b
+        SRV_PID=$KA_PID SRV_PORT=$KA_PORT SRV_LOG=$KA_LOG SRV_DEAD=0
+        stop_apikeyd k-a
+        pg_stop
+        say "k: a limited_vs_plain=${R[k_a_limited_vs_plain]} b limited_vs_plain=${R[k_b_limited_vs_plain]}"
+    fi
+fi
+
 # --- summary -------------------------------------------------------------------
 v() { echo "${R[$1]:--}"; }
 check() { # check VALUE OP LIMIT -> yes/no/-
@@ -913,8 +958,10 @@ SUM=$OUT/summary.md
     row "[i] 1M keys, 10 % restricted: VmRSS after start-up, MB" "$(v i_rss_start_mb)" "<" 350
     row "[i] 1M keys, 10 % restricted: VmRSS after random run, MB" "$(v i_rss_after_mb)" "<" 350
     echo "| [i] 1M keys, 10 % restricted: random verify / limit | $(v i_random_vs_limit) | | |"
-    # issue 13: rate limits
-    row "[j] verify, rate-limited key / plain" "$(v j_limited_vs_plain)" ">=" 0.9
+    # issue 13: rate limits and quotas
+    row "[j] verify, rate limit + quota / plain" "$(v j_limited_vs_plain)" ">=" 0.9
+    row "[k] PostgreSQL instance A: rate limit + quota / plain" "$(v k_a_limited_vs_plain)" ">=" 0.9
+    row "[k] PostgreSQL instance B: rate limit + quota / plain" "$(v k_b_limited_vs_plain)" ">=" 0.9
     for b in sqlite postgres; do
         for c in $G_CASES; do row "[g] $b: $c p99 (one client), ms" "$(v g_${b}_${c}_p99_ms)" "<" 5; done
         row "[g] $b: start-up, 100k accounts x 1 key, s" "$(v g_${b}_startup_1key_s)" "<" 3

@@ -195,6 +195,12 @@ static json_t *list_or_null(bool has, const char *text, char sep)
     ((r)->rate_limit != 0 ? json_pack("{s:I,s:i}", "limit", (json_int_t)(r)->rate_limit, "window_seconds", (int)(r)->rate_window)  \
                           : json_null())
 
+#define KEY_REMAINING(r) ((r)->has_quota ? json_integer((json_int_t)(r)->remaining) : json_null())
+#define KEY_REFILL(r)                                                                                                              \
+    ((r)->has_quota && (r)->refill_amount != 0 ? json_pack("{s:I,s:s}", "amount", (json_int_t)(r)->refill_amount, "interval",      \
+                                                           refill_interval_name((enum refill_interval)(r)->refill_interval))       \
+                                               : json_null())
+
 int audit_key_changes(const struct key_rec *old, const struct key_rec *new, char **ret)
 {
     struct changes c;
@@ -212,6 +218,8 @@ int audit_key_changes(const struct key_rec *old, const struct key_rec *new, char
     FIELD(&c, "scopes", old, new, KEY_SCOPES);
     FIELD(&c, "allowed_ips", old, new, KEY_ALLOWED_IPS);
     FIELD(&c, "rate_limit", old, new, KEY_RATE_LIMIT);
+    FIELD(&c, "remaining", old, new, KEY_REMAINING);
+    FIELD(&c, "refill", old, new, KEY_REFILL);
     return finish(&c, ret);
 }
 

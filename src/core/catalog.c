@@ -33,12 +33,11 @@
 #include "store/store.h"
 
 struct usage {
-    _Atomic int64_t last_used;           /* written by readers on every authenticated request (when the second changes) */
-    _Atomic int64_t flushed;             /* the value known to be in the store */
-    _Atomic unsigned refs;               /* worlds holding the key: a reload adopts the record, so no use is lost */
-    _Atomic uint32_t verified;           /* uses since the last usage flush (usage.h) */
-    _Atomic(struct rate_state *) rate;   /* the rate limit's counts here; NULL until the key is first counted */
-    _Atomic(struct quota_local *) quota; /* the quota's credits leased here; NULL until the key first spends */
+    _Atomic int64_t last_used;         /* written by readers on every authenticated request (when the second changes) */
+    _Atomic int64_t flushed;           /* the value known to be in the store */
+    _Atomic unsigned refs;             /* worlds holding the key: a reload adopts the record, so no use is lost */
+    _Atomic uint32_t verified;         /* uses since the last usage flush (usage.h) */
+    _Atomic(struct rate_state *) rate; /* the rate limit's counts here; NULL until the key is first counted */
     /* What a key only has once it was refused: NULL until then (most keys never are; 16 bytes a key saved). */
     _Atomic(struct refusals *) refusals;
 };
@@ -62,7 +61,8 @@ struct rare {
     struct guard *guard; /* scopes and allowlist; NULL: unrestricted (guard.h) */
     int64_t rate_limit;  /* 0: none (limits.h) */
     int32_t rate_window;
-    struct quota_terms quota; /* id 0: none */
+    struct quota_terms quota;  /* id 0: none */
+    struct quota_local *local; /* the quota's credits here, shared by every key that has it; the catalog's (qmap) */
 };
 
 static const struct rare NO_RARE;
@@ -141,6 +141,13 @@ struct catalog {
     struct guard **guards;
     size_t gmask, gused;
     uint64_t gseed;
+    /*
+     * The credits leased here, one record per quota (so the keys of a
+     * rotation spend one block), made when a key with the quota is first
+     * put and kept until the catalog is freed; under wlock.
+     */
+    struct quota_local **qmap;
+    size_t qmask, qused;
     /* keys counted against a rate limit, for the exchange (catalog_rate_each); under rlock */
     pthread_mutex_t rlock;
     struct rate_reg *rated;
@@ -484,6 +491,50 @@ static struct refusals *refusals_get(struct usage *u)
     return v;
 }
 
+/*
+ * The credits record of quota `id` (made on first need; writer, under
+ * wlock), told that the quota is at `version` at least: credits leased
+ * from an older version are void from now on, whichever key spends them.
+ * NULL when out of memory.
+ */
+static struct quota_local *quota_local_for(struct catalog *cat, int64_t id, int64_t version)
+{
+    struct quota_local *q;
+    size_t i;
+    int64_t seen;
+
+    if (cat->qmap == NULL || (cat->qused + 1) * 2 > cat->qmask + 1) {
+        size_t cap = cat->qmap != NULL ? (cat->qmask + 1) * 2 : 64;
+        struct quota_local **t = calloc(cap, sizeof(*t));
+        if (t == NULL)
+            return NULL;
+        for (size_t j = 0; cat->qmap != NULL && j <= cat->qmask; j++) {
+            if (cat->qmap[j] == NULL)
+                continue;
+            for (i = home((uint64_t)cat->qmap[j]->id, cap - 1); t[i] != NULL; i = (i + 1) & (cap - 1))
+                ;
+            t[i] = cat->qmap[j];
+        }
+        free(cat->qmap);
+        cat->qmap = t;
+        cat->qmask = cap - 1;
+    }
+    for (i = home((uint64_t)id, cat->qmask); (q = cat->qmap[i]) != NULL; i = (i + 1) & cat->qmask)
+        if (q->id == id)
+            break;
+    if (q == NULL) {
+        if ((q = calloc(1, sizeof(*q))) == NULL)
+            return NULL;
+        q->id = id;
+        cat->qmap[i] = q;
+        cat->qused++;
+    }
+    seen = atomic_load(&q->min_version);
+    while (seen < version && !atomic_compare_exchange_weak(&q->min_version, &seen, version))
+        ;
+    return q;
+}
+
 /* The expires_at `u` was refused at (0: never). */
 static int64_t seen_exp(struct usage *u)
 {
@@ -500,6 +551,7 @@ static struct entry *entry_new(struct catalog *cat, const struct key_rec *rec, s
     struct rare *x = NULL;
     struct guard *g = NULL;
     struct refusals *seen = NULL;
+    struct quota_local *local = NULL;
 
     if (json == NULL || jlen > UINT16_MAX ||
         guard_get(cat, rec->has_scopes ? rec->scopes : NULL, rec->has_ips ? rec->allowed_ips : NULL, &g) != 0)
@@ -509,6 +561,8 @@ static struct entry *entry_new(struct catalog *cat, const struct key_rec *rec, s
         (x = cat_malloc(sizeof(*x))) == NULL)
         goto fail;
     if (rec->expiry_seen && rec->expires_at != 0 && (seen = refusals_get(usage)) == NULL)
+        goto fail;
+    if (rec->has_quota && (local = quota_local_for(cat, rec->quota_id, rec->quota_version)) == NULL)
         goto fail;
     if ((e = cat_malloc(offsetof(struct entry, name_json) + jlen + 1)) == NULL)
         goto fail;
@@ -520,6 +574,7 @@ static struct entry *entry_new(struct catalog *cat, const struct key_rec *rec, s
         x->rate_limit = rec->rate_limit;
         x->rate_window = rec->rate_window;
         x->quota = (struct quota_terms){0};
+        x->local = local;
         if (rec->has_quota)
             x->quota = (struct quota_terms){.id = rec->quota_id,
                                             .remaining = rec->remaining,
@@ -572,7 +627,6 @@ static void entry_free_version(void *p)
 static void usage_free(struct usage *u)
 {
     free(atomic_load(&u->rate));
-    free(atomic_load(&u->quota));
     free(atomic_load(&u->refusals));
     free(u);
 }
@@ -606,7 +660,6 @@ static struct usage *usage_new(int64_t last_used)
         atomic_init(&u->verified, 0);
         atomic_init(&u->refusals, NULL);
         atomic_init(&u->rate, NULL);
-        atomic_init(&u->quota, NULL);
     }
     return u;
 }
@@ -633,8 +686,7 @@ static void entry_view(const struct entry *e, struct key_view *v)
     v->rate_limit = e->rare->rate_limit;
     v->rate_window = e->rare->rate_window;
     v->has_quota = e->rare->quota.id != 0;
-    v->remaining =
-        v->has_quota ? quota_left(atomic_load_explicit(&e->usage->quota, memory_order_acquire), &e->rare->quota, timefmt_now()) : 0;
+    v->remaining = v->has_quota ? quota_left(e->rare->local, &e->rare->quota, timefmt_now()) : 0;
     v->refill_amount = e->rare->quota.refill_amount;
     v->refill_interval = e->rare->quota.interval;
 }
@@ -903,6 +955,9 @@ void catalog_free(struct catalog *cat)
     for (size_t j = 0; cat->guards != NULL && j <= cat->gmask; j++)
         guard_free(cat->guards[j]);
     free(cat->guards);
+    for (size_t j = 0; cat->qmap != NULL && j <= cat->qmask; j++)
+        free(cat->qmap[j]);
+    free(cat->qmap);
     pthread_mutex_destroy(&cat->wlock);
     free(cat);
 }
@@ -1500,22 +1555,6 @@ static void count_refusal(struct usage *u, enum usage_count reason)
         atomic_fetch_add_explicit(&x->n[reason], 1, memory_order_relaxed);
 }
 
-/* The quota credits of usage `u`, made on first need; NULL only when out of memory. */
-static struct quota_local *quota_get(struct usage *u)
-{
-    struct quota_local *v = atomic_load_explicit(&u->quota, memory_order_acquire), *fresh;
-
-    if (v == NULL) {
-        if ((fresh = calloc(1, sizeof(*fresh))) == NULL)
-            return NULL;
-        if (atomic_compare_exchange_strong(&u->quota, &v, fresh))
-            v = fresh;
-        else
-            free(fresh); /* another reader made it first */
-    }
-    return v;
-}
-
 /* A use of a key: last_used (written only when the second changes, so a busy key does not bounce a cache line), usage. */
 static void count_use(struct usage *u, int64_t now)
 {
@@ -1628,7 +1667,6 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
     size_t slen;
     struct rate_state *rs = NULL;
     struct rate_verdict rv;
-    struct quota_local *qs;
     struct quota_outcome qo = {.prefetch = false};
     int64_t quota_left_now = -1;
     int r = AK_ERR_KEY_UNKNOWN;
@@ -1716,11 +1754,7 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
     ret->quota_id = e->rare->quota.id;
     /* The quota is spent last, by what every other rule admitted. */
     if (e->rare->quota.id != 0 && req != NULL && req->cost > 0) {
-        if ((qs = quota_get(e->usage)) == NULL) {
-            r = AK_ERR_NOMEM;
-            goto out;
-        }
-        quota_spend(qs, &e->rare->quota, now, timefmt_mono_ms(), req->cost, &qo);
+        quota_spend(e->rare->local, &e->rare->quota, now, timefmt_mono_ms(), req->cost, &qo);
         quota_left_now = qo.left;
         if (qo.verdict == QUOTA_EXHAUSTED) {
             r = AK_ERR_QUOTA;
@@ -1737,7 +1771,7 @@ int catalog_authenticate(struct catalog *cat, const uint8_t digest[DIGEST_LEN], 
 out:
     if (e != NULL && e->rare->quota.id != 0 && req != NULL && req->quota != NULL) {
         if (quota_left_now < 0)
-            quota_left_now = quota_left(atomic_load_explicit(&e->usage->quota, memory_order_acquire), &e->rare->quota, now);
+            quota_left_now = quota_left(e->rare->local, &e->rare->quota, now);
         *req->quota = (struct quota_report){.has = true,
                                             .left = quota_left_now,
                                             .refill_amount = e->rare->quota.refill_amount,
@@ -1766,15 +1800,12 @@ int catalog_quota_hold(struct catalog *cat, int64_t key_id, struct quota_hold *r
         return AK_ERR_NOMEM;
     e = ptable_find(TABLE(cat, by_id), (uint64_t)key_id, entry_id_key);
     if (e != NULL && e->rare->quota.id != 0) {
-        if ((ret->local = quota_get(e->usage)) == NULL) {
-            r = AK_ERR_NOMEM;
-        } else {
-            atomic_fetch_add(&e->usage->refs, 1);
-            ret->key_id = key_id;
-            ret->terms = e->rare->quota;
-            ret->usage = e->usage;
-            r = 0;
-        }
+        atomic_fetch_add(&e->usage->refs, 1);
+        ret->key_id = key_id;
+        ret->local = e->rare->local;
+        ret->terms = e->rare->quota;
+        ret->usage = e->usage;
+        r = 0;
     }
     ebr_exit(&cat->ebr);
     return r;
@@ -1810,7 +1841,7 @@ int catalog_quota_holds(struct catalog *cat, struct quota_hold **ret, size_t *re
     for (size_t i = 0; t != NULL && i <= t->mask && r == 0; i++) {
         struct entry *e = atomic_load_explicit(&t->slot[i], memory_order_acquire);
         struct quota_local *q;
-        if (e == NULL || (void *)e == TOMB || e->rare->quota.id == 0 || (q = atomic_load(&e->usage->quota)) == NULL ||
+        if (e == NULL || (void *)e == TOMB || e->rare->quota.id == 0 || (q = e->rare->local) == NULL ||
             atomic_load(&q->credits) == 0)
             continue;
         if (n == cap) {

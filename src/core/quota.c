@@ -20,7 +20,8 @@ static bool current(struct quota_local *q, const struct quota_terms *t, int64_t 
 {
     int64_t v = atomic_load_explicit(&q->version, memory_order_acquire);
 
-    return v != 0 && v >= t->version && atomic_load_explicit(&q->period, memory_order_relaxed) == quota_period_of(t, now);
+    return v != 0 && v >= t->version && v >= atomic_load_explicit(&q->min_version, memory_order_relaxed) &&
+           atomic_load_explicit(&q->period, memory_order_relaxed) == quota_period_of(t, now);
 }
 
 int64_t quota_left(struct quota_local *q, const struct quota_terms *t, int64_t now)
@@ -48,8 +49,8 @@ void quota_spend(struct quota_local *q, const struct quota_terms *t, int64_t now
         if (atomic_compare_exchange_weak_explicit(&q->credits, &c, c - cost, memory_order_relaxed, memory_order_relaxed)) {
             ret->verdict = QUOTA_SPENT;
             ret->left = left + c - cost;
-            /* a quarter of a block left, and more in the store: lease the next one before this runs out */
-            if (left > 0 && (c - cost) * 4 < atomic_load_explicit(&q->block, memory_order_relaxed) + 4 &&
+            /* half a block left, and more in the store: lease the next one before this runs out */
+            if (left > 0 && (c - cost) * 2 < atomic_load_explicit(&q->block, memory_order_relaxed) + 2 &&
                 atomic_load_explicit(&q->leasing, memory_order_relaxed) == 0) {
                 uint32_t idle = 0;
                 ret->prefetch = atomic_compare_exchange_strong(&q->leasing, &idle, 1);

@@ -40,16 +40,18 @@ struct quota_terms {
     int64_t version;
 };
 
-/* The credits leased here. Zeroed memory is a valid state that holds nothing. */
+/* The credits of one quota leased here (shared by its keys). Zeroed memory is a valid state that holds nothing. */
 struct quota_local {
-    _Atomic int64_t credits;  /* leased, not spent */
-    _Atomic int64_t version;  /* of the quota they were leased from (0: never leased) */
-    _Atomic int64_t period;   /* the refill period they belong to */
-    _Atomic int64_t left;     /* the store's balance after the last lease */
-    _Atomic int64_t dry_ms;   /* monotonic ms the store last said it had nothing left; 0: not dry */
-    _Atomic uint32_t leasing; /* a prefetch is on its way */
-    _Atomic int64_t block;    /* the next block's size (written by the lease, one thread at a time) */
-    int64_t leased_ms;        /* the lease's own */
+    int64_t id;                  /* the quota's */
+    _Atomic int64_t min_version; /* the newest version seen in any key's terms: credits of an older one are void */
+    _Atomic int64_t credits;     /* leased, not spent */
+    _Atomic int64_t version;     /* of the quota they were leased from (0: never leased) */
+    _Atomic int64_t period;      /* the refill period they belong to */
+    _Atomic int64_t left;        /* the store's balance after the last lease */
+    _Atomic int64_t dry_ms;      /* monotonic ms the store last said it had nothing left; 0: not dry */
+    _Atomic uint32_t leasing;    /* a prefetch is on its way */
+    _Atomic int64_t block;       /* the next block's size (written by the lease, one thread at a time) */
+    int64_t leased_ms;           /* the lease's own */
 };
 
 enum quota_verdict {

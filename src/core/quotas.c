@@ -21,6 +21,17 @@ int keys_quota_settle(struct keys *k, int64_t key_id, uint32_t cost, int64_t now
     *ret_left = 0;
     if ((r = catalog_quota_hold(k->cat, key_id, &h)) != 0)
         return r;
+    if (cost > 0) {
+        /* Requests that ran out together wait in line here: the first one's lease may pay for the rest. */
+        struct quota_outcome o;
+        quota_spend(h.local, &h.terms, now, timefmt_mono_ms(), cost, &o);
+        if (o.verdict == QUOTA_SPENT) {
+            *ret_left = o.left;
+            catalog_quota_used(&h, true, now);
+            catalog_quota_release(&h);
+            return 0;
+        }
+    }
     if ((r = store_quota_lease(k->store, h.terms.id, quota_want(h.local, cost), cost, now, &l)) != 0) {
         atomic_store(&h.local->leasing, 0); /* the next request that finds the credits low asks again */
         catalog_quota_release(&h);

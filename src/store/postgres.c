@@ -542,7 +542,8 @@ static int save_quota(PGconn *conn, struct key_rec *rec)
         r = exec(conn,
                  "UPDATE key_quotas SET remaining = CASE WHEN $6::boolean THEN $1::bigint ELSE remaining END,"
                  " refill_amount = nullif($2::bigint, 0), refill_interval = nullif($3, ''), refill_period = $4,"
-                 " quota_version = quota_version + 1 WHERE quota_id = $5 RETURNING quota_id, quota_version, remaining",
+                 " quota_version = quota_version + CASE WHEN $6::boolean THEN 1 ELSE 0 END WHERE quota_id = $5"
+                 " RETURNING quota_id, quota_version, remaining",
                  6, p, &res);
     if (r != 0)
         return r;

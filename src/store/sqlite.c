@@ -274,7 +274,7 @@ static const char *const SQL[ST_COUNT] = {
                         " VALUES (?1, nullif(?2, 0), nullif(?3, ''), ?4, 1)",
     [ST_QUOTA_UPDATE] = "UPDATE key_quotas SET remaining = CASE WHEN ?6 THEN ?2 ELSE remaining END,"
                         " refill_amount = nullif(?3, 0), refill_interval = nullif(?4, ''), refill_period = ?5,"
-                        " quota_version = quota_version + 1 WHERE quota_id = ?1 RETURNING quota_version, remaining",
+                        " quota_version = quota_version + ?6 WHERE quota_id = ?1 RETURNING quota_version, remaining",
     [ST_QUOTA_READ] = "SELECT " QUOTA_COLUMNS " FROM key_quotas WHERE quota_id = ?1",
     [ST_QUOTA_BALANCE] = "UPDATE key_quotas SET remaining = ?2, refill_period = ?3 WHERE quota_id = ?1",
     [ST_KEY_LOAD] = "SELECT " KEY_COLUMNS " FROM " KEY_TABLE " ORDER BY id",
@@ -522,9 +522,10 @@ static int column_policy(sqlite3_stmt *st, int col, bool *ret_has, char *out, si
 
 /*
  * Writes what a request set of rec's quota (rec->quota_dirty): a new quota
- * row, or the new balance and refill of its own (a new version, which
- * voids the credits leased before), or none (the key keeps no quota; the
- * row goes with its last key, by trigger).
+ * row, or the new balance and refill of its own (a new balance is a new
+ * version, which voids the credits leased before; a new refill alone keeps
+ * them), or none (the key keeps no quota; the row goes with its last key,
+ * by trigger).
  */
 static int save_quota(struct sqlite_store *s, struct key_rec *rec)
 {

@@ -334,6 +334,24 @@ static int demote_primary(struct store *s, const struct audit_origin *origin, in
     return r;
 }
 
+/* A key made to spend an existing quota (its maker's) learns the quota's terms as they stand. */
+static int shared_quota(struct store *s, struct key_rec *rec)
+{
+    struct quota_row row;
+    int r;
+
+    if (!rec->has_quota || rec->quota_dirty != 0 || rec->quota_id == 0)
+        return 0;
+    if ((r = OPS(s)->quota_read(s, rec->quota_id, &row)) != 0)
+        return r;
+    rec->remaining = row.remaining;
+    rec->refill_amount = row.refill_amount;
+    rec->refill_interval = row.interval;
+    rec->quota_period = row.period;
+    rec->quota_version = row.version;
+    return 0;
+}
+
 int store_key_insert(struct store *s, const struct audit_origin *origin, struct key_rec *rec, unsigned default_max,
                      struct key_rec *ret_demoted)
 {
@@ -357,14 +375,19 @@ int store_key_insert(struct store *s, const struct audit_origin *origin, struct 
         OPS(s)->account_lock(s, rec->account_id) == AK_ERR_NOT_FOUND)
         r = AK_ERR_NOT_FOUND;
     if (r == 0 && (!copy->primary || (r = demote_primary(s, origin, rec->account_id, 0, demoted)) == 0) &&
-        (r = OPS(s)->key_insert(s, copy)) == 0 && (r = record_key(s, origin, AUDIT_KEY_CREATED, NULL, copy)) == 0)
+        (r = OPS(s)->key_insert(s, copy)) == 0 && (r = shared_quota(s, copy)) == 0 &&
+        (r = record_key(s, origin, AUDIT_KEY_CREATED, NULL, copy)) == 0)
         r = announce_keys(s, copy->id, demoted->id);
     if ((r = finish(s, r, check_inserted, copy)) == 0) {
         rec->id = copy->id;
         rec->version = copy->version;
+        rec->has_quota = copy->has_quota;
         rec->quota_id = copy->quota_id;
         rec->quota_version = copy->quota_version;
         rec->remaining = copy->remaining;
+        rec->refill_amount = copy->refill_amount;
+        rec->refill_interval = copy->refill_interval;
+        rec->quota_period = copy->quota_period;
         if (ret_demoted != NULL)
             *ret_demoted = *demoted;
     }

@@ -75,7 +75,7 @@ KEY_FIELDS = [
     # issue 12: restricted keys
     "scopes", "allowed_ips",
     # issue 13: limits
-    "rate_limit",
+    "rate_limit", "remaining", "refill",
 ]  # fmt: skip
 CREATED_MESSAGE = "Save this key securely. It will not be shown again."
 ERROR_CODES = {

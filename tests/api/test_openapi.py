@@ -13,8 +13,9 @@ DOC = SPEC.doc
 SCHEMAS = DOC["components"]["schemas"]
 # Issue 12 (restricted keys, usage): two more key members, last, and three more error codes
 # (the union keeps these tests right whether or not conftest lists them already).
-ALL_KEY_FIELDS = KEY_FIELDS + [f for f in ("scopes", "allowed_ips", "rate_limit") if f not in KEY_FIELDS]
-ALL_ERROR_CODES = set(ERROR_CODES) | {"insufficient_scope", "ip_not_allowed", "invalid_required_scopes", "rate_limited"}
+ALL_KEY_FIELDS = KEY_FIELDS + [f for f in ("scopes", "allowed_ips", "rate_limit", "remaining", "refill") if f not in KEY_FIELDS]
+ALL_ERROR_CODES = set(ERROR_CODES) | {"insufficient_scope", "ip_not_allowed", "invalid_required_scopes", "rate_limited",
+                                      "quota_exhausted", "invalid_cost"}  # fmt: skip
 
 # The seed's list response, verbatim.
 SEED_LIST_VERBATIM = {
@@ -46,7 +47,7 @@ LIFECYCLE_NULLS = {"expires_at": None, "rotated_from": None, "rotated_to": None,
 # Issue 12 gave them two more, always present: null for an unrestricted key.
 RESTRICTION_NULLS = {"scopes": None, "allowed_ips": None}
 # Issue 13: and a rate limit, null for none.
-LIMIT_NULLS = {"rate_limit": None}
+LIMIT_NULLS = {"rate_limit": None, "remaining": None, "refill": None}
 SEED_LIST = {"api_keys": [dict(key, **LIFECYCLE_NULLS, **RESTRICTION_NULLS, **LIMIT_NULLS)
                           for key in SEED_LIST_VERBATIM["api_keys"]]}
 
@@ -274,14 +275,17 @@ def test_created_api_key_schema():
 
 def test_request_schemas():
     create = SCHEMAS["CreateRequest"]
-    assert set(create["properties"]) == {"name", "key_type", "expires_at", "scopes", "allowed_ips", "rate_limit"}
+    assert set(create["properties"]) == {"name", "key_type", "expires_at", "scopes", "allowed_ips", "rate_limit", "remaining",
+                                         "refill"}  # fmt: skip
     assert set(create["required"]) == {"name", "key_type"}
     assert create["additionalProperties"] is False
     update = SCHEMAS["UpdateRequest"]
-    assert set(update["properties"]) == {"name", "is_active", "is_primary", "expires_at", "scopes", "allowed_ips", "rate_limit"}
+    assert set(update["properties"]) == {"name", "is_active", "is_primary", "expires_at", "scopes", "allowed_ips", "rate_limit",
+                                         "remaining", "refill"}  # fmt: skip
     assert update["additionalProperties"] is False and update["minProperties"] == 1
     issue = SCHEMAS["AdminKeyCreate"]
-    assert set(issue["properties"]) == {"name", "key_type", "expires_at", "scopes", "allowed_ips", "rate_limit", "make_primary"}
+    assert set(issue["properties"]) == {"name", "key_type", "expires_at", "scopes", "allowed_ips", "rate_limit", "remaining",
+                                        "refill", "make_primary"}  # fmt: skip
     assert set(issue["required"]) == {"name", "key_type"}
     rotate = SCHEMAS["RotateRequest"]
     assert set(rotate["properties"]) == {"grace_period_seconds"} and rotate["additionalProperties"] is False
