@@ -398,6 +398,24 @@ def test_rate_limits_through_the_gateway(gateway):
     assert "RateLimit" not in r.headers and "RateLimit-Policy" not in r.headers
 
 
+def test_quota_through_the_gateway_costs_what_nginx_says(gateway):
+    """The gateway sets X-Cost (the client's own never reaches apikeyd): a client sending
+    X-Cost: 0 or garbage still spends one credit per request; when the quota is spent, the
+    client gets the 429 and the upstream nothing."""
+    acme = gateway.server.account
+    r = acme.client.post(json={"name": "Partner, metered", "key_type": "production", "remaining": 3})
+    assert r.status_code == 201, r.text
+    k = r.body
+    answers = [gateway.get(key=k["api_key"], headers={"X-Cost": cost}) for cost in ("0", "zero", "1000", "0")]
+    for left, r in zip((2, 1, 0), answers[:3]):
+        assert_reached(r, acme, k["id"], "production", k["api_key"])
+        assert r.headers.get("RateLimit") == f'"quota";r={left}', r.headers
+    r = answers[3]
+    assert r.status_code == 429 and not r.reached_upstream, f"{r.status_code}: {r.text[:300]}"
+    assert r.headers.get("RateLimit") == '"quota";r=0'
+    assert acme.client.by_id()[k["id"]]["remaining"] == 0
+
+
 def test_deleted_key_refused(gateway):
     admin = gateway.server.account.client
     created = admin.create("Short-lived", "sandbox")
