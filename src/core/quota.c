@@ -63,27 +63,37 @@ void quota_spend(struct quota_local *q, const struct quota_terms *t, int64_t now
     ret->verdict = left == 0 && dry != 0 && now_ms - dry < QUOTA_DRY_RECHECK_MS ? QUOTA_EXHAUSTED : QUOTA_LEASE;
 }
 
-int64_t quota_want(struct quota_local *q, uint32_t cost)
+int64_t quota_want(struct quota_local *q, const struct quota_terms *t, int64_t now, uint32_t cost, int64_t *ret_min)
 {
-    int64_t block = atomic_load(&q->block);
+    int64_t block = atomic_load(&q->block), held = current(q, t, now) ? atomic_load(&q->credits) : 0;
 
-    return (block < QUOTA_BLOCK_MIN ? QUOTA_BLOCK_MIN : block) + cost;
+    if (block < QUOTA_BLOCK_MIN)
+        block = QUOTA_BLOCK_MIN;
+    if (held < 0)
+        held = 0;
+    /* never more than a block held here (what a crash may strand), besides what the request pays */
+    *ret_min = (int64_t)cost > held ? (int64_t)cost - held : 0;
+    return (block > held ? block - held : 0) + *ret_min;
 }
 
 bool quota_took(struct quota_local *q, int64_t version, int64_t period, int64_t granted, int64_t left, uint32_t cost,
                 int64_t now_ms)
 {
-    bool paid = granted >= (int64_t)cost;
-    int64_t mine = paid ? granted - cost : granted;
+    bool paid = cost == 0;
+    int64_t c;
 
     if (atomic_load(&q->version) == version && atomic_load(&q->period) == period) {
-        atomic_fetch_add(&q->credits, mine);
+        atomic_fetch_add(&q->credits, granted);
     } else {
         /* a new version or period: what was held for the old one is void */
-        atomic_store(&q->credits, mine);
+        atomic_store(&q->credits, granted);
         atomic_store(&q->period, period);
         atomic_store_explicit(&q->version, version, memory_order_release);
     }
+    /* the asking request pays from what is held now (what was left here, and the new credits) */
+    c = atomic_load(&q->credits);
+    while (!paid && c >= (int64_t)cost)
+        paid = atomic_compare_exchange_weak(&q->credits, &c, c - cost);
     atomic_store(&q->left, left);
     atomic_store(&q->dry_ms, left == 0 ? (now_ms != 0 ? now_ms : 1) : 0);
     /* A block lasts about a second: doubled when the last went faster, halved when it lasted ten. */

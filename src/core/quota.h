@@ -80,14 +80,18 @@ void quota_spend(struct quota_local *q, const struct quota_terms *t, int64_t now
 /* The credits left as this instance knows them, without spending (for views and refusals before the quota). */
 int64_t quota_left(struct quota_local *q, const struct quota_terms *t, int64_t now);
 
-/* How many credits to ask the store for, for a request of `cost` (0: a prefetch). */
-int64_t quota_want(struct quota_local *q, uint32_t cost);
+/*
+ * How many credits to ask the store for, for a request of `cost` (0: a
+ * prefetch) at `now`: enough for a block held here, and at least *ret_min
+ * (what the request needs beyond the credits held that count for `t`).
+ */
+int64_t quota_want(struct quota_local *q, const struct quota_terms *t, int64_t now, uint32_t cost, int64_t *ret_min);
 
 /*
  * Takes the store's answer to a lease: `granted` credits of the quota at
- * `version`, for `period`, leaving `left` in the store. `cost` of them are
- * the asking request's (spent now) when granted >= cost; returns whether
- * they were. One thread at a time.
+ * `version`, for `period`, leaving `left` in the store. The asking request
+ * then pays its `cost` from the credits held, if they suffice; returns
+ * whether it did. One thread at a time.
  */
 bool quota_took(struct quota_local *q, int64_t version, int64_t period, int64_t granted, int64_t left, uint32_t cost,
                 int64_t now_ms);

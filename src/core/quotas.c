@@ -32,7 +32,13 @@ int keys_quota_settle(struct keys *k, int64_t key_id, uint32_t cost, int64_t now
             return 0;
         }
     }
-    if ((r = store_quota_lease(k->store, h.terms.id, quota_want(h.local, cost), cost, now, &l)) != 0) {
+    int64_t min, want = quota_want(h.local, &h.terms, now, cost, &min);
+    if (want == 0) { /* a prefetch that another lease made needless */
+        atomic_store(&h.local->leasing, 0);
+        catalog_quota_release(&h);
+        return 0;
+    }
+    if ((r = store_quota_lease(k->store, h.terms.id, want, min, now, &l)) != 0) {
         atomic_store(&h.local->leasing, 0); /* the next request that finds the credits low asks again */
         catalog_quota_release(&h);
         return r;
