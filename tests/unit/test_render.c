@@ -360,6 +360,13 @@ static char *reference(const struct sample *s)
                                                                           "window_seconds", (int)s->v.rate_window)
                                                               : json_null()),
                      0);
+    assert_int_equal(json_object_set_new(o, "remaining", s->v.has_quota ? json_integer(s->v.remaining) : json_null()), 0);
+    assert_int_equal(json_object_set_new(o, "refill",
+                                         s->v.has_quota && s->v.refill_amount != 0
+                                             ? json_pack("{s:I,s:s}", "amount", (json_int_t)s->v.refill_amount, "interval",
+                                                         refill_interval_name(s->v.refill_interval))
+                                             : json_null()),
+                     0);
     out = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     assert_non_null(out);
@@ -370,8 +377,9 @@ static char *reference(const struct sample *s)
 static void check_parsed(const struct sample *s, const char *out, size_t len)
 {
     static const char *const before[] = {"id", "name", "key_type"};
-    static const char *const after[] = {"key_prefix",   "is_active",  "is_primary", "created_at", "last_used",   "expires_at",
-                                        "rotated_from", "rotated_to", "leaked_at",  "scopes",     "allowed_ips", "rate_limit"};
+    static const char *const after[] = {"key_prefix",  "is_active",    "is_primary", "created_at", "last_used",
+                                        "expires_at",  "rotated_from", "rotated_to", "leaked_at",  "scopes",
+                                        "allowed_ips", "rate_limit",   "remaining",  "refill"};
     json_error_t err;
     json_t *o = json_loadb(out, len, JSON_REJECT_DUPLICATES, &err), *extra = NULL;
     const char *want[24];
@@ -471,14 +479,15 @@ static void test_fixed_key(void **state)
                                "\"key_type\":\"production\",\"key_prefix\":\"ml_prod_a1B2\",\"is_active\":true,"
                                "\"is_primary\":true,\"created_at\":\"2024-01-15T10:00:00Z\",\"last_used\":null,"
                                "\"expires_at\":null,\"rotated_from\":null,\"rotated_to\":null,\"leaked_at\":null,"
-                               "\"scopes\":null,\"allowed_ips\":null,\"rate_limit\":null}";
+                               "\"scopes\":null,\"allowed_ips\":null,\"rate_limit\":null,\"remaining\":null,\"refill\":null}";
     static const char want_extra[] = "{\"id\":9223372036854775807,\"name\":\"x\",\"key_type\":\"sandbox\","
                                      "\"api_key\":\"k\",\"message\":\"m\",\"key_prefix\":\"ml_sand_Zz09\",\"is_active\":false,"
                                      "\"is_primary\":false,\"created_at\":\"1970-01-01T00:00:01Z\","
                                      "\"last_used\":\"9999-12-31T23:59:59Z\",\"expires_at\":\"9999-12-31T23:59:59Z\","
                                      "\"rotated_from\":9223372036854775807,\"rotated_to\":1,\"leaked_at\":\"2024-01-15T10:00:00Z\","
                                      "\"scopes\":null,\"allowed_ips\":null,"
-                                     "\"rate_limit\":{\"limit\":1000000000,\"window_seconds\":86400}}";
+                                     "\"rate_limit\":{\"limit\":1000000000,\"window_seconds\":86400},\"remaining\":"
+                                     "9007199254740991,\"refill\":{\"amount\":9007199254740991,\"interval\":\"month\"}}";
     struct sample s = {0};
     struct render_buf b;
     h2o_mem_pool_t pool;
@@ -494,6 +503,10 @@ static void test_fixed_key(void **state)
 
     s.v = (struct key_view){.rate_limit = 1000000000,
                             .rate_window = 86400,
+                            .has_quota = true,
+                            .remaining = QUOTA_MAX,
+                            .refill_amount = QUOTA_MAX,
+                            .refill_interval = REFILL_MONTH,
                             .id = INT64_MAX,
                             .type = KEY_TYPE_SANDBOX,
                             .created_at = 1,
@@ -548,8 +561,8 @@ static void test_fixed_restricted_key(void **state)
         s.v.prefix = s.prefix;
         sample_set_name(&s, "r");
         sample_set_guard(&s, cases[i].scopes, cases[i].ips, cases[i].damaged);
-        snprintf(want, sizeof(want), "%s\"scopes\":%s,\"allowed_ips\":%s,\"rate_limit\":null}", head, cases[i].scopes_json,
-                 cases[i].ips_json);
+        snprintf(want, sizeof(want), "%s\"scopes\":%s,\"allowed_ips\":%s,\"rate_limit\":null,\"remaining\":null,\"refill\":null}",
+                 head, cases[i].scopes_json, cases[i].ips_json);
         render_one(&pool, &s, 0, &b);
         assert_same(b.p, b.len, want, strlen(want));
         check_parsed(&s, b.p, b.len);
@@ -587,6 +600,10 @@ static void test_largest_key(void **state)
             strcat(name, fill[f]);
         s.v = (struct key_view){.rate_limit = 1000000000,
                                 .rate_window = 86400,
+                                .has_quota = true,
+                                .remaining = QUOTA_MAX,
+                                .refill_amount = QUOTA_MAX,
+                                .refill_interval = REFILL_MONTH,
                                 .id = INT64_MIN,
                                 .type = KEY_TYPE_PRODUCTION,
                                 .created_at = TIME_MAX,

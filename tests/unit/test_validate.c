@@ -1458,7 +1458,7 @@ static void test_unknown_field_names_policy_fields(void **state)
         char m[VALIDATE_MSG_MAX] = "";
         const char *body = "{\"name\":\"k\",\"key_type\":\"sandbox\",\"x\":1}";
         assert_int_equal(validate_issue(body, strlen(body), &r.issue, m, sizeof(m)), AK_ERR_INVALID);
-        assert_non_null(strstr(m, "scopes, allowed_ips, rate_limit, make_primary"));
+        assert_non_null(strstr(m, "scopes, allowed_ips, rate_limit, remaining, refill, make_primary"));
     }
 }
 
