@@ -156,8 +156,18 @@
       el("div", { class: "scopes" }, el("span", { class: "what", text: "Scopes: " }), ...items(k.scopes, "unrestricted")),
       el("div", { class: "ips" }, el("span", { class: "what", text: "From: " }), ...items(k.allowed_ips, "any address")),
       el("div", { class: "rate" }, el("span", { class: "what", text: "Rate: " }), k.rate_limit
-        ? el("span", { text: rateText(k.rate_limit) }) : el("span", { class: "none", text: "no limit" })));
+        ? el("span", { text: rateText(k.rate_limit) }) : el("span", { class: "none", text: "no limit" })),
+      el("div", { class: "quota" }, el("span", { class: "what", text: "Quota: " }), ...quotaItems(k)));
   }
+
+  /* A key's quota at a glance: "4,321 left" (bold; red at 0), and with a refill " of 100,000 / month"; "unlimited" without one. */
+  function quotaItems(k) {
+    if (k.remaining === null) return [el("span", { class: "none", text: "unlimited" })];
+    return [el("strong", { class: k.remaining === 0 ? "left spent" : "left", text: grouped(k.remaining) + " left" }),
+      k.refill ? " of " + grouped(k.refill.amount) + " / " + k.refill.interval : ""];
+  }
+  /* 100000 as "100,000" (the same on every browser, whatever its language). */
+  const grouped = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 
   /* A rate limit in words: "1000 per 60 s". */
   function rateText(r) {
@@ -207,7 +217,24 @@
       el("label", { for: prefix + "-window", text: "per seconds" }), per,
       el("p", { class: "note", id: prefix + "-rate-help", text: "At most this many requests in each window of this many seconds "
         + "(1 to 86400), e.g. 1000 per 60. Both empty: no limit" + inherit("a rate limit", "its rate limit") }));
-    return { scopes, ips, rate, per, fields };
+    /* The quota: credits left (empty: unlimited) and its refill, an amount each UTC day or month (empty and "no refill": none). */
+    const remaining = el("input", { id: prefix + "-remaining", inputmode: "numeric", autocomplete: "off",
+      "aria-describedby": prefix + "-remaining-help", value: k && k.remaining !== null ? String(k.remaining) : "" });
+    const refill = el("input", { id: prefix + "-refill", inputmode: "numeric", autocomplete: "off", "aria-describedby": prefix + "-refill-help",
+      value: k && k.refill ? String(k.refill.amount) : "" });
+    const every = k && k.refill ? k.refill.interval : "";
+    const interval = el("select", { id: prefix + "-interval", "aria-describedby": prefix + "-refill-help" },
+      ...[["", "no refill"], ["day", "day (UTC)"], ["month", "month (UTC)"]]
+        .map(([v, t]) => el("option", { value: v, text: t, selected: v === every })));
+    fields.push(el("label", { for: prefix + "-remaining", text: "Quota: credits left" }), remaining,
+      el("p", { class: "note", id: prefix + "-remaining-help", text: "Each verification spends one credit (or its X-Cost); with too few "
+        + "left, the key is refused (429). Empty: unlimited" + (k ? ". Changing it sets the balance; emptied, the quota and its refill go."
+          : " (or, signed in with a key that has a quota, the new key spends from that quota).") }),
+      el("label", { for: prefix + "-refill", text: "Refill: credits" }), refill,
+      el("label", { for: prefix + "-interval", text: "each" }), interval,
+      el("p", { class: "note", id: prefix + "-refill-help", text: "At the start of each UTC day or month the balance becomes this many "
+        + "credits (what was left does not carry over). Needs a quota. Empty with no refill: none." }));
+    return { scopes, ips, rate, per, remaining, refill, interval, fields };
   }
 
   function createDialog() {
@@ -225,6 +252,9 @@
         if (ips) body.allowed_ips = ips;
         const rate = rateOf(access);
         if (rate) body.rate_limit = rate;
+        const remaining = remainingOf(access), refill = refillOf(access);
+        if (remaining !== null) body.remaining = remaining;
+        if (refill) body.refill = refill;
         const made = await api("POST", "/v1/account/api-keys/", body);
         d.close();
         shownOnce(made);
@@ -238,16 +268,25 @@
     name.focus();
   }
 
-  /* The rate limit the form says: null when both fields are empty; numbers when they are numbers, else the text as typed
-     (the API then says what is wrong, in the dialog). */
+  /* A number field's text: a number when it is one, else the text as typed (the API then says what is wrong, in the dialog). */
+  const num = (v) => (/^-?[0-9]+$/.test(v) ? Number(v) : v);
+
+  /* The rate limit the form says: null when both fields are empty. */
   function rateOf(access) {
     const l = access.rate.value.trim(), w = access.per.value.trim();
     if (!l && !w) return null;
-    const num = (v) => (/^-?[0-9]+$/.test(v) ? Number(v) : v);
     return { limit: num(l), window_seconds: num(w) };
   }
 
-  /* Edits a key's scopes and allowlist; the PATCH carries only what changed (nothing changed: no request).
+  /* The quota the form says, as rateOf reads the rate limit: the credits left (null when empty), and the refill (null when
+     the amount is empty and "no refill" is chosen). */
+  const remainingOf = (access) => { const v = access.remaining.value.trim(); return v ? num(v) : null; };
+  function refillOf(access) {
+    const a = access.refill.value.trim(), every = access.interval.value;
+    return !a && !every ? null : { amount: num(a), interval: every };
+  }
+
+  /* Edits a key's scopes, allowlist, rate limit and quota; the PATCH carries only what changed (nothing changed: no request).
      The primary's scopes stay null: the field is off, and its help says why. */
   function accessDialog(k) {
     const access = accessFields("edit", k, k.is_primary
@@ -261,6 +300,10 @@
         if (!sameList(ips, k.allowed_ips)) body.allowed_ips = ips;
         const rate = rateOf(access);
         if (JSON.stringify(rate) !== JSON.stringify(k.rate_limit)) body.rate_limit = rate;
+        /* The balance is sent only when retyped: sent as it was shown, it would undo what was spent since. */
+        if (access.remaining.value.trim() !== (k.remaining === null ? "" : String(k.remaining))) body.remaining = remainingOf(access);
+        const refill = refillOf(access);
+        if (JSON.stringify(refill) !== JSON.stringify(k.refill)) body.refill = refill;
         if (Object.keys(body).length) await api("PATCH", "/v1/account/api-keys/" + k.id, body);
         d.close();
         await act(showKeys);
@@ -285,7 +328,8 @@
     const grace = el("input", { id: "grace", type: "number", min: 0, max: 2592000, value: 86400 });
     const error = dialogError();
     const d = dialog("Rotate " + k.name,
-      el("p", { text: "A new key replaces this one (with the same scopes and allowlist); the old key keeps working for the grace period." }),
+      el("p", { text: "A new key replaces this one (with the same scopes, allowlist and rate limit, sharing its quota); "
+        + "the old key keeps working for the grace period." }),
       el("form", { onsubmit: (ev) => { ev.preventDefault(); actIn(error, async () => {
         const made = await api("POST", "/v1/account/api-keys/" + k.id + "/rotate", { grace_period_seconds: Number(grace.value) });
         d.close();

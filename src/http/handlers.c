@@ -408,6 +408,9 @@ static int authenticate_for(struct api_handler *api, struct exchange *x, const c
     size_t len;
     int r;
 
+    /* Set for a known key only: an unknown one's answer must carry no limits (never another request's). */
+    seen->rate = (struct rate_report){.limit = 0};
+    seen->quota = (struct quota_report){.has = false};
     seen->now = timefmt_now();
     api_authorization(x, &hdr, &len);
     r = keys_authenticate(api->keys, hdr, len, seen->now, &ar, who);

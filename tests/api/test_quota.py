@@ -23,6 +23,7 @@ from conftest import (
     Client,
     ServerFactory,
     assert_error,
+    forge_key as forged_key,
     snapshot,
     wait_until,
 )
@@ -158,6 +159,19 @@ def test_each_verification_spends_one_then_429(env, acme):
     assert "Retry-After" not in r.headers  # no refill: nothing to wait for
     assert r.headers["RateLimit"] == '"quota";r=0'
     assert acme.by_id()[k["id"]]["remaining"] == 0
+
+
+def test_no_limits_on_answers_for_unknown_keys(env, acme):
+    """An answer without a known key carries no RateLimit fields, never those of an earlier request
+    (found in review: the fields were read from uninitialised memory)."""
+    k = make(acme, "seen first", remaining=100, refill=refill(100, "month"), rate_limit={"limit": 50, "window_seconds": 60})
+    c = Client(env.server, k["api_key"])
+    for _ in range(20):
+        assert c.request("GET", VERIFY).status_code == 204
+        for key in (None, "", "ml_prod_not_a_key", forged_key()):
+            r = c.request("GET", VERIFY, key=key)
+            assert r.status_code == 401
+            assert "RateLimit" not in r.headers and "RateLimit-Policy" not in r.headers, r.headers
 
 
 def test_x_cost(env, acme):
