@@ -64,6 +64,14 @@ def test_usage_error_exits_2_with_usage_on_stderr(args, tmp_path):
     assert p.stdout == ""
 
 
+@pytest.mark.parametrize("value", ["0", "9", "10001", "abc", "-1", "100ms", ""])
+def test_bad_rate_sync_interval_exits_2(value, tmp_path):
+    p = run_cli("serve", "--db", str(tmp_path / "x.db"), "--listen", f"127.0.0.1:{free_port()}", "--rate-sync-ms", value)
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert p.stderr.strip() == "apikeyd serve: --rate-sync-ms takes milliseconds from 10 to 10000", p.stderr
+    assert not (tmp_path / "x.db").exists()  # refused before anything was opened
+
+
 @pytest.mark.parametrize(
     "command",
     [["account", "create", "--name", "x"], ["serve", "--listen", "{listen}"]],
