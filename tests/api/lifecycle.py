@@ -24,7 +24,7 @@ SWEEP_TIMEOUT = 30.0  # a clock change runs the sweeps at once; generous
 LIFECYCLE_FIELDS = ["expires_at", "rotated_from", "rotated_to", "leaked_at"]
 # Issue 12's restrictions come last, then issue 13's limits.
 KEY_OBJECT = ["id", "name", "key_type", "key_prefix", "is_active", "is_primary", "created_at", "last_used",
-              *LIFECYCLE_FIELDS, "scopes", "allowed_ips", "rate_limit"]  # fmt: skip
+              *LIFECYCLE_FIELDS, "scopes", "allowed_ips", "rate_limit", "remaining", "refill"]  # fmt: skip
 
 
 def rfc3339(t):

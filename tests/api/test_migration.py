@@ -51,7 +51,7 @@ EXPECTED = load_json("expected.json")
 # Key members added after schema version 2 (issue 10), and their value on every migrated key.
 LATER_MEMBERS = {"expires_at": None, "rotated_from": None, "rotated_to": None, "leaked_at": None,
                  "scopes": None, "allowed_ips": None,  # issue 12: an old key is unrestricted
-                 "rate_limit": None}  # issue 13: and unlimited
+                 "rate_limit": None, "remaining": None, "refill": None}  # issue 13: and unlimited
 KEYS = load_json("fixture-keys.json")
 
 
