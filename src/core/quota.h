@@ -13,7 +13,8 @@
  * quota (PATCH remaining) or a refill voids the blocks leased before it.
  * What a clean shutdown has not spent goes back to the balance; what a
  * crashed instance held is lost until the next refill: at most one block
- * per key per crashed instance, and a block is at most QUOTA_BLOCK_MAX
+ * per quota per crashed instance (an instance never holds more than a block,
+ * quota_want), and a block is at most QUOTA_BLOCK_MAX
  * credits and at most a quarter of the balance it came from (or the cost
  * of the one request that leased it, if more).
  */
