@@ -3,10 +3,14 @@
  */
 #include "cli/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <openssl/crypto.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/error.h"
 #include "store/store.h"
@@ -29,6 +33,86 @@ void cli_usage_main(FILE *out)
           "  apikeyd --help     this text\n"
           "  apikeyd --version  the version\n",
           out);
+}
+
+void cli_env_name(const char *name, char *buf, size_t size)
+{
+    size_t n = 0;
+
+    for (const char *p = "APIKEYD_"; *p != '\0' && n + 1 < size; p++)
+        buf[n++] = *p;
+    for (; *name != '\0' && n + 1 < size; name++)
+        buf[n++] = *name == '-' ? '_' : (char)toupper((unsigned char)*name);
+    buf[n] = '\0';
+}
+
+static bool word_in(const char *v, const char *const *words)
+{
+    for (; *words != NULL; words++)
+        if (strcasecmp(v, *words) == 0)
+            return true;
+    return false;
+}
+
+int cli_env_args(const char *cmd, const struct option *opts, int argc, char **argv, int *ret_argc, char ***ret_argv, int *ret_nenv)
+{
+    static const char *const on[] = {"1", "true", "yes", "on", NULL}, *const off[] = {"0", "false", "no", "off", "", NULL};
+    size_t nopts = 0;
+    char **v, name[96];
+    int n = 1, nenv = 0;
+
+    while (opts[nopts].name != NULL)
+        nopts++;
+    if ((v = calloc(nopts + (size_t)argc + 1, sizeof(*v))) == NULL) {
+        fprintf(stderr, "%s: out of memory\n", cmd);
+        return -1;
+    }
+    v[0] = argv[0];
+    for (size_t i = 0; i < nopts; i++) {
+        const char *val;
+        if (strcmp(opts[i].name, "help") == 0)
+            continue;
+        cli_env_name(opts[i].name, name, sizeof(name));
+        if ((val = getenv(name)) == NULL)
+            continue;
+        if (opts[i].has_arg == no_argument) {
+            if (word_in(val, off))
+                continue;
+            if (!word_in(val, on)) {
+                fprintf(stderr, "%s: %s takes 1, true, yes or on (or 0, false, no, off), got \"%s\"\n", cmd, name, val);
+                cli_env_args_free(v, nenv);
+                return -1;
+            }
+        }
+        size_t len = strlen(opts[i].name) + strlen(val) + 4;
+        if ((v[n] = malloc(len)) == NULL) {
+            fprintf(stderr, "%s: out of memory\n", cmd);
+            cli_env_args_free(v, nenv);
+            return -1;
+        }
+        if (opts[i].has_arg == no_argument)
+            snprintf(v[n], len, "--%s", opts[i].name);
+        else
+            snprintf(v[n], len, "--%s=%s", opts[i].name, val);
+        n++;
+        nenv++;
+    }
+    for (int i = 1; i < argc; i++)
+        v[n++] = argv[i];
+    v[n] = NULL;
+    *ret_argv = v;
+    *ret_argc = n;
+    *ret_nenv = nenv;
+    return 0;
+}
+
+void cli_env_args_free(char **argv, int nenv)
+{
+    if (argv == NULL)
+        return;
+    for (int i = 1; i <= nenv; i++)
+        free(argv[i]);
+    free(argv);
 }
 
 int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret)

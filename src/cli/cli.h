@@ -33,6 +33,25 @@ struct cli_env {
 /* Top-level usage. */
 void cli_usage_main(FILE *out);
 
+/*
+ * Command-line arguments for the options of `opts` (a getopt_long table)
+ * that are set in the environment: APIKEYD_ and the long name in upper case
+ * with '-' as '_' (--max-keys: APIKEYD_MAX_KEYS), as "--name=value"; a
+ * switch (no_argument) is given for 1/true/yes/on and left out for
+ * 0/false/no/off or empty. They go before argv[1..] so that a flag given
+ * wins (the later value is kept). *ret_argv (malloc'd, NULL-terminated,
+ * freed by cli_env_args_free) starts with argv[0]; *ret_nenv of its entries
+ * after it came from the environment. Returns 0, or -1 after printing one
+ * line (`cmd`: "apikeyd serve") for a switch with another value, or out of
+ * memory.
+ */
+struct option;
+int cli_env_args(const char *cmd, const struct option *opts, int argc, char **argv, int *ret_argc, char ***ret_argv, int *ret_nenv);
+void cli_env_args_free(char **argv, int nenv);
+
+/* The environment variable of long option `name` (as cli_env_args names it) into `buf`. */
+void cli_env_name(const char *name, char *buf, size_t size);
+
 /* Parses a decimal unsigned option value in [min, max]. Returns 0 or -1. */
 int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret);
 

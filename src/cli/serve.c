@@ -5,12 +5,14 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "core/error.h"
 #include "core/leakreport.h"
+#include "core/log.h"
 #include "core/netaddr.h"
 #include "core/ratesync.h"
 #include "core/usage.h"
@@ -58,9 +60,30 @@ static void usage(FILE *out)
           "                       enables POST /v1/leaks/github; reread on SIGHUP\n"
           "  --dashboard on|off   serve the web dashboard at /dashboard/ (default on)\n"
           "  --dashboard-title TEXT  the dashboard's title, e.g. your API's name (default apikeyd)\n"
+          "  --log-format text|json  stderr lines as text (default) or one JSON object per line (time, level,\n"
+          "                       msg; requests also request_id, method, path, status, key_prefix,\n"
+          "                       duration_ms, client_ip)\n"
+          "  --metrics-listen HOST:PORT  serve Prometheus metrics at GET /metrics on this address, apart from\n"
+          "                       the API (default: off)\n"
           "  --no-access-log      do not write one line per request to stderr\n"
           "  --help               this text\n",
           out);
+}
+
+/* The environment variable the option being parsed came from ("" for the command line), for serve_error. */
+static char opt_env[96];
+
+/* One line on stderr for a bad option value, naming its environment variable when it came from there. */
+static void serve_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("apikeyd serve: ", stderr);
+    if (opt_env[0] != '\0')
+        fprintf(stderr, "%s: ", opt_env);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
 }
 
 static void block_stop_signals(void)
@@ -118,6 +141,8 @@ int cli_serve(int argc, char **argv)
         {"dashboard", required_argument, NULL, 'D'},
         {"dashboard-title", required_argument, NULL, 'N'},
         {"rate-sync-ms", required_argument, NULL, 'r'},
+        {"log-format", required_argument, NULL, 'o'},
+        {"metrics-listen", required_argument, NULL, 'x'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -138,11 +163,19 @@ int cli_serve(int argc, char **argv)
     const char *trusted_text = NULL, *dashboard_title = NULL;
     struct cli_env env;
     char err[512] = "";
-    int opt, r;
+    int opt, r, nenv = 0, li = -1;
 
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (cli_env_args("apikeyd serve", opts, argc, argv, &argc, &argv, &nenv) != 0)
+        return EXIT_USAGE;
+    while ((opt = getopt_long(argc, argv, "", opts, &li)) != -1) {
+        /* an option from the environment is named so in its error */
+        if (opt != '?' && opt != ':' && optind - 1 <= nenv && li >= 0)
+            cli_env_name(opts[li].name, opt_env, sizeof(opt_env));
+        else
+            opt_env[0] = '\0';
+        li = -1;
         switch (opt) {
         case 'd':
             c.db = optarg;
@@ -152,7 +185,7 @@ int cli_serve(int argc, char **argv)
             break;
         case 't':
             if (cli_parse_uint(optarg, 1, 256, &sc.threads) != 0) {
-                fprintf(stderr, "apikeyd serve: --threads takes a number from 1 to 256\n");
+                serve_error("--threads takes a number from 1 to 256\n");
                 return EXIT_USAGE;
             }
             break;
@@ -161,7 +194,7 @@ int cli_serve(int argc, char **argv)
             break;
         case 'm':
             if (cli_parse_uint(optarg, 1, 1000000, &c.max_keys) != 0) {
-                fprintf(stderr, "apikeyd serve: --max-keys takes a number from 1 to 1000000\n");
+                serve_error("--max-keys takes a number from 1 to 1000000\n");
                 return EXIT_USAGE;
             }
             break;
@@ -183,20 +216,19 @@ int cli_serve(int argc, char **argv)
         case 'H':
         case 'I':
             if (cli_parse_uint(optarg, 1, 3600, opt == 'H' ? &sc.header_timeout_s : &sc.idle_timeout_s) != 0) {
-                fprintf(stderr, "apikeyd serve: --%s takes seconds from 1 to 3600\n",
-                        opt == 'H' ? "header-timeout" : "idle-timeout");
+                serve_error("--%s takes seconds from 1 to 3600\n", opt == 'H' ? "header-timeout" : "idle-timeout");
                 return EXIT_USAGE;
             }
             break;
         case 'M':
             if (cli_parse_uint(optarg, 1, 1000000, &sc.max_connections) != 0) {
-                fprintf(stderr, "apikeyd serve: --max-connections takes a number from 1 to 1000000\n");
+                serve_error("--max-connections takes a number from 1 to 1000000\n");
                 return EXIT_USAGE;
             }
             break;
         case 'F':
             if (cli_parse_uint(optarg, 0, 1000000, &sc.auth_failures) != 0) {
-                fprintf(stderr, "apikeyd serve: --auth-failures takes a number from 0 to 1000000\n");
+                serve_error("--auth-failures takes a number from 0 to 1000000\n");
                 return EXIT_USAGE;
             }
             break;
@@ -205,7 +237,7 @@ int cli_serve(int argc, char **argv)
             break;
         case 'S':
             if (cli_parse_uint(optarg, 0, 3600, &c.max_staleness_s) != 0) {
-                fprintf(stderr, "apikeyd serve: --max-staleness takes seconds from 0 to 3600\n");
+                serve_error("--max-staleness takes seconds from 0 to 3600\n");
                 return EXIT_USAGE;
             }
             break;
@@ -217,25 +249,25 @@ int cli_serve(int argc, char **argv)
             break;
         case 'A':
             if (cli_parse_uint(optarg, 1, 36500, &sc.audit_retention_days) != 0) {
-                fprintf(stderr, "apikeyd serve: --audit-retention-days takes days from 1 to 36500\n");
+                serve_error("--audit-retention-days takes days from 1 to 36500\n");
                 return EXIT_USAGE;
             }
             break;
         case 'U':
             if (cli_parse_uint(optarg, 1, USAGE_RETENTION_MAX_DAYS, &sc.usage_retention_days) != 0) {
-                fprintf(stderr, "apikeyd serve: --usage-retention-days takes days from 1 to %d\n", USAGE_RETENTION_MAX_DAYS);
+                serve_error("--usage-retention-days takes days from 1 to %d\n", USAGE_RETENTION_MAX_DAYS);
                 return EXIT_USAGE;
             }
             break;
         case 'E':
             if (cli_parse_uint(optarg, 0, 36500, &sc.lifecycle.expired_retention_days) != 0) {
-                fprintf(stderr, "apikeyd serve: --expired-retention-days takes days from 0 to 36500\n");
+                serve_error("--expired-retention-days takes days from 0 to 36500\n");
                 return EXIT_USAGE;
             }
             break;
         case 'i':
             if (cli_parse_uint(optarg, 1, 36500, &sc.lifecycle.idle_days) != 0) {
-                fprintf(stderr, "apikeyd serve: --deactivate-idle-after takes days from 1 to 36500\n");
+                serve_error("--deactivate-idle-after takes days from 1 to 36500\n");
                 return EXIT_USAGE;
             }
             break;
@@ -244,7 +276,7 @@ int cli_serve(int argc, char **argv)
             break;
         case 'D':
             if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
-                fprintf(stderr, "apikeyd serve: --dashboard takes on or off\n");
+                serve_error("--dashboard takes on or off\n");
                 return EXIT_USAGE;
             }
             sc.dashboard = optarg[1] == 'n';
@@ -254,10 +286,26 @@ int cli_serve(int argc, char **argv)
             break;
         case 'r':
             if (cli_parse_uint(optarg, RATESYNC_INTERVAL_MS_MIN, RATESYNC_INTERVAL_MS_MAX, &sc.rate_sync_ms) != 0) {
-                fprintf(stderr, "apikeyd serve: --rate-sync-ms takes milliseconds from %d to %d\n", RATESYNC_INTERVAL_MS_MIN,
-                        RATESYNC_INTERVAL_MS_MAX);
+                serve_error("--rate-sync-ms takes milliseconds from %d to %d\n", RATESYNC_INTERVAL_MS_MIN,
+                            RATESYNC_INTERVAL_MS_MAX);
                 return EXIT_USAGE;
             }
+            break;
+        case 'o': {
+            enum log_format f;
+            if (log_format_parse(optarg, &f) != 0) {
+                serve_error("--log-format takes text or json\n");
+                return EXIT_USAGE;
+            }
+            log_set_format(f);
+            break;
+        }
+        case 'x':
+            if (*optarg == '\0' || strchr(optarg, ':') == NULL) {
+                serve_error("--metrics-listen takes HOST:PORT\n");
+                return EXIT_USAGE;
+            }
+            sc.metrics_listen = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -348,5 +396,6 @@ int cli_serve(int argc, char **argv)
     if (err[0] != '\0')
         fprintf(stderr, "apikeyd: %s\n", err);
     cli_env_close(&env);
+    cli_env_args_free(argv, nenv);
     return r == 0 ? 0 : 1;
 }

@@ -2117,6 +2117,19 @@ void catalog_walk(struct catalog *cat, catalog_view_cb cb, void *arg)
     ebr_exit(&cat->ebr);
 }
 
+size_t catalog_accounts(struct catalog *cat)
+{
+    struct ptable *t;
+    size_t n = 0;
+
+    if (ebr_enter(&cat->ebr) != 0)
+        return 0;
+    if ((t = TABLE(cat, accounts)) != NULL)
+        n = atomic_load_explicit(&t->live, memory_order_relaxed);
+    ebr_exit(&cat->ebr);
+    return n;
+}
+
 size_t catalog_size(struct catalog *cat)
 {
     size_t n = 0;

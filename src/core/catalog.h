@@ -263,6 +263,9 @@ void catalog_walk(struct catalog *cat, catalog_view_cb cb, void *arg);
 /* Number of keys. */
 size_t catalog_size(struct catalog *cat);
 
+/* Accounts with keys in the catalog. */
+size_t catalog_accounts(struct catalog *cat);
+
 /*
  * For tests only (failure injection, as sqlite's fault simulator): the
  * catalog's allocation number `after` from now on (0: the next) fails,

@@ -16,6 +16,7 @@
 #include "core/bearer.h"
 #include "core/error.h"
 #include "core/keys_impl.h"
+#include "core/log.h"
 #include "core/policy.h"
 #include "core/timefmt.h"
 #include "store/store.h"
@@ -579,6 +580,8 @@ static void watch_heard(void *arg)
     struct keys *k = arg;
 
     atomic_store_explicit(&k->heard_ms, timefmt_mono_ms(), memory_order_relaxed);
+    if (atomic_load_explicit(&k->store_lost, memory_order_relaxed) && atomic_exchange(&k->store_lost, false))
+        log_msg(LOG_INFO, "store regained: changes are followed again");
 }
 
 static int watch_resync(void *arg)
@@ -587,7 +590,12 @@ static int watch_resync(void *arg)
     int r;
 
     /* On failure the watcher asks again; meanwhile the catalog keeps answering (until it is too stale). */
-    if ((r = keys_load(k)) == 0) {
+    atomic_fetch_add_explicit(&k->resyncs, 1, memory_order_relaxed);
+    if ((r = keys_load(k)) != 0)
+        log_msg(LOG_ERROR, "resync: cannot reload the keys from the store: %s; retrying", ak_strerror(r));
+    else if (atomic_load_explicit(&k->resyncs, memory_order_relaxed) > 1)
+        log_msg(LOG_INFO, "resync: keys reloaded from the store (%zu keys)", catalog_size(k->cat));
+    if (r == 0) {
         watch_heard(k);
         pthread_mutex_lock(&k->watch_lock);
         k->watch_loaded = true;
@@ -605,6 +613,35 @@ static const struct store_watch_ops WATCH_OPS = {
     .resync = watch_resync,
     .heard = watch_heard,
 };
+
+void keys_watch_check(struct keys *k)
+{
+    int64_t silent;
+
+    if (!keys_watched(k))
+        return;
+    silent = timefmt_mono_ms() - atomic_load_explicit(&k->heard_ms, memory_order_relaxed);
+    if (silent >= KEYS_STORE_LOST_MS && !atomic_exchange(&k->store_lost, true))
+        log_msg(LOG_ERROR, "store lost: not heard from for %lld ms; verifying from memory", (long long)silent);
+}
+
+void keys_counts(struct keys *k, size_t *ret_keys, size_t *ret_accounts)
+{
+    *ret_keys = catalog_size(k->cat);
+    *ret_accounts = catalog_accounts(k->cat);
+}
+
+int64_t keys_heard_age_ms(struct keys *k)
+{
+    return keys_watched(k) ? timefmt_mono_ms() - atomic_load_explicit(&k->heard_ms, memory_order_relaxed) : -1;
+}
+
+uint64_t keys_resyncs(struct keys *k)
+{
+    uint64_t n = atomic_load_explicit(&k->resyncs, memory_order_relaxed);
+
+    return n > 0 ? n - 1 : 0; /* the first is the start-up load */
+}
 
 bool keys_watched(const struct keys *k)
 {

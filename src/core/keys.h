@@ -90,6 +90,21 @@ int keys_update(struct keys *k, const struct audit_origin *origin, const struct 
 /* Deletes key `id`. Errors: those of keys_target, AK_ERR_PRIMARY_PROTECTED, store errors. */
 int keys_delete(struct keys *k, const struct audit_origin *origin, const struct principal *who, int64_t id);
 
+/* A shared store silent this long is said to be lost in the log. */
+#define KEYS_STORE_LOST_MS 3000
+
+/* With a shared store: logs once that it is lost when it has been silent KEYS_STORE_LOST_MS (the maintenance tick calls it). */
+void keys_watch_check(struct keys *k);
+
+/* Keys and accounts (with keys) in the catalog (metrics). */
+void keys_counts(struct keys *k, size_t *ret_keys, size_t *ret_accounts);
+
+/* Milliseconds since the shared store was last heard from; -1 without one (metrics). */
+int64_t keys_heard_age_ms(struct keys *k);
+
+/* Full reloads the shared store's watcher asked for since start-up (metrics). */
+uint64_t keys_resyncs(struct keys *k);
+
 /* Writes pending last_used values and usage counts to the store. */
 int keys_flush_uses(struct keys *k);
 

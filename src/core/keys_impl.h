@@ -35,6 +35,8 @@ struct keys {
     unsigned max_keys;         /* the cap of an account without one of its own */
     int64_t max_staleness_ms;  /* 0: never refuse */
     _Atomic int64_t heard_ms;  /* monotonic time the shared store was last heard from */
+    _Atomic bool store_lost;   /* said so in the log (keys_watch_check), not yet heard again */
+    _Atomic uint64_t resyncs;  /* full reloads the watcher asked for, the start-up one included */
     _Atomic int reload_wanted; /* a write left the catalog behind the store */
     pthread_mutex_t write_lock;
     /* usage rows a flush could not write, for the next (under flush_lock) */

@@ -103,3 +103,17 @@ unsigned throttle_fail(struct throttle *t, const uint8_t *addr, size_t len, int6
     pthread_mutex_unlock(&t->lock);
     return wait;
 }
+
+unsigned throttle_blocked(struct throttle *t, int64_t now)
+{
+    unsigned n = 0;
+
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i <= t->mask; i++) {
+        const struct slot *c = &t->slots[i];
+        if (c->window != 0 && now < c->window + THROTTLE_WINDOW && c->count > t->limit)
+            n++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}

@@ -24,6 +24,9 @@ struct throttle *throttle_new(unsigned limit, size_t slots);
 /* Frees it; accepts NULL. */
 void throttle_free(struct throttle *t);
 
+/* Addresses refused now (over the limit in their window): a walk of the table, for a metrics scrape. */
+unsigned throttle_blocked(struct throttle *t, int64_t now);
+
 /*
  * Records one failure by `addr` (`len` bytes, at most THROTTLE_ADDR_MAX) at
  * time `now` (seconds). Returns 0 while the address is within its limit;

@@ -157,6 +157,14 @@ int64_t timefmt_now(void)
     return (int64_t)ts.tv_sec + atomic_load_explicit(&clock_offset, memory_order_relaxed);
 }
 
+int64_t timefmt_mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int64_t timefmt_mono_ms(void)
 {
     struct timespec ts;

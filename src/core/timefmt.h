@@ -38,4 +38,7 @@ int64_t timefmt_offset(void);
 /* Milliseconds of a monotonic clock (coarse: a few ns to read, a few ms of resolution), for deadlines and ages. */
 int64_t timefmt_mono_ms(void);
 
+/* Monotonic nanoseconds (precise, for durations). */
+int64_t timefmt_mono_ns(void);
+
 #endif

@@ -16,6 +16,7 @@
 #include "core/keys.h"
 #include "core/lifecycle.h"
 #include "core/limits.h"
+#include "core/log.h"
 #include "core/netaddr.h"
 #include "core/scope.h"
 #include "core/throttle.h"
@@ -27,6 +28,7 @@
 #include "http/dashboard.h"
 #include "http/framing.h"
 #include "http/job.h"
+#include "http/metrics.h"
 #include "http/render.h"
 #include "http/respond.h"
 #include "http/router.h"
@@ -110,15 +112,18 @@ void api_respond_error_for(struct exchange *x, int err, const char *what)
         respond_error(x, 409, "already_rotated", "this key was rotated already; rotate its replacement (rotated_to) instead");
         return;
     case AK_ERR_UNAVAILABLE:
+        metrics_store_error();
         respond_header(x, "retry-after", "1");
         respond_error(x, 503, "store_unavailable", "the key store is unavailable; nothing was changed, retry later");
         return;
     case AK_ERR_OUTCOME_UNKNOWN:
+        metrics_store_error();
         respond_header(x, "retry-after", "1");
         respond_error(x, 503, "outcome_unknown",
                       "the key store did not confirm whether the change was applied; read the key before retrying");
         return;
     }
+    metrics_store_error(); /* AK_ERR_STORE, AK_ERR_NOMEM: nothing a client did */
     respond_error(x, 500, "internal_error", "internal error; nothing was changed");
 }
 
@@ -392,6 +397,37 @@ static void respond_insufficient_scope(struct exchange *x, const char *scope, si
  * scope the route needs of a restricted key (NULL: none); `required` a
  * gateway's X-Required-Scopes (well formed), or NULL.
  */
+/* A refusal's reason, as the metrics count verifications. */
+static enum metrics_verify verify_outcome(int r)
+{
+    switch (r) {
+    case AK_ERR_MISSING_KEY:
+        return MV_MISSING;
+    case AK_ERR_KEY_INACTIVE:
+        return MV_INACTIVE;
+    case AK_ERR_EXPIRED:
+        return MV_EXPIRED;
+    case AK_ERR_LEAKED:
+        return MV_LEAKED;
+    case AK_ERR_SUSPENDED:
+        return MV_SUSPENDED;
+    case AK_ERR_SCOPE:
+        return MV_SCOPE;
+    case AK_ERR_IP:
+        return MV_IP;
+    case AK_ERR_RATE_LIMITED:
+        return MV_RATE_LIMITED;
+    case AK_ERR_QUOTA:
+        return MV_QUOTA_EXHAUSTED;
+    case AK_ERR_STALE:
+    case AK_ERR_UNAVAILABLE:
+    case AK_ERR_NOMEM:
+        return MV_UNAVAILABLE;
+    default:
+        return MV_INVALID;
+    }
+}
+
 static int authenticate_for(struct api_handler *api, struct exchange *x, const char *builtin, const char *required,
                             size_t required_len, uint32_t cost, struct principal *who, struct limits_seen *seen)
 {
@@ -416,6 +452,8 @@ static int authenticate_for(struct api_handler *api, struct exchange *x, const c
     r = keys_authenticate(api->keys, hdr, len, seen->now, &ar, who);
     if (r == AK_ERR_QUOTA_LEASE) /* answered once the lease decides (verify_lease) */
         return r;
+    if (x->route == MR_VERIFY)
+        metrics_verify(r == 0 ? MV_VALID : verify_outcome(r));
     respond_limits(x, &seen->rate, &seen->quota, seen->now);
     if (r != 0) {
         if (r == AK_ERR_RATE_LIMITED)
@@ -838,6 +876,10 @@ static void lease_answer(struct job *j, struct exchange *x)
     if (job->cost == 0) /* a prefetch: its request was answered long ago */
         return;
     respond_limits(x, &job->seen.rate, &job->seen.quota, job->seen.now);
+    metrics_verify(job->result == 0                  ? MV_VALID
+                   : job->result == AK_ERR_QUOTA     ? MV_QUOTA_EXHAUSTED
+                   : job->result == AK_ERR_NOT_FOUND ? MV_INVALID
+                                                     : MV_UNAVAILABLE);
     if (job->result == 0) {
         memcpy(x->prefix, job->who.prefix, sizeof(job->who.prefix));
         verify_admitted(x, &job->who);
@@ -877,6 +919,7 @@ static int take_cost(struct exchange *x, uint32_t *ret)
         return 0;
     if (h2o_find_header_by_str(&x->req->headers, H2O_STRLIT("x-cost"), i) >= 0 ||
         cost_parse(x->req->headers.entries[i].value.base, x->req->headers.entries[i].value.len, ret) != 0) {
+        metrics_verify(MV_BAD_REQUEST);
         respond_error(x, 400, "invalid_cost", "X-Cost must be one header holding an integer from 0 to 1000");
         return -1;
     }
@@ -899,6 +942,7 @@ static void on_verify(struct api_handler *api, struct exchange *x)
     int r;
 
     if (!verify_token_ok(api, x->req)) {
+        metrics_verify(MV_BAD_REQUEST);
         respond_error(x, 403, "invalid_verify_token", "this endpoint requires the gateway's X-Verify-Token");
         return;
     }
@@ -907,6 +951,7 @@ static void on_verify(struct api_handler *api, struct exchange *x)
         want_len = x->req->headers.entries[i].value.len;
         if (h2o_find_header_by_str(&x->req->headers, H2O_STRLIT("x-required-scopes"), i) >= 0 ||
             (!scope_required_ok(want, want_len) && !blank(want, want_len))) {
+            metrics_verify(MV_BAD_REQUEST);
             respond_error(x, 400, "invalid_required_scopes",
                           "X-Required-Scopes must be one header of 1 to 50 scope names separated by spaces");
             return;
@@ -978,6 +1023,34 @@ static void keep_alive_unless_close(h2o_req_t *req)
         req->http1_is_persistent = 1;
 }
 
+/* What a route is counted as in the metrics. */
+static uint8_t route_label(enum route_id id)
+{
+    switch (id) {
+    case ROUTE_NONE:
+        return MR_OTHER;
+    case ROUTE_HEALTH:
+        return MR_HEALTH;
+    case ROUTE_KEYS:
+        return MR_KEYS;
+    case ROUTE_KEY:
+        return MR_KEY;
+    case ROUTE_VERIFY:
+        return MR_VERIFY;
+    case ROUTE_AUDIT:
+        return MR_AUDIT;
+    case ROUTE_KEY_ROTATE:
+        return MR_KEY_ROTATE;
+    case ROUTE_LEAKS_GITHUB:
+        return MR_LEAKS;
+    case ROUTE_KEY_USAGE:
+    case ROUTE_USAGE:
+        return MR_USAGE;
+    default:
+        return router_is_admin(id) ? MR_ADMIN : MR_OTHER;
+    }
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct api_handler *api = (struct api_handler *)self;
@@ -987,17 +1060,26 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
     exchange_init(&x, req);
     keep_alive_unless_close(req);
+    if (log_get_format() == LOG_JSON) { /* the address the JSON log names: behind trusted proxies, the client's */
+        struct netaddr a;
+        client_addr(api, req, &a);
+        netaddr_format(&a, x.client_ip);
+    }
+    if (router_is_verify(req->path.base, req->path.len))
+        x.route = MR_VERIFY;
     if (refuse_malformed(api, &x))
         return 0;
-    if (router_is_verify(req->path.base, req->path.len)) {
+    if (x.route == MR_VERIFY) {
         on_verify(api, &x);
         return 0;
     }
     if (api->dashboard && dashboard_path(req->path_normalized.base, req->path_normalized.len)) {
+        x.route = MR_DASHBOARD;
         dashboard_handle(&x, req->path_normalized.base, req->path_normalized.len);
         return 0;
     }
     router_match(req->path_normalized.base, req->path_normalized.len, &rt);
+    x.route = route_label(rt.id);
     if (rt.id == ROUTE_NONE) {
         respond_error(&x, 404, "not_found", "no such resource");
         return 0;

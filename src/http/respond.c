@@ -3,7 +3,9 @@
  */
 #include "http/respond.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdbool.h>
@@ -15,7 +17,9 @@
 
 #include "core/keyfmt.h"
 
+#include "core/log.h"
 #include "core/timefmt.h"
+#include "http/metrics.h"
 
 static int access_log = 1;
 
@@ -280,6 +284,8 @@ void exchange_init(struct exchange *x, h2o_req_t *req)
     x->req = req;
     x->start_ns = now_ns();
     x->prefix[0] = '\0';
+    x->client_ip[0] = '\0';
+    x->route = MR_OTHER;
     request_id_take(req, x->request_id);
 }
 
@@ -294,25 +300,54 @@ static void log_path(const h2o_req_t *req, char *out, size_t outsz)
     respond_log_path(req->path.base, req->query_at != SIZE_MAX ? req->query_at : req->path.len, out, outsz);
 }
 
+/* The peer's address as text ("-" when unknown). */
+static void peer_ip(h2o_req_t *req, char *out, size_t outsz)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+
+    strcpy(out, "-");
+    if (len == 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)outsz);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)outsz);
+}
+
 static void log_line(struct exchange *x, int status)
 {
-    char when[TIMEFMT_LEN + 1], path[260], method[16], line[512 + RESPOND_REQUEST_ID_MAX];
+    char when[TIMEFMT_LEN + 1], path[260], epath[260 * 6], method[16], ip[64], line[1024 + 260 * 6 + RESPOND_REQUEST_ID_MAX];
     double ms = (double)(now_ns() - x->start_ns) / 1e6;
     size_t mlen = x->req->method.len < sizeof(method) - 1 ? x->req->method.len : sizeof(method) - 1;
     int n;
 
+    metrics_request(x->route, x->req->method.base, x->req->method.len, status, now_ns() - x->start_ns);
     if (!access_log)
         return;
     for (size_t i = 0; i < mlen; i++) {
         char c = x->req->method.base[i];
-        method[i] = (c > 0x20 && c < 0x7f) ? c : '?';
+        method[i] = (c > 0x20 && c < 0x7f && c != '"' && c != '\\') ? c : '?';
     }
     method[mlen] = '\0';
     if (timefmt_format(timefmt_now(), when, sizeof(when)) != 0)
         strcpy(when, "-");
     log_path(x->req, path, sizeof(path));
-    n = snprintf(line, sizeof(line), "%s %s %s %d %s %.3fms rid=%s\n", when, method, path, status,
-                 x->prefix[0] != '\0' ? x->prefix : "-", ms, x->request_id);
+    if (log_get_format() == LOG_JSON) {
+        if (x->client_ip[0] != '\0')
+            snprintf(ip, sizeof(ip), "%s", x->client_ip);
+        else
+            peer_ip(x->req, ip, sizeof(ip));
+        log_json_escape(path, strlen(path), epath, sizeof(epath));
+        n = snprintf(line, sizeof(line),
+                     "{\"time\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"%s\",\"method\":\"%s\","
+                     "\"path\":\"%s\",\"status\":%d,\"key_prefix\":%s%s%s,\"duration_ms\":%.3f,\"client_ip\":\"%s\"}\n",
+                     when, x->request_id, method, epath, status, x->prefix[0] != '\0' ? "\"" : "",
+                     x->prefix[0] != '\0' ? x->prefix : "null", x->prefix[0] != '\0' ? "\"" : "", ms, ip);
+    } else {
+        n = snprintf(line, sizeof(line), "%s %s %s %d %s %.3fms rid=%s\n", when, method, path, status,
+                     x->prefix[0] != '\0' ? x->prefix : "-", ms, x->request_id);
+    }
     if (n <= 0)
         return;
     if ((size_t)n >= sizeof(line))

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "core/keyfmt.h"
+#include "core/netaddr.h"
 
 /* Longest request id taken from a client; a generated one has RESPOND_REQUEST_ID_GEN_LEN hex digits. */
 #define RESPOND_REQUEST_ID_MAX 128
@@ -27,6 +28,8 @@ struct exchange {
     uint64_t start_ns;
     char prefix[KEYFMT_ADMIN_PREFIX_LEN + 1];    /* the authenticated key's or admin token's prefix, or "" */
     char request_id[RESPOND_REQUEST_ID_MAX + 1]; /* never "" once exchange_init has run */
+    char client_ip[NETADDR_TEXT_MAX]; /* the client's address for the JSON log (behind trusted proxies, theirs); "": the peer's */
+    uint8_t route;                    /* enum metrics_route: what the request is counted as */
 };
 
 /*

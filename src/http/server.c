@@ -31,12 +31,14 @@
 #include "core/keys.h"
 #include "core/leakreport.h"
 #include "core/lifecycle.h"
+#include "core/log.h"
 #include "core/ratesync.h"
 #include "core/throttle.h"
 #include "core/timefmt.h"
 #include "core/usage.h"
 #include "http/handlers.h"
 #include "http/leaks.h"
+#include "http/metrics.h"
 #include "http/respond.h"
 #include "http/worker.h"
 #include "http/writer.h"
@@ -254,6 +256,7 @@ static void *maintenance_main(void *arg)
             break;
         pthread_mutex_unlock(&m->lock);
         moved = m->test_clock_file != NULL && read_test_clock(m->test_clock_file);
+        keys_watch_check(m->keys);
         if (moved || timefmt_mono_ms() >= next_flush_ms) {
             /* Failures are retried on the next tick: uses stay pending in memory. */
             keys_flush_uses(m->keys);
@@ -430,8 +433,8 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     if (cfg->leak_keyring != NULL)
         leaks_set_keyring(cfg->leak_keyring); /* loaded once, by the caller, which checked it */
     if (cfg->test_clock_file != NULL) {
-        fprintf(stderr, "apikeyd: warning: APIKEYD_TEST_CLOCK_FILE is set: the clock is shifted for tests; never use it in "
-                        "production\n");
+        log_msg(LOG_WARN, "APIKEYD_TEST_CLOCK_FILE is set: the clock is shifted for tests; never use it in "
+                          "production");
         read_test_clock(cfg->test_clock_file);
     }
 
@@ -497,6 +500,21 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
                                  .dashboard = cfg->dashboard,
                                  .usage_retention_days = cfg->usage_retention_days};
     handlers_register(path, &hc);
+    if (cfg->metrics_listen != NULL) {
+        struct metrics_sources ms = {.keys = cfg->keys, .writer = writer, .throttle = throttle};
+        struct addrinfo *mai = NULL;
+        int mfd;
+        if ((r = resolve(cfg->metrics_listen, &mai, err, errlen)) != 0)
+            goto out;
+        mfd = open_listener(mai, 0, err, errlen, cfg->metrics_listen);
+        freeaddrinfo(mai);
+        if (mfd < 0 || metrics_start(mfd, &ms) != 0) {
+            if (mfd >= 0)
+                snprintf(err, errlen, "cannot start the metrics listener");
+            r = AK_ERR_IO;
+            goto out;
+        }
+    }
 
     for (unsigned i = 0; i < n; i++) {
         workers[i].accept.ssl_ctx = ssl_ctx;
@@ -507,7 +525,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
      * nothing below can fail: say so before a loop can answer, so that this
      * line always comes before the first access-log line.
      */
-    fprintf(stderr, "apikeyd: listening on %s\n", cfg->listen);
+    log_msg(LOG_INFO, "listening on %s", cfg->listen);
     pthread_barrier_init(&ready, NULL, n + 1);
     pthread_mutex_init(&maint.lock, NULL);
     pthread_cond_init(&maint.cond, NULL);
@@ -523,12 +541,12 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         if (sig == SIGHUP && cfg->leak_report_keys != NULL) {
             char why[256];
             if (load_leak_keys(cfg->leak_report_keys, why, sizeof(why)) == 0)
-                fprintf(stderr, "apikeyd: SIGHUP: reloaded %s\n", cfg->leak_report_keys);
+                log_msg(LOG_INFO, "SIGHUP: reloaded %s", cfg->leak_report_keys);
             else
-                fprintf(stderr, "apikeyd: SIGHUP: %s; the keys loaded before stay in use\n", why);
+                log_msg(LOG_ERROR, "SIGHUP: %s; the keys loaded before stay in use", why);
         }
     } while (sig != SIGTERM && sig != SIGINT);
-    fprintf(stderr, "apikeyd: %s received, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    log_msg(LOG_INFO, "%s received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 
     pthread_mutex_lock(&park_lock);
     parked_before = parked;
@@ -539,6 +557,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     while (parked < parked_before + n) /* every loop is done: see park_lock */
         pthread_cond_wait(&park_cond, &park_lock);
     pthread_mutex_unlock(&park_lock);
+    metrics_stop(); /* before the writer it reads goes */
     writer_stop(writer);
     ratesync_stop(ratesync);
     ratesync = NULL;
@@ -551,7 +570,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot flush last_used at shutdown: %s", ak_strerror(r));
     /* The writer is stopped: no lease is on its way. What is not given back is lost until the next refill. */
     if (keys_quota_return(cfg->keys) != 0)
-        fprintf(stderr, "apikeyd: could not give unspent quota credits back to the store\n");
+        log_msg(LOG_ERROR, "could not give unspent quota credits back to the store");
     /*
      * The loops are not disposed: h2o keeps timers of its own linked until
      * the process exits. Keep them reachable so leak checkers stay quiet.
@@ -567,6 +586,7 @@ out:
     free(workers);
     freeaddrinfo(ai);
     ratesync_stop(ratesync); /* NULL unless start failed after it */
+    metrics_stop();
     if (finished_workers == NULL) {
         /* never served: nothing can still use these */
         throttle_free(throttle);

@@ -36,6 +36,7 @@ struct server_config {
     const char *test_clock_file;                 /* tests only: a file holding seconds to add to the clock; NULL: off */
     bool dashboard;                              /* serve /dashboard/ (dashboard_init done by the caller) */
     unsigned rate_sync_ms;                       /* a shared store: the rate-limit exchange's interval (ratesync.h) */
+    const char *metrics_listen;                  /* "HOST:PORT" for GET /metrics (metrics.h); NULL: off */
 };
 
 /*

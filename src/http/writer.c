@@ -7,6 +7,11 @@
  */
 #include "http/writer.h"
 
+#include <stdatomic.h>
+
+#include "core/timefmt.h"
+#include "http/metrics.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -16,6 +21,7 @@ struct writer {
     pthread_cond_t finished; /* the running job is done with */
     struct writer_job *head, *tail;
     struct writer_inbox *running; /* the inbox of the job being run, NULL when idle */
+    _Atomic size_t depth;         /* jobs queued, not yet taken (metrics) */
     int stop;
     pthread_t tid;
 };
@@ -43,9 +49,12 @@ static void *writer_main(void *arg)
         job = w->head;
         if ((w->head = job->next) == NULL)
             w->tail = NULL;
+        atomic_fetch_sub_explicit(&w->depth, 1, memory_order_relaxed);
         w->running = job->reply_to;
         pthread_mutex_unlock(&w->lock);
+        int64_t t0 = timefmt_mono_ns();
         job->run(job);
+        metrics_write((uint64_t)(timefmt_mono_ns() - t0));
         pthread_mutex_lock(&w->lock);
         w->running = NULL;
         if (job->reply_to->closed) {
@@ -101,6 +110,7 @@ uint64_t writer_inbox_close(struct writer_inbox *inbox)
             *link = job->next;
             job->next = mine;
             mine = job;
+            atomic_fetch_sub_explicit(&w->depth, 1, memory_order_relaxed);
         } else {
             prev = job;
             link = &job->next;
@@ -135,8 +145,14 @@ void writer_submit(struct writer *w, struct writer_job *job)
     else
         w->head = job;
     w->tail = job;
+    atomic_fetch_add_explicit(&w->depth, 1, memory_order_relaxed);
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
+}
+
+size_t writer_depth(struct writer *w)
+{
+    return atomic_load_explicit(&w->depth, memory_order_relaxed);
 }
 
 void writer_stop(struct writer *w)

@@ -76,6 +76,9 @@ void writer_submit(struct writer *w, struct writer_job *job);
  */
 void writer_stop(struct writer *w);
 
+/* Jobs queued and not yet taken by the writer (metrics). */
+size_t writer_depth(struct writer *w);
+
 /* The receiver callback writer_inbox_register installs: calls `done` for each returned job. */
 void writer_on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 
