@@ -20,7 +20,11 @@ import time
 import pytest
 import requests
 
+from pathlib import Path
+
 from conftest import Client, free_port, run_cli, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
 
 VERIFY = "/v1/auth/verify"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -140,10 +144,34 @@ def test_prometheus_scrapes_and_answers_the_count(metered, tmp_path):
         assert r.status_code == 200, r.text
         result = r.json()["data"]["result"]
         assert len(result) == 1 and float(result[0]["value"][1]) == n, result
+        # Every query of the example Grafana dashboard is valid PromQL that Prometheus evaluates.
+        for expr in dashboard_queries():
+            q = expr.replace("$__rate_interval", "1m").replace("$job", ".*").replace("$instance", ".*")
+            r = requests.get(f"{api}/query", params={"query": q}, timeout=5)
+            assert r.status_code == 200 and r.json()["status"] == "success", (q, r.text)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         log.close()
+
+
+def dashboard_queries():
+    dash = json.loads((REPO / "contrib" / "grafana" / "apikeyd-dashboard.json").read_text())
+    return [t["expr"] for panel in dash["panels"] for t in panel["targets"]]
+
+
+def test_contrib_rules_and_dashboard_use_real_metrics(metered):
+    """The alert rules pass promtool's check and their unit tests; every metric the rules and the
+    dashboard name is one apikeyd exposes."""
+    rules = REPO / "contrib" / "prometheus"
+    for args in (["check", "rules", "apikeyd-alerts.yml"], ["test", "rules", "apikeyd-alerts.test.yml"]):
+        p = subprocess.run([PROMTOOL, *args], cwd=rules, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+    exposed = set(re.findall(r"^# TYPE (\S+) ", scrape(metered.metrics_port), re.M))
+    exposed |= {"apikeyd_store_last_event_age_seconds", "apikeyd_store_resyncs_total"}  # PostgreSQL only
+    named = set(re.findall(r"apikeyd_[a-z_]+", (rules / "apikeyd-alerts.yml").read_text() + " ".join(dashboard_queries())))
+    base = {re.sub(r"_(bucket|sum|count)$", "", m) if m.endswith(("_bucket", "_sum", "_count")) else m for m in named}
+    assert base - exposed == set(), f"not exposed: {base - exposed}"
 
 
 # --------------------------------------------------------------------------- logs
