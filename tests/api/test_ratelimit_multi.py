@@ -30,7 +30,8 @@ VERIFY = "/v1/auth/verify"
 INSTANCES = 3
 LIMIT = 300
 WINDOW = 10  # the issue's bar holds for windows >= 10 s
-WINDOWS = int(os.environ.get("APIKEYD_RATE_WINDOWS", "20"))  # measured; the issue asks for >= 20
+# Measured windows: the issue asks for >= 20 (the release suite); scripts/test.sh sets 3 under ASan.
+WINDOWS = int(os.environ.get("APIKEYD_RATE_WINDOWS", "20"))
 DEMAND = 3  # x the limit, spread evenly over the instances
 OVER_BAR, UNDER_BAR = 1.02, 0.98
 SYNC_MS = 100  # the exchange interval (the default, given explicitly for the record)
