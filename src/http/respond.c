@@ -318,11 +318,12 @@ static void peer_ip(h2o_req_t *req, char *out, size_t outsz)
 static void log_line(struct exchange *x, int status)
 {
     char when[TIMEFMT_LEN + 1], path[260], epath[260 * 6], method[16], ip[64], line[1024 + 260 * 6 + RESPOND_REQUEST_ID_MAX];
-    double ms = (double)(now_ns() - x->start_ns) / 1e6;
+    uint64_t took = now_ns() - x->start_ns;
+    double ms = (double)took / 1e6;
     size_t mlen = x->req->method.len < sizeof(method) - 1 ? x->req->method.len : sizeof(method) - 1;
     int n;
 
-    metrics_request(x->route, x->req->method.base, x->req->method.len, status, now_ns() - x->start_ns);
+    metrics_request(x->route, x->req->method.base, x->req->method.len, status, took);
     if (!access_log)
         return;
     for (size_t i = 0; i < mlen; i++) {
