@@ -35,3 +35,8 @@ format:
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# The Debian package (debian/), end to end: build, lintian, install, run, purge (as root).
+.PHONY: package-test
+package-test: deps
+	@bash scripts/package-test.sh

@@ -6,7 +6,8 @@ PKGS=(build-essential cmake pkg-config libh2o-evloop-dev libjansson-dev libsqlit
       libpq-dev libcmocka-dev python3-pytest python3-pytest-xdist python3-requests python3-jsonschema python3-yaml
       python3-cryptography chromium chromium-driver python3-selenium
       clang-14 libclang-rt-14-dev clang-format sqlite3 curl nginx-light wrk valgrind postgresql
-      systemd e2fsprogs gnuplot-nox gdb prometheus jq)
+      systemd e2fsprogs gnuplot-nox gdb prometheus jq
+      debhelper lintian dpkg-dev fakeroot adduser man-db)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

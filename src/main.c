@@ -28,6 +28,10 @@ int main(int argc, char **argv)
         return cli_account(argc - 1, argv + 1);
     if (strcmp(cmd, "admin-token") == 0)
         return cli_admin_token(argc - 1, argv + 1);
+    if (strcmp(cmd, "backup") == 0)
+        return cli_backup(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return cli_check(argc - 1, argv + 1);
     fprintf(stderr, "apikeyd: unknown command: %s\n", cmd);
     cli_usage_main(stderr);
     return EXIT_USAGE;

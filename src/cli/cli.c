@@ -29,6 +29,8 @@ void cli_usage_main(FILE *out)
           "                       change or delete an account (apikeyd account --help)\n"
           "  account issue-key    issue a key for an account and print it once\n"
           "  admin-token          create, list and revoke operators' admin tokens\n"
+          "  backup               copy a SQLite database while it serves (apikeyd backup --help)\n"
+          "  check                verify a database: integrity, schema version, invariants\n"
           "\n"
           "  apikeyd --help     this text\n"
           "  apikeyd --version  the version\n",

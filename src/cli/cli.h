@@ -84,5 +84,7 @@ void cli_env_close(struct cli_env *env);
 int cli_serve(int argc, char **argv);
 int cli_account(int argc, char **argv);
 int cli_admin_token(int argc, char **argv);
+int cli_backup(int argc, char **argv);
+int cli_check(int argc, char **argv);
 
 #endif

@@ -2097,6 +2097,11 @@ static void one_line(char *msg)
             *p = p[1] != '\0' ? ' ' : '\0';
 }
 
+int store_postgres_schema_latest(void)
+{
+    return (int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0]));
+}
+
 int store_postgres_open(const char *uri, struct store **ret, char *err, size_t errlen)
 {
     struct pg_store *s;

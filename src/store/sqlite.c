@@ -1388,6 +1388,11 @@ static int migrate(struct sqlite_store *s, char *err, size_t errlen)
     return finish(s, r);
 }
 
+int store_sqlite_schema_latest(void)
+{
+    return (int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0]));
+}
+
 int store_sqlite_open(const char *path, struct store **ret, char *err, size_t errlen)
 {
     struct sqlite_store *s;

@@ -471,4 +471,54 @@ bool store_is_postgres(const char *uri);
 int store_sqlite_open(const char *path, struct store **ret, char *err, size_t errlen);
 int store_postgres_open(const char *uri, struct store **ret, char *err, size_t errlen);
 
+/* The schema version each backend's migrations bring a database to (what store_open leaves it at). */
+int store_sqlite_schema_latest(void);
+int store_postgres_schema_latest(void);
+
+/* ---- backups and checks (sqlite_backup.c, check.c): tools that read a database a server may be serving ---- */
+
+/* What store_sqlite_backup wrote. */
+struct store_backup_stats {
+    int64_t bytes;
+    int pages;
+};
+
+/*
+ * Copies the SQLite database `path` into the new file `out` while servers
+ * may be writing it: one read snapshot of the source (in WAL mode writers
+ * go on), copied in steps with pauses between, into `out`.tmp (created
+ * 0600), synced and renamed to `out`: `out` is the whole copy or absent.
+ * Never writes the source; copies nothing else (not the secret file).
+ * AK_ERR_ARG when `out` or `out`.tmp exists (nothing replaced); another
+ * error when the copy failed (`out`.tmp removed). Every error writes one
+ * line into `err`.
+ */
+int store_sqlite_backup(const char *path, const char *out, struct store_backup_stats *ret, char *err, size_t errlen);
+
+/* The most problems store_check reports per check (one more says there are more). */
+#define STORE_CHECK_MAX 100
+
+/*
+ * Called by store_check once per problem: `check` names the rule broken
+ * (stable, for scripts), `message` says where (one line). A non-zero
+ * return stops the check and is returned.
+ */
+typedef int (*store_problem_cb)(void *arg, const char *check, const char *message);
+
+/*
+ * Checks the database named by `uri` (a SQLite file or a postgresql:// URI)
+ * on a read-only connection of its own, in one snapshot, never creating or
+ * migrating it: SQLite's integrity_check; that the schema version is the
+ * one this binary migrates to (older: needs migration; newer: unknown); and
+ * on the current schema, the invariants: every account has exactly one
+ * primary, production, without expiry or scopes, active unless reported
+ * leaked; key_count is the number of the account's keys; no key without its
+ * account; no key with a missing quota, no quota without a key, no quota
+ * shared across accounts (skipped when integrity_check found damage).
+ * Returns 0 when the checks ran (problems or not), with *ret_version the
+ * schema version found (0: none; -1: unreadable in a damaged file); an
+ * error with one line in `err` when the database cannot be opened or read.
+ */
+int store_check(const char *uri, store_problem_cb cb, void *arg, int *ret_version, char *err, size_t errlen);
+
 #endif
