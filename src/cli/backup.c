@@ -3,10 +3,10 @@
  * database while a server serves and writes it (store/sqlite_backup.c).
  * Never copies, reads or prints the secret: that file is backed up apart.
  */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/error.h"
@@ -39,37 +39,14 @@ static void usage(FILE *out)
 
 int cli_backup(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = getenv("APIKEYD_DB"), *out;
+    const char *db, *out;
     struct store_backup_stats stats;
     char err[512];
     struct stat st;
-    int opt, r;
+    int r;
 
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            fprintf(stderr, "apikeyd backup: unknown option or missing value: %s\n", argv[optind - 1]);
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (db == NULL || *db == '\0') {
-        fprintf(stderr, "apikeyd backup: --db is required (or set APIKEYD_DB)\n");
-        return EXIT_USAGE;
-    }
+    if ((r = cli_db_options("apikeyd backup", argc, argv, usage, &db)) != 0)
+        return r == 1 ? 0 : r;
     if (optind + 1 != argc || *argv[optind] == '\0') {
         fprintf(stderr, "apikeyd backup: takes one OUT file, after the options\n");
         return EXIT_USAGE;

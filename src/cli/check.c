@@ -3,10 +3,10 @@
  * changing it (store/check.c) and prints the report as JSON. Never opens
  * the secret, never migrates.
  */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/error.h"
@@ -43,37 +43,14 @@ static int add_problem(void *arg, const char *check, const char *message)
 
 int cli_check(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = getenv("APIKEYD_DB");
+    const char *db;
     json_t *problems;
     char err[512];
-    int opt, version = 0, r;
+    int version = 0, r;
     bool ok;
 
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            fprintf(stderr, "apikeyd check: unknown option or missing value: %s\n", argv[optind - 1]);
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (db == NULL || *db == '\0') {
-        fprintf(stderr, "apikeyd check: --db is required (or set APIKEYD_DB)\n");
-        return EXIT_USAGE;
-    }
+    if ((r = cli_db_options("apikeyd check", argc, argv, usage, &db)) != 0)
+        return r == 1 ? 0 : r;
     if (optind < argc) {
         fprintf(stderr, "apikeyd check: unexpected argument: %s\n", argv[optind]);
         return EXIT_USAGE;

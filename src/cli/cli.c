@@ -239,3 +239,36 @@ void cli_env_close(struct cli_env *env)
     env->keys = NULL;
     env->store = NULL;
 }
+
+int cli_db_options(const char *cmd, int argc, char **argv, void (*usage)(FILE *), const char **ret_db)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+
+    *ret_db = getenv("APIKEYD_DB");
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            *ret_db = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            fprintf(stderr, "%s: unknown option or missing value: %s\n", cmd, argv[optind - 1]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (*ret_db == NULL || **ret_db == '\0') {
+        fprintf(stderr, "%s: --db is required (or set APIKEYD_DB)\n", cmd);
+        return EXIT_USAGE;
+    }
+    return 0;
+}

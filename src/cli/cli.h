@@ -52,6 +52,13 @@ void cli_env_args_free(char **argv, int nenv);
 /* The environment variable of long option `name` (as cli_env_args names it) into `buf`. */
 void cli_env_name(const char *name, char *buf, size_t size);
 
+/*
+ * Parses the options of a command that takes --db (or APIKEYD_DB) and --help only:
+ * 0 with *ret_db set and optind at the first operand; 1 after printing the
+ * usage on stdout (--help: exit 0); EXIT_USAGE after one line and the usage on stderr.
+ */
+int cli_db_options(const char *cmd, int argc, char **argv, void (*usage)(FILE *), const char **ret_db);
+
 /* Parses a decimal unsigned option value in [min, max]. Returns 0 or -1. */
 int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret);
 
