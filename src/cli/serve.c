@@ -112,40 +112,56 @@ static const char *test_clock_file(void)
 #endif
 }
 
+/* serve's options, for getopt_long and for their APIKEYD_* variables (cli_env_args). */
+static const struct option OPTS[] = {
+    {"db", required_argument, NULL, 'd'},
+    {"listen", required_argument, NULL, 'l'},
+    {"threads", required_argument, NULL, 't'},
+    {"secret-file", required_argument, NULL, 's'},
+    {"max-keys", required_argument, NULL, 'm'},
+    {"brand", required_argument, NULL, 'b'},
+    {"no-access-log", no_argument, NULL, 'q'},
+    {"verify-token", required_argument, NULL, 'v'},
+    {"tls-cert", required_argument, NULL, 'C'},
+    {"tls-key", required_argument, NULL, 'K'},
+    {"header-timeout", required_argument, NULL, 'H'},
+    {"idle-timeout", required_argument, NULL, 'I'},
+    {"max-connections", required_argument, NULL, 'M'},
+    {"auth-failures", required_argument, NULL, 'F'},
+    {"client-ip-header", required_argument, NULL, 'P'},
+    {"max-staleness", required_argument, NULL, 'S'},
+    {"trusted-proxies", required_argument, NULL, 'T'},
+    {"reuse-port", no_argument, NULL, 'R'},
+    {"audit-retention-days", required_argument, NULL, 'A'},
+    {"usage-retention-days", required_argument, NULL, 'U'},
+    {"expired-retention-days", required_argument, NULL, 'E'},
+    {"deactivate-idle-after", required_argument, NULL, 'i'},
+    {"leak-report-keys", required_argument, NULL, 'L'},
+    {"dashboard", required_argument, NULL, 'D'},
+    {"dashboard-title", required_argument, NULL, 'N'},
+    {"rate-sync-ms", required_argument, NULL, 'r'},
+    {"log-format", required_argument, NULL, 'o'},
+    {"metrics-listen", required_argument, NULL, 'x'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int serve(int argc, char **argv, int nenv);
+
 int cli_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"listen", required_argument, NULL, 'l'},
-        {"threads", required_argument, NULL, 't'},
-        {"secret-file", required_argument, NULL, 's'},
-        {"max-keys", required_argument, NULL, 'm'},
-        {"brand", required_argument, NULL, 'b'},
-        {"no-access-log", no_argument, NULL, 'q'},
-        {"verify-token", required_argument, NULL, 'v'},
-        {"tls-cert", required_argument, NULL, 'C'},
-        {"tls-key", required_argument, NULL, 'K'},
-        {"header-timeout", required_argument, NULL, 'H'},
-        {"idle-timeout", required_argument, NULL, 'I'},
-        {"max-connections", required_argument, NULL, 'M'},
-        {"auth-failures", required_argument, NULL, 'F'},
-        {"client-ip-header", required_argument, NULL, 'P'},
-        {"max-staleness", required_argument, NULL, 'S'},
-        {"trusted-proxies", required_argument, NULL, 'T'},
-        {"reuse-port", no_argument, NULL, 'R'},
-        {"audit-retention-days", required_argument, NULL, 'A'},
-        {"usage-retention-days", required_argument, NULL, 'U'},
-        {"expired-retention-days", required_argument, NULL, 'E'},
-        {"deactivate-idle-after", required_argument, NULL, 'i'},
-        {"leak-report-keys", required_argument, NULL, 'L'},
-        {"dashboard", required_argument, NULL, 'D'},
-        {"dashboard-title", required_argument, NULL, 'N'},
-        {"rate-sync-ms", required_argument, NULL, 'r'},
-        {"log-format", required_argument, NULL, 'o'},
-        {"metrics-listen", required_argument, NULL, 'x'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    int nenv = 0, r;
+
+    /* The environment's flags first: they and the command line's go through one parser (cli_env_args). */
+    if (cli_env_args("apikeyd serve", OPTS, argc, argv, &argc, &argv, &nenv) != 0)
+        return EXIT_USAGE;
+    r = serve(argc, argv, nenv);
+    cli_env_args_free(argv, nenv);
+    return r;
+}
+
+static int serve(int argc, char **argv, int nenv)
+{
     struct cli_common c = {.db = getenv("APIKEYD_DB"), .max_staleness_s = 10};
     struct server_config sc = {.listen = getenv("APIKEYD_LISTEN"),
                                .verify_token = getenv("APIKEYD_VERIFY_TOKEN"),
@@ -163,16 +179,14 @@ int cli_serve(int argc, char **argv)
     const char *trusted_text = NULL, *dashboard_title = NULL;
     struct cli_env env;
     char err[512] = "";
-    int opt, r, nenv = 0, li = -1;
+    int opt, r, li = -1;
 
     optind = 1;
     opterr = 0;
-    if (cli_env_args("apikeyd serve", opts, argc, argv, &argc, &argv, &nenv) != 0)
-        return EXIT_USAGE;
-    while ((opt = getopt_long(argc, argv, "", opts, &li)) != -1) {
+    while ((opt = getopt_long(argc, argv, "", OPTS, &li)) != -1) {
         /* an option from the environment is named so in its error */
         if (opt != '?' && opt != ':' && optind - 1 <= nenv && li >= 0)
-            cli_env_name(opts[li].name, opt_env, sizeof(opt_env));
+            cli_env_name(OPTS[li].name, opt_env, sizeof(opt_env));
         else
             opt_env[0] = '\0';
         li = -1;
@@ -396,6 +410,5 @@ int cli_serve(int argc, char **argv)
     if (err[0] != '\0')
         fprintf(stderr, "apikeyd: %s\n", err);
     cli_env_close(&env);
-    cli_env_args_free(argv, nenv);
     return r == 0 ? 0 : 1;
 }

@@ -91,7 +91,7 @@ int keys_update(struct keys *k, const struct audit_origin *origin, const struct 
 int keys_delete(struct keys *k, const struct audit_origin *origin, const struct principal *who, int64_t id);
 
 /* A shared store silent this long is said to be lost in the log. */
-#define KEYS_STORE_LOST_MS 3000
+#define KEYS_STORE_LOST_MS 5000 /* more than a heartbeat (1 s) and its deadline (3 s) */
 
 /* With a shared store: logs once that it is lost when it has been silent KEYS_STORE_LOST_MS (the maintenance tick calls it). */
 void keys_watch_check(struct keys *k);

@@ -252,3 +252,24 @@ def test_bad_variable_is_one_line_and_exit_2(var, value, tmp_path):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and var in lines[0], p.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_store_lost_and_regained_are_logged_as_json(fault_cluster, fault_factory):
+    """PostgreSQL stopped under a running instance: `store lost` once, then, when it is back,
+    `store regained` and a `resync`; every line JSON, parsed by jq."""
+    server = fault_factory("--log-format", "json", "--max-staleness", "0")
+
+    def msgs():
+        return [json.loads(line)["msg"] for line in server.log_path.read_text().splitlines() if line]
+
+    fault_cluster.stop("fast")
+    wait_until(lambda: any(m.startswith("store lost: not heard from for") for m in msgs()), 30,
+               what="the store lost line")  # fmt: skip
+    fault_cluster.start()
+    wait_until(lambda: any(m.startswith("store regained") for m in msgs()), 30, what="the store regained line")
+    wait_until(lambda: any(m.startswith("resync: keys reloaded") for m in msgs()), 30, what="the resync line")
+    assert Client(server, server.account.key).request("GET", VERIFY).status_code == 204
+    server.stop()
+    assert sum(m.startswith("store lost") for m in msgs()) == 1  # said once, not every tick
+    p = subprocess.run([JQ, "-c", "."], input=server.log_path.read_text(), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
