@@ -47,8 +47,11 @@ static int64_t cap_of(struct rate_state *st, int64_t limit, int64_t w, int64_t *
 
     if (WIN(c) == w && c != 0) {
         uint64_t o = atomic_load_explicit(&st->others[w & 1], memory_order_relaxed);
+        int64_t cap = CNT(c), room;
         *ret_others = WIN(o) == w ? CNT(o) : 0;
-        return CNT(c) < limit ? CNT(c) : limit;
+        /* never more than the others leave: an instance alone is told "all of it" and follows a changed limit */
+        room = limit - *ret_others > 0 ? limit - *ret_others : 0;
+        return cap < room ? cap : room;
     }
     *ret_others = 0;
     if ((ppm = atomic_load_explicit(&st->share, memory_order_relaxed)) == 0 || ppm >= 1000000)

@@ -68,8 +68,9 @@ uint32_t rate_take_demand(struct rate_state *st);
 
 /*
  * The exchange's word for window `w` (the current one or the next) of
- * `window_s` seconds: this instance may admit up to `cap`; the others hold
- * `others` of the limit.
+ * `window_s` seconds: this instance may admit up to `cap`, and never more
+ * than the limit (as it is at each request) less `others`, what the others
+ * hold; an instance alone gets the largest cap.
  */
 void rate_set_cap(struct rate_state *st, int32_t window_s, int64_t w, uint32_t cap, uint32_t others);
 

@@ -167,8 +167,9 @@ static void apply(struct ratesync *rs, const struct rate_ask *a, bool ok)
         leased = min64(COUNT_MAX, p->mine + a->owed + a->granted);
         st->leased[p->w & 1] = PACK(p->w, leased);
         others = max64(0, a->total - leased);
-        cap = rs->live <= 1 ? p->limit - others : leased;
-        rate_set_cap(st, p->window, p->w, (uint32_t)max64(0, min64(cap, p->limit)), (uint32_t)min64(others, COUNT_MAX));
+        /* alone: all the others leave (ratelimit.c caps it at limit - others, the limit as it is then) */
+        cap = rs->live <= 1 ? COUNT_MAX : min64(leased, p->limit);
+        rate_set_cap(st, p->window, p->w, (uint32_t)max64(0, cap), (uint32_t)min64(others, COUNT_MAX));
     } else if (p->current && timefmt_mono_ms() - rs->heard_ms >= AWAY_MS) {
         /* the store is away: limit / the instances last known, reported when it is back */
         cap = max64(p->mine, p->limit / rs->live);
