@@ -492,25 +492,11 @@ static int row_to_rec(const PGresult *res, int row, struct key_rec *rec)
 /* Reads one row of QUOTA_COLUMNS. */
 static int row_to_quota(const PGresult *res, int row, struct quota_row *ret)
 {
-    struct key_rec *rec = calloc(1, sizeof(*rec));
-    int r = AK_ERR_NOMEM;
-
-    if (rec != NULL) {
-        r = key_set_quota(rec, strtoll(PQgetvalue(res, row, 0), NULL, 10), strtoll(PQgetvalue(res, row, 1), NULL, 10),
-                          strtoll(PQgetvalue(res, row, 2), NULL, 10), PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3),
-                          strtoll(PQgetvalue(res, row, 4), NULL, 10), strtoll(PQgetvalue(res, row, 5), NULL, 10)) &&
-                    rec->has_quota
-                ? 0
-                : AK_ERR_STORE;
-        *ret = (struct quota_row){.id = rec->quota_id,
-                                  .remaining = rec->remaining,
-                                  .refill_amount = rec->refill_amount,
-                                  .interval = rec->refill_interval,
-                                  .period = rec->quota_period,
-                                  .version = rec->quota_version};
-        free(rec);
-    }
-    return r;
+    return store_quota_row(ret, strtoll(PQgetvalue(res, row, 0), NULL, 10), strtoll(PQgetvalue(res, row, 1), NULL, 10),
+                           strtoll(PQgetvalue(res, row, 2), NULL, 10), PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3),
+                           strtoll(PQgetvalue(res, row, 4), NULL, 10), strtoll(PQgetvalue(res, row, 5), NULL, 10))
+               ? 0
+               : AK_ERR_STORE;
 }
 
 /* See save_quota in sqlite.c: what a request set of rec's quota. */

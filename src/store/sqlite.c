@@ -570,27 +570,15 @@ static int sq_quota_read(struct store *base, int64_t id, struct quota_row *ret)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     sqlite3_stmt *st = stmt(s, ST_QUOTA_READ);
-    struct key_rec *rec;
     int rc, r;
 
     sqlite3_bind_int64(st, 1, id);
     if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        r = AK_ERR_NOMEM;
-        if ((rec = calloc(1, sizeof(*rec))) != NULL) {
-            r = key_set_quota(rec, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
-                              (const char *)sqlite3_column_text(st, 3), (size_t)sqlite3_column_bytes(st, 3),
-                              sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5)) &&
-                        rec->has_quota
-                    ? 0
-                    : AK_ERR_STORE;
-            *ret = (struct quota_row){.id = rec->quota_id,
-                                      .remaining = rec->remaining,
-                                      .refill_amount = rec->refill_amount,
-                                      .interval = rec->refill_interval,
-                                      .period = rec->quota_period,
-                                      .version = rec->quota_version};
-            free(rec);
-        }
+        r = store_quota_row(ret, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
+                            (const char *)sqlite3_column_text(st, 3), (size_t)sqlite3_column_bytes(st, 3),
+                            sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5))
+                ? 0
+                : AK_ERR_STORE;
     } else {
         r = rc == SQLITE_DONE ? AK_ERR_NOT_FOUND : map_rc(rc) != 0 ? map_rc(rc) : AK_ERR_STORE;
     }

@@ -51,6 +51,14 @@ struct quota_row {
     int64_t version;
 };
 
+/*
+ * Fills `ret` from a quota row's values as a store reads them back (the
+ * interval as its name), with key_set_quota's rules; false when out of range
+ * or not a quota (id 0).
+ */
+bool store_quota_row(struct quota_row *ret, int64_t id, int64_t remaining, int64_t refill_amount, const char *interval,
+                     size_t interval_len, int64_t period, int64_t version);
+
 /* Called once per key by key_load, in id order. A non-zero return stops the walk and is returned. */
 typedef int (*store_key_cb)(void *arg, const struct key_rec *rec);
 
