@@ -48,6 +48,7 @@ from pgcluster import (  # noqa: F401 - the tests import these from conftest
     PG_USER,
     PSQL_TIMEOUT,
     free_port,
+    owns_listener,
     start_pg_cluster,
     write_secret,
 )
@@ -766,6 +767,11 @@ class Server:
                 time.sleep(0.02)
                 continue
             if r.status_code == 200:
+                if not owns_listener(self.proc.pid, self.port):
+                    # Another worker's server took the port between free_port()
+                    # and our bind; ours exits with "address already in use".
+                    self.proc.wait(STOP_TIMEOUT)
+                    return False
                 SPEC.check("GET", "/healthz", r)
                 return True
             time.sleep(0.02)

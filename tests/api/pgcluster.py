@@ -24,6 +24,38 @@ def free_port():
         return s.getsockname()[1]
 
 
+def owns_listener(pid, port):
+    """True if process `pid` holds a socket listening on TCP `port`.
+
+    free_port() only finds a port that was free a moment ago: a server started
+    in another test worker may take it first, and then GET /healthz on that
+    port answers from the wrong process. The kernel's socket tables say whose
+    listener it is."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{inode}]")
+        except FileNotFoundError:
+            continue
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 PG_BINDIR = Path(os.environ.get("APIKEYD_PG_BINDIR") or "/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"
 PG_PORT = 5432  # libpq's default port: a URI on any other port says `port=`
