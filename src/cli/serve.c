@@ -1,6 +1,7 @@
 /*
  * serve: `apikeyd serve`: load every key into memory and serve the API.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -18,6 +19,7 @@
 #include "core/usage.h"
 #include "http/dashboard.h"
 #include "http/respond.h"
+#include "http/routes.h"
 #include "http/server.h"
 
 static void usage(FILE *out)
@@ -65,6 +67,18 @@ static void usage(FILE *out)
           "                       duration_ms, client_ip)\n"
           "  --metrics-listen HOST:PORT  serve Prometheus metrics at GET /metrics on this address, apart from\n"
           "                       the API (default: off)\n"
+          "  --route PREFIX=http://HOST:PORT[/PATH][;scopes=a,b][;public][;keep-authorization][;cost=N]\n"
+          "                       gateway mode: authenticate requests under PREFIX as /v1/auth/verify would and\n"
+          "                       proxy them to the upstream (PREFIX replaced by PATH), with X-Account-Id,\n"
+          "                       X-Key-Id, X-Key-Type, X-Key-Prefix and X-Request-Id set; repeatable, up to 64\n"
+          "                       (env APIKEYD_ROUTE: one route per line)\n"
+          "  --upstream-connect-timeout S     seconds to connect to an upstream (default 5, 1..3600)\n"
+          "  --upstream-first-byte-timeout S  seconds for an upstream's response head, and the longest silence\n"
+          "                       in the middle of its body (default 60, 1..3600)\n"
+          "  --upstream-idle-timeout S        seconds an unused upstream connection is kept open (default 2,\n"
+          "                       1..3600)\n"
+          "  --max-body-bytes N   with routes: the largest request body, spooled to $TMPDIR past 4 MiB (default\n"
+          "                       104857600, 1024..17179869184)\n"
           "  --no-access-log      do not write one line per request to stderr\n"
           "  --help               this text\n",
           out);
@@ -142,11 +156,26 @@ static const struct option OPTS[] = {
     {"rate-sync-ms", required_argument, NULL, 'r'},
     {"log-format", required_argument, NULL, 'o'},
     {"metrics-listen", required_argument, NULL, 'x'},
+    {"route", required_argument, NULL, 'g'},
+    {"upstream-connect-timeout", required_argument, NULL, 'c'},
+    {"upstream-first-byte-timeout", required_argument, NULL, 'f'},
+    {"upstream-idle-timeout", required_argument, NULL, 'y'},
+    {"max-body-bytes", required_argument, NULL, 'B'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
 static int serve(int argc, char **argv, int nenv);
+
+/* The index in OPTS of the option `val`, for its name in an error. */
+static size_t li_opt(int val)
+{
+    size_t i = 0;
+
+    while (OPTS[i].name != NULL && OPTS[i].val != val)
+        i++;
+    return i;
+}
 
 int cli_serve(int argc, char **argv)
 {
@@ -174,7 +203,11 @@ static int serve(int argc, char **argv, int nenv)
                                .lifecycle = {.idle_days = 0, .expired_retention_days = 30},
                                .test_clock_file = NULL,
                                .dashboard = true,
-                               .rate_sync_ms = RATESYNC_INTERVAL_MS_DEFAULT};
+                               .rate_sync_ms = RATESYNC_INTERVAL_MS_DEFAULT,
+                               .upstream = {.connect_ms = 5000, .first_byte_ms = 60000, .idle_ms = 2000},
+                               .max_body_bytes = 100 * 1024 * 1024};
+    static struct gw_routes routes; /* 64 routes of a few KiB each: not on the stack */
+    unsigned secs;
     struct netaddr_cidrs trusted;
     const char *trusted_text = NULL, *dashboard_title = NULL;
     struct cli_env env;
@@ -321,6 +354,33 @@ static int serve(int argc, char **argv, int nenv)
             }
             sc.metrics_listen = optarg;
             break;
+        case 'g':
+            if (routes_add(&routes, optarg, err, sizeof(err)) != 0) {
+                serve_error("--route: %s\n", err);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'c':
+        case 'f':
+        case 'y':
+            if (cli_parse_uint(optarg, 1, 3600, &secs) != 0) {
+                serve_error("--%s takes seconds from 1 to 3600\n", OPTS[li_opt(opt)].name);
+                return EXIT_USAGE;
+            }
+            *(opt == 'c' ? &sc.upstream.connect_ms : opt == 'f' ? &sc.upstream.first_byte_ms : &sc.upstream.idle_ms) = 1000u * secs;
+            break;
+        case 'B': {
+            char *end;
+            unsigned long long v;
+            errno = 0;
+            v = optarg[0] >= '0' && optarg[0] <= '9' ? strtoull(optarg, &end, 10) : 0;
+            if (v < 1024 || v > (16ULL << 30) || errno != 0 || *end != '\0') {
+                serve_error("--max-body-bytes takes a number of bytes from 1024 to 17179869184\n");
+                return EXIT_USAGE;
+            }
+            sc.max_body_bytes = (size_t)v;
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;
@@ -372,6 +432,10 @@ static int serve(int argc, char **argv, int nenv)
     if (sc.leak_report_keys != NULL && leak_keyring_load(sc.leak_report_keys, &sc.leak_keyring, err, sizeof(err)) != 0) {
         fprintf(stderr, "apikeyd serve: --leak-report-keys: %s\n", err);
         return EXIT_USAGE;
+    }
+    if (routes.n != 0) {
+        routes_sort(&routes);
+        sc.routes = &routes;
     }
     sc.test_clock_file = test_clock_file();
     if (sc.verify_token != NULL && *sc.verify_token == '\0')

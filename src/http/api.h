@@ -31,6 +31,29 @@ struct api_handler {
     unsigned usage_retention_days; /* how far back usage may be asked for */
 };
 
+/* Called with the principal of a key that passed authentication (now, or once its quota lease came back). */
+typedef void (*api_admitted_fn)(struct api_handler *api, struct exchange *x, const struct principal *who, void *arg);
+
+/*
+ * Authenticates the request's key exactly as /v1/auth/verify does (every
+ * rule: active, expiry, suspension, `want` scopes (well formed, or NULL),
+ * allowed IPs, rate limit, quota spending `cost`, the failed-attempt
+ * throttle) and counts it as a verification. Admitted: calls `admitted`
+ * (later, from the loop, if the key's quota had to lease credits first).
+ * Refused: answers as the verify endpoint does. RateLimit fields are added
+ * to the answer either way.
+ */
+void api_authenticate_request(struct api_handler *api, struct exchange *x, const char *want, size_t want_len, uint32_t cost,
+                              api_admitted_fn admitted, void *arg);
+
+/*
+ * What every request goes through first: the client's address for the JSON
+ * log, keep-alive unless the client said close, and the refusal (true) of
+ * requests that a proxy could read differently (framing) or that are too
+ * large (headers).
+ */
+bool api_begin(struct api_handler *api, struct exchange *x);
+
 /* Whether the request's method is `m`. */
 bool api_method_is(h2o_req_t *req, const char *m);
 

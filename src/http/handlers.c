@@ -452,7 +452,7 @@ static int authenticate_for(struct api_handler *api, struct exchange *x, const c
     r = keys_authenticate(api->keys, hdr, len, seen->now, &ar, who);
     if (r == AK_ERR_QUOTA_LEASE) /* answered once the lease decides (verify_lease) */
         return r;
-    if (x->route == MR_VERIFY)
+    if (x->route == MR_VERIFY || x->route == MR_GATEWAY)
         metrics_verify(r == 0 ? MV_VALID : verify_outcome(r));
     respond_limits(x, &seen->rate, &seen->quota, seen->now);
     if (r != 0) {
@@ -856,6 +856,8 @@ static void verify_admitted(struct exchange *x, const struct principal *who)
 struct lease_job {
     struct job super;
     struct api_handler *api;
+    api_admitted_fn admitted;
+    void *arg;
     struct principal who;
     struct limits_seen seen;
     uint32_t cost;
@@ -882,7 +884,7 @@ static void lease_answer(struct job *j, struct exchange *x)
                                                      : MV_UNAVAILABLE);
     if (job->result == 0) {
         memcpy(x->prefix, job->who.prefix, sizeof(job->who.prefix));
-        verify_admitted(x, &job->who);
+        job->admitted(job->api, x, &job->who, job->arg);
     } else if (job->result == AK_ERR_QUOTA) {
         respond_quota_exhausted(x, &job->seen.quota, job->seen.now);
     } else if (job->result == AK_ERR_NOT_FOUND) {
@@ -895,13 +897,15 @@ static void lease_answer(struct job *j, struct exchange *x)
 
 /* Leases quota credits off the loop: for this request (cost > 0, answered then), or ahead of need (cost 0). */
 static int lease_submit(struct api_handler *api, struct exchange *x, const struct principal *who, const struct limits_seen *seen,
-                        uint32_t cost)
+                        uint32_t cost, api_admitted_fn admitted, void *arg)
 {
     struct lease_job *job = job_new(sizeof(*job), x, lease_run, lease_answer, NULL);
 
     if (job == NULL)
         return AK_ERR_NOMEM;
     job->api = api;
+    job->admitted = admitted;
+    job->arg = arg;
     job->who = *who;
     job->seen = *seen;
     job->cost = cost;
@@ -931,15 +935,19 @@ static int take_cost(struct exchange *x, uint32_t *ret)
  * forwardAuth, Envoy ext_authz): 204 with the key's identity in headers, or
  * the same 401 the API gives. Any method, any path below /v1/auth/verify.
  */
+static void verify_admitted_cb(struct api_handler *api, struct exchange *x, const struct principal *who, void *arg)
+{
+    (void)api;
+    (void)arg;
+    verify_admitted(x, who);
+}
+
 static void on_verify(struct api_handler *api, struct exchange *x)
 {
-    struct principal who;
-    struct limits_seen seen;
     const char *want = NULL;
     size_t want_len = 0;
     uint32_t cost;
     ssize_t i;
-    int r;
 
     if (!verify_token_ok(api, x->req)) {
         metrics_verify(MV_BAD_REQUEST);
@@ -961,16 +969,27 @@ static void on_verify(struct api_handler *api, struct exchange *x)
     }
     if (take_cost(x, &cost) != 0)
         return;
+    api_authenticate_request(api, x, want, want_len, cost, verify_admitted_cb, NULL);
+}
+
+void api_authenticate_request(struct api_handler *api, struct exchange *x, const char *want, size_t want_len, uint32_t cost,
+                              api_admitted_fn admitted, void *arg)
+{
+    struct principal who;
+    struct limits_seen seen;
+    int r;
+
     if ((r = authenticate_for(api, x, NULL, want, want_len, cost, &who, &seen)) == AK_ERR_QUOTA_LEASE) {
-        if (lease_submit(api, x, &who, &seen, cost) != 0)
+        if (lease_submit(api, x, &who, &seen, cost, admitted, arg) != 0)
             api_respond_core_error(x, AK_ERR_NOMEM);
         return;
     }
     if (r != 0)
         return;
     if (seen.quota.prefetch)
-        (void)lease_submit(api, x, &who, &seen, 0); /* out of memory: the request that finds the credits spent leases */
-    verify_admitted(x, &who);
+        (void)lease_submit(api, x, &who, &seen, 0, admitted,
+                           arg); /* out of memory: the request that finds the credits spent leases */
+    admitted(api, x, &who, arg);
 }
 
 /*
@@ -1023,6 +1042,17 @@ static void keep_alive_unless_close(h2o_req_t *req)
         req->http1_is_persistent = 1;
 }
 
+bool api_begin(struct api_handler *api, struct exchange *x)
+{
+    keep_alive_unless_close(x->req);
+    if (log_get_format() == LOG_JSON) { /* the address the JSON log names: behind trusted proxies, the client's */
+        struct netaddr a;
+        client_addr(api, x->req, &a);
+        netaddr_format(&a, x->client_ip);
+    }
+    return refuse_malformed(api, x);
+}
+
 /* What a route is counted as in the metrics. */
 static uint8_t route_label(enum route_id id)
 {
@@ -1059,15 +1089,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     struct route rt;
 
     exchange_init(&x, req);
-    keep_alive_unless_close(req);
-    if (log_get_format() == LOG_JSON) { /* the address the JSON log names: behind trusted proxies, the client's */
-        struct netaddr a;
-        client_addr(api, req, &a);
-        netaddr_format(&a, x.client_ip);
-    }
     if (router_is_verify(req->path.base, req->path.len))
         x.route = MR_VERIFY;
-    if (refuse_malformed(api, &x))
+    if (api_begin(api, &x))
         return 0;
     if (x.route == MR_VERIFY) {
         on_verify(api, &x);
@@ -1162,7 +1186,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-void handlers_register(h2o_pathconf_t *path, const struct handlers_config *cfg)
+struct api_handler *handlers_register(h2o_pathconf_t *path, const struct handlers_config *cfg)
 {
     struct api_handler *api = (struct api_handler *)h2o_create_handler(path, sizeof(*api));
 
@@ -1182,4 +1206,5 @@ void handlers_register(h2o_pathconf_t *path, const struct handlers_config *cfg)
     api->verify_token_len = cfg->verify_token != NULL ? strlen(cfg->verify_token) : 0;
     api->dashboard = cfg->dashboard;
     api->usage_retention_days = cfg->usage_retention_days != 0 ? cfg->usage_retention_days : USAGE_RETENTION_DEFAULT_DAYS;
+    return api;
 }

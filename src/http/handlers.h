@@ -26,7 +26,8 @@ struct handlers_config {
     unsigned usage_retention_days;               /* usage is kept (and may be asked for) this far back; 0: the default */
 };
 
-/* Registers apikeyd's handler on `path`. */
-void handlers_register(h2o_pathconf_t *path, const struct handlers_config *cfg);
+/* Registers apikeyd's handler on `path`; returns it, for the gateway's routes to authenticate with. */
+struct api_handler;
+struct api_handler *handlers_register(h2o_pathconf_t *path, const struct handlers_config *cfg);
 
 #endif

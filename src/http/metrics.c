@@ -22,7 +22,7 @@
 #endif
 
 static const char *const ROUTES[MR_COUNT] = {"other", "verify", "keys",  "key",    "key_rotate", "usage",
-                                             "audit", "admin",  "leaks", "health", "dashboard"};
+                                             "audit", "admin",  "leaks", "health", "dashboard",  "gateway"};
 static const char *const METHODS[] = {"GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS", "other"};
 #define NMETHOD (sizeof(METHODS) / sizeof(METHODS[0]))
 static const int STATUSES[] = {200, 201, 204, 301, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 431, 500, 502, 503, 504, 0};
@@ -30,6 +30,9 @@ static const int STATUSES[] = {200, 201, 204, 301, 400, 401, 403, 404, 405, 409,
 static const char *const OUTCOMES[MV_COUNT] = {"valid",           "missing_key", "invalid_key", "inactive", "expired",
                                                "leaked",          "suspended",   "scope",       "ip",       "rate_limited",
                                                "quota_exhausted", "unavailable", "bad_request"};
+static const char *const UPSTREAM_ERRORS[MU_COUNT] = {"connect", "timeout", "bad_response", "reset"};
+static const char *const *route_names;
+static unsigned nroutes;
 /* Histogram bounds, seconds (Prometheus' le); the last bucket is +Inf. */
 static const double LE[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
 #define NLE (sizeof(LE) / sizeof(LE[0]))
@@ -47,7 +50,9 @@ struct hist {
 /* One thread's counters. Written only by that thread (a relaxed load and store: no locked instruction), read by scrapes. */
 struct shard {
     counter req[MR_COUNT][NMETHOD][NSTATUS];
-    struct hist lat[2]; /* verify, the management API */
+    struct hist lat[3]; /* verify, the management API, the gateway */
+    struct hist upstream[METRICS_ROUTES_MAX];
+    counter upstream_errors[METRICS_ROUTES_MAX][MU_COUNT];
     counter verify[MV_COUNT];
     struct hist write;
     counter store_errors;
@@ -108,6 +113,8 @@ void metrics_request(uint8_t route, const char *method, size_t method_len, int s
     ADD(s->req[route][method_index(method, method_len)][status_index(status)], 1);
     if (route == MR_VERIFY)
         observe(&s->lat[0], ns);
+    else if (route == MR_GATEWAY)
+        observe(&s->lat[2], ns);
     else if (route != MR_OTHER && route != MR_HEALTH && route != MR_DASHBOARD)
         observe(&s->lat[1], ns);
 }
@@ -118,6 +125,28 @@ void metrics_verify(enum metrics_verify outcome)
 
     if (s != NULL && outcome < MV_COUNT)
         ADD(s->verify[outcome], 1);
+}
+
+void metrics_set_routes(const char *const *prefixes, unsigned n)
+{
+    route_names = prefixes;
+    nroutes = n < METRICS_ROUTES_MAX ? n : METRICS_ROUTES_MAX;
+}
+
+void metrics_upstream(unsigned route, uint64_t ns)
+{
+    struct shard *s = shard();
+
+    if (s != NULL && route < METRICS_ROUTES_MAX)
+        observe(&s->upstream[route], ns);
+}
+
+void metrics_upstream_error(unsigned route, enum metrics_upstream_error why)
+{
+    struct shard *s = shard();
+
+    if (s != NULL && route < METRICS_ROUTES_MAX && why < MU_COUNT)
+        ADD(s->upstream_errors[route][why], 1);
 }
 
 void metrics_write(uint64_t ns)
@@ -181,21 +210,28 @@ static uint64_t get(counter *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-enum which_hist { H_VERIFY, H_MANAGEMENT, H_WRITE };
+enum which_hist { H_VERIFY, H_MANAGEMENT, H_GATEWAY, H_WRITE, H_UPSTREAM };
 
-static struct hist *hist_of(struct shard *s, enum which_hist w)
+static struct hist *hist_of(struct shard *s, enum which_hist w, unsigned route)
 {
-    return w == H_WRITE ? &s->write : &s->lat[w == H_VERIFY ? 0 : 1];
+    switch (w) {
+    case H_WRITE:
+        return &s->write;
+    case H_UPSTREAM:
+        return &s->upstream[route];
+    default:
+        return &s->lat[w == H_VERIFY ? 0 : w == H_MANAGEMENT ? 1 : 2];
+    }
 }
 
 /* One histogram summed over the shards, in Prometheus' cumulative buckets. */
-static void put_hist(struct out *o, const char *name, const char *labels, enum which_hist w)
+static void put_hist(struct out *o, const char *name, const char *labels, enum which_hist w, unsigned route)
 {
     uint64_t b[NLE + 1] = {0}, sum = 0, cum = 0;
     const char *open = labels[0] != '\0' ? "{" : "", *close = labels[0] != '\0' ? "}" : "", *comma = labels[0] != '\0' ? "," : "";
 
     for (struct shard *s = atomic_load(&shards); s != NULL; s = s->next) {
-        struct hist *h = hist_of(s, w);
+        struct hist *h = hist_of(s, w, route);
         for (size_t i = 0; i <= NLE; i++)
             b[i] += get(&h->b[i]);
         sum += get(&h->sum_ns);
@@ -209,6 +245,22 @@ static void put_hist(struct out *o, const char *name, const char *labels, enum w
     }
     put(o, "%s_sum%s%s%s %.9f\n", name, open, labels, close, (double)sum / 1e9);
     put(o, "%s_count%s%s%s %llu\n", name, open, labels, close, (unsigned long long)cum);
+}
+
+#define METRICS_ROUTE_LABEL_MAX (16 + 2 * 256)
+
+/* route="PREFIX", escaped as the text format wants (a prefix holds no quote or backslash, but be exact). */
+static void route_label(const char *prefix, char *out, size_t outsz)
+{
+    size_t o = 0;
+
+    o += (size_t)snprintf(out, outsz, "route=\"");
+    for (const char *p = prefix; *p != '\0' && o + 4 < outsz; p++) {
+        if (*p == '"' || *p == '\\')
+            out[o++] = '\\';
+        out[o++] = *p;
+    }
+    snprintf(out + o, outsz - o, "\"");
 }
 
 int metrics_render(const struct metrics_sources *src, char **ret, size_t *ret_len)
@@ -243,8 +295,10 @@ int metrics_render(const struct metrics_sources *src, char **ret, size_t *ret_le
 
     put(&o, "# HELP apikeyd_request_duration_seconds Time from a request's arrival to its answer: verification, and the "
             "management API.\n# TYPE apikeyd_request_duration_seconds histogram\n");
-    put_hist(&o, "apikeyd_request_duration_seconds", "api=\"verify\"", H_VERIFY);
-    put_hist(&o, "apikeyd_request_duration_seconds", "api=\"management\"", H_MANAGEMENT);
+    put_hist(&o, "apikeyd_request_duration_seconds", "api=\"verify\"", H_VERIFY, 0);
+    put_hist(&o, "apikeyd_request_duration_seconds", "api=\"management\"", H_MANAGEMENT, 0);
+    if (nroutes != 0)
+        put_hist(&o, "apikeyd_request_duration_seconds", "api=\"gateway\"", H_GATEWAY, 0);
 
     put(&o, "# HELP apikeyd_verify_total Verifications (the gateway endpoint), by outcome.\n"
             "# TYPE apikeyd_verify_total counter\n");
@@ -257,7 +311,28 @@ int metrics_render(const struct metrics_sources *src, char **ret, size_t *ret_le
 
     put(&o, "# HELP apikeyd_write_duration_seconds Time the writer thread spent on each write (a job).\n"
             "# TYPE apikeyd_write_duration_seconds histogram\n");
-    put_hist(&o, "apikeyd_write_duration_seconds", "", H_WRITE);
+    put_hist(&o, "apikeyd_write_duration_seconds", "", H_WRITE, 0);
+
+    if (nroutes != 0) {
+        char label[METRICS_ROUTE_LABEL_MAX];
+        put(&o, "# HELP apikeyd_upstream_duration_seconds Gateway: time from the start of an upstream exchange to its "
+                "response head, by route.\n# TYPE apikeyd_upstream_duration_seconds histogram\n");
+        for (unsigned r = 0; r < nroutes; r++) {
+            route_label(route_names[r], label, sizeof(label));
+            put_hist(&o, "apikeyd_upstream_duration_seconds", label, H_UPSTREAM, r);
+        }
+        put(&o, "# HELP apikeyd_upstream_errors_total Gateway: failed exchanges with an upstream, by route and reason.\n"
+                "# TYPE apikeyd_upstream_errors_total counter\n");
+        for (unsigned r = 0; r < nroutes; r++) {
+            route_label(route_names[r], label, sizeof(label));
+            for (size_t e = 0; e < MU_COUNT; e++) {
+                n = 0;
+                for (struct shard *s = atomic_load(&shards); s != NULL; s = s->next)
+                    n += get(&s->upstream_errors[r][e]);
+                put(&o, "apikeyd_upstream_errors_total{%s,reason=\"%s\"} %llu\n", label, UPSTREAM_ERRORS[e], (unsigned long long)n);
+            }
+        }
+    }
 
     n = 0;
     for (struct shard *s = atomic_load(&shards); s != NULL; s = s->next)

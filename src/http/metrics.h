@@ -28,6 +28,7 @@ enum metrics_route {
     MR_LEAKS, /* /v1/leaks/github */
     MR_HEALTH,
     MR_DASHBOARD,
+    MR_GATEWAY, /* requests under a --route prefix */
     MR_COUNT
 };
 
@@ -54,6 +55,27 @@ void metrics_request(uint8_t route, const char *method, size_t method_len, int s
 
 /* One verification's outcome. */
 void metrics_verify(enum metrics_verify outcome);
+
+/* Why an exchange with an upstream failed (the label `reason` of apikeyd_upstream_errors_total). */
+enum metrics_upstream_error {
+    MU_CONNECT = 0,  /* refused, unreachable, not resolved */
+    MU_TIMEOUT,      /* connect, first byte, or silence mid-body */
+    MU_BAD_RESPONSE, /* not HTTP/1.x, or a head h2o's client refused */
+    MU_RESET,        /* closed before the head, or mid-body */
+    MU_COUNT
+};
+
+/* At most this many gateway routes are counted (routes.h's ROUTES_MAX). */
+#define METRICS_ROUTES_MAX 64
+
+/* The gateway's routes by index, for the label `route` (borrowed; they live as long as the process). Before serving. */
+void metrics_set_routes(const char *const *prefixes, unsigned n);
+
+/* An upstream's response head arrived `ns` after the exchange began (gateway route `route`). */
+void metrics_upstream(unsigned route, uint64_t ns);
+
+/* An exchange with route `route`'s upstream failed. */
+void metrics_upstream_error(unsigned route, enum metrics_upstream_error why);
 
 /* One write (a job on the writer thread) that took `ns`. */
 void metrics_write(uint64_t ns);

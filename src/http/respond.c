@@ -93,8 +93,12 @@ static const char *reason(int status)
         return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
+    case 502:
+        return "Bad Gateway";
     case 503:
         return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
     }
     return "Internal Server Error";
 }
@@ -466,6 +470,12 @@ static void on_fallback_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_
 void respond_register_fallback(h2o_pathconf_t *fallback)
 {
     h2o_create_filter(fallback, sizeof(h2o_filter_t))->on_setup_ostream = on_fallback_ostream;
+}
+
+void respond_proxied(struct exchange *x)
+{
+    add_request_id(x);
+    log_line(x, x->req->res.status);
 }
 
 void respond_header(struct exchange *x, const char *name, const char *value)

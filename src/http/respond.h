@@ -93,6 +93,13 @@ void respond_empty(struct exchange *x, int status);
  */
 void respond_register_fallback(h2o_pathconf_t *fallback);
 
+/*
+ * For an answer someone else makes (the gateway's upstream): adds the
+ * exchange's X-Request-Id and writes its access-log line with the status in
+ * req->res, before the caller starts the response.
+ */
+void respond_proxied(struct exchange *x);
+
 /* Adds a response header (lower-case name) before a respond_* call; both strings must outlive the request. */
 void respond_header(struct exchange *x, const char *name, const char *value);
 

@@ -36,10 +36,12 @@
 #include "core/throttle.h"
 #include "core/timefmt.h"
 #include "core/usage.h"
+#include "http/gateway.h"
 #include "http/handlers.h"
 #include "http/leaks.h"
 #include "http/metrics.h"
 #include "http/respond.h"
+#include "http/routes.h"
 #include "http/worker.h"
 #include "http/writer.h"
 
@@ -47,6 +49,12 @@
 #define MAX_REQUEST_ENTITY (1024 * 1024) /* h2o's hard limit; handlers refuse past 64 KiB with JSON */
 #define DRAIN_MS 100
 #define MAX_HEADER_BYTES (32 * 1024)
+/*
+ * Past this, a socket's buffer lives in an unlinked temporary file (h2o's
+ * buffer mmap): a gateway request's body, which h2o 2.2 reads whole before
+ * any handler runs, costs disk, not memory.
+ */
+#define SPOOL_THRESHOLD (4 * 1024 * 1024)
 /*
  * How long a stopping loop waits for its writes in flight. Well inside
  * systemd's TimeoutStopSec=45 (contrib/apikeyd.service): after it come the
@@ -397,6 +405,33 @@ static void raise_fd_limit(void)
     }
 }
 
+/* The gateway's routes, each on a path of its own; bodies up to max_body_bytes, spooled to a file past SPOOL_THRESHOLD. */
+static int register_routes(h2o_hostconf_t *host, const struct server_config *cfg, char *err, size_t errlen)
+{
+    static const char *names[ROUTES_MAX];
+    const char *tmp = getenv("TMPDIR");
+
+    if (cfg->routes == NULL || cfg->routes->n == 0)
+        return 0;
+    proxy_init(&cfg->upstream);
+    config.max_request_entity_size = cfg->max_body_bytes;
+    h2o_socket_buffer_mmap_settings.threshold = SPOOL_THRESHOLD;
+    snprintf(h2o_socket_buffer_mmap_settings.fn_template, sizeof(h2o_socket_buffer_mmap_settings.fn_template),
+             "%s/apikeyd.body.XXXXXX", tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
+    for (unsigned i = 0; i < cfg->routes->n; i++) {
+        const struct gw_route *rt = &cfg->routes->r[i];
+        if (gateway_register(h2o_config_register_path(host, rt->prefix, 0), rt, i) != 0) {
+            snprintf(err, errlen, "out of memory");
+            return AK_ERR_NOMEM;
+        }
+        names[i] = rt->prefix;
+        log_msg(LOG_INFO, "route %s -> http://%s:%u%s%s%s", rt->prefix, rt->host, (unsigned)rt->port, rt->path,
+                rt->public_route ? " (public)" : "", rt->keep_authorization ? " (keeps Authorization)" : "");
+    }
+    metrics_set_routes(names, cfg->routes->n);
+    return 0;
+}
+
 int server_run(const struct server_config *cfg, char *err, size_t errlen)
 {
     struct worker *workers = NULL;
@@ -474,6 +509,9 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         1000u * (uint64_t)(cfg->idle_timeout_s < cfg->header_timeout_s ? cfg->idle_timeout_s : cfg->header_timeout_s);
     config.handshake_timeout = config.http1.req_timeout; /* a TLS handshake is part of getting the request */
     host = h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    /* The routes before "/": h2o takes the first path that matches, and they come longest first. */
+    if ((r = register_routes(host, cfg, err, errlen)) != 0)
+        goto out;
     path = h2o_config_register_path(host, "/", 0);
     respond_register_fallback(&host->fallback_path);
     if ((writer = writer_start()) == NULL) {
@@ -499,7 +537,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
                                  .max_header_bytes = MAX_HEADER_BYTES,
                                  .dashboard = cfg->dashboard,
                                  .usage_retention_days = cfg->usage_retention_days};
-    handlers_register(path, &hc);
+    gateway_bind(handlers_register(path, &hc));
     if (cfg->metrics_listen != NULL) {
         struct metrics_sources ms = {.keys = cfg->keys, .writer = writer, .throttle = throttle};
         struct addrinfo *mai = NULL;

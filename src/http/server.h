@@ -9,8 +9,10 @@
 
 #include "core/leakreport.h"
 #include "core/lifecycle.h"
+#include "http/proxy.h"
 #include <stddef.h>
 
+struct gw_routes;
 struct keys;
 struct netaddr_cidrs;
 
@@ -37,6 +39,9 @@ struct server_config {
     bool dashboard;                              /* serve /dashboard/ (dashboard_init done by the caller) */
     unsigned rate_sync_ms;                       /* a shared store: the rate-limit exchange's interval (ratesync.h) */
     const char *metrics_listen;                  /* "HOST:PORT" for GET /metrics (metrics.h); NULL: off */
+    const struct gw_routes *routes;              /* the gateway's routes (routes.h), sorted; NULL or none: no gateway */
+    struct proxy_timeouts upstream;              /* the gateway's timeouts with its upstreams */
+    size_t max_body_bytes;                       /* with routes: the largest request body (spooled past 4 MiB) */
 };
 
 /*
