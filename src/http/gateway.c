@@ -72,8 +72,8 @@ static h2o_iovec_t destination(h2o_req_t *req, const struct gw_route *r)
     buf = h2o_mem_alloc_pool(&req->pool, r->path_len + rest_len + 2);
     memcpy(buf, r->path, r->path_len);
     off = r->path_len;
-    if (rest_len == 0 || rest[0] != '/')
-        buf[off++] = '/';
+    if (off == 0 && (rest_len == 0 || rest[0] != '/'))
+        buf[off++] = '/'; /* "/api" -> "/", "/api?q" -> "/?q"; with a path, "/api?q" -> "/v2?q" */
     memcpy(buf + off, rest, rest_len);
     return h2o_iovec_init(buf, off + rest_len);
 }
