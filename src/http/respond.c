@@ -455,6 +455,45 @@ void respond_empty(struct exchange *x, int status)
     send_body(x, status, "", 0);
 }
 
+/* h2o's own error answers, in the API's envelope. */
+static const char *fallback_body(int status, size_t *len)
+{
+    static const char TOO_LARGE[] = "{\"error\":{\"code\":\"payload_too_large\",\"message\":\"the request body is larger than "
+                                    "this server accepts\"}}",
+                      EXPECT[] = "{\"error\":{\"code\":\"expectation_failed\",\"message\":\"only Expect: 100-continue is "
+                                 "understood\"}}",
+                      BAD[] = "{\"error\":{\"code\":\"bad_request\",\"message\":\"the request is not valid HTTP/1.1\"}}";
+
+    switch (status) {
+    case 413:
+        *len = sizeof(TOO_LARGE) - 1;
+        return TOO_LARGE;
+    case 417:
+        *len = sizeof(EXPECT) - 1;
+        return EXPECT;
+    default:
+        *len = sizeof(BAD) - 1;
+        return BAD;
+    }
+}
+
+/* Sends the JSON body in place of the text one h2o wrote. */
+static void fallback_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+{
+    h2o_iovec_t body;
+
+    (void)bufs;
+    (void)bufcnt;
+    if (state == H2O_SEND_STATE_IN_PROGRESS) {
+        h2o_ostream_send_next(self, req, NULL, 0, state);
+        return;
+    }
+    body.base = (char *)fallback_body(req->res.status, &body.len);
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
+        body.len = 0;
+    h2o_ostream_send_next(self, req, &body, body.len != 0 ? 1 : 0, state);
+}
+
 /* Runs as h2o starts an answer it made by itself: the request never reached a handler, so it has no exchange yet. */
 static void on_fallback_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
@@ -464,6 +503,13 @@ static void on_fallback_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_
     exchange_init(&x, req);
     add_request_id(&x);
     log_line(&x, req->res.status);
+    if (req->res.status >= 400) {
+        h2o_ostream_t *o = h2o_add_ostream(req, sizeof(*o), slot);
+        o->do_send = fallback_send;
+        fallback_body(req->res.status, &req->res.content_length);
+        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
+        slot = &o->next;
+    }
     h2o_setup_next_ostream(req, slot);
 }
 
