@@ -34,6 +34,15 @@
 #       spends against the plain verify, interleaved as [i].
 #   [k] issue 13 across instances: the same on each of 2 instances on one PostgreSQL database
 #       (the rate exchange and the quota leases running).
+#   [l] issue 15, gateway mode: GET /api/hello with a valid key through apikeyd --route, nginx as a
+#       plain reverse proxy (no auth), nginx + auth_request to apikeyd (docs/nginx-auth-request.conf)
+#       and nginx + auth_request to nginx `return 204` (the auth_request ceiling), all to one nginx
+#       `return 200` upstream (bench/gateway/), interleaved (wrk -t2 -c64); then throughput against
+#       connections for the four, drawn under [e]'s in docs/benchmarks.png when [e] ran too.
+#   [m] issue 15: p50 / p99 at 64 connections of the same four with one core each (wrk on CPU 0;
+#       the proxy, its auth responder and the upstream on CPU 1).
+#   [n] issue 15: throughput of a route while 64 requests hang on another route's upstream
+#       (bench/gateway/hang.py), against the same without.
 #
 # Then a summary table against the targets of issues 3 and 9. Results also go to
 # build/bench/results.txt (key=value), build/bench/summary.md,
@@ -41,8 +50,8 @@
 # Anything that looked wrong (non-2xx answers, socket errors, a server that
 # died or logged errors) is listed at the end and in build/bench/issues.txt.
 #
-# Takes about 6 to 7 minutes on a 2-core machine for [a]-[e], about 2 more for [f] and
-# 5 more for [g]; wrk and the server share the cores (as in compare.sh). Installs wrk,
+# Takes about 6 to 7 minutes on a 2-core machine for [a]-[e], about 2 more for [f],
+# 5 more for [g] and 6 more for [l]-[n]; wrk and the server share the cores (as in compare.sh). Installs wrk,
 # nginx-light, gnuplot-nox, libh2o-evloop-dev and sqlite3 when missing and run as root. Debugging aid only:
 # BENCH_SECTIONS="a b" runs a subset (the summary then has gaps);
 # BENCH_KEEP=1 keeps the temporary directory.
@@ -54,7 +63,7 @@ SHARED=${APIKEYD_SHARED_BENCH:-$ROOT/../shared/bench}
 OUT=$ROOT/build/bench
 APIKEYD=$ROOT/build/apikeyd
 BULKLOAD=$ROOT/build/bulkload
-SECTIONS=${BENCH_SECTIONS:-a b c d e f g h i j k}
+SECTIONS=${BENCH_SECTIONS:-a b c d e f g h i j k l m n}
 
 # Fixed options.
 CMP_SECS=4 CMP_ROUNDS=3 # compare.sh's own defaults
@@ -911,6 +920,364 @@ if want k; then
     fi
 fi
 
+# --- [l] [m] [n] issue 15: gateway mode ----------------------------------------------------------
+# The same request, GET /api/hello with a valid key (Authorization: Bearer), through each way of
+# putting an API behind apikeyd (the files are in bench/gateway/):
+#   upstream  the API: nginx answering every request 200 with a 39-byte JSON body (upstream.conf);
+#             its stub_status counts the connections each proxy opens to it (keep-alive or not);
+#   gateway   apikeyd serve --route /api=http://127.0.0.1:UPSTREAM (issue 15);
+#   proxy     nginx as a plain reverse proxy, no authentication, keep-alive to the upstream
+#             (proxy.conf: proxy_http_version 1.1, Connection "", keepalive 64);
+#   authreq   docs/nginx-auth-request.conf with auth-request.sed's edits (a stated worker count, no
+#             access log, reuseport, the same keep-alive to the upstream as proxy), its auth_request
+#             to /v1/auth/verify of a second apikeyd (--verify-token, --trusted-proxies 127.0.0.1/32);
+#   ceiling   the same file, its auth_request to nginx `return 204` (auth204.conf): the fastest
+#             possible auth responder, so what auth_request itself costs;
+#   shipped   docs/nginx-auth-request.conf with only its placeholders replaced (context);
+#   direct    wrk straight to the upstream (context: what no proxy can beat).
+# Every nginx has 2 workers and every apikeyd --threads 2 (as compare.sh's nginx and apikeyd's
+# default on 2 cores), all sharing the 2 cores with wrk; one database with one account, copied
+# for the second apikeyd.
+GW_SECS=4 GW_ROUNDS=5 GW_LAT_SECS=5 GW_LAT_ROUNDS=3 GW_HOLD=64 GW_ISO_SECS=4 GW_ISO_ROUNDS=5
+GW_PATH=/api/hello
+GW_TOKEN=bench-verify-token-6f1c2a9e4b7d3058
+GW_EXPECTED_LOG='^apikeyd: (listening on |route /|SIGTERM received, shutting down$)'
+declare -A NGX_PID=()
+ngx_tpl() { # ngx_tpl NAME TEMPLATE WORKERS PORT [UPSTREAM_PORT]: bench/gateway/TEMPLATE.conf into $WORK/ngx-NAME/
+    mkdir -p "$WORK/ngx-$1"
+    sed -e "s/@WORKERS@/$3/g; s/@PORT@/$4/g; s/@UPSTREAM_PORT@/${5:-}/g" "$ROOT/bench/gateway/$2.conf" >"$WORK/ngx-$1/nginx.conf"
+}
+# ngx_ar NAME WORKERS PORT AUTH_PORT UPSTREAM_PORT [shipped]: docs/nginx-auth-request.conf into $WORK/ngx-NAME/,
+# edited by bench/gateway/auth-request.sed unless "shipped", then its placeholders replaced.
+ngx_ar() {
+    local src=$ROOT/docs/nginx-auth-request.conf f=$WORK/ngx-$1/nginx.conf
+    mkdir -p "$WORK/ngx-$1"
+    if [ "${6:-}" = shipped ]; then cat "$src"; else sed -f "$ROOT/bench/gateway/auth-request.sed" "$src"; fi |
+        sed -e "s/@WORKERS@/$2/g; s/@GATEWAY_PORT@/$3/g; s/@APIKEYD_PORT@/$4/g; s/@UPSTREAM_PORT@/$5/g; s/@VERIFY_TOKEN@/$GW_TOKEN/g" >"$f"
+    ! grep -q '@[A-Z_]*@' "$f" || die "$f: placeholders left: $(grep -o '@[A-Z_]*@' "$f" | sort -u | paste -sd ' ')"
+    [ "${6:-}" = shipped ] && return 0
+    # every edit applied (docs/nginx-auth-request.conf may have changed under the sed script)
+    [ "$(grep -c '^worker_processes [0-9]*;$' "$f")" = 1 ] && [ "$(grep -c '^    access_log off;$' "$f")" = 1 ] &&
+        [ "$(grep -c ' reuseport;$' "$f")" = 1 ] && [ "$(grep -c '^        keepalive 64;$' "$f")" = 1 ] &&
+        [ "$(grep -c 'proxy_http_version 1\.1;' "$f")" = "$(grep -c 'proxy_pass http://' "$f")" ] ||
+        die "bench/gateway/auth-request.sed no longer applies to docs/nginx-auth-request.conf as it did (see $f)"
+}
+# ngx_start NAME PORT: nginx on $WORK/ngx-NAME/nginx.conf in the foreground (behind $NGX_WRAP if
+# set, e.g. "taskset -c 1"), its pid in PIDS; returns once PORT accepts connections.
+ngx_start() {
+    local d=$WORK/ngx-$1/ i
+    nginx -q -t -p "$d" -c "${d}nginx.conf" >"${d}t.log" 2>&1 || die "nginx $1 refused its configuration: $(cat "${d}t.log")"
+    # shellcheck disable=SC2086 # NGX_WRAP: an optional prefix (it execs, same pid)
+    ${NGX_WRAP:-} nginx -p "$d" -c "${d}nginx.conf" -g 'daemon off;' 2>>"${d}stderr.log" &
+    NGX_PID[$1]=$!
+    PIDS+=("$!")
+    for i in $(seq 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+        kill -0 "${NGX_PID[$1]}" 2>/dev/null || die "nginx $1 exited: $(cat "${d}stderr.log" "${d}error.log" 2>/dev/null | tail -3)"
+        sleep 0.05
+    done
+    die "nginx $1 does not listen on $2"
+}
+ngx_stop() { # ngx_stop NAME: stops it; lines of its error log at level error or worse are issues
+    local d=$WORK/ngx-$1/
+    [ -n "${NGX_PID[$1]:-}" ] || return 0
+    kill "${NGX_PID[$1]}" 2>/dev/null || true
+    wait "${NGX_PID[$1]}" 2>/dev/null || true
+    unset "NGX_PID[$1]"
+    if grep -qE '\[(error|crit|alert|emerg)\]' "${d}error.log" 2>/dev/null; then
+        issue "nginx $1 logged: $(grep -E '\[(error|crit|alert|emerg)\]' "${d}error.log" | sed 's/^[0-9/: ]*//; s/^\[[a-z]*\] [0-9#]*: \*[0-9]* //; s/, client:.*//' |
+            sort | uniq -c | sort -rn | head -3 | paste -sd '|')"
+    fi
+}
+gw_upstream() { # gw_upstream NAME WORKERS: the API (upstream.conf); sets GW_UP_PORT and GW_BODY
+    GW_UP_PORT=$(port)
+    ngx_tpl "$1" upstream "$2" "$GW_UP_PORT"
+    ngx_start "$1" "$GW_UP_PORT"
+    GW_BODY=$(curl -s "http://127.0.0.1:$GW_UP_PORT$GW_PATH")
+    [ -n "$GW_BODY" ] || die "the upstream ($1) does not answer"
+}
+gw_db() { # one account (GKEY) in GDB, copied with its secret to GDB2 for a second apikeyd; once
+    [ -n "${GKEY:-}" ] && return 0
+    GDB=$WORK/gw.db GDB2=$WORK/gw2.db
+    GKEY=$("$APIKEYD" account create --db "$GDB" --name bench | json_get api_key)
+    local s
+    for s in "" -wal -shm .secret; do [ ! -e "$GDB$s" ] || cp -p "$GDB$s" "$GDB2$s"; done
+}
+# gw_check LABEL URL [noauth]: dies unless URL answers the upstream's body to the key and, unless
+# noauth, 401 without a key (the request never reaching the upstream).
+gw_check() {
+    local body code
+    body=$(curl -s -H "Authorization: Bearer $GKEY" "$2")
+    [ "$body" = "$GW_BODY" ] || die "$1: $2 with the key answered: $(curl -s -i -H "Authorization: Bearer $GKEY" "$2" | head -c 400)"
+    [ "${3:-}" = noauth ] && return 0
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$2")
+    [ "$code" = 401 ] || die "$1: $2 without a key answered $code, not 401"
+}
+up_count() { curl -s "http://127.0.0.1:$GW_UP_PORT/_status" | awk 'NR == 3 { print $1, $3 }'; } # accepts requests
+# gw_wrk LABEL URL WRK-ARGS...: one wrkrun with the key, and the upstream's counters around it.
+# Sets GW_RPS (req/s) and GW_CONNS (connections the upstream accepted during the run: the
+# proxy's new connections). The upstream must have answered as many requests as wrk completed,
+# give or take those in flight when wrk stopped; if not, it is an issue.
+gw_wrk() {
+    local label=$1 url=$2 a0 r0 a1 r1 n up
+    shift 2
+    read -r a0 r0 < <(up_count)
+    GW_RPS=$(wrkrun "$label" "$@" -H "Authorization: Bearer $GKEY" "$url")
+    read -r a1 r1 < <(up_count)
+    GW_CONNS=$((a1 - a0 - 1)) # stub_status counts the second status request's connection and request
+    up=$((r1 - r0 - 1))
+    n=$(awk '/requests in/{print $1}' "$OUT/wrk/$label.txt")
+    if [ -z "$n" ] || [ "$up" -lt "$n" ] || [ "$up" -gt $((n + 600)) ]; then
+        issue "$label: the upstream answered $up requests, wrk completed ${n:-none}"
+    fi
+}
+gw_order() { # gw_order ROUND WHO...: WHO turned by ROUND (as [f]: drift within a round hits every one alike)
+    local r=$1 i
+    shift
+    local w=("$@")
+    for i in "${!w[@]}"; do printf '%s ' "${w[$(((i + r) % ${#w[@]}))]}"; done
+}
+ratio3() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f", a / b }'; }
+# per_round A-RUNS B-RUNS: the ratio of A to B in each round, rounded
+per_round() { paste -d' ' <(echo "$1" | tr ' ' '\n' | grep .) <(echo "$2" | tr ' ' '\n' | grep .) | awk '{ printf "%s%.2f", NR > 1 ? " " : "", $1 / $2 }'; }
+srv_save() { eval "$1_PID=\$SRV_PID $1_PORT=\$SRV_PORT $1_LOG=\$SRV_LOG"; }
+srv_stop() { # srv_stop VAR LABEL: stop_apikeyd for the server saved by srv_save VAR
+    local p=$1_PID l=$1_LOG
+    SRV_PID=${!p} SRV_LOG=${!l} SRV_DEAD=0 EXPECTED_LOG=$GW_EXPECTED_LOG stop_apikeyd "$2"
+}
+
+# --- [l] throughput: the gateway against nginx, and the throughput against connections -------------
+if want l; then
+    hdr "[l] gateway: GET $GW_PATH with a valid key, ${GW_ROUNDS} interleaved rounds of ${GW_SECS} s (wrk -t2 -c64); every nginx 2 workers, every apikeyd --threads 2"
+    gw_db
+    gw_upstream l-upstream 2
+    diff -u docs/nginx-auth-request.conf <(sed -f bench/gateway/auth-request.sed docs/nginx-auth-request.conf) \
+        >"$OUT/gateway-auth-request.diff" || true
+    start_apikeyd "$GDB" "$WORK/l-gateway.log" --no-access-log --threads 2 --route "/api=http://127.0.0.1:$GW_UP_PORT"
+    srv_save LG
+    start_apikeyd "$GDB2" "$WORK/l-verify.log" --no-access-log --threads 2 --verify-token "$GW_TOKEN" --trusted-proxies 127.0.0.1/32
+    srv_save LV
+    A204=$(port) PX=$(port) AR=$(port) AC=$(port) AS=$(port)
+    ngx_tpl l-auth204 auth204 2 "$A204" && ngx_start l-auth204 "$A204"
+    ngx_tpl l-proxy proxy 2 "$PX" "$GW_UP_PORT" && ngx_start l-proxy "$PX"
+    ngx_ar l-authreq 2 "$AR" "$LV_PORT" "$GW_UP_PORT" && ngx_start l-authreq "$AR"
+    ngx_ar l-ceiling 2 "$AC" "$A204" "$GW_UP_PORT" && ngx_start l-ceiling "$AC"
+    ngx_ar l-shipped 2 "$AS" "$LV_PORT" "$GW_UP_PORT" shipped && ngx_start l-shipped "$AS"
+    declare -A GURL=([gateway]="http://127.0.0.1:$LG_PORT$GW_PATH" [proxy]="http://127.0.0.1:$PX$GW_PATH"
+        [authreq]="http://127.0.0.1:$AR$GW_PATH" [ceiling]="http://127.0.0.1:$AC$GW_PATH"
+        [shipped]="http://127.0.0.1:$AS$GW_PATH" [direct]="http://127.0.0.1:$GW_UP_PORT$GW_PATH")
+    gw_check "[l] gateway" "${GURL[gateway]}"
+    gw_check "[l] authreq" "${GURL[authreq]}"
+    gw_check "[l] shipped" "${GURL[shipped]}"
+    for who in proxy ceiling direct; do gw_check "[l] $who" "${GURL[$who]}" noauth; done
+    GW_WHO="gateway proxy authreq ceiling shipped direct"
+    declare -A LR=() LC=()
+    for r in $(seq "$GW_ROUNDS"); do
+        # shellcheck disable=SC2086
+        for who in $(gw_order "$r" $GW_WHO); do
+            gw_wrk "l-$who-$r" "${GURL[$who]}" -t2 -c64 -d"${GW_SECS}s"
+            LR[$who]+="$GW_RPS " LC[$who]+="$GW_CONNS "
+        done
+        kill -0 "$LG_PID" 2>/dev/null && kill -0 "$LV_PID" 2>/dev/null || break
+    done
+    printf '%-9s %12s %14s   %s\n' who 'req/s(med)' 'upstream conns' 'runs (req/s; connections the upstream accepted in each)'
+    for who in $GW_WHO; do
+        res "l_${who}_rps" "$(echo "${LR[$who]}" | med)"
+        res "l_${who}_upstream_conns" "\"${LC[$who]% }\""
+        printf '%-9s %12s %14s   %s\n' "$who" "${R[l_${who}_rps]}" "$(echo "${LC[$who]}" | med)" "${LR[$who]}/ ${LC[$who]}"
+    done
+    for pair in gateway:proxy gateway:authreq gateway:ceiling authreq:proxy ceiling:proxy shipped:proxy gateway:shipped gateway:direct proxy:direct; do
+        a=${pair%:*} b=${pair#*:}
+        res "l_${a}_vs_${b}" "$(ratio3 "${R[l_${a}_rps]}" "${R[l_${b}_rps]}")"
+    done
+    say "per round: gateway/proxy $(per_round "${LR[gateway]}" "${LR[proxy]}"); gateway/authreq $(per_round "${LR[gateway]}" "${LR[authreq]}")"
+    say "l: gateway/proxy=${R[l_gateway_vs_proxy]} gateway/authreq=${R[l_gateway_vs_authreq]} gateway/ceiling=${R[l_gateway_vs_ceiling]} authreq/proxy=${R[l_authreq_vs_proxy]} ceiling/proxy=${R[l_ceiling_vs_proxy]} shipped/proxy=${R[l_shipped_vs_proxy]} gateway/direct=${R[l_gateway_vs_direct]}"
+
+    say "-- throughput against connections (wrk -d${SWEEP_SECS}s, -t2, -t1 at 1 connection)"
+    DATG=$OUT/gateway-sweep.dat
+    printf '# connections gateway nginx_proxy nginx_auth_request_apikeyd nginx_auth_request_return_204 (requests/s; wrk -d%ss on loopback, GET %s)\n' "$SWEEP_SECS" "$GW_PATH" >"$DATG"
+    printf '%6s %10s %10s %10s %10s\n' conns gateway proxy authreq ceiling
+    for c in $SWEEP_CONNS; do
+        t=2
+        [ "$c" -lt 2 ] && t=1
+        row="$c"
+        for who in gateway proxy authreq ceiling; do
+            gw_wrk "l-sweep-c$c-$who" "${GURL[$who]}" -t$t -c"$c" -d"${SWEEP_SECS}s"
+            row+=" $GW_RPS"
+        done
+        echo "$row" >>"$DATG"
+        # shellcheck disable=SC2086
+        printf '%6s %10s %10s %10s %10s\n' $row
+        kill -0 "$LG_PID" 2>/dev/null && kill -0 "$LV_PID" 2>/dev/null || break
+    done
+    for n in l-shipped l-ceiling l-authreq l-proxy l-auth204; do ngx_stop $n; done
+    srv_stop LV l-verify
+    srv_stop LG l-gateway
+    ngx_stop l-upstream
+    if [ "$HAVE_GNUPLOT" = 1 ]; then
+        # docs/benchmarks.png holds [e]'s panel and this one, from the same run: without [e] in this
+        # run, this panel goes to build/bench/gateway-sweep.png alone and the doc's plot is left as it is.
+        if [ -s "$OUT/sweep.dat" ]; then gplot=$ROOT/docs/benchmarks.png panels=2; else gplot=$OUT/gateway-sweep.png panels=1; fi
+        term="png size 960,$((panels * 575))"
+        gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1 && term="pngcairo size 960,$((panels * 575)) font 'sans,11'"
+        {
+            cat <<GP
+set terminal $term
+set output '$gplot'
+set multiplot layout $panels,1
+set xlabel 'keep-alive connections (wrk -t2; -t1 at 1)'
+set ylabel 'requests/s'
+set logscale x 2
+set xrange [0.8:320]
+set yrange [0:*]
+set format y '%.0s%c'
+set grid
+set key below
+GP
+            # [e]'s panel, as [e] draws it
+            [ "$panels" = 1 ] || cat <<GP
+set title "Throughput against connections: wrk on loopback, ${SWEEP_SECS} s per point, 2-core machine ($(date -u +%F))"
+plot '$OUT/sweep.dat' using 1:5 with linespoints lw 2 pt 7 title 'limit.c (bare libh2o, fixed key)', \\
+     '' using 1:2 with linespoints lw 2 pt 5 title 'apikeyd GET /v1/auth/verify', \\
+     '' using 1:3 with linespoints lw 2 pt 9 title 'apikeyd GET /v1/account/api-keys/', \\
+     '' using 1:4 with linespoints lw 2 pt 13 title 'nginx (static list behind a map)'
+GP
+            cat <<GP
+set title "Gateway (issue 15): GET $GW_PATH with a key, to an upstream nginx return 200; nginx 2 workers, apikeyd 2 threads"
+plot '$DATG' using 1:2 with linespoints lw 2 pt 5 lc rgb '#0060ad' title 'apikeyd gateway (--route)', \\
+     '' using 1:3 with linespoints lw 2 pt 13 lc rgb '#dd181f' title 'nginx plain reverse proxy, no auth (upstream keepalive)', \\
+     '' using 1:5 with linespoints lw 2 pt 7 lc rgb '#8c8c8c' title 'nginx + auth_request to nginx return 204 (ceiling)', \\
+     '' using 1:4 with linespoints lw 2 pt 9 lc rgb '#e69f00' title 'nginx + auth_request to apikeyd /v1/auth/verify'
+unset multiplot
+GP
+        } >"$OUT/gateway-plot.gp"
+        gnuplot "$OUT/gateway-plot.gp" || issue "gnuplot failed ([l]; script $OUT/gateway-plot.gp)"
+        say "plot: $gplot ($term), data: $DATG$([ "$panels" = 2 ] || echo "; docs/benchmarks.png left alone: [e] did not run (BENCH_SECTIONS=\"e l\" redraws both panels)")"
+    fi
+fi
+
+# --- [m] p99 with one core each ----------------------------------------------------------------
+# wrk -t1 -c64 on CPU 0; on CPU 1 everything it talks to: the proxy under test (nginx 1 worker or
+# apikeyd --threads 1), its auth responder (apikeyd --threads 1 or nginx return 204, 1 worker)
+# and the upstream (nginx, 1 worker). Rounds interleaved; medians of each run's p50 and p99.
+if want m && { [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; }; then
+    issue "[m] skipped: needs 2 CPUs and taskset"
+elif want m; then
+    hdr "[m] gateway latency, one core each: wrk --latency -t1 -c64 on CPU 0; the proxy, its auth responder and the upstream on CPU 1; ${GW_LAT_ROUNDS} interleaved rounds of ${GW_LAT_SECS} s"
+    gw_db
+    NGX_WRAP="taskset -c 1" gw_upstream m-upstream 1
+    SRV_WRAP="taskset -c 1" start_apikeyd "$GDB" "$WORK/m-gateway.log" --no-access-log --threads 1 --route "/api=http://127.0.0.1:$GW_UP_PORT"
+    srv_save MG
+    SRV_WRAP="taskset -c 1" start_apikeyd "$GDB2" "$WORK/m-verify.log" --no-access-log --threads 1 --verify-token "$GW_TOKEN" --trusted-proxies 127.0.0.1/32
+    srv_save MV
+    A204=$(port) PX=$(port) AR=$(port) AC=$(port)
+    ngx_tpl m-auth204 auth204 1 "$A204" && NGX_WRAP="taskset -c 1" ngx_start m-auth204 "$A204"
+    ngx_tpl m-proxy proxy 1 "$PX" "$GW_UP_PORT" && NGX_WRAP="taskset -c 1" ngx_start m-proxy "$PX"
+    ngx_ar m-authreq 1 "$AR" "$MV_PORT" "$GW_UP_PORT" && NGX_WRAP="taskset -c 1" ngx_start m-authreq "$AR"
+    ngx_ar m-ceiling 1 "$AC" "$A204" "$GW_UP_PORT" && NGX_WRAP="taskset -c 1" ngx_start m-ceiling "$AC"
+    declare -A GURL=([gateway]="http://127.0.0.1:$MG_PORT$GW_PATH" [proxy]="http://127.0.0.1:$PX$GW_PATH"
+        [authreq]="http://127.0.0.1:$AR$GW_PATH" [ceiling]="http://127.0.0.1:$AC$GW_PATH")
+    gw_check "[m] gateway" "${GURL[gateway]}"
+    gw_check "[m] authreq" "${GURL[authreq]}"
+    for who in proxy ceiling; do gw_check "[m] $who" "${GURL[$who]}" noauth; done
+    declare -A MR=() M50=() M99=()
+    for r in $(seq "$GW_LAT_ROUNDS"); do
+        for who in $(gw_order "$r" gateway proxy authreq ceiling); do
+            WRK_WRAP="taskset -c 0" gw_wrk "m-$who-$r" "${GURL[$who]}" --latency -t1 -c64 -d"${GW_LAT_SECS}s"
+            MR[$who]+="$GW_RPS "
+            M50[$who]+="$(lat_ms "$OUT/wrk/m-$who-$r.txt" 50) "
+            M99[$who]+="$(lat_ms "$OUT/wrk/m-$who-$r.txt" 99) "
+        done
+        kill -0 "$MG_PID" 2>/dev/null && kill -0 "$MV_PID" 2>/dev/null || break
+    done
+    printf '%-9s %10s %8s %8s   %s\n' who req/s p50_ms p99_ms 'runs: p99_ms'
+    for who in gateway proxy authreq ceiling; do
+        res "m_${who}_rps" "$(echo "${MR[$who]}" | med)"
+        res "m_${who}_p50_ms" "$(echo "${M50[$who]}" | med)"
+        res "m_${who}_p99_ms" "$(echo "${M99[$who]}" | med)"
+        res "m_${who}_p99_runs" "\"${M99[$who]% }\""
+        printf '%-9s %10s %8s %8s   %s\n' "$who" "${R[m_${who}_rps]}" "${R[m_${who}_p50_ms]}" "${R[m_${who}_p99_ms]}" "${M99[$who]}"
+    done
+    for n in m-ceiling m-authreq m-proxy m-auth204; do ngx_stop $n; done
+    srv_stop MV m-verify
+    srv_stop MG m-gateway
+    ngx_stop m-upstream
+    say "m: p99_ms gateway=${R[m_gateway_p99_ms]} proxy=${R[m_proxy_p99_ms]} authreq=${R[m_authreq_p99_ms]} ceiling=${R[m_ceiling_p99_ms]}"
+fi
+
+# --- [n] upstream failure isolation -------------------------------------------------------------
+# Server A has two routes: /api to the upstream and /hang to bench/gateway/hang.py, which accepts
+# and never answers (--upstream-first-byte-timeout 600, so nothing times out during the run).
+# Server B has /api alone. Each round, in turn: wrk on B's /api ("alone"), on A's /api ("idle"),
+# and on A's /api while bench/gateway/hold.py keeps GW_HOLD requests waiting on A's /hang
+# ("held": they reach hang.py before wrk starts, and are let go after it).
+hang_status() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" "$WORK/hang.status" 2>/dev/null; }
+if want n; then
+    hdr "[n] upstream failure isolation: GET $GW_PATH (wrk -t2 -c64) while $GW_HOLD requests hang on another route; ${GW_ISO_ROUNDS} interleaved rounds of ${GW_ISO_SECS} s"
+    gw_db
+    gw_upstream n-upstream 2
+    HANG_PORT=$(port)
+    "$PY" "$ROOT/bench/gateway/hang.py" "$HANG_PORT" "$WORK/hang.status" 2>"$WORK/hang.err" &
+    HANG_PID=$!
+    PIDS+=("$HANG_PID")
+    for i in $(seq 100); do [ -s "$WORK/hang.status" ] && break; sleep 0.05; done
+    [ -s "$WORK/hang.status" ] || die "hang.py did not start: $(cat "$WORK/hang.err")"
+    start_apikeyd "$GDB" "$WORK/n-two.log" --no-access-log --threads 2 --upstream-first-byte-timeout 600 \
+        --route "/api=http://127.0.0.1:$GW_UP_PORT" --route "/hang=http://127.0.0.1:$HANG_PORT"
+    srv_save NA
+    start_apikeyd "$GDB2" "$WORK/n-one.log" --no-access-log --threads 2 --upstream-first-byte-timeout 600 \
+        --route "/api=http://127.0.0.1:$GW_UP_PORT"
+    srv_save NB
+    gw_check "[n] A" "http://127.0.0.1:$NA_PORT$GW_PATH"
+    gw_check "[n] B" "http://127.0.0.1:$NB_PORT$GW_PATH"
+    declare -A NR=()
+    releases=""
+    for r in $(seq "$GW_ISO_ROUNDS"); do
+        for who in $(gw_order "$r" alone idle held); do
+            if [ "$who" = held ]; then
+                q0=$(hang_status requests)
+                "$PY" "$ROOT/bench/gateway/hold.py" "$NA_PORT" /hang/x "$GKEY" "$GW_HOLD" >"$WORK/hold.out" 2>"$WORK/hold.err" &
+                HOLD_PID=$!
+                PIDS+=("$HOLD_PID")
+                for i in $(seq 200); do [ "$(($(hang_status requests) - q0))" -ge "$GW_HOLD" ] && break; sleep 0.025; done
+                [ "$(($(hang_status requests) - q0))" -ge "$GW_HOLD" ] ||
+                    issue "[n] round $r: $(($(hang_status requests) - q0)) of the $GW_HOLD held requests reached the hanging upstream within 5 s"
+            fi
+            [ "$who" = alone ] && p=$NB_PORT || p=$NA_PORT
+            gw_wrk "n-$who-$r" "http://127.0.0.1:$p$GW_PATH" -t2 -c64 -d"${GW_ISO_SECS}s"
+            NR[$who]+="$GW_RPS "
+            if [ "$who" = held ]; then
+                kill -TERM "$HOLD_PID"
+                wait "$HOLD_PID" || true
+                h=$(sed -n 's/^held=//p' "$WORK/hold.out")
+                [ "${h%% *}" = "$GW_HOLD" ] || issue "[n] round $r: hold.py: $(cat "$WORK/hold.out" "$WORK/hold.err" | paste -sd '|')"
+                # apikeyd lets go of the upstream connections of requests whose clients left
+                t0=$EPOCHREALTIME
+                for i in $(seq 200); do [ "$(hang_status open)" = 0 ] && break; sleep 0.025; done
+                releases+="$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b - a}') "
+                [ "$(hang_status open)" = 0 ] || issue "[n] round $r: $(hang_status open) connections to the hanging upstream still open 5 s after their clients left"
+            fi
+        done
+        kill -0 "$NA_PID" 2>/dev/null && kill -0 "$NB_PID" 2>/dev/null || break
+    done
+    srv_stop NB n-one-route
+    srv_stop NA n-two-routes
+    kill "$HANG_PID" 2>/dev/null || true
+    wait "$HANG_PID" 2>/dev/null || true
+    ngx_stop n-upstream
+    printf '%-34s %12s   runs\n' who 'req/s(med)'
+    for who in alone idle held; do res "n_${who}_rps" "$(echo "${NR[$who]}" | med)"; done
+    printf '%-34s %12s   %s\n' "B: /api, no other route" "${R[n_alone_rps]}" "${NR[alone]}" \
+        "A: /api, /hang idle" "${R[n_idle_rps]}" "${NR[idle]}" \
+        "A: /api, $GW_HOLD requests hanging on /hang" "${R[n_held_rps]}" "${NR[held]}"
+    res n_held_vs_alone "$(ratio3 "${R[n_held_rps]}" "${R[n_alone_rps]}")"
+    res n_held_vs_idle "$(ratio3 "${R[n_held_rps]}" "${R[n_idle_rps]}")"
+    res n_idle_vs_alone "$(ratio3 "${R[n_idle_rps]}" "${R[n_alone_rps]}")"
+    res n_release_s "\"${releases% }\""
+    say "hanging upstream after the runs: $(cat "$WORK/hang.status"); seconds until apikeyd closed the $GW_HOLD upstream connections after their clients left: ${releases% }"
+    say "n: held/alone=${R[n_held_vs_alone]} held/idle=${R[n_held_vs_idle]} idle/alone=${R[n_idle_vs_alone]}"
+fi
+
 # --- summary -------------------------------------------------------------------
 v() { echo "${R[$1]:--}"; }
 check() { # check VALUE OP LIMIT -> yes/no/-
@@ -962,6 +1329,17 @@ SUM=$OUT/summary.md
     row "[j] verify, rate limit + quota / plain" "$(v j_limited_vs_plain)" ">=" 0.9
     row "[k] PostgreSQL instance A: rate limit + quota / plain" "$(v k_a_limited_vs_plain)" ">=" 0.9
     row "[k] PostgreSQL instance B: rate limit + quota / plain" "$(v k_b_limited_vs_plain)" ">=" 0.9
+    # issue 15: gateway mode
+    row "[l] gateway / nginx plain proxy (no auth)" "$(v l_gateway_vs_proxy)" ">=" 1.0
+    row "[l] gateway / nginx + auth_request to apikeyd" "$(v l_gateway_vs_authreq)" ">=" 2.0
+    echo "| [l] gateway / nginx + auth_request to return 204 (ceiling) | $(v l_gateway_vs_ceiling) | | |"
+    echo "| [l] nginx + auth_request to apikeyd / plain proxy; to return 204 / plain proxy | $(v l_authreq_vs_proxy); $(v l_ceiling_vs_proxy) | | |"
+    echo "| [l] docs/nginx-auth-request.conf as shipped / plain proxy | $(v l_shipped_vs_proxy) | | |"
+    echo "| [l] gateway / upstream direct; plain proxy / upstream direct | $(v l_gateway_vs_direct); $(v l_proxy_vs_direct) | | |"
+    echo "| [m] one core each, p99 ms: gateway / proxy / auth_request to apikeyd / to return 204 | $(v m_gateway_p99_ms) / $(v m_proxy_p99_ms) / $(v m_authreq_p99_ms) / $(v m_ceiling_p99_ms) | | |"
+    echo "| [m] one core each, p50 ms: gateway / proxy / auth_request to apikeyd / to return 204 | $(v m_gateway_p50_ms) / $(v m_proxy_p50_ms) / $(v m_authreq_p50_ms) / $(v m_ceiling_p50_ms) | | |"
+    row "[n] a route with 64 requests hanging on another / no other route" "$(v n_held_vs_alone)" ">=" 0.9
+    echo "| [n] 64 hanging / the same server with nothing hanging | $(v n_held_vs_idle) | | |"
     for b in sqlite postgres; do
         for c in $G_CASES; do row "[g] $b: $c p99 (one client), ms" "$(v g_${b}_${c}_p99_ms)" "<" 5; done
         row "[g] $b: start-up, 100k accounts x 1 key, s" "$(v g_${b}_startup_1key_s)" "<" 3

@@ -300,7 +300,7 @@ int metrics_render(const struct metrics_sources *src, char **ret, size_t *ret_le
     if (nroutes != 0)
         put_hist(&o, "apikeyd_request_duration_seconds", "api=\"gateway\"", H_GATEWAY, 0);
 
-    put(&o, "# HELP apikeyd_verify_total Verifications (the gateway endpoint), by outcome.\n"
+    put(&o, "# HELP apikeyd_verify_total Verifications (the verify endpoint and the gateway's routes), by outcome.\n"
             "# TYPE apikeyd_verify_total counter\n");
     for (size_t v = 0; v < MV_COUNT; v++) {
         n = 0;
