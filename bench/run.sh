@@ -957,10 +957,11 @@ ngx_ar() {
     ! grep -q '@[A-Z_]*@' "$f" || die "$f: placeholders left: $(grep -o '@[A-Z_]*@' "$f" | sort -u | paste -sd ' ')"
     [ "${6:-}" = shipped ] && return 0
     # every edit applied (docs/nginx-auth-request.conf may have changed under the sed script)
-    [ "$(grep -c '^worker_processes [0-9]*;$' "$f")" = 1 ] && [ "$(grep -c '^    access_log off;$' "$f")" = 1 ] &&
-        [ "$(grep -c ' reuseport;$' "$f")" = 1 ] && [ "$(grep -c '^        keepalive 64;$' "$f")" = 1 ] &&
-        [ "$(grep -c 'proxy_http_version 1\.1;' "$f")" = "$(grep -c 'proxy_pass http://' "$f")" ] ||
+    if [ "$(grep -c '^worker_processes [0-9]*;$' "$f")" != 1 ] || [ "$(grep -c '^    access_log off;$' "$f")" != 1 ] ||
+        [ "$(grep -c ' reuseport;$' "$f")" != 1 ] || [ "$(grep -c '^        keepalive 64;$' "$f")" != 1 ] ||
+        [ "$(grep -c 'proxy_http_version 1\.1;' "$f")" != "$(grep -c 'proxy_pass http://' "$f")" ]; then
         die "bench/gateway/auth-request.sed no longer applies to docs/nginx-auth-request.conf as it did (see $f)"
+    fi
 }
 # ngx_start NAME PORT: nginx on $WORK/ngx-NAME/nginx.conf in the foreground (behind $NGX_WRAP if
 # set, e.g. "taskset -c 1"), its pid in PIDS; returns once PORT accepts connections.
@@ -1040,10 +1041,9 @@ gw_order() { # gw_order ROUND WHO...: WHO turned by ROUND (as [f]: drift within 
 ratio3() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f", a / b }'; }
 # per_round A-RUNS B-RUNS: the ratio of A to B in each round, rounded
 per_round() { paste -d' ' <(echo "$1" | tr ' ' '\n' | grep .) <(echo "$2" | tr ' ' '\n' | grep .) | awk '{ printf "%s%.2f", NR > 1 ? " " : "", $1 / $2 }'; }
-srv_save() { eval "$1_PID=\$SRV_PID $1_PORT=\$SRV_PORT $1_LOG=\$SRV_LOG"; }
-srv_stop() { # srv_stop VAR LABEL: stop_apikeyd for the server saved by srv_save VAR
-    local p=$1_PID l=$1_LOG
-    SRV_PID=${!p} SRV_LOG=${!l} SRV_DEAD=0 EXPECTED_LOG=$GW_EXPECTED_LOG stop_apikeyd "$2"
+gw_alive() { local p; for p; do kill -0 "$p" 2>/dev/null || return 1; done; } # gw_alive PID...
+srv_stop() { # srv_stop PID LOG LABEL: stop_apikeyd for that server (its gateway log lines expected)
+    SRV_PID=$1 SRV_LOG=$2 SRV_DEAD=0 EXPECTED_LOG=$GW_EXPECTED_LOG stop_apikeyd "$3"
 }
 
 # --- [l] throughput: the gateway against nginx, and the throughput against connections -------------
@@ -1054,9 +1054,9 @@ if want l; then
     diff -u docs/nginx-auth-request.conf <(sed -f bench/gateway/auth-request.sed docs/nginx-auth-request.conf) \
         >"$OUT/gateway-auth-request.diff" || true
     start_apikeyd "$GDB" "$WORK/l-gateway.log" --no-access-log --threads 2 --route "/api=http://127.0.0.1:$GW_UP_PORT"
-    srv_save LG
+    LG_PID=$SRV_PID LG_PORT=$SRV_PORT LG_LOG=$SRV_LOG
     start_apikeyd "$GDB2" "$WORK/l-verify.log" --no-access-log --threads 2 --verify-token "$GW_TOKEN" --trusted-proxies 127.0.0.1/32
-    srv_save LV
+    LV_PID=$SRV_PID LV_PORT=$SRV_PORT LV_LOG=$SRV_LOG
     A204=$(port) PX=$(port) AR=$(port) AC=$(port) AS=$(port)
     ngx_tpl l-auth204 auth204 2 "$A204" && ngx_start l-auth204 "$A204"
     ngx_tpl l-proxy proxy 2 "$PX" "$GW_UP_PORT" && ngx_start l-proxy "$PX"
@@ -1078,7 +1078,7 @@ if want l; then
             gw_wrk "l-$who-$r" "${GURL[$who]}" -t2 -c64 -d"${GW_SECS}s"
             LR[$who]+="$GW_RPS " LC[$who]+="$GW_CONNS "
         done
-        kill -0 "$LG_PID" 2>/dev/null && kill -0 "$LV_PID" 2>/dev/null || break
+        gw_alive "$LG_PID" "$LV_PID" || break
     done
     printf '%-9s %12s %14s   %s\n' who 'req/s(med)' 'upstream conns' 'runs (req/s; connections the upstream accepted in each)'
     for who in $GW_WHO; do
@@ -1108,11 +1108,11 @@ if want l; then
         echo "$row" >>"$DATG"
         # shellcheck disable=SC2086
         printf '%6s %10s %10s %10s %10s\n' $row
-        kill -0 "$LG_PID" 2>/dev/null && kill -0 "$LV_PID" 2>/dev/null || break
+        gw_alive "$LG_PID" "$LV_PID" || break
     done
     for n in l-shipped l-ceiling l-authreq l-proxy l-auth204; do ngx_stop $n; done
-    srv_stop LV l-verify
-    srv_stop LG l-gateway
+    srv_stop "$LV_PID" "$LV_LOG" l-verify
+    srv_stop "$LG_PID" "$LG_LOG" l-gateway
     ngx_stop l-upstream
     if [ "$HAVE_GNUPLOT" = 1 ]; then
         # docs/benchmarks.png holds [e]'s panel and this one, from the same run: without [e] in this
@@ -1167,9 +1167,9 @@ elif want m; then
     gw_db
     NGX_WRAP="taskset -c 1" gw_upstream m-upstream 1
     SRV_WRAP="taskset -c 1" start_apikeyd "$GDB" "$WORK/m-gateway.log" --no-access-log --threads 1 --route "/api=http://127.0.0.1:$GW_UP_PORT"
-    srv_save MG
+    MG_PID=$SRV_PID MG_PORT=$SRV_PORT MG_LOG=$SRV_LOG
     SRV_WRAP="taskset -c 1" start_apikeyd "$GDB2" "$WORK/m-verify.log" --no-access-log --threads 1 --verify-token "$GW_TOKEN" --trusted-proxies 127.0.0.1/32
-    srv_save MV
+    MV_PID=$SRV_PID MV_PORT=$SRV_PORT MV_LOG=$SRV_LOG
     A204=$(port) PX=$(port) AR=$(port) AC=$(port)
     ngx_tpl m-auth204 auth204 1 "$A204" && NGX_WRAP="taskset -c 1" ngx_start m-auth204 "$A204"
     ngx_tpl m-proxy proxy 1 "$PX" "$GW_UP_PORT" && NGX_WRAP="taskset -c 1" ngx_start m-proxy "$PX"
@@ -1188,7 +1188,7 @@ elif want m; then
             M50[$who]+="$(lat_ms "$OUT/wrk/m-$who-$r.txt" 50) "
             M99[$who]+="$(lat_ms "$OUT/wrk/m-$who-$r.txt" 99) "
         done
-        kill -0 "$MG_PID" 2>/dev/null && kill -0 "$MV_PID" 2>/dev/null || break
+        gw_alive "$MG_PID" "$MV_PID" || break
     done
     printf '%-9s %10s %8s %8s   %s\n' who req/s p50_ms p99_ms 'runs: p99_ms'
     for who in gateway proxy authreq ceiling; do
@@ -1199,8 +1199,8 @@ elif want m; then
         printf '%-9s %10s %8s %8s   %s\n' "$who" "${R[m_${who}_rps]}" "${R[m_${who}_p50_ms]}" "${R[m_${who}_p99_ms]}" "${M99[$who]}"
     done
     for n in m-ceiling m-authreq m-proxy m-auth204; do ngx_stop $n; done
-    srv_stop MV m-verify
-    srv_stop MG m-gateway
+    srv_stop "$MV_PID" "$MV_LOG" m-verify
+    srv_stop "$MG_PID" "$MG_LOG" m-gateway
     ngx_stop m-upstream
     say "m: p99_ms gateway=${R[m_gateway_p99_ms]} proxy=${R[m_proxy_p99_ms]} authreq=${R[m_authreq_p99_ms]} ceiling=${R[m_ceiling_p99_ms]}"
 fi
@@ -1224,10 +1224,10 @@ if want n; then
     [ -s "$WORK/hang.status" ] || die "hang.py did not start: $(cat "$WORK/hang.err")"
     start_apikeyd "$GDB" "$WORK/n-two.log" --no-access-log --threads 2 --upstream-first-byte-timeout 600 \
         --route "/api=http://127.0.0.1:$GW_UP_PORT" --route "/hang=http://127.0.0.1:$HANG_PORT"
-    srv_save NA
+    NA_PID=$SRV_PID NA_PORT=$SRV_PORT NA_LOG=$SRV_LOG
     start_apikeyd "$GDB2" "$WORK/n-one.log" --no-access-log --threads 2 --upstream-first-byte-timeout 600 \
         --route "/api=http://127.0.0.1:$GW_UP_PORT"
-    srv_save NB
+    NB_PID=$SRV_PID NB_PORT=$SRV_PORT NB_LOG=$SRV_LOG
     gw_check "[n] A" "http://127.0.0.1:$NA_PORT$GW_PATH"
     gw_check "[n] B" "http://127.0.0.1:$NB_PORT$GW_PATH"
     declare -A NR=()
@@ -1258,10 +1258,10 @@ if want n; then
                 [ "$(hang_status open)" = 0 ] || issue "[n] round $r: $(hang_status open) connections to the hanging upstream still open 5 s after their clients left"
             fi
         done
-        kill -0 "$NA_PID" 2>/dev/null && kill -0 "$NB_PID" 2>/dev/null || break
+        gw_alive "$NA_PID" "$NB_PID" || break
     done
-    srv_stop NB n-one-route
-    srv_stop NA n-two-routes
+    srv_stop "$NB_PID" "$NB_LOG" n-one-route
+    srv_stop "$NA_PID" "$NA_LOG" n-two-routes
     kill "$HANG_PID" 2>/dev/null || true
     wait "$HANG_PID" 2>/dev/null || true
     ngx_stop n-upstream

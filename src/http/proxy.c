@@ -394,7 +394,13 @@ static h2o_iovec_t build_request(struct proxy_gen *self, h2o_iovec_t path, h2o_i
     PUTLIT(" ");
     PUT(path.base, path.len);
     PUTLIT(" HTTP/1.1\r\nconnection: keep-alive\r\nhost: ");
-    PUT(r->host, strlen(r->host));
+    if (strchr(r->host, ':') != NULL) { /* an IPv6 address */
+        PUTLIT("[");
+        PUT(r->host, strlen(r->host));
+        PUTLIT("]");
+    } else {
+        PUT(r->host, strlen(r->host));
+    }
     if (r->port != 80)
         off += (size_t)sprintf(buf + off, ":%u", (unsigned)r->port);
     PUTLIT("\r\n");
