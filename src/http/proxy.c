@@ -20,6 +20,7 @@
 #include <h2o/http1client.h>
 #include <h2o/socketpool.h>
 
+#include "core/log.h"
 #include "http/metrics.h"
 #include "http/routes.h"
 
@@ -133,11 +134,22 @@ static void cancel_client(struct proxy_gen *self)
     }
 }
 
+/* One line for the operator: which route's upstream failed, how (h2o's words, or ours), and the request it cost. */
+static void log_failure(struct proxy_gen *self, const char *detail)
+{
+    const struct gw_route *r = self->up->route;
+
+    log_msg(LOG_WARN, "route %s: upstream %s:%u: %s (request %s)", r->prefix, r->host, (unsigned)r->port, detail,
+            exchange_request_id(&self->x));
+}
+
 /* Answers a failure before the response head: the API's error envelope. */
-static void fail(struct proxy_gen *self, enum metrics_upstream_error why, int status, const char *code, const char *msg)
+static void fail(struct proxy_gen *self, enum metrics_upstream_error why, const char *detail, int status, const char *code,
+                 const char *msg)
 {
     relink(self, NULL);
     metrics_upstream_error(self->up->index, why);
+    log_failure(self, detail);
     respond_error(&self->x, status, code, msg);
 }
 
@@ -197,6 +209,7 @@ static int on_body(h2o_http1client_t *client, const char *errstr)
         if (errstr != h2o_http1client_error_is_eos) {
             self->body_error = true;
             metrics_upstream_error(self->up->index, MU_RESET);
+            log_failure(self, errstr);
         }
     } else if (client->sock->input->size >= PAUSE_BYTES && self->paused == NULL) {
         /* The client is behind: stop reading the upstream until it catches up (do_proceed). */
@@ -232,17 +245,18 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
     if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
         self->client = NULL;
         if (strcmp(errstr, "I/O timeout") == 0)
-            fail(self, MU_TIMEOUT, 504, "upstream_timeout", "the upstream did not answer in time");
+            fail(self, MU_TIMEOUT, errstr, 504, "upstream_timeout", "the upstream did not answer in time");
         else if (strncmp(errstr, "I/O error", 9) == 0)
-            fail(self, MU_RESET, 502, "upstream_unavailable", "the upstream closed the connection without answering");
+            fail(self, MU_RESET, errstr, 502, "upstream_unavailable", "the upstream closed the connection without answering");
         else
-            fail(self, MU_BAD_RESPONSE, 502, "bad_upstream_response", "the upstream's answer is not valid HTTP/1.1");
+            fail(self, MU_BAD_RESPONSE, errstr, 502, "bad_upstream_response", "the upstream's answer is not valid HTTP/1.1");
         return NULL;
     }
     relink(self, NULL);
     if (status < 200 || status > 599) { /* a 1xx h2o did not take as informational (101): no tunnels here */
         self->client = NULL;
-        fail(self, MU_BAD_RESPONSE, 502, "bad_upstream_response", "the upstream answered with an unexpected status");
+        fail(self, MU_BAD_RESPONSE, "a 1xx status as its final answer", 502, "bad_upstream_response",
+             "the upstream answered with an unexpected status");
         return NULL;
     }
     metrics_upstream(self->up->index, now_ns() - self->started_ns);
@@ -254,7 +268,8 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
             if (h->name == &H2O_TOKEN_CONTENT_LENGTH->buf &&
                 (req->res.content_length = h2o_strtosize(h->value.base, h->value.len)) == SIZE_MAX) {
                 self->client = NULL;
-                fail(self, MU_BAD_RESPONSE, 502, "bad_upstream_response", "the upstream's Content-Length is not valid");
+                fail(self, MU_BAD_RESPONSE, "invalid content-length", 502, "bad_upstream_response",
+                     "the upstream's Content-Length is not valid");
                 return NULL;
             }
             continue;
@@ -287,9 +302,9 @@ static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char 
     if (errstr != NULL) {
         self->client = NULL;
         if (strcmp(errstr, "connection timeout") == 0)
-            fail(self, MU_TIMEOUT, 504, "upstream_timeout", "the upstream did not accept a connection in time");
+            fail(self, MU_TIMEOUT, errstr, 504, "upstream_timeout", "the upstream did not accept a connection in time");
         else
-            fail(self, MU_CONNECT, 502, "upstream_unavailable", "the upstream cannot be reached");
+            fail(self, MU_CONNECT, errstr, 502, "upstream_unavailable", "the upstream cannot be reached");
         return NULL;
     }
     *reqbufs = self->bufs;
@@ -306,13 +321,14 @@ static void on_timeout(h2o_timeout_entry_t *entry)
 
     cancel_client(self);
     if (self->phase != PH_BODY) {
-        fail(self, MU_TIMEOUT, 504, "upstream_timeout",
+        fail(self, MU_TIMEOUT, self->phase == PH_CONNECT ? "connect timeout" : "first-byte timeout", 504, "upstream_timeout",
              self->phase == PH_CONNECT ? "the upstream did not accept a connection in time"
                                        : "the upstream did not answer in time");
         return;
     }
     /* Silent mid-body: the response is cut short (its head is gone already). */
     metrics_upstream_error(self->up->index, MU_TIMEOUT);
+    log_failure(self, "silent mid-body; the response was cut short");
     self->body_error = true;
     if (self->sending.bytes_inflight == 0)
         do_send(self);
