@@ -207,6 +207,7 @@ static int serve(int argc, char **argv, int nenv)
                                .upstream = {.connect_ms = 5000, .first_byte_ms = 60000, .idle_ms = 2000},
                                .max_body_bytes = 100 * 1024 * 1024};
     static struct gw_routes routes; /* 64 routes of a few KiB each: not on the stack */
+    bool routes_from_env = false;
     unsigned secs;
     struct netaddr_cidrs trusted;
     const char *trusted_text = NULL, *dashboard_title = NULL;
@@ -355,6 +356,13 @@ static int serve(int argc, char **argv, int nenv)
             sc.metrics_listen = optarg;
             break;
         case 'g':
+            /* Flags win over the environment: the command line's routes replace APIKEYD_ROUTE's. */
+            if (opt_env[0] == '\0' && routes_from_env) {
+                memset(&routes, 0, sizeof(routes));
+                routes_from_env = false;
+            } else if (opt_env[0] != '\0') {
+                routes_from_env = true;
+            }
             if (routes_add(&routes, optarg, err, sizeof(err)) != 0) {
                 serve_error("--route: %s\n", err);
                 return EXIT_USAGE;

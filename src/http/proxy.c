@@ -224,6 +224,13 @@ static int on_body(h2o_http1client_t *client, const char *errstr)
     return 0;
 }
 
+/* The upstream's RateLimit fields give way to apikeyd's, when apikeyd set them (the key has a limit): one answer, one policy. */
+static bool shadowed_res(const h2o_header_t *h, bool ours)
+{
+    return ours && (h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("ratelimit")) ||
+                    h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("ratelimit-policy")));
+}
+
 static bool hop_by_hop_res(const h2o_header_t *h)
 {
     if (h2o_iovec_is_token(h->name)) {
@@ -260,6 +267,7 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
         return NULL;
     }
     metrics_upstream(self->up->index, now_ns() - self->started_ns);
+    bool ours = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("ratelimit"), -1) >= 0;
     req->res.status = status;
     req->res.reason = h2o_strdup(&req->pool, msg.base, msg.len).base;
     for (size_t i = 0; i != num_headers; i++) {
@@ -274,6 +282,8 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
             }
             continue;
         }
+        if (shadowed_res(h, ours))
+            continue;
         /* h2o's client discards its input once this returns: copy every header. */
         h2o_iovec_t value = h2o_strdup(&req->pool, h->value.base, h->value.len);
         if (h2o_iovec_is_token(h->name))

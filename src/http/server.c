@@ -425,8 +425,10 @@ static int register_routes(h2o_hostconf_t *host, const struct server_config *cfg
             return AK_ERR_NOMEM;
         }
         names[i] = rt->prefix;
-        log_msg(LOG_INFO, "route %s -> http://%s:%u%s%s%s", rt->prefix, rt->host, (unsigned)rt->port, rt->path,
-                rt->public_route ? " (public)" : "", rt->keep_authorization ? " (keeps Authorization)" : "");
+        bool v6 = strchr(rt->host, ':') != NULL;
+        log_msg(LOG_INFO, "route %s -> http://%s%s%s:%u%s%s%s", rt->prefix, v6 ? "[" : "", rt->host, v6 ? "]" : "",
+                (unsigned)rt->port, rt->path, rt->public_route ? " (public)" : "",
+                rt->keep_authorization ? " (keeps Authorization)" : "");
     }
     metrics_set_routes(names, cfg->routes->n);
     return 0;
