@@ -17,6 +17,17 @@
 /* apikeyd's own paths: a route may not be one of them, above one, or below one. */
 static const char *const OWN[] = {"/healthz", "/dashboard", "/v1/account", "/v1/admin", "/v1/auth", "/v1/leaks"};
 
+/* At most 200 bytes of `s` for an error message, a control or non-ASCII byte shown as '?' (stderr may be a terminal). */
+static const char *shown(const char *s, size_t len, char out[204])
+{
+    size_t n = len < 200 ? len : 200;
+
+    for (size_t i = 0; i < n; i++)
+        out[i] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
+    out[n] = '\0';
+    return out;
+}
+
 /* Whether `a` (alen bytes) is `b` or a path-segment prefix of it ("/v1" of "/v1/admin", not "/v" of it). */
 static bool seg_prefix(const char *a, size_t alen, const char *b, size_t blen)
 {
@@ -59,7 +70,7 @@ static int check_prefix(const char *p, size_t len, char *err, size_t errlen)
     for (size_t i = 0; i < sizeof(OWN) / sizeof(OWN[0]); i++) {
         size_t olen = strlen(OWN[i]);
         if (seg_prefix(p, len, OWN[i], olen) || seg_prefix(OWN[i], olen, p, len)) {
-            snprintf(err, errlen, "route %.*s would shadow apikeyd's own %s", (int)len, p, OWN[i]);
+            snprintf(err, errlen, "route %.*s would shadow apikeyd's own %s", (int)len, p, OWN[i]); /* printable: checked above */
             return -1;
         }
     }
@@ -68,6 +79,7 @@ static int check_prefix(const char *p, size_t len, char *err, size_t errlen)
 
 static int parse_upstream(struct gw_route *r, const char *u, size_t len, char *err, size_t errlen)
 {
+    char buf[204];
     h2o_url_t url;
     h2o_mem_pool_t pool;
     int rc = -1;
@@ -81,7 +93,7 @@ static int parse_upstream(struct gw_route *r, const char *u, size_t len, char *e
         return -1;
     }
     if (len < 7 || strncasecmp(u, "http://", 7) != 0) {
-        snprintf(err, errlen, "a route's upstream is http://HOST[:PORT][/PATH], got \"%.*s\"", (int)(len < 200 ? len : 200), u);
+        snprintf(err, errlen, "a route's upstream is http://HOST[:PORT][/PATH], got \"%s\"", shown(u, len, buf));
         return -1;
     }
     for (size_t i = 0; i < len; i++) {
@@ -92,20 +104,29 @@ static int parse_upstream(struct gw_route *r, const char *u, size_t len, char *e
     }
     h2o_mem_init_pool(&pool);
     if (h2o_url_parse(u, len, &url) != 0 || url.host.len == 0 || url.host.len >= sizeof(r->host)) {
-        snprintf(err, errlen, "a route's upstream is http://HOST[:PORT][/PATH], got \"%.*s\"", (int)(len < 200 ? len : 200), u);
+        snprintf(err, errlen, "a route's upstream is http://HOST[:PORT][/PATH], got \"%s\"", shown(u, len, buf));
         goto out;
     }
-    if (url.host.base[0] == '/' || memchr(url.host.base, '@', url.host.len) != NULL) {
+    if (memchr(url.host.base, '/', url.host.len) != NULL || memchr(url.host.base, '@', url.host.len) != NULL ||
+        (url.host.len >= 5 && strncasecmp(url.host.base, "unix:", 5) == 0)) {
         snprintf(err, errlen, "a route's upstream names a host and port (no user, no unix socket)");
+        goto out;
+    }
+    if (h2o_url_get_port(&url) == 0) {
+        snprintf(err, errlen, "a route's upstream port is 1 to 65535");
         goto out;
     }
     memcpy(r->host, url.host.base, url.host.len);
     r->host[url.host.len] = '\0';
     r->port = h2o_url_get_port(&url);
     /* h2o gives "/" for no path: the prefix is then replaced by nothing ("/api/x" -> "/x"). */
-    r->path_len = url.path.len == 1 ? 0 : url.path.len;
-    if (r->path_len != 0 && url.path.base[r->path_len - 1] == '/')
-        r->path_len--; /* "/v2/" and "/v2" alike: the rest of the path brings its own slash */
+    r->path_len = url.path.len;
+    while (r->path_len != 0 && url.path.base[r->path_len - 1] == '/')
+        r->path_len--; /* "/v2/" and "/v2" alike: the rest of the path brings its own slash; "/" is none */
+    if (memmem(url.path.base, r->path_len, "//", 2) != NULL) {
+        snprintf(err, errlen, "a route's upstream path has no empty segment (//)");
+        goto out;
+    }
     memcpy(r->path, url.path.base, r->path_len);
     r->path[r->path_len] = '\0';
     if (!routes_path_ok(r->path, r->path_len)) {
@@ -120,6 +141,8 @@ out:
 
 static int parse_option(struct gw_route *r, const char *o, size_t len, char *err, size_t errlen)
 {
+    char buf[204];
+
     if (len == 6 && memcmp(o, "public", 6) == 0) {
         r->public_route = true;
         return 0;
@@ -151,19 +174,19 @@ static int parse_option(struct gw_route *r, const char *o, size_t len, char *err
         r->cost = (uint32_t)v;
         return 0;
     }
-    snprintf(err, errlen, "unknown route option \"%.*s\" (scopes=a,b, public, keep-authorization, cost=N)",
-             (int)(len < 64 ? len : 64), o);
+    snprintf(err, errlen, "unknown route option \"%s\" (scopes=a,b, public, keep-authorization, cost=N)", shown(o, len, buf));
     return -1;
 }
 
 static int parse_one(struct gw_route *r, const char *s, size_t len, char *err, size_t errlen)
 {
     const char *eq = memchr(s, '=', len), *end = s + len, *semi;
+    char buf[204];
 
     memset(r, 0, sizeof(*r));
     r->cost = 1;
     if (eq == NULL) {
-        snprintf(err, errlen, "a route is PREFIX=http://HOST:PORT[/PATH][;options], got \"%.*s\"", (int)(len < 200 ? len : 200), s);
+        snprintf(err, errlen, "a route is PREFIX=http://HOST:PORT[/PATH][;options], got \"%s\"", shown(s, len, buf));
         return -1;
     }
     if (check_prefix(s, (size_t)(eq - s), err, errlen) != 0)

@@ -93,6 +93,12 @@ static void test_options(void **state)
     refused("/api=http://127.0.0.1:8080;scopes=", "unknown route option");
     refused("/api=http://127.0.0.1:8080;scopes=Bad Scope", "scopes=");
     refused("/api=http://127.0.0.1:8080;publik", "unknown route option");
+    {
+        char err[256] = "";
+        memset(&t, 0, sizeof(t));
+        assert_int_not_equal(add("/api=http://127.0.0.1:8080;ab\rcd\x1b[2J", err, sizeof(err)), 0);
+        assert_non_null(strstr(err, "\"ab?cd?[2J\"")); /* control bytes never reach the terminal */
+    }
     refused("/api=http://127.0.0.1:8080;", "unknown route option");
     refused("/api=http://127.0.0.1:8080;public;scopes=a", "public route");
 }
@@ -156,6 +162,15 @@ static void test_upstreams(void **state)
     refused("/api=http://user@127.0.0.1:8080", "no user");
     refused("/api=http://127.0.0.1:8080/a/../b", "segment");
     refused("/api=http://127.0.0.1:8080/a/%2e%2e/b", "segment");
+    refused("/a=http://h:0", "port"); /* found by fuzz/fuzz_routes.c: h2o's parser takes port 0 */
+    refused("/a=http://[unix:/tmp/s]/x", "unix socket");
+    refused("/a=http://[a/b]:1", "unix socket");
+    refused("/a=http://h/v2//x", "empty segment");
+    refused("/a=http://h/x\r\x1b[2J?", "no query");
+    ok("/a=http://h/v2//");
+    assert_string_equal(t.r[0].path, "/v2");
+    ok("/a=http://h//");
+    assert_string_equal(t.r[0].path, "");
 }
 
 static void test_several(void **state)
