@@ -103,6 +103,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         respond_error(&x, 400, "invalid_path", "the path has a . or .. segment, an encoded . / or \\, or a \\");
         return 0;
     }
+    for (size_t i = 0; i < req->headers.size; i++) {
+        if (req->headers.entries[i].name->len == 0) {
+            /* A folded line (obs-fold): h2o's parser keeps it as a header without a name, which no upstream should have to read. */
+            respond_error(&x, 400, "bad_request", "a header line is folded (obs-fold) or has no name");
+            return 0;
+        }
+    }
     if (req->upgrade.base != NULL) {
         /* A tunnel outlives the one verification at its start: a revoked key would keep talking. */
         respond_error(&x, 400, "upgrade_not_supported", "the gateway does not pass Upgrade (WebSocket) requests");

@@ -1,11 +1,13 @@
 /*
  * proxy: one gateway request's exchange with its upstream, on the loop
- * that took the request. h2o's HTTP/1 client parses the response (framing,
- * chunked bodies) and its socket pool keeps connections alive between
- * requests; the rest is here. Modelled on h2o 2.2's lib/core/proxy.c, with
- * the differences the gateway needs: its own timeouts and error answers,
- * and back-pressure on the response, which h2o 2.2's proxy lacks (it reads
- * the upstream as fast as it sends, whatever the client takes).
+ * that took the request. h2o's socket pool keeps upstream connections
+ * alive between requests (shared by the loops) and h2o's sockets carry the
+ * bytes; upstream.c reads the response, strictly. Modelled on h2o 2.2's
+ * lib/core/proxy.c, with what the gateway needs on top: its own timeouts
+ * and error answers (502/504 in the API's shape), and back-pressure on the
+ * response, which h2o 2.2's proxy lacks (it reads the upstream as fast as
+ * it comes, whatever the client takes). h2o's HTTP/1 client is not used:
+ * see upstream.h for why.
  */
 #include "http/proxy.h"
 
@@ -17,12 +19,12 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include <h2o/http1client.h>
 #include <h2o/socketpool.h>
 
 #include "core/log.h"
 #include "http/metrics.h"
 #include "http/routes.h"
+#include "http/upstream.h"
 
 /* Reading the upstream stops while this much of its response waits for the client, and starts again below half of it. */
 #define PAUSE_BYTES (1024 * 1024)
@@ -34,31 +36,40 @@ struct proxy_upstream {
     pthread_once_t timeout_once; /* the pool's idle timer runs on the first loop that uses it */
 };
 
-/* What each event loop keeps for every upstream: the client's context and the timeouts' lists. */
+/* Each event loop's timeout lists. */
 struct proxy_thread {
-    h2o_http1client_ctx_t client;
-    h2o_timeout_t io, connect, first_byte;
+    h2o_timeout_t connect, first_byte;
 };
 
 static struct proxy_timeouts timeouts = {.connect_ms = 5000, .first_byte_ms = 60000, .idle_ms = 2000};
 static _Thread_local struct proxy_thread *mine;
 
-enum phase { PH_CONNECT, PH_HEAD, PH_BODY };
+enum phase {
+    PH_CONNECT, /* waiting for the pool */
+    PH_SEND,    /* writing the request */
+    PH_HEAD,    /* reading the response head */
+    PH_BODY,    /* streaming the body */
+    PH_DONE,    /* the upstream's part is over */
+};
 
 struct proxy_gen {
     h2o_generator_t super;
     struct exchange x; /* x.req: the client's request */
     struct proxy_upstream *up;
-    h2o_http1client_t *client; /* NULL once the exchange with the upstream is over */
-    h2o_iovec_t bufs[2];       /* the request's head, and its body */
-    int is_head;
+    h2o_socketpool_connect_request_t *connecting;
+    h2o_socket_t *sock;  /* the upstream connection, while this exchange holds it */
+    h2o_iovec_t bufs[2]; /* the request's head, and its body */
+    bool is_head;
     enum phase phase;
     h2o_timeout_entry_t timer;
     uint64_t started_ns;
-    h2o_buffer_t *rest; /* what the upstream sent once the client side was over */
+    struct up_head *head; /* in the pool, while the head is parsed */
+    struct up_body body;
+    bool keep_alive;       /* the connection goes back to the pool once the body is read */
+    bool paused;           /* reading the upstream is stopped until the client catches up */
+    bool body_error;       /* the body was cut short: the client's response ends in error */
+    h2o_buffer_t *pending; /* body bytes read, not yet handed to the client */
     h2o_doublebuffer_t sending;
-    h2o_socket_cb paused; /* non-NULL: reading the upstream is stopped; the client's read callback to restart it */
-    bool body_error;
 };
 
 void proxy_init(const struct proxy_timeouts *t)
@@ -89,21 +100,12 @@ static uint64_t now_ns(void)
 
 static struct proxy_thread *thread_state(h2o_context_t *ctx)
 {
-    uint64_t longest = timeouts.connect_ms > timeouts.first_byte_ms ? timeouts.connect_ms : timeouts.first_byte_ms;
-
     if (mine != NULL)
         return mine;
     if ((mine = calloc(1, sizeof(*mine))) == NULL)
         return NULL;
-    /* h2o's client times every step with one io timeout: the longest of ours, which end sooner where they apply. */
-    h2o_timeout_init(ctx->loop, &mine->io, longest);
     h2o_timeout_init(ctx->loop, &mine->connect, timeouts.connect_ms);
     h2o_timeout_init(ctx->loop, &mine->first_byte, timeouts.first_byte_ms);
-    mine->client.loop = ctx->loop;
-    mine->client.getaddr_receiver = &ctx->receivers.hostinfo_getaddr;
-    mine->client.io_timeout = &mine->io;
-    mine->client.websocket_timeout = NULL; /* Upgrade is refused before a request gets here */
-    mine->client.ssl_ctx = NULL;
     return mine;
 }
 
@@ -124,17 +126,32 @@ static void relink(struct proxy_gen *self, h2o_timeout_t *t)
         h2o_timeout_link(self->x.req->conn->ctx->loop, t, &self->timer);
 }
 
-static void cancel_client(struct proxy_gen *self)
+/*
+ * Lets go of the upstream: a connection whose exchange ended cleanly (the
+ * whole body read, nothing after it) goes back to the pool, any other is
+ * closed. A pending connect is cancelled.
+ */
+static void release(struct proxy_gen *self, bool reusable)
 {
-    if (self->client != NULL) {
-        if (self->paused != NULL && self->client->sock != NULL)
-            self->paused = NULL; /* the socket goes with the client */
-        h2o_http1client_cancel(self->client);
-        self->client = NULL;
+    if (self->connecting != NULL) {
+        h2o_socketpool_cancel_connect(self->connecting);
+        self->connecting = NULL;
+    }
+    if (self->sock != NULL) {
+        h2o_socket_t *sock = self->sock;
+        self->sock = NULL;
+        if (reusable && sock->input->size == 0) {
+            h2o_socket_read_stop(sock);
+            if (h2o_socketpool_return(&self->up->pool, sock) == 0)
+                return;
+            /* not exported: h2o closed it */
+            return;
+        }
+        h2o_socket_close(sock);
     }
 }
 
-/* One line for the operator: which route's upstream failed, how (h2o's words, or ours), and the request it cost. */
+/* One line for the operator: which route's upstream failed, how, and the request it cost. */
 static void log_failure(struct proxy_gen *self, const char *detail)
 {
     const struct gw_route *r = self->up->route;
@@ -148,6 +165,8 @@ static void fail(struct proxy_gen *self, enum metrics_upstream_error why, const 
                  const char *msg)
 {
     relink(self, NULL);
+    release(self, false);
+    self->phase = PH_DONE;
     metrics_upstream_error(self->up->index, why);
     log_failure(self, detail);
     respond_error(&self->x, status, code, msg);
@@ -155,20 +174,17 @@ static void fail(struct proxy_gen *self, enum metrics_upstream_error why, const 
 
 static void do_send(struct proxy_gen *self)
 {
-    h2o_iovec_t vec;
-    h2o_send_state_t state;
+    h2o_iovec_t vec = h2o_doublebuffer_prepare(&self->sending, &self->pending, self->x.req->preferred_chunk_size);
 
-    vec = h2o_doublebuffer_prepare(&self->sending, self->client != NULL ? &self->client->sock->input : &self->rest,
-                                   self->x.req->preferred_chunk_size);
-    if (self->client == NULL && vec.len == self->sending.buf->size && self->rest->size == 0) {
-        state = self->body_error ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
-        h2o_send(self->x.req, &vec, vec.len != 0 ? 1 : 0, state);
+    if (self->phase == PH_DONE && vec.len == self->sending.buf->size && self->pending->size == 0) {
+        h2o_send(self->x.req, &vec, vec.len != 0 ? 1 : 0, self->body_error ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL);
         return;
     }
-    if (vec.len == 0)
-        return;
-    h2o_send(self->x.req, &vec, 1, H2O_SEND_STATE_IN_PROGRESS);
+    if (vec.len != 0)
+        h2o_send(self->x.req, &vec, 1, H2O_SEND_STATE_IN_PROGRESS);
 }
+
+static void on_body_read(h2o_socket_t *sock, const char *err);
 
 /* The client took what was sent: send more, and read the upstream again once the backlog has drained. */
 static void do_proceed(h2o_generator_t *generator, h2o_req_t *req)
@@ -177,160 +193,209 @@ static void do_proceed(h2o_generator_t *generator, h2o_req_t *req)
 
     (void)req;
     h2o_doublebuffer_consume(&self->sending);
-    if (self->paused != NULL && self->client != NULL && self->client->sock->input->size < PAUSE_BYTES / 2) {
-        h2o_socket_read_start(self->client->sock, self->paused);
-        self->paused = NULL;
+    if (self->paused && self->sock != NULL && self->pending->size < PAUSE_BYTES / 2) {
+        self->paused = false;
+        h2o_socket_read_start(self->sock, on_body_read);
         relink(self, &mine->first_byte);
     }
     do_send(self);
 }
 
+/* The client went away (or the request ended early): the upstream connection cannot be reused mid-exchange. */
 static void do_stop(h2o_generator_t *generator, h2o_req_t *req)
 {
     struct proxy_gen *self = (void *)generator;
 
     (void)req;
     relink(self, NULL);
-    cancel_client(self);
+    release(self, false);
+    self->phase = PH_DONE;
 }
 
-static int on_body(h2o_http1client_t *client, const char *errstr)
+/* The body ended (cleanly or not): the upstream's part is over. */
+static void body_over(struct proxy_gen *self, bool reusable)
 {
-    struct proxy_gen *self = client->data;
+    relink(self, NULL);
+    release(self, reusable && self->keep_alive);
+    self->phase = PH_DONE;
+}
 
-    if (errstr != NULL) {
-        relink(self, NULL);
-        /* The client is done with the socket: keep what it read, for the client side. */
-        h2o_buffer_dispose(&self->rest);
-        self->rest = client->sock->input;
-        h2o_buffer_init(&client->sock->input, &h2o_socket_buffer_prototype);
-        self->client = NULL;
-        self->paused = NULL;
-        if (errstr != h2o_http1client_error_is_eos) {
+static void on_body_read(h2o_socket_t *sock, const char *err)
+{
+    struct proxy_gen *self = sock->data;
+    size_t data = 0, extra = 0;
+
+    if (err == NULL && sock->input->size != 0) {
+        if (upstream_body_take(&self->body, sock->input->bytes, sock->input->size, &data, &extra) != 0) {
+            metrics_upstream_error(self->up->index, MU_BAD_RESPONSE);
+            log_failure(self, "a malformed chunked body; the response was cut short");
             self->body_error = true;
-            metrics_upstream_error(self->up->index, MU_RESET);
-            log_failure(self, errstr);
+            h2o_buffer_consume(&sock->input, sock->input->size);
+            body_over(self, false);
+            goto send;
         }
-    } else if (client->sock->input->size >= PAUSE_BYTES && self->paused == NULL) {
-        /* The client is behind: stop reading the upstream until it catches up (do_proceed). */
-        self->paused = client->sock->_cb.read;
-        h2o_socket_read_stop(client->sock);
+        if (self->pending->size == 0 && extra == 0 && data == sock->input->size) {
+            /* All of it is body: hand the buffer over instead of copying it. */
+            h2o_buffer_t *t = self->pending;
+            self->pending = sock->input;
+            sock->input = t;
+        } else {
+            if (data != 0) {
+                h2o_iovec_t room = h2o_buffer_reserve(&self->pending, data);
+                memcpy(room.base, sock->input->bytes, data);
+                self->pending->size += data;
+            }
+            h2o_buffer_consume(&sock->input, sock->input->size);
+        }
+        if (self->body.done) {
+            body_over(self, extra == 0); /* bytes after the body: the upstream is confused; never reuse it */
+            goto send;
+        }
+    }
+    if (err != NULL) {
+        if (self->body.framing == UF_CLOSE) {
+            body_over(self, false); /* the normal end of such a body */
+        } else {
+            metrics_upstream_error(self->up->index, MU_RESET);
+            log_failure(self, "closed in the middle of the body; the response was cut short");
+            self->body_error = true;
+            body_over(self, false);
+        }
+        goto send;
+    }
+    if (self->pending->size >= PAUSE_BYTES) {
+        /* The client is behind: stop reading the upstream until it catches up (do_proceed). Its silence is not the upstream's. */
+        self->paused = true;
+        h2o_socket_read_stop(sock);
         relink(self, NULL);
-    } else if (self->paused == NULL) {
+    } else {
         relink(self, &mine->first_byte);
     }
+send:
     if (self->sending.bytes_inflight == 0)
         do_send(self);
-    return 0;
 }
 
 /* The upstream's RateLimit fields give way to apikeyd's, when apikeyd set them (the key has a limit): one answer, one policy. */
-static bool shadowed_res(const h2o_header_t *h, bool ours)
+static bool shadowed_res(h2o_iovec_t name, bool ours)
 {
-    return ours && (h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("ratelimit")) ||
-                    h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("ratelimit-policy")));
+    return ours && (h2o_memis(name.base, name.len, H2O_STRLIT("ratelimit")) ||
+                    h2o_memis(name.base, name.len, H2O_STRLIT("ratelimit-policy")));
 }
 
-static bool hop_by_hop_res(const h2o_header_t *h)
+/* Whether a response header stays with this hop: framing and connection management, and what apikeyd sets itself. */
+static bool hop_by_hop_res(h2o_iovec_t name, const struct up_head *head)
 {
-    if (h2o_iovec_is_token(h->name)) {
-        const h2o_token_t *t = (const void *)h->name;
-        return t->proxy_should_drop_for_res || t == H2O_TOKEN_CONTENT_LENGTH || t == H2O_TOKEN_SERVER || t == H2O_TOKEN_DATE;
-    }
-    return h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("x-request-id")) ||
-           h2o_lcstris(h->name->base, h->name->len, H2O_STRLIT("proxy-connection"));
+    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                                        "upgrade",    "te",         "trailer",          "content-length",
+                                        "server",     "date",       "x-request-id",     "proxy-authenticate"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (h2o_memis(name.base, name.len, names[i], strlen(names[i])))
+            return true;
+    /* The headers the upstream's Connection names are hop-by-hop too (RFC 9110, 7.6.1); name is in lower case. */
+    return head->connection != NULL && h2o_contains_token(head->connection, head->connection_len, name.base, name.len, ',');
 }
 
-static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *errstr, int minor_version, int status,
-                                       h2o_iovec_t msg, h2o_header_t *headers, size_t num_headers, int rlen)
+/* The response head is in: check it, copy it to the client's response, start streaming the body. */
+static void start_response(struct proxy_gen *self, h2o_socket_t *sock, struct up_head *head)
 {
-    struct proxy_gen *self = client->data;
     h2o_req_t *req = self->x.req;
-
-    (void)minor_version;
-    (void)rlen;
-    if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
-        self->client = NULL;
-        if (strcmp(errstr, "I/O timeout") == 0)
-            fail(self, MU_TIMEOUT, errstr, 504, "upstream_timeout", "the upstream did not answer in time");
-        else if (strncmp(errstr, "I/O error", 9) == 0)
-            fail(self, MU_RESET, errstr, 502, "upstream_unavailable", "the upstream closed the connection without answering");
-        else
-            fail(self, MU_BAD_RESPONSE, errstr, 502, "bad_upstream_response", "the upstream's answer is not valid HTTP/1.1");
-        return NULL;
-    }
-    relink(self, NULL);
-    if (status < 200 || status > 599) { /* a 1xx h2o did not take as informational (101): no tunnels here */
-        self->client = NULL;
-        fail(self, MU_BAD_RESPONSE, "a 1xx status as its final answer", 502, "bad_upstream_response",
-             "the upstream answered with an unexpected status");
-        return NULL;
-    }
-    metrics_upstream(self->up->index, now_ns() - self->started_ns);
     bool ours = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("ratelimit"), -1) >= 0;
-    req->res.status = status;
-    req->res.reason = h2o_strdup(&req->pool, msg.base, msg.len).base;
-    for (size_t i = 0; i != num_headers; i++) {
-        h2o_header_t *h = headers + i;
-        if (hop_by_hop_res(h)) {
-            if (h->name == &H2O_TOKEN_CONTENT_LENGTH->buf &&
-                (req->res.content_length = h2o_strtosize(h->value.base, h->value.len)) == SIZE_MAX) {
-                self->client = NULL;
-                fail(self, MU_BAD_RESPONSE, "invalid content-length", 502, "bad_upstream_response",
-                     "the upstream's Content-Length is not valid");
-                return NULL;
-            }
+
+    metrics_upstream(self->up->index, now_ns() - self->started_ns);
+    req->res.status = head->status;
+    req->res.reason = h2o_strdup(&req->pool, head->reason, head->reason_len).base;
+    for (size_t i = 0; i < head->num_headers; i++) {
+        const struct phr_header *h = &head->headers[i];
+        /* The head's bytes are consumed below: copy every header kept (its name in lower case, as h2o keeps names). */
+        h2o_iovec_t name = h2o_strdup(&req->pool, h->name, h->name_len);
+        h2o_strtolower(name.base, name.len);
+        if (hop_by_hop_res(name, head) || shadowed_res(name, ours))
             continue;
-        }
-        if (shadowed_res(h, ours))
-            continue;
-        /* h2o's client discards its input once this returns: copy every header. */
-        h2o_iovec_t value = h2o_strdup(&req->pool, h->value.base, h->value.len);
-        if (h2o_iovec_is_token(h->name))
-            h2o_add_header(&req->pool, &req->res.headers, (const h2o_token_t *)h->name, h->orig_name, value.base, value.len);
-        else
-            h2o_add_header_by_str(&req->pool, &req->res.headers, h->name->base, h->name->len, 0, h->orig_name, value.base,
-                                  value.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1,
+                              h2o_strdup(&req->pool, h->name, h->name_len).base,
+                              h2o_strdup(&req->pool, h->value, h->value_len).base, h->value_len);
     }
+    if (head->framing == UF_LENGTH || (head->framing == UF_NONE && self->is_head && head->content_length != 0))
+        req->res.content_length = head->content_length;
+    else if (head->framing == UF_NONE && !self->is_head)
+        req->res.content_length = 0; /* 204, 304: no body, and none to frame */
+    upstream_body_init(&self->body, head);
+    self->keep_alive = head->keep_alive;
+    h2o_buffer_consume(&sock->input, head->head_len);
+    self->phase = PH_BODY;
     respond_proxied(&self->x);
     h2o_start_response(req, &self->super);
-    if (errstr == h2o_http1client_error_is_eos) { /* no body */
-        self->client = NULL;
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
-        return NULL;
+    if (self->body.done && sock->input->size == 0) {
+        body_over(self, true);
+        do_send(self);
+        return;
     }
-    self->phase = PH_BODY;
-    relink(self, &mine->first_byte);
-    return on_body;
+    h2o_socket_read_start(sock, on_body_read);
+    on_body_read(sock, NULL); /* what came with the head */
 }
 
-static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char *errstr, h2o_iovec_t **reqbufs, size_t *reqbufcnt,
-                                          int *method_is_head)
+static void on_head_read(h2o_socket_t *sock, const char *err)
 {
-    struct proxy_gen *self = client->data;
+    struct proxy_gen *self = sock->data;
+    const char *why = NULL;
+    int r;
 
-    if (errstr != NULL) {
-        self->client = NULL;
-        if (strcmp(errstr, "connection timeout") == 0)
-            fail(self, MU_TIMEOUT, errstr, 504, "upstream_timeout", "the upstream did not accept a connection in time");
-        else
-            fail(self, MU_CONNECT, errstr, 502, "upstream_unavailable", "the upstream cannot be reached");
-        return NULL;
+    if (err != NULL) {
+        fail(self, MU_RESET, "closed without answering", 502, "upstream_unavailable",
+             "the upstream closed the connection without answering");
+        return;
     }
-    *reqbufs = self->bufs;
-    *reqbufcnt = self->bufs[1].base != NULL ? 2 : 1;
-    *method_is_head = self->is_head;
+    if (self->head == NULL)
+        self->head = h2o_mem_alloc_pool(&self->x.req->pool, sizeof(*self->head));
+    if ((r = upstream_parse_head(sock->input->bytes, sock->input->size, self->is_head, self->head, &why)) == 0)
+        return; /* more to come */
+    if (r < 0) {
+        fail(self, MU_BAD_RESPONSE, why, 502, "bad_upstream_response", "the upstream's answer is not valid HTTP/1.1");
+        return;
+    }
+    relink(self, NULL);
+    start_response(self, sock, self->head);
+}
+
+static void on_request_sent(h2o_socket_t *sock, const char *err)
+{
+    struct proxy_gen *self = sock->data;
+
+    if (err != NULL) {
+        fail(self, MU_RESET, "closed while the request was sent", 502, "upstream_unavailable",
+             "the upstream closed the connection without answering");
+        return;
+    }
     self->phase = PH_HEAD;
+    h2o_socket_read_start(sock, on_head_read);
+    if (sock->input->size != 0)
+        on_head_read(sock, NULL);
+}
+
+static void on_connect(h2o_socket_t *sock, const char *err, void *data)
+{
+    struct proxy_gen *self = data;
+
+    self->connecting = NULL;
+    if (err != NULL) {
+        fail(self, MU_CONNECT, err, 502, "upstream_unavailable", "the upstream cannot be reached");
+        return;
+    }
+    self->sock = sock;
+    sock->data = self;
+    self->phase = PH_SEND;
+    /* Sending the request and waiting for the head are one wait for the upstream's first byte. */
     relink(self, &mine->first_byte);
-    return on_head;
+    h2o_socket_write(sock, self->bufs, self->bufs[1].base != NULL && self->bufs[1].len != 0 ? 2 : 1, on_request_sent);
 }
 
 static void on_timeout(h2o_timeout_entry_t *entry)
 {
     struct proxy_gen *self = H2O_STRUCT_FROM_MEMBER(struct proxy_gen, timer, entry);
 
-    cancel_client(self);
-    if (self->phase != PH_BODY) {
+    if (self->phase == PH_CONNECT || self->phase == PH_SEND || self->phase == PH_HEAD) {
         fail(self, MU_TIMEOUT, self->phase == PH_CONNECT ? "connect timeout" : "first-byte timeout", 504, "upstream_timeout",
              self->phase == PH_CONNECT ? "the upstream did not accept a connection in time"
                                        : "the upstream did not answer in time");
@@ -338,8 +403,9 @@ static void on_timeout(h2o_timeout_entry_t *entry)
     }
     /* Silent mid-body: the response is cut short (its head is gone already). */
     metrics_upstream_error(self->up->index, MU_TIMEOUT);
-    log_failure(self, "silent mid-body; the response was cut short");
+    log_failure(self, "silent in the middle of the body; the response was cut short");
     self->body_error = true;
+    body_over(self, false);
     if (self->sending.bytes_inflight == 0)
         do_send(self);
 }
@@ -350,8 +416,8 @@ static void on_dispose(void *p)
 
     if (h2o_timeout_is_linked(&self->timer))
         h2o_timeout_unlink(&self->timer);
-    cancel_client(self);
-    h2o_buffer_dispose(&self->rest);
+    release(self, false);
+    h2o_buffer_dispose(&self->pending);
     h2o_doublebuffer_dispose(&self->sending);
 }
 
@@ -489,10 +555,11 @@ void proxy_forward(struct proxy_upstream *u, const struct exchange *x, h2o_iovec
     self->is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     self->bufs[0] = build_request(self, path, identity);
     self->bufs[1] = req->entity;
-    h2o_buffer_init(&self->rest, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&self->pending, &h2o_socket_buffer_prototype);
     h2o_doublebuffer_init(&self->sending, &h2o_socket_buffer_prototype);
     self->started_ns = now_ns();
     self->phase = PH_CONNECT;
     relink(self, &t->connect);
-    h2o_http1client_connect_with_pool(&self->client, self, &t->client, &u->pool, on_connect);
+    h2o_socketpool_connect(&self->connecting, &u->pool, req->conn->ctx->loop, &req->conn->ctx->receivers.hostinfo_getaddr,
+                           on_connect, self);
 }
