@@ -1040,7 +1040,7 @@ gw_order() { # gw_order ROUND WHO...: WHO turned by ROUND (as [f]: drift within 
 }
 ratio3() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f", a / b }'; }
 # per_round A-RUNS B-RUNS: the ratio of A to B in each round, rounded
-per_round() { paste -d' ' <(echo "$1" | tr ' ' '\n' | grep .) <(echo "$2" | tr ' ' '\n' | grep .) | awk '{ printf "%s%.2f", NR > 1 ? " " : "", $1 / $2 }'; }
+per_round() { paste -d' ' <(echo "$1" | tr ' ' '\n' | grep .) <(echo "$2" | tr ' ' '\n' | grep .) | awk '{ printf "%s%.2f", (NR > 1 ? " " : ""), $1 / $2 }'; }
 gw_alive() { local p; for p; do kill -0 "$p" 2>/dev/null || return 1; done; } # gw_alive PID...
 srv_stop() { # srv_stop PID LOG LABEL: stop_apikeyd for that server (its gateway log lines expected)
     SRV_PID=$1 SRV_LOG=$2 SRV_DEAD=0 EXPECTED_LOG=$GW_EXPECTED_LOG stop_apikeyd "$3"
@@ -1123,6 +1123,7 @@ if want l; then
         {
             cat <<GP
 set terminal $term
+set termoption noenhanced
 set output '$gplot'
 set multiplot layout $panels,1
 set xlabel 'keep-alive connections (wrk -t2; -t1 at 1)'
@@ -1207,11 +1208,50 @@ fi
 
 # --- [n] upstream failure isolation -------------------------------------------------------------
 # Server A has two routes: /api to the upstream and /hang to bench/gateway/hang.py, which accepts
-# and never answers (--upstream-first-byte-timeout 600, so nothing times out during the run).
-# Server B has /api alone. Each round, in turn: wrk on B's /api ("alone"), on A's /api ("idle"),
-# and on A's /api while bench/gateway/hold.py keeps GW_HOLD requests waiting on A's /hang
-# ("held": they reach hang.py before wrk starts, and are let go after it).
+# and never answers (--upstream-first-byte-timeout 600: nothing times out during the run). Server
+# B has /api alone. Each round measures, in turn: B's /api ("alone"), A's /api ("idle"), and A's
+# /api while bench/gateway/hold.py keeps GW_HOLD requests waiting on A's /hang ("held": they reach
+# hang.py before wrk starts; hold.py lets go after it). Every run has a server of its own, started
+# for it: requests whose clients left stay stuck in apikeyd until the first-byte timeout (see
+# n_release_open), so a server that held once is not "idle" again.
 hang_status() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" "$WORK/hang.status" 2>/dev/null; }
+n_run() { # n_run WHO ROUND: one run of [n]; NR[WHO] gets its req/s
+    local who=$1 r=$2 q0 h i
+    if [ "$who" = alone ]; then
+        start_apikeyd "$GDB2" "$WORK/n-$who.log" --no-access-log --threads 2 --upstream-first-byte-timeout 600 \
+            --route "/api=http://127.0.0.1:$GW_UP_PORT"
+    else
+        start_apikeyd "$GDB" "$WORK/n-$who.log" --no-access-log --threads 2 --upstream-first-byte-timeout 600 \
+            --route "/api=http://127.0.0.1:$GW_UP_PORT" --route "/hang=http://127.0.0.1:$HANG_PORT"
+    fi
+    [ "$r" = 1 ] && gw_check "[n] $who" "http://127.0.0.1:$SRV_PORT$GW_PATH"
+    if [ "$who" = held ]; then
+        q0=$(hang_status requests)
+        "$PY" "$ROOT/bench/gateway/hold.py" "$SRV_PORT" /hang/x "$GKEY" "$GW_HOLD" >"$WORK/hold.out" 2>"$WORK/hold.err" &
+        HOLD_PID=$!
+        PIDS+=("$HOLD_PID")
+        for i in $(seq 200); do [ "$(($(hang_status requests) - q0))" -ge "$GW_HOLD" ] && break; sleep 0.025; done
+        [ "$(($(hang_status requests) - q0))" -ge "$GW_HOLD" ] ||
+            issue "[n] round $r: $(($(hang_status requests) - q0)) of the $GW_HOLD held requests reached the hanging upstream within 5 s"
+    fi
+    gw_wrk "n-$who-$r" "http://127.0.0.1:$SRV_PORT$GW_PATH" -t2 -c64 -d"${GW_ISO_SECS}s"
+    NR[$who]+="$GW_RPS "
+    if [ "$who" = held ]; then
+        h=$(sed -n 's/^held=//p' "$WORK/hold.out")
+        [ -z "$h" ] || issue "[n] round $r: hold.py ended early: $(cat "$WORK/hold.out" "$WORK/hold.err" | paste -sd '|')"
+        kill -TERM "$HOLD_PID"
+        wait "$HOLD_PID" || true
+        h=$(sed -n 's/^held=//p' "$WORK/hold.out")
+        [ "${h%% *}" = "$GW_HOLD" ] || issue "[n] round $r: hold.py: $(cat "$WORK/hold.out" "$WORK/hold.err" | paste -sd '|')"
+        # Does apikeyd let go of the upstream connections of requests whose clients left?
+        sleep 2
+        N_OPEN+="$(hang_status open) "
+    fi
+    SRV_DEAD=0 EXPECTED_LOG=$GW_EXPECTED_LOG stop_apikeyd "n-$who-$r"
+    [ "$who" = held ] && N_STOP+="$SRV_STOP "
+    [ "$who" = held ] && [ "$(hang_status open)" != 0 ] && issue "[n] round $r: $(hang_status open) connections to the hanging upstream open after apikeyd exited"
+    return 0
+}
 if want n; then
     hdr "[n] upstream failure isolation: GET $GW_PATH (wrk -t2 -c64) while $GW_HOLD requests hang on another route; ${GW_ISO_ROUNDS} interleaved rounds of ${GW_ISO_SECS} s"
     gw_db
@@ -1222,59 +1262,28 @@ if want n; then
     PIDS+=("$HANG_PID")
     for i in $(seq 100); do [ -s "$WORK/hang.status" ] && break; sleep 0.05; done
     [ -s "$WORK/hang.status" ] || die "hang.py did not start: $(cat "$WORK/hang.err")"
-    start_apikeyd "$GDB" "$WORK/n-two.log" --no-access-log --threads 2 --upstream-first-byte-timeout 600 \
-        --route "/api=http://127.0.0.1:$GW_UP_PORT" --route "/hang=http://127.0.0.1:$HANG_PORT"
-    NA_PID=$SRV_PID NA_PORT=$SRV_PORT NA_LOG=$SRV_LOG
-    start_apikeyd "$GDB2" "$WORK/n-one.log" --no-access-log --threads 2 --upstream-first-byte-timeout 600 \
-        --route "/api=http://127.0.0.1:$GW_UP_PORT"
-    NB_PID=$SRV_PID NB_PORT=$SRV_PORT NB_LOG=$SRV_LOG
-    gw_check "[n] A" "http://127.0.0.1:$NA_PORT$GW_PATH"
-    gw_check "[n] B" "http://127.0.0.1:$NB_PORT$GW_PATH"
     declare -A NR=()
-    releases=""
+    N_OPEN="" N_STOP=""
     for r in $(seq "$GW_ISO_ROUNDS"); do
-        for who in $(gw_order "$r" alone idle held); do
-            if [ "$who" = held ]; then
-                q0=$(hang_status requests)
-                "$PY" "$ROOT/bench/gateway/hold.py" "$NA_PORT" /hang/x "$GKEY" "$GW_HOLD" >"$WORK/hold.out" 2>"$WORK/hold.err" &
-                HOLD_PID=$!
-                PIDS+=("$HOLD_PID")
-                for i in $(seq 200); do [ "$(($(hang_status requests) - q0))" -ge "$GW_HOLD" ] && break; sleep 0.025; done
-                [ "$(($(hang_status requests) - q0))" -ge "$GW_HOLD" ] ||
-                    issue "[n] round $r: $(($(hang_status requests) - q0)) of the $GW_HOLD held requests reached the hanging upstream within 5 s"
-            fi
-            [ "$who" = alone ] && p=$NB_PORT || p=$NA_PORT
-            gw_wrk "n-$who-$r" "http://127.0.0.1:$p$GW_PATH" -t2 -c64 -d"${GW_ISO_SECS}s"
-            NR[$who]+="$GW_RPS "
-            if [ "$who" = held ]; then
-                kill -TERM "$HOLD_PID"
-                wait "$HOLD_PID" || true
-                h=$(sed -n 's/^held=//p' "$WORK/hold.out")
-                [ "${h%% *}" = "$GW_HOLD" ] || issue "[n] round $r: hold.py: $(cat "$WORK/hold.out" "$WORK/hold.err" | paste -sd '|')"
-                # apikeyd lets go of the upstream connections of requests whose clients left
-                t0=$EPOCHREALTIME
-                for i in $(seq 200); do [ "$(hang_status open)" = 0 ] && break; sleep 0.025; done
-                releases+="$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b - a}') "
-                [ "$(hang_status open)" = 0 ] || issue "[n] round $r: $(hang_status open) connections to the hanging upstream still open 5 s after their clients left"
-            fi
-        done
-        gw_alive "$NA_PID" "$NB_PID" || break
+        for who in $(gw_order "$r" alone idle held); do n_run "$who" "$r"; done
     done
-    srv_stop "$NB_PID" "$NB_LOG" n-one-route
-    srv_stop "$NA_PID" "$NA_LOG" n-two-routes
     kill "$HANG_PID" 2>/dev/null || true
     wait "$HANG_PID" 2>/dev/null || true
     ngx_stop n-upstream
-    printf '%-34s %12s   runs\n' who 'req/s(med)'
+    printf '%-40s %12s   runs\n' who 'req/s(med)'
     for who in alone idle held; do res "n_${who}_rps" "$(echo "${NR[$who]}" | med)"; done
-    printf '%-34s %12s   %s\n' "B: /api, no other route" "${R[n_alone_rps]}" "${NR[alone]}" \
+    printf '%-40s %12s   %s\n' "B: /api, no other route" "${R[n_alone_rps]}" "${NR[alone]}" \
         "A: /api, /hang idle" "${R[n_idle_rps]}" "${NR[idle]}" \
         "A: /api, $GW_HOLD requests hanging on /hang" "${R[n_held_rps]}" "${NR[held]}"
     res n_held_vs_alone "$(ratio3 "${R[n_held_rps]}" "${R[n_alone_rps]}")"
     res n_held_vs_idle "$(ratio3 "${R[n_held_rps]}" "${R[n_idle_rps]}")"
     res n_idle_vs_alone "$(ratio3 "${R[n_idle_rps]}" "${R[n_alone_rps]}")"
-    res n_release_s "\"${releases% }\""
-    say "hanging upstream after the runs: $(cat "$WORK/hang.status"); seconds until apikeyd closed the $GW_HOLD upstream connections after their clients left: ${releases% }"
+    res n_release_open "\"${N_OPEN% }\""
+    res n_stop_held_s "\"${N_STOP% }\""
+    say "per round: held/alone $(per_round "${NR[held]}" "${NR[alone]}"); held/idle $(per_round "${NR[held]}" "${NR[idle]}")"
+    say "connections to the hanging upstream still open 2 s after hold.py's clients left: ${N_OPEN% } (of $GW_HOLD); SIGTERM to exit with them: ${N_STOP% } s"
+    [ "$(echo "$N_OPEN" | tr ' ' '\n' | grep -c '^[1-9]')" = 0 ] ||
+        issue "[n] apikeyd kept the upstream connections of requests whose clients had left (${N_OPEN% } of $GW_HOLD still open 2 s later): they stay until --upstream-first-byte-timeout"
     say "n: held/alone=${R[n_held_vs_alone]} held/idle=${R[n_held_vs_idle]} idle/alone=${R[n_idle_vs_alone]}"
 fi
 
