@@ -95,16 +95,19 @@ int upstream_parse_head(const char *buf, size_t len, bool head_request, struct u
             *err = "a folded or nameless header";
             return -1;
         }
+        size_t vlen = f->value_len;
+        while (vlen != 0 && (f->value[vlen - 1] == ' ' || f->value[vlen - 1] == '\t'))
+            vlen--; /* picohttpparser drops the whitespace before a value, not after it */
         if (name_is(f, "content-length")) {
             size_t v;
-            if (parse_length(f->value, f->value_len, &v) != 0 || (has_length && v != h->content_length)) {
+            if (parse_length(f->value, vlen, &v) != 0 || (has_length && v != h->content_length)) {
                 *err = "invalid content-length";
                 return -1;
             }
             has_length = true;
             h->content_length = v;
         } else if (name_is(f, "transfer-encoding")) {
-            if (chunked || f->value_len != 7 || strncasecmp(f->value, "chunked", 7) != 0) {
+            if (chunked || vlen != 7 || strncasecmp(f->value, "chunked", 7) != 0) {
                 *err = "a transfer-encoding other than one chunked";
                 return -1;
             }
@@ -122,8 +125,15 @@ int upstream_parse_head(const char *buf, size_t len, bool head_request, struct u
         *err = "both content-length and transfer-encoding";
         return -1;
     }
-    h->keep_alive = h->minor >= 1 ? !(h->connection != NULL && has_token(h->connection, h->connection_len, "close"))
-                                  : h->connection != NULL && has_token(h->connection, h->connection_len, "keep-alive");
+    if (chunked && h->minor == 0) {
+        *err = "transfer-encoding in an HTTP/1.0 response"; /* RFC 9112, 6.1: its framing is faulty */
+        return -1;
+    }
+    /* "close" always wins (RFC 9112, 9.3); HTTP/1.0 keeps the connection only when asked to. */
+    if (h->connection != NULL && has_token(h->connection, h->connection_len, "close"))
+        h->keep_alive = false;
+    else
+        h->keep_alive = h->minor >= 1 || (h->connection != NULL && has_token(h->connection, h->connection_len, "keep-alive"));
     if (head_request || h->status == 204 || h->status == 304)
         h->framing = UF_NONE;
     else if (chunked)
