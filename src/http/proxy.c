@@ -33,12 +33,26 @@ struct proxy_upstream {
     const struct gw_route *route;
     unsigned index;
     h2o_socketpool_t pool;
-    pthread_once_t timeout_once; /* the pool's idle timer runs on the first loop that uses it */
+    pthread_once_t timeout_once; /* h2o's pool wants a loop for its timer (unused here: see idle_conn) before its first connect */
 };
 
-/* Each event loop's timeout lists. */
+/*
+ * An idle keep-alive connection, kept by the loop that used it last. h2o's
+ * socket pool would hand it between loops, at the price of taking it out of
+ * the loop and putting it back (epoll_ctl twice, a recv to test it, two
+ * allocations) on every request; a loop's own list costs nothing, and the
+ * loop sees an upstream close it at once (a read on the idle socket).
+ */
+struct idle_conn {
+    h2o_linklist_t link;
+    h2o_socket_t *sock;
+    h2o_timeout_entry_t timer;
+};
+
+/* Each event loop's timeout lists, and its idle connections per upstream (index). */
 struct proxy_thread {
-    h2o_timeout_t connect, first_byte;
+    h2o_timeout_t connect, first_byte, idle;
+    h2o_linklist_t idle_conns[ROUTES_MAX];
 };
 
 static struct proxy_timeouts timeouts = {.connect_ms = 5000, .first_byte_ms = 60000, .idle_ms = 2000};
@@ -106,10 +120,12 @@ static struct proxy_thread *thread_state(h2o_context_t *ctx)
         return NULL;
     h2o_timeout_init(ctx->loop, &mine->connect, timeouts.connect_ms);
     h2o_timeout_init(ctx->loop, &mine->first_byte, timeouts.first_byte_ms);
+    h2o_timeout_init(ctx->loop, &mine->idle, timeouts.idle_ms);
+    for (size_t i = 0; i < ROUTES_MAX; i++)
+        h2o_linklist_init_anchor(&mine->idle_conns[i]);
     return mine;
 }
 
-/* The loop of the pool's idle timer, set by whichever loop gets there first. */
 static _Thread_local h2o_loop_t *once_loop;
 static _Thread_local struct proxy_upstream *once_up;
 
@@ -131,6 +147,64 @@ static void relink(struct proxy_gen *self, h2o_timeout_t *t)
  * whole body read, nothing after it) goes back to the pool, any other is
  * closed. A pending connect is cancelled.
  */
+static void idle_close(struct idle_conn *ic)
+{
+    h2o_linklist_unlink(&ic->link);
+    if (h2o_timeout_is_linked(&ic->timer))
+        h2o_timeout_unlink(&ic->timer);
+    h2o_socket_close(ic->sock);
+    free(ic);
+}
+
+/* An idle connection spoke: the upstream closed it (or sent what nobody asked for). Either way it is done. */
+static void on_idle_read(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    idle_close(sock->data);
+}
+
+static void on_idle_timeout(h2o_timeout_entry_t *entry)
+{
+    idle_close(H2O_STRUCT_FROM_MEMBER(struct idle_conn, timer, entry));
+}
+
+/* Keeps `sock` for the next request of this loop to the same upstream, or closes it. */
+static void keep_idle(struct proxy_gen *self, h2o_socket_t *sock)
+{
+    struct idle_conn *ic = malloc(sizeof(*ic));
+
+    if (ic == NULL) {
+        h2o_socket_close(sock);
+        return;
+    }
+    memset(ic, 0, sizeof(*ic));
+    ic->sock = sock;
+    ic->timer.cb = on_idle_timeout;
+    sock->data = ic;
+    h2o_linklist_insert(mine->idle_conns[self->up->index].next, &ic->link); /* first: the warmest is reused first */
+    h2o_timeout_link(h2o_socket_get_loop(sock), &mine->idle, &ic->timer);
+    h2o_socket_read_start(sock, on_idle_read);
+}
+
+/* The warmest idle connection of this loop to `u`, or NULL. */
+static h2o_socket_t *take_idle(struct proxy_upstream *u)
+{
+    h2o_linklist_t *list = &mine->idle_conns[u->index];
+    struct idle_conn *ic;
+    h2o_socket_t *sock;
+
+    if (h2o_linklist_is_empty(list))
+        return NULL;
+    ic = H2O_STRUCT_FROM_MEMBER(struct idle_conn, link, list->next);
+    sock = ic->sock;
+    h2o_linklist_unlink(&ic->link);
+    if (h2o_timeout_is_linked(&ic->timer))
+        h2o_timeout_unlink(&ic->timer);
+    free(ic);
+    h2o_socket_read_stop(sock);
+    return sock;
+}
+
 static void release(struct proxy_gen *self, bool reusable)
 {
     if (self->connecting != NULL) {
@@ -142,9 +216,7 @@ static void release(struct proxy_gen *self, bool reusable)
         self->sock = NULL;
         if (reusable && sock->input->size == 0) {
             h2o_socket_read_stop(sock);
-            if (h2o_socketpool_return(&self->up->pool, sock) == 0)
-                return;
-            /* not exported: h2o closed it */
+            keep_idle(self, sock);
             return;
         }
         h2o_socket_close(sock);
@@ -542,9 +614,6 @@ void proxy_forward(struct proxy_upstream *u, const struct exchange *x, h2o_iovec
         respond_error(&copy, 500, "internal_error", "internal error; the request was not forwarded");
         return;
     }
-    once_loop = req->conn->ctx->loop;
-    once_up = u;
-    pthread_once(&u->timeout_once, set_pool_timeout);
     self = h2o_mem_alloc_shared(&req->pool, sizeof(*self), on_dispose);
     memset(self, 0, sizeof(*self));
     self->super.proceed = do_proceed;
@@ -560,6 +629,14 @@ void proxy_forward(struct proxy_upstream *u, const struct exchange *x, h2o_iovec
     self->started_ns = now_ns();
     self->phase = PH_CONNECT;
     relink(self, &t->connect);
+    once_loop = req->conn->ctx->loop;
+    once_up = u;
+    pthread_once(&u->timeout_once, set_pool_timeout);
+    h2o_socket_t *idle = take_idle(u);
+    if (idle != NULL) {
+        on_connect(idle, NULL, self);
+        return;
+    }
     h2o_socketpool_connect(&self->connecting, &u->pool, req->conn->ctx->loop, &req->conn->ctx->receivers.hostinfo_getaddr,
                            on_connect, self);
 }
