@@ -1015,19 +1015,34 @@ gw_check() {
     [ "$code" = 401 ] || die "$1: $2 without a key answered $code, not 401"
 }
 up_count() { curl -s "http://127.0.0.1:$GW_UP_PORT/_status" | awk 'NR == 3 { print $1, $3 }'; } # accepts requests
+# cpu_ticks PID...: user + system CPU time of these processes (all their threads), in clock ticks
+cpu_ticks() {
+    local p t=0
+    for p; do t=$((t + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+    echo "$t"
+}
+ngx_workers() { pgrep -P "${NGX_PID[$1]}" | paste -sd ' '; } # ngx_workers NAME: its worker processes
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 # gw_wrk LABEL URL WRK-ARGS...: one wrkrun with the key, and the upstream's counters around it.
 # Sets GW_RPS (req/s) and GW_CONNS (connections the upstream accepted during the run: the
-# proxy's new connections). The upstream must have answered as many requests as wrk completed,
-# give or take those in flight when wrk stopped; if not, it is an issue.
+# proxy's new connections), and GW_CPU_US: the CPU time of the processes in $GW_CPU_PIDS (the
+# proxy and its auth responder) per request answered, in microseconds. The upstream must have
+# answered as many requests as wrk completed, give or take those in flight when wrk stopped; if
+# not, it is an issue.
 gw_wrk() {
-    local label=$1 url=$2 a0 r0 a1 r1 n up
+    local label=$1 url=$2 a0 r0 a1 r1 n up c0 c1
     shift 2
     read -r a0 r0 < <(up_count)
+    # shellcheck disable=SC2086 # a list of pids
+    c0=$(cpu_ticks ${GW_CPU_PIDS:-})
     GW_RPS=$(wrkrun "$label" "$@" -H "Authorization: Bearer $GKEY" "$url")
+    # shellcheck disable=SC2086
+    c1=$(cpu_ticks ${GW_CPU_PIDS:-})
     read -r a1 r1 < <(up_count)
     GW_CONNS=$((a1 - a0 - 1)) # stub_status counts the second status request's connection and request
     up=$((r1 - r0 - 1))
     n=$(awk '/requests in/{print $1}' "$OUT/wrk/$label.txt")
+    GW_CPU_US=$(awk -v t=$((c1 - c0)) -v n="${n:-0}" -v u="$TICK_US" 'BEGIN{ if (n > 0) printf "%.1f", t * u / n; else print "-" }')
     if [ -z "$n" ] || [ "$up" -lt "$n" ] || [ "$up" -gt $((n + 600)) ]; then
         issue "$label: the upstream answered $up requests, wrk completed ${n:-none}"
     fi
@@ -1071,20 +1086,28 @@ if want l; then
     gw_check "[l] shipped" "${GURL[shipped]}"
     for who in proxy ceiling direct; do gw_check "[l] $who" "${GURL[$who]}" noauth; done
     GW_WHO="gateway proxy authreq ceiling shipped direct"
-    declare -A LR=() LC=()
+    # whose CPU time counts for each (the proxy and its auth responder; for direct, the upstream)
+    declare -A GCPU=([gateway]="$LG_PID" [proxy]="$(ngx_workers l-proxy)" [authreq]="$(ngx_workers l-authreq) $LV_PID"
+        [ceiling]="$(ngx_workers l-ceiling) $(ngx_workers l-auth204)" [shipped]="$(ngx_workers l-shipped) $LV_PID"
+        [direct]="$(ngx_workers l-upstream)")
+    declare -A LR=() LC=() LU=()
     for r in $(seq "$GW_ROUNDS"); do
         # shellcheck disable=SC2086
         for who in $(gw_order "$r" $GW_WHO); do
-            gw_wrk "l-$who-$r" "${GURL[$who]}" -t2 -c64 -d"${GW_SECS}s"
-            LR[$who]+="$GW_RPS " LC[$who]+="$GW_CONNS "
+            GW_CPU_PIDS=${GCPU[$who]} gw_wrk "l-$who-$r" "${GURL[$who]}" -t2 -c64 -d"${GW_SECS}s"
+            LR[$who]+="$GW_RPS " LC[$who]+="$GW_CONNS " LU[$who]+="$GW_CPU_US "
         done
         gw_alive "$LG_PID" "$LV_PID" || break
     done
-    printf '%-9s %12s %14s   %s\n' who 'req/s(med)' 'upstream conns' 'runs (req/s; connections the upstream accepted in each)'
+    say "upstream conns: connections the upstream accepted during a run (keep-alive reuse); CPU us/req: CPU time of the"
+    say "proxy and its auth responder (direct: of the upstream) per request, wrk and upstream excluded"
+    printf '%-9s %12s %14s %11s   %s\n' who 'req/s(med)' 'upstream conns' 'CPU us/req' 'runs: req/s / upstream conns / CPU us/req'
     for who in $GW_WHO; do
         res "l_${who}_rps" "$(echo "${LR[$who]}" | med)"
         res "l_${who}_upstream_conns" "\"${LC[$who]% }\""
-        printf '%-9s %12s %14s   %s\n' "$who" "${R[l_${who}_rps]}" "$(echo "${LC[$who]}" | med)" "${LR[$who]}/ ${LC[$who]}"
+        res "l_${who}_cpu_us_per_req" "$(echo "${LU[$who]}" | med)"
+        printf '%-9s %12s %14s %11s   %s\n' "$who" "${R[l_${who}_rps]}" "$(echo "${LC[$who]}" | med)" "${R[l_${who}_cpu_us_per_req]}" \
+            "${LR[$who]}/ ${LC[$who]}/ ${LU[$who]}"
     done
     for pair in gateway:proxy gateway:authreq gateway:ceiling authreq:proxy ceiling:proxy shipped:proxy gateway:shipped gateway:direct proxy:direct; do
         a=${pair%:*} b=${pair#*:}
@@ -1144,9 +1167,9 @@ plot '$OUT/sweep.dat' using 1:5 with linespoints lw 2 pt 7 title 'limit.c (bare 
      '' using 1:4 with linespoints lw 2 pt 13 title 'nginx (static list behind a map)'
 GP
             cat <<GP
-set title "Gateway (issue 15): GET $GW_PATH with a key to an nginx return 200 upstream, ${GW_SWEEP_SECS} s per point; nginx 2 workers, apikeyd 2 threads"
-plot '$DATG' using 1:2 with linespoints lw 2 pt 5 lc rgb '#0060ad' title 'apikeyd gateway (--route)', \\
-     '' using 1:3 with linespoints lw 2 pt 13 lc rgb '#dd181f' title 'nginx plain reverse proxy, no auth (upstream keepalive)', \\
+set title "Gateway (issue 15): GET $GW_PATH with a key, upstream nginx return 200, ${GW_SWEEP_SECS} s per point, same run"
+plot '$DATG' using 1:2 with linespoints lw 2 pt 5 lc rgb '#0060ad' title 'apikeyd gateway (--route, --threads 2)', \\
+     '' using 1:3 with linespoints lw 2 pt 13 lc rgb '#dd181f' title 'nginx plain reverse proxy, no auth (2 workers, upstream keepalive)', \\
      '' using 1:5 with linespoints lw 2 pt 7 lc rgb '#8c8c8c' title 'nginx + auth_request to nginx return 204 (ceiling)', \\
      '' using 1:4 with linespoints lw 2 pt 9 lc rgb '#e69f00' title 'nginx + auth_request to apikeyd /v1/auth/verify'
 unset multiplot
@@ -1348,6 +1371,7 @@ SUM=$OUT/summary.md
     echo "| [l] nginx + auth_request to apikeyd / plain proxy; to return 204 / plain proxy | $(v l_authreq_vs_proxy); $(v l_ceiling_vs_proxy) | | |"
     echo "| [l] docs/nginx-auth-request.conf as shipped / plain proxy | $(v l_shipped_vs_proxy) | | |"
     echo "| [l] gateway / upstream direct; plain proxy / upstream direct | $(v l_gateway_vs_direct); $(v l_proxy_vs_direct) | | |"
+    echo "| [l] CPU us per request (proxy + auth responder): gateway / proxy / auth_request to apikeyd / to return 204 | $(v l_gateway_cpu_us_per_req) / $(v l_proxy_cpu_us_per_req) / $(v l_authreq_cpu_us_per_req) / $(v l_ceiling_cpu_us_per_req) | | |"
     echo "| [m] one core each, p99 ms: gateway / proxy / auth_request to apikeyd / to return 204 | $(v m_gateway_p99_ms) / $(v m_proxy_p99_ms) / $(v m_authreq_p99_ms) / $(v m_ceiling_p99_ms) | | |"
     echo "| [m] one core each, p50 ms: gateway / proxy / auth_request to apikeyd / to return 204 | $(v m_gateway_p50_ms) / $(v m_proxy_p50_ms) / $(v m_authreq_p50_ms) / $(v m_ceiling_p50_ms) | | |"
     row "[n] a route with 64 requests hanging on another / no other route" "$(v n_held_vs_alone)" ">=" 0.9
