@@ -1,8 +1,9 @@
 /*
  * proxy: one gateway request's exchange with its upstream, on the loop
- * that took the request. h2o's socket pool keeps upstream connections
- * alive between requests (shared by the loops) and h2o's sockets carry the
- * bytes; upstream.c reads the response, strictly. Modelled on h2o 2.2's
+ * that took the request. h2o's socket pool opens upstream connections
+ * (resolving names off the loop), each loop keeps its idle ones alive
+ * between requests (idle_conn), h2o's sockets carry the bytes, and
+ * upstream.c reads the response, strictly. Modelled on h2o 2.2's
  * lib/core/proxy.c, with what the gateway needs on top: its own timeouts
  * and error answers (502/504 in the API's shape), and back-pressure on the
  * response, which h2o 2.2's proxy lacks (it reads the upstream as fast as
@@ -59,7 +60,7 @@ static struct proxy_timeouts timeouts = {.connect_ms = 5000, .first_byte_ms = 60
 static _Thread_local struct proxy_thread *mine;
 
 enum phase {
-    PH_CONNECT, /* waiting for the pool */
+    PH_CONNECT, /* waiting for a new connection */
     PH_SEND,    /* writing the request */
     PH_HEAD,    /* reading the response head */
     PH_BODY,    /* streaming the body */
@@ -77,9 +78,9 @@ struct proxy_gen {
     enum phase phase;
     h2o_timeout_entry_t timer;
     uint64_t started_ns;
-    struct up_head *head; /* in the pool, while the head is parsed */
+    struct up_head *head; /* in the request's pool, while the head is parsed */
     struct up_body body;
-    bool keep_alive;       /* the connection goes back to the pool once the body is read */
+    bool keep_alive;       /* the connection is kept idle for this loop's next request once the body is read */
     bool paused;           /* reading the upstream is stopped until the client catches up */
     bool body_error;       /* the body was cut short: the client's response ends in error */
     h2o_buffer_t *pending; /* body bytes read, not yet handed to the client */
@@ -144,7 +145,7 @@ static void relink(struct proxy_gen *self, h2o_timeout_t *t)
 
 /*
  * Lets go of the upstream: a connection whose exchange ended cleanly (the
- * whole body read, nothing after it) goes back to the pool, any other is
+ * whole body read, nothing after it) is kept idle (keep_idle), any other is
  * closed. A pending connect is cancelled.
  */
 static void idle_close(struct idle_conn *ic)
@@ -358,12 +359,17 @@ static bool shadowed_res(h2o_iovec_t name, bool ours)
 /* Whether a response header stays with this hop: framing and connection management, and what apikeyd sets itself. */
 static bool hop_by_hop_res(h2o_iovec_t name, const struct up_head *head)
 {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-                                        "upgrade",    "te",         "trailer",          "content-length",
-                                        "server",     "date",       "x-request-id",     "proxy-authenticate"};
+#define N(s)                                                                                                                       \
+    {                                                                                                                              \
+        H2O_STRLIT(s)                                                                                                              \
+    }
+    static const h2o_iovec_t names[] = {N("connection"), N("keep-alive"), N("proxy-connection"), N("transfer-encoding"),
+                                        N("upgrade"),    N("te"),         N("trailer"),          N("content-length"),
+                                        N("server"),     N("date"),       N("x-request-id"),     N("proxy-authenticate")};
+#undef N
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (h2o_memis(name.base, name.len, names[i], strlen(names[i])))
+        if (h2o_memis(name.base, name.len, names[i].base, names[i].len))
             return true;
     /* The headers the upstream's Connection names are hop-by-hop too (RFC 9110, 7.6.1); name is in lower case. */
     return head->connection != NULL && h2o_contains_token(head->connection, head->connection_len, name.base, name.len, ',');
@@ -629,14 +635,14 @@ void proxy_forward(struct proxy_upstream *u, const struct exchange *x, h2o_iovec
     self->started_ns = now_ns();
     self->phase = PH_CONNECT;
     relink(self, &t->connect);
-    once_loop = req->conn->ctx->loop;
-    once_up = u;
-    pthread_once(&u->timeout_once, set_pool_timeout);
     h2o_socket_t *idle = take_idle(u);
     if (idle != NULL) {
         on_connect(idle, NULL, self);
         return;
     }
+    once_loop = req->conn->ctx->loop;
+    once_up = u;
+    pthread_once(&u->timeout_once, set_pool_timeout);
     h2o_socketpool_connect(&self->connecting, &u->pool, req->conn->ctx->loop, &req->conn->ctx->receivers.hostinfo_getaddr,
                            on_connect, self);
 }
