@@ -676,13 +676,7 @@ def check_gateway_response(r):
     where = f"gateway route {r.status}"
     assert str(r.status) in op["responses"], f"{where}: status not documented for a gateway route"
     resp = SPEC.resolve(op["responses"][str(r.status)])
-    for name, header in (resp.get("headers") or {}).items():
-        header = SPEC.resolve(header)
-        value = r.headers.get(name)
-        if header.get("required"):
-            assert value is not None, f"{where}: missing header {name}"
-        if value is not None and "schema" in header:
-            SPEC._raise(SPEC.validator(header["schema"]), value, f"{where} header {name}")
+    SPEC.check_headers(resp, r.headers, where)
     content = (resp.get("content") or {}).get("application/json")
     if content is not None:
         SPEC._raise(SPEC.validator(content["schema"]), strict_json(r.content.decode("utf-8")), where)
