@@ -17,6 +17,7 @@ connection pool, and HTTP/1.1 framing between client and upstream; on both backe
 """
 
 import http.client
+import json
 import socket
 import time
 import uuid
@@ -477,3 +478,7 @@ def test_header_folding_or_bare_cr_lf_never_reaches_the_upstream(env, raw_header
     if raw:
         response, _ = parse_response(raw)
         assert response.status_code in (200, 400), raw[:300]
+        folded = b"\r\n " in raw_header or b"\r\n\t" in raw_header
+        if folded:  # apikeyd's own refusal, as documented for a gateway route
+            assert response.status_code == 400, raw[:300]
+            assert json.loads(response.content)["error"]["code"] == "bad_request", raw[:300]
