@@ -1235,8 +1235,8 @@ fi
 # B has /api alone. Each round measures, in turn: B's /api ("alone"), A's /api ("idle"), and A's
 # /api while bench/gateway/hold.py keeps GW_HOLD requests waiting on A's /hang ("held": they reach
 # hang.py before wrk starts; hold.py lets go after it). Every run has a server of its own, started
-# for it: requests whose clients left stay stuck in apikeyd until the first-byte timeout (see
-# n_release_open), so a server that held once is not "idle" again.
+# for it, so that no run inherits another's state. When hold.py's clients leave, apikeyd must close
+# their upstream connections at once (n_release_open: how many hang.py still sees 2 s later).
 hang_status() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" "$WORK/hang.status" 2>/dev/null; }
 n_run() { # n_run WHO ROUND: one run of [n]; NR[WHO] gets its req/s
     local who=$1 r=$2 q0 h i

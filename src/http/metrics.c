@@ -25,7 +25,8 @@ static const char *const ROUTES[MR_COUNT] = {"other", "verify", "keys",  "key", 
                                              "audit", "admin",  "leaks", "health", "dashboard",  "gateway"};
 static const char *const METHODS[] = {"GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS", "other"};
 #define NMETHOD (sizeof(METHODS) / sizeof(METHODS[0]))
-static const int STATUSES[] = {200, 201, 204, 301, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 431, 500, 502, 503, 504, 0};
+static const int STATUSES[] = {200, 201, 204, 301, 400, 401, 403, 404, 405, 409, 413,
+                               415, 422, 429, 431, 499, 500, 502, 503, 504, 0};
 #define NSTATUS (sizeof(STATUSES) / sizeof(STATUSES[0])) /* the last: any other */
 static const char *const OUTCOMES[MV_COUNT] = {"valid",           "missing_key", "invalid_key", "inactive", "expired",
                                                "leaked",          "suspended",   "scope",       "ip",       "rate_limited",

@@ -12,6 +12,7 @@
  */
 #include "http/proxy.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -50,10 +51,11 @@ struct idle_conn {
     h2o_timeout_entry_t timer;
 };
 
-/* Each event loop's timeout lists, and its idle connections per upstream (index). */
+/* Each event loop's timeout lists, its idle connections per upstream (index), and the exchanges whose client it watches. */
 struct proxy_thread {
     h2o_timeout_t connect, first_byte, idle;
     h2o_linklist_t idle_conns[ROUTES_MAX];
+    h2o_linklist_t watched;
 };
 
 static struct proxy_timeouts timeouts = {.connect_ms = 5000, .first_byte_ms = 60000, .idle_ms = 2000};
@@ -85,6 +87,8 @@ struct proxy_gen {
     bool body_error;       /* the body was cut short: the client's response ends in error */
     h2o_buffer_t *pending; /* body bytes read, not yet handed to the client */
     h2o_doublebuffer_t sending;
+    h2o_socket_t *client;   /* the client's connection, while watch_client watches it */
+    h2o_linklist_t watched; /* in mine->watched, while it does */
 };
 
 void proxy_init(const struct proxy_timeouts *t)
@@ -124,6 +128,7 @@ static struct proxy_thread *thread_state(h2o_context_t *ctx)
     h2o_timeout_init(ctx->loop, &mine->idle, timeouts.idle_ms);
     for (size_t i = 0; i < ROUTES_MAX; i++)
         h2o_linklist_init_anchor(&mine->idle_conns[i]);
+    h2o_linklist_init_anchor(&mine->watched);
     return mine;
 }
 
@@ -488,10 +493,105 @@ static void on_timeout(h2o_timeout_entry_t *entry)
         do_send(self);
 }
 
+/*
+ * The client's connection while the upstream works. h2o 2.2's HTTP/1 server
+ * stops reading a connection while its request is answered and reads again
+ * once the answer is out: for an answer that comes from a later turn of the
+ * loop (every proxied one) that is an epoll_ctl DEL and an ADD per request, a
+ * third of the system calls of a small exchange, and a client that hangs up
+ * meanwhile goes unnoticed until the upstream answers. So the connection
+ * stays polled, with h2o's reading turned off (h2o_socket_dont_read: the
+ * bytes stay in the kernel, and the request, which points into h2o's input
+ * buffer, stays valid), and what wakes it is peeked at: an end or an error is
+ * the client gone (client_gone), data is a request sent ahead, left to h2o
+ * (the watch ends). h2o reads again right after the request is disposed
+ * (on_dispose ends the watch), in the same turn: no epoll_ctl either way.
+ */
+static void on_client_event(h2o_socket_t *sock, const char *err);
+
+static void watch_client(struct proxy_gen *self)
+{
+    h2o_conn_t *conn = self->x.req->conn;
+    h2o_socket_t *sock;
+
+    if (self->x.req->version >= 0x200 || conn->callbacks->get_socket == NULL || (sock = conn->callbacks->get_socket(conn)) == NULL)
+        return;
+    h2o_socket_dont_read(sock, 1);
+    h2o_socket_read_start(sock, on_client_event);
+    self->client = sock;
+    h2o_linklist_insert(&mine->watched, &self->watched);
+}
+
+static void unwatch_client(struct proxy_gen *self)
+{
+    if (self->client == NULL)
+        return;
+    h2o_linklist_unlink(&self->watched);
+    h2o_socket_dont_read(self->client, 0);
+    h2o_socket_read_stop(self->client);
+    self->client = NULL;
+}
+
+/*
+ * The client closed its connection (or it broke) before the exchange ended:
+ * the upstream's work is for nobody. Before the head, the upstream
+ * connection is closed and the request ends as 499, as nginx logs it (the
+ * answer goes to a closed connection; the access log and the metrics keep
+ * it); during the body, the response is cut short.
+ */
+static void client_gone(struct proxy_gen *self)
+{
+    switch (self->phase) {
+    case PH_CONNECT:
+    case PH_SEND:
+    case PH_HEAD:
+        relink(self, NULL);
+        release(self, false);
+        self->phase = PH_DONE;
+        respond_error(&self->x, 499, "client_closed_request", "the client closed its connection before the upstream answered");
+        return;
+    case PH_BODY:
+        self->body_error = true;
+        body_over(self, false);
+        if (self->sending.bytes_inflight == 0)
+            do_send(self);
+        return;
+    case PH_DONE:
+        return;
+    }
+}
+
+static void on_client_event(h2o_socket_t *sock, const char *err)
+{
+    struct proxy_gen *self = NULL;
+    ssize_t n = 0;
+    char c;
+
+    /* A few exchanges per loop, and this runs only when a client acts out of turn. */
+    for (h2o_linklist_t *l = mine->watched.next; l != &mine->watched && self == NULL; l = l->next)
+        if (H2O_STRUCT_FROM_MEMBER(struct proxy_gen, watched, l)->client == sock)
+            self = H2O_STRUCT_FROM_MEMBER(struct proxy_gen, watched, l);
+    if (self == NULL) { /* not ours (cannot happen): leave the connection as h2o had it */
+        h2o_socket_dont_read(sock, 0);
+        h2o_socket_read_stop(sock);
+        return;
+    }
+    if (err == NULL) {
+        while ((n = recv(h2o_socket_get_fd(sock), &c, 1, MSG_PEEK | MSG_DONTWAIT)) == -1 && errno == EINTR)
+            ;
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return; /* nothing after all */
+    }
+    unwatch_client(self);
+    if (err != NULL || n <= 0)
+        client_gone(self);
+}
+
 static void on_dispose(void *p)
 {
     struct proxy_gen *self = p;
 
+    unwatch_client(self);
     if (h2o_timeout_is_linked(&self->timer))
         h2o_timeout_unlink(&self->timer);
     release(self, false);
@@ -635,6 +735,7 @@ void proxy_forward(struct proxy_upstream *u, const struct exchange *x, h2o_iovec
     self->started_ns = now_ns();
     self->phase = PH_CONNECT;
     relink(self, &t->connect);
+    watch_client(self);
     h2o_socket_t *idle = take_idle(u);
     if (idle != NULL) {
         on_connect(idle, NULL, self);

@@ -93,6 +93,8 @@ static const char *reason(int status)
         return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
+    case 499:
+        return "Client Closed Request"; /* nginx's name: never read by the client, which is gone */
     case 502:
         return "Bad Gateway";
     case 503:

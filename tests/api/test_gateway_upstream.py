@@ -19,6 +19,7 @@ connection pool, and HTTP/1.1 framing between client and upstream; on both backe
 import http.client
 import json
 import socket
+import struct
 import time
 import uuid
 from types import SimpleNamespace
@@ -28,7 +29,7 @@ import requests
 
 from conftest import LOG_TIMEOUT, ServerFactory, free_port, wait_until
 from test_hardening import http_request, parse_response, read_until_closed
-from upstream import SMUGGLED_BODY, Upstream, assert_gw_error, dead_port, gw_request, metric, parse_metrics
+from upstream import SMUGGLED_BODY, GwResponse, Upstream, assert_gw_error, dead_port, gw_request, metric, parse_metrics
 
 FIRST_BYTE_TIMEOUT = 1  # --upstream-first-byte-timeout, seconds (the smallest allowed)
 IDLE_TIMEOUT = 1  # --upstream-idle-timeout
@@ -289,6 +290,115 @@ def test_failed_exchanges_are_logged_once_with_a_warning_and_no_key(env):
     assert env.key not in env.server.log_text()
 
 
+# --------------------------------------------------------------------------- a client that leaves
+
+
+@pytest.fixture(scope="module")
+def patient(backend, apikeyd_bin, tmp_path_factory):
+    """A server that would wait a minute for an upstream's first byte, so that anything ended
+    sooner was ended by the client's leaving, not by a timeout."""
+    ups = {"hang": Upstream(mode="hang", name="hang"), "ok": Upstream(name="ok")}
+    metrics_port = free_port()
+    factory = ServerFactory(backend, tmp_path_factory.mktemp("gateway-patient"))
+    try:
+        server = factory("--route", f"/hang={ups['hang'].url}", "--route", f"/ok={ups['ok'].url}",
+                         "--metrics-listen", f"127.0.0.1:{metrics_port}", "--upstream-first-byte-timeout", 60)  # fmt: skip
+        yield SimpleNamespace(server=server, up=ups, metrics_port=metrics_port, key=server.account.key)
+    finally:
+        factory.close_all()
+        for u in ups.values():
+            u.close()
+
+
+def count_499(patient):
+    return metric(scrape(patient), "apikeyd_requests_total", route="gateway", method="GET", status="499") or 0
+
+
+def upstream_errors(patient):
+    return sum(metric(scrape(patient), "apikeyd_upstream_errors_total", route=route, reason=reason) or 0
+               for route in ("/hang", "/ok") for reason in ("connect", "timeout", "bad_response", "reset"))  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_a_client_that_leaves_frees_its_upstream_connection_at_once(patient, how):
+    """A client that closes its connection (or resets it) while the upstream has not answered:
+    apikeyd closes the upstream connection at once, not at the first-byte timeout (60 s here),
+    and the request ends as 499, in the access log and the metrics; not an upstream error."""
+    hang = patient.up["hang"]
+    before, errors = count_499(patient), upstream_errors(patient)
+    m = marker()
+    s = socket.create_connection(("127.0.0.1", patient.server.port), timeout=RAW_TIMEOUT)
+    try:
+        s.sendall(http_request("GET", f"/hang/{m}", [("Authorization", f"Bearer {patient.key}")]))
+        hang.wait(lambda u: u.matching(m), what="the request at the upstream")
+        assert hang.open_count() >= 1
+        if how == "reset":
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    finally:
+        s.close()
+    wait_until(lambda: hang.open_count() == 0, CLOSE_TIMEOUT, what="apikeyd to close the upstream connection")
+    wait_until(lambda: count_499(patient) == before + 1, LOG_TIMEOUT, what="the 499 in the metrics")
+    wait_until(lambda: [line for line in patient.server.log_text().splitlines() if f" /hang/{m} 499 " in line],
+               LOG_TIMEOUT, what="the access log line of the abandoned request")  # fmt: skip
+    assert upstream_errors(patient) == errors
+    assert send(patient, f"/ok/{marker()}").status == 200
+
+
+def test_a_half_closed_client_is_a_client_that_left(patient):
+    """A FIN is all a server sees of a client that leaves, so a client that half-closes (shuts
+    down its sending side) while the upstream works has left too: it reads the 499 in the API's
+    error shape, and the upstream connection is closed (nginx ends such a request as 499 too)."""
+    hang = patient.up["hang"]
+    m = marker()
+    with socket.create_connection(("127.0.0.1", patient.server.port), timeout=RAW_TIMEOUT) as s:
+        s.sendall(http_request("GET", f"/hang/{m}", [("Authorization", f"Bearer {patient.key}")]))
+        hang.wait(lambda u: u.matching(m), what="the request at the upstream")
+        s.shutdown(socket.SHUT_WR)
+        raw = read_until_closed(s)
+    response, _ = parse_response(raw)
+    r = GwResponse(response.status_code, "", list(response.headers.items()), response.content)
+    assert_upstream_error(r, 499, "client_closed_request")  # as docs/openapi.yaml's GatewayRoute has it
+    wait_until(lambda: hang.open_count() == 0, CLOSE_TIMEOUT, what="apikeyd to close the upstream connection")
+
+
+def test_a_request_sent_while_the_upstream_works_waits_its_turn(patient):
+    """A client that sends its next request before the answer to the first (pipelining, in two
+    writes): the first is answered, then the second, in order, each authenticated on its own;
+    nothing is mistaken for the client leaving."""
+    ok = patient.up["ok"]
+    first, second = marker(), marker()
+    auth = [("Authorization", f"Bearer {patient.key}")]
+    with socket.create_connection(("127.0.0.1", patient.server.port), timeout=RAW_TIMEOUT) as s:
+        s.sendall(http_request("GET", f"/ok/{first}?up=hang&after=0.5", auth))
+        ok.wait(lambda u: u.matching(first), what="the first request at the upstream")
+        s.sendall(http_request("GET", f"/ok/{second}", auth + [("Connection", "close")]))
+        raw = read_until_closed(s)
+    r1, rest = parse_response(raw)
+    r2, _ = parse_response(rest)
+    assert r1.status_code == 200 and json.loads(r1.content)["target"] == f"/{first}?up=hang&after=0.5", raw[:300]
+    assert r2.status_code == 200 and json.loads(r2.content)["target"] == f"/{second}", rest[:300]
+    assert len(ok.matching(second)) == 1
+
+
+def test_a_client_that_leaves_mid_body_stops_the_download(patient):
+    """A client that reads the head of a large download and leaves: the upstream connection is
+    closed and the upstream stops sending long before the body's end."""
+    ok = patient.up["ok"]
+    size = 512 * 1024 * 1024
+    sent_before = ok.body_bytes_sent
+    with socket.create_connection(("127.0.0.1", patient.server.port), timeout=RAW_TIMEOUT) as s:
+        s.sendall(http_request("GET", f"/ok/{marker()}?up=big&size={size}", [("Authorization", f"Bearer {patient.key}")]))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(65536)
+            assert chunk, head[:300]
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 200"), head[:300]
+    wait_until(lambda: ok.open_count() == 0, CLOSE_TIMEOUT, what="apikeyd to close the upstream connection")
+    assert ok.body_bytes_sent - sent_before < size // 4, ok.body_bytes_sent - sent_before
+    assert send(patient, f"/ok/{marker()}").status == 200
+
+
 # --------------------------------------------------------------------------- the connection pool
 
 
@@ -465,11 +575,10 @@ def test_header_folding_or_bare_cr_lf_never_reaches_the_upstream(env, raw_header
     as a well-formed header block (RFC 9112 5.2: obs-fold replaced by spaces) in which the only
     identity headers are apikeyd's. Never a line the upstream could parse differently."""
     m = marker()
-    head = f"GET /ok/{m} HTTP/1.1\r\nHost: apikeyd\r\nAuthorization: Bearer {env.key}\r\n".encode()
+    head = f"GET /ok/{m} HTTP/1.1\r\nHost: apikeyd\r\nConnection: close\r\nAuthorization: Bearer {env.key}\r\n".encode()
     req = head + raw_header + b"\r\n\r\n"
     with socket.create_connection(("127.0.0.1", env.server.port), timeout=RAW_TIMEOUT) as s:
-        s.sendall(req)
-        s.shutdown(socket.SHUT_WR)
+        s.sendall(req)  # no half-close: a client's FIN while the upstream works ends the exchange (499)
         raw = read_until_closed(s)
     for seen in env.up["ok"].matching(m):
         assert seen.bad is None, f"the upstream received a malformed head ({seen.bad}): {seen.raw_head!r}"

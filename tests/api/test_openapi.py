@@ -18,7 +18,8 @@ ALL_ERROR_CODES = set(ERROR_CODES) | {"insufficient_scope", "ip_not_allowed", "i
                                       "quota_exhausted", "invalid_cost",
                                       # issue 15: gateway mode, and h2o's own 417 in the API's envelope
                                       "invalid_path", "upgrade_not_supported", "upstream_unavailable",
-                                      "bad_upstream_response", "upstream_timeout", "expectation_failed"}  # fmt: skip
+                                      "bad_upstream_response", "upstream_timeout", "client_closed_request",
+                                      "expectation_failed"}  # fmt: skip
 
 # The seed's list response, verbatim.
 SEED_LIST_VERBATIM = {
