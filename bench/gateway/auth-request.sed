@@ -8,8 +8,7 @@ s/^worker_processes auto;$/worker_processes @WORKERS@;/
 s/^    access_log access\.log;$/    access_log off;/
 # - SO_REUSEPORT, like the plain proxy: one listener per worker;
 s/^\(        listen 127\.0\.0\.1:@GATEWAY_PORT@\);$/\1 reuseport;/
-# - HTTP/1.1 keep-alive to the API, exactly as the plain proxy has it, so that the only
-#   difference between the two is the auth_request. (The shipped file keeps connections
-#   alive to apikeyd, `keepalive 16`, but opens a new one to the API for every request.)
-/^    upstream api {$/,/^    }$/s/^\(        server 127\.0\.0\.1:@UPSTREAM_PORT@;\)$/\1\n        keepalive 64;/
-s/^\(            proxy_pass http:\/\/api;\)$/\1\n            proxy_http_version 1.1;\n            proxy_set_header Connection "";/
+# - as many idle keep-alive connections to the API as the plain proxy keeps (the shipped file
+#   keeps 32: HTTP/1.1 and `Connection ""` are in it already), so that the only difference
+#   between the two is the auth_request.
+/^    upstream api {$/,/^    }$/s/^\(        keepalive\) 32;.*$/\1 64;/

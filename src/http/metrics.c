@@ -15,6 +15,7 @@
 #include "core/keys.h"
 #include "core/throttle.h"
 #include "core/timefmt.h"
+#include "http/worker.h"
 #include "http/writer.h"
 
 #ifndef APIKEYD_VERSION
@@ -343,6 +344,12 @@ int metrics_render(const struct metrics_sources *src, char **ret, size_t *ret_le
         "# TYPE apikeyd_store_errors_total counter\napikeyd_store_errors_total %llu\n",
         (unsigned long long)n);
 
+    if (src != NULL && src->loops != NULL) {
+        put(&o, "# HELP apikeyd_connections Open client connections, by event loop (--threads).\n"
+                "# TYPE apikeyd_connections gauge\n");
+        for (unsigned i = 0; i < src->nloops; i++)
+            put(&o, "apikeyd_connections{loop=\"%u\"} %u\n", i, atomic_load_explicit(&src->loops[i].conns, memory_order_relaxed));
+    }
     if (src != NULL && src->writer != NULL)
         put(&o,
             "# HELP apikeyd_writer_queue_depth Writes waiting for the writer thread.\n"

@@ -14,6 +14,7 @@
 struct keys;
 struct writer;
 struct throttle;
+struct worker;
 
 /* The routes requests are counted by (the label `route`). */
 enum metrics_route {
@@ -88,6 +89,8 @@ struct metrics_sources {
     struct keys *keys;
     struct writer *writer;
     struct throttle *throttle;
+    const struct worker *loops; /* the event loops, for their connections (worker.h's conns), nloops of them */
+    unsigned nloops;
 };
 
 /*

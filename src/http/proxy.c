@@ -51,11 +51,18 @@ struct idle_conn {
     h2o_timeout_entry_t timer;
 };
 
-/* Each event loop's timeout lists, its idle connections per upstream (index), and the exchanges whose client it watches. */
+/*
+ * Each event loop's timeout lists, its idle connections per upstream (index),
+ * the exchanges whose client it watches, spare idle_conn records, and the
+ * response head being parsed (3 KiB: in a request's pool it would be a
+ * malloc and a free per request, as h2o's pool takes large blocks from malloc).
+ */
 struct proxy_thread {
     h2o_timeout_t connect, first_byte, idle;
     h2o_linklist_t idle_conns[ROUTES_MAX];
     h2o_linklist_t watched;
+    h2o_linklist_t spare;
+    struct up_head head;
 };
 
 static struct proxy_timeouts timeouts = {.connect_ms = 5000, .first_byte_ms = 60000, .idle_ms = 2000};
@@ -80,7 +87,6 @@ struct proxy_gen {
     enum phase phase;
     h2o_timeout_entry_t timer;
     uint64_t started_ns;
-    struct up_head *head; /* in the request's pool, while the head is parsed */
     struct up_body body;
     bool keep_alive;       /* the connection is kept idle for this loop's next request once the body is read */
     bool paused;           /* reading the upstream is stopped until the client catches up */
@@ -129,6 +135,7 @@ static struct proxy_thread *thread_state(h2o_context_t *ctx)
     for (size_t i = 0; i < ROUTES_MAX; i++)
         h2o_linklist_init_anchor(&mine->idle_conns[i]);
     h2o_linklist_init_anchor(&mine->watched);
+    h2o_linklist_init_anchor(&mine->spare);
     return mine;
 }
 
@@ -153,13 +160,21 @@ static void relink(struct proxy_gen *self, h2o_timeout_t *t)
  * whole body read, nothing after it) is kept idle (keep_idle), any other is
  * closed. A pending connect is cancelled.
  */
-static void idle_close(struct idle_conn *ic)
+/* An idle_conn record back to this loop's spares (a loop keeps as many as it ever had connections idle at once). */
+static void idle_put(struct idle_conn *ic)
 {
     h2o_linklist_unlink(&ic->link);
     if (h2o_timeout_is_linked(&ic->timer))
         h2o_timeout_unlink(&ic->timer);
-    h2o_socket_close(ic->sock);
-    free(ic);
+    h2o_linklist_insert(&mine->spare, &ic->link);
+}
+
+static void idle_close(struct idle_conn *ic)
+{
+    h2o_socket_t *sock = ic->sock;
+
+    idle_put(ic);
+    h2o_socket_close(sock);
 }
 
 /* An idle connection spoke: the upstream closed it (or sent what nobody asked for). Either way it is done. */
@@ -177,9 +192,12 @@ static void on_idle_timeout(h2o_timeout_entry_t *entry)
 /* Keeps `sock` for the next request of this loop to the same upstream, or closes it. */
 static void keep_idle(struct proxy_gen *self, h2o_socket_t *sock)
 {
-    struct idle_conn *ic = malloc(sizeof(*ic));
+    struct idle_conn *ic;
 
-    if (ic == NULL) {
+    if (!h2o_linklist_is_empty(&mine->spare)) {
+        ic = H2O_STRUCT_FROM_MEMBER(struct idle_conn, link, mine->spare.next);
+        h2o_linklist_unlink(&ic->link);
+    } else if ((ic = malloc(sizeof(*ic))) == NULL) {
         h2o_socket_close(sock);
         return;
     }
@@ -203,10 +221,7 @@ static h2o_socket_t *take_idle(struct proxy_upstream *u)
         return NULL;
     ic = H2O_STRUCT_FROM_MEMBER(struct idle_conn, link, list->next);
     sock = ic->sock;
-    h2o_linklist_unlink(&ic->link);
-    if (h2o_timeout_is_linked(&ic->timer))
-        h2o_timeout_unlink(&ic->timer);
-    free(ic);
+    idle_put(ic);
     h2o_socket_read_stop(sock);
     return sock;
 }
@@ -430,16 +445,14 @@ static void on_head_read(h2o_socket_t *sock, const char *err)
              "the upstream closed the connection without answering");
         return;
     }
-    if (self->head == NULL)
-        self->head = h2o_mem_alloc_pool(&self->x.req->pool, sizeof(*self->head));
-    if ((r = upstream_parse_head(sock->input->bytes, sock->input->size, self->is_head, self->head, &why)) == 0)
+    if ((r = upstream_parse_head(sock->input->bytes, sock->input->size, self->is_head, &mine->head, &why)) == 0)
         return; /* more to come */
     if (r < 0) {
         fail(self, MU_BAD_RESPONSE, why, 502, "bad_upstream_response", "the upstream's answer is not valid HTTP/1.1");
         return;
     }
     relink(self, NULL);
-    start_response(self, sock, self->head);
+    start_response(self, sock, &mine->head);
 }
 
 static void on_request_sent(h2o_socket_t *sock, const char *err)

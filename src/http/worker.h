@@ -8,6 +8,7 @@
 
 #include <h2o.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "http/writer.h"
 
@@ -17,7 +18,9 @@ struct worker {
     h2o_socket_t *listener;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t stop_receiver;
-    struct writer_inbox reply_receiver; /* writer jobs coming back */
+    h2o_multithread_receiver_t conn_receiver; /* connections another loop accepted for this one (server.c) */
+    _Atomic unsigned conns;                   /* client connections this loop serves, or is being handed */
+    struct writer_inbox reply_receiver;       /* writer jobs coming back */
     struct writer *writer;
     h2o_multithread_message_t stop_msg;
     size_t inflight; /* writer jobs submitted and not yet answered; touched only by this loop */

@@ -9,6 +9,7 @@
   is one line and exit 2.
 """
 
+import http.client
 import json
 import os
 import re
@@ -89,6 +90,37 @@ def test_metrics_count_the_traffic_sent(metered):
     assert sample(text, "apikeyd_writer_queue_depth") == 0
     assert sample(text, "apikeyd_store_errors_total") == 0
     assert sample(text, "apikeyd_throttled_addresses") == 0
+
+
+def test_connections_are_spread_evenly_over_the_loops(server_factory):
+    """Keep-alive connections stay on the loop that took them, and which loop takes a connection
+    is chance: apikeyd hands a new connection to the loop with the fewest when the one that took
+    it has 2 more (contract: apikeyd_connections{loop}), so 4 loops serving 40 connections hold
+    10 +- 2 each, and every connection is served."""
+    port = free_port()
+    server = server_factory("--metrics-listen", f"127.0.0.1:{port}", "--threads", "4")
+    conns = []
+    try:
+        for _ in range(40):
+            c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+            conns.append(c)
+        counts = [sample(scrape(port), "apikeyd_connections", loop=str(i)) for i in range(4)]
+        assert None not in counts and sum(counts) == 40, counts
+        assert max(counts) - min(counts) <= 2, counts
+        for c in conns:  # every connection still answers, wherever it was handed
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+    finally:
+        for c in conns:
+            c.close()
+    wait_until(lambda: sum(sample(scrape(port), "apikeyd_connections", loop=str(i)) for i in range(4)) == 0, 10,
+               what="the closed connections to leave the count")  # fmt: skip
 
 
 def metered_version():
