@@ -5,8 +5,7 @@
 #   2. the black-box API suite (pytest) against build/apikeyd; alongside it (the API tests mostly
 #      wait), the unit tests under valgrind (no error, no leak), with the heavy loops of the
 #      concurrency tests at 20% of their rounds (APIKEYD_TEST_SCALE, tests/unit/iterations.h):
-#      the full counts run in steps 1 and 4, and then the ASan build of step 3; then the tests
-#      marked `alone`, one at a time
+#      the full counts run in steps 1 and 4; then the tests marked `alone`, one at a time
 #   3. the unit tests, fuzz replay and API suite again against an ASan+UBSan build (on SQLite, and
 #      on PostgreSQL the files that drive its own C code); alongside its API tests (which mostly
 #      wait), the dashboard in headless chromium (tests/browser) against the release build, on
@@ -145,23 +144,9 @@ browser_release() { # browser_release IGNORED: the browser tests against the rel
     browser_tests build
 }
 
-ASAN_FLAGS=(-DAPIKEYD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug "${FLAGS[@]}")
-
-valgrind_then_asan_build() { # valgrind_then_asan_build BUILD_DIR: valgrind_units, then the ASan build step 3 uses
-    local rc=0
-    valgrind_units "$1" || rc=$?
-    echo "== [${SECONDS} s] asan: build (build-asan), alongside the release API tests"
-    cmake -S . -B build-asan "${ASAN_FLAGS[@]}" >/dev/null &&
-        cmake --build build-asan -j "$JOBS" >"$LOGS/build-asan-alongside.log" 2>&1 ||
-        { cat "$LOGS/build-asan-alongside.log"; return 1; }
-    return "$rc"
-}
-
 bash scripts/deps.sh
-# The unit tests under valgrind, one program at a time, then the ASan build (step 3 finds it
-# built), alongside the release API tests, which mostly wait (measured 2026-12-03: the release
-# API tests took 366 s, valgrind 153 s of them, and the ASan build 40 s on its own after them).
-ALONGSIDE=valgrind_then_asan_build VALGRIND_JOBS=1 run_suite build release "$RELEASE_WORKERS" "${FLAGS[@]}"
+# The unit tests under valgrind, one program at a time, alongside the release API tests.
+ALONGSIDE=valgrind_units VALGRIND_JOBS=1 run_suite build release "$RELEASE_WORKERS" "${FLAGS[@]}"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # The dashboard in chromium alongside the ASan API tests: both mostly wait (measured 2026-12-02,
@@ -177,5 +162,5 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ASAN_PG_FILES="test_multi_instance or test_notify_hostile or test_partition or test_faults or test_ratelimit_multi or \
 test_quota_multi or test_lifecycle_multi or test_usage or test_backup or test_migration or test_persistence"
 API_SELECT="not postgres or $ASAN_PG_FILES" APIKEYD_RATE_WINDOWS=3 ALONGSIDE=browser_release \
-    run_suite build-asan asan "$ASAN_WORKERS" "${ASAN_FLAGS[@]}"
+    run_suite build-asan asan "$ASAN_WORKERS" -DAPIKEYD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug "${FLAGS[@]}"
 rm -rf "$LOGS"
