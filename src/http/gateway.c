@@ -28,26 +28,6 @@ static struct api_handler *bound; /* gateway_bind's: every route authenticates w
 /* Room for the identity headers: names, two ids, a type, a prefix, scopes, a date, the request id. */
 #define IDENTITY_MAX (256 + SCOPE_TEXT_MAX + RESPOND_REQUEST_ID_MAX)
 
-static char *put(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-
-#define PUTLIT(p, lit) put((p), (lit), sizeof(lit) - 1)
-
-static char *put_id(char *p, int64_t v)
-{
-    char digits[24];
-    size_t n = 0;
-    uint64_t u = v < 0 ? 0 : (uint64_t)v; /* ids are positive */
-
-    do
-        digits[sizeof(digits) - ++n] = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    return put(p, digits + sizeof(digits) - n, n);
-}
-
 /*
  * The headers the upstream learns the caller from, as the verify endpoint's
  * 204 gives them, and the request's id. The client's own headers of these
@@ -58,36 +38,20 @@ static char *put_id(char *p, int64_t v)
  */
 static h2o_iovec_t identity(struct exchange *x, const struct principal *who)
 {
-    char buf[IDENTITY_MAX], when[TIMEFMT_LEN + 1], *p = buf;
-    const char *rid = exchange_request_id(x), *type;
+    char buf[IDENTITY_MAX], when[TIMEFMT_LEN + 1];
+    size_t off = 0;
 
     if (who != NULL) {
-        type = key_type_name(who->type);
-        p = PUTLIT(p, "x-account-id: ");
-        p = put_id(p, who->account_id);
-        p = PUTLIT(p, "\r\nx-key-id: ");
-        p = put_id(p, who->key_id);
-        p = PUTLIT(p, "\r\nx-key-type: ");
-        p = put(p, type, strlen(type));
-        p = PUTLIT(p, "\r\nx-key-prefix: ");
-        p = put(p, who->prefix, strlen(who->prefix));
-        p = PUTLIT(p, "\r\n");
-        if (who->restricted) {
-            p = PUTLIT(p, "x-key-scopes: ");
-            p = put(p, who->scopes, who->scopes_len);
-            p = PUTLIT(p, "\r\n");
-        }
+        off += (size_t)snprintf(buf, IDENTITY_MAX, "x-account-id: %lld\r\nx-key-id: %lld\r\nx-key-type: %s\r\nx-key-prefix: %s\r\n",
+                                (long long)who->account_id, (long long)who->key_id, key_type_name(who->type), who->prefix);
+        if (who->restricted)
+            off += (size_t)snprintf(buf + off, IDENTITY_MAX - off, "x-key-scopes: %.*s\r\n", (int)who->scopes_len, who->scopes);
         if (who->expires_at != 0 && who->expires_at - timefmt_now() <= LIFECYCLE_SOON_S &&
-            timefmt_format(who->expires_at, when, sizeof(when)) == 0) {
-            p = PUTLIT(p, "x-key-expires-at: ");
-            p = put(p, when, strlen(when));
-            p = PUTLIT(p, "\r\n");
-        }
+            timefmt_format(who->expires_at, when, sizeof(when)) == 0)
+            off += (size_t)snprintf(buf + off, IDENTITY_MAX - off, "x-key-expires-at: %s\r\n", when);
     }
-    p = PUTLIT(p, "x-request-id: ");
-    p = put(p, rid, strlen(rid));
-    p = PUTLIT(p, "\r\n");
-    return h2o_strdup(&x->req->pool, buf, (size_t)(p - buf));
+    off += (size_t)snprintf(buf + off, IDENTITY_MAX - off, "x-request-id: %s\r\n", exchange_request_id(x));
+    return h2o_strdup(&x->req->pool, buf, off);
 }
 
 /*

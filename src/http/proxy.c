@@ -52,16 +52,17 @@ struct idle_conn {
 };
 
 /*
- * Each event loop's timeout lists, its idle connections per upstream (index),
- * the exchanges whose client it watches, spare idle_conn records, and the
- * response head being parsed (3 KiB: in a request's pool it would be a
- * malloc and a free per request, as h2o's pool takes large blocks from malloc).
+ * Each event loop's timeout lists, its idle connections per upstream (index)
+ * and their records (recycled: one is taken and given back per request), the
+ * exchanges whose client it watches, and the response head being parsed
+ * (3 KiB: in a request's pool it would be a malloc and a free per request, as
+ * h2o's pool takes large blocks from malloc).
  */
 struct proxy_thread {
     h2o_timeout_t connect, first_byte, idle;
     h2o_linklist_t idle_conns[ROUTES_MAX];
+    h2o_mem_recycle_t idle_records;
     h2o_linklist_t watched;
-    h2o_linklist_t spare;
     struct up_head head;
 };
 
@@ -134,8 +135,8 @@ static struct proxy_thread *thread_state(h2o_context_t *ctx)
     h2o_timeout_init(ctx->loop, &mine->idle, timeouts.idle_ms);
     for (size_t i = 0; i < ROUTES_MAX; i++)
         h2o_linklist_init_anchor(&mine->idle_conns[i]);
+    mine->idle_records.max = 1024;
     h2o_linklist_init_anchor(&mine->watched);
-    h2o_linklist_init_anchor(&mine->spare);
     return mine;
 }
 
@@ -155,18 +156,13 @@ static void relink(struct proxy_gen *self, h2o_timeout_t *t)
         h2o_timeout_link(self->x.req->conn->ctx->loop, t, &self->timer);
 }
 
-/*
- * Lets go of the upstream: a connection whose exchange ended cleanly (the
- * whole body read, nothing after it) is kept idle (keep_idle), any other is
- * closed. A pending connect is cancelled.
- */
-/* An idle_conn record back to this loop's spares (a loop keeps as many as it ever had connections idle at once). */
+/* Takes an idle connection's record off its list and timer, and gives it back to the loop's recycler. */
 static void idle_put(struct idle_conn *ic)
 {
     h2o_linklist_unlink(&ic->link);
     if (h2o_timeout_is_linked(&ic->timer))
         h2o_timeout_unlink(&ic->timer);
-    h2o_linklist_insert(&mine->spare, &ic->link);
+    h2o_mem_free_recycle(&mine->idle_records, ic);
 }
 
 static void idle_close(struct idle_conn *ic)
@@ -192,15 +188,8 @@ static void on_idle_timeout(h2o_timeout_entry_t *entry)
 /* Keeps `sock` for the next request of this loop to the same upstream, or closes it. */
 static void keep_idle(struct proxy_gen *self, h2o_socket_t *sock)
 {
-    struct idle_conn *ic;
+    struct idle_conn *ic = h2o_mem_alloc_recycle(&mine->idle_records, sizeof(*ic));
 
-    if (!h2o_linklist_is_empty(&mine->spare)) {
-        ic = H2O_STRUCT_FROM_MEMBER(struct idle_conn, link, mine->spare.next);
-        h2o_linklist_unlink(&ic->link);
-    } else if ((ic = malloc(sizeof(*ic))) == NULL) {
-        h2o_socket_close(sock);
-        return;
-    }
     memset(ic, 0, sizeof(*ic));
     ic->sock = sock;
     ic->timer.cb = on_idle_timeout;
@@ -226,6 +215,11 @@ static h2o_socket_t *take_idle(struct proxy_upstream *u)
     return sock;
 }
 
+/*
+ * Lets go of the upstream: a connection whose exchange ended cleanly (the
+ * whole body read, nothing after it) is kept idle (keep_idle), any other is
+ * closed. A pending connect is cancelled.
+ */
 static void release(struct proxy_gen *self, bool reusable)
 {
     if (self->connecting != NULL) {
