@@ -70,10 +70,13 @@ class Upstream:
 
     def __init__(self):
         self.seen = []
+        self.peers = []  # the client port of every request: connections nginx kept alive repeat
         self.lock = threading.Lock()
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, when nginx asks for it
+
             def handle_any(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -88,6 +91,7 @@ class Upstream:
                 }
                 with upstream.lock:
                     upstream.seen.append(echo)
+                    upstream.peers.append(self.client_address[1])
                 out = json.dumps(echo).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -333,6 +337,17 @@ def test_valid_keys_reach_the_upstream_with_their_identity(gateway):
     sandbox = globex.client.create("Globex sandbox", "sandbox")
     r = gateway.get("/v1/things", key=sandbox["api_key"])
     assert_reached(r, globex, sandbox["id"], "sandbox", sandbox["api_key"])
+
+
+def test_connections_to_the_api_are_kept_alive(gateway):
+    """The documented config reuses its connections to the API (keepalive, HTTP/1.1,
+    Connection ""), instead of opening one per request."""
+    acme = gateway.server.accounts[0]
+    first = len(gateway.upstream.peers)
+    for _ in range(10):
+        assert_reached(gateway.get(key=acme.key), acme, acme.primary_id, "production", acme.key)
+    ports = gateway.upstream.peers[first:]
+    assert len(ports) == 10 and len(set(ports)) < 10, f"one upstream connection per request: {ports}"
 
 
 def test_client_cannot_forge_the_identity_headers(gateway):
