@@ -674,8 +674,12 @@ def test_bad_cursors(world, tenant):
     admin_events = admin.get(ADMIN_AUDIT + f"?limit=1&account_id={tenant.id}").body["next_cursor"]
     own_events = tenant.client.get(ACCOUNT_AUDIT + "?limit=1").body["next_cursor"]
     assert admin_events is not None and own_events is not None
-    bad = ["garbage", "", "0", "-1", "1", cursor + "0", cursor[:-1], "0" + cursor, cursor.upper(), " " + cursor,
+    bad = ["garbage", "", "0", "-1", "1", cursor + "0", cursor[:-1], "0" + cursor, " " + cursor,
            admin_events, own_events, "9" * 30, cursor.replace(".", "")] + altered(cursor)  # fmt: skip
+    # The check in upper case, when it has a letter to raise: about 1 cursor in 1,850 has
+    # 16 decimal digits for a check, and its upper case is the cursor itself, which works.
+    if cursor.upper() != cursor:
+        bad.append(cursor.upper())
     for after in bad:
         r = admin.get(ADMIN_ACCOUNTS + "?after=" + after.replace(" ", "%20"))
         assert_error(r, 400, "invalid_cursor")
