@@ -44,7 +44,7 @@ def test_expiry_holds_on_every_instance_without_a_sweep(pg_factory):
     # Take the sweeps' periods far ahead: nothing but the hot path can refuse the key.
     a.psql("INSERT INTO sweeps (name, due_at) VALUES ('expired-keys', 4000000000), ('idle-keys', 4000000000)"
            " ON CONFLICT (name) DO UPDATE SET due_at = 4000000000")
-    key = create_key(a.client, expires_at=iso(time.time() + 3))
+    key = create_key(a.client, expires_at=iso(time.time() + 5))
     wait_until(lambda: verify(b, key["api_key"]).status_code == 204, PROPAGATION_TIMEOUT, what="the key on b")
     wait_until(lambda: verify(a, key["api_key"]).status_code == 401, 10, what="the expiry on a")
     for server in (a, b):

@@ -10,7 +10,6 @@ The counts are printed for docs/benchmarks.md.
 """
 
 import threading
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -31,6 +30,9 @@ DAY = 86400
 @pytest.fixture
 def cluster(pg_factory, tmp_path):
     clock = ShiftClock(tmp_path / "clock")
+    # Early in a (test) day: the key's daily refill must not come during the run.
+    now = clock.now()
+    clock.set(now - now % DAY + DAY + 10 - now)
     first = pg_factory("--auth-failures", "0", env=clock.env)
     servers = [first] + [pg_factory("--auth-failures", "0", env=clock.env, share=first) for _ in range(INSTANCES - 1)]
     return SimpleNamespace(servers=servers, clock=clock)
@@ -115,7 +117,13 @@ def run_until_half_then(cluster, fault, capsys):
     else:
         servers[2].stop()
     wait_until(lambda: min(spenders.refused[:2]) >= 30, 120, interval=0.05, what="the balance spent on the others")
-    time.sleep(2.0)  # an instance refusing asks the database again after a second: credits given back meanwhile are spent
+    # Spent to the end: nothing left in the database (what the stopped instance gave back has been
+    # leased again), then each live instance refusing requests sent after that, so that it holds
+    # nothing either (more refusals than it has clients: at least one was sent after the look).
+    wait_until(lambda: balance_in_db(servers[0], key["id"]) == 0, 30, what="the database balance at 0")
+    seen = list(spenders.refused)
+    wait_until(lambda: all(spenders.refused[i] > seen[i] + CLIENTS_PER_INSTANCE for i in range(2)), 30,
+               interval=0.01, what="every live instance refusing")  # fmt: skip
     spenders.stop()
     spenders.join()
     assert not spenders.problems, spenders.problems[:5]

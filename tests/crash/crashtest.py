@@ -442,6 +442,12 @@ class Run:
             time.sleep(self.rng.uniform(0, 0.002))
         else:  # around the once-a-second last_used flush, with verifications going on
             time.sleep(self.rng.uniform(0.9, 1.15))
+        if self.args.tamper and not self.tampered:
+            # The self-test needs an answered deactivation and an active key to tamper with: on a
+            # slow disk the drawn delay may end before the first; load on until both exist (bounded).
+            deadline = time.monotonic() + 20
+            while not self.tamperable() and time.monotonic() < deadline:
+                time.sleep(0.01)
         self.killing.set()
         rc = self.server.kill()
         self.kills += 1
@@ -544,6 +550,12 @@ class Run:
         self.unanswered_done += len(fresh)
         for oid in fresh:
             self.orphans[oid] = listed[oid]["is_active"]
+
+    def tamperable(self):
+        keys = list(self.all_keys())
+        return any(k.state == ACTIVE and k.pending is None for k in keys) and any(
+            k.state == INACTIVE and k.pending is None for k in keys
+        )
 
     def tamper(self):
         """Self-test of the checks (--tamper): while the server is down, lose an answered create
